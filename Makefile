@@ -1,0 +1,71 @@
+# evfleet: `make demo` (try it, no servers needed) and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYBAMM_DISABLE_TELEMETRY := true
+
+.PHONY: help venv migrate demo serve test lint format check-project pytest test-fast bench schema clean
+
+help:
+	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT)"
+	@echo "make test   - lint, Django checks, migrations check, OpenAPI validation, the test suite"
+	@echo "make bench  - the speed and scale benchmarks (writes bench/results/)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+migrate: venv
+	@mkdir -p var
+	$(MANAGE) migrate --no-input
+
+demo: migrate
+	$(MANAGE) load_demo
+	$(MANAGE) run_night --all-depots
+	@echo
+	@echo "evfleet is serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it."
+	$(MANAGE) runserver $(HOST):$(PORT)
+
+serve: migrate
+	$(MANAGE) runserver $(HOST):$(PORT)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check-project: venv
+	$(MANAGE) check --fail-level WARNING
+	$(MANAGE) makemigrations --check --dry-run
+	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
+	DJANGO_ENV=production SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') ALLOWED_HOSTS=evfleet.example \
+		$(MANAGE) check --deploy --fail-level WARNING
+
+pytest: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# `make test` is what CI runs (with DATABASE_URL, REDIS_URL and EVFLEET_REQUIRE_SERVICES=1 set by .ci/run).
+test: lint check-project pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/run_all.py
+
+schema: venv
+	$(MANAGE) spectacular --validate --file docs/openapi.yaml
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BatteriesConfig(AppConfig):
+    name = "batteries"
+    verbose_name = "Batteries"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChargingConfig(AppConfig):
+    name = "charging"
+    verbose_name = "Charging"

@@ -1,0 +1,101 @@
+"""Shared fixtures. Services (PostgreSQL, Redis) are *required* when EVFLEET_REQUIRE_SERVICES=1 (CI):
+a test that needs one then fails instead of skipping. On a bare machine those tests skip and say why.
+
+Imports of Django stay inside fixtures: the pure-core tests (optimizer, forecast) also run without Django.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+SERVICES_REQUIRED = os.environ.get("EVFLEET_REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(reason: str):
+    if SERVICES_REQUIRED:
+        pytest.fail(f"{reason} (EVFLEET_REQUIRE_SERVICES=1: services are required here)", pytrace=False)
+    pytest.skip(f"{reason}: run .ci/run or set DATABASE_URL / REDIS_URL to include this test")
+
+
+def pytest_report_header(config):
+    try:
+        from django.conf import settings
+
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        redis = settings.REDIS_URL or "not configured (tasks eager)"
+    except Exception:  # Django not configured: pure-core run
+        return "evfleet: Django not configured (pure-core tests only)"
+    return f"evfleet: database={engine}, redis={redis}, services required={SERVICES_REQUIRED}"
+
+
+@pytest.fixture
+def postgres(db):
+    """Skip (or fail in CI) unless the test database is PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        _missing_service("needs PostgreSQL as the database")
+    return connection
+
+
+@pytest.fixture
+def redis_url():
+    """A reachable Redis URL, or skip (fail in CI)."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        _missing_service("needs Redis (REDIS_URL is not set)")
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError as exc:
+        _missing_service(f"needs Redis at {settings.REDIS_URL}: {exc}")
+    return settings.REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request):
+    # The locmem/Redis cache outlives a test's database transaction: clear it so tests stay independent.
+    if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        from django.core.cache import cache
+
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def two_depots(db):
+    """Two depots of one organisation, each with its own staff member, manager and a vehicle.
+
+    The common arrangement for isolation tests: whatever belongs to depot B must be invisible and
+    unchangeable for depot A's people.
+    """
+    from tests import factories as f
+
+    org = f.OrganizationFactory()
+    depot_a = f.DepotFactory(organization=org, name="Hermosillo", code="hmo")
+    depot_b = f.DepotFactory(organization=org, name="Nogales", code="nog")
+    world = {
+        "org": org,
+        "depot_a": depot_a,
+        "depot_b": depot_b,
+        "staff_a": f.UserFactory(username="staff_a"),
+        "manager_a": f.UserFactory(username="manager_a"),
+        "staff_b": f.UserFactory(username="staff_b"),
+        "vehicle_a": f.VehicleFactory(organization=org, home_depot=depot_a),
+        "vehicle_b": f.VehicleFactory(organization=org, home_depot=depot_b),
+    }
+    f.MembershipFactory(user=world["staff_a"], depot=depot_a, role="staff")
+    f.MembershipFactory(user=world["manager_a"], depot=depot_a, role="manager")
+    f.MembershipFactory(user=world["staff_b"], depot=depot_b, role="staff")
+    return world
