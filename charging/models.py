@@ -181,3 +181,153 @@ class Connector(DepotScoped, models.Model):
                     % {"kw": self.charger.max_kw}
                 }
             )
+
+
+class ChargingPlan(DepotScoped, models.Model):
+    """The optimizer's answer for one depot night, kept with its input so it can be explained and replayed.
+
+    Re-planning adds a version and supersedes the active one: history is never overwritten, and the
+    database allows one active plan per depot and night.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SUPERSEDED = "superseded", _("Superseded")
+        FAILED = "failed", _("Failed")
+
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", _("Nightly planning")
+        EVENT = "event", _("Re-plan after an event")
+        MANUAL = "manual", _("Re-plan on request")
+
+    depot = models.ForeignKey(Depot, on_delete=models.PROTECT, related_name="charging_plans")
+    service_night = models.DateField(help_text=_("Local date of the evening the night starts."))
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.NIGHTLY)
+    trigger_detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    horizon_start = models.DateTimeField()
+    slot_minutes = models.PositiveSmallIntegerField()
+    num_slots = models.PositiveSmallIntegerField()
+    method = models.CharField(max_length=40, blank=True)
+    solver_status = models.CharField(max_length=40, blank=True)
+    solve_seconds = models.FloatField(default=0)
+    energy_kwh = models.FloatField(default=0)
+    energy_cost = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    demand_cost = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    peak_kw = models.FloatField(default=0)
+    site_limit_kw = models.FloatField(
+        default=0, help_text=_("Lowest site limit over the night (grid minus base load).")
+    )
+    shortfall_kwh = models.FloatField(default=0)
+    vehicles_short = models.PositiveIntegerField(default=0)
+    lp_bound = models.FloatField(null=True, blank=True)
+    gap_pct = models.FloatField(null=True, blank=True, help_text=_("Cost above the LP relaxation bound, in %."))
+    instance = models.JSONField(help_text=_("The optimizer input, as documented in docs/optimizer.md."))
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-service_night", "depot", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["depot", "service_night", "version"], name="plan_version_unique"),
+            models.UniqueConstraint(
+                fields=["depot", "service_night"],
+                condition=Q(status="active"),
+                name="one_active_plan_per_depot_night",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.depot} {self.service_night} v{self.version}"
+
+    @property
+    def total_cost(self):
+        return self.energy_cost + self.demand_cost
+
+
+class PlannedCharge(DepotScoped, models.Model):
+    """One vehicle in a plan: its connector, its power in every slot, and whether it will be ready."""
+
+    depot_path = "plan__depot"
+
+    plan = models.ForeignKey(ChargingPlan, on_delete=models.CASCADE, related_name="charges")
+    vehicle = models.ForeignKey("fleet.Vehicle", on_delete=models.PROTECT, related_name="planned_charges")
+    connector = models.ForeignKey(
+        Connector, on_delete=models.SET_NULL, null=True, blank=True, related_name="planned_charges"
+    )
+    arrival_at = models.DateTimeField()
+    departure_at = models.DateTimeField()
+    plug_in_at = models.DateTimeField(null=True, blank=True)
+    plug_out_at = models.DateTimeField(null=True, blank=True)
+    arrival_soc_pct = models.FloatField()
+    required_soc_pct = models.FloatField()
+    departure_soc_pct = models.FloatField()
+    energy_kwh = models.FloatField(default=0)
+    shortfall_kwh = models.FloatField(default=0)
+    shortfall_reason = models.CharField(max_length=200, blank=True)
+    power_kw = models.JSONField(default=list, help_text=_("Grid-side kW in each slot of the plan's horizon."))
+
+    class Meta:
+        ordering = ["plan", "departure_at"]
+        constraints = [models.UniqueConstraint(fields=["plan", "vehicle"], name="one_charge_per_vehicle_in_plan")]
+
+    def __str__(self) -> str:
+        return f"{self.vehicle} in {self.plan}"
+
+    @property
+    def ready(self) -> bool:
+        return self.shortfall_kwh <= 0.05
+
+
+class Alert(DepotScoped, models.Model):
+    """Something a person must look at. ``key`` de-duplicates: re-planning does not repeat an open alert."""
+
+    depot_path = "depot"
+    organization_path = "organization"
+
+    class Kind(models.TextChoices):
+        VEHICLE_NOT_READY = "vehicle_not_ready", _("Vehicle will not be ready")
+        GRID_LIMIT_TOO_LOW = "grid_limit_too_low", _("Grid limit too low for the night")
+        NO_COMPATIBLE_CONNECTOR = "no_compatible_connector", _("No compatible connector")
+        ABNORMAL_AGEING = "abnormal_ageing", _("Abnormal battery ageing")
+        CHARGER_FAULT = "charger_fault", _("Charger fault")
+        JOB_FAILED = "job_failed", _("Overnight job failed")
+
+    class Severity(models.TextChoices):
+        INFO = "info", _("Info")
+        WARNING = "warning", _("Warning")
+        CRITICAL = "critical", _("Critical")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alerts")
+    depot = models.ForeignKey(Depot, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.OPEN)
+    key = models.CharField(max_length=200, help_text=_("What the alert is about; one open alert per key."))
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    vehicle = models.ForeignKey("fleet.Vehicle", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    pack = models.ForeignKey("batteries.BatteryPack", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    plan = models.ForeignKey(ChargingPlan, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=~Q(status="resolved"), name="one_unresolved_alert_per_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["depot", "status"])]
+
+    def __str__(self) -> str:
+        return self.message
