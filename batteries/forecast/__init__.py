@@ -1,0 +1,66 @@
+"""Battery health forecast: pure Python (numpy, scipy, PyBaMM), no Django.
+
+Public API (see docs/forecast.md)::
+
+    from batteries.forecast import (
+        forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, prior_calibration,
+        PackSpec, DutyStats, BlockPlan, Climate, HealthObservation, AgeingCalibration, ForecastJob,
+        ForecastResult, ForecastPoint, Crossing,
+    )
+"""
+
+import os
+
+# Before anything imports PyBaMM: no telemetry prompt or network call from a server process.
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+
+from .calibrate import calibrate_cluster, calibrate_pack, enough_observations, prior_calibration  # noqa: E402
+from .fleet import FleetRun, duty_signature, forecast_fleet  # noqa: E402
+from .forecast import forecast_pack, prepare  # noqa: E402
+from .presets import PRESETS, get_preset  # noqa: E402
+from .trajectory import (  # noqa: E402
+    FLAG_DAY_NOT_COMPLETED,
+    FLAG_DUTY_EXCEEDS_CAPACITY,
+    FLAG_SOLVER_FAILED,
+    TrajectorySettings,
+)
+from .types import (  # noqa: E402
+    AgeingCalibration,
+    BlockPlan,
+    Climate,
+    Crossing,
+    DutyStats,
+    ForecastJob,
+    ForecastPoint,
+    ForecastResult,
+    HealthObservation,
+    PackSpec,
+)
+
+__all__ = [
+    "FLAG_DAY_NOT_COMPLETED",
+    "FLAG_DUTY_EXCEEDS_CAPACITY",
+    "FLAG_SOLVER_FAILED",
+    "PRESETS",
+    "AgeingCalibration",
+    "BlockPlan",
+    "Climate",
+    "Crossing",
+    "DutyStats",
+    "FleetRun",
+    "ForecastJob",
+    "ForecastPoint",
+    "ForecastResult",
+    "HealthObservation",
+    "PackSpec",
+    "TrajectorySettings",
+    "calibrate_cluster",
+    "calibrate_pack",
+    "duty_signature",
+    "enough_observations",
+    "forecast_fleet",
+    "forecast_pack",
+    "get_preset",
+    "prepare",
+    "prior_calibration",
+]

@@ -1,0 +1,146 @@
+"""One pack's forecast: SoH and resistance to the horizon, crossings, remaining life and a P10/P50/P90 band.
+
+The band comes from the lognormal ageing rate factor: the P10 (pessimistic) SoH is the trajectory at
+the 90th percentile of the rate, P90 at the 10th (fade is monotone in the rate). The three are
+simulated together (lockstep members of one trajectory, one batched solve per re-simulation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from .duty import DutyProfile, duty_profile, season_temperatures_k
+from .presets import get_preset
+from .simulate import day_model
+from .trajectory import MemberTrajectory, TrajectorySettings, add_months, simulate_members
+from .types import AgeingCalibration, Crossing, ForecastJob, ForecastPoint, ForecastResult
+
+Z90 = 1.2815515655446004  # standard normal quantile of 0.9
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job reduced to what the simulation needs (also the basis of the fleet's duty signature)."""
+
+    chemistry: str
+    profile: DutyProfile
+    season_temps_k: tuple[float, ...]
+    usable_soc_min: float
+
+
+def prepare(job: ForecastJob) -> PreparedJob:
+    preset = get_preset(job.pack.chemistry)
+    profile = duty_profile(job.pack, job.duty, job.climate)
+    temps = season_temperatures_k(job.climate, profile.self_heating_k, preset.activation_energy_j_mol)
+    return PreparedJob(job.pack.chemistry, profile, tuple(temps), job.pack.usable_soc_min)
+
+
+def band_factors(calibration: AgeingCalibration) -> tuple[float, float, float]:
+    """Rate factors giving the SoH P10, P50, P90 (P10 SoH = fast ageing = high rate)."""
+    f, s = calibration.rate_factor, calibration.log_sigma
+    return f * math.exp(Z90 * s), f, f * math.exp(-Z90 * s)
+
+
+def horizon_end(job: ForecastJob) -> dt.date:
+    return add_months(job.as_of, round(12 * job.horizon_years)) + dt.timedelta(days=1)
+
+
+def run_members(
+    prepared: PreparedJob,
+    start: dt.date,
+    end: dt.date,
+    factors: list[float],
+    settings: TrajectorySettings | None = None,
+) -> tuple[list[MemberTrajectory], int]:
+    return simulate_members(
+        day_model(prepared.chemistry),
+        prepared.profile,
+        list(prepared.season_temps_k),
+        prepared.usable_soc_min,
+        start,
+        end,
+        factors,
+        settings,
+    )
+
+
+def forecast_pack(job: ForecastJob, settings: TrajectorySettings | None = None) -> ForecastResult:
+    """Forecast one pack from its in-service date to ``as_of + horizon_years``.
+
+    Uses ``job.calibration`` (the prior if the pack was never calibrated). Never raises for a pack
+    whose duty outgrows its capacity or whose simulation fails: see ``ForecastResult.flags``.
+    """
+    prepared = prepare(job)
+    factors = list(band_factors(job.calibration))
+    members, n_days = run_members(prepared, job.in_service_date, horizon_end(job), factors, settings)
+    return assemble(job, prepared, members[0], members[1], members[2], n_days)
+
+
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+def crossing(member: MemberTrajectory, threshold_pct: float) -> dt.date | None:
+    soh = member.soh_pct
+    for k in range(1, len(soh)):
+        if soh[k] < threshold_pct <= soh[k - 1]:
+            d0, d1 = member.dates[k - 1].toordinal(), member.dates[k].toordinal()
+            frac = (soh[k - 1] - threshold_pct) / (soh[k - 1] - soh[k])
+            return dt.date.fromordinal(round(d0 + frac * (d1 - d0)))
+    return None
+
+
+def assemble(
+    job: ForecastJob,
+    prepared: PreparedJob,
+    low: MemberTrajectory,
+    mid: MemberTrajectory,
+    high: MemberTrajectory,
+    simulated_days: int,
+) -> ForecastResult:
+    """Build the result from the P10 (``low``), P50 and P90 (``high``) SoH trajectories."""
+    points = []
+    for date, soh, resistance in zip(mid.dates, mid.soh_pct, mid.resistance_factor, strict=True):
+        if date < job.as_of:
+            continue
+        # A band member that stopped (its duty no longer fits) has no value: the band ends with it.
+        p10 = low.value_at(date, low.soh_pct)
+        p90 = high.value_at(date, high.soh_pct)
+        points.append(ForecastPoint(date, round(soh, 3), _or_none(p10), _or_none(p90), round(resistance, 4)))
+
+    soh_now = mid.value_at(job.as_of, mid.soh_pct)
+    r_now = mid.value_at(job.as_of, mid.resistance_factor)
+    year_later = mid.value_at(add_months(job.as_of, 12), mid.soh_pct)
+    fade = soh_now - year_later if not math.isnan(year_later) else float("nan")
+
+    def cross(threshold: float) -> Crossing:
+        return Crossing(threshold, crossing(mid, threshold), crossing(low, threshold), crossing(high, threshold))
+
+    eol = cross(80.0)
+    warranty = cross(job.pack.warranty_floor_soh_pct)
+    end = horizon_end(job)
+    candidates = [d for d in (eol.date, mid.stopped) if d is not None]
+    life_end = min(candidates) if candidates else end
+    rul_days = max((life_end - job.as_of).days, 0)
+    km = prepared.profile.km_per_day
+    return ForecastResult(
+        pack_id=job.pack_id,
+        as_of=job.as_of,
+        soh_now_pct=round(soh_now, 3),
+        resistance_factor_now=round(r_now, 4),
+        fade_pct_per_year=round(fade, 3),
+        points=points,
+        eol_80=eol,
+        warranty=warranty,
+        rul_days=rul_days,
+        rul_km=None if km is None else round(rul_days * km, 1),
+        # EFC per day = discharged energy / nameplate energy (charge + discharge over twice the capacity).
+        rul_efc=round(rul_days * prepared.profile.energy_fraction, 1),
+        rul_censored=not candidates,
+        calibration=job.calibration,
+        flags=sorted(set(mid.flags)),
+        end_of_duty_date=mid.stopped,
+        simulated_days=simulated_days,
+    )

@@ -1,0 +1,235 @@
+"""Chemistry presets: a PyBaMM parameter set plus the ageing parameters and their sources.
+
+Model (both chemistries): single-particle model (SPM), isothermal at the day's pack temperature, with
+
+* **SEI growth, "reaction limited"** (Butler-Volmer side reaction, rate parameter
+  "SEI reaction exchange current density [A.m-2]", Arrhenius through
+  "SEI growth activation energy [J.mol-1]"). It makes calendar ageing depend on temperature and on the
+  time spent at high SoC (low graphite potential), which is what depot charging policy changes.
+* **Loss of active material in the negative electrode, "current-driven"**: a rate proportional to the
+  current density (Ah throughput), with the same Arrhenius factor. It carries the cycle-ageing part, so
+  that more (and deeper) cycling ages a pack faster; SEI alone would not do that.
+
+Both rates are multiplied by one dimensionless **ageing rate factor** (``AGEING_FACTOR``, a PyBaMM
+``InputParameter``: 1.0 is the chemistry prior). Calibration fits that one number per pack.
+
+The prior rate constants are literature values times a *calibration factor* chosen so that an
+uncalibrated pack at about one equivalent full cycle per day at 25 degC loses roughly 2 % SoH per year,
+the average of large field studies of EV fleets (1.8-2.3 %/yr). See docs/forecast.md, "Prior tuning".
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from .types import Chemistry
+
+FARADAY = 96485.33212  # C/mol
+GAS_CONSTANT = 8.314462618  # J/(mol K)
+T_REF_K = 298.15
+
+# Names of the PyBaMM input parameters this package varies without rebuilding the model.
+AGEING_FACTOR = "Ageing rate factor"
+TEMPERATURE = "Ambient temperature [K]"
+
+
+@dataclass(frozen=True)
+class ChemistryPreset:
+    """Everything needed to build the ageing model of one chemistry.
+
+    ``sei_exchange_current_a_m2`` and ``lam_rate_per_a_m2`` are the *tuned* prior values
+    (literature value x calibration factor, both kept here so the tuning is visible).
+    """
+
+    chemistry: Chemistry
+    parameter_set: str
+    sei_exchange_current_literature_a_m2: float
+    sei_calibration_factor: float
+    lam_rate_per_a_m2: float  # s^-1 per (A/m^2) of electrode current density
+    #: Apparent activation energy of capacity fade (literature); used for the LAM rate and for the
+    #: Arrhenius averaging of temperatures.
+    activation_energy_j_mol: float
+    #: The SEI model's own parameter. Its Butler-Volmer term (overpotential over RT) already lowers the
+    #: rate when hot, which cuts the *apparent* activation energy by about alpha*F*(U_SEI - U_n)
+    #: ~ 12-14 kJ/mol; this parameter is raised by that much so the simulated fade shows the apparent
+    #: (literature) value. Checked in docs/forecast.md, "Prior tuning".
+    sei_activation_energy_j_mol: float
+    sei_overrides: dict[str, float] = field(default_factory=dict)
+    prior_log_sigma: float = 0.45
+    sources: tuple[str, ...] = ()
+
+    @property
+    def sei_exchange_current_a_m2(self) -> float:
+        return self.sei_exchange_current_literature_a_m2 * self.sei_calibration_factor
+
+    @property
+    def key(self) -> str:
+        return f"{self.chemistry}:{self.parameter_set}"
+
+
+# SEI block for the graphite anode of the LFP cell. Prada2013 ships none, so the graphite SEI values of
+# O'Kane et al. 2022 (PyBaMM set "OKane2022", which takes them from Yang et al. 2017 / Single et al.)
+# are used: the anode material (graphite) and the electrolyte family (LiPF6 in carbonates) are the same.
+# 2 Li per SEI molecule (Li2CO3 / (CH2OCO2Li)2), as in Safari et al. 2009 and PyBaMM's Mohtat2020.
+_GRAPHITE_SEI = {
+    "Ratio of lithium moles to SEI moles": 2.0,
+    "SEI partial molar volume [m3.mol-1]": 9.585e-05,
+    "SEI resistivity [Ohm.m]": 200000.0,
+    "SEI open-circuit potential [V]": 0.4,
+    "Initial SEI thickness [m]": 5e-09,
+    "SEI solvent diffusivity [m2.s-1]": 2.5e-22,
+    "Bulk solvent concentration [mol.m-3]": 2636.0,
+    "SEI growth transfer coefficient": 0.5,
+}
+
+PRESETS: dict[str, ChemistryPreset] = {
+    "LFP": ChemistryPreset(
+        chemistry="LFP",
+        parameter_set="Prada2013",
+        # O'Kane et al. 2022 (PCCP 24, 7909) graphite SEI exchange current density, x calibration factor.
+        sei_exchange_current_literature_a_m2=1.5e-07,
+        sei_calibration_factor=0.021,
+        lam_rate_per_a_m2=5.6e-10,
+        # Wang et al. 2011, "Cycle-life model for graphite-LiFePO4 cells", J. Power Sources 196, 3942:
+        # Ea = 31.5 kJ/mol for capacity loss of A123 26650 cells (the cell Prada2013 describes).
+        activation_energy_j_mol=31_500.0,
+        sei_activation_energy_j_mol=44_000.0,
+        sei_overrides=_GRAPHITE_SEI,
+        sources=(
+            "Prada et al. 2013, J. Electrochem. Soc. 160, A616 (cell parameters, PyBaMM 'Prada2013')",
+            "O'Kane et al. 2022, Phys. Chem. Chem. Phys. 24, 7909 (graphite SEI parameters)",
+            "Wang et al. 2011, J. Power Sources 196, 3942 (Ea = 31.5 kJ/mol, LFP/graphite)",
+            "Field fade 1.8-2.3 %/yr: large EV telematics studies (see docs/forecast.md)",
+        ),
+    ),
+    "NMC": ChemistryPreset(
+        chemistry="NMC",
+        parameter_set="OKane2022",
+        sei_exchange_current_literature_a_m2=1.5e-07,
+        sei_calibration_factor=0.023,
+        lam_rate_per_a_m2=2.6e-10,
+        # O'Kane et al. 2022: "SEI growth activation energy [J.mol-1]" = 38 kJ/mol.
+        activation_energy_j_mol=38_000.0,
+        sei_activation_energy_j_mol=50_000.0,
+        sei_overrides={"Ratio of lithium moles to SEI moles": 2.0},
+        sources=(
+            "O'Kane et al. 2022, Phys. Chem. Chem. Phys. 24, 7909 (LG M50 NMC811/graphite-SiOx, "
+            "SEI parameters, Ea = 38 kJ/mol; PyBaMM 'OKane2022')",
+            "Field fade 1.8-2.3 %/yr: large EV telematics studies (see docs/forecast.md)",
+        ),
+    ),
+}
+
+
+def get_preset(chemistry: str) -> ChemistryPreset:
+    try:
+        return PRESETS[chemistry]
+    except KeyError:
+        raise ValueError(f"unknown chemistry {chemistry!r}; known: {sorted(PRESETS)}") from None
+
+
+def arrhenius_factor(temperature_k: float, activation_energy_j_mol: float) -> float:
+    """Rate multiplier at ``temperature_k`` relative to 25 degC."""
+    return math.exp(activation_energy_j_mol / GAS_CONSTANT * (1.0 / T_REF_K - 1.0 / temperature_k))
+
+
+@dataclass(frozen=True)
+class CellConstants:
+    """Numbers of the model cell the forecast needs outside PyBaMM (capacity bookkeeping)."""
+
+    nominal_ah: float
+    electrode_area_m2: float
+    negative_volume_m3: float  # electrode volume (active material fraction not included)
+    c_max_negative: float
+    c_max_positive: float
+    positive_capacity_ah: float
+    eps_negative_new: float
+    lithium_ah_new: float  # cyclable lithium of a new cell, in Ah
+    v_min: float
+    v_max: float
+    sto_grid: np.ndarray
+    ocp_negative: np.ndarray
+    ocp_positive: np.ndarray
+
+    def negative_capacity_ah(self, eps_negative: float) -> float:
+        return eps_negative * self.negative_volume_m3 * self.c_max_negative * FARADAY / 3600.0
+
+
+def parameter_values(preset: ChemistryPreset) -> Any:
+    """PyBaMM ParameterValues of the preset, with the ageing rates tied to ``AGEING_FACTOR``."""
+    import pybamm  # imported lazily: importing the package must stay cheap
+
+    values = pybamm.ParameterValues(preset.parameter_set)
+    values.update(dict(preset.sei_overrides), check_already_exists=False)
+    factor = pybamm.InputParameter(AGEING_FACTOR)
+    lam_k = preset.lam_rate_per_a_m2
+    e_a = preset.activation_energy_j_mol
+
+    def lam_rate(current_density, temperature):
+        # Smooth |i| so the Jacobian stays continuous when the current changes sign.
+        magnitude = pybamm.sqrt(current_density**2 + 1e-6)
+        arrhenius = pybamm.exp(e_a / GAS_CONSTANT * (1 / T_REF_K - 1 / temperature))
+        return -factor * lam_k * magnitude * arrhenius
+
+    values.update(
+        {
+            "SEI reaction exchange current density [A.m-2]": preset.sei_exchange_current_a_m2 * factor,
+            "SEI growth activation energy [J.mol-1]": preset.sei_activation_energy_j_mol,
+            "Negative electrode current-driven LAM rate": lam_rate,
+            "Reference temperature [K]": T_REF_K,
+        },
+        check_already_exists=False,
+    )
+    return values
+
+
+def _ocp_table(values: Any, name: str, sto: np.ndarray) -> np.ndarray:
+    import pybamm
+
+    function = values[name]
+    n_args = len(inspect.signature(function).parameters)
+    args = {"sto": pybamm.Vector(sto), "T": pybamm.Scalar(T_REF_K)}
+    symbol = pybamm.FunctionParameter(name, dict(list(args.items())[:n_args]))
+    return np.asarray(values.process_symbol(symbol).evaluate()).ravel()
+
+
+@cache
+def cell_constants(chemistry: str) -> CellConstants:
+    """Geometry, lithium inventory and tabulated OCPs of the preset's model cell (cached)."""
+    preset = get_preset(chemistry)
+    values = parameter_values(preset)
+    area = values["Electrode height [m]"] * values["Electrode width [m]"]
+    area *= values["Number of electrodes connected in parallel to make a cell"]
+    vol_n = values["Negative electrode thickness [m]"] * area
+    vol_p = values["Positive electrode thickness [m]"] * area
+    c_n = values["Maximum concentration in negative electrode [mol.m-3]"]
+    c_p = values["Maximum concentration in positive electrode [mol.m-3]"]
+    eps_n = values["Negative electrode active material volume fraction"]
+    eps_p = values["Positive electrode active material volume fraction"]
+    q_p = eps_p * vol_p * c_p * FARADAY / 3600.0
+    q_n = eps_n * vol_n * c_n * FARADAY / 3600.0
+    x_init = values["Initial concentration in negative electrode [mol.m-3]"] / c_n
+    y_init = values["Initial concentration in positive electrode [mol.m-3]"] / c_p
+    # Stoichiometry grid avoids the exact ends, where some OCP fits diverge (log terms).
+    sto = np.linspace(1e-4, 1 - 1e-4, 4001)
+    return CellConstants(
+        nominal_ah=values["Nominal cell capacity [A.h]"],
+        electrode_area_m2=area,
+        negative_volume_m3=vol_n,
+        c_max_negative=c_n,
+        c_max_positive=c_p,
+        positive_capacity_ah=q_p,
+        eps_negative_new=eps_n,
+        lithium_ah_new=x_init * q_n + y_init * q_p,
+        v_min=values["Lower voltage cut-off [V]"],
+        v_max=values["Upper voltage cut-off [V]"],
+        sto_grid=sto,
+        ocp_negative=_ocp_table(values, "Negative electrode OCP [V]", sto),
+        ocp_positive=_ocp_table(values, "Positive electrode OCP [V]", sto),
+    )

@@ -1,0 +1,192 @@
+"""The PyBaMM side: one built model per chemistry, and "simulate these days from these states".
+
+The model is built and discretised once per chemistry (cached in-process). Everything that changes
+between packs, seasons and extrapolation steps is a ``pybamm.InputParameter``: the eight segment
+currents and boundaries of the day, the temperature, the ageing rate factor and the initial state
+(particle concentrations, SEI thickness, active material fraction). A batch of days is one IDAKLU call
+with a list of input dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from .duty import N_SEGMENTS, SECONDS_PER_DAY, RepresentativeDay
+from .presets import AGEING_FACTOR, FARADAY, TEMPERATURE, CellConstants, cell_constants, get_preset
+from .state import DegradationState, Window, electrode_window
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+
+log = logging.getLogger(__name__)
+
+#: Width [s] of the tanh ramps between segments: smooth for the solver, short against the segments.
+RAMP_S = 60.0
+#: Time [s] after departure at which the pack's DC resistance is read.
+RESISTANCE_PROBE_S = 1800.0
+
+_C_NEG = "Initial concentration in negative electrode [mol.m-3]"
+_C_POS = "Initial concentration in positive electrode [mol.m-3]"
+_L_SEI = "Initial SEI thickness [m]"
+_EPS_NEG = "Negative electrode active material volume fraction"
+_OUT_LITHIUM = "Total lithium in particles [mol]"
+_OUT_SEI = "X-averaged negative SEI thickness [m]"
+_OUT_EPS = "X-averaged negative electrode active material volume fraction"
+_OUT_V = "Voltage [V]"
+_OUT_OCV = "Bulk open-circuit voltage [V]"
+_OUT_I = "Current [A]"
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    """What one simulated day did to the state. ``delta`` is (lithium Ah, SEI m, eps) per day.
+
+    ``resistance_ohm_ah`` is the model cell's DC resistance x its capacity (so it compares across
+    cell sizes), measured 30 min into the first leg.
+    """
+
+    ok: bool
+    delta: np.ndarray
+    resistance_ohm_ah: float
+    message: str = ""
+
+
+def _segment_input(k: int, what: str) -> str:
+    return f"Segment {k} {what}"
+
+
+class DayModel:
+    """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
+
+    def __init__(self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8):
+        import pybamm
+
+        self.chemistry = chemistry
+        self.preset = get_preset(chemistry)
+        self.cell: CellConstants = cell_constants(chemistry)
+        from .presets import parameter_values
+
+        values = parameter_values(self.preset)
+
+        def current(t):
+            total = 0
+            for k in range(N_SEGMENTS):
+                start = pybamm.InputParameter(_segment_input(k, "start [s]"))
+                end = pybamm.InputParameter(_segment_input(k, "end [s]"))
+                on = 0.5 * (pybamm.tanh((t - start) / RAMP_S) - pybamm.tanh((t - end) / RAMP_S))
+                total = total + pybamm.InputParameter(_segment_input(k, "current [A]")) * on
+            return total
+
+        values.update(
+            {
+                "Current function [A]": current,
+                TEMPERATURE: "[input]",
+                "Initial temperature [K]": "[input]",
+                _C_NEG: "[input]",
+                _C_POS: "[input]",
+                _L_SEI: "[input]",
+                _EPS_NEG: "[input]",
+            },
+            check_already_exists=False,
+        )
+        model = pybamm.lithium_ion.SPM(
+            {"SEI": "reaction limited", "loss of active material": ("current-driven", "none")}
+        )
+        solver = pybamm.IDAKLUSolver(
+            rtol=rtol,
+            atol=atol,
+            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I],
+            on_extrapolation="ignore",
+            # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
+            # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
+            # machine. Without a compiler PyBaMM logs a warning and keeps the virtual machine.
+            options={"compile": True},
+        )
+        self.sim = pybamm.Simulation(model, parameter_values=values, solver=solver)
+        # Reference capacity of the model cell: the eSOH capacity when new (the pack's nameplate).
+        self._windows: dict[tuple[float, float], Window] = {}
+        self.capacity_new_ah = self.window(self.new_state()).capacity_ah
+
+    def window(self, state: DegradationState) -> Window:
+        """The state's eSOH window (memoised: a trajectory asks for the same state several times)."""
+        key = (state.lithium_ah, state.eps_negative)  # SEI thickness does not enter the eSOH problem
+        window = self._windows.get(key)
+        if window is None:
+            if len(self._windows) > 100_000:
+                self._windows.clear()
+            window = self._windows[key] = electrode_window(self.cell, state)
+        return window
+
+    def soh_pct(self, state: DegradationState) -> float:
+        return 100.0 * self.window(state).capacity_ah / self.capacity_new_ah
+
+    def new_state(self) -> DegradationState:
+        return DegradationState(
+            self.cell.lithium_ah_new,
+            self.preset.sei_overrides.get(_L_SEI, 5e-9),
+            self.cell.eps_negative_new,
+        )
+
+    def inputs(self, state: DegradationState, day: RepresentativeDay, rate_factor: float) -> dict[str, float]:
+        """PyBaMM inputs for ``day`` starting from ``state`` at the day's start SoC."""
+        cell = self.cell
+        window = self.window(state)
+        x = window.negative_stoichiometry(day.start_soc)
+        y = (state.lithium_ah - x * window.negative_capacity_ah) / cell.positive_capacity_ah
+        values = {
+            TEMPERATURE: day.temperature_k,
+            "Initial temperature [K]": day.temperature_k,
+            AGEING_FACTOR: rate_factor,
+            _C_NEG: x * cell.c_max_negative,
+            _C_POS: float(np.clip(y, 1e-4, 1 - 1e-4)) * cell.c_max_positive,
+            _L_SEI: state.sei_thickness_m,
+            _EPS_NEG: state.eps_negative,
+        }
+        bounds = day.boundaries_s()
+        for k, (_, c_rate) in enumerate(day.segments):
+            # First and last segments extend beyond the day so the ramps do not cut into it.
+            values[_segment_input(k, "start [s]")] = bounds[k] if k else -1e5
+            values[_segment_input(k, "end [s]")] = bounds[k + 1] if k < N_SEGMENTS - 1 else 1e7
+            values[_segment_input(k, "current [A]")] = c_rate * self.capacity_new_ah
+        return values
+
+    def run(self, inputs_list: list[dict[str, float]]) -> list[DayOutcome]:
+        """Simulate one day per input dict (one batched IDAKLU call); never raises for a failed day."""
+        if not inputs_list:
+            return []
+        t_eval = [0.0, SECONDS_PER_DAY]
+        t_interp = np.array([0.0, RESISTANCE_PROBE_S, SECONDS_PER_DAY])
+        try:
+            solutions = self.sim.solve(t_eval, inputs=inputs_list, t_interp=t_interp)
+            if not isinstance(solutions, list):
+                solutions = [solutions]
+        except Exception as exc:  # a batch fails as a whole: retry one by one to isolate the bad day
+            if len(inputs_list) == 1:
+                log.warning("day simulation failed: %s", exc)
+                return [DayOutcome(False, np.zeros(3), float("nan"), f"solver failed: {exc}")]
+            return [outcome for one in inputs_list for outcome in self.run([one])]
+        return [self._outcome(sol, inputs) for sol, inputs in zip(solutions, inputs_list, strict=True)]
+
+    def _outcome(self, sol: Any, inputs: dict[str, float]) -> DayOutcome:
+        if sol.t[-1] < SECONDS_PER_DAY - 1.0:
+            # A voltage cut-off stopped the day: the pack could not do its duty.
+            return DayOutcome(False, np.zeros(3), float("nan"), f"day stopped early: {sol.termination}")
+        lithium = sol[_OUT_LITHIUM].entries * FARADAY / 3600.0
+        sei = sol[_OUT_SEI].entries
+        eps = sol[_OUT_EPS].entries
+        delta = np.array([lithium[-1] - lithium[0], sei[-1] - sei[0], eps[-1] - eps[0]])
+        current = sol[_OUT_I].entries[1]
+        ocv, voltage = sol[_OUT_OCV].entries[1], sol[_OUT_V].entries[1]
+        resistance = (ocv - voltage) / current * self.capacity_new_ah if abs(current) > 1e-9 else float("nan")
+        return DayOutcome(True, delta, float(resistance))
+
+
+@cache
+def day_model(chemistry: str) -> DayModel:
+    """The built model of a chemistry, shared by every forecast in this process."""
+    return DayModel(chemistry)

@@ -1,0 +1,244 @@
+"""Accelerated ageing trajectory ("cycle jumping") with error control and a deep-fade guard.
+
+Several *members* (the same pack and duty at different ageing rate factors: the P10/P50/P90 of one
+pack, or a grid of factors for a group of packs or for calibration) advance in lockstep on a monthly
+calendar grid, so each re-simulation is one batched IDAKLU call.
+
+One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with step control):
+
+1. At the anchor state, simulate one representative day per season (4 days per member) and read the
+   per-day change of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
+2. Predictor: walk month by month, adding days-in-month x the rate of that month's season.
+3. Simulate the same days at the predicted end state: ``r_b``.
+4. Corrector: walk again with the rate interpolated linearly in time between ``r_a`` and ``r_b``
+   (second order). The SoH difference between predictor and corrector estimates the first-order error.
+   Above ``tol_pp``: halve ``J`` and redo from step 2 (``r_a`` is kept). Far below: double ``J`` next
+   time (up to ``max_jump_months``). Accepted end rates ``r_b`` become the next anchor's ``r_a``.
+
+Guard: before simulating, each member's representative day is checked against its current capacity.
+When the day's deepest discharge no longer fits the usable SoC window (or the solver fails, or a
+voltage cut-off ends the day early), the member stops there with a flag; nothing raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .duty import DutyProfile, representative_day, season_of_month
+from .simulate import DayModel
+from .state import DegradationState
+
+FLAG_DUTY_EXCEEDS_CAPACITY = "duty_exceeds_capacity"
+FLAG_SOLVER_FAILED = "solver_failed"
+FLAG_DAY_NOT_COMPLETED = "duty_not_completed"
+
+
+def add_months(date: dt.date, months: int) -> dt.date:
+    year, month0 = divmod(date.month - 1 + months, 12)
+    year += date.year
+    day = min(date.day, 28) if month0 + 1 == 2 else min(date.day, 30 if month0 + 1 in (4, 6, 9, 11) else 31)
+    return dt.date(year, month0 + 1, day)
+
+
+@dataclass
+class MemberTrajectory:
+    """A member's monthly trajectory. ``soh_pct``/``resistance_factor`` align with ``dates`` (the
+    first is the start). ``stopped`` is set when the guard stopped it (the flag says why)."""
+
+    rate_factor: float
+    dates: list[dt.date] = field(default_factory=list)
+    soh_pct: list[float] = field(default_factory=list)
+    resistance_factor: list[float] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    stopped: dt.date | None = None
+    _ordinals: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def value_at(self, date: dt.date, values: list[float]) -> float:
+        """``values`` (aligned with ``dates``) interpolated linearly in time; NaN past the last point."""
+        if not self.dates or date > self.dates[-1]:
+            return float("nan")
+        if self._ordinals is None or len(self._ordinals) != len(self.dates):
+            self._ordinals = np.array([d.toordinal() for d in self.dates], dtype=float)
+        return float(np.interp(date.toordinal(), self._ordinals, values))
+
+
+@dataclass(frozen=True)
+class TrajectorySettings:
+    #: Accepted predictor-corrector difference per step, SoH percentage points. It estimates the
+    #: first-order (predictor) error; the accepted corrector is second order, far more accurate.
+    tol_pp: float = 0.3
+    first_jump_months: int = 12
+    max_jump_months: int = 48
+
+
+@dataclass
+class _Rates:
+    ok: bool
+    per_season: np.ndarray  # (4, 3) state change per day
+    resistance: np.ndarray  # (4,)
+    flag: str = ""
+
+
+def simulate_members(
+    model: DayModel,
+    profile: DutyProfile,
+    season_temps_k: list[float],
+    usable_soc_min: float,
+    start: dt.date,
+    end: dt.date,
+    rate_factors: list[float],
+    settings: TrajectorySettings | None = None,
+) -> tuple[list[MemberTrajectory], int]:
+    """Trajectories from a new pack at ``start`` to ``end`` for each rate factor.
+
+    Returns the trajectories and the number of simulated (representative) days.
+    """
+    settings = settings or TrajectorySettings()
+    n_months = 0
+    while add_months(start, n_months) < end:
+        n_months += 1
+    dates = [add_months(start, k) for k in range(n_months + 1)]
+    members = [MemberTrajectory(f) for f in rate_factors]
+    states = [model.new_state().as_array() for _ in rate_factors]
+    counter = [0]
+
+    def soh(state: np.ndarray) -> float:
+        return model.soh_pct(DegradationState.from_array(state))
+
+    def rates(indices: list[int], member_states: list[np.ndarray]) -> dict[int, _Rates]:
+        result: dict[int, _Rates] = {}
+        batch, owners = [], []
+        for i, state in zip(indices, member_states, strict=True):
+            cap_fraction = soh(state) / 100.0
+            days = [representative_day(profile, cap_fraction, t, usable_soc_min) for t in season_temps_k]
+            if not all(d.feasible for d in days):
+                result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), FLAG_DUTY_EXCEEDS_CAPACITY)
+                continue
+            ds = DegradationState.from_array(state)
+            batch += [model.inputs(ds, d, members[i].rate_factor) for d in days]
+            owners.append(i)
+        outcomes = model.run(batch)
+        counter[0] += len(batch)
+        for n, i in enumerate(owners):
+            chunk = outcomes[4 * n : 4 * n + 4]
+            if all(o.ok for o in chunk):
+                result[i] = _Rates(
+                    True, np.array([o.delta for o in chunk]), np.array([o.resistance_ohm_ah for o in chunk])
+                )
+            else:
+                bad = next(o for o in chunk if not o.ok)
+                flag = FLAG_SOLVER_FAILED if bad.message.startswith("solver") else FLAG_DAY_NOT_COMPLETED
+                result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), flag)
+        return result
+
+    def walk(state: np.ndarray, a: int, j: int, r_a: np.ndarray, r_b: np.ndarray | None) -> list[np.ndarray]:
+        """Monthly states from month a to a+j. With r_b: rate interpolated in time (corrector)."""
+        days = [(dates[k + 1] - dates[k]).days for k in range(a, a + j)]
+        total = float(sum(days))
+        out, elapsed = [], 0.0
+        for k, n in zip(range(a, a + j), days, strict=True):
+            season = season_of_month(dates[k].month)
+            rate = r_a[season]
+            if r_b is not None:
+                w = (elapsed + n / 2) / total
+                rate = (1 - w) * r_a[season] + w * r_b[season]
+            state = state + n * rate
+            out.append(state)
+            elapsed += n
+        return out
+
+    alive = list(range(len(members)))
+    first = rates(alive, [states[i] for i in alive])
+    r_new = {i: r.resistance for i, r in first.items() if r.ok}
+    current: dict[int, _Rates] = first
+    for i, member in enumerate(members):
+        member.dates.append(dates[0])
+        member.soh_pct.append(soh(states[i]))
+        member.resistance_factor.append(1.0)
+
+    def stop(i: int, k: int, flag: str) -> None:
+        members[i].stopped = dates[k]
+        if flag not in members[i].flags:
+            members[i].flags.append(flag)
+
+    a = 0
+    jump = settings.first_jump_months
+    while a < n_months:
+        for i in list(alive):
+            if not current[i].ok:
+                stop(i, a, current[i].flag)
+                alive.remove(i)
+        if not alive:
+            break
+        jump = min(jump, n_months - a)
+        while True:
+            predicted = {i: walk(states[i], a, jump, current[i].per_season, None) for i in alive}
+            end_rates = rates(alive, [predicted[i][-1] for i in alive])
+            corrected, error = {}, 0.0
+            for i in alive:
+                if end_rates[i].ok:
+                    corrected[i] = walk(states[i], a, jump, current[i].per_season, end_rates[i].per_season)
+                    error = max(error, abs(soh(corrected[i][-1]) - soh(predicted[i][-1])))
+                else:  # the end state cannot do its day: keep the predictor, the guard stops it next
+                    corrected[i] = predicted[i]
+            if error <= settings.tol_pp or jump == 1:
+                break
+            jump = max(1, jump // 2)
+        for i in alive:
+            r0 = np.nanmean(current[i].resistance / r_new.get(i, current[i].resistance))
+            r1 = r0
+            if end_rates[i].ok:
+                r1 = np.nanmean(end_rates[i].resistance / r_new.get(i, end_rates[i].resistance))
+            for n, state in enumerate(corrected[i], start=1):
+                members[i].dates.append(dates[a + n])
+                members[i].soh_pct.append(soh(state))
+                members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
+            states[i] = corrected[i][-1]
+            current[i] = end_rates[i]
+        a += jump
+        if error < settings.tol_pp / 4:
+            jump = min(2 * jump, settings.max_jump_months)
+    return members, counter[0]
+
+
+def simulate_day_by_day(
+    model: DayModel,
+    profile: DutyProfile,
+    season_temps_k: list[float],
+    usable_soc_min: float,
+    start: dt.date,
+    end: dt.date,
+    rate_factor: float,
+) -> tuple[MemberTrajectory, int]:
+    """Reference for the accelerated method: every calendar day simulated from the previous day's end
+    state (same model, same representative days, no extrapolation). Monthly SoH points; slow."""
+    member = MemberTrajectory(rate_factor)
+    state = model.new_state().as_array()
+    n_days = 0
+
+    def soh(values: np.ndarray) -> float:
+        return model.soh_pct(DegradationState.from_array(values))
+
+    date, next_month = start, 0
+    while date <= end:
+        if date >= add_months(start, next_month):
+            member.dates.append(date)
+            member.soh_pct.append(soh(state))
+            member.resistance_factor.append(float("nan"))
+            next_month += 1
+        season = season_of_month(date.month)
+        day = representative_day(profile, soh(state) / 100.0, season_temps_k[season], usable_soc_min)
+        if not day.feasible:
+            member.stopped, member.flags = date, [FLAG_DUTY_EXCEEDS_CAPACITY]
+            break
+        (outcome,) = model.run([model.inputs(DegradationState.from_array(state), day, rate_factor)])
+        n_days += 1
+        if not outcome.ok:
+            member.stopped, member.flags = date, [FLAG_SOLVER_FAILED]
+            break
+        state = state + outcome.delta
+        date += dt.timedelta(days=1)
+    return member, n_days

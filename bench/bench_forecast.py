@@ -1,0 +1,262 @@
+"""Benchmark of the battery-health forecast core (speed and accuracy of the accelerated method).
+
+    .venv/bin/python bench/bench_forecast.py            # full: 1,000 packs, 3-year accuracy check
+    .venv/bin/python bench/bench_forecast.py --quick    # smaller fleet, 1-year accuracy check
+
+Prints a table and writes bench/results/forecast-<date>.json and .md (with the machine it ran on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from batteries.forecast import (  # noqa: E402
+    AgeingCalibration,
+    BlockPlan,
+    Climate,
+    ForecastJob,
+    PackSpec,
+    forecast_fleet,
+    forecast_pack,
+    prepare,
+)
+from batteries.forecast.simulate import day_model  # noqa: E402
+from batteries.forecast.trajectory import simulate_day_by_day, simulate_members  # noqa: E402
+
+CLIMATES = {
+    "Hermosillo": Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17)),
+    "Nogales": Climate((9, 11, 14, 17, 21, 26, 26, 25, 23, 18, 13, 9)),
+    "San Luis RC": Climate((13, 16, 19, 23, 27, 31, 33, 33, 30, 25, 18, 13)),
+    "Guaymas": Climate((18, 19, 21, 23, 26, 29, 31, 31, 30, 27, 22, 18)),
+}
+START = dt.date(2024, 1, 1)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import pybamm
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "pybamm": pybamm.__version__,
+    }
+
+
+def bus_job(
+    chemistry: str,
+    climate: str,
+    km: float = 200.0,
+    pack_id: str = "bench",
+    years: float = 10.0,
+    calibration: AgeingCalibration | None = None,
+) -> ForecastJob:
+    return ForecastJob(
+        pack_id,
+        PackSpec(chemistry, 350, 600, 200, 3),
+        BlockPlan(km_per_day=km, kwh_per_km=1.1),
+        CLIMATES[climate],
+        START,
+        START,
+        calibration or AgeingCalibration(),
+        years,
+    )
+
+
+def bench_build() -> dict:
+    out = {}
+    for chem in ("LFP", "NMC"):
+        t = time.perf_counter()
+        model = day_model(chem)
+        built = time.perf_counter() - t
+        job = bus_job(chem, "Hermosillo")
+        p = prepare(job)
+        from batteries.forecast.duty import representative_day
+
+        day = representative_day(p.profile, 1.0, p.season_temps_k[0], p.usable_soc_min)
+        t = time.perf_counter()
+        model.run([model.inputs(model.new_state(), day, 1.0)])
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        model.run([model.inputs(model.new_state(), day, 1.0)] * 8)
+        per_day = (time.perf_counter() - t) / 8
+        out[chem] = {"build_s": built, "first_solve_s": first, "ms_per_day_batched": 1000 * per_day}
+    return out
+
+
+def bench_single() -> dict:
+    out = {}
+    for chem in ("LFP", "NMC"):
+        for climate in ("Hermosillo", "Nogales"):
+            t = time.perf_counter()
+            r = forecast_pack(bus_job(chem, climate))
+            el = time.perf_counter() - t
+            last = r.points[-1]
+            out[f"{chem}/{climate}"] = {
+                "seconds": el,
+                "simulated_days": r.simulated_days,
+                "fade_pct_per_year": r.fade_pct_per_year,
+                "soh_end": last.soh_pct,
+                "soh_end_p10": last.soh_p10_pct,
+                "soh_end_p90": last.soh_p90_pct,
+                "eol_80": str(r.eol_80.date),
+                "flags": r.flags,
+            }
+    return out
+
+
+def fleet_jobs(n_packs: int, n_signatures: int, seed: int = 7) -> list[ForecastJob]:
+    rng = random.Random(seed)
+    kinds = []
+    for _ in range(n_signatures):
+        kinds.append(
+            (
+                rng.choice(["LFP", "LFP", "LFP", "NMC"]),
+                rng.choice(list(CLIMATES)),
+                rng.choice(range(120, 260, 6)),
+                rng.choice([0.2, 0.3, 0.5]),
+            )
+        )
+    jobs = []
+    for k in range(n_packs):
+        chem, climate, km, c_rate = kinds[k % n_signatures]
+        cal = AgeingCalibration(
+            rng.lognormvariate(0, 0.2), rng.choice([0.1, 0.25, 0.45]), rng.choice(["pack", "cluster", "prior"])
+        )
+        jobs.append(
+            ForecastJob(
+                f"pack-{k}",
+                PackSpec(chem, 350, 600, 200, 3),
+                BlockPlan(km_per_day=km + rng.uniform(-0.5, 0.5), kwh_per_km=1.1, charge_c_rate=c_rate),
+                CLIMATES[climate],
+                START - dt.timedelta(days=rng.randint(0, 4 * 365)),
+                START,
+                cal,
+                10.0,
+            )
+        )
+    return jobs
+
+
+def bench_fleet(n_packs: int, n_signatures: int) -> dict:
+    jobs = fleet_jobs(n_packs, n_signatures)
+    t = time.perf_counter()
+    run = forecast_fleet(jobs)
+    el = time.perf_counter() - t
+    flagged = sum(1 for r in run.results.values() if r.flags)
+    return {
+        "packs": n_packs,
+        "groups": run.n_groups,
+        "seconds": el,
+        "simulated_days": run.simulated_days,
+        "packs_flagged": flagged,
+    }
+
+
+def bench_accuracy(years: int) -> dict:
+    out = {}
+    end = dt.date(START.year + years, 1, 1)
+    for chem in ("LFP", "NMC"):
+        model = day_model(chem)
+        for climate in ("Hermosillo", "Nogales"):
+            p = prepare(bus_job(chem, climate))
+            args = (model, p.profile, list(p.season_temps_k), p.usable_soc_min, START, end)
+            t = time.perf_counter()
+            (fast,), n_fast = simulate_members(*args, [1.0])
+            t_fast = time.perf_counter() - t
+            t = time.perf_counter()
+            ref, n_ref = simulate_day_by_day(*args, 1.0)
+            t_ref = time.perf_counter() - t
+            n = min(len(fast.soh_pct), len(ref.soh_pct))
+            err = max(abs(a - b) for a, b in zip(fast.soh_pct[:n], ref.soh_pct[:n], strict=True))
+            out[f"{chem}/{climate}"] = {
+                "years": years,
+                "max_abs_error_pp": err,
+                "soh_end_fast": fast.soh_pct[n - 1],
+                "soh_end_reference": ref.soh_pct[n - 1],
+                "days_fast": n_fast,
+                "days_reference": n_ref,
+                "seconds_fast": t_fast,
+                "seconds_reference": t_ref,
+            }
+            print(f"  accuracy {chem}/{climate}: max |dSoH| {err:.3f} pp ({n_fast} vs {n_ref} days)", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100 packs / 10 signatures, 1-year accuracy")
+    args = parser.parse_args()
+    n_packs, n_sig, years = (100, 10, 1) if args.quick else (1000, 50, 3)
+
+    results: dict = {"date": dt.date.today().isoformat(), "quick": args.quick, "machine": machine()}
+    print("build ...", flush=True)
+    results["build"] = bench_build()
+    print("single pack, 10 years with P10/P50/P90 ...", flush=True)
+    results["single_pack"] = bench_single()
+    print(f"fleet: {n_packs} packs, {n_sig} signatures ...", flush=True)
+    results["fleet"] = bench_fleet(n_packs, n_sig)
+    print(f"accuracy vs day-by-day, {years} year(s) ...", flush=True)
+    results["accuracy"] = bench_accuracy(years)
+
+    lines = [
+        f"# Forecast benchmark {results['date']}{' (quick)' if args.quick else ''}",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
+    for chem, b in results["build"].items():
+        lines.append(
+            f"| build {chem} (model + first solve) | {b['build_s']:.2f} s + {b['first_solve_s']:.2f} s; "
+            f"{b['ms_per_day_batched']:.0f} ms per simulated day |"
+        )
+    for key, s in results["single_pack"].items():
+        lines.append(
+            f"| one pack 10 y + band, {key} | {s['seconds']:.2f} s ({s['simulated_days']} days), "
+            f"{s['fade_pct_per_year']} %/yr, SoH@10y {s['soh_end']} [{s['soh_end_p10']}, "
+            f"{s['soh_end_p90']}] |"
+        )
+    f = results["fleet"]
+    lines.append(
+        f"| fleet {f['packs']} packs / {f['groups']} groups | {f['seconds']:.1f} s "
+        f"({f['simulated_days']} days, {f['packs_flagged']} packs flagged) |"
+    )
+    for key, a in results["accuracy"].items():
+        lines.append(
+            f"| accuracy {key}, {a['years']} y | max {a['max_abs_error_pp']:.3f} pp "
+            f"({a['days_fast']} vs {a['days_reference']} days, {a['seconds_fast']:.1f} s vs "
+            f"{a['seconds_reference']:.0f} s) |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out_dir = Path(__file__).resolve().parent / "results"
+    out_dir.mkdir(exist_ok=True)
+    stem = f"forecast-{results['date']}{'-quick' if args.quick else ''}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
+    (out_dir / f"{stem}.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Speed and quality of the depot charging optimizer, against the targets of issue 4.
+
+    .venv/bin/python bench/bench_optimizer.py           # full: 1,000 and 3,000 buses, ~2 minutes
+    .venv/bin/python bench/bench_optimizer.py --quick   # small cases, ~20 s
+
+Prints a table and writes bench/results/optimizer-<date>.json and .md (with the machine).
+Instances come from ``charging.optimizer.generate`` (seeded): 15-minute slots over 24 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from charging.optimizer import evaluate, generate_instance, replan, solve  # noqa: E402
+from charging.optimizer.baselines import earliest_deadline_first, uncontrolled  # noqa: E402
+
+
+@dataclass
+class Case:
+    name: str
+    vehicles: int
+    connectors: int
+    kind: str  # "solve" or "replan"
+    target_s: float
+    target_gap: float | None = None
+
+
+FULL = [
+    Case("lp-1000", 1000, 1000, "solve", 5.0),
+    Case("lp-3000", 3000, 3000, "solve", 30.0),
+    Case("replan-300", 300, 300, "replan", 1.0),
+    Case("scarce-300-on-150", 300, 150, "solve", 30.0, 0.01),
+]
+QUICK = [
+    Case("lp-200", 200, 200, "solve", 5.0),
+    Case("replan-100", 100, 100, "replan", 1.0),
+    Case("scarce-60-on-30", 60, 30, "solve", 30.0, 0.01),
+]
+REPLAN_NOW_SLOT = 40  # 22:00 with the generator's 12:00 start: most buses are in
+
+
+def run_case(case: Case, seed: int) -> dict:
+    instance = generate_instance(vehicles=case.vehicles, connectors=case.connectors, seed=seed)
+    started = time.perf_counter()
+    plan = solve(instance, "lp")
+    solve_s = time.perf_counter() - started
+    row = {"case": case.name, "vehicles": case.vehicles, "connectors": case.connectors, "seed": seed}
+    if case.kind == "replan":
+        started = time.perf_counter()
+        result = replan(instance, plan, REPLAN_NOW_SLOT)
+        row["full_solve_s"] = round(solve_s, 3)
+        solve_s = time.perf_counter() - started
+        instance, plan = result.instance, result.plan
+        row["replan_vehicles"] = len(instance.vehicles)
+    ours = evaluate(instance, plan)
+    row.update(
+        time_s=round(solve_s, 3),
+        target_s=case.target_s,
+        status=plan.solver.status,
+        variables=plan.solver.num_variables,
+        constraints=plan.solver.num_constraints,
+        gap=plan.solver.gap,
+        target_gap=case.target_gap,
+        violations=ours.violation_counts(),
+        ours=_summary(ours.totals),
+    )
+    for name, baseline in (("uncontrolled", uncontrolled), ("edf", earliest_deadline_first)):
+        evaluation = evaluate(instance, baseline(instance))
+        row[name] = _summary(evaluation.totals) | {"violations": evaluation.violation_counts()}
+    row["meets_time"] = solve_s <= case.target_s
+    row["meets_gap"] = case.target_gap is None or (plan.solver.gap is not None and plan.solver.gap <= case.target_gap)
+    return row
+
+
+def _summary(totals) -> dict:
+    return {
+        "cost_mxn": round(totals.energy_cost_mxn + totals.demand_cost_mxn, 2),
+        "energy_cost_mxn": round(totals.energy_cost_mxn, 2),
+        "demand_cost_mxn": round(totals.demand_cost_mxn, 2),
+        "peak_kw": round(totals.peak_kw, 1),
+        "shortfall_kwh": round(totals.shortfall_kwh, 3),
+        "objective_mxn": round(totals.objective_mxn, 2),
+    }
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "highspy": version("highspy"),
+        "numpy": version("numpy"),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    header = (
+        "| case | time s (target) | gap (target) | ours cost MXN / peak kW / short kWh "
+        "| uncontrolled cost / peak / short | EDF cost / peak / short | violations |"
+    )
+    lines = [header, "|" + "---|" * 7]
+    for r in rows:
+        gap = "-" if r["gap"] is None else f"{100 * r['gap']:.3f} %"
+        target_gap = "" if r["target_gap"] is None else f" ({100 * r['target_gap']:.0f} %)"
+
+        def cell(s):
+            return f"{s['cost_mxn']:,.0f} / {s['peak_kw']:,.0f} / {s['shortfall_kwh']:,.1f}"
+
+        lines.append(
+            f"| {r['case']} | {r['time_s']:.2f} ({r['target_s']:.0f}) {'ok' if r['meets_time'] else 'MISSED'} "
+            f"| {gap}{target_gap} | {cell(r['ours'])} | {cell(r['uncontrolled'])} | {cell(r['edf'])} "
+            f"| {r['violations'] or 'none'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small cases only")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", help="comma-separated case names to run (from either set)")
+    args = parser.parse_args()
+    cases = QUICK if args.quick else FULL
+    if args.only:
+        cases = [c for c in FULL + QUICK if c.name in args.only.split(",")]
+    rows = []
+    for case in cases:
+        print(f"running {case.name} ...", flush=True)
+        rows.append(run_case(case, args.seed))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    info = machine()
+    print()
+    print(table(rows))
+    stamp = date.today().isoformat() + ("-quick" if args.quick else "")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"optimizer-{stamp}.json").write_text(json.dumps({"machine": info, "cases": rows}, indent=1) + "\n")
+    load = tuple(round(x, 2) for x in info["load_average_at_start"])
+    md = [
+        f"# Optimizer benchmark {stamp}",
+        "",
+        f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, {info['platform']}, python {info['python']}, "
+        f"highspy {info['highspy']}, load average at start {load}.",
+        "",
+        "Cost = energy + demand charge (MXN) over the night; short = shortfall kWh. Uncontrolled ignores the "
+        "site limit (its violations are listed in the JSON). Time is `solve(method='lp')` (relaxation bound + "
+        "connector assignment + re-solve) or, for replan cases, `replan()` on the remainder.",
+        "",
+        table(rows),
+        "",
+    ]
+    (out / f"optimizer-{stamp}.md").write_text("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

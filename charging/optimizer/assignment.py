@@ -1,0 +1,209 @@
+"""Which vehicle goes on which connector, and when.
+
+Depot practice: a vehicle uses one connector for one contiguous window, and a connector holds
+one vehicle at a time. That makes the exact problem a MILP (``milp.py``); at depot scale we use
+the LP relaxation (connectors aggregated per compatibility group, see ``lp.add_group_limits``)
+and then this greedy, which turns the relaxed charging profiles into windows:
+
+1. each vehicle needs ``L`` slots of connector time: its relaxed energy at the power it could
+   actually draw (vehicle, connector and taper limits), rounded up;
+2. its preferred window is the ``L`` consecutive slots holding most of its relaxed energy;
+3. vehicles are placed in order of preferred start (interval scheduling, which is optimal for
+   identical connectors), higher priority and earlier departure first on ties, on the compatible
+   connector that is free, fastest, least used during its stay and on the least loaded charger;
+   if none is free, at the
+   nearest start where one is, else on the longest free stretch;
+4. windows are then stretched into the free time around them, which only gives the re-solve
+   more room.
+
+The LP is then solved again with these windows and exact per-charger limits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .instance import Instance
+from .quantities import VehicleArrays, effective_max_kw, taper_lines
+
+
+@dataclass
+class Assignment:
+    """Per vehicle: connector index into ``instance.connectors()`` (-1 = none), window [start, end)."""
+
+    connector: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def compatible_connectors(instance: Instance) -> list[np.ndarray]:
+    """Per vehicle, indices of its compatible connectors (into ``instance.connectors()``)."""
+    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
+    return [
+        np.array([index[co.id] for _, co in instance.compatible_connectors(v)], dtype=int) for v in instance.vehicles
+    ]
+
+
+def group_limits(instance: Instance, compatible: list[np.ndarray]) -> list[tuple[np.ndarray, int, float]]:
+    """Aggregated connector limits for the relaxation: one group per distinct compatible set K.
+
+    Members are the vehicles whose compatible set lies inside K; they cannot use more than
+    ``len(K)`` connectors nor more power than K's connectors and chargers can give.
+    """
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    sets = {frozenset(c.tolist()) for c in compatible if c.size}
+    groups = []
+    for k_set in sets:
+        members = np.array([v for v, c in enumerate(compatible) if c.size and k_set.issuperset(c.tolist())])
+        per_charger: dict[int, float] = {}
+        for c in k_set:
+            ch, co = connectors[c]
+            per_charger[charger_index[ch.id]] = per_charger.get(charger_index[ch.id], 0.0) + co.max_kw
+        capacity = sum(min(kw, instance.chargers[k].max_kw) for k, kw in per_charger.items())
+        groups.append((members, len(k_set), capacity))
+    return groups
+
+
+def connector_time_needed(instance: Instance, va: VehicleArrays, power: np.ndarray, v: int, max_kw: float) -> int:
+    """Slots of connector time to deliver vehicle v's relaxed energy at the power it can draw."""
+    if power[v].sum() <= 1e-6:
+        return 0
+    gain = instance.charging_efficiency * instance.slot_hours
+    energy_end = va.initial_kwh[v] + gain * np.cumsum(power[v])
+    achievable = np.full(instance.num_slots, max_kw)
+    for a, b in taper_lines(instance.vehicles[v]):
+        achievable = np.minimum(achievable, a + b * energy_end)
+    occupancy = np.where(power[v] > 1e-9, power[v] / np.maximum(achievable, 1e-9), 0.0)
+    return max(1, math.ceil(np.minimum(occupancy, 1.0).sum() - 1e-6))
+
+
+def assign_connectors(
+    instance: Instance, va: VehicleArrays, compatible: list[np.ndarray], relaxed_power: np.ndarray
+) -> Assignment:
+    """Windows and connectors from the relaxed power profiles (see the module docstring).
+
+    Windows as short as the relaxed energy allows pack best but leave the re-solve no room to
+    share the site limit over time; so the window lengths are scaled by the largest common
+    factor (binary search) for which the greedy still gives every vehicle its full window.
+    """
+    longest = max((int(s) for s in va.departure_slot - va.arrival_slot), default=1)
+    result, complete = greedy_assign(instance, va, compatible, relaxed_power, 1.0)
+    if not complete:
+        return result
+    low, high = 1.0, float(max(longest, 1))
+    full, complete = greedy_assign(instance, va, compatible, relaxed_power, high)
+    if complete:
+        return full
+    for _ in range(6):
+        middle = (low + high) / 2
+        attempt, complete = greedy_assign(instance, va, compatible, relaxed_power, middle)
+        if complete:
+            low, result = middle, attempt
+        else:
+            high = middle
+    return result
+
+
+def greedy_assign(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    relaxed_power: np.ndarray,
+    length_factor: float,
+) -> tuple[Assignment, bool]:
+    """One greedy pass with windows ``length_factor`` times the connector time needed.
+
+    Returns the assignment and whether every vehicle got a window of the length it asked for.
+    """
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    charger_of = np.array([charger_index[ch.id] for ch, _ in connectors], dtype=int)
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    occupied = np.zeros((len(connectors), num_slots), dtype=bool)
+    charger_load = np.zeros((len(instance.chargers), num_slots), dtype=int)
+    result = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
+    complete = True
+
+    def place(v: int, c: int, start: int, end: int) -> None:
+        occupied[c, start:end] = True
+        charger_load[charger_of[c], start:end] += 1
+        result.connector[v], result.start[v], result.end[v] = c, start, end
+
+    # Vehicles already plugged in keep their connector for their whole stay.
+    wanted = []
+    for v, vehicle in enumerate(instance.vehicles):
+        arrival, departure = int(va.arrival_slot[v]), int(va.departure_slot[v])
+        if vehicle.fixed_connector_id is not None and compatible[v].size and departure > arrival:
+            place(v, int(compatible[v][0]), arrival, departure)
+            continue
+        if not compatible[v].size or departure <= arrival:
+            continue
+        speed = np.array([effective_max_kw(vehicle, *connectors[c]) for c in compatible[v]])
+        needed = connector_time_needed(instance, va, relaxed_power, v, float(speed.max()))
+        length = min(math.ceil(needed * length_factor - 1e-9), departure - arrival)
+        if length == 0:
+            continue
+        # Preferred window: the `length` consecutive slots holding most relaxed energy.
+        stay = relaxed_power[v, arrival:departure]
+        sums = np.convolve(stay, np.ones(length), mode="valid")
+        start = arrival + int(np.argmax(sums >= sums.max() - 1e-9))
+        wanted.append((start, -vehicle.priority, departure, v, length, speed))
+
+    for start, _, departure, v, length, speed in sorted(wanted, key=lambda w: w[:4]):
+        arrival = int(va.arrival_slot[v])
+        cands = compatible[v]
+        busy = np.cumsum(np.pad(occupied[cands, arrival:departure], ((0, 0), (1, 0))), axis=1)
+        starts = np.arange(arrival, departure - length + 1)
+        # free[k, s]: candidate k is free for `length` slots from starts[s]
+        free = busy[:, starts - arrival + length] - busy[:, starts - arrival] == 0
+        if free.any():
+            distance = np.where(free.any(axis=0), np.abs(starts - start), num_slots * 2)
+            s = int(starts[np.argmin(distance)])
+            end = s + length
+        else:
+            complete = False
+            s, end = _longest_free_stretch(occupied[cands, arrival:departure])
+            if end <= s:
+                continue  # no compatible connector is free at any time of its stay
+            s, end = s + arrival, end + arrival
+        ok = ~occupied[cands, s:end].any(axis=1)
+        load = charger_load[charger_of[cands], s:end].max(axis=1)
+        busy_in_stay = occupied[cands, arrival:departure].sum(axis=1)
+        # Fastest connector first; then the one least used during this vehicle's stay (so the
+        # window can stretch over the stay when connectors are plentiful); then the least shared
+        # charger; then input order.
+        best = min(np.flatnonzero(ok), key=lambda k: (-speed[k], busy_in_stay[k], load[k], k))
+        place(v, int(cands[best]), s, end)
+
+    _stretch_into_free_time(result, va, len(connectors))
+    return result, complete
+
+
+def _longest_free_stretch(occupied: np.ndarray) -> tuple[int, int]:
+    """The longest run of slots in which some candidate connector is free, as (start, end)."""
+    best = (0, 0)
+    for row in occupied:
+        run_start = None
+        for t, busy in enumerate(list(row) + [True]):
+            if not busy and run_start is None:
+                run_start = t
+            elif busy and run_start is not None:
+                if t - run_start > best[1] - best[0]:
+                    best = (run_start, t)
+                run_start = None
+    return best
+
+
+def _stretch_into_free_time(result: Assignment, va: VehicleArrays, num_connectors: int) -> None:
+    """Extend each window to the neighbouring windows on its connector or to the vehicle's stay."""
+    for c in range(num_connectors):
+        on_c = sorted(np.flatnonzero(result.connector == c), key=lambda v: result.start[v])
+        for k, v in enumerate(on_c):
+            previous_end = result.end[on_c[k - 1]] if k > 0 else 0
+            next_start = result.start[on_c[k + 1]] if k + 1 < len(on_c) else np.iinfo(int).max
+            result.start[v] = max(int(va.arrival_slot[v]), int(previous_end))
+            result.end[v] = min(int(va.departure_slot[v]), int(next_start))

@@ -1,0 +1,116 @@
+"""What a depot does without the optimizer, to measure the optimizer against.
+
+Both baselines simulate the night slot by slot with the same physics as the LP (taper checked at
+the slot's end energy, efficiency, max SoC) and the same depot practice: a vehicle is plugged into
+a free compatible connector (the fastest one) as soon as it is present and one is free, charges
+until it reaches its *required* SoC (not 100 %: the optimizer should win by timing, not by
+charging less), and is then unplugged, freeing the connector for the next vehicle in the queue.
+
+- ``uncontrolled``: queue and power by arrival order, full power; it ignores the site limit (that
+  is what happens without smart charging: the evaluator reports the site-limit violations).
+  Chargers still enforce their own limit.
+- ``earliest_deadline_first``: queue and power by departure (then priority), within the site limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .evaluate import finalize
+from .instance import Instance
+from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
+from .quantities import effective_max_kw, max_slot_power_kw, vehicle_arrays
+from .reasons import explain_shortfalls
+
+
+def uncontrolled(instance: Instance) -> Plan:
+    """Plug in on arrival, charge at full power to the required SoC, ignore the site limit."""
+    return _simulate(instance, "uncontrolled", order=lambda v: (v.arrival_slot,), respect_site_limit=False)
+
+
+def earliest_deadline_first(instance: Instance) -> Plan:
+    """Earliest departure first (then higher priority), sharing the site limit in that order."""
+    return _simulate(
+        instance, "edf", order=lambda v: (v.departure_slot, -v.priority, v.arrival_slot), respect_site_limit=True
+    )
+
+
+def _simulate(instance: Instance, method: str, *, order, respect_site_limit: bool) -> Plan:
+    started = time.perf_counter()
+    va = vehicle_arrays(instance)
+    vehicles = instance.vehicles
+    connectors = instance.connectors()
+    connector_index = {co.id: c for c, (_, co) in enumerate(connectors)}
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    compatible = [
+        sorted(
+            (connector_index[co.id] for ch, co in instance.compatible_connectors(v)),
+            key=lambda c, v=v: -effective_max_kw(v, *connectors[c]),
+        )
+        for v in vehicles
+    ]
+    rank = sorted(range(len(vehicles)), key=lambda i: (*order(vehicles[i]), i))
+    gain = instance.charging_efficiency * instance.slot_hours
+    energy = va.initial_kwh.copy()
+    power = np.zeros((len(vehicles), instance.num_slots))
+    occupant = [-1] * len(connectors)
+    connector_of = [-1] * len(vehicles)
+    plug_in = [None] * len(vehicles)
+    unplug = [None] * len(vehicles)
+
+    def done(i: int) -> bool:
+        return energy[i] >= va.target_kwh[i] - 1e-9
+
+    for t in range(instance.num_slots):
+        for c, i in enumerate(occupant):  # leave when departing or charged
+            if i >= 0 and (t >= va.departure_slot[i] or done(i)):
+                occupant[c], unplug[i] = -1, t
+        for i in rank:  # plug in whoever is waiting, in queue order
+            waiting = plug_in[i] is None and va.arrival_slot[i] <= t < va.departure_slot[i] and not done(i)
+            if waiting:
+                free = [c for c in compatible[i] if occupant[c] < 0]
+                if free:
+                    occupant[free[0]], connector_of[i], plug_in[i] = i, free[0], t
+        site_left = instance.site_limit_kw[t] if respect_site_limit else np.inf
+        charger_left = [ch.max_kw for ch in instance.chargers]
+        for i in rank:  # share power in queue order
+            c = connector_of[i]
+            if c < 0 or occupant[c] != i:
+                continue
+            charger, connector = connectors[c]
+            k = charger_index[charger.id]
+            limit_kw = min(effective_max_kw(vehicles[i], charger, connector), charger_left[k], site_left)
+            need_kw = (va.target_kwh[i] - energy[i]) / gain
+            p = min(
+                need_kw,
+                max_slot_power_kw(
+                    vehicles[i], energy[i], limit_kw, va.max_kwh[i], instance.charging_efficiency, instance.slot_hours
+                ),
+            )
+            p = max(p, 0.0)
+            power[i, t] = p
+            energy[i] += gain * p
+            charger_left[k] -= p
+            site_left -= p
+    for i in occupant:  # still plugged in at the end of the horizon
+        if i >= 0:
+            unplug[i] = min(int(va.departure_slot[i]), instance.num_slots)
+    plan = Plan(
+        vehicles=[
+            VehiclePlan(
+                vehicle_id=v.id,
+                connector_id=connectors[connector_of[i]][1].id if connector_of[i] >= 0 else None,
+                plug_in_slot=plug_in[i],
+                unplug_slot=unplug[i],
+                power_kw=power[i].tolist(),
+            )
+            for i, v in enumerate(vehicles)
+        ],
+        totals=PlanTotals(),
+        solver=SolverInfo(method=method, status="simulated", solve_time_s=time.perf_counter() - started),
+        horizon_start=instance.horizon_start.isoformat(),
+        slot_minutes=instance.slot_minutes,
+    )
+    return explain_shortfalls(instance, finalize(instance, plan))

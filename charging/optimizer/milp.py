@@ -1,0 +1,117 @@
+"""Exact connector assignment as a MILP, for small depots (a few thousand binaries at most).
+
+On top of the core LP (windows = whole stays), for each vehicle v, compatible connector c and
+present slot t:
+
+- ``z[v,c,t]`` in {0, 1}: v is plugged into c in slot t; ``sum_v z[v,c,t] <= 1`` (one vehicle per
+  connector) and ``q[v,c,t] <= max_kw(v,c) * z[v,c,t]``, ``p[v,t] = sum_c q[v,c,t]``;
+- ``s[v,c,t] >= z[v,c,t] - z[v,c,t-1]`` counts window starts and ``sum_{c,t} s[v,c,t] <= 1``: one
+  connector, one contiguous window (``s`` can stay continuous: the ``z`` are integer);
+- per charger and slot, ``sum q <= charger max_kw``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .assignment import Assignment
+from .instance import Instance
+from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
+from .quantities import VehicleArrays, effective_max_kw
+
+
+def count_binaries(instance: Instance, compatible: list[np.ndarray]) -> int:
+    stays = [max(v.departure_slot - v.arrival_slot, 0) for v in instance.vehicles]
+    return int(sum(c.size * s for c, s in zip(compatible, stays, strict=True)))
+
+
+def solve_milp(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    *,
+    time_limit_s: float,
+) -> tuple[LpSolution, CoreIndex, Windows, Assignment | None]:
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    num_vehicles = len(instance.vehicles)
+    best_kw = np.array(
+        [
+            max((effective_max_kw(vehicle, *connectors[c]) for c in compatible[v]), default=0.0)
+            for v, vehicle in enumerate(instance.vehicles)
+        ]
+    )
+    has = np.array([c.size > 0 for c in compatible], dtype=bool)
+    windows = Windows(
+        start=va.arrival_slot.copy(), end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw
+    )
+    model = LpModel()
+    core = build_core(instance, va, windows, model)
+
+    # One (vehicle, connector, slot) triple per binary, pair by pair.
+    trip_pair, trip_conn = [], []
+    for v in range(num_vehicles):
+        pairs = np.arange(core.first_pair[v], core.first_pair[v + 1])
+        for c in compatible[v]:
+            trip_pair.append(pairs)
+            trip_conn.append(np.full(pairs.size, c))
+    if not trip_pair:
+        return model.solve(time_limit_s=time_limit_s), core, windows, None
+    trip_pair = np.concatenate(trip_pair)
+    trip_conn = np.concatenate(trip_conn)
+    trip_vehicle = core.pair_vehicle[trip_pair]
+    trip_slot = core.pair_slot[trip_pair]
+    n = trip_pair.size
+    trip_kw = np.array(
+        [effective_max_kw(instance.vehicles[v], *connectors[c]) for v, c in zip(trip_vehicle, trip_conn, strict=True)]
+    )
+    fixed = np.array([instance.vehicles[v].fixed_connector_id is not None for v in trip_vehicle], dtype=bool)
+    k = np.arange(n)
+    z_col = model.add_cols(np.zeros(n), np.where(fixed, 1.0, 0.0), 1.0, integer=True)
+    q_col = model.add_cols(np.zeros(n), 0.0, trip_kw)
+    s_col = model.add_cols(np.zeros(n), 0.0, 1.0)
+
+    # p = sum_c q
+    row = model.add_rows(0.0, 0.0, core.num_pairs)
+    model.add_entries(row + np.arange(core.num_pairs), core.p_col + np.arange(core.num_pairs), 1.0)
+    model.add_entries(row + trip_pair, q_col + k, -1.0)
+    # q <= kw * z
+    row = model.add_rows(-INF, 0.0, n)
+    model.add_entries(row + k, q_col + k, 1.0)
+    model.add_entries(row + k, z_col + k, -trip_kw)
+    # one vehicle per connector and slot
+    key = trip_conn * instance.num_slots + trip_slot
+    keys, key_of = np.unique(key, return_inverse=True)
+    row = model.add_rows(-INF, 1.0, keys.size)
+    model.add_entries(row + key_of, z_col + k, 1.0)
+    # per charger and slot
+    charger = np.array([charger_index[connectors[c][0].id] for c in trip_conn], dtype=int)
+    key = charger * instance.num_slots + trip_slot
+    keys, key_of = np.unique(key, return_inverse=True)
+    limits = np.array([ch.max_kw for ch in instance.chargers])[keys // instance.num_slots]
+    row = model.add_rows(-INF, limits, keys.size)
+    model.add_entries(row + key_of, q_col + k, 1.0)
+    # starts: s - z + z_prev >= 0 (triples of one (v, c) are consecutive slots)
+    row = model.add_rows(0.0, INF, n)
+    model.add_entries(row + k, s_col + k, 1.0)
+    model.add_entries(row + k, z_col + k, -1.0)
+    continues = np.flatnonzero(
+        (k > 0) & (np.roll(trip_vehicle, 1) == trip_vehicle) & (np.roll(trip_conn, 1) == trip_conn)
+    )
+    model.add_entries(row + continues, z_col + continues - 1, 1.0)
+    # at most one window per vehicle
+    row = model.add_rows(-INF, 1.0, num_vehicles)
+    model.add_entries(row + trip_vehicle, s_col + k, 1.0)
+
+    solution = model.solve(time_limit_s=time_limit_s)
+    if solution.x is None:
+        return solution, core, windows, None
+    z = solution.x[z_col : z_col + n] > 0.5
+    assignment = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
+    for v in range(num_vehicles):
+        mine = np.flatnonzero(z & (trip_vehicle == v))
+        if mine.size:
+            assignment.connector[v] = trip_conn[mine[0]]
+            assignment.start[v] = trip_slot[mine].min()
+            assignment.end[v] = trip_slot[mine].max() + 1
+    return solution, core, windows, assignment

@@ -1,0 +1,118 @@
+"""Numbers shared by the LP, the baselines and the evaluator, computed in one place.
+
+Keeping these here is what makes "the LP plan costs no more than a baseline" a fair comparison:
+every plan is judged with the same taper, targets, efficiency and shortfall penalty.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .instance import Charger, Connector, Instance, Vehicle
+
+
+@dataclass(frozen=True)
+class VehicleArrays:
+    """Per-vehicle numbers as arrays, in ``instance.vehicles`` order. Energies are battery-side kWh."""
+
+    arrival_slot: np.ndarray
+    departure_slot: np.ndarray
+    capacity_kwh: np.ndarray
+    initial_kwh: np.ndarray  # arrival SoC plus energy already delivered x efficiency
+    target_kwh: np.ndarray  # required departure energy
+    max_kwh: np.ndarray  # max SoC as energy (never below initial_kwh)
+    max_kw: np.ndarray  # the vehicle's own limit
+    penalty_mxn_per_kwh: np.ndarray  # shortfall penalty
+
+
+def vehicle_arrays(instance: Instance) -> VehicleArrays:
+    vs = instance.vehicles
+    cap = np.array([v.usable_capacity_kwh for v in vs], dtype=float)
+    initial = np.array([instance.initial_energy_kwh(v) for v in vs], dtype=float)
+    max_kwh = np.maximum(np.array([v.max_soc_pct / 100.0 for v in vs]) * cap, initial)
+    return VehicleArrays(
+        arrival_slot=np.array([v.arrival_slot for v in vs], dtype=int),
+        departure_slot=np.array([v.departure_slot for v in vs], dtype=int),
+        capacity_kwh=cap,
+        initial_kwh=initial,
+        target_kwh=np.minimum(np.array([v.required_soc_pct / 100.0 for v in vs]) * cap, max_kwh),
+        max_kwh=max_kwh,
+        max_kw=np.array([v.max_charge_kw for v in vs], dtype=float),
+        penalty_mxn_per_kwh=shortfall_penalty_mxn_per_kwh(instance),
+    )
+
+
+def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
+    """Penalty per kWh (battery side) a vehicle leaves without, one value per vehicle.
+
+    The base is ten times the most a delivered kWh can cost (the dearest energy price plus
+    raising the peak by one slot's worth of power, through the efficiency, plus the wear terms),
+    so a plan never skips energy it could deliver. It is multiplied by 4 for each priority level
+    above the lowest one present (capped at 8 levels, to keep the LP well scaled) and by up to 1.5
+    for an early departure, so when the night cannot be fully served, higher priority wins first,
+    then earlier departure.
+    """
+    if not instance.vehicles:
+        return np.zeros(0)
+    hours = instance.slot_hours
+    worst_kwh_mxn = (
+        max(instance.energy_price_mxn_per_kwh, default=0.0) + instance.demand_charge_mxn_per_kw / hours
+    ) / instance.charging_efficiency
+    wear = instance.wear
+    worst_kwh_mxn += wear.high_soc_mxn_per_kwh_h * instance.num_slots * hours + wear.high_c_rate_mxn_per_kwh
+    base = 10.0 * worst_kwh_mxn + 10.0
+    levels = sorted({v.priority for v in instance.vehicles})
+    rank = {p: min(i, 8) for i, p in enumerate(levels)}
+    priority_factor = np.array([4.0 ** rank[v.priority] for v in instance.vehicles])
+    departure = np.array([v.departure_slot for v in instance.vehicles], dtype=float)
+    departure_factor = 1.0 + 0.5 * (instance.num_slots - departure) / instance.num_slots
+    return base * priority_factor * departure_factor
+
+
+def effective_max_kw(vehicle: Vehicle, charger: Charger, connector: Connector) -> float:
+    """The most this vehicle can draw on this connector when alone on its charger."""
+    return min(vehicle.max_charge_kw, connector.max_kw, charger.max_kw)
+
+
+def taper_lines(vehicle: Vehicle) -> list[tuple[float, float]]:
+    """The taper as lines ``max_kw <= intercept_kw + slope_kw_per_kwh * energy_kwh``.
+
+    A concave piecewise-linear curve equals the minimum of its segments' lines, so the LP can
+    impose every line; the parser rejects non-concave tapers.
+    """
+    lines = []
+    cap = vehicle.usable_capacity_kwh
+    for (s1, k1), (s2, k2) in zip(vehicle.taper, vehicle.taper[1:], strict=False):
+        slope_per_kwh = (k2 - k1) / ((s2 - s1) / 100.0 * cap)
+        intercept = k1 - slope_per_kwh * (s1 / 100.0 * cap)
+        lines.append((intercept, slope_per_kwh))
+    return lines
+
+
+def taper_limit_kw(vehicle: Vehicle, energy_kwh: float) -> float:
+    """Max power (kW) the taper allows at this battery energy (inf without a taper)."""
+    lines = taper_lines(vehicle)
+    if not lines:
+        return math.inf
+    return max(0.0, min(a + b * energy_kwh for a, b in lines))
+
+
+def max_slot_power_kw(
+    vehicle: Vehicle, energy_kwh: float, limit_kw: float, max_kwh: float, efficiency: float, hours: float
+) -> float:
+    """Largest constant power for one slot that respects the taper all through the slot.
+
+    The taper is checked at the slot's *end* energy: the curve decreases where it binds, so that
+    is where it is tightest (the same rule as the LP and the evaluator). Also stops at ``max_kwh``.
+    """
+    gain = efficiency * hours  # battery kWh per kW held for the slot
+    power = min(limit_kw, max(0.0, (max_kwh - energy_kwh) / gain))
+    for a, b in taper_lines(vehicle):
+        # p <= a + b * (e + gain * p)  <=>  p * (1 - b * gain) <= a + b * e
+        denominator = 1.0 - b * gain
+        if denominator > 0:
+            power = min(power, max(0.0, (a + b * energy_kwh) / denominator))
+    return power

@@ -1,0 +1,186 @@
+"""``solve``: from an instance to a plan, by the method asked for.
+
+- ``lp`` (the fast default path): the LP relaxation with connectors aggregated per compatibility
+  group gives a lower bound; ``assignment.greedy_assign`` turns it into one connector window per
+  vehicle; if the relaxed power already fits those windows and every charger limit, it is optimal
+  as is, otherwise the LP is solved again on the windows with exact charger limits.
+- ``milp``: the exact time-indexed MILP (``milp.py``), for small depots.
+- ``auto``: ``lp``, then ``milp`` too when the depot is small and ``lp`` left a gap; keeps the
+  cheaper plan.
+- ``uncontrolled`` / ``edf``: the baselines.
+
+Every plan is priced by the evaluator; ``solver.gap`` compares it with the relaxation bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .assignment import Assignment, assign_connectors, compatible_connectors, group_limits
+from .baselines import earliest_deadline_first, uncontrolled
+from .evaluate import evaluate, finalize
+from .instance import Instance
+from .lp import LpModel, Windows, add_charger_limits, add_group_limits, build_core, power_matrix
+from .milp import count_binaries, solve_milp
+from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
+from .quantities import effective_max_kw, vehicle_arrays
+from .reasons import explain_shortfalls
+
+METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
+# "auto" tries the exact MILP when it has at most this many binaries.
+AUTO_MILP_MAX_BINARIES = 3_000
+AUTO_MILP_TIME_LIMIT_S = 10.0
+# A plan within this relative gap of the bound is not worth a MILP.
+GAP_GOOD_ENOUGH = 1e-4
+
+
+def solve(instance: Instance, method: str = "auto", *, time_limit_s: float | None = None) -> Plan:
+    """Plan the night. ``method`` is one of ``METHODS``; never raises for an unservable night.
+
+    Returns a ``Plan`` whose vehicles leave short (with a reason) when the night cannot serve them.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "uncontrolled":
+        return uncontrolled(instance)
+    if method == "edf":
+        return earliest_deadline_first(instance)
+    started = time.perf_counter()
+    va = vehicle_arrays(instance)
+    compatible = compatible_connectors(instance)
+    bound_mxn, relaxed_power, relax_size = _relaxation(instance, va, compatible, time_limit_s)
+
+    plan: Plan | None = None
+    if method in ("lp", "auto"):
+        plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
+        plan.solver.num_variables, plan.solver.num_constraints = relax_size
+    small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
+    gap = _gap(plan.totals.objective_mxn, bound_mxn) if plan else None
+    if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
+        limit = time_limit_s if time_limit_s is not None else AUTO_MILP_TIME_LIMIT_S
+        exact = _milp_plan(instance, va, compatible, limit)
+        if exact is not None and (plan is None or exact.totals.objective_mxn < plan.totals.objective_mxn - 1e-9):
+            plan = exact
+        elif plan is None:  # the MILP found nothing in time: fall back to the heuristic
+            plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
+            plan.solver.notes.append("milp found no solution in time; used lp + greedy assignment")
+    assert plan is not None
+    plan.solver.lp_bound_mxn = bound_mxn
+    plan.solver.gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    plan.solver.solve_time_s = time.perf_counter() - started
+    return plan
+
+
+def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
+    if bound_mxn is None:
+        return None
+    # Never negative: a plan cannot beat the bound beyond solver tolerance.
+    return max(0.0, (objective_mxn - bound_mxn) / max(abs(bound_mxn), 1.0))
+
+
+def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int]]:
+    """Solve the aggregated relaxation; returns (bound MXN, relaxed power [vehicle, slot], size)."""
+    connectors = instance.connectors()
+    best_kw = np.array(
+        [
+            max((effective_max_kw(vehicle, *connectors[c]) for c in compatible[v]), default=0.0)
+            for v, vehicle in enumerate(instance.vehicles)
+        ]
+    )
+    has = np.array([c.size > 0 for c in compatible], dtype=bool)
+    windows = Windows(start=va.arrival_slot, end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw)
+    model = LpModel()
+    core = build_core(instance, va, windows, model)
+    add_group_limits(instance, core, windows, group_limits(instance, compatible), model)
+    solution = model.solve(time_limit_s=time_limit_s)
+    power = np.zeros((len(instance.vehicles), instance.num_slots))
+    if solution.x is not None:
+        power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
+    bound = solution.objective if solution.optimal else None
+    return bound, power, (solution.num_cols, solution.num_rows)
+
+
+def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
+    started = time.perf_counter()
+    assignment = assign_connectors(instance, va, compatible, relaxed_power)
+    # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
+    candidate = _plan(instance, assignment, relaxed_power, "lp", "Optimal (the relaxation fits the assignment)")
+    if evaluate(instance, candidate).ok:
+        # Only solver dust (below the evaluator's tolerance) can lie outside the windows.
+        candidate = _plan(
+            instance, assignment, relaxed_power * _window_mask(instance, assignment), "lp", candidate.solver.status
+        )
+        candidate.solver.solve_time_s = time.perf_counter() - started
+        return explain_shortfalls(instance, finalize(instance, candidate))
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    assigned = assignment.connector >= 0
+    windows = Windows(
+        start=assignment.start,
+        end=np.where(assigned, assignment.end, assignment.start),
+        max_kw=np.array(
+            [
+                effective_max_kw(vehicle, *connectors[assignment.connector[v]]) if assigned[v] else 0.0
+                for v, vehicle in enumerate(instance.vehicles)
+            ]
+        ),
+    )
+    charger_of_vehicle = np.array(
+        [charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector], dtype=int
+    )
+    model = LpModel()
+    core = build_core(instance, va, windows, model)
+    add_charger_limits(instance, core, windows, charger_of_vehicle, model)
+    solution = model.solve(time_limit_s=time_limit_s)
+    if solution.x is None:  # only on a time limit: keep the relaxed profile clipped to windows
+        power = relaxed_power * _window_mask(instance, assignment)
+        status = f"re-solve failed ({solution.status}); relaxed power clipped to windows"
+    else:
+        power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
+        status = solution.status
+    plan = _plan(instance, assignment, power, "lp", status)
+    plan.solver.solve_time_s = time.perf_counter() - started
+    return explain_shortfalls(instance, finalize(instance, plan))
+
+
+def _milp_plan(instance, va, compatible, time_limit_s) -> Plan | None:
+    solution, core, windows, assignment = solve_milp(instance, va, compatible, time_limit_s=time_limit_s)
+    if solution.x is None or assignment is None:
+        return None
+    power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
+    plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp", solution.status)
+    plan.solver.num_variables, plan.solver.num_constraints = solution.num_cols, solution.num_rows
+    if solution.mip_dual_bound is not None:
+        plan.solver.notes.append(f"milp dual bound {solution.mip_dual_bound:.4f} MXN")
+    return explain_shortfalls(instance, finalize(instance, plan))
+
+
+def _window_mask(instance: Instance, assignment: Assignment) -> np.ndarray:
+    slot = np.arange(instance.num_slots)
+    return (assignment.connector[:, None] >= 0) & (slot >= assignment.start[:, None]) & (slot < assignment.end[:, None])
+
+
+def _plan(instance: Instance, assignment: Assignment, power: np.ndarray, method: str, status: str) -> Plan:
+    connectors = instance.connectors()
+    vehicles = []
+    for v, vehicle in enumerate(instance.vehicles):
+        c = int(assignment.connector[v])
+        plugged = c >= 0 and assignment.end[v] > assignment.start[v]
+        vehicles.append(
+            VehiclePlan(
+                vehicle_id=vehicle.id,
+                connector_id=connectors[c][1].id if plugged else None,
+                plug_in_slot=int(assignment.start[v]) if plugged else None,
+                unplug_slot=int(assignment.end[v]) if plugged else None,
+                power_kw=power[v].tolist(),
+            )
+        )
+    return Plan(
+        vehicles=vehicles,
+        totals=PlanTotals(),
+        solver=SolverInfo(method=method, status=status),
+        horizon_start=instance.horizon_start.isoformat(),
+        slot_minutes=instance.slot_minutes,
+    )

@@ -1,0 +1,424 @@
+"""Depot night planning: build the optimizer's instance from the database, solve it, store the plan.
+
+How a night is read from the registry (documented in docs/optimizer.md, "From the database"):
+- The horizon is ``PLAN_HORIZON_HOURS`` from ``PLAN_HORIZON_START_HOUR`` local time on the service night,
+  in ``slot_minutes`` slots.
+- Vehicles: in service, home depot = this depot. A vehicle's overnight stay runs from the end of its last
+  block that starts before the *night anchor* (02:00 local after the service night) to the start of its
+  first block after the anchor. No block after the anchor: it stays until the horizon ends and is charged
+  to the standby SoC at low priority.
+- Energy for the next block: ``planned_energy_kwh`` or distance x kWh/km (the vehicle's measured kWh/km
+  when telemetry has it, else its model's figure), plus the readiness reserve.
+- Arrival SoC: live telemetry when it was seen after its last block returned; otherwise estimated from a
+  full morning charge minus the day's blocks.
+- Capacity: the active pack's as-new capacity x its latest SoH (nameplate when unknown), in the model's
+  usable SoC window. The optimizer works in % of that usable capacity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from batteries.selectors import active_pack, latest_soh_pct
+from charging import optimizer
+from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
+from charging.tariffs import price_slots
+from fleet.models import BlockAssignment, Depot, Vehicle
+
+logger = logging.getLogger(__name__)
+
+PLAN_HORIZON_START_HOUR = 12
+PLAN_HORIZON_HOURS = 24
+NIGHT_ANCHOR_HOUR = 2
+USABLE_CHARGER_STATUSES = (Charger.Status.AVAILABLE, Charger.Status.CHARGING)
+KIND_TO_OPTIMIZER = {Charger.Kind.AC: "AC", Charger.Kind.DC: "DC", Charger.Kind.PANTOGRAPH: "pantograph"}
+PRIORITY_WITH_BLOCK = 10
+PRIORITY_STANDBY = 0
+
+
+def readiness_reserve_pct() -> float:
+    """Reserve on top of the next block's energy, in % of the usable capacity."""
+    return float(getattr(settings, "EVFLEET_READINESS_RESERVE_PCT", 10.0))
+
+
+def standby_soc_pct() -> float:
+    """Vehicle SoC (% of the pack) to keep a vehicle with no next block at."""
+    return float(getattr(settings, "EVFLEET_STANDBY_SOC_PCT", 60.0))
+
+
+def default_energy_price() -> float:
+    return float(getattr(settings, "EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH", 1.5))
+
+
+@dataclass(frozen=True)
+class Horizon:
+    start: dt.datetime  # aware, depot local time
+    slot_minutes: int
+    num_slots: int
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(minutes=self.slot_minutes * self.num_slots)
+
+    def slot_of(self, moment: dt.datetime, *, round_up: bool) -> int:
+        minutes = (moment - self.start).total_seconds() / 60
+        slot = -(-minutes // self.slot_minutes) if round_up else minutes // self.slot_minutes
+        return int(min(max(slot, 0), self.num_slots))
+
+    def slot_starts(self) -> list[dt.datetime]:
+        return [self.start + dt.timedelta(minutes=self.slot_minutes * i) for i in range(self.num_slots)]
+
+
+def night_horizon(depot: Depot, service_night: dt.date, slot_minutes: int = 15) -> Horizon:
+    start = dt.datetime.combine(service_night, dt.time(PLAN_HORIZON_START_HOUR), tzinfo=depot.zone)
+    return Horizon(start=start, slot_minutes=slot_minutes, num_slots=PLAN_HORIZON_HOURS * 60 // slot_minutes)
+
+
+@dataclass
+class NightInput:
+    """The optimizer instance plus what maps its ids back to rows."""
+
+    instance: optimizer.Instance
+    horizon: Horizon
+    vehicles: dict[str, Vehicle]
+    connectors: dict[str, Connector]
+    stays: dict[str, tuple[dt.datetime, dt.datetime]]
+    soc_windows: dict[str, tuple[float, float]]  # vehicle id -> usable SoC window (min %, max %) of the pack
+    no_connector: list[Vehicle]
+
+
+def _to_usable_pct(soc_pct: float, window: tuple[float, float]) -> float:
+    low, high = window
+    return min(max((soc_pct - low) / (high - low) * 100.0, 0.0), 100.0)
+
+
+def _to_vehicle_pct(usable_pct: float, window: tuple[float, float]) -> float:
+    low, high = window
+    return low + usable_pct / 100.0 * (high - low)
+
+
+def _pack_capacity_kwh(vehicle: Vehicle) -> float:
+    pack = active_pack(vehicle)
+    if pack is None:
+        return vehicle.model.nominal_pack_kwh
+    soh = latest_soh_pct(pack)
+    return pack.baseline_capacity_kwh * (soh if soh is not None else 100.0) / 100.0
+
+
+def _block_energy_kwh(assignment: BlockAssignment, vehicle: Vehicle) -> float:
+    block = assignment.block
+    if block.planned_energy_kwh is not None:
+        return block.planned_energy_kwh
+    return block.distance_km * _consumption_kwh_per_km(vehicle)
+
+
+def _consumption_kwh_per_km(vehicle: Vehicle) -> float:
+    # Telemetry's measured figure when it exists (fleet.selectors.measured_consumption_kwh_per_km).
+    try:
+        from fleet.selectors import measured_consumption_kwh_per_km
+    except ImportError:
+        return vehicle.model.consumption_kwh_per_km
+    return measured_consumption_kwh_per_km(vehicle) or vehicle.model.consumption_kwh_per_km
+
+
+def _live_soc(vehicle: Vehicle, since: dt.datetime) -> float | None:
+    try:
+        from fleet.selectors import live_soc_pct
+    except ImportError:
+        return None
+    return live_soc_pct(vehicle, since=since)
+
+
+def _vehicle_taper(vehicle: Vehicle, window: tuple[float, float]) -> tuple[tuple[float, float], ...]:
+    """The model's SoC->kW taper re-expressed on the usable scale, clipped to the usable window."""
+    points = [(float(s), float(kw)) for s, kw in vehicle.model.charging_taper or []]
+    if not points:
+        return ()
+    max_kw = vehicle.model.max_charge_kw
+
+    def kw_at(soc: float) -> float:
+        if soc <= points[0][0]:
+            return max_kw if points[0][0] > 0 else points[0][1]
+        for (s0, k0), (s1, k1) in zip(points, points[1:], strict=False):
+            if s0 <= soc <= s1:
+                return k0 + (k1 - k0) * (soc - s0) / (s1 - s0)
+        return points[-1][1]
+
+    socs = sorted({window[0], window[1], *(s for s, _ in points if window[0] < s < window[1])})
+    return tuple((_to_usable_pct(s, window), kw_at(s)) for s in socs)
+
+
+def build_night(
+    depot: Depot, service_night: dt.date, *, now: dt.datetime | None = None, slot_minutes: int = 15
+) -> NightInput:
+    horizon = night_horizon(depot, service_night, slot_minutes)
+    anchor = dt.datetime.combine(service_night + dt.timedelta(days=1), dt.time(NIGHT_ANCHOR_HOUR), tzinfo=depot.zone)
+    starts = horizon.slot_starts()
+
+    connectors = {
+        f"{c.charger.ocpp_charge_point_id}#{c.connector_id}": c
+        for c in Connector.objects.filter(
+            charger__depot=depot, charger__status__in=USABLE_CHARGER_STATUSES, status__in=USABLE_CHARGER_STATUSES
+        ).select_related("charger")
+    }
+    chargers: dict[int, optimizer.Charger] = {}
+    for key, c in connectors.items():
+        ch = chargers.get(c.charger_id)
+        connector = optimizer.Connector(id=key, max_kw=c.max_kw)
+        chargers[c.charger_id] = optimizer.Charger(
+            id=c.charger.ocpp_charge_point_id,
+            kind=KIND_TO_OPTIMIZER[c.charger.kind],
+            max_kw=c.charger.max_kw,
+            connectors=(*(ch.connectors if ch else ()), connector),
+        )
+    available_kinds = {ch.kind for ch in chargers.values()}
+
+    vehicles = list(Vehicle.objects.filter(home_depot=depot, status=Vehicle.Status.IN_SERVICE).select_related("model"))
+    assignments: dict[int, list[BlockAssignment]] = {v.pk: [] for v in vehicles}
+    for a in BlockAssignment.objects.filter(
+        vehicle__in=vehicles, ends_at__gt=horizon.start - dt.timedelta(hours=12), starts_at__lt=horizon.end
+    ).select_related("block"):
+        assignments[a.vehicle_id].append(a)
+
+    reserve = readiness_reserve_pct()
+    opt_vehicles, by_id, stays, windows, no_connector = [], {}, {}, {}, []
+    for vehicle in vehicles:
+        model = vehicle.model
+        window = (model.usable_soc_min_pct, model.usable_soc_max_pct)
+        usable_kwh = _pack_capacity_kwh(vehicle) * (window[1] - window[0]) / 100.0
+        mine = sorted(assignments[vehicle.pk], key=lambda a: a.starts_at)
+        before = [a for a in mine if a.starts_at < anchor]
+        after = [a for a in mine if a.starts_at >= anchor]
+        arrives = max(before[-1].ends_at, horizon.start) if before else horizon.start
+        departs = min(after[0].starts_at, horizon.end) if after else horizon.end
+        if now is not None:
+            arrives = max(arrives, now)
+
+        live = _live_soc(vehicle, since=before[-1].ends_at if before else horizon.start - dt.timedelta(hours=12))
+        if live is not None:
+            arrival_soc = live
+        else:
+            day_energy = sum(_block_energy_kwh(a, vehicle) for a in before)
+            arrival_soc = window[1] - day_energy / _pack_capacity_kwh(vehicle) * 100.0
+        if after:
+            need_kwh = _block_energy_kwh(after[0], vehicle)
+            required_usable = need_kwh / usable_kwh * 100.0 + reserve
+            priority = PRIORITY_WITH_BLOCK
+        else:
+            required_usable = _to_usable_pct(standby_soc_pct(), window)
+            priority = PRIORITY_STANDBY
+
+        kinds = tuple(
+            k
+            for k, ok in (("DC", model.max_dc_kw > 0), ("pantograph", model.max_dc_kw > 0), ("AC", model.max_ac_kw > 0))
+            if ok
+        )
+        if not available_kinds.intersection(kinds):
+            no_connector.append(vehicle)
+        vid = str(vehicle.pk)
+        by_id[vid], stays[vid], windows[vid] = vehicle, (arrives, departs), window
+        opt_vehicles.append(
+            optimizer.Vehicle(
+                id=vid,
+                arrival_slot=horizon.slot_of(arrives, round_up=True),
+                departure_slot=max(horizon.slot_of(departs, round_up=False), horizon.slot_of(arrives, round_up=True)),
+                arrival_soc_pct=_to_usable_pct(arrival_soc, window),
+                required_soc_pct=min(required_usable, 100.0),
+                usable_capacity_kwh=usable_kwh,
+                max_charge_kw=model.max_charge_kw,
+                taper=_vehicle_taper(vehicle, window),
+                compatible_kinds=kinds,
+                priority=priority,
+            )
+        )
+
+    prices, demand_slots, demand_price = _prices(depot, horizon)
+    base_load = [depot.base_load_kw_at_hour(s.hour) for s in starts]
+    month_start = service_night.replace(day=1)
+    month_peak = (
+        ChargingPlan.objects.filter(
+            depot=depot,
+            status=ChargingPlan.Status.ACTIVE,
+            service_night__gte=month_start,
+            service_night__lt=service_night,
+        ).aggregate(peak=Max("peak_kw"))["peak"]
+        or 0.0
+    )
+    instance = optimizer.Instance(
+        horizon_start=horizon.start,
+        num_slots=horizon.num_slots,
+        slot_minutes=slot_minutes,
+        site_limit_kw=tuple(max(depot.grid_limit_kw - b, 0.0) for b in base_load),
+        energy_price_mxn_per_kwh=tuple(prices),
+        chargers=tuple(chargers.values()),
+        vehicles=tuple(opt_vehicles),
+        demand_charge_mxn_per_kw=demand_price,
+        demand_slots=demand_slots,
+        month_peak_kw=month_peak,
+        base_load_kw=tuple(base_load),
+    )
+    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector)
+
+
+def _prices(depot: Depot, horizon: Horizon) -> tuple[list[float], tuple[bool, ...] | None, float]:
+    """Energy price per slot, which slots count for the demand charge, and its price per kW-month."""
+    if depot.tariff is None:
+        return [default_energy_price()] * horizon.num_slots, None, 0.0
+    slots = price_slots(depot.tariff, horizon.start, horizon.slot_minutes, horizon.num_slots)
+    prices = [float(s.energy_price_per_kwh) for s in slots]
+    # The optimizer prices one demand peak. GDMTH's capacity charge (demand during punta) is the one a
+    # night plan can move; the distribution charge on the month's overall maximum is set by daytime
+    # operation and is left out (docs/optimizer.md, "Tariffs").
+    charges = list(depot.tariff.demand_charges.all())
+    restricted = [c for c in charges if c.applies_in_periods]
+    chosen = restricted or charges
+    if not chosen:
+        return prices, None, 0.0
+    periods = set().union(*(c.applies_in_periods for c in chosen))
+    demand_slots = tuple(s.period in periods for s in slots) if periods else None
+    return prices, demand_slots, float(sum(c.price_per_kw_month for c in chosen))
+
+
+@transaction.atomic
+def plan_depot_night(
+    *,
+    depot: Depot,
+    service_night: dt.date,
+    trigger: str = ChargingPlan.Trigger.NIGHTLY,
+    trigger_detail: str = "",
+    now: dt.datetime | None = None,
+    method: str = "auto",
+) -> ChargingPlan:
+    """Plan (or re-plan) one depot night and make the new plan the active one.
+
+    Concurrent planning of one depot is serialised on the depot row: the second caller waits and then
+    supersedes the first one's plan, never producing two active plans.
+    """
+    Depot.objects.select_for_update().filter(pk=depot.pk).first()
+    night = build_night(depot, service_night, now=now)
+    plan = optimizer.solve(night.instance, method=method)
+    previous = ChargingPlan.objects.filter(depot=depot, service_night=service_night)
+    version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
+    previous.filter(status=ChargingPlan.Status.ACTIVE).update(status=ChargingPlan.Status.SUPERSEDED)
+
+    totals, solver = plan.totals, plan.solver
+    record = ChargingPlan.objects.create(
+        depot=depot,
+        service_night=service_night,
+        version=version,
+        trigger=trigger,
+        trigger_detail=trigger_detail[:200],
+        horizon_start=night.horizon.start,
+        slot_minutes=night.horizon.slot_minutes,
+        num_slots=night.horizon.num_slots,
+        method=solver.method,
+        solver_status=solver.status,
+        solve_seconds=solver.solve_time_s,
+        energy_kwh=totals.energy_kwh,
+        energy_cost=Decimal(f"{totals.energy_cost_mxn:.2f}"),
+        demand_cost=Decimal(f"{totals.demand_cost_mxn:.2f}"),
+        peak_kw=totals.peak_kw,
+        site_limit_kw=min(night.instance.site_limit_kw, default=0.0),
+        shortfall_kwh=totals.shortfall_kwh,
+        vehicles_short=sum(1 for v in plan.vehicles if v.shortfall_kwh > 0.05),
+        lp_bound=solver.lp_bound_mxn,
+        gap_pct=solver.gap * 100 if solver.gap is not None else None,
+        instance=night.instance.to_dict(),
+    )
+    PlannedCharge.objects.bulk_create(_planned_charges(record, night, plan))
+    _raise_alerts(record, night, plan)
+    logger.info("planned %s night %s v%d: %s", depot, service_night, version, solver.status)
+    return record
+
+
+def _slot_time(horizon: Horizon, slot: int | None) -> dt.datetime | None:
+    return None if slot is None else horizon.start + dt.timedelta(minutes=horizon.slot_minutes * slot)
+
+
+def _planned_charges(record: ChargingPlan, night: NightInput, plan: optimizer.Plan) -> list[PlannedCharge]:
+    rows = []
+    for vp in plan.vehicles:
+        vehicle_instance = next(v for v in night.instance.vehicles if v.id == vp.vehicle_id)
+        window = night.soc_windows[vp.vehicle_id]
+        arrives, departs = night.stays[vp.vehicle_id]
+        rows.append(
+            PlannedCharge(
+                plan=record,
+                vehicle=night.vehicles[vp.vehicle_id],
+                connector=night.connectors.get(vp.connector_id) if vp.connector_id else None,
+                arrival_at=arrives,
+                departure_at=departs,
+                plug_in_at=_slot_time(night.horizon, vp.plug_in_slot),
+                plug_out_at=_slot_time(night.horizon, vp.unplug_slot),
+                arrival_soc_pct=round(_to_vehicle_pct(vehicle_instance.arrival_soc_pct, window), 2),
+                required_soc_pct=round(_to_vehicle_pct(vehicle_instance.required_soc_pct, window), 2),
+                departure_soc_pct=round(_to_vehicle_pct(vp.departure_soc_pct, window), 2),
+                energy_kwh=round(vp.energy_delivered_kwh, 3),
+                shortfall_kwh=round(vp.shortfall_kwh, 3),
+                shortfall_reason=(vp.shortfall_reason or "")[:200],
+                power_kw=[round(p, 3) for p in vp.power_kw],
+            )
+        )
+    return rows
+
+
+def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan) -> None:
+    """Open (or refresh) alerts for this night; resolve this night's alerts the new plan no longer has."""
+    depot = record.depot
+    prefix = f"plan:{depot.pk}:{record.service_night.isoformat()}:"
+    wanted: dict[str, dict] = {}
+    for vehicle in night.no_connector:
+        wanted[f"{prefix}no-connector:{vehicle.pk}"] = {
+            "kind": Alert.Kind.NO_COMPATIBLE_CONNECTOR,
+            "severity": Alert.Severity.CRITICAL,
+            "vehicle": vehicle,
+            "message": f"{vehicle.fleet_number} has no compatible working connector at {depot.name} tonight.",
+        }
+    for vp in plan.vehicles:
+        if vp.shortfall_kwh > 0.05 and f"{prefix}no-connector:{vp.vehicle_id}" not in wanted:
+            vehicle = night.vehicles[vp.vehicle_id]
+            wanted[f"{prefix}not-ready:{vp.vehicle_id}"] = {
+                "kind": Alert.Kind.VEHICLE_NOT_READY,
+                "severity": Alert.Severity.CRITICAL,
+                "vehicle": vehicle,
+                "message": (
+                    f"{vehicle.fleet_number} will leave {vp.shortfall_kwh:.0f} kWh short"
+                    f"{': ' + vp.shortfall_reason if vp.shortfall_reason else ''}."
+                ),
+                "details": {"shortfall_kwh": vp.shortfall_kwh, "reason": vp.shortfall_reason},
+            }
+    grid_short = [vp for vp in plan.vehicles if vp.shortfall_reason and "grid" in vp.shortfall_reason.lower()]
+    if grid_short:
+        wanted[f"{prefix}grid"] = {
+            "kind": Alert.Kind.GRID_LIMIT_TOO_LOW,
+            "severity": Alert.Severity.WARNING,
+            "message": (
+                f"The grid limit of {depot.name} ({depot.grid_limit_kw:.0f} kW) is too low to charge "
+                f"{len(grid_short)} vehicle(s) for their blocks tonight."
+            ),
+            "details": {"vehicles": [vp.vehicle_id for vp in grid_short]},
+        }
+    now = timezone.now()
+    open_here = Alert.objects.filter(key__startswith=prefix).exclude(status=Alert.Status.RESOLVED)
+    open_here.exclude(key__in=wanted).update(status=Alert.Status.RESOLVED, resolved_at=now)
+    for key, fields in wanted.items():
+        Alert.objects.update_or_create(
+            key=key,
+            status__in=[Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED],
+            defaults={**fields, "plan": record, "depot": depot, "organization_id": depot.organization_id},
+            create_defaults={
+                **fields,
+                "key": key,
+                "plan": record,
+                "depot": depot,
+                "organization_id": depot.organization_id,
+            },
+        )

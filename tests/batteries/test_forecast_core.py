@@ -1,0 +1,141 @@
+"""The battery-health forecast core (pure Python + PyBaMM, no Django).
+
+Fast tests use short horizons; multi-year prior checks are marked slow.
+"""
+
+import datetime as dt
+import os
+
+import pytest
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+
+from batteries.forecast import (  # noqa: E402
+    FLAG_DUTY_EXCEEDS_CAPACITY,
+    AgeingCalibration,
+    BlockPlan,
+    Climate,
+    DutyStats,
+    ForecastJob,
+    HealthObservation,
+    PackSpec,
+    calibrate_pack,
+    duty_signature,
+    forecast_fleet,
+    forecast_pack,
+    prepare,
+)
+
+HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
+NOGALES = Climate((9, 11, 14, 17, 21, 26, 26, 25, 23, 18, 13, 9))
+START = dt.date(2024, 1, 1)
+
+
+def bus_pack(chemistry="LFP", **kw):
+    return PackSpec(chemistry, nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3, **kw)
+
+
+def job(duty=None, climate=HERMOSILLO, calibration=None, years=2.0, chemistry="LFP", pack=None, pack_id="bus-1"):
+    return ForecastJob(
+        pack_id=pack_id,
+        pack=pack or bus_pack(chemistry),
+        duty=duty or BlockPlan(km_per_day=200, kwh_per_km=1.1),
+        climate=climate,
+        in_service_date=START,
+        as_of=START,
+        calibration=calibration or AgeingCalibration(),
+        horizon_years=years,
+    )
+
+
+def test_soh_never_increases_and_band_brackets_median():
+    result = forecast_pack(job(years=2))
+    soh = [p.soh_pct for p in result.points]
+    assert len(soh) >= 24
+    assert all(b <= a + 1e-9 for a, b in zip(soh, soh[1:], strict=False))
+    assert soh[-1] < 100
+    for p in result.points[1:]:
+        assert p.soh_p10_pct <= p.soh_pct <= p.soh_p90_pct
+    assert result.to_dict()["points"][0]["date"] == "2024-01-01"
+
+
+def test_hotter_climate_ages_faster():
+    hot = forecast_pack(job(climate=HERMOSILLO, years=1))
+    mild = forecast_pack(job(climate=NOGALES, years=1))
+    assert hot.points[-1].soh_pct < mild.points[-1].soh_pct - 0.2
+
+
+def test_deeper_cycling_ages_faster():
+    light = forecast_pack(job(duty=BlockPlan(km_per_day=100, kwh_per_km=1.1), years=1))
+    heavy = forecast_pack(job(duty=BlockPlan(km_per_day=250, kwh_per_km=1.1), years=1))
+    assert heavy.points[-1].soh_pct < light.points[-1].soh_pct - 0.1
+
+
+def test_duty_too_big_for_the_pack_is_flagged_not_raised():
+    # The day needs 95 % of the new capacity: more than the 10-95 % usable window.
+    result = forecast_pack(job(duty=BlockPlan(km_per_day=302, kwh_per_km=1.1), years=1))
+    assert FLAG_DUTY_EXCEEDS_CAPACITY in result.flags
+    assert result.end_of_duty_date is not None
+    assert result.rul_days == (result.end_of_duty_date - START).days
+
+
+def test_pack_without_observations_gets_the_prior_with_a_wider_band_than_a_calibrated_pack():
+    uncalibrated = calibrate_pack(job(), observations=[])
+    assert uncalibrated.source == "prior" and uncalibrated.rate_factor == 1.0
+    calibrated = AgeingCalibration(1.0, 0.08, "pack", 5)
+    wide = forecast_pack(job(calibration=uncalibrated, years=1)).points[-1]
+    narrow = forecast_pack(job(calibration=calibrated, years=1)).points[-1]
+    assert (wide.soh_p90_pct - wide.soh_p10_pct) > 2 * (narrow.soh_p90_pct - narrow.soh_p10_pct)
+
+
+def test_calibration_recovers_a_known_rate_from_synthetic_observations():
+    true_factor = 1.6
+    truth = forecast_pack(job(calibration=AgeingCalibration(true_factor, 0.01, "pack"), years=2))
+    observations = [HealthObservation(p.date, p.soh_pct, uncertainty_pct=0.5) for p in truth.points[3::6]]
+    fitted = calibrate_pack(job(), observations)
+    assert fitted.source == "pack" and fitted.n_observations == len(observations)
+    assert fitted.rate_factor == pytest.approx(true_factor, rel=0.05)
+    assert 0 < fitted.log_sigma < 0.45
+
+
+def test_too_few_observations_fall_back():
+    obs = [HealthObservation(START + dt.timedelta(days=30 * k), 99.0) for k in range(2)]
+    cluster = AgeingCalibration(1.3, 0.25, "cluster")
+    assert calibrate_pack(job(), obs, fallback=cluster) == cluster
+
+
+def stats(energy_kwh, temp_c=30.0):
+    return DutyStats(
+        energy_used_kwh=energy_kwh,
+        efc_per_day=energy_kwh / 350,
+        soc_min=0.3,
+        soc_max=0.95,
+        soc_mean=0.6,
+        hours_above_90_soc=6,
+        pack_temp_mean_c=temp_c,
+        pack_temp_max_c=temp_c + 8,
+        max_charge_c_rate=0.3,
+        max_discharge_c_rate=0.5,
+        energy_charged_kwh=energy_kwh * 1.05,
+        km_per_day=energy_kwh / 1.1,
+        month=7,
+    )
+
+
+def test_signature_groups_near_identical_duties_and_separates_different_ones():
+    a = duty_signature(prepare(job(duty=stats(210.0))))
+    b = duty_signature(prepare(job(duty=stats(211.0, temp_c=30.2))))
+    c = duty_signature(prepare(job(duty=stats(150.0))))
+    d = duty_signature(prepare(job(duty=stats(210.0), climate=NOGALES)))
+    assert a == b
+    assert len({a, c, d}) == 3
+
+
+def test_fleet_solves_each_group_once_and_matches_the_single_pack_forecast():
+    jobs = [job(duty=stats(210.0 + 0.3 * k), years=1, pack_id=f"bus-{k}") for k in range(4)]
+    jobs.append(job(duty=stats(120.0), years=1, pack_id="bus-light"))
+    run = forecast_fleet(jobs)
+    assert run.n_groups == 2 and set(run.results) == {j.pack_id for j in jobs}
+    single = forecast_pack(jobs[0])
+    assert run.results["bus-0"].points[-1].soh_pct == pytest.approx(single.points[-1].soh_pct, abs=0.1)
+    assert run.results["bus-light"].points[-1].soh_pct > run.results["bus-0"].points[-1].soh_pct

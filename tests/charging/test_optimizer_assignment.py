@@ -1,0 +1,68 @@
+"""More buses than connectors: one connector per bus for one contiguous window, one bus per connector."""
+
+from __future__ import annotations
+
+import pytest
+
+from charging.optimizer import evaluate, generate_instance, solve
+
+
+def windows_by_connector(plan):
+    by_connector = {}
+    for vp in plan.vehicles:
+        if vp.connector_id is not None:
+            by_connector.setdefault(vp.connector_id, []).append((vp.plug_in_slot, vp.unplug_slot, vp.vehicle_id))
+    return by_connector
+
+
+def assert_one_bus_per_connector(plan):
+    for windows in windows_by_connector(plan).values():
+        windows.sort()
+        for (_, end, _), (start, _, _) in zip(windows, windows[1:], strict=False):
+            assert start >= end
+
+
+def assert_power_only_inside_the_window(plan):
+    for vp in plan.vehicles:
+        charging = [t for t, p in enumerate(vp.power_kw) if p > 1e-9]
+        if charging:
+            assert vp.connector_id is not None
+            assert vp.plug_in_slot <= min(charging) and max(charging) < vp.unplug_slot
+
+
+@pytest.mark.parametrize("method", ["lp", "auto"])
+def test_twice_as_many_buses_as_connectors(method):
+    instance = generate_instance(vehicles=8, connectors=4, seed=3, slot_minutes=60)
+    plan = solve(instance, method)
+    assert evaluate(instance, plan).ok
+    assert_one_bus_per_connector(plan)
+    assert_power_only_inside_the_window(plan)
+    assert plan.solver.gap is not None and plan.solver.gap >= 0
+    assert plan.totals.objective_mxn >= plan.solver.lp_bound_mxn - 1e-6
+
+
+def test_exact_milp_on_a_tiny_depot_is_at_least_as_good_as_the_heuristic():
+    instance = generate_instance(vehicles=5, connectors=2, seed=7, slot_minutes=60)
+    heuristic = solve(instance, "lp")
+    exact = solve(instance, "milp")
+    assert evaluate(instance, exact).ok
+    assert exact.solver.method == "milp"
+    assert_one_bus_per_connector(exact)
+    assert_power_only_inside_the_window(exact)
+    assert exact.totals.objective_mxn <= heuristic.totals.objective_mxn * (1 + 1e-4) + 1e-6
+
+
+def test_plenty_of_connectors_means_no_gap():
+    instance = generate_instance(vehicles=20, connectors=20, seed=1)
+    plan = solve(instance, "lp")
+    assert evaluate(instance, plan).ok
+    assert plan.totals.shortfall_kwh == 0
+    assert plan.solver.gap < 1e-4
+
+
+def test_connectors_are_shared_over_the_night():
+    instance = generate_instance(vehicles=16, connectors=4, seed=2)
+    plan = solve(instance, "lp")
+    assert evaluate(instance, plan).ok
+    used = windows_by_connector(plan)
+    assert max(len(w) for w in used.values()) >= 2  # a connector serves several buses in turn

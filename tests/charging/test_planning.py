@@ -1,0 +1,172 @@
+"""Planning a depot night from the registry: the plan that the depot staff will read tonight."""
+
+import datetime as dt
+
+import pytest
+
+from charging.models import Alert, ChargingPlan
+from charging.planning import build_night, plan_depot_night
+from fleet.services import block_assign
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+NIGHT = dt.date(2026, 11, 23)  # a Monday
+NEXT_DAY = NIGHT + dt.timedelta(days=1)
+
+
+@pytest.fixture
+def depot():
+    depot = f.DepotFactory(grid_limit_kw=400.0)
+    tariff = f.TariffFactory(organization=depot.organization)
+    season = f.TariffSeasonFactory(tariff=tariff)
+    for day_type in ("weekday", "saturday", "sunday_holiday"):
+        f.TariffPeriodFactory(
+            season=season,
+            day_type=day_type,
+            period="base",
+            starts_at=dt.time(0),
+            ends_at=dt.time(18),
+            energy_price_per_kwh="1.00",
+        )
+        f.TariffPeriodFactory(
+            season=season,
+            day_type=day_type,
+            period="punta",
+            starts_at=dt.time(18),
+            ends_at=dt.time(22),
+            energy_price_per_kwh="3.00",
+        )
+        f.TariffPeriodFactory(
+            season=season,
+            day_type=day_type,
+            period="intermedia",
+            starts_at=dt.time(22),
+            ends_at=dt.time(0),
+            energy_price_per_kwh="1.80",
+        )
+    f.DemandChargeFactory(tariff=tariff, applies_in_periods=["punta"])
+    depot.tariff = tariff
+    depot.save()
+    for _ in range(2):
+        f.ConnectorFactory(charger=f.ChargerFactory(depot=depot, max_kw=150), connector_id=1, max_kw=150)
+    return depot
+
+
+def _bus_with_blocks(depot, *, evening_return=dt.time(21, 0), morning_departure=dt.time(5, 30), km=200.0):
+    bus = f.VehicleFactory(organization=depot.organization, home_depot=depot)
+    today = f.BlockFactory(
+        depot=depot, service_date=NIGHT, departs_at=dt.time(13, 0), returns_at=evening_return, distance_km=km
+    )
+    tomorrow = f.BlockFactory(
+        depot=depot, service_date=NEXT_DAY, departs_at=morning_departure, returns_at=dt.time(12, 0), distance_km=km
+    )
+    block_assign(block=today, vehicle=bus, service_date=NIGHT)
+    block_assign(block=tomorrow, vehicle=bus, service_date=NEXT_DAY)
+    return bus
+
+
+def test_night_is_read_from_blocks_tariff_and_chargers(depot):
+    bus = _bus_with_blocks(depot)
+
+    night = build_night(depot, NIGHT)
+
+    vehicle = night.instance.vehicles[0]
+    arrives, departs = night.stays[str(bus.pk)]
+    assert arrives.astimezone(depot.zone).time() == dt.time(21, 0)
+    assert departs.astimezone(depot.zone).time() == dt.time(5, 30)
+    # 200 km x 1.2 kWh/km = 240 kWh of a 350 kWh pack used 10-95 % (297.5 kWh usable), plus a 10 % reserve.
+    assert vehicle.required_soc_pct == pytest.approx(240 / 297.5 * 100 + 10)
+    assert len(night.instance.chargers) == 2
+    prices = night.instance.energy_price_mxn_per_kwh
+    assert prices[0] == 1.0 and prices[4 * 6] == 3.0  # 12:00 base, 18:00 punta
+    assert night.instance.demand_slots[4 * 6] and not night.instance.demand_slots[0]
+
+
+def test_plan_charges_every_bus_for_its_block_at_lowest_cost_and_under_the_limit(depot):
+    buses = [_bus_with_blocks(depot) for _ in range(2)]
+
+    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+
+    assert plan.status == ChargingPlan.Status.ACTIVE and plan.version == 1
+    assert plan.shortfall_kwh == pytest.approx(0, abs=0.05)
+    assert plan.peak_kw <= 400 + 1e-6
+    charges = {c.vehicle_id: c for c in plan.charges.all()}
+    assert set(charges) == {b.pk for b in buses}
+    for charge in charges.values():
+        assert charge.departure_soc_pct >= charge.required_soc_pct - 0.1
+        assert charge.connector is not None
+        # Buses return at 21:00, inside punta (18-22): nothing should be bought at 3 MXN/kWh.
+        punta_slots = range(4 * 6, 4 * 10)
+        assert sum(charge.power_kw[t] for t in punta_slots) == pytest.approx(0, abs=1e-3)
+    assert not Alert.objects.filter(depot=depot).exclude(status="resolved").exists()
+
+
+def test_replan_supersedes_and_keeps_history(depot):
+    _bus_with_blocks(depot)
+    first = plan_depot_night(depot=depot, service_night=NIGHT)
+
+    second = plan_depot_night(depot=depot, service_night=NIGHT, trigger=ChargingPlan.Trigger.MANUAL)
+
+    first.refresh_from_db()
+    assert (first.status, second.status, second.version) == ("superseded", "active", 2)
+    assert ChargingPlan.objects.filter(depot=depot, service_night=NIGHT, status="active").count() == 1
+
+
+def test_night_that_cannot_be_served_returns_shortfalls_and_alerts(depot):
+    depot.grid_limit_kw = 20  # 8.5 h x 20 kW cannot give a 200 km bus what it needs
+    depot.save()
+    bus = _bus_with_blocks(depot)
+
+    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+
+    charge = plan.charges.get()
+    assert charge.shortfall_kwh > 0 and charge.shortfall_reason
+    alert = Alert.objects.get(kind=Alert.Kind.VEHICLE_NOT_READY)
+    assert alert.vehicle == bus and alert.status == "open"
+
+    # Fixing the grid limit and re-planning resolves the alert instead of leaving it open.
+    depot.grid_limit_kw = 600
+    depot.save()
+    plan_depot_night(depot=depot, service_night=NIGHT)
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+
+
+def test_vehicle_with_no_compatible_connector_is_flagged(depot):
+    car_model = f.VehicleModelFactory(
+        name="Olinia",
+        kind="car",
+        nominal_pack_kwh=13,
+        consumption_kwh_per_km=0.1,
+        max_ac_kw=1.9,
+        max_dc_kw=0,
+        charging_taper=[],
+    )
+    car = f.VehicleFactory(organization=depot.organization, home_depot=depot, model=car_model)
+
+    plan_depot_night(depot=depot, service_night=NIGHT)
+
+    assert Alert.objects.get(kind=Alert.Kind.NO_COMPATIBLE_CONNECTOR).vehicle == car
+
+
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
+def test_stored_plan_becomes_valid_ocpp_profiles_matching_the_planned_power(depot, ocpp_version):
+    from charging.ocpp import charger_profiles
+
+    _bus_with_blocks(depot)
+    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+    charge = plan.charges.get()
+
+    requests = charger_profiles(plan, charge.connector.charger, ocpp_version=ocpp_version)  # validates each
+
+    (request,) = requests
+    if ocpp_version == "1.6":
+        schedule = request["csChargingProfiles"]["chargingSchedule"]
+    else:
+        (schedule,) = request["chargingProfile"]["chargingSchedule"]
+    # The schedule's energy equals the plan's energy for that connector.
+    periods = schedule["chargingSchedulePeriod"]
+    ends = [p["startPeriod"] for p in periods[1:]] + [schedule["duration"]]
+    energy_kwh = sum(p["limit"] / 1000 * (end - p["startPeriod"]) / 3600 for p, end in zip(periods, ends, strict=True))
+    assert energy_kwh == pytest.approx(charge.energy_kwh, rel=1e-3)
