@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from batteries import api
+
+router = SimpleRouter()
+router.register("battery-packs", api.BatteryPackViewSet, basename="battery-pack")
+router.register("pack-installations", api.PackInstallationViewSet, basename="pack-installation")
+router.register("health-observations", api.HealthObservationViewSet, basename="health-observation")
+
+urlpatterns = router.urls

@@ -17,6 +17,7 @@ How a night is read from the registry (documented in docs/optimizer.md, "From th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from django.utils import timezone
 from batteries.selectors import active_pack, latest_soh_pct
 from charging import optimizer
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
+from charging.optimizer.replan import remaining_instance
 from charging.tariffs import price_slots
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -157,8 +159,14 @@ def _vehicle_taper(vehicle: Vehicle, window: tuple[float, float]) -> tuple[tuple
 
 
 def build_night(
-    depot: Depot, service_night: dt.date, *, now: dt.datetime | None = None, slot_minutes: int = 15
+    depot: Depot,
+    service_night: dt.date,
+    *,
+    arrivals: dict[int, dt.datetime] | None = None,
+    slot_minutes: int = 15,
 ) -> NightInput:
+    """The night as the registry describes it now. ``arrivals`` (vehicle pk -> when it arrived) overrides
+    the arrival its blocks imply, for vehicles that depot staff reported back early or late."""
     horizon = night_horizon(depot, service_night, slot_minutes)
     anchor = dt.datetime.combine(service_night + dt.timedelta(days=1), dt.time(NIGHT_ANCHOR_HOUR), tzinfo=depot.zone)
     starts = horizon.slot_starts()
@@ -199,8 +207,8 @@ def build_night(
         after = [a for a in mine if a.starts_at >= anchor]
         arrives = max(before[-1].ends_at, horizon.start) if before else horizon.start
         departs = min(after[0].starts_at, horizon.end) if after else horizon.end
-        if now is not None:
-            arrives = max(arrives, now)
+        if arrivals and vehicle.pk in arrivals:
+            arrives = max(arrivals[vehicle.pk], horizon.start)
 
         live = _live_soc(vehicle, since=before[-1].ends_at if before else horizon.start - dt.timedelta(hours=12))
         if live is not None:
@@ -295,17 +303,30 @@ def plan_depot_night(
     trigger: str = ChargingPlan.Trigger.NIGHTLY,
     trigger_detail: str = "",
     now: dt.datetime | None = None,
+    soc_now_pct: dict[int, float] | None = None,
+    arrivals: dict[int, dt.datetime] | None = None,
     method: str = "auto",
 ) -> ChargingPlan:
     """Plan (or re-plan) one depot night and make the new plan the active one.
+
+    With ``now`` inside the night and an active plan, it re-plans from now: the registry is read afresh
+    (faulted connectors, changed blocks, early arrivals), the energy the active plan delivered before
+    ``now`` is kept, vehicles plugged in stay on their connector if it still works, and only the rest of
+    the night is solved. ``soc_now_pct`` (vehicle pk -> SoC % reported now) overrides the estimate.
 
     Concurrent planning of one depot is serialised on the depot row: the second caller waits and then
     supersedes the first one's plan, never producing two active plans.
     """
     Depot.objects.select_for_update().filter(pk=depot.pk).first()
-    night = build_night(depot, service_night, now=now)
-    plan = optimizer.solve(night.instance, method=method)
     previous = ChargingPlan.objects.filter(depot=depot, service_night=service_night)
+    active = previous.filter(status=ChargingPlan.Status.ACTIVE).first()
+    night = build_night(depot, service_night, arrivals=arrivals)
+    now_slot = night.horizon.slot_of(now, round_up=False) if now is not None else 0
+    if active is not None and 0 < now_slot < night.horizon.num_slots:
+        night = _remainder_of_night(night, active, now_slot, soc_now_pct or {})
+    elif soc_now_pct:
+        night = _with_measured_soc(night, soc_now_pct)
+    plan = optimizer.solve(night.instance, method=method)
     version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
     previous.filter(status=ChargingPlan.Status.ACTIVE).update(status=ChargingPlan.Status.SUPERSEDED)
 
@@ -319,8 +340,8 @@ def plan_depot_night(
         horizon_start=night.horizon.start,
         slot_minutes=night.horizon.slot_minutes,
         num_slots=night.horizon.num_slots,
-        method=solver.method,
-        solver_status=solver.status,
+        method=solver.method[:60],
+        solver_status=solver.status[:200],
         solve_seconds=solver.solve_time_s,
         energy_kwh=totals.energy_kwh,
         energy_cost=Decimal(f"{totals.energy_cost_mxn:.2f}"),
@@ -339,14 +360,99 @@ def plan_depot_night(
     return record
 
 
+def _with_measured_soc(night: NightInput, soc_now_pct: dict[int, float]) -> NightInput:
+    vehicles = tuple(
+        dataclasses.replace(v, arrival_soc_pct=_to_usable_pct(soc_now_pct[int(v.id)], night.soc_windows[v.id]))
+        if int(v.id) in soc_now_pct
+        else v
+        for v in night.instance.vehicles
+    )
+    return dataclasses.replace(night, instance=dataclasses.replace(night.instance, vehicles=vehicles))
+
+
+def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, soc_now_pct: dict) -> NightInput:
+    """The fresh night from ``now_slot`` on, with what the active plan already delivered frozen."""
+    slot = dt.timedelta(minutes=night.horizon.slot_minutes)
+    offset = round((active.horizon_start - night.horizon.start) / slot)
+    n = night.horizon.num_slots
+    # Energy the active plan's own past versions delivered before its horizon started.
+    delivered_before = {v["id"]: float(v.get("energy_delivered_kwh") or 0.0) for v in active.instance["vehicles"]}
+    full = dataclasses.replace(
+        night.instance,
+        vehicles=tuple(
+            dataclasses.replace(v, energy_delivered_kwh=delivered_before.get(v.id, 0.0))
+            for v in night.instance.vehicles
+        ),
+        month_peak_kw=max(night.instance.month_peak_kw, float(active.instance.get("month_peak_kw") or 0.0)),
+    )
+
+    def frame_slot(moment: dt.datetime | None) -> int | None:
+        return None if moment is None else round((moment - night.horizon.start) / slot)
+
+    vehicle_plans = []
+    for charge in active.charges.select_related("connector__charger"):
+        power = [0.0] * n
+        for i, kw in enumerate(charge.power_kw):
+            if 0 <= offset + i < n:
+                power[offset + i] = kw
+        connector_id = (
+            f"{charge.connector.charger.ocpp_charge_point_id}#{charge.connector.connector_id}"
+            if charge.connector
+            else None
+        )
+        vehicle_plans.append(
+            optimizer.VehiclePlan(
+                vehicle_id=str(charge.vehicle_id),
+                connector_id=connector_id,
+                plug_in_slot=frame_slot(charge.plug_in_at),
+                unplug_slot=frame_slot(charge.plug_out_at),
+                power_kw=power,
+            )
+        )
+    stored = optimizer.Plan(
+        vehicles=vehicle_plans,
+        totals=optimizer.PlanTotals(),
+        solver=optimizer.SolverInfo(method="stored", status="stored"),
+    )
+    soc_now = {
+        str(pk): _to_usable_pct(soc, night.soc_windows[str(pk)])
+        for pk, soc in soc_now_pct.items()
+        if str(pk) in night.soc_windows
+    }
+    remainder = remaining_instance(full, stored, now_slot, soc_now_pct=soc_now)
+    # A vehicle plugged into a connector that has since faulted is free to move to a working one.
+    working = {co.id for _ch, co in remainder.connectors()}
+    remainder = dataclasses.replace(
+        remainder,
+        vehicles=tuple(
+            dataclasses.replace(v, fixed_connector_id=None)
+            if v.fixed_connector_id and v.fixed_connector_id not in working
+            else v
+            for v in remainder.vehicles
+        ),
+    )
+    horizon = Horizon(
+        start=night.horizon.start + now_slot * slot, slot_minutes=night.horizon.slot_minutes, num_slots=n - now_slot
+    )
+    kept = {v.id for v in remainder.vehicles}
+    return dataclasses.replace(
+        night,
+        instance=remainder,
+        horizon=horizon,
+        vehicles={k: v for k, v in night.vehicles.items() if k in kept},
+        stays={k: v for k, v in night.stays.items() if k in kept},
+    )
+
+
 def _slot_time(horizon: Horizon, slot: int | None) -> dt.datetime | None:
     return None if slot is None else horizon.start + dt.timedelta(minutes=horizon.slot_minutes * slot)
 
 
 def _planned_charges(record: ChargingPlan, night: NightInput, plan: optimizer.Plan) -> list[PlannedCharge]:
     rows = []
+    instance_vehicles = {v.id: v for v in night.instance.vehicles}
     for vp in plan.vehicles:
-        vehicle_instance = next(v for v in night.instance.vehicles if v.id == vp.vehicle_id)
+        vehicle_instance = instance_vehicles[vp.vehicle_id]
         window = night.soc_windows[vp.vehicle_id]
         arrives, departs = night.stays[vp.vehicle_id]
         rows.append(

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from charging import api
+
+router = SimpleRouter()
+router.register("tariffs", api.TariffViewSet, basename="tariff")
+router.register("chargers", api.ChargerViewSet, basename="charger")
+router.register("connectors", api.ConnectorViewSet, basename="connector")
+
+urlpatterns = router.urls

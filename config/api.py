@@ -9,7 +9,10 @@ def exception_handler(exc, context):
     # Services raise Django's ValidationError (the same one the admin shows as form errors);
     # the API answers it as DRF would answer a serializer error: 400 with field-level JSON.
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        if hasattr(exc, "error_dict"):
+            detail = {("non_field_errors" if k == "__all__" else k): v for k, v in exc.message_dict.items()}
+        else:
+            detail = {"non_field_errors": exc.messages}
         exc = serializers.ValidationError(detail=detail)
     return drf_exception_handler(exc, context)
 
@@ -18,9 +21,14 @@ def exception_handler(exc, context):
 # Viewsets and relation fields narrow every queryset with fleet.scoping.restrict, so another depot's
 # object is a 404 when addressed by URL and a 400 "does not exist" when referenced in a body.
 
-from rest_framework import permissions  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
-from fleet.scoping import Action, restrict  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.db.models import ProtectedError  # noqa: E402
+from django.utils.translation import gettext_lazy as _  # noqa: E402
+from rest_framework import exceptions, permissions  # noqa: E402
+
+from fleet.scoping import Action, depot_ids_for, restrict  # noqa: E402
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -33,20 +41,68 @@ class DepotScopedViewSetMixin:
     """``get_queryset`` restricted to the user's depots. Reads need any role, writes ``write_action``.
 
     A row the user may see but not change answers 403 on writes (via ``ScopedWritePermission``); a row the
-    user may not see answers 404.
+    user may not see answers 404. ``write_action_by_view_action`` lets one extra action ask for less (e.g.
+    staff may set a charger's status where only managers may change the charger). Set ``scope_distinct``
+    for models whose scope follows a to-many relation (battery packs): the join would repeat rows.
+    A delete that other rows still protect answers 409 with the reason, not a 500.
     """
 
     write_action: Action = Action.OPERATE
+    write_action_by_view_action: dict[str, Action] = {}
+    scope_distinct: bool = False
+
+    def get_write_action(self) -> Action:
+        return self.write_action_by_view_action.get(getattr(self, "action", None), self.write_action)
+
+    def _scoped(self, queryset, action: Action):
+        scoped = restrict(queryset, self.request.user, action)
+        if self.scope_distinct:
+            # A subquery rather than DISTINCT: ordering by any field stays possible on PostgreSQL.
+            return queryset.filter(pk__in=scoped.values("pk"))
+        return scoped
 
     def get_queryset(self):
-        return restrict(super().get_queryset(), self.request.user, Action.VIEW)
+        return self._scoped(super().get_queryset(), Action.VIEW)
 
     def get_write_queryset(self):
-        return restrict(super().get_queryset(), self.request.user, self.write_action)
+        return self._scoped(super().get_queryset(), self.get_write_action())
+
+    def perform_destroy(self, instance):
+        destroy_or_conflict(instance)
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = _("The request conflicts with the current state of the data.")
+    default_code = "conflict"
+
+
+def destroy_or_conflict(instance) -> None:
+    """Delete ``instance``; if other rows still protect it (``on_delete=PROTECT``) answer 409 with the reason."""
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except ProtectedError as exc:
+        blocking = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise Conflict(
+            _("%(object)s is still referenced by %(blocking)s; remove those first.")
+            % {"object": instance, "blocking": ", ".join(blocking)}
+        ) from exc
 
 
 class ScopedWritePermission(permissions.BasePermission):
-    message = "Your role in this depot does not allow changes."
+    """Writes need ``view.get_write_action()`` on the object, and creating needs that role in some depot.
+
+    Without the second rule a viewer's POST would fail later as "invalid depot" (400), which hides the
+    real reason: their role does not allow changes at all (403).
+    """
+
+    message = _("Your role in this depot does not allow changes.")
+
+    def has_permission(self, request, view):
+        if request.method != "POST" or getattr(view, "detail", False) or request.user.is_superuser:
+            return True
+        return depot_ids_for(request.user, view.get_write_action()).exists()
 
     def has_object_permission(self, request, view, obj):
         if request.method not in WRITE_METHODS:
@@ -66,4 +122,52 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         request = self.context.get("request")
         if request is None:  # schema generation
             return queryset
-        return restrict(queryset, request.user, self.scope_action)
+        # pk__in keeps ``get(pk=...)`` single-valued when the scope joins a to-many relation (packs).
+        return queryset.filter(pk__in=restrict(queryset, request.user, self.scope_action).values("pk"))
+
+
+# --- Strict writes ----------------------------------------------------------------------------------------
+
+
+class RejectUnknownFieldsMixin:
+    """A serializer mixin: a write naming a field the serializer does not accept answers 400.
+
+    DRF silently drops unknown and read-only keys, so a typo (``grid_limt_kw``) or an attempt to set a
+    computed field (``organization``, ``id``) would "succeed" while changing nothing. Works for nested
+    serializers too (it checks each mapping ``to_internal_value`` receives).
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for name in data:
+                field = self.fields.get(name)
+                if field is None:
+                    errors[name] = [_("Unknown field.")]
+                elif field.read_only:
+                    errors[name] = [_("This field is read-only.")]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+# --- The base every depot-scoped viewset starts from ------------------------------------------------------
+
+from rest_framework import viewsets  # noqa: E402
+
+
+class ScopedGenericViewSet(DepotScopedViewSetMixin, viewsets.GenericViewSet):
+    """Scoped reads, scoped writes, and an optional narrower serializer for PUT/PATCH.
+
+    Combine with DRF's mixins (or ``viewsets.ModelViewSet``) *after* it, so the scoped ``perform_destroy``
+    wins. ``update_serializer_class`` is for fields that may be set on create but never changed (a
+    vehicle's organisation, a block's depot): the schema then documents them as read-only on updates.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, ScopedWritePermission]
+    update_serializer_class: type[serializers.Serializer] | None = None
+
+    def get_serializer_class(self):
+        if self.update_serializer_class is not None and self.action in ("update", "partial_update"):
+            return self.update_serializer_class
+        return super().get_serializer_class()

@@ -27,7 +27,7 @@ def model_update(*, instance: M, fields: Iterable[str], data: dict[str, Any]) ->
     return instance, bool(changed)
 
 
-def model_create(model: type[M], **fields: Any) -> M:
+def model_create(model: type[M], /, **fields: Any) -> M:
     """Create a row after ``full_clean``, so constraint errors become field errors, not 500s."""
     instance = model(**fields)
     instance.full_clean()

@@ -151,7 +151,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Several models have a "status" with different choices: name their enums so the schema is stable.
+    "ENUM_NAME_OVERRIDES": {
+        "VehicleStatusEnum": "fleet.models.Vehicle.Status",
+        "ChargerStatusEnum": "charging.models.Charger.Status",
+    },
 }
 
 # Celery. No broker configured: run tasks eagerly in-process (embedded mode).

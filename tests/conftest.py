@@ -19,6 +19,16 @@ def _missing_service(reason: str):
     pytest.skip(f"{reason}: run .ci/run or set DATABASE_URL / REDIS_URL to include this test")
 
 
+def pytest_configure(config):
+    # The production password hasher costs ~0.5 s a user by design; tests create many users.
+    try:
+        from django.conf import settings
+
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    except Exception:  # Django not configured (pure-core run with -p no:django)
+        pass
+
+
 def pytest_report_header(config):
     try:
         from django.conf import settings

@@ -170,3 +170,58 @@ def test_stored_plan_becomes_valid_ocpp_profiles_matching_the_planned_power(depo
     ends = [p["startPeriod"] for p in periods[1:]] + [schedule["duration"]]
     energy_kwh = sum(p["limit"] / 1000 * (end - p["startPeriod"]) / 3600 for p, end in zip(periods, ends, strict=True))
     assert energy_kwh == pytest.approx(charge.energy_kwh, rel=1e-3)
+
+
+def _local(day, hour, minute=0):
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=dt.timezone(dt.timedelta(hours=-7)))
+
+
+def test_replan_after_an_arrival_with_a_low_soc_changes_the_plan(depot):
+    bus = _bus_with_blocks(depot, evening_return=dt.time(22, 0))
+    first = plan_depot_night(depot=depot, service_night=NIGHT)
+    planned_kwh = first.charges.get().energy_kwh
+
+    # Depot staff report the bus back at 22:00 with 15 % SoC, much less than the blocks suggested.
+    second = plan_depot_night(
+        depot=depot,
+        service_night=NIGHT,
+        trigger=ChargingPlan.Trigger.EVENT,
+        now=_local(NIGHT, 22),
+        soc_now_pct={bus.pk: 15.0},
+        arrivals={bus.pk: _local(NIGHT, 22)},
+    )
+
+    charge = second.charges.get()
+    assert second.horizon_start == _local(NIGHT, 22)
+    assert charge.energy_kwh > planned_kwh + 1
+    assert charge.departure_soc_pct >= charge.required_soc_pct - 0.1
+
+
+def test_replan_keeps_the_energy_already_delivered(depot):
+    _bus_with_blocks(depot)
+    first = plan_depot_night(depot=depot, service_night=NIGHT)
+    old = first.charges.get()
+    now = _local(NEXT_DAY, 4, 30)  # plans charge late (less time at high SoC): by 04:30 it has begun
+    now_slot = round((now - first.horizon_start) / dt.timedelta(minutes=first.slot_minutes))
+    delivered_kwh = sum(old.power_kw[:now_slot]) * first.slot_minutes / 60
+    assert delivered_kwh > 0  # the test means something only if charging had started
+
+    second = plan_depot_night(depot=depot, service_night=NIGHT, now=now, trigger=ChargingPlan.Trigger.EVENT)
+
+    new = second.charges.get()
+    assert new.energy_kwh == pytest.approx(old.energy_kwh - delivered_kwh, abs=0.5)
+    assert new.departure_soc_pct == pytest.approx(old.departure_soc_pct, abs=0.5)
+
+
+def test_replan_after_a_connector_fault_moves_the_bus_to_a_working_connector(depot):
+    _bus_with_blocks(depot)
+    first = plan_depot_night(depot=depot, service_night=NIGHT)
+    used = first.charges.get().connector
+    used.status = "faulted"
+    used.save()
+
+    second = plan_depot_night(depot=depot, service_night=NIGHT, now=_local(NEXT_DAY, 0), trigger="event")
+
+    charge = second.charges.get()
+    assert charge.connector is not None and charge.connector != used
+    assert charge.shortfall_kwh == pytest.approx(0, abs=0.05)

@@ -1,0 +1,87 @@
+"""``manage.py run_night``: run the registered overnight jobs in-process, for one depot or all of them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from fleet import nightly
+from fleet.models import Depot
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"wants a date as YYYY-MM-DD, got {value!r}") from exc
+
+
+class Command(BaseCommand):
+    help = (
+        "Run tonight's jobs (telemetry aggregation, battery forecasts, charging plans: whatever the apps have "
+        "registered in their nightly.py) in this process, without Celery."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--all-depots", action="store_true", help="Every depot of every organisation.")
+        which.add_argument(
+            "--depot", metavar="CODE", help="One depot by its code (e.g. hmo), or ORGANISATION-SLUG/CODE if ambiguous."
+        )
+        parser.add_argument(
+            "--date",
+            type=_date,
+            help="The night that starts on the evening of this local date (default: today in each depot's zone).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        depots = (
+            self._depots(options["depot"]) if options["depot"] else list(Depot.objects.select_related("organization"))
+        )
+        jobs = nightly.registered_jobs()
+        missing = nightly.missing_stages(jobs)
+        if missing:
+            self.stdout.write(
+                self.style.WARNING(
+                    "no nightly jobs registered yet: " + ", ".join(stage.value for stage in missing)
+                    + " (each arrives with its app's nightly.py)"
+                )
+            )  # fmt: skip
+        if not depots:
+            self.stdout.write("No depots: nothing to run (try `manage.py load_demo`).")
+            return
+        started = time.perf_counter()
+        failures = 0
+        for depot in depots:
+            night = options["date"] or timezone.localdate(timezone=depot.zone)
+            self.stdout.write(self.style.MIGRATE_HEADING(f"{depot.name} ({depot.code}), night of {night:%a %d %b %Y}"))
+            if not jobs:
+                self.stdout.write("  no jobs to run")
+                continue
+            for result in nightly.run_night(depot=depot, night=night, jobs=jobs):
+                status = self.style.SUCCESS("ok    ") if result.ok else self.style.ERROR("FAILED")
+                self.stdout.write(f"  {status} {result.job.name:<40} {result.summary}  ({result.seconds:.1f} s)")
+                failures += not result.ok
+        self.stdout.write(
+            f"{len(jobs)} job(s) x {len(depots)} depot(s) in {time.perf_counter() - started:.1f} s, {failures} failed."
+        )
+        if failures:
+            raise CommandError(f"{failures} nightly job run(s) failed; see above and the log.")
+
+    def _depots(self, wanted: str) -> list[Depot]:
+        organization_slug, _, code = wanted.rpartition("/")
+        depots = Depot.objects.select_related("organization").filter(code__iexact=code)
+        if organization_slug:
+            depots = depots.filter(organization__slug=organization_slug)
+        found = list(depots)
+        if not found:
+            known = ", ".join(Depot.objects.order_by("code").values_list("code", flat=True)) or "none"
+            raise CommandError(f"No depot with code {wanted!r}. Known codes: {known}.")
+        if len(found) > 1:
+            choices = ", ".join(f"{d.organization.slug}/{d.code}" for d in found)
+            raise CommandError(f"Depot code {code!r} is used by several organisations; say which: {choices}.")
+        return found
