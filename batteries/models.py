@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from fleet.models import Chemistry, Organization, Vehicle
@@ -14,9 +14,6 @@ from fleet.scoping import DepotScoped
 
 class BatteryPack(DepotScoped, models.Model):
     """A traction pack. It belongs to its organisation; its depot is that of the vehicle it is in now."""
-
-    depot_path = "installations__vehicle__home_depot"
-    organization_path = "organization"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="battery_packs")
     serial = models.CharField(max_length=64, unique=True)
@@ -55,11 +52,11 @@ class BatteryPack(DepotScoped, models.Model):
     @classmethod
     def scope_q(cls, depot_ids, managed_organization_ids) -> Q:
         # Only the *current* installation decides the depot; a pack's history in another depot does not.
-        installed_here = Q(installations__removed_at__isnull=True, installations__vehicle__home_depot__in=depot_ids)
-        not_in_a_depot = Q(organization__in=managed_organization_ids) & ~Q(
-            installations__removed_at__isnull=True, installations__vehicle__home_depot__isnull=False
-        )
-        return installed_here | not_in_a_depot
+        # Exists() rather than a join: a join would repeat a pack once per past installation.
+        current = PackInstallation.objects.filter(pack=OuterRef("pk"), removed_at__isnull=True)
+        installed_here = Exists(current.filter(vehicle__home_depot__in=depot_ids))
+        in_a_depot = Exists(current.filter(vehicle__home_depot__isnull=False))
+        return Q(installed_here) | (Q(organization__in=managed_organization_ids) & ~Q(in_a_depot))
 
     @property
     def baseline_capacity_kwh(self) -> float:
@@ -103,7 +100,6 @@ class PackInstallation(DepotScoped, models.Model):
 class HealthObservation(DepotScoped, models.Model):
     """One measurement of a pack's state of health."""
 
-    depot_path = "pack__installations__vehicle__home_depot"
 
     class Source(models.TextChoices):
         TELEMETRY = "telemetry", _("Estimated from telemetry")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -34,8 +35,10 @@ class Tariff(OrganizationScoped, models.Model):
         return self.name
 
 
-class TariffSeason(models.Model):
+class TariffSeason(OrganizationScoped, models.Model):
     """A part of the year, from a month/day to a month/day inclusive; it may wrap over New Year."""
+
+    organization_path = "tariff__organization"
 
     tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="seasons")
     name = models.CharField(max_length=60)
@@ -52,8 +55,10 @@ class TariffSeason(models.Model):
         return f"{self.tariff}: {self.name}"
 
 
-class TariffPeriod(models.Model):
+class TariffPeriod(OrganizationScoped, models.Model):
     """Hours of one day type in one season at one energy price. ``ends_at`` 00:00 means midnight."""
+
+    organization_path = "season__tariff__organization"
 
     class DayType(models.TextChoices):
         WEEKDAY = "weekday", _("Monday to Friday")
@@ -83,8 +88,10 @@ class TariffPeriod(models.Model):
             raise ValidationError({"ends_at": _("A period ends after it starts (00:00 means midnight).")})
 
 
-class DemandCharge(models.Model):
+class DemandCharge(OrganizationScoped, models.Model):
     """A charge per kW of the billing month's highest demand, optionally only inside named periods."""
+
+    organization_path = "tariff__organization"
 
     tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="demand_charges")
     name = models.CharField(max_length=60)
@@ -331,3 +338,47 @@ class Alert(DepotScoped, models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class DepotEvent(DepotScoped, models.Model):
+    """Something depot staff (or a gateway) report during the night; each one asks for a re-plan.
+
+    ``client_event_id`` makes re-sending safe: the same id for the same depot is the same event.
+    """
+
+    class Kind(models.TextChoices):
+        VEHICLE_ARRIVED = "vehicle_arrived", _("Vehicle arrived")
+        VEHICLE_PLUGGED_IN = "vehicle_plugged_in", _("Vehicle plugged in")
+        VEHICLE_PLUGGED_OUT = "vehicle_plugged_out", _("Vehicle plugged out")
+        CONNECTOR_FAULTED = "connector_faulted", _("Connector faulted")
+        CONNECTOR_RESTORED = "connector_restored", _("Connector back in service")
+        BLOCK_CHANGED = "block_changed", _("Block changed")
+        BLOCK_CANCELLED = "block_cancelled", _("Block cancelled")
+
+    depot = models.ForeignKey(Depot, on_delete=models.CASCADE, related_name="events")
+    service_night = models.DateField()
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    client_event_id = models.CharField(max_length=64)
+    vehicle = models.ForeignKey("fleet.Vehicle", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    block = models.ForeignKey("fleet.Block", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    soc_pct = models.FloatField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["depot", "client_event_id"], name="depot_event_id_unique"),
+            models.CheckConstraint(
+                condition=Q(soc_pct__isnull=True) | Q(soc_pct__gte=0, soc_pct__lte=100), name="event_soc_is_percent"
+            ),
+        ]
+        indexes = [models.Index(fields=["depot", "service_night"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.depot} ({self.occurred_at:%Y-%m-%d %H:%M})"

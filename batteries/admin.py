@@ -1,0 +1,179 @@
+"""Admin of the battery registry: packs, where they are, how healthy they are.
+
+A pack's depot is that of the vehicle it is in *now*; scoping follows ``BatteryPack.scope_q``.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from batteries import services
+from batteries.models import BatteryPack, HealthObservation, PackInstallation
+from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
+from fleet.models import Depot
+from fleet.scoping import Action, restrict
+
+
+class CurrentDepotFilter(admin.SimpleListFilter):
+    """Packs by the depot of the vehicle carrying them now; lists only the user's depots."""
+
+    title = _("depot (now)")
+    parameter_name = "depot"
+
+    def lookups(self, request, model_admin):
+        return [(depot.pk, depot.name) for depot in restrict(Depot.objects.all(), request.user, Action.VIEW)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(installations__removed_at__isnull=True, installations__vehicle__home_depot=self.value())
+
+
+class InstallationHistoryInline(DepotScopedInline, admin.TabularInline):
+    model = PackInstallation
+    fields = ["vehicle", "installed_at", "removed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    change_action = add_action = delete_action = None
+    verbose_name_plural = _("installation history")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("vehicle")
+
+
+class BatteryPackForm(forms.ModelForm):
+    class Meta:
+        model = BatteryPack
+        fields = ["organization", *services.PACK_UPDATABLE_FIELDS]
+
+
+@admin.register(BatteryPack)
+class BatteryPackAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = Action.MANAGE
+    form = BatteryPackForm
+    readonly_on_change = ("organization",)
+    list_display = ["serial", "chemistry", "nominal_kwh", "vehicle_now", "latest_soh", "warranty"]
+    list_filter = [CurrentDepotFilter, "chemistry"]
+    search_fields = ["serial"]
+    inlines = [InstallationHistoryInline]
+
+    def scope_queryset(self, queryset, user, action):
+        # BatteryPack.scope_q joins the installations: a pack outside any depot with several past
+        # installations would come back once per installation (and its change page would crash on get()).
+        # Narrowing through a subquery of primary keys keeps one row per pack.
+        return queryset.filter(pk__in=restrict(BatteryPack.objects.all(), user, action).values("pk"))
+
+    def get_queryset(self, request):
+        active = PackInstallation.objects.filter(pack=OuterRef("pk"), removed_at__isnull=True)
+        latest = HealthObservation.objects.filter(pack=OuterRef("pk")).order_by("-observed_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                vehicle_now_fleet_number=Subquery(active.values("vehicle__fleet_number")[:1]),
+                latest_soh_pct=Subquery(latest.values("soh_pct")[:1]),
+            )
+        )
+
+    @admin.display(description=_("vehicle now"), ordering="vehicle_now_fleet_number", empty_value="-")
+    def vehicle_now(self, obj: BatteryPack) -> str | None:
+        return obj.vehicle_now_fleet_number
+
+    @admin.display(description=_("latest SoH"), ordering="latest_soh_pct", empty_value="-")
+    def latest_soh(self, obj: BatteryPack) -> str | None:
+        return None if obj.latest_soh_pct is None else f"{obj.latest_soh_pct:.1f} %"
+
+    @admin.display(description=_("warranty"), ordering="warranty_years", empty_value="-")
+    def warranty(self, obj: BatteryPack) -> str | None:
+        terms = []
+        if obj.warranty_years is not None:
+            terms.append(f"{obj.warranty_years} y")
+        if obj.warranty_km is not None:
+            terms.append(f"{obj.warranty_km:,} km")
+        if obj.warranty_min_soh_pct is not None:
+            terms.append(f"≥ {obj.warranty_min_soh_pct:.0f} % SoH")
+        return " / ".join(terms) or None
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            pack = BatteryPack.objects.get(pk=obj.pk)
+            services.pack_update(pack=pack, data=changed_values(obj, form, services.PACK_UPDATABLE_FIELDS))
+        else:
+            fields = {name: getattr(obj, name) for name in ("organization", *services.PACK_UPDATABLE_FIELDS)}
+            adopt_saved(obj, services.pack_create(**fields))
+
+
+class PackInstallForm(ServiceModelForm):
+    class Meta:
+        model = PackInstallation
+        fields = ["pack", "vehicle", "installed_at"]
+
+    def check_with_service(self) -> None:
+        # pack_install closes the vehicle's current pack and the pack's current vehicle (a swap).
+        services.pack_install(
+            pack=self.instance.pack, vehicle=self.instance.vehicle, installed_at=self.instance.installed_at
+        )
+
+
+@admin.register(PackInstallation)
+class PackInstallationAdmin(DepotScopedAdmin):
+    """Installing is a swap done by ``pack_install``; existing rows are history and stay as they are."""
+
+    change_action = delete_action = None
+    add_action = Action.MANAGE
+    form = PackInstallForm
+    list_display = ["pack", "vehicle", "depot", "installed_at", "removed_at"]
+    list_select_related = ["pack", "vehicle__home_depot"]
+    list_filter = [
+        ("vehicle__home_depot", admin.RelatedOnlyFieldListFilter),
+        ("removed_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["pack__serial", "vehicle__fleet_number"]
+    autocomplete_fields = ["pack", "vehicle"]
+    date_hierarchy = "installed_at"
+    actions = ["remove_packs_now"]
+
+    def get_changeform_initial_data(self, request):
+        return {"installed_at": timezone.now(), **super().get_changeform_initial_data(request)}
+
+    @admin.display(description=_("depot"), ordering="vehicle__home_depot__name", empty_value="-")
+    def depot(self, obj: PackInstallation) -> Depot | None:
+        return obj.vehicle.home_depot
+
+    def save_model(self, request, obj, form, change):
+        adopt_saved(obj, services.pack_install(pack=obj.pack, vehicle=obj.vehicle, installed_at=obj.installed_at))
+
+    def has_manage_permission(self, request) -> bool:
+        return self.may(request, Action.MANAGE)
+
+    @admin.action(description=_("Remove the selected packs from their vehicles now"), permissions=["manage"])
+    def remove_packs_now(self, request, queryset):
+        removable = [
+            installation
+            for installation in queryset.filter(removed_at__isnull=True).select_related("pack")
+            if self.may(request, Action.MANAGE, installation)
+        ]
+        for installation in removable:
+            services.pack_remove(pack=installation.pack)
+        self.message_user(
+            request,
+            ngettext("%(n)d pack removed.", "%(n)d packs removed.", len(removable)) % {"n": len(removable)},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(HealthObservation)
+class HealthObservationAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = Action.MANAGE
+    list_display = ["pack", "observed_at", "source", "soh_pct", "capacity_kwh", "uncertainty_pct"]
+    list_select_related = ["pack"]
+    list_filter = ["source", "pack__chemistry"]
+    search_fields = ["pack__serial"]
+    autocomplete_fields = ["pack"]
+    date_hierarchy = "observed_at"

@@ -1,0 +1,179 @@
+"""Admin of tariffs and chargers.
+
+Tariffs belong to an organisation: any member reads them, its managers change them. Seasons, periods and
+demand charges are parts of a tariff and follow its permissions. Depot staff change a charger's status
+(a fault, maintenance), managers everything else.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
+
+from charging import services
+from charging.models import Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
+from fleet.admin_scoping import (
+    DepotScopedAdmin,
+    DepotScopedInline,
+    ScopedThroughParentAdmin,
+    ServiceModelForm,
+    adopt_saved,
+    changed_values,
+)
+from fleet.scoping import Action
+
+
+class TariffSeasonInline(DepotScopedInline, admin.TabularInline):
+    model = TariffSeason
+    fields = ["name", "starts_month", "starts_day", "ends_month", "ends_day"]
+    extra = 0
+    show_change_link = True  # the season's page holds its periods
+
+
+class DemandChargeInline(DepotScopedInline, admin.TabularInline):
+    model = DemandCharge
+    fields = ["name", "price_per_kw_month", "applies_in_periods"]
+    extra = 0
+
+
+@admin.register(Tariff)
+class TariffAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = Action.MANAGE
+    readonly_on_change = ("organization",)
+    list_display = ["name", "organization", "currency", "season_count", "depot_count"]
+    list_select_related = ["organization"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter), "currency"]
+    search_fields = ["name"]
+    inlines = [TariffSeasonInline, DemandChargeInline]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(season_count=Count("seasons", distinct=True), depot_count=Count("depots", distinct=True))
+        )
+
+    @admin.display(description=_("seasons"), ordering="season_count")
+    def season_count(self, obj: Tariff) -> int:
+        return obj.season_count
+
+    @admin.display(description=_("depots using it"), ordering="depot_count")
+    def depot_count(self, obj: Tariff) -> int:
+        return obj.depot_count
+
+
+class TariffPeriodInline(DepotScopedInline, admin.TabularInline):
+    model = TariffPeriod
+    fields = ["day_type", "period", "starts_at", "ends_at", "energy_price_per_kwh"]
+    extra = 0
+
+
+@admin.register(TariffSeason)
+class TariffSeasonAdmin(ScopedThroughParentAdmin):
+    parent_path = "tariff"
+    change_action = add_action = delete_action = Action.MANAGE
+    list_display = ["name", "tariff", "starts", "ends", "period_count"]
+    list_select_related = ["tariff"]
+    list_filter = [("tariff", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "tariff__name"]
+    autocomplete_fields = ["tariff"]
+    inlines = [TariffPeriodInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(period_count=Count("periods"))
+
+    @admin.display(description=_("from"), ordering="starts_month")
+    def starts(self, obj: TariffSeason) -> str:
+        return f"{obj.starts_day:02d}/{obj.starts_month:02d}"
+
+    @admin.display(description=_("to"), ordering="ends_month")
+    def ends(self, obj: TariffSeason) -> str:
+        return f"{obj.ends_day:02d}/{obj.ends_month:02d}"
+
+    @admin.display(description=_("periods"), ordering="period_count")
+    def period_count(self, obj: TariffSeason) -> int:
+        return obj.period_count
+
+
+class ConnectorInline(DepotScopedInline, admin.TabularInline):
+    model = Connector
+    fields = ["connector_id", "standard", "max_kw", "status"]
+    extra = 0
+    change_action = Action.OPERATE
+    operate_fields = ("status",)
+
+
+class ChargerForm(ServiceModelForm):
+    class Meta:
+        model = Charger
+        fields = ["depot", "ocpp_charge_point_id", "name", "kind", "max_kw", "status"]
+
+    def check_with_service(self) -> None:
+        # charger_update refuses a power below one of the charger's connectors.
+        if self.instance.pk:
+            services.charger_update(
+                charger=Charger.objects.get(pk=self.instance.pk),
+                data=changed_values(self.instance, self, services.CHARGER_UPDATABLE_FIELDS),
+            )
+
+
+@admin.register(Charger)
+class ChargerAdmin(DepotScopedAdmin):
+    form = ChargerForm
+    change_action = Action.OPERATE
+    add_action = delete_action = Action.MANAGE
+    operate_fields = ("status",)
+    list_display = ["name", "depot", "kind", "max_kw", "status", "connector_count", "ocpp_charge_point_id"]
+    list_select_related = ["depot"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", "status"]
+    search_fields = ["name", "ocpp_charge_point_id"]
+    autocomplete_fields = ["depot"]
+    inlines = [ConnectorInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(connector_count=Count("connectors"))
+
+    @admin.display(description=_("connectors"), ordering="connector_count")
+    def connector_count(self, obj: Charger) -> int:
+        return obj.connector_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            charger = Charger.objects.get(pk=obj.pk)
+            services.charger_update(charger=charger, data=changed_values(obj, form, services.CHARGER_UPDATABLE_FIELDS))
+        else:
+            fields = {name: getattr(obj, name) for name in services.CHARGER_UPDATABLE_FIELDS}
+            adopt_saved(obj, services.charger_create(**fields))
+
+    def delete_model(self, request, obj):
+        services.charger_delete(charger=obj)
+
+    def delete_queryset(self, request, queryset):
+        for charger in queryset:
+            services.charger_delete(charger=charger)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Connector:
+            return super().save_formset(request, form, formset, change)
+        # The formset validated every row (Connector.clean against the charger's power); the services save.
+        charger = form.instance
+        # What formset.save() would record: the admin's change message reads these.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for row in formset.deleted_forms:
+            if row.instance.pk:
+                services.connector_delete(connector=row.instance)
+                formset.deleted_objects.append(row.instance)
+        for row in formset.forms:
+            if row in formset.deleted_forms or not row.has_changed():
+                continue
+            if row.instance.pk:
+                connector = Connector.objects.get(pk=row.instance.pk)
+                services.connector_update(
+                    connector=connector, data=changed_values(row.instance, row, services.CONNECTOR_UPDATABLE_FIELDS)
+                )
+                formset.changed_objects.append((row.instance, row.changed_data))
+            else:
+                fields = {name: getattr(row.instance, name) for name in services.CONNECTOR_UPDATABLE_FIELDS}
+                adopt_saved(row.instance, services.connector_create(charger=charger, **fields))
+                formset.new_objects.append(row.instance)

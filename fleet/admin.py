@@ -1,0 +1,350 @@
+"""Admin of the fleet registry: what fleet managers use every day.
+
+Scoping and permissions come from ``DepotScopedAdmin`` (fleet/admin_scoping.py); writes go through
+``fleet.services`` so the admin enforces what the API enforces.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Count, FloatField, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
+
+from batteries.models import PackInstallation
+from charging.models import Charger
+from fleet import services
+from fleet.admin_scoping import (
+    DepotScopedAdmin,
+    DepotScopedInline,
+    ServiceModelForm,
+    adopt_saved,
+    changed_values,
+)
+from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+from fleet.scoping import Action
+
+admin.site.site_header = "evfleet"
+admin.site.site_title = "evfleet"
+admin.site.index_title = _("Fleet administration")
+
+
+def _count_of(model, fk: str) -> Coalesce:
+    """A per-row count of ``model`` rows pointing here through ``fk``, as a subquery (no join fan-out)."""
+    rows = model.objects.filter(**{fk: OuterRef("pk")}).order_by().values(fk).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+@admin.register(Organization)
+class OrganizationAdmin(DepotScopedAdmin):
+    # Organisations are created and renamed by the operators of the installation, not by fleet managers.
+    change_action = add_action = delete_action = None
+    list_display = ["name", "slug", "depot_count", "vehicle_count"]
+    search_fields = ["name", "slug"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(depot_count=_count_of(Depot, "organization"), vehicle_count=_count_of(Vehicle, "organization"))
+        )
+
+    @admin.display(description=_("depots"), ordering="depot_count")
+    def depot_count(self, obj: Organization) -> int:
+        return obj.depot_count
+
+    @admin.display(description=_("vehicles"), ordering="vehicle_count")
+    def vehicle_count(self, obj: Organization) -> int:
+        return obj.vehicle_count
+
+
+@admin.register(Depot)
+class DepotAdmin(DepotScopedAdmin):
+    # Managers change their depot's settings; opening or closing a depot is the operators' job (a new depot
+    # would have no members, so nobody but a superuser could see it anyway).
+    change_action = Action.MANAGE
+    add_action = delete_action = None
+    readonly_on_change = ("organization",)
+    list_display = [
+        "name",
+        "code",
+        "organization",
+        "time_zone",
+        "grid_limit_kw",
+        "vehicle_count",
+        "charger_count",
+        "installed_vs_grid_limit",
+    ]
+    list_select_related = ["organization"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "code"]
+    autocomplete_fields = ["tariff"]
+    fieldsets = [
+        (None, {"fields": ["organization", "name", "code", "time_zone", "latitude", "longitude"]}),
+        (_("Grid and tariff"), {"fields": ["grid_limit_kw", "base_load_kw", "tariff", "planning_time"]}),
+        (_("Climate"), {"fields": ["monthly_mean_temperature_c"]}),
+    ]
+
+    def get_queryset(self, request):
+        installed_kw = (
+            Charger.objects.filter(depot=OuterRef("pk")).order_by().values("depot").annotate(kw=Sum("max_kw"))
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                vehicle_count=_count_of(Vehicle, "home_depot"),
+                charger_count=_count_of(Charger, "depot"),
+                installed_charger_kw=Coalesce(
+                    Subquery(installed_kw.values("kw"), output_field=FloatField()), Value(0.0)
+                ),
+            )
+        )
+
+    @admin.display(description=_("vehicles"), ordering="vehicle_count")
+    def vehicle_count(self, obj: Depot) -> int:
+        return obj.vehicle_count
+
+    @admin.display(description=_("chargers"), ordering="charger_count")
+    def charger_count(self, obj: Depot) -> int:
+        return obj.charger_count
+
+    @admin.display(description=_("installed charger kW / grid limit"), ordering="installed_charger_kw")
+    def installed_vs_grid_limit(self, obj: Depot) -> str:
+        # Installed power normally exceeds the grid limit: the ratio tells how much the scheduler must share.
+        ratio_pct = 100 * obj.installed_charger_kw / obj.grid_limit_kw
+        return f"{obj.installed_charger_kw:,.0f} / {obj.grid_limit_kw:,.0f} kW ({ratio_pct:.0f} %)"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            depot = Depot.objects.get(pk=obj.pk)
+            services.depot_update(depot=depot, data=changed_values(obj, form, services.DEPOT_UPDATABLE_FIELDS))
+        else:
+            fields = {name: getattr(obj, name) for name in services.DEPOT_UPDATABLE_FIELDS}
+            adopt_saved(obj, services.depot_create(organization=obj.organization, **fields))
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = DepotMembership
+        fields = ["user", "depot", "role"]
+
+
+@admin.register(DepotMembership)
+class DepotMembershipAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = Action.MANAGE
+    form = MembershipForm
+    readonly_on_change = ("user", "depot")
+    list_display = ["user", "depot", "role"]
+    list_select_related = ["user", "depot"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "role"]
+    search_fields = ["user__username", "user__email", "depot__name"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            # A manager gives a role to a colleague by username: a list of every account of the installation
+            # would show them people of other organisations.
+            return forms.ModelChoiceField(
+                queryset=get_user_model().objects.filter(is_active=True),
+                to_field_name=get_user_model().USERNAME_FIELD,
+                widget=forms.TextInput,
+                label=_("Username"),
+                error_messages={"invalid_choice": _("No active user has this username.")},
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        adopt_saved(obj, services.membership_set(user=obj.user, depot=obj.depot, role=obj.role))
+
+
+@admin.register(VehicleModel)
+class VehicleModelAdmin(DepotScopedAdmin):
+    # The catalogue is shared by every organisation: any member reads it and a manager may add a model when
+    # buying a new one, but changing or deleting an entry would change other organisations' vehicles.
+    change_action = delete_action = None
+    add_action = Action.MANAGE
+    list_display = [
+        "__str__",
+        "kind",
+        "chemistry",
+        "nominal_pack_kwh",
+        "consumption_kwh_per_km",
+        "max_ac_kw",
+        "max_dc_kw",
+    ]
+    list_filter = ["kind", "chemistry"]
+    search_fields = ["manufacturer", "name"]
+
+    def scope_queryset(self, queryset, user, action):
+        return queryset
+
+
+class PackInstallationHistoryInline(DepotScopedInline, admin.TabularInline):
+    """Which packs the vehicle has carried; installs and swaps go through the pack installation admin."""
+
+    model = PackInstallation
+    fields = ["pack", "installed_at", "removed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    change_action = add_action = delete_action = None
+    verbose_name_plural = _("battery pack history")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("pack")
+
+
+class VehicleForm(forms.ModelForm):
+    class Meta:
+        model = Vehicle
+        fields = ["organization", "fleet_number", "vin", "plate", "model", "home_depot", "status"]
+
+
+@admin.register(Vehicle)
+class VehicleAdmin(DepotScopedAdmin):
+    change_action = Action.OPERATE
+    add_action = delete_action = Action.MANAGE
+    form = VehicleForm
+    readonly_on_change = ("organization",)
+    list_display = ["fleet_number", "model", "home_depot", "status", "active_pack", "vin"]
+    list_select_related = ["model", "home_depot"]
+    list_filter = [
+        ("home_depot", admin.RelatedOnlyFieldListFilter),
+        "status",
+        ("model", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["fleet_number", "vin", "plate"]
+    autocomplete_fields = ["model", "home_depot"]
+    inlines = [PackInstallationHistoryInline]
+
+    def get_queryset(self, request):
+        active_pack = PackInstallation.objects.filter(vehicle=OuterRef("pk"), removed_at__isnull=True)
+        return (
+            super().get_queryset(request).annotate(active_pack_serial=Subquery(active_pack.values("pack__serial")[:1]))
+        )
+
+    @admin.display(description=_("active pack"), ordering="active_pack_serial", empty_value="-")
+    def active_pack(self, obj: Vehicle) -> str | None:
+        return obj.active_pack_serial
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            vehicle = Vehicle.objects.get(pk=obj.pk)
+            services.vehicle_update(vehicle=vehicle, data=changed_values(obj, form, services.VEHICLE_UPDATABLE_FIELDS))
+        else:
+            fields = {name: getattr(obj, name) for name in services.VEHICLE_UPDATABLE_FIELDS}
+            adopt_saved(obj, services.vehicle_create(organization=obj.organization, **fields))
+
+
+class BlockForm(ServiceModelForm):
+    class Meta:
+        model = Block
+        fields = [
+            "depot",
+            "code",
+            "service_date",
+            "weekdays",
+            "valid_from",
+            "valid_until",
+            "departs_at",
+            "returns_at",
+            "distance_km",
+            "planned_energy_kwh",
+        ]
+
+    def check_with_service(self) -> None:
+        # New times move the block's assignments, which must still not overlap the vehicles' other blocks.
+        if self.instance.pk:
+            services.block_update(
+                block=Block.objects.get(pk=self.instance.pk),
+                data=changed_values(self.instance, self, services.BLOCK_UPDATABLE_FIELDS),
+            )
+
+
+@admin.register(Block)
+class BlockAdmin(DepotScopedAdmin):
+    # Depot staff change blocks day to day.
+    change_action = add_action = delete_action = Action.OPERATE
+    form = BlockForm
+    readonly_on_change = ("depot",)
+    list_display = ["code", "depot", "runs", "departs_at", "returns_at", "distance_km", "assignment_count"]
+    list_select_related = ["depot"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "service_date"]
+    search_fields = ["code"]
+    autocomplete_fields = ["depot"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(assignment_count=_count_of(BlockAssignment, "block"))
+
+    @admin.display(description=_("runs"), ordering="service_date")
+    def runs(self, obj: Block) -> str:
+        if obj.service_date:
+            return obj.service_date.isoformat()
+        days = ", ".join(_WEEKDAY_ABBREVIATIONS[d] for d in sorted(obj.weekdays))
+        until = obj.valid_until.isoformat() if obj.valid_until else "…"
+        return f"{days} ({obj.valid_from.isoformat()} – {until})"
+
+    @admin.display(description=_("assignments"), ordering="assignment_count")
+    def assignment_count(self, obj: Block) -> int:
+        return obj.assignment_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            block = Block.objects.get(pk=obj.pk)
+            services.block_update(block=block, data=changed_values(obj, form, services.BLOCK_UPDATABLE_FIELDS))
+        else:
+            fields = {name: getattr(obj, name) for name in services.BLOCK_UPDATABLE_FIELDS}
+            adopt_saved(obj, services.block_create(depot=obj.depot, **fields))
+
+
+_WEEKDAY_ABBREVIATIONS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class BlockAssignmentForm(ServiceModelForm):
+    class Meta:
+        model = BlockAssignment
+        fields = ["block", "vehicle", "service_date"]
+
+    def check_with_service(self) -> None:
+        # block_assign computes the UTC window and rejects a vehicle that would be in two places at once.
+        services.block_assign(
+            block=self.instance.block, vehicle=self.instance.vehicle, service_date=self.instance.service_date
+        )
+
+
+@admin.register(BlockAssignment)
+class BlockAssignmentAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = Action.OPERATE
+    form = BlockAssignmentForm
+    # Another block or day is another assignment: on an existing one only the vehicle changes.
+    readonly_on_change = ("block", "service_date")
+    list_display = ["block", "depot", "service_date", "vehicle", "local_start", "local_end"]
+    list_select_related = ["block__depot", "vehicle"]
+    list_filter = [("block__depot", admin.RelatedOnlyFieldListFilter), "service_date"]
+    search_fields = ["block__code", "vehicle__fleet_number"]
+    autocomplete_fields = ["block", "vehicle"]
+    date_hierarchy = "service_date"
+
+    @admin.display(description=_("depot"), ordering="block__depot__name")
+    def depot(self, obj: BlockAssignment) -> Depot:
+        return obj.block.depot
+
+    @admin.display(description=_("departs (depot time)"), ordering="starts_at")
+    def local_start(self, obj: BlockAssignment) -> str:
+        return obj.starts_at.astimezone(obj.block.depot.zone).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description=_("returns (depot time)"), ordering="ends_at")
+    def local_end(self, obj: BlockAssignment) -> str:
+        return obj.ends_at.astimezone(obj.block.depot.zone).strftime("%Y-%m-%d %H:%M")
+
+    def save_model(self, request, obj, form, change):
+        adopt_saved(obj, services.block_assign(block=obj.block, vehicle=obj.vehicle, service_date=obj.service_date))
+
+    def delete_model(self, request, obj):
+        services.block_unassign(assignment=obj)
+
+    def delete_queryset(self, request, queryset):
+        for assignment in queryset:
+            services.block_unassign(assignment=assignment)

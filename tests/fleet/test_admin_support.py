@@ -1,0 +1,133 @@
+"""Helpers and the world the admin tests share (imported by tests/*/test_admin*.py; holds no tests itself)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.forms import MultiWidget
+from django.urls import reverse
+
+from tests import factories as f
+
+
+def admin_url(obj_or_model, view: str = "change") -> str:
+    opts = obj_or_model._meta
+    name = f"admin:{opts.app_label}_{opts.model_name}_{view}"
+    if view in ("change", "delete", "history"):
+        return reverse(name, args=[obj_or_model.pk])
+    return reverse(name)
+
+
+def form_data(response, **changes) -> dict:
+    """The POST body the admin page in ``response`` would send unchanged, with ``changes`` applied.
+
+    Includes the inlines' management forms, which the admin requires even for view-only inlines.
+    """
+    data: dict = {}
+
+    def add(form) -> None:
+        for bound in form:
+            value = bound.value()
+            if isinstance(bound.field.widget, MultiWidget):
+                parts = value if isinstance(value, list) else bound.field.widget.decompress(value)
+                for index, part in enumerate(parts):
+                    data[f"{bound.html_name}_{index}"] = "" if part is None else part
+            elif isinstance(value, bool):
+                if value:
+                    data[bound.html_name] = "on"
+            else:
+                data[bound.html_name] = "" if value is None else value
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        add(inline.formset.management_form)
+        for form in inline.formset.forms:
+            add(form)
+    data.update(changes)
+    return data
+
+
+def error_text(response) -> str:
+    """Every error the admin form shows (field and non-field, inlines included), as one string."""
+    form = response.context["adminform"].form
+    errors = [str(e) for e in form.errors.values()]
+    for inline in response.context["inline_admin_formsets"]:
+        errors += [str(e) for e in inline.formset.errors] + [str(e) for e in inline.formset.non_form_errors()]
+    return " ".join(errors)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The default PBKDF2 hasher makes each user cost a noticeable fraction of a second; tests log in by force."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def depot_world(two_depots):
+    """``two_depots`` with one object of every admin model in each depot, and an organisation apart.
+
+    ``seen_by_manager_a`` holds, per model, a row depot A's manager must see; ``hidden_from_manager_a`` a row
+    they must not (``None`` for the shared vehicle catalogue).
+    """
+    w = two_depots
+    org = w["org"]
+    w["viewer_a"] = f.UserFactory(username="viewer_a")
+    f.MembershipFactory(user=w["viewer_a"], depot=w["depot_a"], role="viewer")
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    for side in ("a", "b"):
+        depot, vehicle = w[f"depot_{side}"], w[f"vehicle_{side}"]
+        w[f"block_{side}"] = f.BlockFactory(depot=depot, service_date=tomorrow)
+        w[f"assignment_{side}"] = f.BlockAssignmentFactory(block=w[f"block_{side}"], vehicle=vehicle)
+        w[f"pack_{side}"] = f.BatteryPackFactory(organization=org)
+        w[f"installation_{side}"] = f.PackInstallationFactory(pack=w[f"pack_{side}"], vehicle=vehicle)
+        w[f"observation_{side}"] = f.HealthObservationFactory(pack=w[f"pack_{side}"], soh_pct=93.5)
+        w[f"charger_{side}"] = f.ChargerFactory(depot=depot)
+        w[f"connector_{side}"] = f.ConnectorFactory(charger=w[f"charger_{side}"], connector_id=1)
+    w["tariff"] = f.TariffFactory(organization=org)
+    w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
+    f.TariffPeriodFactory(season=w["season"])
+    f.DemandChargeFactory(tariff=w["tariff"])
+    w["depot_a"].tariff = w["tariff"]
+    w["depot_a"].save()
+
+    w["other_org"] = f.OrganizationFactory(name="Transportes del Puerto")
+    w["other_tariff"] = f.TariffFactory(organization=w["other_org"])
+    w["other_season"] = f.TariffSeasonFactory(tariff=w["other_tariff"])
+    f.DepotFactory(organization=w["other_org"], name="Guaymas")
+
+    from batteries.models import BatteryPack, HealthObservation, PackInstallation
+    from charging.models import Charger, Tariff, TariffSeason
+    from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+
+    w["seen_by_manager_a"] = {
+        Organization: org,
+        Depot: w["depot_a"],
+        DepotMembership: DepotMembership.objects.get(user=w["manager_a"]),
+        VehicleModel: w["vehicle_a"].model,
+        Vehicle: w["vehicle_a"],
+        Block: w["block_a"],
+        BlockAssignment: w["assignment_a"],
+        BatteryPack: w["pack_a"],
+        PackInstallation: w["installation_a"],
+        HealthObservation: w["observation_a"],
+        Tariff: w["tariff"],
+        TariffSeason: w["season"],
+        Charger: w["charger_a"],
+    }
+    w["hidden_from_manager_a"] = {
+        Organization: w["other_org"],
+        Depot: w["depot_b"],
+        DepotMembership: DepotMembership.objects.get(user=w["staff_b"]),
+        VehicleModel: None,
+        Vehicle: w["vehicle_b"],
+        Block: w["block_b"],
+        BlockAssignment: w["assignment_b"],
+        BatteryPack: w["pack_b"],
+        PackInstallation: w["installation_b"],
+        HealthObservation: w["observation_b"],
+        Tariff: w["other_tariff"],
+        TariffSeason: w["other_season"],
+        Charger: w["charger_b"],
+    }
+    return w
