@@ -100,7 +100,6 @@ class PackInstallation(DepotScoped, models.Model):
 class HealthObservation(DepotScoped, models.Model):
     """One measurement of a pack's state of health."""
 
-
     class Source(models.TextChoices):
         TELEMETRY = "telemetry", _("Estimated from telemetry")
         CAPACITY_TEST = "capacity_test", _("Capacity test")

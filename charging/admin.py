@@ -12,7 +12,19 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from charging import services
-from charging.models import Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
+from charging.models import (
+    Alert,
+    Charger,
+    ChargingPlan,
+    Connector,
+    DemandCharge,
+    DepotEvent,
+    PlannedCharge,
+    Tariff,
+    TariffPeriod,
+    TariffSeason,
+)
+from charging.services import alerts_acknowledge, alerts_resolve
 from fleet.admin_scoping import (
     DepotScopedAdmin,
     DepotScopedInline,
@@ -177,3 +189,105 @@ class ChargerAdmin(DepotScopedAdmin):
                 fields = {name: getattr(row.instance, name) for name in services.CONNECTOR_UPDATABLE_FIELDS}
                 adopt_saved(row.instance, services.connector_create(charger=charger, **fields))
                 formset.new_objects.append(row.instance)
+
+
+# --- Plans, alerts and events: made by the planner and the depots, read (and acted on) here ----------------
+
+
+class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
+    model = PlannedCharge
+    fields = [
+        "vehicle",
+        "connector",
+        "arrival_at",
+        "plug_in_at",
+        "plug_out_at",
+        "departure_at",
+        "arrival_soc_pct",
+        "required_soc_pct",
+        "departure_soc_pct",
+        "energy_kwh",
+        "shortfall_kwh",
+        "shortfall_reason",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    change_action = None  # plans are the optimizer's output: never edited by hand
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("vehicle", "connector__charger")
+
+
+@admin.register(ChargingPlan)
+class ChargingPlanAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = None
+    list_display = [
+        "depot",
+        "service_night",
+        "version",
+        "status",
+        "trigger",
+        "energy_kwh_rounded",
+        "total_cost",
+        "peak_kw_rounded",
+        "site_limit_kw",
+        "vehicles_short",
+        "solver_status",
+    ]
+    list_select_related = ["depot"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "trigger", "service_night"]
+    date_hierarchy = "service_night"
+    exclude = ["instance"]
+    readonly_fields = [f.name for f in ChargingPlan._meta.fields if f.name != "instance"]
+    inlines = [PlannedChargeInline]
+
+    @admin.display(description=_("energy (kWh)"), ordering="energy_kwh")
+    def energy_kwh_rounded(self, plan: ChargingPlan) -> str:
+        return f"{plan.energy_kwh:,.0f}"
+
+    @admin.display(description=_("peak (kW)"), ordering="peak_kw")
+    def peak_kw_rounded(self, plan: ChargingPlan) -> str:
+        return f"{plan.peak_kw:,.0f}"
+
+    @admin.display(description=_("cost"))
+    def total_cost(self, plan: ChargingPlan) -> str:
+        return f"{plan.total_cost:,.2f}"
+
+
+@admin.register(Alert)
+class AlertAdmin(DepotScopedAdmin):
+    change_action = Action.OPERATE
+    add_action = delete_action = None
+    operate_fields = ()
+    list_display = ["message", "depot", "kind", "severity", "status", "created_at"]
+    list_select_related = ["depot"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "severity", "kind"]
+    search_fields = ["message"]
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    actions = ["acknowledge", "resolve"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Alerts are acknowledged and resolved through the actions; the page itself is read-only.
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description=_("Acknowledge selected alerts"))
+    def acknowledge(self, request, queryset):
+        allowed = self.scope_queryset(queryset, request.user, Action.OPERATE)
+        count = alerts_acknowledge(alerts=allowed)
+        self.message_user(request, _("%(n)d alert(s) acknowledged.") % {"n": count})
+
+    @admin.action(description=_("Resolve selected alerts"))
+    def resolve(self, request, queryset):
+        allowed = self.scope_queryset(queryset, request.user, Action.OPERATE)
+        count = alerts_resolve(alerts=allowed)
+        self.message_user(request, _("%(n)d alert(s) resolved.") % {"n": count})
+
+
+@admin.register(DepotEvent)
+class DepotEventAdmin(DepotScopedAdmin):
+    change_action = add_action = delete_action = None
+    list_display = ["occurred_at", "depot", "kind", "vehicle", "connector", "soc_pct", "reported_by"]
+    list_select_related = ["depot", "vehicle", "connector__charger", "reported_by"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", "service_night"]
+    readonly_fields = [f.name for f in DepotEvent._meta.fields]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from charging import selectors, services
 from charging.filters import ChargerFilter, ConnectorFilter, TariffFilter
-from charging.models import Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
+from charging.models import Charger, ChargingPlan, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
 from config.api import RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Depot, Organization
 from fleet.scoping import Action
@@ -176,6 +178,37 @@ class ChargerViewSet(ScopedGenericViewSet, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         charger = services.charger_set_status(charger=charger, **serializer.validated_data)
         return Response(ChargerSerializer(charger, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="The charger's part of tonight's plan as OCPP SetChargingProfile requests, one per connector",
+        parameters=[
+            OpenApiParameter("ocpp_version", str, enum=["1.6", "2.0.1"], description="Default 1.6"),
+            OpenApiParameter("service_night", OpenApiTypes.DATE, description="Default: the current night"),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No active plan for that night")},
+    )
+    @action(detail=True, methods=["get"], url_path="charging-profiles")
+    def charging_profiles(self, request, pk=None):
+        from charging.ocpp import charger_profiles
+        from charging.plans_api import night_param
+
+        charger = self.get_object()
+        version = request.query_params.get("ocpp_version", "1.6")
+        if version not in ("1.6", "2.0.1"):
+            raise serializers.ValidationError({"ocpp_version": ["Use 1.6 or 2.0.1."]})
+        night = night_param(request, charger.depot)
+        plan = get_object_or_404(
+            ChargingPlan, depot=charger.depot, service_night=night, status=ChargingPlan.Status.ACTIVE
+        )
+        return Response(
+            {
+                "charge_point_id": charger.ocpp_charge_point_id,
+                "ocpp_version": version,
+                "plan": plan.pk,
+                "action": "SetChargingProfile",
+                "requests": charger_profiles(plan, charger, ocpp_version=version),
+            }
+        )
 
 
 class ConnectorViewSet(ScopedGenericViewSet, viewsets.ModelViewSet):

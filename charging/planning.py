@@ -528,3 +528,9 @@ def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan)
                 "organization_id": depot.organization_id,
             },
         )
+
+
+def current_service_night(depot: Depot, moment: dt.datetime | None = None) -> dt.date:
+    """The night a moment belongs to: before the horizon's start hour it is still last night's."""
+    local = (moment or timezone.now()).astimezone(depot.zone)
+    return local.date() - dt.timedelta(days=1) if local.hour < PLAN_HORIZON_START_HOUR else local.date()

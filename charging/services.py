@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charging.models import Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
+from charging.models import Alert, Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
 from config.services import model_create, model_update
 from fleet.models import Depot, Organization
 
@@ -182,3 +183,15 @@ def connector_set_status(*, connector: Connector, status: str) -> Connector:
 @transaction.atomic
 def connector_delete(*, connector: Connector) -> None:
     connector.delete()
+
+
+@transaction.atomic
+def alerts_acknowledge(*, alerts) -> int:
+    return alerts.filter(status=Alert.Status.OPEN).update(
+        status=Alert.Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def alerts_resolve(*, alerts) -> int:
+    return alerts.exclude(status=Alert.Status.RESOLVED).update(status=Alert.Status.RESOLVED, resolved_at=timezone.now())

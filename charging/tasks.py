@@ -48,12 +48,16 @@ def replan_depot_task(depot_id: int, service_night: str, reason: str = "") -> in
     depot = Depot.objects.filter(pk=depot_id).first()
     if depot is None:
         return None
+    from charging.events import night_event_inputs  # events import this module: avoid the cycle
+
+    night = dt.date.fromisoformat(service_night)
     plan = plan_depot_night(
         depot=depot,
-        service_night=dt.date.fromisoformat(service_night),
+        service_night=night,
         trigger=ChargingPlan.Trigger.EVENT,
         trigger_detail=reason,
         now=timezone.now(),
+        **night_event_inputs(depot, night),
     )
     return plan.pk
 

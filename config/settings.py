@@ -155,6 +155,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VehicleStatusEnum": "fleet.models.Vehicle.Status",
         "ChargerStatusEnum": "charging.models.Charger.Status",
+        "ChargingPlanStatusEnum": "charging.models.ChargingPlan.Status",
+        "AlertStatusEnum": "charging.models.Alert.Status",
     },
 }
 

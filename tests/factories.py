@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation
-from charging.models import Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
+from charging.models import Alert, Charger, Connector, DemandCharge, DepotEvent, Tariff, TariffPeriod, TariffSeason
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.vin import vin_check_digit
 
@@ -225,3 +225,25 @@ class ConnectorFactory(factory.django.DjangoModelFactory):
     connector_id = factory.Sequence(lambda n: n + 1)
     standard = Connector.Standard.CCS2
     max_kw = 150.0
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Alert
+
+    depot = factory.SubFactory(DepotFactory)
+    organization = factory.SelfAttribute("depot.organization")
+    kind = Alert.Kind.VEHICLE_NOT_READY
+    key = factory.Sequence(lambda n: f"test:{n}")
+    message = factory.Sequence(lambda n: f"Bus {n} will leave 20 kWh short.")
+
+
+class DepotEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DepotEvent
+
+    depot = factory.SubFactory(DepotFactory)
+    service_night = factory.LazyFunction(timezone.localdate)
+    kind = DepotEvent.Kind.CONNECTOR_FAULTED
+    occurred_at = factory.LazyFunction(timezone.now)
+    client_event_id = factory.Sequence(lambda n: f"event-{n}")

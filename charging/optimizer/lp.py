@@ -154,25 +154,52 @@ class LpSolution:
 
 @dataclass
 class CoreIndex:
-    """Where the core variables live. Pairs are (vehicle, window slot), vehicle by vehicle."""
+    """Where the core variables live. Pairs are (vehicle, window slot), vehicle by vehicle.
+
+    There is no power column: the power of pair k is ``(e[k] - e[k-1]) / gain`` (kW), where
+    ``e[k-1]`` of a window's first pair is the vehicle's fixed initial-energy column.
+    ``power_terms`` gives that expression as matrix entries for any row that needs power.
+    """
 
     pair_vehicle: np.ndarray
     pair_slot: np.ndarray
     first_pair: np.ndarray  # per vehicle, index of its first pair (len = vehicles + 1)
-    p_col: int
-    e_col: int
+    e_col: int  # battery energy at the end of each pair's slot (kWh)
+    initial_col: int  # per vehicle, fixed at its initial energy (kWh)
     u_col: int
     peak_col: int | None
+    gain: float  # battery kWh per kW held for one slot (efficiency x slot hours)
 
     @property
     def num_pairs(self) -> int:
         return self.pair_vehicle.size
 
+    def previous_energy_cols(self, pairs: np.ndarray) -> np.ndarray:
+        """The column of each pair's energy at the start of its slot."""
+        first = pairs == self.first_pair[self.pair_vehicle[pairs]]
+        return np.where(first, self.initial_col + self.pair_vehicle[pairs], self.e_col + pairs - 1)
+
+    def power_terms(self, pairs: np.ndarray, weight=1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``weight * power`` of each pair as entries: (index into ``pairs``, column, value)."""
+        weight = np.broadcast_to(np.asarray(weight, dtype=float), pairs.shape) / self.gain
+        which = np.arange(pairs.size)
+        return (
+            np.concatenate([which, which]),
+            np.concatenate([self.e_col + pairs, self.previous_energy_cols(pairs)]),
+            np.concatenate([weight, -weight]),
+        )
+
+    def add_power_rows(self, model: LpModel, first_row: int, row_of_pair: np.ndarray, pairs: np.ndarray, weight=1.0):
+        """Add ``weight * power[pair]`` to row ``first_row + row_of_pair[i]`` for each ``pairs[i]``."""
+        which, cols, values = self.power_terms(pairs, weight)
+        model.add_entries(first_row + row_of_pair[which], cols, values)
+
 
 def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: LpModel) -> CoreIndex:
-    """Add the power, energy, taper, target, site, demand and wear parts of the model."""
+    """Add the energy, power, taper, target, site, demand and wear parts of the model."""
     dt = instance.slot_hours
     gain = instance.charging_efficiency * dt
+    wear = instance.wear
     num_vehicles = len(instance.vehicles)
     length = windows.length
     first_pair = np.concatenate([[0], np.cumsum(length)])
@@ -180,23 +207,42 @@ def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: L
     pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
     pair_slot = windows.start[pair_vehicle] + pair_k
     n = pair_vehicle.size
-    price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
+    pairs = np.arange(n)
+    max_kw = windows.max_kw[pair_vehicle]
 
-    p_col = model.add_cols(price[pair_slot] * dt, 0.0, windows.max_kw[pair_vehicle])
-    e_col = model.add_cols(np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle])
+    # Energy cost of power, price * dt * (e[k] - e[k-1]) / gain, telescoped onto the energy columns.
+    price_cost = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)[pair_slot] * dt / gain
+    e_cost = price_cost.copy()
+    later = pairs[pair_k > 0]
+    np.subtract.at(e_cost, later - 1, price_cost[later])
+    initial_cost = np.zeros(num_vehicles)
+    firsts = first_pair[:-1][length > 0]
+    initial_cost[pair_vehicle[firsts]] = -price_cost[firsts]
+    initial_col = model.add_cols(initial_cost, va.initial_kwh, va.initial_kwh)
+    # The battery cannot hold more than it could have been given by the end of the slot.
+    reachable_kwh = np.minimum(va.initial_kwh[pair_vehicle] + gain * max_kw * (pair_k + 1), va.max_kwh[pair_vehicle])
+    e_col = model.add_cols(e_cost, va.initial_kwh[pair_vehicle], np.maximum(reachable_kwh, va.initial_kwh[pair_vehicle]))
     shortfall_max = np.maximum(va.target_kwh - va.initial_kwh, 0.0)
     # A vehicle without a window leaves with its whole shortfall: fix it through its bounds.
     u_col = model.add_cols(va.penalty_mxn_per_kwh, np.where(length > 0, 0.0, shortfall_max), shortfall_max)
+    core = CoreIndex(pair_vehicle, pair_slot, first_pair, e_col, initial_col, u_col, None, gain)
+    previous = core.previous_energy_cols(pairs)
 
-    # Energy balance, one equality row per pair: e[t] - e[t-1] - gain * p[t] = 0 (initial energy
-    # on the right-hand side for the first slot of the window).
-    rhs = np.where(pair_k == 0, va.initial_kwh[pair_vehicle], 0.0)
-    row = model.add_rows(rhs, rhs, n)
-    pairs = np.arange(n)
+    # Power bounds, one ranged row per pair: 0 <= e[k] - e[k-1] <= gain * max_kw. With a C-rate
+    # wear cost, power above the threshold goes through c[k] in [0, max_kw - threshold], priced
+    # per kWh: 0 <= e[k] - e[k-1] - gain * c[k] <= gain * threshold, so c = max(0, p - threshold)
+    # at the optimum without a row of its own.
+    c_rate_kw = wear.c_rate_threshold_per_h * va.capacity_kwh[pair_vehicle]
+    fast = (max_kw > c_rate_kw + 1e-9) if wear.high_c_rate_mxn_per_kwh > 0 else np.zeros(n, dtype=bool)
+    row = model.add_rows(0.0, gain * np.where(fast, c_rate_kw, max_kw), n)
     model.add_entries(row + pairs, e_col + pairs, 1.0)
-    model.add_entries(row + pairs, p_col + pairs, -gain)
-    later = pairs[pair_k > 0]
-    model.add_entries(row + later, e_col + later - 1, -1.0)
+    model.add_entries(row + pairs, previous, -1.0)
+    fast_pairs = pairs[fast]
+    if fast_pairs.size:
+        c_col = model.add_cols(
+            np.full(fast_pairs.size, wear.high_c_rate_mxn_per_kwh * dt), 0.0, max_kw[fast] - c_rate_kw[fast]
+        )
+        model.add_entries(row + fast_pairs, c_col + np.arange(fast_pairs.size), -gain)
 
     # Departure target: e[last] + u >= target.
     with_window = np.flatnonzero(length > 0)
@@ -204,21 +250,24 @@ def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: L
     model.add_entries(row + np.arange(with_window.size), e_col + first_pair[with_window + 1] - 1, 1.0)
     model.add_entries(row + np.arange(with_window.size), u_col + with_window, 1.0)
 
-    _add_taper(instance, va, windows, model, first_pair, p_col, e_col)
+    _add_taper(instance, va, windows, model, core)
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
     site = np.asarray(instance.site_limit_kw, dtype=float)
     row = model.add_rows(-INF, site[slots], slots.size)
-    model.add_entries(row + slot_of_pair, p_col + pairs, 1.0)
+    core.add_power_rows(model, row, slot_of_pair, pairs)
 
-    peak_col = _add_demand(instance, model, pair_slot, p_col)
-    _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col)
-    return CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_col)
+    core.peak_col = _add_demand(instance, model, core)
+    _add_high_soc_wear(instance, va, windows, model, core, reachable_kwh)
+    return core
 
 
-def _add_taper(instance, va, windows, model, first_pair, p_col, e_col) -> None:
-    """p[v,t] - b * e[v,t] <= a for every taper line that can bind within the vehicle's range."""
+def _add_taper(instance, va, windows, model, core: CoreIndex) -> None:
+    """p[v,t] - b * e[v,t] <= a for every taper line that can bind within the vehicle's range.
+
+    In energy terms (times gain): (1 - gain * b) * e[k] - e[k-1] <= gain * a.
+    """
     line_vehicle, line_a, line_b = [], [], []
     for v, vehicle in enumerate(instance.vehicles):
         if windows.end[v] <= windows.start[v]:
@@ -234,21 +283,21 @@ def _add_taper(instance, va, windows, model, first_pair, p_col, e_col) -> None:
     line_vehicle = np.array(line_vehicle)
     count = windows.length[line_vehicle]
     k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    pair = np.repeat(first_pair[line_vehicle], count) + k
+    pair = np.repeat(core.first_pair[line_vehicle], count) + k
     a, b, v = np.repeat(line_a, count), np.repeat(line_b, count), np.repeat(line_vehicle, count)
     # Early in the window the battery cannot yet be high enough for the line to bind: skip those.
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = core.gain
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
     pair, a, b = pair[keep], a[keep], b[keep]
-    row = model.add_rows(-INF, a, pair.size)
+    row = model.add_rows(-INF, gain * a, pair.size)
     rows = row + np.arange(pair.size)
-    model.add_entries(rows, p_col + pair, 1.0)
-    model.add_entries(rows, e_col + pair, -b)
+    model.add_entries(rows, core.e_col + pair, 1.0 - gain * b)
+    model.add_entries(rows, core.previous_energy_cols(pair), -1.0)
 
 
-def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int) -> int | None:
+def _add_demand(instance: Instance, model: LpModel, core: CoreIndex) -> int | None:
     if instance.demand_charge_mxn_per_kw <= 0:
         return None
     demand = np.array(instance.demand_mask())
@@ -256,57 +305,41 @@ def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col
     floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
     peak_col = model.add_cols([instance.demand_charge_mxn_per_kw], floor_kw, INF)
     model.offset -= instance.demand_charge_mxn_per_kw * instance.month_peak_kw
-    in_demand = np.flatnonzero(demand[pair_slot])
-    slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
+    in_demand = np.flatnonzero(demand[core.pair_slot])
+    slots, slot_of_pair = np.unique(core.pair_slot[in_demand], return_inverse=True)
     row = model.add_rows(-INF, -base[slots], slots.size)
-    model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
+    core.add_power_rows(model, row, slot_of_pair, in_demand)
     model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
     return peak_col
 
 
-def _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col) -> None:
-    """Hinge variables for time at high SoC and for high C-rate, only where they can be non-zero."""
+def _add_high_soc_wear(instance, va, windows, model, core: CoreIndex, reachable_kwh: np.ndarray) -> None:
+    """Hinges ``h >= e - threshold`` for time at high SoC, only where the battery can get there."""
     wear = instance.wear
+    if wear.high_soc_mxn_per_kwh_h <= 0:
+        return
     dt = instance.slot_hours
     length = windows.length
     high_soc_kwh = wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
-    if wear.high_soc_mxn_per_kwh_h > 0:
-        # Energy above the threshold before the window (constant) costs regardless of the plan.
-        before = (windows.start - va.arrival_slot) * (length > 0) + (va.departure_slot - va.arrival_slot) * (
-            length == 0
-        )
-        model.offset += (
-            wear.high_soc_mxn_per_kwh_h
-            * dt
-            * float((np.maximum(va.initial_kwh - high_soc_kwh, 0.0) * np.maximum(before, 0)).sum())
-        )
-        # Only where the battery can be above the threshold by the end of the slot.
-        k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
-        reachable_kwh = np.minimum(
-            va.initial_kwh[pair_vehicle] + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (k + 1),
-            va.max_kwh[pair_vehicle],
-        )
-        pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[pair_vehicle] + 1e-9)
-        if pairs.size:
-            v = pair_vehicle[pairs]
-            # The window's last energy is held until departure: weight it by the slots left.
-            is_last = pairs == first_pair[v + 1] - 1
-            held_slots = np.where(is_last, 1 + va.departure_slot[v] - windows.end[v], 1)
-            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots, 0.0, INF)
-            row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
-            k = np.arange(pairs.size)
-            model.add_entries(row + k, e_col + pairs, 1.0)
-            model.add_entries(row + k, col + k, -1.0)
-    if wear.high_c_rate_mxn_per_kwh > 0:
-        c_rate_kw = wear.c_rate_threshold_per_h * va.capacity_kwh
-        pairs = np.flatnonzero((windows.max_kw > c_rate_kw + 1e-9)[pair_vehicle])
-        if pairs.size:
-            v = pair_vehicle[pairs]
-            col = model.add_cols(np.full(pairs.size, wear.high_c_rate_mxn_per_kwh * dt), 0.0, INF)
-            row = model.add_rows(-INF, c_rate_kw[v], pairs.size)
-            k = np.arange(pairs.size)
-            model.add_entries(row + k, p_col + pairs, 1.0)
-            model.add_entries(row + k, col + k, -1.0)
+    # Energy above the threshold before the window (constant) costs regardless of the plan.
+    before = (windows.start - va.arrival_slot) * (length > 0) + (va.departure_slot - va.arrival_slot) * (length == 0)
+    model.offset += (
+        wear.high_soc_mxn_per_kwh_h
+        * dt
+        * float((np.maximum(va.initial_kwh - high_soc_kwh, 0.0) * np.maximum(before, 0)).sum())
+    )
+    pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[core.pair_vehicle] + 1e-9)
+    if not pairs.size:
+        return
+    v = core.pair_vehicle[pairs]
+    # The window's last energy is held until departure: weight it by the slots left.
+    is_last = pairs == core.first_pair[v + 1] - 1
+    held_slots = np.where(is_last, 1 + va.departure_slot[v] - windows.end[v], 1)
+    col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots, 0.0, INF)
+    row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
+    k = np.arange(pairs.size)
+    model.add_entries(row + k, core.e_col + pairs, 1.0)
+    model.add_entries(row + k, col + k, -1.0)
 
 
 def add_charger_limits(
@@ -332,7 +365,7 @@ def add_charger_limits(
     row_of_key = np.cumsum(binding) - 1
     row = model.add_rows(-INF, limit[binding], int(binding.sum()))
     keep = binding[key_of_pair]
-    model.add_entries(row + row_of_key[key_of_pair[keep]], core.p_col + pairs[keep], 1.0)
+    core.add_power_rows(model, row, row_of_key[key_of_pair[keep]], pairs[keep])
 
 
 def add_group_limits(
@@ -364,7 +397,7 @@ def add_group_limits(
             row_of_slot = np.full(slots.size, -1)
             row = model.add_rows(-INF, capacity_kw, binding.size)
             row_of_slot[binding] = row + np.arange(binding.size)
-            model.add_entries(row_of_slot[slot_of_pair[keep]], core.p_col + pairs[keep], 1.0)
+            core.add_power_rows(model, 0, row_of_slot[slot_of_pair[keep]], pairs[keep])
         present = np.bincount(slot_of_pair)
         crowded = np.flatnonzero(present > count)
         if not crowded.size:
@@ -378,7 +411,7 @@ def add_group_limits(
             # p <= max_kw * x
             row = model.add_rows(-INF, 0.0, new.size)
             k = np.arange(new.size)
-            model.add_entries(row + k, core.p_col + new, 1.0)
+            core.add_power_rows(model, row, k, new)
             model.add_entries(row + k, col + k, -windows.max_kw[core.pair_vehicle[new]])
         x_cols = np.array([occupancy_col[q] for q in crowded_pairs.tolist()])
         row_of_slot = np.full(slots.size, -1)
@@ -390,6 +423,7 @@ def add_group_limits(
 def power_matrix(core: CoreIndex, windows: Windows, x: np.ndarray, num_vehicles: int, num_slots: int) -> np.ndarray:
     """Grid power (kW) per vehicle and slot from a solution, clipped to the bounds the LP had."""
     power = np.zeros((num_vehicles, num_slots))
-    p = x[core.p_col : core.p_col + core.num_pairs]
+    pairs = np.arange(core.num_pairs)
+    p = (x[core.e_col + pairs] - x[core.previous_energy_cols(pairs)]) / core.gain
     power[core.pair_vehicle, core.pair_slot] = np.clip(p, 0.0, windows.max_kw[core.pair_vehicle])
     return power

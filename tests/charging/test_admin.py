@@ -140,3 +140,20 @@ def test_lowering_a_chargers_power_below_a_connector_is_a_form_error(client, dep
     assert "150" in error_text(response)
     w["charger_a"].refresh_from_db()
     assert w["charger_a"].max_kw == 150.0
+
+
+def test_a_manager_acknowledges_and_resolves_alerts_from_the_list(client, depot_world):
+    from charging.models import Alert
+
+    client.force_login(depot_world["manager_a"])
+    own, foreign = depot_world["alert_a"], depot_world["alert_b"]
+    url = admin_url(Alert, "changelist")
+
+    client.post(url, {"action": "acknowledge", "_selected_action": [own.pk, foreign.pk]})
+    own.refresh_from_db()
+    foreign.refresh_from_db()
+    assert (own.status, foreign.status) == ("acknowledged", "open")
+
+    client.post(url, {"action": "resolve", "_selected_action": [own.pk]})
+    own.refresh_from_db()
+    assert own.status == "resolved" and own.resolved_at is not None

@@ -8,6 +8,7 @@ import pytest
 from django.forms import MultiWidget
 from django.urls import reverse
 
+from charging.planning import plan_depot_night
 from tests import factories as f
 
 
@@ -84,6 +85,9 @@ def depot_world(two_depots):
         w[f"observation_{side}"] = f.HealthObservationFactory(pack=w[f"pack_{side}"], soh_pct=93.5)
         w[f"charger_{side}"] = f.ChargerFactory(depot=depot)
         w[f"connector_{side}"] = f.ConnectorFactory(charger=w[f"charger_{side}"], connector_id=1)
+        w[f"plan_{side}"] = plan_depot_night(depot=depot, service_night=tomorrow)
+        w[f"alert_{side}"] = f.AlertFactory(depot=depot, organization=org, vehicle=vehicle)
+        w[f"event_{side}"] = f.DepotEventFactory(depot=depot, connector=w[f"connector_{side}"])
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -97,7 +101,7 @@ def depot_world(two_depots):
     f.DepotFactory(organization=w["other_org"], name="Guaymas")
 
     from batteries.models import BatteryPack, HealthObservation, PackInstallation
-    from charging.models import Charger, Tariff, TariffSeason
+    from charging.models import Alert, Charger, ChargingPlan, DepotEvent, Tariff, TariffSeason
     from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 
     w["seen_by_manager_a"] = {
@@ -114,6 +118,9 @@ def depot_world(two_depots):
         Tariff: w["tariff"],
         TariffSeason: w["season"],
         Charger: w["charger_a"],
+        ChargingPlan: w["plan_a"],
+        Alert: w["alert_a"],
+        DepotEvent: w["event_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -129,5 +136,8 @@ def depot_world(two_depots):
         Tariff: w["other_tariff"],
         TariffSeason: w["other_season"],
         Charger: w["charger_b"],
+        ChargingPlan: w["plan_b"],
+        Alert: w["alert_b"],
+        DepotEvent: w["event_b"],
     }
     return w

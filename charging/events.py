@@ -1,0 +1,123 @@
+"""What depot staff report during the night, and what it changes: the registry, then a re-plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from charging.models import Charger, Connector, DepotEvent
+from charging.planning import current_service_night, night_horizon
+from charging.tasks import request_replan
+from fleet.models import Block, BlockAssignment, Depot, Vehicle
+
+Kind = DepotEvent.Kind
+NEEDS_VEHICLE = {Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN, Kind.VEHICLE_PLUGGED_OUT}
+NEEDS_CONNECTOR = {Kind.VEHICLE_PLUGGED_IN, Kind.CONNECTOR_FAULTED, Kind.CONNECTOR_RESTORED}
+NEEDS_BLOCK = {Kind.BLOCK_CHANGED, Kind.BLOCK_CANCELLED}
+ARRIVAL_KINDS = (Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN)
+
+
+class EventConflict(Exception):
+    """The client re-used an event id for a different event."""
+
+
+def _check_references(
+    depot: Depot, kind: str, vehicle: Vehicle | None, connector: Connector | None, block: Block | None
+) -> None:
+    errors: dict[str, str] = {}
+    if kind in NEEDS_VEHICLE and vehicle is None:
+        errors["vehicle"] = _("This event needs the vehicle.")
+    if kind in NEEDS_CONNECTOR and connector is None:
+        errors["connector"] = _("This event needs the connector.")
+    if kind in NEEDS_BLOCK and block is None:
+        errors["block"] = _("This event needs the block.")
+    if vehicle is not None and vehicle.home_depot_id != depot.pk:
+        errors["vehicle"] = _("The vehicle's home depot is not this depot.")
+    if connector is not None and connector.charger.depot_id != depot.pk:
+        errors["connector"] = _("The connector is not at this depot.")
+    if block is not None and block.depot_id != depot.pk:
+        errors["block"] = _("The block does not belong to this depot.")
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def depot_event_record(
+    *,
+    depot: Depot,
+    kind: str,
+    client_event_id: str,
+    occurred_at: dt.datetime | None = None,
+    reported_by=None,
+    vehicle: Vehicle | None = None,
+    connector: Connector | None = None,
+    block: Block | None = None,
+    soc_pct: float | None = None,
+    note: str = "",
+) -> tuple[DepotEvent, bool]:
+    """Record an event, apply it to the registry and ask for a re-plan. Returns (event, created).
+
+    Re-sending the same ``client_event_id`` returns the stored event and changes nothing; re-using it for
+    a different event raises ``EventConflict``.
+    """
+    occurred_at = occurred_at or timezone.now()
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "vehicle": vehicle,
+        "connector": connector,
+        "block": block,
+        "soc_pct": soc_pct,
+    }
+    existing = DepotEvent.objects.filter(depot=depot, client_event_id=client_event_id).first()
+    if existing is not None:
+        if any(getattr(existing, name) != value for name, value in fields.items()):
+            raise EventConflict(client_event_id)
+        return existing, False
+    _check_references(depot, kind, vehicle, connector, block)
+    night = current_service_night(depot, occurred_at)
+    event = DepotEvent(
+        depot=depot,
+        service_night=night,
+        occurred_at=occurred_at,
+        client_event_id=client_event_id,
+        reported_by=reported_by,
+        note=note,
+        **fields,
+    )
+    event.full_clean()
+    event.save()
+    _apply(event)
+    request_replan(depot=depot, service_night=night, reason=f"{kind} ({client_event_id})")
+    return event, True
+
+
+def _apply(event: DepotEvent) -> None:
+    if event.kind == Kind.CONNECTOR_FAULTED:
+        Connector.objects.filter(pk=event.connector_id).update(status=Charger.Status.FAULTED)
+    elif event.kind == Kind.CONNECTOR_RESTORED:
+        Connector.objects.filter(pk=event.connector_id).update(status=Charger.Status.AVAILABLE)
+    elif event.kind == Kind.BLOCK_CANCELLED:
+        horizon = night_horizon(event.depot, event.service_night)
+        BlockAssignment.objects.filter(
+            block=event.block, starts_at__gte=horizon.start, starts_at__lt=horizon.end
+        ).delete()
+
+
+def night_event_inputs(depot: Depot, service_night: dt.date) -> dict[str, dict]:
+    """What tonight's events tell the planner: who arrived when, and the SoC they last reported."""
+    arrivals: dict[int, dt.datetime] = {}
+    soc_now_pct: dict[int, float] = {}
+    events = DepotEvent.objects.filter(depot=depot, service_night=service_night, vehicle__isnull=False).order_by(
+        "occurred_at"
+    )
+    for event in events:
+        if event.kind in ARRIVAL_KINDS:
+            arrivals.setdefault(event.vehicle_id, event.occurred_at)
+        if event.soc_pct is not None:
+            soc_now_pct[event.vehicle_id] = event.soc_pct
+    return {"arrivals": arrivals, "soc_now_pct": soc_now_pct}

@@ -1,0 +1,292 @@
+"""The API depot staff use at night: tonight's plan, what each vehicle does, and events that re-plan."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from charging.events import EventConflict, depot_event_record
+from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
+from charging.planning import current_service_night
+from config.api import (
+    Conflict,
+    RejectUnknownFieldsMixin,
+    ScopedGenericViewSet,
+    ScopedPrimaryKeyRelatedField,
+)
+from fleet.models import Block, Depot, Vehicle
+from fleet.scoping import Action, restrict
+
+
+class PlannedChargeSerializer(serializers.ModelSerializer):
+    fleet_number = serializers.CharField(source="vehicle.fleet_number", read_only=True)
+    connector_label = serializers.SerializerMethodField()
+    ready = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = PlannedCharge
+        fields = [
+            "id",
+            "vehicle",
+            "fleet_number",
+            "connector",
+            "connector_label",
+            "arrival_at",
+            "departure_at",
+            "plug_in_at",
+            "plug_out_at",
+            "arrival_soc_pct",
+            "required_soc_pct",
+            "departure_soc_pct",
+            "energy_kwh",
+            "shortfall_kwh",
+            "shortfall_reason",
+            "ready",
+            "power_kw",
+        ]
+        read_only_fields = fields
+
+    def get_connector_label(self, charge: PlannedCharge) -> str | None:
+        if charge.connector is None:
+            return None
+        return f"{charge.connector.charger.name} #{charge.connector.connector_id}"
+
+
+class ChargingPlanSerializer(serializers.ModelSerializer):
+    total_cost = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
+    currency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChargingPlan
+        fields = [
+            "id",
+            "depot",
+            "service_night",
+            "version",
+            "status",
+            "trigger",
+            "trigger_detail",
+            "created_at",
+            "horizon_start",
+            "slot_minutes",
+            "num_slots",
+            "method",
+            "solver_status",
+            "solve_seconds",
+            "energy_kwh",
+            "energy_cost",
+            "demand_cost",
+            "total_cost",
+            "currency",
+            "peak_kw",
+            "site_limit_kw",
+            "shortfall_kwh",
+            "vehicles_short",
+            "lp_bound",
+            "gap_pct",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, plan: ChargingPlan) -> str:
+        return plan.depot.tariff.currency if plan.depot.tariff else "MXN"
+
+
+class ChargingPlanDetailSerializer(ChargingPlanSerializer):
+    charges = PlannedChargeSerializer(many=True, read_only=True)
+
+    class Meta(ChargingPlanSerializer.Meta):
+        fields = [*ChargingPlanSerializer.Meta.fields, "charges"]
+        read_only_fields = fields
+
+
+_charges = Prefetch(
+    "charges", queryset=PlannedCharge.objects.select_related("vehicle", "connector__charger").order_by("departure_at")
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Charging plans (every version) of the user's depots",
+        parameters=[
+            OpenApiParameter("depot", int),
+            OpenApiParameter("service_night", OpenApiTypes.DATE),
+            OpenApiParameter("status", str, enum=[s.value for s in ChargingPlan.Status]),
+        ],
+    ),
+    retrieve=extend_schema(summary="One plan with every vehicle's connector, times and power per slot"),
+)
+class ChargingPlanViewSet(ScopedGenericViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    queryset = ChargingPlan.objects.select_related("depot__tariff")
+    serializer_class = ChargingPlanSerializer
+    ordering_fields = ["service_night", "version", "created_at"]
+    filterset_fields = ["depot", "service_night", "status", "trigger"]
+
+    def get_serializer_class(self):
+        return ChargingPlanDetailSerializer if self.action in ("retrieve", "current") else ChargingPlanSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.prefetch_related(_charges) if self.action in ("retrieve", "current") else queryset
+
+    @extend_schema(
+        summary="Tonight's active plan of a depot",
+        parameters=[
+            OpenApiParameter("depot", int, required=True),
+            OpenApiParameter("service_night", OpenApiTypes.DATE, description="Default: the current night"),
+        ],
+        responses={200: ChargingPlanDetailSerializer, 404: OpenApiResponse(description="No plan yet")},
+    )
+    @action(detail=False, methods=["get"])
+    def current(self, request):
+        depot = scoped_depot(request, request.query_params.get("depot"))
+        night = night_param(request, depot)
+        plan = get_object_or_404(
+            self.get_queryset(), depot=depot, service_night=night, status=ChargingPlan.Status.ACTIVE
+        )
+        return Response(self.get_serializer(plan).data)
+
+
+@extend_schema(
+    summary="A vehicle's charge in tonight's active plan: connector, from when, power, departure SoC",
+    parameters=[OpenApiParameter("service_night", OpenApiTypes.DATE, description="Default: the current night")],
+    responses={200: PlannedChargeSerializer, 404: OpenApiResponse(description="No plan for this vehicle")},
+)
+class VehiclePlanViewSet(ScopedGenericViewSet):
+    queryset = Vehicle.objects.select_related("home_depot")
+    serializer_class = PlannedChargeSerializer
+
+    def retrieve(self, request, pk=None):
+        vehicle = self.get_object()
+        if vehicle.home_depot is None:
+            return Response({"detail": "This vehicle has no home depot, so no depot plan."}, status=404)
+        night = night_param(request, vehicle.home_depot)
+        charge = get_object_or_404(
+            PlannedCharge.objects.select_related("vehicle", "connector__charger"),
+            vehicle=vehicle,
+            plan__service_night=night,
+            plan__status=ChargingPlan.Status.ACTIVE,
+        )
+        return Response(self.get_serializer(charge).data)
+
+
+def scoped_depot(request, depot_id) -> Depot:
+    if not depot_id or not str(depot_id).isdigit():
+        raise serializers.ValidationError({"depot": ["Give the depot's id."]})
+    return get_object_or_404(restrict(Depot.objects.select_related("tariff"), request.user, Action.VIEW), pk=depot_id)
+
+
+def night_param(request, depot: Depot):
+    raw = request.query_params.get("service_night")
+    if not raw:
+        return current_service_night(depot)
+    field = serializers.DateField()
+    try:
+        return field.to_internal_value(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({"service_night": exc.detail}) from exc
+
+
+class DepotEventSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    depot = ScopedPrimaryKeyRelatedField(queryset=Depot.objects.all(), action=Action.OPERATE)
+    vehicle = ScopedPrimaryKeyRelatedField(queryset=Vehicle.objects.all(), required=False, allow_null=True)
+    connector = ScopedPrimaryKeyRelatedField(queryset=Connector.objects.all(), required=False, allow_null=True)
+    block = ScopedPrimaryKeyRelatedField(queryset=Block.objects.all(), required=False, allow_null=True)
+    soc_pct = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
+    occurred_at = serializers.DateTimeField(required=False)
+    client_event_id = serializers.CharField(max_length=64, help_text="Your id for this event; re-sending is safe.")
+
+    class Meta:
+        model = DepotEvent
+        fields = [
+            "id",
+            "depot",
+            "kind",
+            "client_event_id",
+            "occurred_at",
+            "vehicle",
+            "connector",
+            "block",
+            "soc_pct",
+            "note",
+            "service_night",
+            "received_at",
+        ]
+        read_only_fields = ["id", "service_night", "received_at"]
+        # Re-sending an event id is answered by the service (200 same event, 409 different event), so the
+        # serializer must not turn the unique constraint into a 400.
+        validators: list = []
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Events reported at the user's depots"),
+    retrieve=extend_schema(summary="One event"),
+    create=extend_schema(
+        summary="Report an event (arrival, plug in/out, connector fault, block change); it triggers a re-plan",
+        responses={
+            201: DepotEventSerializer,
+            200: OpenApiResponse(DepotEventSerializer, description="Already received (same client_event_id)"),
+            409: inline_serializer("EventConflict", {"detail": serializers.CharField()}),
+        },
+    ),
+)
+class DepotEventViewSet(
+    ScopedGenericViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin
+):
+    queryset = DepotEvent.objects.select_related("depot")
+    serializer_class = DepotEventSerializer
+    filterset_fields = ["depot", "service_night", "kind", "vehicle"]
+    ordering_fields = ["occurred_at", "received_at"]
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            event, created = depot_event_record(reported_by=request.user, **data)
+        except EventConflict as exc:
+            raise Conflict(f"Event id {exc} was already used for a different event.") from exc
+        return Response(self.get_serializer(event).data, status=status.HTTP_201_CREATED if created else 200)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "depot",
+            "kind",
+            "severity",
+            "status",
+            "message",
+            "details",
+            "vehicle",
+            "pack",
+            "plan",
+            "created_at",
+            "updated_at",
+            "acknowledged_at",
+            "resolved_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Alerts of the user's depots (open first)"),
+    retrieve=extend_schema(summary="One alert"),
+)
+class AlertViewSet(ScopedGenericViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    queryset = Alert.objects.all()
+    serializer_class = AlertSerializer
+    filterset_fields = ["depot", "kind", "severity", "status", "vehicle"]
+    ordering_fields = ["created_at", "severity"]
