@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from batteries import services
-from batteries.models import BatteryPack, HealthObservation, PackInstallation
+from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
 from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
@@ -177,3 +177,45 @@ class HealthObservationAdmin(DepotScopedAdmin):
     search_fields = ["pack__serial"]
     autocomplete_fields = ["pack"]
     date_hierarchy = "observed_at"
+
+
+@admin.register(SoHForecast)
+class SoHForecastAdmin(DepotScopedAdmin):
+    """Forecasts are the nightly job's output: read here, never edited."""
+
+    change_action = add_action = delete_action = None
+    list_display = [
+        "pack",
+        "as_of",
+        "soh_now_pct",
+        "fade_pct_per_year",
+        "eol_80_on",
+        "warranty_floor_on",
+        "rul_days",
+        "calibration_source",
+        "flag_list",
+    ]
+    list_select_related = ["pack"]
+    list_filter = ["calibration_source", "as_of"]
+    search_fields = ["pack__serial"]
+    exclude = ["points", "inputs"]
+    readonly_fields = [f.name for f in SoHForecast._meta.fields if f.name not in ("points", "inputs")]
+
+    @admin.display(description=_("flags"))
+    def flag_list(self, forecast: SoHForecast) -> str:
+        return ", ".join(forecast.flags) or "-"
+
+
+@admin.register(ForecastRun)
+class ForecastRunAdmin(admin.ModelAdmin):
+    """Runs span every organisation's packs: operators (superusers) only."""
+
+    list_display = ["started_at", "status", "trigger", "packs_total", "packs_done", "packs_failed", "duration_s"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ForecastRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

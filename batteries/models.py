@@ -131,3 +131,98 @@ class HealthObservation(DepotScoped, models.Model):
     @classmethod
     def scope_q(cls, depot_ids, managed_organization_ids) -> Q:
         return Q(pack__in=BatteryPack.objects.filter(BatteryPack.scope_q(depot_ids, managed_organization_ids)))
+
+
+class ForecastRun(models.Model):
+    """One forecasting run over many packs (nightly or on request): what it did and how long it took."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=60, blank=True)
+    as_of = models.DateField()
+    packs_total = models.PositiveIntegerField(default=0)
+    packs_done = models.PositiveIntegerField(default=0)
+    packs_failed = models.PositiveIntegerField(default=0)
+    packs_cached = models.PositiveIntegerField(
+        default=0, help_text=_("Packs whose duty signature was already solved for another pack in this run.")
+    )
+    duty_groups = models.PositiveIntegerField(default=0)
+    simulated_days = models.PositiveIntegerField(default=0)
+    duration_s = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"forecast run {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class SoHForecast(DepotScoped, models.Model):
+    """A pack's state-of-health forecast as of one date: monthly P10/P50/P90 points and what they imply.
+
+    One forecast per pack and ``as_of`` date: re-running the same night replaces it.
+    """
+
+    class CalibrationSource(models.TextChoices):
+        PACK = "pack", _("Fitted to this pack's observations")
+        CLUSTER = "cluster", _("Fitted to similar packs")
+        PRIOR = "prior", _("Chemistry prior")
+
+    pack = models.ForeignKey(BatteryPack, on_delete=models.CASCADE, related_name="forecasts")
+    run = models.ForeignKey(ForecastRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="forecasts")
+    created_at = models.DateTimeField(auto_now=True)
+    as_of = models.DateField()
+    method = models.CharField(max_length=80)
+    calibration_source = models.CharField(max_length=10, choices=CalibrationSource.choices)
+    rate_factor = models.FloatField()
+    rate_log_sigma = models.FloatField()
+    observations_used = models.PositiveIntegerField(default=0)
+    soh_now_pct = models.FloatField()
+    fade_pct_per_year = models.FloatField()
+    resistance_factor_now = models.FloatField(default=1.0)
+    eol_80_on = models.DateField(null=True, blank=True)
+    eol_80_p10_on = models.DateField(null=True, blank=True)
+    eol_80_p90_on = models.DateField(null=True, blank=True)
+    warranty_floor_on = models.DateField(null=True, blank=True)
+    rul_days = models.PositiveIntegerField()
+    rul_km = models.FloatField(null=True, blank=True)
+    rul_efc = models.FloatField()
+    rul_censored = models.BooleanField(default=False, help_text=_("End of life lies beyond the horizon."))
+    flags = models.JSONField(default=list, blank=True)
+    end_of_duty_on = models.DateField(null=True, blank=True)
+    points = models.JSONField(help_text=_("Monthly points: date, soh_pct, soh_p10_pct, soh_p90_pct, resistance."))
+    inputs = models.JSONField(default=dict, help_text=_("The duty, climate and pack data the forecast used."))
+
+    class Meta:
+        ordering = ["pack", "-as_of"]
+        constraints = [models.UniqueConstraint(fields=["pack", "as_of"], name="one_forecast_per_pack_and_day")]
+
+    def __str__(self) -> str:
+        return f"{self.pack} as of {self.as_of}: {self.soh_now_pct:.1f} %"
+
+    @classmethod
+    def scope_q(cls, depot_ids, managed_organization_ids) -> Q:
+        return Q(pack__in=BatteryPack.objects.filter(BatteryPack.scope_q(depot_ids, managed_organization_ids)))
+
+    def band_at(self, day) -> tuple[float, float, float] | None:
+        """(P10, P50, P90) SoH % interpolated at ``day``, or None outside the forecast."""
+        import datetime as dt
+
+        rows = [(dt.date.fromisoformat(p["date"]), p) for p in self.points]
+        for (d0, p0), (d1, p1) in zip(rows, rows[1:], strict=False):
+            if d0 <= day <= d1 and None not in (
+                p0["soh_p10_pct"],
+                p1["soh_p10_pct"],
+                p0["soh_p90_pct"],
+                p1["soh_p90_pct"],
+            ):
+                w = (day - d0).days / max((d1 - d0).days, 1)
+                return tuple(p0[k] + w * (p1[k] - p0[k]) for k in ("soh_p10_pct", "soh_pct", "soh_p90_pct"))
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
-from batteries.models import BatteryPack, HealthObservation, PackInstallation
+from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
 from fleet.models import Vehicle
 
 
@@ -16,7 +16,12 @@ def active_pack(vehicle: Vehicle) -> BatteryPack | None:
 
 
 def latest_soh_pct(pack: BatteryPack) -> float | None:
+    """The newest word on the pack's SoH: its latest observation or its latest forecast's "now", whichever
+    is more recent (a forecast carries an old capacity test forward through the months since)."""
     observation = HealthObservation.objects.filter(pack=pack).order_by("-observed_at").first()
+    forecast = SoHForecast.objects.filter(pack=pack).order_by("-as_of").first()
+    if forecast and (observation is None or forecast.as_of > observation.observed_at.date()):
+        return forecast.soh_now_pct
     return observation.soh_pct if observation else None
 
 
@@ -43,3 +48,14 @@ def pack_installation_queryset() -> QuerySet[PackInstallation]:
 
 def health_observation_queryset() -> QuerySet[HealthObservation]:
     return HealthObservation.objects.select_related("pack")
+
+
+def packs_in_depot(depot) -> QuerySet[BatteryPack]:
+    """Packs now installed in vehicles whose home depot is ``depot``."""
+    return BatteryPack.objects.filter(
+        installations__removed_at__isnull=True, installations__vehicle__home_depot=depot
+    ).order_by("serial")
+
+
+def latest_forecast(pack: BatteryPack) -> SoHForecast | None:
+    return SoHForecast.objects.filter(pack=pack).order_by("-as_of").first()

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from batteries.selectors import active_pack, latest_soh_pct
 from charging import optimizer
+from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance
 from charging.tariffs import price_slots
@@ -512,22 +513,11 @@ def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan)
             ),
             "details": {"vehicles": [vp.vehicle_id for vp in grid_short]},
         }
-    now = timezone.now()
-    open_here = Alert.objects.filter(key__startswith=prefix).exclude(status=Alert.Status.RESOLVED)
-    open_here.exclude(key__in=wanted).update(status=Alert.Status.RESOLVED, resolved_at=now)
+    stale = Alert.objects.filter(key__startswith=prefix, status__in=UNRESOLVED).exclude(key__in=wanted)
+    for key in list(stale.values_list("key", flat=True)):
+        alert_resolve(key=key)
     for key, fields in wanted.items():
-        Alert.objects.update_or_create(
-            key=key,
-            status__in=[Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED],
-            defaults={**fields, "plan": record, "depot": depot, "organization_id": depot.organization_id},
-            create_defaults={
-                **fields,
-                "key": key,
-                "plan": record,
-                "depot": depot,
-                "organization_id": depot.organization_id,
-            },
-        )
+        alert_raise(key=key, plan=record, depot=depot, organization_id=depot.organization_id, **fields)
 
 
 def current_service_night(depot: Depot, moment: dt.datetime | None = None) -> dt.date:

@@ -9,7 +9,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from batteries.models import BatteryPack, HealthObservation, PackInstallation
+from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
 from charging.models import Alert, Charger, Connector, DemandCharge, DepotEvent, Tariff, TariffPeriod, TariffSeason
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.vin import vin_check_digit
@@ -247,3 +247,20 @@ class DepotEventFactory(factory.django.DjangoModelFactory):
     kind = DepotEvent.Kind.CONNECTOR_FAULTED
     occurred_at = factory.LazyFunction(timezone.now)
     client_event_id = factory.Sequence(lambda n: f"event-{n}")
+
+
+class SoHForecastFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SoHForecast
+
+    pack = factory.SubFactory(BatteryPackFactory)
+    as_of = factory.LazyFunction(timezone.localdate)
+    method = "test"
+    calibration_source = SoHForecast.CalibrationSource.PRIOR
+    rate_factor = 1.0
+    rate_log_sigma = 0.45
+    soh_now_pct = 95.0
+    fade_pct_per_year = 2.0
+    rul_days = 2500
+    rul_efc = 2500.0
+    points = factory.LazyFunction(list)

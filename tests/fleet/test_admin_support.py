@@ -88,6 +88,7 @@ def depot_world(two_depots):
         w[f"plan_{side}"] = plan_depot_night(depot=depot, service_night=tomorrow)
         w[f"alert_{side}"] = f.AlertFactory(depot=depot, organization=org, vehicle=vehicle)
         w[f"event_{side}"] = f.DepotEventFactory(depot=depot, connector=w[f"connector_{side}"])
+        w[f"forecast_{side}"] = f.SoHForecastFactory(pack=w[f"pack_{side}"])
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -100,7 +101,7 @@ def depot_world(two_depots):
     w["other_season"] = f.TariffSeasonFactory(tariff=w["other_tariff"])
     f.DepotFactory(organization=w["other_org"], name="Guaymas")
 
-    from batteries.models import BatteryPack, HealthObservation, PackInstallation
+    from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
     from charging.models import Alert, Charger, ChargingPlan, DepotEvent, Tariff, TariffSeason
     from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 
@@ -121,6 +122,7 @@ def depot_world(two_depots):
         ChargingPlan: w["plan_a"],
         Alert: w["alert_a"],
         DepotEvent: w["event_a"],
+        SoHForecast: w["forecast_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -139,5 +141,6 @@ def depot_world(two_depots):
         ChargingPlan: w["plan_b"],
         Alert: w["alert_b"],
         DepotEvent: w["event_b"],
+        SoHForecast: w["forecast_b"],
     }
     return w

@@ -1,0 +1,326 @@
+"""Battery forecasts in the product: build each pack's forecast job from the database, run the core, store.
+
+What a pack's job is made of (docs/forecast.md, "From the database"):
+- Duty: the median day of the vehicle's last ``DUTY_WINDOW_DAYS`` daily duty cycles when telemetry has at
+  least ``MIN_DUTY_DAYS`` of them; otherwise its block assignments (km per service day) with the model's
+  kWh/km, charged at the depot's connector power and finishing late (the depot plans are smart).
+- Climate: the home depot's 12 monthly means (a default for vehicles with no depot).
+- Calibration: the pack's own observations when it has enough; else a cluster fit over packs of the same
+  chemistry, vehicle model and depot that do; else the chemistry prior. The band's width follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batteries import forecast as core
+from batteries.models import BatteryPack, ForecastRun, PackInstallation, SoHForecast
+from fleet.models import BlockAssignment, Depot, Vehicle
+
+logger = logging.getLogger(__name__)
+
+DUTY_WINDOW_DAYS = 60
+MIN_DUTY_DAYS = 14
+BLOCK_WINDOW_DAYS = 28
+SUPPORTED_CHEMISTRIES = {"LFP": "LFP", "NMC": "NMC", "NCA": "NMC"}  # NCA ages like NMC closely enough
+# Hermosillo's monthly means: the demo deployment's default for vehicles with no depot climate.
+DEFAULT_CLIMATE_C = (17.0, 19.0, 22.0, 25.0, 29.0, 32.0, 32.0, 32.0, 31.0, 27.0, 21.0, 17.0)
+METHOD = "SPM + SEI/LAM (PyBaMM, IDAKLU), accelerated by state extrapolation"
+
+
+def horizon_years() -> float:
+    return float(getattr(settings, "EVFLEET_FORECAST_HORIZON_YEARS", 10.0))
+
+
+def _current_vehicle(pack: BatteryPack) -> Vehicle | None:
+    installation = (
+        PackInstallation.objects.filter(pack=pack, removed_at__isnull=True)
+        .select_related("vehicle__model", "vehicle__home_depot")
+        .first()
+    )
+    return installation.vehicle if installation else None
+
+
+def _duty_from_telemetry(vehicle: Vehicle, as_of: dt.date) -> core.DutyStats | None:
+    from fleet.models import DailyDutyCycle
+
+    days = list(
+        DailyDutyCycle.objects.filter(
+            vehicle=vehicle, date__gt=as_of - dt.timedelta(days=DUTY_WINDOW_DAYS), date__lte=as_of
+        ).exclude(soc_min_pct=None)
+    )
+    if len(days) < MIN_DUTY_DAYS:
+        return None
+
+    def median(attr: str, default: float = 0.0) -> float:
+        values = [getattr(d, attr) for d in days if getattr(d, attr) is not None]
+        return float(statistics.median(values)) if values else default
+
+    return core.DutyStats(
+        energy_used_kwh=median("energy_used_kwh"),
+        efc_per_day=median("equivalent_full_cycles"),
+        soc_min=median("soc_min_pct") / 100,
+        soc_max=median("soc_max_pct") / 100,
+        soc_mean=median("soc_mean_pct") / 100,
+        hours_above_90_soc=median("minutes_above_90_soc") / 60,
+        pack_temp_mean_c=median("pack_temp_mean_c", 25.0),
+        pack_temp_max_c=median("pack_temp_max_c", 30.0),
+        max_charge_c_rate=median("max_charge_c_rate", 0.3),
+        max_discharge_c_rate=median("max_discharge_c_rate", 0.5),
+        energy_charged_kwh=median("energy_charged_kwh"),
+        km_per_day=median("distance_km"),
+        month=as_of.month,
+    )
+
+
+def _duty_from_blocks(vehicle: Vehicle, pack: BatteryPack, as_of: dt.date) -> core.BlockPlan:
+    window = (as_of - dt.timedelta(days=BLOCK_WINDOW_DAYS // 2), as_of + dt.timedelta(days=BLOCK_WINDOW_DAYS // 2))
+    km_by_day: dict[dt.date, float] = defaultdict(float)
+    for service_date, km in BlockAssignment.objects.filter(vehicle=vehicle, service_date__range=window).values_list(
+        "service_date", "block__distance_km"
+    ):
+        km_by_day[service_date] += km
+    # Days without blocks count as rest days: the mean over the window, not over working days only.
+    km_per_day = sum(km_by_day.values()) / BLOCK_WINDOW_DAYS if km_by_day else 0.0
+    model = vehicle.model
+    charge_kw = model.max_dc_kw or model.max_ac_kw
+    return core.BlockPlan(
+        km_per_day=max(km_per_day, 1.0),
+        kwh_per_km=model.consumption_kwh_per_km,
+        charge_c_rate=min(charge_kw / pack.nominal_kwh, 2.0),
+        target_soc=model.usable_soc_max_pct / 100,
+        charge_late=vehicle.home_depot is not None,
+    )
+
+
+def _climate(depot: Depot | None) -> core.Climate:
+    monthly = depot.monthly_mean_temperature_c if depot and depot.monthly_mean_temperature_c else DEFAULT_CLIMATE_C
+    return core.Climate(monthly_mean_c=tuple(float(t) for t in monthly))
+
+
+def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
+    return [
+        core.HealthObservation(date=o.observed_at.date(), soh_pct=o.soh_pct, uncertainty_pct=o.uncertainty_pct or 1.0)
+        for o in pack.health_observations.order_by("observed_at")
+    ]
+
+
+def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -> core.ForecastJob | None:
+    """The pack's forecast job without calibration, or None if it cannot be forecast (and why is logged)."""
+    chemistry = SUPPORTED_CHEMISTRIES.get(pack.chemistry)
+    vehicle = _current_vehicle(pack)
+    if chemistry is None or vehicle is None:
+        logger.info("pack %s: no forecast (chemistry %s, in a vehicle: %s)", pack, pack.chemistry, bool(vehicle))
+        return None
+    installed = PackInstallation.objects.filter(pack=pack).order_by("installed_at").first()
+    in_service = pack.manufactured_on or (installed.installed_at.date() if installed else as_of)
+    model = vehicle.model
+    return core.ForecastJob(
+        pack_id=str(pack.pk),
+        pack=core.PackSpec(
+            chemistry=chemistry,
+            nominal_kwh=pack.baseline_capacity_kwh,
+            nominal_ah=pack.nominal_ah,
+            cells_series=pack.cells_in_series,
+            cells_parallel=pack.cells_in_parallel,
+            warranty_floor_soh_pct=pack.warranty_min_soh_pct or 70.0,
+            usable_soc_min=model.usable_soc_min_pct / 100,
+            usable_soc_max=model.usable_soc_max_pct / 100,
+        ),
+        duty=_duty_from_telemetry(vehicle, as_of) or _duty_from_blocks(vehicle, pack, as_of),
+        climate=_climate(vehicle.home_depot),
+        in_service_date=min(in_service, as_of),
+        as_of=as_of,
+        horizon_years=years if years is not None else horizon_years(),
+    )
+
+
+def _cluster_key(pack: BatteryPack) -> tuple:
+    vehicle = _current_vehicle(pack)
+    return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
+
+
+def _calibrate(jobs: dict[int, tuple[BatteryPack, core.ForecastJob]]) -> dict[int, core.AgeingCalibration]:
+    observations = {pk: _observations(pack) for pk, (pack, _job) in jobs.items()}
+    own = {pk for pk, obs in observations.items() if core.enough_observations(obs)}
+    clusters: dict[tuple, list[int]] = defaultdict(list)
+    for pk in own:
+        clusters[_cluster_key(jobs[pk][0])].append(pk)
+    cluster_value = {
+        key: core.calibrate_cluster([(jobs[pk][1], observations[pk]) for pk in members])
+        for key, members in clusters.items()
+        if len(members) >= 2
+    }
+    calibrations = {}
+    for pk, (pack, job) in jobs.items():
+        fallback = cluster_value.get(_cluster_key(pack))
+        if pk in own:
+            calibrations[pk] = core.calibrate_pack(job, observations[pk], fallback=fallback)
+        else:
+            calibrations[pk] = fallback or core.prior_calibration(job.pack.chemistry)
+    return calibrations
+
+
+def forecast_packs(
+    *, packs: Iterable[BatteryPack], as_of: dt.date | None = None, trigger: str = "", years: float | None = None
+) -> ForecastRun:
+    """Forecast these packs (grouped by duty signature, each group solved once) and store the results."""
+    started = time.perf_counter()
+    as_of = as_of or timezone.localdate()
+    run = ForecastRun.objects.create(as_of=as_of, trigger=trigger[:60])
+    jobs: dict[int, tuple[BatteryPack, core.ForecastJob]] = {}
+    skipped = 0
+    for pack in packs:
+        job = pack_job(pack, as_of, years=years)
+        if job is None:
+            skipped += 1
+        else:
+            jobs[pack.pk] = (pack, job)
+    try:
+        calibrations = _calibrate(jobs)
+        calibrated = [
+            core.ForecastJob(
+                **{**{f: getattr(job, f) for f in job.__dataclass_fields__}, "calibration": calibrations[pk]}
+            )
+            for pk, (_pack, job) in jobs.items()
+        ]
+        fleet = core.forecast_fleet(calibrated)
+    except Exception as exc:  # the run is recorded as failed, with the reason, and the error goes on
+        ForecastRun.objects.filter(pk=run.pk).update(
+            status=ForecastRun.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+            duration_s=time.perf_counter() - started,
+        )
+        raise
+    done = failed = 0
+    for job in calibrated:
+        pack = jobs[int(job.pack_id)][0]
+        result = fleet.results.get(job.pack_id)
+        if result is None:
+            failed += 1
+            continue
+        _store(pack, job, result, run)
+        done += 1
+    for pack, _job in jobs.values():
+        check_abnormal_ageing(pack)
+    run.packs_total = len(jobs) + skipped
+    run.packs_done, run.packs_failed = done, failed
+    run.duty_groups = fleet.n_groups
+    run.packs_cached = max(done - fleet.n_groups, 0)
+    run.simulated_days = fleet.simulated_days
+    run.status = ForecastRun.Status.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.duration_s = time.perf_counter() - started
+    run.save()
+    return run
+
+
+@transaction.atomic
+def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult, run: ForecastRun) -> SoHForecast:
+    calibration = result.calibration
+    forecast, _created = SoHForecast.objects.update_or_create(
+        pack=pack,
+        as_of=result.as_of,
+        defaults={
+            "run": run,
+            "method": METHOD,
+            "calibration_source": calibration.source,
+            "rate_factor": calibration.rate_factor,
+            "rate_log_sigma": calibration.log_sigma,
+            "observations_used": calibration.n_observations,
+            "soh_now_pct": result.soh_now_pct,
+            "fade_pct_per_year": result.fade_pct_per_year,
+            "resistance_factor_now": result.resistance_factor_now,
+            "eol_80_on": result.eol_80.date,
+            "eol_80_p10_on": result.eol_80.date_p10,
+            "eol_80_p90_on": result.eol_80.date_p90,
+            "warranty_floor_on": result.warranty.date,
+            "rul_days": result.rul_days,
+            "rul_km": result.rul_km,
+            "rul_efc": result.rul_efc,
+            "rul_censored": result.rul_censored,
+            "flags": list(result.flags),
+            "end_of_duty_on": result.end_of_duty_date,
+            "points": [p.to_dict() for p in result.points],
+            "inputs": {"pack": job.pack.to_dict(), "duty": job.duty.to_dict(), "climate": job.climate.to_dict()},
+        },
+    )
+    return forecast
+
+
+# --- Abnormal ageing -------------------------------------------------------------------------------------
+
+FLEET_FADE_RATIO_ALERT = 1.5  # fade this many times the median of comparable packs
+MIN_PEERS = 3
+
+
+def check_abnormal_ageing(pack: BatteryPack):
+    """Open (or refresh) an alert when a pack ages abnormally; resolve it when it no longer does.
+
+    Abnormal: its latest observation lies below the P10 of the forecast made before it (fading faster
+    than its own model allows), or its forecast fade rate is more than ``FLEET_FADE_RATIO_ALERT`` times the
+    median of packs of the same vehicle model and depot.
+    """
+    from charging.alerts import alert_raise, alert_resolve  # alerts live in charging, with plans'
+
+    reasons = []
+    latest = pack.health_observations.order_by("-observed_at").first()
+    if latest is not None:
+        earlier = pack.forecasts.filter(as_of__lt=latest.observed_at.date()).order_by("-as_of").first()
+        band = earlier.band_at(latest.observed_at.date()) if earlier else None
+        if band is not None and latest.soh_pct < band[0]:
+            reasons.append(
+                f"observed {latest.soh_pct:.1f} % on {latest.observed_at.date()} is below the forecast's "
+                f"P10 of {band[0]:.1f} %"
+            )
+    current = pack.forecasts.order_by("-as_of").first()
+    vehicle = _current_vehicle(pack)
+    if current is not None and vehicle is not None:
+        peers = _peer_fade_rates(pack, vehicle)
+        if len(peers) >= MIN_PEERS:
+            median = statistics.median(peers)
+            if median > 0 and current.fade_pct_per_year > FLEET_FADE_RATIO_ALERT * median:
+                reasons.append(
+                    f"fades {current.fade_pct_per_year:.1f} %/yr, {current.fade_pct_per_year / median:.1f}x the "
+                    f"median of {len(peers)} comparable packs ({median:.1f} %/yr)"
+                )
+    key = f"ageing:{pack.pk}"
+    if not reasons:
+        alert_resolve(key=key)
+        return None
+    depot = vehicle.home_depot if vehicle else None
+    return alert_raise(
+        key=key,
+        kind="abnormal_ageing",
+        severity="warning",
+        organization_id=pack.organization_id,
+        depot=depot,
+        vehicle=vehicle,
+        pack=pack,
+        message=f"Pack {pack.serial} ages abnormally: " + "; ".join(reasons) + ".",
+        details={"reasons": reasons},
+    )
+
+
+def _peer_fade_rates(pack: BatteryPack, vehicle: Vehicle) -> list[float]:
+    peers = BatteryPack.objects.filter(
+        installations__removed_at__isnull=True,
+        installations__vehicle__model_id=vehicle.model_id,
+        installations__vehicle__home_depot_id=vehicle.home_depot_id,
+    ).exclude(pk=pack.pk)
+    rates = []
+    for peer in peers:
+        latest = peer.forecasts.order_by("-as_of").first()
+        if latest is not None:
+            rates.append(latest.fade_pct_per_year)
+    return rates

@@ -1,0 +1,139 @@
+"""Battery forecasts in the product: from the registry to stored forecasts, alerts and the API."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from batteries.forecasting import check_abnormal_ageing, forecast_packs
+from batteries.models import ForecastRun, SoHForecast
+from charging.models import Alert
+from fleet.services import block_assign
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+AS_OF = dt.date(2026, 11, 21)
+
+
+def _bus_with_pack(depot, *, manufactured_years_ago=3.0):
+    bus = f.VehicleFactory(organization=depot.organization, home_depot=depot)
+    pack = f.BatteryPackFactory(
+        organization=depot.organization,
+        manufactured_on=AS_OF - dt.timedelta(days=int(365 * manufactured_years_ago)),
+    )
+    f.PackInstallationFactory(pack=pack, vehicle=bus, installed_at=timezone.now() - dt.timedelta(days=900))
+    for offset in range(-10, 10):
+        day = AS_OF + dt.timedelta(days=offset)
+        block = f.BlockFactory(depot=depot, service_date=day, distance_km=220)
+        block_assign(block=block, vehicle=bus, service_date=day)
+    return bus, pack
+
+
+@pytest.fixture
+def depot():
+    return f.DepotFactory(monthly_mean_temperature_c=[17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17])
+
+
+@pytest.mark.slow
+def test_nightly_forecast_stores_a_band_per_pack_and_records_the_run(depot):
+    _bus, pack = _bus_with_pack(depot)
+
+    run = forecast_packs(packs=[pack], as_of=AS_OF, years=1.0, trigger="test")
+
+    assert (run.status, run.packs_done, run.packs_failed) == ("succeeded", 1, 0)
+    forecast = SoHForecast.objects.get(pack=pack)
+    assert forecast.calibration_source == "prior"  # no observations yet
+    assert 85 < forecast.soh_now_pct < 100
+    points = forecast.points
+    assert len(points) >= 12
+    socs = [p["soh_pct"] for p in points]
+    assert all(b <= a + 1e-9 for a, b in zip(socs, socs[1:], strict=False))  # never increases
+    assert all(p["soh_p10_pct"] <= p["soh_pct"] <= p["soh_p90_pct"] for p in points if p["soh_p10_pct"])
+
+    # Re-running the same night replaces the forecast instead of adding a second one.
+    forecast_packs(packs=[pack], as_of=AS_OF, years=1.0)
+    assert SoHForecast.objects.filter(pack=pack).count() == 1
+    assert ForecastRun.objects.count() == 2
+
+
+def _forecast(pack, as_of, p10_now, p50_now, p90_now, fade=2.0):
+    """A stored forecast with a straight band, as the forecaster would have left it."""
+    points = []
+    for month in range(13):
+        day = as_of + dt.timedelta(days=30 * month)
+        drop = fade * month / 12
+        points.append(
+            {
+                "date": day.isoformat(),
+                "soh_pct": p50_now - drop,
+                "soh_p10_pct": p10_now - 1.5 * drop,
+                "soh_p90_pct": p90_now - 0.5 * drop,
+                "resistance_factor": 1.0,
+            }
+        )
+    return SoHForecast.objects.create(
+        pack=pack,
+        as_of=as_of,
+        method="test",
+        calibration_source="pack",
+        rate_factor=1.0,
+        rate_log_sigma=0.2,
+        soh_now_pct=p50_now,
+        fade_pct_per_year=fade,
+        rul_days=3000,
+        rul_efc=3000,
+        points=points,
+    )
+
+
+def test_observation_below_the_forecasts_p10_raises_an_abnormal_ageing_alert(depot):
+    _bus, pack = _bus_with_pack(depot)
+    _forecast(pack, AS_OF - dt.timedelta(days=180), p10_now=94, p50_now=95, p90_now=96)
+    observed_at = timezone.make_aware(dt.datetime.combine(AS_OF, dt.time(9)))
+    f.HealthObservationFactory(pack=pack, observed_at=observed_at, soh_pct=90.0)
+
+    alert = check_abnormal_ageing(pack)
+
+    assert alert.kind == Alert.Kind.ABNORMAL_AGEING and alert.pack == pack and alert.depot == depot
+    assert "below the forecast's P10" in alert.message
+
+    # A new capacity test back inside the band resolves it.
+    f.HealthObservationFactory(pack=pack, observed_at=observed_at + dt.timedelta(days=1), soh_pct=94.5)
+    assert check_abnormal_ageing(pack) is None
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+
+
+def test_fade_far_above_comparable_packs_raises_an_alert(depot):
+    packs = [_bus_with_pack(depot)[1] for _ in range(4)]
+    for pack in packs[:3]:
+        _forecast(pack, AS_OF, 93, 94, 95, fade=2.0)
+    _forecast(packs[3], AS_OF, 93, 94, 95, fade=4.5)
+
+    assert check_abnormal_ageing(packs[0]) is None
+    alert = check_abnormal_ageing(packs[3])
+
+    assert "2.2x the median of 3 comparable packs" in alert.message
+
+
+def test_health_api_shows_observations_and_forecast_and_ranks_the_fleet(two_depots, api_client):
+    w = two_depots
+    pack_a = f.BatteryPackFactory(organization=w["org"])
+    f.PackInstallationFactory(pack=pack_a, vehicle=w["vehicle_a"])
+    pack_b = f.BatteryPackFactory(organization=w["org"])
+    f.PackInstallationFactory(pack=pack_b, vehicle=w["vehicle_b"])
+    f.HealthObservationFactory(pack=pack_a, soh_pct=95.0)
+    _forecast(pack_a, AS_OF, 94, 95, 96)
+    _forecast(pack_b, AS_OF, 90, 91, 92)
+    api_client.force_authenticate(w["staff_a"])
+
+    detail = api_client.get(f"/api/v1/battery-health/{pack_a.pk}/")
+    fleet = api_client.get("/api/v1/battery-health/")
+
+    assert detail.status_code == 200
+    body = detail.json()
+    assert [o["soh_pct"] for o in body["observations"]] == [95.0]
+    assert body["forecast"]["points"][0]["soh_p10_pct"] == 94
+    assert [row["pack"] for row in fleet.json()["results"]] == [pack_a.pk]
+    assert api_client.get(f"/api/v1/battery-health/{pack_b.pk}/").status_code == 404
