@@ -1,6 +1,6 @@
 """Battery forecasts in the product: build each pack's forecast job from the database, run the core, store.
 
-What a pack's job is made of (docs/forecast.md, "From the database"):
+What a pack's job is made of:
 - Duty: the median day of the vehicle's last ``DUTY_WINDOW_DAYS`` daily duty cycles when telemetry has at
   least ``MIN_DUTY_DAYS`` of them; otherwise its block assignments (km per service day) with the model's
   kWh/km, charged at the depot's connector power and finishing late (the depot plans are smart).

@@ -1,6 +1,6 @@
 """Depot night planning: build the optimizer's instance from the database, solve it, store the plan.
 
-How a night is read from the registry (documented in docs/optimizer.md, "From the database"):
+How a night is read from the registry (documented in docs/planning.md):
 - The horizon is ``PLAN_HORIZON_HOURS`` from ``PLAN_HORIZON_START_HOUR`` local time on the service night,
   in ``slot_minutes`` slots.
 - Vehicles: in service, home depot = this depot. A vehicle's overnight stay runs from the end of its last
@@ -285,7 +285,7 @@ def _prices(depot: Depot, horizon: Horizon) -> tuple[list[float], tuple[bool, ..
     prices = [float(s.energy_price_per_kwh) for s in slots]
     # The optimizer prices one demand peak. GDMTH's capacity charge (demand during punta) is the one a
     # night plan can move; the distribution charge on the month's overall maximum is set by daytime
-    # operation and is left out (docs/optimizer.md, "Tariffs").
+    # operation and is left out (docs/planning.md).
     charges = list(depot.tariff.demand_charges.all())
     restricted = [c for c in charges if c.applies_in_periods]
     chosen = restricted or charges
