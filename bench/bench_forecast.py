@@ -1,9 +1,11 @@
 """Benchmark of the battery-health forecast core (speed and accuracy of the accelerated method).
 
-    .venv/bin/python bench/bench_forecast.py            # full: 1,000 packs, 3-year accuracy check
-    .venv/bin/python bench/bench_forecast.py --quick    # smaller fleet, 1-year accuracy check
+    .venv/bin/python bench/bench_forecast.py            # full: 1,000 packs / 50 signatures, 3-year accuracy
+    .venv/bin/python bench/bench_forecast.py --quick    # 100 packs / 10 signatures, 1-year accuracy
+    .venv/bin/python bench/bench_forecast.py --accuracy-years 10   # longer accuracy check
 
-Prints a table and writes bench/results/forecast-<date>.json and .md (with the machine it ran on).
+Prints a table and writes bench/results/forecast-<date>.json and .md (with the machine it ran on, and
+its load average: other jobs on a shared machine inflate wall time, so CPU seconds are reported too).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def machine() -> dict:
     import pybamm
 
     return {
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
@@ -108,12 +111,13 @@ def bench_single() -> dict:
     out = {}
     for chem in ("LFP", "NMC"):
         for climate in ("Hermosillo", "Nogales"):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = forecast_pack(bus_job(chem, climate))
-            el = time.perf_counter() - t
+            el, cpu = time.perf_counter() - t, time.process_time() - c
             last = r.points[-1]
             out[f"{chem}/{climate}"] = {
                 "seconds": el,
+                "cpu_seconds": cpu,
                 "simulated_days": r.simulated_days,
                 "fade_pct_per_year": r.fade_pct_per_year,
                 "soh_end": last.soh_pct,
@@ -158,19 +162,51 @@ def fleet_jobs(n_packs: int, n_signatures: int, seed: int = 7) -> list[ForecastJ
     return jobs
 
 
-def bench_fleet(n_packs: int, n_signatures: int) -> dict:
+def _max_band_difference(a, b) -> float:
+    """Largest |SoH difference| over the P10/P50/P90 points both results have."""
+    worst = 0.0
+    for p, q in zip(a.points, b.points, strict=False):
+        for x, y in ((p.soh_pct, q.soh_pct), (p.soh_p10_pct, q.soh_p10_pct), (p.soh_p90_pct, q.soh_p90_pct)):
+            if x is not None and y is not None:
+                worst = max(worst, abs(x - y))
+    return worst
+
+
+def bench_fleet(n_packs: int, n_signatures: int, workers: int = 1, check_packs: int = 0) -> dict:
     jobs = fleet_jobs(n_packs, n_signatures)
-    t = time.perf_counter()
-    run = forecast_fleet(jobs)
-    el = time.perf_counter() - t
+    t, c = time.perf_counter(), time.process_time()
+    run = forecast_fleet(jobs, workers=workers)
+    el, cpu = time.perf_counter() - t, time.process_time() - c
     flagged = sum(1 for r in run.results.values() if r.flags)
-    return {
+    out = {
         "packs": n_packs,
         "groups": run.n_groups,
+        "workers": workers,
         "seconds": el,
+        "cpu_seconds_main_process": cpu,
         "simulated_days": run.simulated_days,
         "packs_flagged": flagged,
     }
+    if check_packs:
+        # The fleet's shortcuts (signature quantisation, factor-grid interpolation, age/season shift)
+        # against forecast_pack on the same job: largest SoH difference over the band, and the
+        # difference of the end-of-duty date.
+        sample = jobs[:: max(1, n_packs // check_packs)][:check_packs]
+        diffs, stop_days = [], []
+        for job in sample:
+            exact, shared = forecast_pack(job), run.results[job.pack_id]
+            diffs.append(_max_band_difference(exact, shared))
+            if (exact.end_of_duty_date is None) != (shared.end_of_duty_date is None):
+                stop_days.append(None)
+            elif exact.end_of_duty_date is not None:
+                stop_days.append(abs((exact.end_of_duty_date - shared.end_of_duty_date).days))
+        out["check_vs_forecast_pack"] = {
+            "packs": len(sample),
+            "max_abs_soh_difference_pp": max(diffs),
+            "median_abs_soh_difference_pp": sorted(diffs)[len(diffs) // 2],
+            "end_of_duty_difference_days": stop_days,
+        }
+    return out
 
 
 def bench_accuracy(years: int) -> dict:
@@ -206,8 +242,11 @@ def bench_accuracy(years: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100 packs / 10 signatures, 1-year accuracy")
+    parser.add_argument("--accuracy-years", type=int, default=None, help="override the accuracy horizon")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for the second fleet run")
     args = parser.parse_args()
     n_packs, n_sig, years = (100, 10, 1) if args.quick else (1000, 50, 3)
+    years = args.accuracy_years or years
 
     results: dict = {"date": dt.date.today().isoformat(), "quick": args.quick, "machine": machine()}
     print("build ...", flush=True)
@@ -215,9 +254,13 @@ def main() -> None:
     print("single pack, 10 years with P10/P50/P90 ...", flush=True)
     results["single_pack"] = bench_single()
     print(f"fleet: {n_packs} packs, {n_sig} signatures ...", flush=True)
-    results["fleet"] = bench_fleet(n_packs, n_sig)
+    results["fleet"] = bench_fleet(n_packs, n_sig, check_packs=12)
+    if args.workers > 1:
+        print(f"fleet again with {args.workers} worker processes ...", flush=True)
+        results["fleet_workers"] = bench_fleet(n_packs, n_sig, workers=args.workers)
     print(f"accuracy vs day-by-day, {years} year(s) ...", flush=True)
     results["accuracy"] = bench_accuracy(years)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     lines = [
         f"# Forecast benchmark {results['date']}{' (quick)' if args.quick else ''}",
@@ -234,15 +277,27 @@ def main() -> None:
         )
     for key, s in results["single_pack"].items():
         lines.append(
-            f"| one pack 10 y + band, {key} | {s['seconds']:.2f} s ({s['simulated_days']} days), "
+            f"| one pack 10 y + band, {key} | {s['seconds']:.2f} s wall, {s['cpu_seconds']:.2f} s CPU "
+            f"({s['simulated_days']} days), "
             f"{s['fade_pct_per_year']} %/yr, SoH@10y {s['soh_end']} [{s['soh_end_p10']}, "
             f"{s['soh_end_p90']}] |"
         )
-    f = results["fleet"]
-    lines.append(
-        f"| fleet {f['packs']} packs / {f['groups']} groups | {f['seconds']:.1f} s "
-        f"({f['simulated_days']} days, {f['packs_flagged']} packs flagged) |"
-    )
+    for key in ("fleet", "fleet_workers"):
+        if key not in results:
+            continue
+        f = results[key]
+        lines.append(
+            f"| fleet {f['packs']} packs / {f['groups']} groups, {f['workers']} process(es) | {f['seconds']:.1f} s "
+            f"wall, {f['cpu_seconds_main_process']:.1f} s CPU in the main process ({f['simulated_days']} days, "
+            f"{f['packs_flagged']} packs flagged) |"
+        )
+        if "check_vs_forecast_pack" in f:
+            ch = f["check_vs_forecast_pack"]
+            lines.append(
+                f"| fleet vs forecast_pack, {ch['packs']} packs | max {ch['max_abs_soh_difference_pp']:.3f} pp, "
+                f"median {ch['median_abs_soh_difference_pp']:.3f} pp over P10/P50/P90; end-of-duty date "
+                f"difference (days) {ch['end_of_duty_difference_days']} |"
+            )
     for key, a in results["accuracy"].items():
         lines.append(
             f"| accuracy {key}, {a['years']} y | max {a['max_abs_error_pp']:.3f} pp "

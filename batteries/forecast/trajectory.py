@@ -17,7 +17,9 @@ One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with 
 
 Guard: before simulating, each member's representative day is checked against its current capacity.
 When the day's deepest discharge no longer fits the usable SoC window (or the solver fails, or a
-voltage cut-off ends the day early), the member stops there with a flag; nothing raises.
+voltage cut-off ends the day early), the member stops there with a flag; nothing raises. When the
+duty stops fitting inside a step, the member ends at the first month that does not fit (on the
+predictor path), not at the end of the step.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .duty import DutyProfile, representative_day, season_of_month
+from .duty import DutyProfile, RepresentativeDay, representative_day, season_of_month
 from .simulate import DayModel
 from .state import DegradationState
 
@@ -108,12 +110,17 @@ def simulate_members(
     def soh(state: np.ndarray) -> float:
         return model.soh_pct(DegradationState.from_array(state))
 
+    def days_for(state: np.ndarray) -> list[RepresentativeDay]:
+        return [representative_day(profile, soh(state) / 100.0, t, usable_soc_min) for t in season_temps_k]
+
+    def fits(state: np.ndarray) -> bool:
+        return all(d.feasible for d in days_for(state))
+
     def rates(indices: list[int], member_states: list[np.ndarray]) -> dict[int, _Rates]:
         result: dict[int, _Rates] = {}
         batch, owners = [], []
         for i, state in zip(indices, member_states, strict=True):
-            cap_fraction = soh(state) / 100.0
-            days = [representative_day(profile, cap_fraction, t, usable_soc_min) for t in season_temps_k]
+            days = days_for(state)
             if not all(d.feasible for d in days):
                 result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), FLAG_DUTY_EXCEEDS_CAPACITY)
                 continue
@@ -187,16 +194,25 @@ def simulate_members(
             if error <= settings.tol_pp or jump == 1:
                 break
             jump = max(1, jump // 2)
-        for i in alive:
+        for i in list(alive):
             r0 = np.nanmean(current[i].resistance / r_new.get(i, current[i].resistance))
             r1 = r0
             if end_rates[i].ok:
                 r1 = np.nanmean(end_rates[i].resistance / r_new.get(i, end_rates[i].resistance))
-            for n, state in enumerate(corrected[i], start=1):
+            path = corrected[i]
+            if end_rates[i].flag == FLAG_DUTY_EXCEEDS_CAPACITY:
+                # The duty stops fitting inside this step: end the member at the first month it does
+                # not fit (predictor path), not at the end of the step.
+                path = path[: next(n for n, state in enumerate(path, start=1) if not fits(state))]
+            for n, state in enumerate(path, start=1):
                 members[i].dates.append(dates[a + n])
                 members[i].soh_pct.append(soh(state))
                 members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
-            states[i] = corrected[i][-1]
+            if len(path) < jump:
+                stop(i, a + len(path), end_rates[i].flag)
+                alive.remove(i)
+                continue
+            states[i] = path[-1]
             current[i] = end_rates[i]
         a += jump
         if error < settings.tol_pp / 4:
