@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
-from batteries import services
+from batteries import admin_views, services
 from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
 from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
 from fleet.models import Depot
@@ -58,10 +63,13 @@ class BatteryPackAdmin(DepotScopedAdmin):
     change_action = add_action = delete_action = Action.MANAGE
     form = BatteryPackForm
     readonly_on_change = ("organization",)
-    list_display = ["serial", "chemistry", "nominal_kwh", "vehicle_now", "latest_soh", "warranty"]
+    list_display = ["serial", "chemistry", "nominal_kwh", "vehicle_now", "latest_soh", "warranty", "health_link"]
     list_filter = [CurrentDepotFilter, "chemistry"]
     search_fields = ["serial"]
     inlines = [InstallationHistoryInline]
+    actions = ["forecast_now", "export_health_csv"]
+    change_form_template = "admin/batteries/batterypack/change_form.html"
+    change_list_template = "admin/batteries/batterypack/change_list.html"
 
     def scope_queryset(self, queryset, user, action):
         # BatteryPack.scope_q joins the installations: a pack outside any depot with several past
@@ -99,6 +107,65 @@ class BatteryPackAdmin(DepotScopedAdmin):
         if obj.warranty_min_soh_pct is not None:
             terms.append(f"≥ {obj.warranty_min_soh_pct:.0f} % SoH")
         return " / ".join(terms) or None
+
+    @admin.display(description=_("health"))
+    def health_link(self, obj: BatteryPack) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:batteries_batterypack_health", args=[obj.pk]), _("Chart")
+        )
+
+    # --- battery health pages (batteries/admin_views.py) -----------------------------------------------------
+
+    def get_urls(self):
+        def view(route, function, name):
+            return path(route, self.admin_site.admin_view(function), name=f"batteries_batterypack_{name}")
+
+        return [
+            view("health/", self.fleet_health_view, "fleet_health"),
+            view("<int:pack_id>/health/", self.health_view, "health"),
+            view("<int:pack_id>/forecast/", require_POST(self.forecast_view), "forecast"),
+            *super().get_urls(),
+        ]
+
+    def _admin_context(self, request) -> dict:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta}
+
+    def health_view(self, request, pack_id: int):
+        # The admin's own queryset: another depot's pack is a 404.
+        pack = get_object_or_404(self.get_queryset(request), pk=pack_id)
+        return admin_views.pack_health(
+            request,
+            pack,
+            admin_context=self._admin_context(request),
+            may_forecast=self.may(request, Action.MANAGE, pack),
+        )
+
+    def forecast_view(self, request, pack_id: int):
+        pack = get_object_or_404(self.get_queryset(request), pk=pack_id)
+        if not self.may(request, Action.MANAGE, pack):
+            raise PermissionDenied
+        admin_views.forecast_now(request, [pack])
+        return redirect(reverse("admin:batteries_batterypack_health", args=[pack.pk]))
+
+    def fleet_health_view(self, request):
+        packs = self.get_queryset(request)
+        depots = list(restrict(Depot.objects.order_by("name"), request.user, Action.VIEW))
+        depot = request.GET.get("depot")
+        if depot and depot.isdigit():
+            packs = CurrentDepotFilter(request, {"depot": [depot]}, BatteryPack, self).queryset(request, packs)
+        return admin_views.fleet_health(request, packs, admin_context=self._admin_context(request), depots=depots)
+
+    def has_manage_permission(self, request) -> bool:
+        return self.may(request, Action.MANAGE)
+
+    @admin.action(description=_("Forecast the selected packs now"), permissions=["manage"])
+    def forecast_now(self, request, queryset):
+        allowed = list(self.scope_queryset(queryset, request.user, Action.MANAGE))
+        admin_views.forecast_now(request, allowed)
+
+    @admin.action(description=_("Export the selected packs' health (CSV)"))
+    def export_health_csv(self, request, queryset):
+        return admin_views.health_csv(queryset)
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import statistics
 import time
 from collections import defaultdict
@@ -225,6 +226,17 @@ def forecast_packs(
     return run
 
 
+def _finite(value):
+    """NaN (a quantity the model could not determine) is stored as empty, never as a number."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 @transaction.atomic
 def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult, run: ForecastRun) -> SoHForecast:
     calibration = result.calibration
@@ -240,7 +252,7 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
             "observations_used": calibration.n_observations,
             "soh_now_pct": result.soh_now_pct,
             "fade_pct_per_year": result.fade_pct_per_year,
-            "resistance_factor_now": result.resistance_factor_now,
+            "resistance_factor_now": _finite(result.resistance_factor_now),
             "eol_80_on": result.eol_80.date,
             "eol_80_p10_on": result.eol_80.date_p10,
             "eol_80_p90_on": result.eol_80.date_p90,
@@ -251,7 +263,7 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
             "rul_censored": result.rul_censored,
             "flags": list(result.flags),
             "end_of_duty_on": result.end_of_duty_date,
-            "points": [p.to_dict() for p in result.points],
+            "points": _finite([p.to_dict() for p in result.points]),
             "inputs": {"pack": job.pack.to_dict(), "duty": job.duty.to_dict(), "climate": job.climate.to_dict()},
         },
     )

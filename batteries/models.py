@@ -186,7 +186,9 @@ class SoHForecast(DepotScoped, models.Model):
     observations_used = models.PositiveIntegerField(default=0)
     soh_now_pct = models.FloatField()
     fade_pct_per_year = models.FloatField()
-    resistance_factor_now = models.FloatField(default=1.0)
+    resistance_factor_now = models.FloatField(
+        null=True, blank=True, help_text=_("Empty when the duty has too little load to read it.")
+    )
     eol_80_on = models.DateField(null=True, blank=True)
     eol_80_p10_on = models.DateField(null=True, blank=True)
     eol_80_p90_on = models.DateField(null=True, blank=True)

@@ -195,10 +195,10 @@ def simulate_members(
                 break
             jump = max(1, jump // 2)
         for i in list(alive):
-            r0 = np.nanmean(current[i].resistance / r_new.get(i, current[i].resistance))
+            r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
             r1 = r0
             if end_rates[i].ok:
-                r1 = np.nanmean(end_rates[i].resistance / r_new.get(i, end_rates[i].resistance))
+                r1 = _mean_ratio(end_rates[i].resistance, r_new.get(i, end_rates[i].resistance))
             path = corrected[i]
             if end_rates[i].flag == FLAG_DUTY_EXCEEDS_CAPACITY:
                 # The duty stops fitting inside this step: end the member at the first month it does
@@ -258,3 +258,14 @@ def simulate_day_by_day(
         state = state + outcome.delta
         date += dt.timedelta(days=1)
     return member, n_days
+
+
+def _mean_ratio(resistance: np.ndarray, resistance_new: np.ndarray) -> float:
+    """Mean resistance factor over the seasons where it could be read; NaN if none could.
+
+    The resistance is read under load after departure: a pack whose day has (almost) no current, a spare
+    bus, has no reading, and its factor is unknown rather than 1.
+    """
+    ratio = np.asarray(resistance, dtype=float) / np.asarray(resistance_new, dtype=float)
+    finite = ratio[np.isfinite(ratio)]
+    return float(finite.mean()) if finite.size else float("nan")
