@@ -1,5 +1,7 @@
 """API-wide plumbing: the exception handler that keeps every error a JSON 4xx."""
 
+import itertools
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -83,7 +85,9 @@ def destroy_or_conflict(instance) -> None:
         with transaction.atomic():
             instance.delete()
     except ProtectedError as exc:
-        blocking = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        # Name the kinds of blocking rows from a sample: a bus can have millions of readings.
+        sample = itertools.islice(exc.protected_objects, 1000)
+        blocking = sorted({str(obj._meta.verbose_name_plural) for obj in sample})
         raise Conflict(
             _("%(object)s is still referenced by %(blocking)s; remove those first.")
             % {"object": instance, "blocking": ", ".join(blocking)}

@@ -109,6 +109,8 @@ USE_TZ = True
 EVFLEET_DEFAULT_DEPOT_TIME_ZONE = env.str("EVFLEET_DEFAULT_DEPOT_TIME_ZONE", default="America/Hermosillo")
 
 STATIC_URL = "static/"
+# Project files served as static: the admin's styles and the vendored chart library (no CDN: works offline).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -159,6 +161,10 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "charging.models.Alert.Status",
     },
 }
+
+# Telemetry uploads (docs/telemetry.md): readings per batch and bytes per request; over either: 413.
+EVFLEET_TELEMETRY_MAX_BATCH = env.int("EVFLEET_TELEMETRY_MAX_BATCH", default=5000)
+EVFLEET_TELEMETRY_MAX_BYTES = env.int("EVFLEET_TELEMETRY_MAX_BYTES", default=4 * 1024 * 1024)
 
 # Celery. No broker configured: run tasks eagerly in-process (embedded mode).
 CELERY_BROKER_URL = REDIS_URL or "memory://"

@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("fleet.urls")),
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
+    path("", include("fleet.telemetry_urls")),
 ]
 
 urlpatterns = [

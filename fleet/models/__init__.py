@@ -1,5 +1,6 @@
-"""Fleet models: the registry (organisations, depots, vehicles, blocks) and, later, telemetry."""
+"""Fleet models: the registry (organisations, depots, vehicles, blocks), telemetry, and job records."""
 
+from fleet.models.jobs import JobRun  # noqa: F401  (job records, exported for the app registry)
 from fleet.models.registry import (
     Block,
     BlockAssignment,
@@ -11,6 +12,14 @@ from fleet.models.registry import (
     VehicleModel,
     default_depot_time_zone,
     validate_time_zone,
+)
+from fleet.models.telemetry import (  # noqa: F401  (telemetry models, exported for the app registry)
+    ChargingState,
+    DailyDutyCycle,
+    TelemetryMinute,
+    TelemetryReading,
+    VehicleApiKey,
+    VehicleLiveState,
 )
 
 __all__ = [

@@ -1,0 +1,64 @@
+"""Job records: one row per attempt of an overnight job, a re-plan or a chunk of a fanned-out job.
+
+The natural ``key`` (``charging.plan_depot_night:depot=3:night=2026-11-23``) names the work, not the attempt:
+a redelivered or repeated job finds a succeeded row with its key and stops there ("already done"); a new
+attempt gets the next ``attempt`` number. The writes live in ``fleet.jobs``; docs/operations.md explains the
+states.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from fleet.models.registry import Depot
+from fleet.scoping import DepotScoped
+
+
+class JobRun(DepotScoped, models.Model):
+    # Depot-less runs (fleet-wide jobs) have no depot: only superusers see them.
+    depot_path = "depot"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending (queued)")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        INTERRUPTED = "interrupted", _("Interrupted (worker lost)")
+
+    job = models.CharField(max_length=100, help_text=_("The job's name, e.g. charging.plan_depot_night."))
+    key = models.CharField(max_length=255, help_text=_("The work this run does; one success per key is enough."))
+    task_name = models.CharField(
+        max_length=200, blank=True, help_text=_("Celery task that runs the job; 'run now' sends it again.")
+    )
+    arguments = models.JSONField(default=dict, blank=True, help_text=_("The task's keyword arguments (ids, dates)."))
+    depot = models.ForeignKey(Depot, on_delete=models.SET_NULL, null=True, blank=True, related_name="job_runs")
+    night = models.DateField(null=True, blank=True, help_text=_("Local date of the evening the night starts."))
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempt = models.PositiveIntegerField(default=1, help_text=_("1 for the first run of this key, then 2, 3, ..."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text=_("What the job did, e.g. vehicles planned."))
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text=_("Host name of the worker that ran it."))
+    celery_task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "attempt"], name="job_run_attempt_unique"),
+            # The claim runs under a lock per key (fleet.jobs.job_lock); this is the database's own guarantee.
+            models.UniqueConstraint(fields=["key"], condition=Q(status="running"), name="one_running_job_run_per_key"),
+        ]
+        indexes = [
+            models.Index(fields=["key", "status"], name="job_run_key_status"),
+            models.Index(fields=["job", "night"], name="job_run_job_night"),
+            models.Index(fields=["status", "created_at"], name="job_run_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.attempt} {self.status}"

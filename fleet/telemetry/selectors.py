@@ -1,0 +1,36 @@
+"""Reads of telemetry for other parts of the app (the admin's vehicle list, plans, reports)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from fleet.models import Vehicle, VehicleLiveState
+from fleet.models.telemetry import CHARGING_STATE_NAMES
+
+
+def with_live_state(vehicles: QuerySet[Vehicle]) -> QuerySet[Vehicle]:
+    """``vehicles`` with their live state joined in (one query for a whole admin page)."""
+    return vehicles.select_related("live_state")
+
+
+def vehicle_live_state(vehicle: Vehicle) -> VehicleLiveState | None:
+    try:
+        return vehicle.live_state
+    except VehicleLiveState.DoesNotExist:
+        return None
+
+
+def live_state_summary(vehicle: Vehicle) -> str:
+    """One line for a list column, e.g. ``72 % · 15,234 km · 2026-11-21 08:02 (dc)``; "—" if never seen."""
+    state = vehicle_live_state(vehicle)
+    if state is None:
+        return "—"
+    parts = []
+    if state.soc_pct is not None:
+        parts.append(f"{state.soc_pct:.0f} %")
+    if state.odometer_km is not None:
+        parts.append(f"{state.odometer_km:,.0f} km")
+    seen = f"{state.recorded_at:%Y-%m-%d %H:%M} UTC"
+    charging = CHARGING_STATE_NAMES.get(state.charging_state)
+    parts.append(f"{seen} ({charging})" if charging and charging != "none" else seen)
+    return " · ".join(parts)

@@ -1,0 +1,125 @@
+"""Admin pieces for vehicle API keys, self-contained; fleet/admin.py registers them:
+
+    from fleet.telemetry_admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
+    admin.site.register(VehicleApiKey, VehicleApiKeyAdmin)
+    class VehicleAdmin(...):
+        actions = [issue_vehicle_api_key, rotate_vehicle_api_keys]
+        list_select_related = [..., "live_state"]          # for the live-state column, see
+        # fleet.telemetry.selectors.live_state_summary(vehicle)
+
+A new key is shown once, on the page the action returns (never in a message: messages may travel in a
+cookie). Keys are managed by depot managers (``Action.MANAGE``) and superusers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.template import RequestContext, Template
+from django.utils import timezone
+
+from fleet.models import VehicleApiKey
+from fleet.scoping import Action, restrict
+from fleet.telemetry.keys import vehicle_key_issue, vehicle_key_revoke, vehicle_key_rotate
+
+ROTATION_GRACE = dt.timedelta(hours=1)
+
+_KEYS_PAGE = Template(
+    """{% extends "admin/base_site.html" %}
+{% block content %}
+<h1>{{ title }}</h1>
+<p><strong>Copy each key now: it is stored only as a hash and will not be shown again.</strong>
+{% if rotated %}The vehicles' previous keys stop working at {{ retire_at }}.{% endif %}</p>
+<table>
+<thead><tr><th>Vehicle</th><th>Key</th></tr></thead>
+<tbody>{% for vehicle, key in keys %}<tr><td>{{ vehicle }}</td><td><code>{{ key }}</code></td></tr>{% endfor %}</tbody>
+</table>
+<p><a href="{{ back }}">Back to the vehicles</a></p>
+{% endblock %}"""
+)
+
+
+def _keys_page(request, *, title: str, keys: list, rotated: bool = False, retire_at=None):
+    context = RequestContext(
+        request,
+        {
+            **admin.site.each_context(request),
+            "title": title,
+            "keys": keys,
+            "rotated": rotated,
+            "retire_at": retire_at,
+            "back": request.get_full_path(),
+        },
+    )
+    response = HttpResponse(_KEYS_PAGE.render(context))
+    response["Cache-Control"] = "no-store"  # the page holds secrets
+    return response
+
+
+def _manageable(request, queryset):
+    allowed = restrict(queryset, request.user, Action.MANAGE)
+    if allowed.count() < queryset.count():
+        messages.warning(request, "Keys were issued only for the vehicles of depots you manage.")
+    return allowed
+
+
+@admin.action(description="Issue an API key (existing keys keep working)")
+def issue_vehicle_api_key(modeladmin, request, queryset):
+    keys = [
+        (vehicle, vehicle_key_issue(vehicle=vehicle, created_by=request.user, label="admin")[1])
+        for vehicle in _manageable(request, queryset)
+    ]
+    return _keys_page(request, title="New vehicle API keys", keys=keys)
+
+
+@admin.action(description="Rotate API keys (old keys stop in 1 hour)")
+def rotate_vehicle_api_keys(modeladmin, request, queryset):
+    keys = [
+        (vehicle, vehicle_key_rotate(vehicle=vehicle, created_by=request.user, grace=ROTATION_GRACE)[1])
+        for vehicle in _manageable(request, queryset)
+    ]
+    return _keys_page(
+        request, title="Rotated vehicle API keys", keys=keys, rotated=True, retire_at=timezone.now() + ROTATION_GRACE
+    )
+
+
+@admin.action(description="Revoke the selected keys now")
+def revoke_vehicle_api_keys(modeladmin, request, queryset):
+    revoked = 0
+    for key in restrict(queryset, request.user, Action.MANAGE):
+        vehicle_key_revoke(key=key)
+        revoked += 1
+    messages.success(request, f"{revoked} key(s) revoked.")
+
+
+class VehicleApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued from the vehicle list (the only time the secret exists); here they are listed and revoked."""
+
+    list_display = ["vehicle", "prefix", "label", "created_at", "created_by", "last_used_at", "revoked_at", "active"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["vehicle", "created_by"]
+    search_fields = ["vehicle__fleet_number", "prefix", "label"]
+    readonly_fields = ["vehicle", "prefix", "created_at", "created_by", "last_used_at"]
+    fields = ["vehicle", "prefix", "label", "created_at", "created_by", "last_used_at", "revoked_at"]
+    actions = [revoke_vehicle_api_keys]
+
+    @admin.display(boolean=True, description="active")
+    def active(self, obj: VehicleApiKey) -> bool:
+        return obj.is_active_at(timezone.now())
+
+    def get_queryset(self, request):
+        return restrict(super().get_queryset(request), request.user, Action.MANAGE)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the row is the audit trail
