@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYBAMM_DISABLE_TELEMETRY := true
 
-.PHONY: help venv migrate demo serve test lint format check-project pytest test-fast bench schema clean
+.PHONY: help venv migrate demo serve test lint format check-project pytest test-fast bench schema clean messages vendor-static
 
 help:
 	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT)"
@@ -63,6 +63,16 @@ test-fast: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# Translations: update the catalogue after changing strings, then compile (needs gettext).
+messages: venv
+	$(MANAGE) makemessages -l es_MX --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=test-artifacts --no-obsolete
+	$(MANAGE) compilemessages -l es_MX --ignore=.venv
+
+# The chart library is vendored from the npm registry as a static file (no CDN at run time).
+vendor-static:
+	cd $$(mktemp -d) && npm pack chart.js@4.5.1 >/dev/null && tar xzf chart.js-4.5.1.tgz && \
+		cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/
 
 schema: venv
 	$(MANAGE) spectacular --validate --file docs/openapi.yaml

@@ -189,7 +189,7 @@ def fleet_rows(packs: QuerySet[BatteryPack]) -> tuple[list[PackRow], list[Ageing
 
 
 def ageing_chart_data(rows: list[PackRow], groups: list[AgeingGroup]) -> dict:
-    ordered = sorted(groups, key=lambda g: g.label)
+    ordered = sorted((g for g in groups if g.rates), key=lambda g: g.label)  # groups with nothing to draw: left out
     index = {group.label: i for i, group in enumerate(ordered)}
     packs = []
     for row in rows:

@@ -8,10 +8,15 @@ demand charges are parts of a tariff and follow its permissions. Depot staff cha
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
-from charging import services
+from charging import admin_views, services
 from charging.models import (
     Alert,
     Charger,
@@ -222,7 +227,10 @@ class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
 @admin.register(ChargingPlan)
 class ChargingPlanAdmin(DepotScopedAdmin):
     change_action = add_action = delete_action = None
+    change_form_template = "admin/charging/chargingplan/change_form.html"
+    actions = ["export_csv"]
     list_display = [
+        "overview_link",
         "depot",
         "service_night",
         "version",
@@ -253,6 +261,62 @@ class ChargingPlanAdmin(DepotScopedAdmin):
     @admin.display(description=_("cost"))
     def total_cost(self, plan: ChargingPlan) -> str:
         return f"{plan.total_cost:,.2f}"
+
+    def get_queryset(self, request):
+        # The optimizer input is large (every slot of every vehicle): lists and exports never need it.
+        return super().get_queryset(request).defer("instance")
+
+    @admin.display(description=_("plan"))
+    def overview_link(self, plan: ChargingPlan) -> str:
+        url = reverse("admin:charging_chargingplan_overview", args=[plan.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Chart"))
+
+    # --- the plan page and its downloads (charging/admin_views.py) -------------------------------------------
+
+    def get_urls(self):
+        def view(function, name):
+            return path(
+                f"<int:plan_id>/{name}/", self.admin_site.admin_view(function), name=f"charging_chargingplan_{name}"
+            )
+
+        return [
+            view(self.overview_view, "overview"),
+            view(require_POST(self.replan_view), "replan"),
+            view(self.csv_view, "csv"),
+            view(self.profiles_view, "profiles"),
+            *super().get_urls(),
+        ]
+
+    def _plan(self, request, plan_id: int) -> ChargingPlan:
+        # The admin's own queryset: another depot's plan is a 404, as on the change page.
+        return get_object_or_404(
+            ChargingPlanAdmin.get_queryset(self, request).select_related("depot__tariff").defer(None), pk=plan_id
+        )
+
+    def overview_view(self, request, plan_id: int):
+        plan = self._plan(request, plan_id)
+        return admin_views.overview(
+            request,
+            plan,
+            admin_context={**self.admin_site.each_context(request), "opts": self.model._meta},
+            may_replan=self.may(request, Action.OPERATE, plan),
+        )
+
+    def replan_view(self, request, plan_id: int):
+        plan = self._plan(request, plan_id)
+        if not self.may(request, Action.OPERATE, plan):
+            raise PermissionDenied
+        return admin_views.replan(request, plan)
+
+    def csv_view(self, request, plan_id: int):
+        return admin_views.plan_csv(self._plan(request, plan_id))
+
+    def profiles_view(self, request, plan_id: int):
+        return admin_views.plan_profiles(self._plan(request, plan_id), request.GET.get("ocpp", "1.6"))
+
+    @admin.action(description=_("Export the selected plans (CSV)"))
+    def export_csv(self, request, queryset):
+        return admin_views.plans_csv(queryset)
 
 
 @admin.register(Alert)

@@ -6,16 +6,24 @@ Scoping and permissions come from ``DepotScopedAdmin`` (fleet/admin_scoping.py);
 
 from __future__ import annotations
 
+import csv
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Count, FloatField, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from batteries.models import PackInstallation
 from charging.models import Charger
-from fleet import services
+from config.admin_site import add_index_context
+from fleet import dashboard, services
 from fleet.admin_scoping import (
     DepotScopedAdmin,
     DepotScopedInline,
@@ -23,12 +31,28 @@ from fleet.admin_scoping import (
     adopt_saved,
     changed_values,
 )
-from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+from fleet.dashboard import dashboard_context
+from fleet.models import (
+    Block,
+    BlockAssignment,
+    DailyDutyCycle,
+    Depot,
+    DepotMembership,
+    Organization,
+    Vehicle,
+    VehicleModel,
+)
+from fleet.models.telemetry import VehicleApiKey
 from fleet.scoping import Action
+from fleet.telemetry.selectors import live_state_summary
+from fleet.telemetry_admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
 
 admin.site.site_header = "evfleet"
 admin.site.site_title = "evfleet"
 admin.site.index_title = _("Fleet administration")
+admin.site.site_url = None  # there is no public site: no "View site" link
+# The front page is the fleet manager's dashboard (templates/admin/index.html).
+add_index_context(admin.site, dashboard_context)
 
 
 def _count_of(model, fk: str) -> Coalesce:
@@ -208,8 +232,17 @@ class VehicleAdmin(DepotScopedAdmin):
     add_action = delete_action = Action.MANAGE
     form = VehicleForm
     readonly_on_change = ("organization",)
-    list_display = ["fleet_number", "model", "home_depot", "status", "active_pack", "vin"]
-    list_select_related = ["model", "home_depot"]
+    list_display = [
+        "fleet_number",
+        "model",
+        "home_depot",
+        "status",
+        "live_state",
+        "active_pack",
+        "vin",
+        "telemetry_link",
+    ]
+    list_select_related = ["model", "home_depot", "live_state"]
     list_filter = [
         ("home_depot", admin.RelatedOnlyFieldListFilter),
         "status",
@@ -218,6 +251,8 @@ class VehicleAdmin(DepotScopedAdmin):
     search_fields = ["fleet_number", "vin", "plate"]
     autocomplete_fields = ["model", "home_depot"]
     inlines = [PackInstallationHistoryInline]
+    actions = ["export_duty_cycles_csv", issue_vehicle_api_key, rotate_vehicle_api_keys]
+    change_form_template = "admin/fleet/vehicle/change_form.html"
 
     def get_queryset(self, request):
         active_pack = PackInstallation.objects.filter(vehicle=OuterRef("pk"), removed_at__isnull=True)
@@ -228,6 +263,61 @@ class VehicleAdmin(DepotScopedAdmin):
     @admin.display(description=_("active pack"), ordering="active_pack_serial", empty_value="-")
     def active_pack(self, obj: Vehicle) -> str | None:
         return obj.active_pack_serial
+
+    @admin.display(description=_("last seen"))
+    def live_state(self, obj: Vehicle) -> str:
+        return live_state_summary(obj)
+
+    @admin.display(description=_("telemetry"))
+    def telemetry_link(self, obj: Vehicle) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:fleet_vehicle_telemetry", args=[obj.pk]), _("Charts"))
+
+    def get_urls(self):
+        telemetry = self.admin_site.admin_view(self.telemetry_view)
+        return [path("<int:vehicle_id>/telemetry/", telemetry, name="fleet_vehicle_telemetry"), *super().get_urls()]
+
+    def telemetry_view(self, request, vehicle_id: int):
+        # Through the admin's queryset: another depot's vehicle is a 404.
+        vehicle = get_object_or_404(self.get_queryset(request).select_related("home_depot", "model"), pk=vehicle_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            **dashboard.vehicle_page_context(vehicle),
+        }
+        return TemplateResponse(request, "admin/fleet/vehicle/telemetry.html", context)
+
+    @admin.action(description=_("Export the selected vehicles' daily duty cycles (CSV)"))
+    def export_duty_cycles_csv(self, request, queryset):
+        # ``queryset`` comes from this admin's get_queryset: only the user's depots' vehicles.
+        cycles = (
+            DailyDutyCycle.objects.filter(vehicle__in=queryset.values("pk"))
+            .select_related("vehicle")
+            .order_by("vehicle__fleet_number", "date")
+        )
+        columns = [
+            "date",
+            "reading_count",
+            "distance_km",
+            "energy_used_kwh",
+            "energy_charged_kwh",
+            "kwh_per_km",
+            "equivalent_full_cycles",
+            "soc_min_pct",
+            "soc_max_pct",
+            "soc_mean_pct",
+            "minutes_above_90_soc",
+            "pack_temp_mean_c",
+            "pack_temp_max_c",
+            "max_charge_c_rate",
+            "max_discharge_c_rate",
+        ]
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="daily-duty-cycles.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["fleet_number", *columns])
+        for cycle in cycles.iterator(chunk_size=2000):
+            writer.writerow([cycle.vehicle.fleet_number, *(getattr(cycle, name) for name in columns)])
+        return response
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -348,3 +438,8 @@ class BlockAssignmentAdmin(DepotScopedAdmin):
     def delete_queryset(self, request, queryset):
         for assignment in queryset:
             services.block_unassign(assignment=assignment)
+
+
+import fleet.jobs_admin  # noqa: E402,F401  (JobRun admin: registers itself)
+
+admin.site.register(VehicleApiKey, VehicleApiKeyAdmin)

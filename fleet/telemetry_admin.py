@@ -21,7 +21,7 @@ from django.template import RequestContext, Template
 from django.utils import timezone
 
 from fleet.models import VehicleApiKey
-from fleet.scoping import Action, restrict
+from fleet.scoping import Action, depot_ids_for, restrict
 from fleet.telemetry.keys import vehicle_key_issue, vehicle_key_revoke, vehicle_key_rotate
 
 ROTATION_GRACE = dt.timedelta(hours=1)
@@ -116,7 +116,13 @@ class VehicleApiKeyAdmin(admin.ModelAdmin):
         return False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
+        # Keys are a manager's business: only users who manage some depot see the page at all.
+        user = request.user
+        return bool(user.is_active and user.is_staff) and depot_ids_for(user, Action.MANAGE).exists()
+
+    def has_module_permission(self, request) -> bool:
+        # Depot roles, not Django's permission table, open the admin (see fleet.admin_scoping).
+        return self.has_view_permission(request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return self.has_view_permission(request, obj)

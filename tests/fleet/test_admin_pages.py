@@ -103,7 +103,7 @@ def test_add_pages_open_where_a_manager_may_add(client, depot_world, model):
     response = client.get(admin_url(model, "add"))
     # Organisations and depots are created by the installation's operators (superusers); plans, alerts and
     # events are made by the planner and the depots, never added by hand.
-    made_elsewhere = admin.site._registry[model].add_action is None
+    made_elsewhere = getattr(admin.site._registry[model], "add_action", None) is None
     expected = 403 if made_elsewhere or model._meta.model_name in {"organization", "depot"} else 200
     assert response.status_code == expected
 

@@ -9,6 +9,7 @@ from django.forms import MultiWidget
 from django.urls import reverse
 
 from charging.planning import plan_depot_night
+from fleet.telemetry.keys import vehicle_key_issue
 from tests import factories as f
 
 
@@ -71,6 +72,8 @@ def depot_world(two_depots):
     ``seen_by_manager_a`` holds, per model, a row depot A's manager must see; ``hidden_from_manager_a`` a row
     they must not (``None`` for the shared vehicle catalogue).
     """
+    from fleet.models import JobRun, VehicleApiKey
+
     w = two_depots
     org = w["org"]
     w["viewer_a"] = f.UserFactory(username="viewer_a")
@@ -89,6 +92,10 @@ def depot_world(two_depots):
         w[f"alert_{side}"] = f.AlertFactory(depot=depot, organization=org, vehicle=vehicle)
         w[f"event_{side}"] = f.DepotEventFactory(depot=depot, connector=w[f"connector_{side}"])
         w[f"forecast_{side}"] = f.SoHForecastFactory(pack=w[f"pack_{side}"])
+        w[f"api_key_{side}"] = vehicle_key_issue(vehicle=vehicle)[0]
+        w[f"job_run_{side}"] = JobRun.objects.create(
+            job="charging.plan", key=f"plan:depot={depot.pk}:night={tomorrow}", depot=depot, status="succeeded"
+        )
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -103,7 +110,15 @@ def depot_world(two_depots):
 
     from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
     from charging.models import Alert, Charger, ChargingPlan, DepotEvent, Tariff, TariffSeason
-    from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+    from fleet.models import (
+        Block,
+        BlockAssignment,
+        Depot,
+        DepotMembership,
+        Organization,
+        Vehicle,
+        VehicleModel,
+    )
 
     w["seen_by_manager_a"] = {
         Organization: org,
@@ -123,6 +138,8 @@ def depot_world(two_depots):
         Alert: w["alert_a"],
         DepotEvent: w["event_a"],
         SoHForecast: w["forecast_a"],
+        JobRun: w["job_run_a"],
+        VehicleApiKey: w["api_key_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -142,5 +159,7 @@ def depot_world(two_depots):
         Alert: w["alert_b"],
         DepotEvent: w["event_b"],
         SoHForecast: w["forecast_b"],
+        JobRun: w["job_run_b"],
+        VehicleApiKey: w["api_key_b"],
     }
     return w
