@@ -159,6 +159,7 @@ class ForecastRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        verbose_name = _("forecast run")
 
     def __str__(self) -> str:
         return f"forecast run {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
@@ -204,6 +205,8 @@ class SoHForecast(DepotScoped, models.Model):
 
     class Meta:
         ordering = ["pack", "-as_of"]
+        verbose_name = _("SoH forecast")
+        verbose_name_plural = _("SoH forecasts")
         constraints = [models.UniqueConstraint(fields=["pack", "as_of"], name="one_forecast_per_pack_and_day")]
 
     def __str__(self) -> str:
