@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .instance import Instance
-from .quantities import VehicleArrays, effective_max_kw, taper_lines
+from .quantities import VehicleArrays, compatible_connectors, connector_max_kw, taper_lines
+
+__all__ = ["Assignment", "assign_connectors", "compatible_connectors", "greedy_assign", "group_limits"]
 
 
 @dataclass
@@ -39,26 +41,35 @@ class Assignment:
     end: np.ndarray
 
 
-def compatible_connectors(instance: Instance) -> list[np.ndarray]:
-    """Per vehicle, indices of its compatible connectors (into ``instance.connectors()``)."""
-    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
-    return [
-        np.array([index[co.id] for _, co in instance.compatible_connectors(v)], dtype=int) for v in instance.vehicles
-    ]
-
-
 def group_limits(instance: Instance, compatible: list[np.ndarray]) -> list[tuple[np.ndarray, int, float]]:
-    """Aggregated connector limits for the relaxation: one group per distinct compatible set K.
+    """Aggregated connector limits for the relaxation: one group per distinct compatible set K,
+    and one per charger that holds the whole compatible set of some vehicle.
 
     Members are the vehicles whose compatible set lies inside K; they cannot use more than
-    ``len(K)`` connectors nor more power than K's connectors and chargers can give.
+    ``len(K)`` connectors nor more power than K's connectors and chargers can give. The charger
+    groups matter for vehicles already plugged in (re-plans): two of them on one charger share
+    its limit, which the relaxation must know for its power to fit the plan as is.
     """
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
-    sets = {frozenset(c.tolist()) for c in compatible if c.size}
+    # Vehicles share their compatible arrays per rule: compare each distinct set once.
+    distinct = {id(c): frozenset(c.tolist()) for c in compatible if c.size}
+    vehicles_of: dict[int, list[int]] = {}
+    for v, c in enumerate(compatible):
+        if c.size:
+            vehicles_of.setdefault(id(c), []).append(v)
+    candidates = set(distinct.values())
+    connector_sets: dict[int, set[int]] = {}
+    for c, (ch, _) in enumerate(connectors):
+        connector_sets.setdefault(charger_index[ch.id], set()).add(c)
+    for k_set in distinct.values():
+        chargers = {charger_index[connectors[c][0].id] for c in k_set}
+        if len(chargers) == 1:
+            candidates.add(frozenset(connector_sets[next(iter(chargers))]))
     groups = []
-    for k_set in sets:
-        members = np.array([v for v, c in enumerate(compatible) if c.size and k_set.issuperset(c.tolist())])
+    for k_set in candidates:
+        inside = [key for key, other in distinct.items() if k_set.issuperset(other)]
+        members = np.array(sorted(v for key in inside for v in vehicles_of[key]), dtype=int)
         per_charger: dict[int, float] = {}
         for c in k_set:
             ch, co = connectors[c]
@@ -122,15 +133,21 @@ def greedy_assign(
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
     charger_of = np.array([charger_index[ch.id] for ch, _ in connectors], dtype=int)
+    connector_kw = connector_max_kw(instance)
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     occupied = np.zeros((len(connectors), num_slots), dtype=bool)
     charger_load = np.zeros((len(instance.chargers), num_slots), dtype=int)
+    # Relaxed power already placed on each charger: a vehicle whose relaxed profile fits beside
+    # it lets the relaxation stand as the plan, without a re-solve.
+    charger_kw = np.zeros((len(instance.chargers), num_slots))
+    charger_max_kw = np.array([ch.max_kw for ch in instance.chargers])
     result = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
     complete = True
 
     def place(v: int, c: int, start: int, end: int) -> None:
         occupied[c, start:end] = True
         charger_load[charger_of[c], start:end] += 1
+        charger_kw[charger_of[c], start:end] += relaxed_power[v, start:end]
         result.connector[v], result.start[v], result.end[v] = c, start, end
 
     # Vehicles already plugged in keep their connector for their whole stay.
@@ -142,7 +159,7 @@ def greedy_assign(
             continue
         if not compatible[v].size or departure <= arrival:
             continue
-        speed = np.array([effective_max_kw(vehicle, *connectors[c]) for c in compatible[v]])
+        speed = np.minimum(vehicle.max_charge_kw, connector_kw[compatible[v]])
         needed = connector_time_needed(instance, va, relaxed_power, v, float(speed.max()))
         length = min(math.ceil(needed * length_factor - 1e-9), departure - arrival)
         if length == 0:
@@ -153,9 +170,20 @@ def greedy_assign(
         start = arrival + int(np.argmax(sums >= sums.max() - 1e-9))
         wanted.append((start, -vehicle.priority, departure, v, length, speed))
 
+    # Fast path for plentiful connectors: a never-used fastest connector on an idle charger is
+    # the best candidate by the key below (nothing can rank ahead of it), found without scanning
+    # every connector's whole stay.
+    charger_idle = charger_load.sum(axis=1) == 0
+    connector_unused = ~occupied.any(axis=1)
     for start, _, departure, v, length, speed in sorted(wanted, key=lambda w: w[:4]):
         arrival = int(va.arrival_slot[v])
         cands = compatible[v]
+        fresh = np.flatnonzero((speed >= speed.max()) & connector_unused[cands] & charger_idle[charger_of[cands]])
+        if fresh.size:
+            c = int(cands[fresh[0]])
+            place(v, c, start, start + length)
+            connector_unused[c] = charger_idle[charger_of[c]] = False
+            continue
         busy = np.cumsum(np.pad(occupied[cands, arrival:departure], ((0, 0), (1, 0))), axis=1)
         starts = np.arange(arrival, departure - length + 1)
         # free[k, s]: candidate k is free for `length` slots from starts[s]
@@ -173,11 +201,18 @@ def greedy_assign(
         ok = ~occupied[cands, s:end].any(axis=1)
         load = charger_load[charger_of[cands], s:end].max(axis=1)
         busy_in_stay = occupied[cands, arrival:departure].sum(axis=1)
-        # Fastest connector first; then the one least used during this vehicle's stay (so the
-        # window can stretch over the stay when connectors are plentiful); then the least shared
-        # charger; then input order.
-        best = min(np.flatnonzero(ok), key=lambda k: (-speed[k], busy_in_stay[k], load[k], k))
-        place(v, int(cands[best]), s, end)
+        chargers = charger_of[cands]
+        overflow = (charger_kw[chargers, s:end] + relaxed_power[v, s:end]).max(axis=1, initial=0.0) > charger_max_kw[
+            chargers
+        ] + 1e-6
+        # Fastest connector first; then one whose charger still has room for the relaxed power;
+        # then the one least used during this vehicle's stay (so the window can stretch over the
+        # stay when connectors are plentiful); then the least shared charger; then input order.
+        free_now = np.flatnonzero(ok)
+        order = np.lexsort((free_now, load[free_now], busy_in_stay[free_now], overflow[free_now], -speed[free_now]))
+        c = int(cands[free_now[order[0]]])
+        place(v, c, s, end)
+        connector_unused[c] = charger_idle[charger_of[c]] = False
 
     _stretch_into_free_time(result, va, len(connectors))
     return result, complete

@@ -21,7 +21,7 @@ import numpy as np
 from .evaluate import finalize
 from .instance import Instance
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
-from .quantities import effective_max_kw, max_slot_power_kw, vehicle_arrays
+from .quantities import compatible_connectors, connector_max_kw, effective_max_kw, max_slot_power_kw, vehicle_arrays
 from .reasons import explain_shortfalls
 
 
@@ -42,14 +42,12 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
     va = vehicle_arrays(instance)
     vehicles = instance.vehicles
     connectors = instance.connectors()
-    connector_index = {co.id: c for c, (_, co) in enumerate(connectors)}
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    connector_kw = connector_max_kw(instance)
+    # Fastest first (stable: input order among equals).
     compatible = [
-        sorted(
-            (connector_index[co.id] for ch, co in instance.compatible_connectors(v)),
-            key=lambda c, v=v: -effective_max_kw(v, *connectors[c]),
-        )
-        for v in vehicles
+        c[np.argsort(-np.minimum(v.max_charge_kw, connector_kw[c]), kind="stable")].tolist()
+        for v, c in zip(vehicles, compatible_connectors(instance), strict=True)
     ]
     rank = sorted(range(len(vehicles)), key=lambda i: (*order(vehicles[i]), i))
     gain = instance.charging_efficiency * instance.slot_hours

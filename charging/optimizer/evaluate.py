@@ -14,7 +14,7 @@ import numpy as np
 
 from .instance import Instance
 from .plan import Plan, PlanTotals, VehiclePlan
-from .quantities import VehicleArrays, taper_lines, vehicle_arrays
+from .quantities import VehicleArrays, compatible_connectors, taper_lines, vehicle_arrays
 
 # A limit counts as broken above limit * (1 + TOLERANCE) + TOLERANCE: solvers stop at ~1e-7.
 TOLERANCE = 1e-6
@@ -153,6 +153,7 @@ def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, vi
     charger_kw = np.zeros((len(instance.chargers), instance.num_slots))
     windows_by_connector: dict[str, list[tuple[int, int, str]]] = {}
     slot = np.arange(instance.num_slots)
+    compatible = compatible_connectors(instance)
     for v, vehicle in enumerate(instance.vehicles):
         vp = by_vehicle[v]
         plugged = np.zeros(instance.num_slots, dtype=bool)
@@ -162,8 +163,8 @@ def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, vi
             if vp.connector_id not in connectors:
                 violations.append(Violation("incompatible_connector", 1.0, subject=vehicle.id))
             else:
-                _, ch, co = connectors[vp.connector_id]
-                if co.id not in {c.id for _, c in instance.compatible_connectors(vehicle)}:
+                c, ch, co = connectors[vp.connector_id]
+                if c not in compatible[v]:
                     violations.append(Violation("incompatible_connector", 1.0, subject=vehicle.id))
                 over = exceed(power[v], co.max_kw)
                 for t in np.flatnonzero(over):

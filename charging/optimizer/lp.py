@@ -16,6 +16,11 @@ For vehicle v and window slot t (grid-side kW, battery-side kWh, slot length dt 
 
 Connector limits are added by the caller: aggregated per compatibility group in the relaxation
 (``add_group_limits``), exactly per charger once each vehicle has a connector (``add_charger_limits``).
+
+Speed (see docs/optimizer.md): ``build_core(lazy=True)`` leaves the taper rows and the C-rate
+hinges out, and ``LpModel.solve(lazy=core.lazy)`` adds back only those the solution breaks,
+re-solving from the previous basis with dual simplex (``LazyCuts``). At depot scale that is a
+fraction of them, and the answer is exactly the full LP's.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from .instance import Instance
 from .quantities import VehicleArrays, taper_lines
 
 INF = highspy.kHighsInf
-# Measured on the generated depots (bench/): dual simplex is faster than interior point up to a
-# few hundred vehicles; at ~1,000 vehicles they are even, and interior point wins beyond.
+# Models solved in one go (no lazy cuts) of at least this many columns use interior point. With
+# lazy cuts it is always dual simplex, which restarts from the previous basis after each round;
+# measured on the 1,000-bus night (bench/), the lazy simplex path is 5-8x faster than interior
+# point (IPX, or HiPO from highspy-extras) on the full model.
 IPM_MIN_COLUMNS = 100_000
 
 
@@ -86,7 +93,14 @@ class LpModel:
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         self.entries.append((rows, cols, np.broadcast_to(np.asarray(values, dtype=float), rows.shape)))
 
-    def solve(self, *, time_limit_s: float | None = None, mip_rel_gap: float = 1e-4) -> LpSolution:
+    def solve(
+        self, *, time_limit_s: float | None = None, mip_rel_gap: float = 1e-4, lazy: LazyCuts | None = None
+    ) -> LpSolution:
+        """Solve with HiGHS. With ``lazy``, add the cuts the solution breaks and re-solve until none.
+
+        Re-solves start from the previous basis (dual simplex: new rows keep it dual feasible),
+        so each round costs a fraction of the first solve.
+        """
         started = time.perf_counter()
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
@@ -115,29 +129,129 @@ class LpModel:
                 highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in integer
             ]
             h.setOptionValue("mip_rel_gap", mip_rel_gap)
-        elif self.num_cols >= IPM_MIN_COLUMNS:
-            # Interior point without crossover: several times faster than simplex at depot scale;
-            # the answer is not a vertex, which a charging plan does not need.
+        elif lazy is None and self.num_cols >= IPM_MIN_COLUMNS:
+            # Interior point without crossover: the answer is not a vertex, which a charging plan
+            # does not need. Only without lazy cuts: interior point cannot restart from a basis.
             h.setOptionValue("solver", "ipm")
             h.setOptionValue("run_crossover", "off")
+        else:
+            h.setOptionValue("solver", "simplex")
         if time_limit_s is not None:
             h.setOptionValue("time_limit", float(time_limit_s))
         h.passModel(lp)
         h.run()
+        rounds = 0
+        while lazy is not None and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            if not lazy.add_broken(h, np.asarray(h.getSolution().col_value)):
+                break
+            rounds += 1
+            if time_limit_s is not None:
+                left = time_limit_s - (time.perf_counter() - started)
+                if left <= 0:
+                    break
+                h.setOptionValue("time_limit", left)
+            h.run()
         status = h.getModelStatus()
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value) if has_solution else None
         return LpSolution(
             status=h.modelStatusToString(status),
-            optimal=status == highspy.HighsModelStatus.kOptimal,
+            optimal=status == highspy.HighsModelStatus.kOptimal and (lazy is None or not lazy.pending(x)),
             x=x,
             objective=info.objective_function_value if has_solution else None,
             mip_dual_bound=info.mip_dual_bound if is_mip else None,
             seconds=time.perf_counter() - started,
-            num_cols=self.num_cols,
-            num_rows=self.num_rows,
+            num_cols=h.getNumCol(),
+            num_rows=h.getNumRow(),
+            lazy_rounds=rounds,
         )
+
+
+class LazyCuts:
+    """Taper rows and C-rate hinges that are left out of the first solve and added when broken.
+
+    At depot scale most of them never bind: the site limit spreads the night's energy so thinly
+    that few buses charge near full power or in the taper. A solution of the smaller model that
+    satisfies every left-out taper row and has no power above the C-rate threshold where the hinge
+    was left out is optimal for the full model (its feasible set is larger and its cost is never
+    higher), so the bound and the plan are exactly those of the full LP.
+    """
+
+    # Broken by more than this (kW): solvers stop at ~1e-7 relative, the evaluator at 1e-6.
+    TOLERANCE_KW = 1e-9
+
+    def __init__(self, core: CoreIndex, taper: tuple[np.ndarray, np.ndarray, np.ndarray], c_rate, c_rate_cost: float):
+        self.p_col, self.e_col = core.p_col, core.e_col
+        self.pair_vehicle = core.pair_vehicle
+        self.num_vehicles = core.first_pair.size - 1
+        self.taper_pair, self.taper_a, self.taper_b = taper
+        self.taper_added = np.zeros(self.taper_pair.size, dtype=bool)
+        self.c_pair, self.c_limit_kw = c_rate
+        self.c_added = np.zeros(self.c_pair.size, dtype=bool)
+        self.c_cost = c_rate_cost
+        self.added_rows = 0
+        self.added_cols = 0
+
+    def _broken(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, e = x[self.p_col + self.taper_pair], x[self.e_col + self.taper_pair]
+        taper = ~self.taper_added & (p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW)
+        fast = ~self.c_added & (x[self.p_col + self.c_pair] > self.c_limit_kw * (1 + 1e-9) + self.TOLERANCE_KW)
+        return np.flatnonzero(taper), np.flatnonzero(fast)
+
+    def pending(self, x: np.ndarray | None) -> bool:
+        if x is None:
+            return False
+        taper, fast = self._broken(x)
+        return bool(taper.size or fast.size)
+
+    def add_broken(self, h: highspy.Highs, x: np.ndarray) -> bool:
+        """Add what ``x`` breaks to the HiGHS model; returns whether anything was added."""
+        taper, fast = self._broken(x)
+        if taper.size:
+            # Past one broken slot the vehicle is in its taper: add its later rows too.
+            vehicle = self.pair_vehicle[self.taper_pair]
+            first_broken = np.full(self.num_vehicles, np.iinfo(np.int64).max)
+            np.minimum.at(first_broken, vehicle[taper], self.taper_pair[taper])
+            taper = np.flatnonzero(~self.taper_added & (self.taper_pair >= first_broken[vehicle]))
+            self.taper_added[taper] = True
+            pair = self.taper_pair[taper]
+            n = pair.size
+            starts = np.arange(0, 2 * n, 2, dtype=np.int32)
+            index = np.empty(2 * n, dtype=np.int32)
+            index[0::2], index[1::2] = self.p_col + pair, self.e_col + pair
+            value = np.empty(2 * n)
+            value[0::2], value[1::2] = 1.0, -self.taper_b[taper]
+            h.addRows(n, np.full(n, -INF), self.taper_a[taper], 2 * n, starts, index, value)
+            self.added_rows += n
+        if fast.size:
+            # Next round the power often moves to the neighbouring slots: add their hinges too.
+            near = np.zeros(self.c_pair.size + 2, dtype=bool)
+            for shift in (0, 1, 2):
+                near[fast + shift] = True
+            fast = np.flatnonzero(~self.c_added & near[1:-1])
+            self.c_added[fast] = True
+            n = fast.size
+            first_col = h.getNumCol()
+            h.addCols(
+                n,
+                np.full(n, self.c_cost),
+                np.zeros(n),
+                np.full(n, INF),
+                0,
+                np.zeros(0, np.int32),
+                np.zeros(0, np.int32),
+                np.zeros(0),
+            )
+            # p - c <= threshold
+            starts = np.arange(0, 2 * n, 2, dtype=np.int32)
+            index = np.empty(2 * n, dtype=np.int32)
+            index[0::2], index[1::2] = self.p_col + self.c_pair[fast], first_col + np.arange(n)
+            value = np.tile([1.0, -1.0], n)
+            h.addRows(n, np.full(n, -INF), self.c_limit_kw[fast], 2 * n, starts, index, value)
+            self.added_rows += n
+            self.added_cols += n
+        return bool(taper.size or fast.size)
 
 
 @dataclass
@@ -150,56 +264,37 @@ class LpSolution:
     seconds: float
     num_cols: int
     num_rows: int
+    lazy_rounds: int = 0
 
 
 @dataclass
 class CoreIndex:
-    """Where the core variables live. Pairs are (vehicle, window slot), vehicle by vehicle.
-
-    There is no power column: the power of pair k is ``(e[k] - e[k-1]) / gain`` (kW), where
-    ``e[k-1]`` of a window's first pair is the vehicle's fixed initial-energy column.
-    ``power_terms`` gives that expression as matrix entries for any row that needs power.
-    """
+    """Where the core variables live. Pairs are (vehicle, window slot), vehicle by vehicle."""
 
     pair_vehicle: np.ndarray
     pair_slot: np.ndarray
     first_pair: np.ndarray  # per vehicle, index of its first pair (len = vehicles + 1)
-    e_col: int  # battery energy at the end of each pair's slot (kWh)
-    initial_col: int  # per vehicle, fixed at its initial energy (kWh)
+    p_col: int
+    e_col: int
     u_col: int
     peak_col: int | None
-    gain: float  # battery kWh per kW held for one slot (efficiency x slot hours)
+    lazy: LazyCuts | None = None  # what build_core(lazy=True) left out
 
     @property
     def num_pairs(self) -> int:
         return self.pair_vehicle.size
 
-    def previous_energy_cols(self, pairs: np.ndarray) -> np.ndarray:
-        """The column of each pair's energy at the start of its slot."""
-        first = pairs == self.first_pair[self.pair_vehicle[pairs]]
-        return np.where(first, self.initial_col + self.pair_vehicle[pairs], self.e_col + pairs - 1)
 
-    def power_terms(self, pairs: np.ndarray, weight=1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``weight * power`` of each pair as entries: (index into ``pairs``, column, value)."""
-        weight = np.broadcast_to(np.asarray(weight, dtype=float), pairs.shape) / self.gain
-        which = np.arange(pairs.size)
-        return (
-            np.concatenate([which, which]),
-            np.concatenate([self.e_col + pairs, self.previous_energy_cols(pairs)]),
-            np.concatenate([weight, -weight]),
-        )
+def build_core(
+    instance: Instance, va: VehicleArrays, windows: Windows, model: LpModel, *, lazy: bool = False
+) -> CoreIndex:
+    """Add the power, energy, taper, target, site, demand and wear parts of the model.
 
-    def add_power_rows(self, model: LpModel, first_row: int, row_of_pair: np.ndarray, pairs: np.ndarray, weight=1.0):
-        """Add ``weight * power[pair]`` to row ``first_row + row_of_pair[i]`` for each ``pairs[i]``."""
-        which, cols, values = self.power_terms(pairs, weight)
-        model.add_entries(first_row + row_of_pair[which], cols, values)
-
-
-def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: LpModel) -> CoreIndex:
-    """Add the energy, power, taper, target, site, demand and wear parts of the model."""
+    With ``lazy``, taper rows and C-rate hinges are not added but kept in ``core.lazy``: pass it
+    to ``model.solve(lazy=...)``, which adds those the solution breaks (see ``LazyCuts``).
+    """
     dt = instance.slot_hours
     gain = instance.charging_efficiency * dt
-    wear = instance.wear
     num_vehicles = len(instance.vehicles)
     length = windows.length
     first_pair = np.concatenate([[0], np.cumsum(length)])
@@ -207,42 +302,23 @@ def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: L
     pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
     pair_slot = windows.start[pair_vehicle] + pair_k
     n = pair_vehicle.size
-    pairs = np.arange(n)
-    max_kw = windows.max_kw[pair_vehicle]
+    price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
 
-    # Energy cost of power, price * dt * (e[k] - e[k-1]) / gain, telescoped onto the energy columns.
-    price_cost = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)[pair_slot] * dt / gain
-    e_cost = price_cost.copy()
-    later = pairs[pair_k > 0]
-    np.subtract.at(e_cost, later - 1, price_cost[later])
-    initial_cost = np.zeros(num_vehicles)
-    firsts = first_pair[:-1][length > 0]
-    initial_cost[pair_vehicle[firsts]] = -price_cost[firsts]
-    initial_col = model.add_cols(initial_cost, va.initial_kwh, va.initial_kwh)
-    # The battery cannot hold more than it could have been given by the end of the slot.
-    reachable_kwh = np.minimum(va.initial_kwh[pair_vehicle] + gain * max_kw * (pair_k + 1), va.max_kwh[pair_vehicle])
-    e_col = model.add_cols(e_cost, va.initial_kwh[pair_vehicle], np.maximum(reachable_kwh, va.initial_kwh[pair_vehicle]))
+    p_col = model.add_cols(price[pair_slot] * dt, 0.0, windows.max_kw[pair_vehicle])
+    e_col = model.add_cols(np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle])
     shortfall_max = np.maximum(va.target_kwh - va.initial_kwh, 0.0)
     # A vehicle without a window leaves with its whole shortfall: fix it through its bounds.
     u_col = model.add_cols(va.penalty_mxn_per_kwh, np.where(length > 0, 0.0, shortfall_max), shortfall_max)
-    core = CoreIndex(pair_vehicle, pair_slot, first_pair, e_col, initial_col, u_col, None, gain)
-    previous = core.previous_energy_cols(pairs)
 
-    # Power bounds, one ranged row per pair: 0 <= e[k] - e[k-1] <= gain * max_kw. With a C-rate
-    # wear cost, power above the threshold goes through c[k] in [0, max_kw - threshold], priced
-    # per kWh: 0 <= e[k] - e[k-1] - gain * c[k] <= gain * threshold, so c = max(0, p - threshold)
-    # at the optimum without a row of its own.
-    c_rate_kw = wear.c_rate_threshold_per_h * va.capacity_kwh[pair_vehicle]
-    fast = (max_kw > c_rate_kw + 1e-9) if wear.high_c_rate_mxn_per_kwh > 0 else np.zeros(n, dtype=bool)
-    row = model.add_rows(0.0, gain * np.where(fast, c_rate_kw, max_kw), n)
+    # Energy balance, one equality row per pair: e[t] - e[t-1] - gain * p[t] = 0 (initial energy
+    # on the right-hand side for the first slot of the window).
+    rhs = np.where(pair_k == 0, va.initial_kwh[pair_vehicle], 0.0)
+    row = model.add_rows(rhs, rhs, n)
+    pairs = np.arange(n)
     model.add_entries(row + pairs, e_col + pairs, 1.0)
-    model.add_entries(row + pairs, previous, -1.0)
-    fast_pairs = pairs[fast]
-    if fast_pairs.size:
-        c_col = model.add_cols(
-            np.full(fast_pairs.size, wear.high_c_rate_mxn_per_kwh * dt), 0.0, max_kw[fast] - c_rate_kw[fast]
-        )
-        model.add_entries(row + fast_pairs, c_col + np.arange(fast_pairs.size), -gain)
+    model.add_entries(row + pairs, p_col + pairs, -gain)
+    later = pairs[pair_k > 0]
+    model.add_entries(row + later, e_col + later - 1, -1.0)
 
     # Departure target: e[last] + u >= target.
     with_window = np.flatnonzero(length > 0)
@@ -250,24 +326,26 @@ def build_core(instance: Instance, va: VehicleArrays, windows: Windows, model: L
     model.add_entries(row + np.arange(with_window.size), e_col + first_pair[with_window + 1] - 1, 1.0)
     model.add_entries(row + np.arange(with_window.size), u_col + with_window, 1.0)
 
-    _add_taper(instance, va, windows, model, core)
+    taper = _taper_rows(instance, va, windows, first_pair)
+    if not lazy:
+        _add_taper(model, taper, p_col, e_col)
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
     site = np.asarray(instance.site_limit_kw, dtype=float)
     row = model.add_rows(-INF, site[slots], slots.size)
-    core.add_power_rows(model, row, slot_of_pair, pairs)
+    model.add_entries(row + slot_of_pair, p_col + pairs, 1.0)
 
-    core.peak_col = _add_demand(instance, model, core)
-    _add_high_soc_wear(instance, va, windows, model, core, reachable_kwh)
+    peak_col = _add_demand(instance, model, pair_slot, p_col)
+    c_rate = _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col, lazy=lazy)
+    core = CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_col)
+    if lazy:
+        core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * instance.slot_hours)
     return core
 
 
-def _add_taper(instance, va, windows, model, core: CoreIndex) -> None:
-    """p[v,t] - b * e[v,t] <= a for every taper line that can bind within the vehicle's range.
-
-    In energy terms (times gain): (1 - gain * b) * e[k] - e[k-1] <= gain * a.
-    """
+def _taper_rows(instance, va, windows, first_pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, a, b) of every row p[v,t] - b * e[v,t] <= a of a taper line that can bind."""
     line_vehicle, line_a, line_b = [], [], []
     for v, vehicle in enumerate(instance.vehicles):
         if windows.end[v] <= windows.start[v]:
@@ -279,25 +357,31 @@ def _add_taper(instance, va, windows, model, core: CoreIndex) -> None:
                 line_a.append(a)
                 line_b.append(b)
     if not line_vehicle:
-        return
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
     line_vehicle = np.array(line_vehicle)
     count = windows.length[line_vehicle]
     k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    pair = np.repeat(core.first_pair[line_vehicle], count) + k
+    pair = np.repeat(first_pair[line_vehicle], count) + k
     a, b, v = np.repeat(line_a, count), np.repeat(line_b, count), np.repeat(line_vehicle, count)
     # Early in the window the battery cannot yet be high enough for the line to bind: skip those.
-    gain = core.gain
+    gain = instance.charging_efficiency * instance.slot_hours
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
-    pair, a, b = pair[keep], a[keep], b[keep]
-    row = model.add_rows(-INF, gain * a, pair.size)
+    return pair[keep], a[keep], b[keep]
+
+
+def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
+    pair, a, b = taper
+    if not pair.size:
+        return
+    row = model.add_rows(-INF, a, pair.size)
     rows = row + np.arange(pair.size)
-    model.add_entries(rows, core.e_col + pair, 1.0 - gain * b)
-    model.add_entries(rows, core.previous_energy_cols(pair), -1.0)
+    model.add_entries(rows, p_col + pair, 1.0)
+    model.add_entries(rows, e_col + pair, -b)
 
 
-def _add_demand(instance: Instance, model: LpModel, core: CoreIndex) -> int | None:
+def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int) -> int | None:
     if instance.demand_charge_mxn_per_kw <= 0:
         return None
     demand = np.array(instance.demand_mask())
@@ -305,41 +389,65 @@ def _add_demand(instance: Instance, model: LpModel, core: CoreIndex) -> int | No
     floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
     peak_col = model.add_cols([instance.demand_charge_mxn_per_kw], floor_kw, INF)
     model.offset -= instance.demand_charge_mxn_per_kw * instance.month_peak_kw
-    in_demand = np.flatnonzero(demand[core.pair_slot])
-    slots, slot_of_pair = np.unique(core.pair_slot[in_demand], return_inverse=True)
+    in_demand = np.flatnonzero(demand[pair_slot])
+    slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
     row = model.add_rows(-INF, -base[slots], slots.size)
-    core.add_power_rows(model, row, slot_of_pair, in_demand)
+    model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
     model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
     return peak_col
 
 
-def _add_high_soc_wear(instance, va, windows, model, core: CoreIndex, reachable_kwh: np.ndarray) -> None:
-    """Hinges ``h >= e - threshold`` for time at high SoC, only where the battery can get there."""
+def _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col, *, lazy: bool):
+    """Hinge variables for time at high SoC and for high C-rate, only where they can be non-zero.
+
+    Returns the C-rate hinges as (pairs, threshold kW); with ``lazy`` they are not added.
+    """
+    no_c_rate = (np.zeros(0, dtype=int), np.zeros(0))
     wear = instance.wear
-    if wear.high_soc_mxn_per_kwh_h <= 0:
-        return
     dt = instance.slot_hours
     length = windows.length
     high_soc_kwh = wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
-    # Energy above the threshold before the window (constant) costs regardless of the plan.
-    before = (windows.start - va.arrival_slot) * (length > 0) + (va.departure_slot - va.arrival_slot) * (length == 0)
-    model.offset += (
-        wear.high_soc_mxn_per_kwh_h
-        * dt
-        * float((np.maximum(va.initial_kwh - high_soc_kwh, 0.0) * np.maximum(before, 0)).sum())
-    )
-    pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[core.pair_vehicle] + 1e-9)
-    if not pairs.size:
-        return
-    v = core.pair_vehicle[pairs]
-    # The window's last energy is held until departure: weight it by the slots left.
-    is_last = pairs == core.first_pair[v + 1] - 1
-    held_slots = np.where(is_last, 1 + va.departure_slot[v] - windows.end[v], 1)
-    col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots, 0.0, INF)
-    row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
-    k = np.arange(pairs.size)
-    model.add_entries(row + k, core.e_col + pairs, 1.0)
-    model.add_entries(row + k, col + k, -1.0)
+    if wear.high_soc_mxn_per_kwh_h > 0:
+        # Energy above the threshold before the window (constant) costs regardless of the plan.
+        before = (windows.start - va.arrival_slot) * (length > 0) + (va.departure_slot - va.arrival_slot) * (
+            length == 0
+        )
+        model.offset += (
+            wear.high_soc_mxn_per_kwh_h
+            * dt
+            * float((np.maximum(va.initial_kwh - high_soc_kwh, 0.0) * np.maximum(before, 0)).sum())
+        )
+        # Only where the battery can be above the threshold by the end of the slot.
+        k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
+        reachable_kwh = np.minimum(
+            va.initial_kwh[pair_vehicle] + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (k + 1),
+            va.max_kwh[pair_vehicle],
+        )
+        pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[pair_vehicle] + 1e-9)
+        if pairs.size:
+            v = pair_vehicle[pairs]
+            # The window's last energy is held until departure: weight it by the slots left.
+            is_last = pairs == first_pair[v + 1] - 1
+            held_slots = np.where(is_last, 1 + va.departure_slot[v] - windows.end[v], 1)
+            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots, 0.0, INF)
+            row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
+            k = np.arange(pairs.size)
+            model.add_entries(row + k, e_col + pairs, 1.0)
+            model.add_entries(row + k, col + k, -1.0)
+    if wear.high_c_rate_mxn_per_kwh <= 0:
+        return no_c_rate
+    c_rate_kw = wear.c_rate_threshold_per_h * va.capacity_kwh
+    pairs = np.flatnonzero((windows.max_kw > c_rate_kw + 1e-9)[pair_vehicle])
+    if lazy:
+        return pairs, c_rate_kw[pair_vehicle[pairs]]
+    if pairs.size:
+        v = pair_vehicle[pairs]
+        col = model.add_cols(np.full(pairs.size, wear.high_c_rate_mxn_per_kwh * dt), 0.0, INF)
+        row = model.add_rows(-INF, c_rate_kw[v], pairs.size)
+        k = np.arange(pairs.size)
+        model.add_entries(row + k, p_col + pairs, 1.0)
+        model.add_entries(row + k, col + k, -1.0)
+    return no_c_rate
 
 
 def add_charger_limits(
@@ -365,7 +473,7 @@ def add_charger_limits(
     row_of_key = np.cumsum(binding) - 1
     row = model.add_rows(-INF, limit[binding], int(binding.sum()))
     keep = binding[key_of_pair]
-    core.add_power_rows(model, row, row_of_key[key_of_pair[keep]], pairs[keep])
+    model.add_entries(row + row_of_key[key_of_pair[keep]], core.p_col + pairs[keep], 1.0)
 
 
 def add_group_limits(
@@ -397,7 +505,7 @@ def add_group_limits(
             row_of_slot = np.full(slots.size, -1)
             row = model.add_rows(-INF, capacity_kw, binding.size)
             row_of_slot[binding] = row + np.arange(binding.size)
-            core.add_power_rows(model, 0, row_of_slot[slot_of_pair[keep]], pairs[keep])
+            model.add_entries(row_of_slot[slot_of_pair[keep]], core.p_col + pairs[keep], 1.0)
         present = np.bincount(slot_of_pair)
         crowded = np.flatnonzero(present > count)
         if not crowded.size:
@@ -411,7 +519,7 @@ def add_group_limits(
             # p <= max_kw * x
             row = model.add_rows(-INF, 0.0, new.size)
             k = np.arange(new.size)
-            core.add_power_rows(model, row, k, new)
+            model.add_entries(row + k, core.p_col + new, 1.0)
             model.add_entries(row + k, col + k, -windows.max_kw[core.pair_vehicle[new]])
         x_cols = np.array([occupancy_col[q] for q in crowded_pairs.tolist()])
         row_of_slot = np.full(slots.size, -1)
@@ -423,7 +531,6 @@ def add_group_limits(
 def power_matrix(core: CoreIndex, windows: Windows, x: np.ndarray, num_vehicles: int, num_slots: int) -> np.ndarray:
     """Grid power (kW) per vehicle and slot from a solution, clipped to the bounds the LP had."""
     power = np.zeros((num_vehicles, num_slots))
-    pairs = np.arange(core.num_pairs)
-    p = (x[core.e_col + pairs] - x[core.previous_energy_cols(pairs)]) / core.gain
+    p = x[core.p_col : core.p_col + core.num_pairs]
     power[core.pair_vehicle, core.pair_slot] = np.clip(p, 0.0, windows.max_kw[core.pair_vehicle])
     return power

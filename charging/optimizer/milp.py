@@ -73,7 +73,7 @@ def solve_milp(
 
     # p = sum_c q
     row = model.add_rows(0.0, 0.0, core.num_pairs)
-    core.add_power_rows(model, row, np.arange(core.num_pairs), np.arange(core.num_pairs))
+    model.add_entries(row + np.arange(core.num_pairs), core.p_col + np.arange(core.num_pairs), 1.0)
     model.add_entries(row + trip_pair, q_col + k, -1.0)
     # q <= kw * z
     row = model.add_rows(-INF, 0.0, n)

@@ -72,6 +72,40 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
     return base * priority_factor * departure_factor
 
 
+def compatible_connectors(instance: Instance) -> list[np.ndarray]:
+    """Per vehicle, indices of its compatible connectors (into ``instance.connectors()``).
+
+    Computed once per distinct (fixed connector, kinds, connector ids) combination: a depot has
+    a handful of those, and checking every vehicle against every connector is quadratic.
+    The arrays are shared between vehicles: read them, never write to them.
+    """
+    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
+    by_rule: dict[tuple, np.ndarray] = {}
+    result = []
+    for vehicle in instance.vehicles:
+        rule = (vehicle.fixed_connector_id, vehicle.compatible_kinds, vehicle.compatible_connector_ids)
+        if rule not in by_rule:
+            by_rule[rule] = np.array([index[co.id] for _, co in instance.compatible_connectors(vehicle)], dtype=int)
+        result.append(by_rule[rule])
+    return result
+
+
+def connector_max_kw(instance: Instance) -> np.ndarray:
+    """Per connector (``instance.connectors()`` order), the most it can give alone on its charger."""
+    return np.array([min(co.max_kw, ch.max_kw) for ch, co in instance.connectors()], dtype=float)
+
+
+def best_max_kw(instance: Instance, compatible: list[np.ndarray]) -> np.ndarray:
+    """Per vehicle, the most it can draw on its best compatible connector (0 without one)."""
+    connector_kw = connector_max_kw(instance)
+    return np.array(
+        [
+            min(vehicle.max_charge_kw, float(connector_kw[c].max())) if c.size else 0.0
+            for vehicle, c in zip(instance.vehicles, compatible, strict=True)
+        ]
+    )
+
+
 def effective_max_kw(vehicle: Vehicle, charger: Charger, connector: Connector) -> float:
     """The most this vehicle can draw on this connector when alone on its charger."""
     return min(vehicle.max_charge_kw, connector.max_kw, charger.max_kw)

@@ -15,6 +15,7 @@ Every plan is priced by the evaluator; ``solver.gap`` compares it with the relax
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .instance import Instance
 from .lp import LpModel, Windows, add_charger_limits, add_group_limits, build_core, power_matrix
 from .milp import count_binaries, solve_milp
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
-from .quantities import effective_max_kw, vehicle_arrays
+from .quantities import best_max_kw, connector_max_kw, vehicle_arrays
 from .reasons import explain_shortfalls
 
 METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
@@ -34,6 +35,9 @@ AUTO_MILP_MAX_BINARIES = 3_000
 AUTO_MILP_TIME_LIMIT_S = 10.0
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
+# When the relaxed power breaks charger limits for at most this many vehicles, only they are
+# re-solved (the others keep their relaxed power); above it, the whole night is.
+REPAIR_MAX_VEHICLES = 200
 
 
 def solve(instance: Instance, method: str = "auto", *, time_limit_s: float | None = None) -> Plan:
@@ -82,19 +86,13 @@ def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
 
 def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int]]:
     """Solve the aggregated relaxation; returns (bound MXN, relaxed power [vehicle, slot], size)."""
-    connectors = instance.connectors()
-    best_kw = np.array(
-        [
-            max((effective_max_kw(vehicle, *connectors[c]) for c in compatible[v]), default=0.0)
-            for v, vehicle in enumerate(instance.vehicles)
-        ]
-    )
+    best_kw = best_max_kw(instance, compatible)
     has = np.array([c.size > 0 for c in compatible], dtype=bool)
     windows = Windows(start=va.arrival_slot, end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw)
     model = LpModel()
-    core = build_core(instance, va, windows, model)
+    core = build_core(instance, va, windows, model, lazy=True)
     add_group_limits(instance, core, windows, group_limits(instance, compatible), model)
-    solution = model.solve(time_limit_s=time_limit_s)
+    solution = model.solve(time_limit_s=time_limit_s, lazy=core.lazy)
     power = np.zeros((len(instance.vehicles), instance.num_slots))
     if solution.x is not None:
         power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
@@ -107,42 +105,73 @@ def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -
     assignment = assign_connectors(instance, va, compatible, relaxed_power)
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
     candidate = _plan(instance, assignment, relaxed_power, "lp", "Optimal (the relaxation fits the assignment)")
-    if evaluate(instance, candidate).ok:
+    evaluation = evaluate(instance, candidate)
+    power = None
+    if evaluation.ok:
         # Only solver dust (below the evaluator's tolerance) can lie outside the windows.
-        candidate = _plan(
-            instance, assignment, relaxed_power * _window_mask(instance, assignment), "lp", candidate.solver.status
-        )
-        candidate.solver.solve_time_s = time.perf_counter() - started
-        return explain_shortfalls(instance, finalize(instance, candidate))
+        power, status = relaxed_power * _window_mask(instance, assignment), candidate.solver.status
+    else:
+        power, status = _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s)
+    if power is None:
+        power, status = _window_lp(instance, va, assignment, time_limit_s)
+        if power is None:  # only on a time limit: keep the relaxed profile clipped to windows
+            power = relaxed_power * _window_mask(instance, assignment)
+    plan = _plan(instance, assignment, power, "lp", status)
+    plan.solver.solve_time_s = time.perf_counter() - started
+    return explain_shortfalls(instance, finalize(instance, plan))
+
+
+def _window_lp(instance, va, assignment: Assignment, time_limit_s) -> tuple[np.ndarray | None, str]:
+    """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
     assigned = assignment.connector >= 0
     windows = Windows(
         start=assignment.start,
         end=np.where(assigned, assignment.end, assignment.start),
-        max_kw=np.array(
-            [
-                effective_max_kw(vehicle, *connectors[assignment.connector[v]]) if assigned[v] else 0.0
-                for v, vehicle in enumerate(instance.vehicles)
-            ]
-        ),
+        max_kw=np.where(assigned, np.minimum(va.max_kw, connector_max_kw(instance)[assignment.connector]), 0.0),
     )
     charger_of_vehicle = np.array(
         [charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector], dtype=int
     )
     model = LpModel()
-    core = build_core(instance, va, windows, model)
+    core = build_core(instance, va, windows, model, lazy=True)
     add_charger_limits(instance, core, windows, charger_of_vehicle, model)
-    solution = model.solve(time_limit_s=time_limit_s)
-    if solution.x is None:  # only on a time limit: keep the relaxed profile clipped to windows
-        power = relaxed_power * _window_mask(instance, assignment)
-        status = f"re-solve failed ({solution.status}); relaxed power clipped to windows"
-    else:
-        power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
-        status = solution.status
-    plan = _plan(instance, assignment, power, "lp", status)
-    plan.solver.solve_time_s = time.perf_counter() - started
-    return explain_shortfalls(instance, finalize(instance, plan))
+    solution = model.solve(time_limit_s=time_limit_s, lazy=core.lazy)
+    if solution.x is None:
+        return None, f"re-solve failed ({solution.status}); relaxed power clipped to windows"
+    return power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots), solution.status
+
+
+def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s) -> tuple[np.ndarray | None, str]:
+    """When the relaxed power breaks only a few charger limits, re-solve just their vehicles.
+
+    The other vehicles keep their relaxed power: the small LP sees the site limit less their load
+    and their load added to the base load (for the peak), so it optimises the same objective over
+    the freed vehicles. ``solver.gap`` still measures the result against the full relaxation.
+    Returns ``(None, "")`` when a full re-solve is the better tool.
+    """
+    kinds = {v.kind for v in evaluation.violations}
+    chargers = {v.subject for v in evaluation.violations if v.kind == "charger_power"}
+    connectors = instance.connectors()
+    freed = np.array([c >= 0 and connectors[c][0].id in chargers for c in assignment.connector.tolist()], dtype=bool)
+    if kinds != {"charger_power"} or freed.sum() > REPAIR_MAX_VEHICLES:
+        return None, ""
+    others_kw = (relaxed_power * ~freed[:, None]).sum(axis=0)
+    index = np.flatnonzero(freed)
+    part = replace(
+        instance,
+        vehicles=tuple(instance.vehicles[v] for v in index),
+        site_limit_kw=tuple(np.maximum(np.asarray(instance.site_limit_kw) - others_kw, 0.0).tolist()),
+        base_load_kw=tuple((np.asarray(instance.base_load()) + others_kw).tolist()),
+    )
+    part_assignment = Assignment(assignment.connector[index], assignment.start[index], assignment.end[index])
+    part_power, status = _window_lp(part, vehicle_arrays(part), part_assignment, time_limit_s)
+    if part_power is None:
+        return None, ""
+    power = relaxed_power * _window_mask(instance, assignment)
+    power[index] = part_power
+    return power, f"{status} (relaxation, {index.size} vehicles re-solved for charger limits)"
 
 
 def _milp_plan(instance, va, compatible, time_limit_s) -> Plan | None:
