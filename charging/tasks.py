@@ -1,56 +1,59 @@
-"""Celery tasks for charging: thin wrappers that load by id and call the planning service."""
+"""Celery tasks for charging: thin wrappers that load by id and run the planning service as a recorded job.
+
+Both go through ``fleet.jobs.job_run``: a ``JobRun`` per attempt, one depot planned at a time (the lock
+group ``charging.plan``), and a redelivered message does not plan twice (its natural key).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 
 from celery import shared_task
 from django.core.cache import cache
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from charging.models import ChargingPlan
+from charging.nightly import PLAN_JOB, PLAN_LOCK_GROUP, plan_outcome
 from charging.planning import plan_depot_night
+from fleet import jobs, nightly
 from fleet.models import Depot
 
 logger = logging.getLogger(__name__)
 
 # Events arriving within this many seconds of the first one are folded into a single re-plan.
 REPLAN_COALESCE_SECONDS = 5
-TRANSIENT_ERRORS = (OperationalError, ConnectionError)
+REPLAN_JOB = "charging.replan"
+TRANSIENT_ERRORS = jobs.TRANSIENT_ERRORS
 
 
 def _replan_pending_key(depot_id: int) -> str:
     return f"charging:replan-pending:{depot_id}"
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
-)
-def plan_depot_night_task(depot_id: int, service_night: str) -> int | None:
+@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+def plan_depot_night_task(self, depot_id: int, service_night: str, job_run_id: int | None = None) -> int | None:
+    """Tonight's plan for one depot: the nightly job itself (same key, so planned once per night)."""
     depot = Depot.objects.filter(pk=depot_id).first()
     if depot is None:
         logger.info("depot %s is gone: nothing to plan", depot_id)
         return None
-    plan = plan_depot_night(depot=depot, service_night=dt.date.fromisoformat(service_night))
-    return plan.pk
+    done = nightly.run_job(
+        job=nightly.job_named(PLAN_JOB),
+        depot=depot,
+        night=dt.date.fromisoformat(service_night),
+        job_run_id=job_run_id,
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
+    return done.run.counts.get("plan_id")
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True, max_retries=5)
-def replan_depot_task(depot_id: int, service_night: str, reason: str = "") -> int | None:
-    # Clear the marker first: an event arriving while we plan schedules one more re-plan, so it is never lost.
-    cache.delete(_replan_pending_key(depot_id))
-    depot = Depot.objects.filter(pk=depot_id).first()
-    if depot is None:
-        return None
+def _replan(depot: Depot, night: dt.date, reason: str) -> jobs.Outcome:
     from charging.events import night_event_inputs  # events import this module: avoid the cycle
 
-    night = dt.date.fromisoformat(service_night)
     plan = plan_depot_night(
         depot=depot,
         service_night=night,
@@ -59,11 +62,44 @@ def replan_depot_task(depot_id: int, service_night: str, reason: str = "") -> in
         now=timezone.now(),
         **night_event_inputs(depot, night),
     )
-    return plan.pk
+    return plan_outcome(plan)
+
+
+@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+def replan_depot_task(
+    self, depot_id: int, service_night: str, reason: str = "", job_run_id: int | None = None
+) -> int | None:
+    # Clear the marker first: an event arriving while we plan schedules one more re-plan, so it is never lost.
+    cache.delete(_replan_pending_key(depot_id))
+    depot = Depot.objects.filter(pk=depot_id).first()
+    if depot is None:
+        return None
+    night = dt.date.fromisoformat(service_night)
+    # Each request is its own work (keyed by its message id): a redelivered copy of it does not re-plan again.
+    request_id = self.request.id or uuid.uuid4().hex
+    done = jobs.job_run(
+        job=REPLAN_JOB,
+        key=jobs.job_key(REPLAN_JOB, depot_id=depot.pk, night=night, extra=f"request={request_id}"),
+        work=lambda: _replan(depot, night, reason),
+        lock_scope=f"{PLAN_LOCK_GROUP}:depot={depot.pk}",
+        job_run_id=job_run_id,
+        task_name=self.name,
+        arguments={"depot_id": depot.pk, "service_night": service_night, "reason": reason},
+        depot_id=depot.pk,
+        night=night,
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
+    return done.run.counts.get("plan_id")
 
 
 def request_replan(*, depot: Depot, service_night: dt.date, reason: str) -> bool:
     """Ask for a re-plan of ``depot`` after the current transaction commits; bursts coalesce.
+
+    The first request sets a marker in the cache (Redis in production, shared by every process) and sends
+    the re-plan with a delay of ``REPLAN_COALESCE_SECONDS``; requests while the marker is set are folded into
+    it. The re-plan clears the marker when it starts, so a change made while it runs gets a re-plan of its
+    own: a burst gives one re-plan, or two if it straddles the start of the first.
 
     Returns whether a new re-plan was scheduled (False: one is already pending and will see this change).
     """

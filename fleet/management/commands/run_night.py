@@ -1,4 +1,9 @@
-"""``manage.py run_night``: run the registered overnight jobs in-process, for one depot or all of them."""
+"""``manage.py run_night``: run the registered overnight jobs in-process (or on the workers), per depot.
+
+Each job is recorded as a ``JobRun`` and done once per depot and night: running the command again skips
+what is already done ("already done") unless ``--force``. ``--dispatch`` sends one task per depot to the
+Celery workers instead (``fleet.job_tasks.nightly_depot_task``), after the command's transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import argparse
 import datetime as dt
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 
 from fleet import nightly
@@ -37,6 +44,14 @@ class Command(BaseCommand):
             type=_date,
             help="The night that starts on the evening of this local date (default: today in each depot's zone).",
         )
+        parser.add_argument(
+            "--force", action="store_true", help="Run jobs again even if they already succeeded for that night."
+        )
+        parser.add_argument(
+            "--dispatch",
+            action="store_true",
+            help="Send one task per depot to the Celery workers (needs REDIS_URL) instead of running here.",
+        )
 
     def handle(self, *args, **options) -> None:
         depots = (
@@ -54,6 +69,9 @@ class Command(BaseCommand):
         if not depots:
             self.stdout.write("No depots: nothing to run (try `manage.py load_demo`).")
             return
+        if options["dispatch"]:
+            self._dispatch(depots, options["date"], force=options["force"])
+            return
         started = time.perf_counter()
         failures = 0
         for depot in depots:
@@ -62,8 +80,10 @@ class Command(BaseCommand):
             if not jobs:
                 self.stdout.write("  no jobs to run")
                 continue
-            for result in nightly.run_night(depot=depot, night=night, jobs=jobs):
+            for result in nightly.run_night(depot=depot, night=night, jobs=jobs, force=options["force"]):
                 status = self.style.SUCCESS("ok    ") if result.ok else self.style.ERROR("FAILED")
+                if result.already_done:
+                    status = self.style.SUCCESS("done  ")
                 self.stdout.write(f"  {status} {result.job.name:<40} {result.summary}  ({result.seconds:.1f} s)")
                 failures += not result.ok
         self.stdout.write(
@@ -71,6 +91,18 @@ class Command(BaseCommand):
         )
         if failures:
             raise CommandError(f"{failures} nightly job run(s) failed; see above and the log.")
+
+    def _dispatch(self, depots: list[Depot], night: dt.date | None, *, force: bool) -> None:
+        from fleet.job_tasks import nightly_depot_task
+
+        if not settings.REDIS_URL:
+            raise CommandError("--dispatch needs a broker (REDIS_URL); without one, run the jobs here (no --dispatch).")
+        with transaction.atomic():
+            for depot in depots:
+                kwargs = {"depot_id": depot.pk, "night": night.isoformat() if night else None, "force": force}
+                transaction.on_commit(lambda kwargs=kwargs: nightly_depot_task.apply_async(kwargs=kwargs))
+                self.stdout.write(f"sent: {depot.name} ({depot.code}), night of {night or 'today (depot time)'}")
+        self.stdout.write(f"{len(depots)} depot task(s) sent; follow them in the admin under Job runs.")
 
     def _depots(self, wanted: str) -> list[Depot]:
         organization_slug, _, code = wanted.rpartition("/")

@@ -1,0 +1,107 @@
+"""Celery tasks of the overnight jobs: thin, they take ids and ISO dates and go through ``fleet.jobs``.
+
+- ``nightly_job_task(job, depot_id)``: what Celery beat sends for each job and depot (``seed_schedules``);
+  the night is the depot's local date when the task runs.
+- ``nightly_depot_task(depot_id, night)``: all of a depot's jobs in stage order (``run_night --dispatch``).
+- ``job_chunk_task(job, ids, key, ...)``: one chunk of a fanned-out job (``fleet.jobs.fan_out``).
+
+All are idempotent (each run is claimed by its natural key), hence acknowledged late and redelivered when
+their worker is lost; transient database and broker errors retry with backoff (``IDEMPOTENT_TASK_OPTIONS``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from fleet import jobs, nightly
+from fleet.models import Depot
+
+logger = logging.getLogger(__name__)
+
+
+def _night(depot: Depot, night: str | None) -> dt.date:
+    return dt.date.fromisoformat(night) if night else timezone.localdate(timezone=depot.zone)
+
+
+@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+def nightly_job_task(
+    self, job: str, depot_id: int, night: str | None = None, job_run_id: int | None = None
+) -> str | None:
+    depot = Depot.objects.filter(pk=depot_id).first()
+    if depot is None:
+        logger.info("depot %s is gone: nothing to run for %s", depot_id, job)
+        return None
+    nightly_job = nightly.job_named(job)
+    if nightly_job is None:
+        # A schedule outlived its job (renamed or removed): say so, and let re-seeding remove the schedule.
+        logger.error("no nightly job named %r is registered; re-run manage.py seed_schedules", job)
+        return None
+    done = nightly.run_job(
+        job=nightly_job,
+        depot=depot,
+        night=_night(depot, night),
+        job_run_id=job_run_id,
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
+    return done.outcome.summary
+
+
+@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+def nightly_depot_task(self, depot_id: int, night: str | None = None, force: bool = False) -> list[str]:
+    """Every registered job of one depot for one night, in stage order, each recorded on its own.
+
+    A job's failure does not stop the depot's later jobs; a transient error retries the whole task, whose
+    jobs already done are then skipped.
+    """
+    depot = Depot.objects.filter(pk=depot_id).first()
+    if depot is None:
+        return []
+    night_date = _night(depot, night)
+    summaries = []
+    for job in nightly.registered_jobs():
+        try:
+            done = nightly.run_job(
+                job=job,
+                depot=depot,
+                night=night_date,
+                force=force and not self.request.retries,
+                worker=self.request.hostname or "",
+                celery_task_id=self.request.id or "",
+            )
+            summaries.append(f"{job.name}: {done.outcome.summary}")
+        except jobs.TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # recorded as a failed JobRun; the depot's other jobs still run
+            logger.exception("nightly job %s failed for depot %s, night %s", job.name, depot.code, night_date)
+            summaries.append(f"{job.name}: FAILED {type(exc).__name__}: {exc}")
+    return summaries
+
+
+@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+def job_chunk_task(
+    self,
+    job: str,
+    ids: list[int],
+    key: str,
+    night: str | None = None,
+    depot_id: int | None = None,
+    job_run_id: int | None = None,
+) -> str:
+    nightly.discover()  # chunk functions register next to their nightly jobs
+    done = jobs.run_chunk(
+        job=job,
+        ids=ids,
+        key=key,
+        night=dt.date.fromisoformat(night) if night else None,
+        depot_id=depot_id,
+        job_run_id=job_run_id,
+        task_name=self.name,
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
+    return done.outcome.summary
