@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -150,10 +153,10 @@ class ChargingPlanViewSet(ScopedGenericViewSet, mixins.ListModelMixin, mixins.Re
     @action(detail=False, methods=["get"])
     def current(self, request):
         depot = scoped_depot(request, request.query_params.get("depot"))
-        night = night_param(request, depot)
-        plan = get_object_or_404(
-            self.get_queryset(), depot=depot, service_night=night, status=ChargingPlan.Status.ACTIVE
-        )
+        active = self.get_queryset().filter(depot=depot, status=ChargingPlan.Status.ACTIVE)
+        plan = _first_for(active, "service_night", nights_param(request, depot))
+        if plan is None:
+            raise Http404("No active plan for that night yet.")
         return Response(self.get_serializer(plan).data)
 
 
@@ -170,13 +173,12 @@ class VehiclePlanViewSet(ScopedGenericViewSet):
         vehicle = self.get_object()
         if vehicle.home_depot is None:
             return Response({"detail": "This vehicle has no home depot, so no depot plan."}, status=404)
-        night = night_param(request, vehicle.home_depot)
-        charge = get_object_or_404(
-            PlannedCharge.objects.select_related("vehicle", "connector__charger"),
-            vehicle=vehicle,
-            plan__service_night=night,
-            plan__status=ChargingPlan.Status.ACTIVE,
+        charges = PlannedCharge.objects.select_related("vehicle", "connector__charger").filter(
+            vehicle=vehicle, plan__status=ChargingPlan.Status.ACTIVE
         )
+        charge = _first_for(charges, "plan__service_night", nights_param(request, vehicle.home_depot))
+        if charge is None:
+            raise Http404("This vehicle is in no active plan for that night.")
         return Response(self.get_serializer(charge).data)
 
 
@@ -184,6 +186,23 @@ def scoped_depot(request, depot_id) -> Depot:
     if not depot_id or not str(depot_id).isdigit():
         raise serializers.ValidationError({"depot": ["Give the depot's id."]})
     return get_object_or_404(restrict(Depot.objects.select_related("tariff"), request.user, Action.VIEW), pk=depot_id)
+
+
+def nights_param(request, depot: Depot) -> list:
+    """The night asked for; without one, the night in progress and then the coming one (in the small hours the
+    night in progress may have no plan yet while the next one has)."""
+    if request.query_params.get("service_night"):
+        return [night_param(request, depot)]
+    now_night = current_service_night(depot)
+    return [now_night, now_night + dt.timedelta(days=1)]
+
+
+def _first_for(queryset, night_field: str, nights: list):
+    for night in nights:
+        found = queryset.filter(**{night_field: night}).first()
+        if found is not None:
+            return found
+    return None
 
 
 def night_param(request, depot: Depot):

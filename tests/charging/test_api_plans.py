@@ -166,3 +166,16 @@ def test_charger_profiles_are_valid_ocpp(night, api_client, version):
         validate_request("SetChargingProfile", request, version)
     foreign = night["plan_b"].depot.chargers.get()
     assert api_client.get(f"/api/v1/chargers/{foreign.pk}/charging-profiles/").status_code == 404
+
+
+def test_without_a_night_current_falls_back_from_the_night_in_progress_to_the_coming_one(two_depots, api_client):
+    from charging.planning import current_service_night
+
+    depot = two_depots["depot_a"]
+    coming = current_service_night(depot) + dt.timedelta(days=1)
+    plan = plan_depot_night(depot=depot, service_night=coming)
+    api_client.force_authenticate(two_depots["staff_a"])
+
+    response = api_client.get("/api/v1/charging-plans/current/", {"depot": depot.pk})
+
+    assert response.status_code == 200 and response.json()["id"] == plan.pk
