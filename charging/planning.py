@@ -261,6 +261,11 @@ def build_night(
         ).aggregate(peak=Max("peak_kw"))["peak"]
         or 0.0
     )
+    # The site's other loads reach their own peak in the demand periods whatever we do: that part of the
+    # month's demand charge is not tonight's charging's doing, so the plan pays only for what it adds.
+    demand_mask = demand_slots if demand_slots is not None else [True] * horizon.num_slots
+    base_peak = max((b for b, counts in zip(base_load, demand_mask, strict=True) if counts), default=0.0)
+    month_peak = max(month_peak, base_peak)
     instance = optimizer.Instance(
         horizon_start=horizon.start,
         num_slots=horizon.num_slots,

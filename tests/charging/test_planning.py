@@ -225,3 +225,16 @@ def test_replan_after_a_connector_fault_moves_the_bus_to_a_working_connector(dep
     charge = second.charges.get()
     assert charge.connector is not None and charge.connector != used
     assert charge.shortfall_kwh == pytest.approx(0, abs=0.05)
+
+
+def test_the_base_loads_own_peak_is_not_charged_to_the_plan(depot):
+    # 150 kW of other loads all day: punta demand from them alone is paid whatever the plan does.
+    depot.base_load_kw = [150.0] * 24
+    depot.save()
+    _bus_with_blocks(depot)
+
+    night = build_night(depot, NIGHT)
+    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+
+    assert night.instance.month_peak_kw == 150.0
+    assert float(plan.demand_cost) == pytest.approx(0.0, abs=0.01)  # the bus charges outside punta
