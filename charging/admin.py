@@ -355,3 +355,7 @@ class DepotEventAdmin(DepotScopedAdmin):
     list_select_related = ["depot", "vehicle", "connector__charger", "reported_by"]
     list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", "service_night"]
     readonly_fields = [f.name for f in DepotEvent._meta.fields]
+
+
+# Charging sessions (read-only, with a CSV export) live in their own module.
+import charging.sessions_admin  # noqa: E402,F401

@@ -382,3 +382,107 @@ class DepotEvent(DepotScoped, models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.depot} ({self.occurred_at:%Y-%m-%d %H:%M})"
+
+
+class ChargingSession(DepotScoped, models.Model):
+    """A charge that actually happened: posted by depot staff or a charger gateway, or found in telemetry.
+
+    Sessions away from any depot (a car on an outlet) have no depot and belong to the vehicle's
+    organisation. ``external_id`` is the sender's id for the session (for telemetry: derived from the
+    vehicle and the start), so re-sending is safe. ``cost`` is the energy priced at the tariff, minute by
+    minute; it is empty when no tariff applies, and ``cost_note`` says why.
+    """
+
+    depot_path = "depot"
+    organization_path = "vehicle__organization"
+
+    class Source(models.TextChoices):
+        STAFF = "staff", _("Depot staff")
+        CHARGER_GATEWAY = "charger_gateway", _("Charger gateway")
+        TELEMETRY = "telemetry", _("Detected from telemetry")
+
+    depot = models.ForeignKey(
+        Depot,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="charging_sessions",
+        help_text=_("Empty for a charge away from any depot."),
+    )
+    vehicle = models.ForeignKey("fleet.Vehicle", on_delete=models.PROTECT, related_name="charging_sessions")
+    connector = models.ForeignKey(
+        Connector, on_delete=models.SET_NULL, null=True, blank=True, related_name="charging_sessions"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    external_id = models.CharField(max_length=64, help_text=_("The sender's id for this session."))
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    energy_kwh = models.FloatField(validators=[MinValueValidator(0)], help_text=_("Energy drawn from the grid."))
+    start_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    end_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    max_kw = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    cost = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    cost_note = models.CharField(max_length=200, blank=True, help_text=_("Why the cost is empty, if it is."))
+    plan = models.ForeignKey(ChargingPlan, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ended_at__gt=models.F("started_at")), name="session_ends_after_start"),
+            models.CheckConstraint(condition=Q(energy_kwh__gte=0), name="session_energy_not_negative"),
+            models.CheckConstraint(
+                condition=Q(start_soc_pct__isnull=True) | Q(start_soc_pct__gte=0, start_soc_pct__lte=100),
+                name="session_start_soc_is_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_soc_pct__isnull=True) | Q(end_soc_pct__gte=0, end_soc_pct__lte=100),
+                name="session_end_soc_is_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_kw__isnull=True) | Q(max_kw__gte=0), name="session_max_power_not_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["source", "depot", "external_id"],
+                condition=Q(depot__isnull=False),
+                name="session_external_id_unique_per_depot",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "vehicle", "external_id"],
+                condition=Q(depot__isnull=True),
+                name="away_session_external_id_unique_per_vehicle",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["depot", "started_at"]),
+            models.Index(fields=["vehicle", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        where = self.depot or _("away")
+        return f"{self.vehicle} at {where} {self.started_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.started_at and self.ended_at and self.ended_at <= self.started_at:
+            errors["ended_at"] = _("A session ends after it starts.")
+        if self.connector_id and self.depot_id and self.connector.charger.depot_id != self.depot_id:
+            errors["connector"] = _("The connector is not at this depot.")
+        if self.connector_id and not self.depot_id:
+            errors["connector"] = _("A session away from any depot has no depot connector.")
+        if self.vehicle_id and self.depot_id and self.vehicle.organization_id != self.depot.organization_id:
+            errors["vehicle"] = _("The vehicle belongs to another organisation.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def duration_hours(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() / 3600.0
+
+    @property
+    def average_kw(self) -> float:
+        return self.energy_kwh / self.duration_hours if self.duration_hours > 0 else 0.0

@@ -2,6 +2,7 @@
 
 from charging.models import ChargingPlan
 from charging.planning import plan_depot_night
+from charging.sessions import sessions_detect_for_depot_night
 from fleet.jobs import Outcome
 from fleet.nightly import Stage, nightly_job
 
@@ -35,3 +36,7 @@ def plan_outcome(plan: ChargingPlan) -> Outcome:
 @nightly_job(stage=Stage.CHARGING_PLANS, name=PLAN_JOB, lock_group=PLAN_LOCK_GROUP)
 def plan_night(*, depot, night) -> Outcome:
     return plan_outcome(plan_depot_night(depot=depot, service_night=night))
+
+
+# Charges away from any depot, found in the depot's vehicles' telemetry (runs with the telemetry stage).
+nightly_job(stage=Stage.TELEMETRY, name="charging.sessions_from_telemetry")(sessions_detect_for_depot_night)

@@ -111,3 +111,11 @@ def request_replan(*, depot: Depot, service_night: dt.date, reason: str) -> bool
         )
     )
     return True
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True, max_retries=5)
+def sessions_detect_depotless_task(day: str | None = None) -> str:
+    """Charging sessions of the cars with no home depot, found in their telemetry (daily)."""
+    from charging.sessions import sessions_detect_for_depotless_vehicles
+
+    return sessions_detect_for_depotless_vehicles(day=dt.date.fromisoformat(day) if day else None)

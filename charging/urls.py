@@ -12,3 +12,10 @@ router.register("depot-events", plans_api.DepotEventViewSet, basename="depot-eve
 router.register("alerts", plans_api.AlertViewSet, basename="alert")
 
 urlpatterns = router.urls
+
+# Charging sessions and the reports on them (charging/sessions_api.py).
+from charging import sessions_api  # noqa: E402
+
+router.register("charging-sessions", sessions_api.ChargingSessionViewSet, basename="charging-session")
+router.register("reports", sessions_api.ReportViewSet, basename="report")
+urlpatterns = router.urls

@@ -175,6 +175,10 @@ EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH = env.float("EVFLEET_DEFAULT_ENERGY_PRICE_P
 EVFLEET_FORECAST_HORIZON_YEARS = env.float("EVFLEET_FORECAST_HORIZON_YEARS", default=10.0)
 EVFLEET_FORECAST_CHUNK_SIZE = env.int("EVFLEET_FORECAST_CHUNK_SIZE", default=200)
 EVFLEET_TELEMETRY_RETENTION_DAYS = env.int("EVFLEET_TELEMETRY_RETENTION_DAYS", default=90)
+# Charges found in telemetry away from depots: grid energy = battery energy / efficiency; "away" = this far
+# from every depot of the organisation.
+EVFLEET_AWAY_CHARGING_EFFICIENCY = env.float("EVFLEET_AWAY_CHARGING_EFFICIENCY", default=0.90)
+EVFLEET_DEPOT_RADIUS_M = env.float("EVFLEET_DEPOT_RADIUS_M", default=500.0)
 
 # Celery. No broker configured: run tasks eagerly in-process (embedded mode).
 CELERY_BROKER_URL = REDIS_URL or "memory://"

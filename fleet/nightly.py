@@ -195,6 +195,12 @@ NIGHTLY_SCHEDULE_PREFIX = "evfleet.nightly:"
 TELEMETRY_RETENTION_SCHEDULE = "evfleet.telemetry_prune"
 TELEMETRY_RETENTION_AT = dt.time(3, 0)  # Sundays, in the default depot time zone: the quietest hour of the week
 TELEMETRY_RETENTION_EXPIRE_SECONDS = 6 * 3600
+# Cars with no home depot have no per-depot job: their day is summarised once a day, organisation-wide.
+DEPOTLESS_SCHEDULES = (
+    ("evfleet.depotless.duty_cycles", "fleet.tasks.telemetry_duty_cycles_depotless", dt.time(0, 45)),
+    ("evfleet.depotless.charging_sessions", "charging.tasks.sessions_detect_depotless_task", dt.time(1, 0)),
+)
+DEPOTLESS_EXPIRE_SECONDS = 3 * 3600
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,19 @@ def wanted_schedules(depots: Iterable) -> list[WantedSchedule]:
                     ),
                 )
             )
+    for name, task, at in DEPOTLESS_SCHEDULES:
+        wanted.append(
+            WantedSchedule(
+                name=name,
+                task=task,
+                kwargs={},
+                at=at,
+                time_zone=settings.EVFLEET_DEFAULT_DEPOT_TIME_ZONE,
+                day_of_week="*",
+                expire_seconds=DEPOTLESS_EXPIRE_SECONDS,
+                description=f"Yesterday's {task.rsplit('.', 1)[1]} for cars with no home depot, daily.",
+            )
+        )
     retention_days = int(getattr(settings, "EVFLEET_TELEMETRY_RETENTION_DAYS", 90))
     wanted.append(
         WantedSchedule(

@@ -30,6 +30,16 @@ def telemetry_duty_cycles(day: str | None = None, vehicle_ids: list[int] | None 
 
 
 @shared_task(**RETRY)
+def telemetry_duty_cycles_depotless(day: str | None = None) -> int:
+    """Duty cycles of the cars with no home depot (the per-depot nightly jobs do every other vehicle)."""
+    from fleet.models import Vehicle
+    from fleet.telemetry.duty import duty_cycles_compute
+
+    ids = list(Vehicle.objects.filter(home_depot__isnull=True).values_list("pk", flat=True))
+    return duty_cycles_compute(day=dt.date.fromisoformat(day) if day else None, vehicle_ids=ids) if ids else 0
+
+
+@shared_task(**RETRY)
 def telemetry_capacity_estimates(vehicle_ids: list[int] | None = None, days: int = 14) -> int:
     """Record a telemetry capacity estimate for each vehicle with a qualifying charge in the last ``days``."""
     from fleet.models import Vehicle

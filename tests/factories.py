@@ -264,3 +264,31 @@ class SoHForecastFactory(factory.django.DjangoModelFactory):
     rul_days = 2500
     rul_efc = 2500.0
     points = factory.LazyFunction(list)
+
+
+from charging.models import ChargingSession  # noqa: E402
+
+
+class ChargingSessionFactory(factory.django.DjangoModelFactory):
+    """Goes through the service, so the cost is priced at the depot's tariff as in production."""
+
+    class Meta:
+        model = ChargingSession
+
+    depot = factory.SubFactory(DepotFactory)
+    vehicle = factory.SubFactory(
+        VehicleFactory,
+        organization=factory.SelfAttribute("..depot.organization"),  # away sessions: pass the vehicle
+        home_depot=factory.SelfAttribute("..depot"),
+    )
+    source = ChargingSession.Source.STAFF
+    external_id = factory.Sequence(lambda n: f"session-{n}")
+    started_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=3))
+    ended_at = factory.LazyAttribute(lambda o: o.started_at + dt.timedelta(hours=2))
+    energy_kwh = 100.0
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from charging.sessions import charging_session_record
+
+        return charging_session_record(**kwargs)[0]

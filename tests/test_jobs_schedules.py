@@ -66,9 +66,10 @@ def test_seeding_twice_creates_each_schedule_once_in_each_depots_time_zone(regis
 
     first, second = seed(), seed()
 
-    assert "7 created, 0 updated, 0 unchanged, 0 removed" in first  # 3 jobs x 2 depots + telemetry retention
-    assert "0 created, 0 updated, 7 unchanged, 0 removed" in second
-    assert PeriodicTask.objects.count() == 7
+    # 3 jobs x 2 depots, plus telemetry retention and the two daily jobs of the cars with no depot
+    assert "9 created, 0 updated, 0 unchanged, 0 removed" in first
+    assert "0 created, 0 updated, 9 unchanged, 0 removed" in second
+    assert PeriodicTask.objects.count() == 9
     assert when(schedule("test.duty_cycles", hmo)) == ("0", "30", "*", HERMOSILLO)
     assert when(schedule("test.forecasts", hmo)) == ("1", "30", "*", HERMOSILLO)
     assert when(schedule("test.plan", hmo)) == ("18", "0", "*", HERMOSILLO)
@@ -80,6 +81,9 @@ def test_seeding_twice_creates_each_schedule_once_in_each_depots_time_zone(regis
     retention = PeriodicTask.objects.get(name="evfleet.telemetry_prune")
     assert (retention.task, json.loads(retention.kwargs)) == ("fleet.tasks.telemetry_prune", {"older_than_days": 90})
     assert when(retention) == ("3", "0", "0", HERMOSILLO)  # Sundays 03:00
+    depotless = PeriodicTask.objects.get(name="evfleet.depotless.charging_sessions")
+    assert depotless.task == "charging.tasks.sessions_detect_depotless_task"
+    assert when(depotless) == ("1", "0", "*", HERMOSILLO)
 
 
 def test_a_new_planning_time_is_taken_on_reseeding_and_the_admins_switch_is_kept(registry, depots):
@@ -94,7 +98,7 @@ def test_a_new_planning_time_is_taken_on_reseeding_and_the_admins_switch_is_kept
     output = seed()
 
     assert "1 created" not in output and f"updated  evfleet.nightly:test.plan:depot={hmo.pk}" in output
-    assert "0 created, 1 updated, 6 unchanged" in output
+    assert "0 created, 1 updated, 8 unchanged" in output
     updated = schedule("test.plan", hmo)
     assert when(updated) == ("20", "45", "*", HERMOSILLO)
     assert updated.enabled is False
@@ -109,7 +113,7 @@ def test_schedules_of_a_removed_depot_are_removed(registry, depots):
 
     output = seed()
 
-    assert "0 created, 0 updated, 4 unchanged, 3 removed" in output
+    assert "0 created, 0 updated, 6 unchanged, 3 removed" in output
     assert not PeriodicTask.objects.filter(name__endswith=f"depot={tij_id}").exists()
     assert CrontabSchedule.objects.filter(timezone=HERMOSILLO).exists()
 

@@ -40,6 +40,14 @@ class Organization(OrganizationScoped, models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
+    default_tariff = models.ForeignKey(
+        "charging.Tariff",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Prices charges away from any depot (cars on outlets)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -47,6 +55,10 @@ class Organization(OrganizationScoped, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.default_tariff_id and self.pk and self.default_tariff.organization_id != self.pk:
+            raise ValidationError({"default_tariff": _("The tariff belongs to another organisation.")})
 
 
 class Depot(DepotScoped, models.Model):

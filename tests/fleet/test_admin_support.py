@@ -96,6 +96,7 @@ def depot_world(two_depots):
         w[f"job_run_{side}"] = JobRun.objects.create(
             job="charging.plan", key=f"plan:depot={depot.pk}:night={tomorrow}", depot=depot, status="succeeded"
         )
+        w[f"session_{side}"] = f.ChargingSessionFactory(depot=depot, vehicle=vehicle)
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -109,7 +110,7 @@ def depot_world(two_depots):
     f.DepotFactory(organization=w["other_org"], name="Guaymas")
 
     from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
-    from charging.models import Alert, Charger, ChargingPlan, DepotEvent, Tariff, TariffSeason
+    from charging.models import Alert, Charger, ChargingPlan, ChargingSession, DepotEvent, Tariff, TariffSeason
     from fleet.models import (
         Block,
         BlockAssignment,
@@ -140,6 +141,7 @@ def depot_world(two_depots):
         SoHForecast: w["forecast_a"],
         JobRun: w["job_run_a"],
         VehicleApiKey: w["api_key_a"],
+        ChargingSession: w["session_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -161,5 +163,6 @@ def depot_world(two_depots):
         SoHForecast: w["forecast_b"],
         JobRun: w["job_run_b"],
         VehicleApiKey: w["api_key_b"],
+        ChargingSession: w["session_b"],
     }
     return w
