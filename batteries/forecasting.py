@@ -11,6 +11,7 @@ What a pack's job is made of:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from batteries import forecast as core
@@ -150,25 +152,15 @@ def _cluster_key(pack: BatteryPack) -> tuple:
     return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
 
 
-def _calibrate(jobs: dict[int, tuple[BatteryPack, core.ForecastJob]]) -> dict[int, core.AgeingCalibration]:
-    observations = {pk: _observations(pack) for pk, (pack, _job) in jobs.items()}
-    own = {pk for pk, obs in observations.items() if core.enough_observations(obs)}
-    clusters: dict[tuple, list[int]] = defaultdict(list)
-    for pk in own:
-        clusters[_cluster_key(jobs[pk][0])].append(pk)
-    cluster_value = {
-        key: core.calibrate_cluster([(jobs[pk][1], observations[pk]) for pk in members])
-        for key, members in clusters.items()
-        if len(members) >= 2
-    }
-    calibrations = {}
-    for pk, (pack, job) in jobs.items():
-        fallback = cluster_value.get(_cluster_key(pack))
-        if pk in own:
-            calibrations[pk] = core.calibrate_pack(job, observations[pk], fallback=fallback)
-        else:
-            calibrations[pk] = fallback or core.prior_calibration(job.pack.chemistry)
-    return calibrations
+def _calibrate(
+    jobs: dict[int, tuple[BatteryPack, core.ForecastJob]],
+) -> tuple[dict[str, list[core.HealthObservation]], dict[str, tuple]]:
+    """What the fleet run calibrates from: each pack's observations and cluster key (chemistry, vehicle
+    model, depot), keyed by the job's pack id. The core fits packs with enough observations, else gives
+    a pack its cluster's value (2+ fitted packs), else the prior: from the forecast's own group runs."""
+    observations = {job.pack_id: _observations(pack) for pack, job in jobs.values()}
+    clusters = {job.pack_id: _cluster_key(pack) for pack, job in jobs.values()}
+    return observations, clusters
 
 
 def forecast_packs(
@@ -187,14 +179,12 @@ def forecast_packs(
         else:
             jobs[pack.pk] = (pack, job)
     try:
-        calibrations = _calibrate(jobs)
-        calibrated = [
-            core.ForecastJob(
-                **{**{f: getattr(job, f) for f in job.__dataclass_fields__}, "calibration": calibrations[pk]}
-            )
-            for pk, (_pack, job) in jobs.items()
+        fleet_jobs = [
+            dataclasses.replace(job, calibration=core.prior_calibration(job.pack.chemistry))
+            for _pack, job in jobs.values()
         ]
-        fleet = core.forecast_fleet(calibrated)
+        observations, clusters = _calibrate(jobs)
+        fleet = core.forecast_fleet(fleet_jobs, observations=observations, clusters=clusters)
     except Exception as exc:  # the run is recorded as failed, with the reason, and the error goes on
         ForecastRun.objects.filter(pk=run.pk).update(
             status=ForecastRun.Status.FAILED,
@@ -204,7 +194,7 @@ def forecast_packs(
         )
         raise
     done = failed = 0
-    for job in calibrated:
+    for job in fleet_jobs:
         pack = jobs[int(job.pack_id)][0]
         result = fleet.results.get(job.pack_id)
         if result is None:
@@ -330,9 +320,8 @@ def _peer_fade_rates(pack: BatteryPack, vehicle: Vehicle) -> list[float]:
         installations__vehicle__model_id=vehicle.model_id,
         installations__vehicle__home_depot_id=vehicle.home_depot_id,
     ).exclude(pk=pack.pk)
-    rates = []
-    for peer in peers:
-        latest = peer.forecasts.order_by("-as_of").first()
-        if latest is not None:
-            rates.append(latest.fade_pct_per_year)
-    return rates
+    # One query (the latest forecast's fade per peer as a subquery), not one per peer: the nightly job
+    # checks every pack, so a per-peer query grows with the square of the depot's fleet.
+    latest = SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values("fade_pct_per_year")[:1]
+    fades = peers.annotate(latest_fade=Subquery(latest)).values_list("latest_fade", flat=True)
+    return [fade for fade in fades if fade is not None]

@@ -1,14 +1,51 @@
-"""Battery health's overnight job: forecast every pack in the depot's vehicles."""
+"""Battery health's overnight job: forecast every pack in the depot's vehicles, in chunks workers share.
+
+A depot's packs are split into chunks of ``EVFLEET_FORECAST_CHUNK_SIZE`` (one Celery task each, recorded
+as its own JobRun and retried alone), so adding workers shortens the night. Packs are ordered so that
+similar duties fall into the same chunk: each chunk solves each of its duty signatures once.
+"""
+
+from django.conf import settings
 
 from batteries.forecasting import forecast_packs
+from batteries.models import BatteryPack
 from batteries.selectors import packs_in_depot
+from fleet.jobs import Outcome, chunk_job, fan_out, job_key
 from fleet.nightly import Stage, nightly_job
 
+DEPOT_JOB = "batteries.forecast_depot_packs"
+CHUNK_JOB = "batteries.forecast_packs"
 
-@nightly_job(stage=Stage.BATTERY_FORECASTS, name="batteries.forecast_depot_packs")
-def forecast_depot_packs(*, depot, night):
-    run = forecast_packs(packs=packs_in_depot(depot), as_of=night, trigger=f"nightly {depot.code}")
-    return (
+
+def chunk_size() -> int:
+    return int(getattr(settings, "EVFLEET_FORECAST_CHUNK_SIZE", 200))
+
+
+@chunk_job(CHUNK_JOB)
+def forecast_pack_chunk(*, ids, night) -> Outcome:
+    run = forecast_packs(packs=BatteryPack.objects.filter(pk__in=ids).order_by("serial"), as_of=night, trigger="chunk")
+    return Outcome(
         f"{run.packs_done}/{run.packs_total} packs forecast in {run.duty_groups} duty groups "
-        f"({run.packs_failed} failed, {run.duration_s:.0f} s)"
+        f"({run.packs_failed} failed, {run.duration_s:.0f} s)",
+        {"forecast_run": run.pk, "packs": run.packs_total, "done": run.packs_done, "failed": run.packs_failed},
     )
+
+
+@nightly_job(stage=Stage.BATTERY_FORECASTS, name=DEPOT_JOB)
+def forecast_depot_packs(*, depot, night) -> Outcome:
+    ids = list(
+        packs_in_depot(depot)
+        .order_by("chemistry", "installations__vehicle__model_id", "serial")
+        .values_list("pk", flat=True)
+    )
+    if len(ids) <= chunk_size():
+        return forecast_pack_chunk(ids=ids, night=night)
+    queued = fan_out(
+        job=CHUNK_JOB,
+        ids=ids,
+        chunk_size=chunk_size(),
+        parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night),
+        night=night,
+        depot_id=depot.pk,
+    )
+    return Outcome(f"{len(ids)} packs in {len(queued)} chunks", {"packs": len(ids), "chunks": len(queued)})

@@ -57,6 +57,7 @@ def run_case(case: Case, seed: int) -> dict:
     plan = solve(instance, "lp")
     solve_s = time.perf_counter() - started
     row = {"case": case.name, "vehicles": case.vehicles, "connectors": case.connectors, "seed": seed}
+    row["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     if case.kind == "replan":
         started = time.perf_counter()
         result = replan(instance, plan, REPLAN_NOW_SLOT)
@@ -151,12 +152,14 @@ def main() -> int:
     cases = QUICK if args.quick else FULL
     if args.only:
         cases = [c for c in FULL + QUICK if c.name in args.only.split(",")]
+    load_at_start = os.getloadavg()
     rows = []
     for case in cases:
         print(f"running {case.name} ...", flush=True)
         rows.append(run_case(case, args.seed))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     info = machine()
+    info["load_average_at_start"] = load_at_start
     info["load_average_at_end"] = os.getloadavg()
     print()
     print(table(rows))
@@ -176,7 +179,10 @@ def main() -> int:
         "Cost = energy + demand charge (MXN) over the night; short = shortfall kWh. Uncontrolled ignores the "
         "site limit (its violations are listed in the JSON). Peak is the highest punta-slot load incl. base "
         "load (0 when nobody charges in punta). Time is `solve(method='lp')` (relaxation bound + "
-        "connector assignment + re-solve) or, for replan cases, `replan()` on the remainder.",
+        "connector assignment + re-solve) or, for replan cases, `replan()` on the remainder. "
+        "Load average (1 min) when each case started: "
+        + ", ".join(f"{r['case']} {r['load_average_at_start'][0]:.2f}" for r in rows)
+        + ".",
         "",
         table(rows),
         "",

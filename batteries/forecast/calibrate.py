@@ -4,13 +4,19 @@ Cheap by construction: the SoH response to the rate factor is simulated once, on
 (lockstep members of one trajectory, one batched solve per re-simulation), and the least-squares fit
 in ln(factor) then interpolates that response (cubic spline in ln factor at each observation date).
 No PyBaMM call happens inside the optimiser.
+
+``calibrate_pack``/``calibrate_cluster`` simulate their own response (one pack's life on a grid of
+factors). At fleet scale ``forecast_fleet(jobs, observations=..., clusters=...)`` reads each observed
+pack's response off its duty group's run instead (the run the forecast needs anyway) and fits it with
+``fit_observed``: no simulation per pack.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +89,7 @@ def _fit(parts: list[tuple[SohResponse, np.ndarray, np.ndarray]], start: float) 
     return float(fit.x[0]), se, n
 
 
-def _arrays(observations: Sequence[HealthObservation]) -> tuple[list[dt.date], np.ndarray, np.ndarray]:
+def observation_arrays(observations: Sequence[HealthObservation]) -> tuple[list[dt.date], np.ndarray, np.ndarray]:
     obs = sorted(observations, key=lambda o: o.date)
     return (
         [o.date for o in obs],
@@ -105,7 +111,7 @@ def calibrate_pack(
     """
     if not enough_observations(observations):
         return fallback or prior_calibration(job.pack.chemistry)
-    dates, soh, unc = _arrays(observations)
+    dates, soh, unc = observation_arrays(observations)
     response = soh_response(prepare(job), job.in_service_date, dates)
     theta, se, n = _fit([(response, soh, unc)], start=0.0)
     return AgeingCalibration(math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n)
@@ -121,7 +127,7 @@ def calibrate_cluster(
     for job, observations in packs:
         if not observations:
             continue
-        dates, soh, unc = _arrays(observations)
+        dates, soh, unc = observation_arrays(observations)
         parts.append((soh_response(prepare(job), job.in_service_date, dates), soh, unc))
     if not parts:
         raise ValueError("no observations in the cluster")
@@ -131,3 +137,29 @@ def calibrate_cluster(
 
 def prior_calibration(chemistry: str) -> AgeingCalibration:
     return AgeingCalibration(1.0, get_preset(chemistry).prior_log_sigma, "prior", 0)
+
+
+def fit_observed(
+    parts: Mapping[str, tuple[SohResponse, np.ndarray, np.ndarray]],
+    clusters: Mapping[str, Hashable],
+) -> tuple[dict[str, AgeingCalibration], dict[Hashable, AgeingCalibration]]:
+    """Own fits of packs whose SoH responses are known, and cluster values.
+
+    ``parts``: pack id -> (response at its observation dates, observed SoH %, uncertainty %), for packs
+    with enough observations. ``clusters``: pack id -> cluster key. A cluster with two or more such
+    packs gets one factor fitted to all their observations (floor ``CLUSTER_LOG_SIGMA_FLOOR``).
+    """
+    own: dict[str, AgeingCalibration] = {}
+    for pack_id, part in parts.items():
+        theta, se, n = _fit([part], start=0.0)
+        own[pack_id] = AgeingCalibration(math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n)
+    members: dict[Hashable, list[str]] = defaultdict(list)
+    for pack_id in parts:
+        if clusters.get(pack_id) is not None:
+            members[clusters[pack_id]].append(pack_id)
+    cluster_value: dict[Hashable, AgeingCalibration] = {}
+    for key, pack_ids in members.items():
+        if len(pack_ids) >= 2:
+            theta, se, n = _fit([parts[p] for p in pack_ids], start=0.0)
+            cluster_value[key] = AgeingCalibration(math.exp(theta), max(se, CLUSTER_LOG_SIGMA_FLOOR), "cluster", n)
+    return own, cluster_value

@@ -27,19 +27,22 @@ import datetime as dt
 import math
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .calibrate import SohResponse, enough_observations, fit_observed, observation_arrays
 from .duty import representative_day
 from .forecast import PreparedJob, assemble, band_factors, horizon_end, prepare, run_members
 from .trajectory import FLAG_DUTY_EXCEEDS_CAPACITY, MemberTrajectory, TrajectorySettings, add_months
-from .types import ForecastJob, ForecastResult
+from .types import ForecastJob, ForecastResult, HealthObservation
 
 #: Largest ln-step between grid factors (SoH is interpolated by a cubic in the factor between them).
 GRID_LOG_STEP = 0.5
+#: The factors a group with observed packs must span so that calibration can find their rate.
+CALIBRATION_FACTORS = (0.25, 4.0)
 
 
 def _q(value: float, step: float) -> float:
@@ -121,6 +124,27 @@ def _group_series(
     return soh, res, sorted({f for m in longest for f in m.flags})
 
 
+def _rephased_changes(step: np.ndarray, offset_months: int) -> np.ndarray:
+    """Monthly SoH changes of a pack in service ``offset_months`` after the group start, from the group
+    run's monthly changes ``step`` (module docstring: same calendar month, the two ages around the
+    pack's, weighted linearly in age). Ends where the group run no longer covers the pack's age."""
+    r = offset_months % 12
+    changes = []
+    j = 0
+    while True:
+        older, younger = j + r, j + r - 12
+        if older < len(step) and younger >= 0:
+            changes.append(((12 - r) * step[older] + r * step[younger]) / 12)
+        elif older < len(step):
+            changes.append(step[older])
+        elif 0 <= younger < len(step):
+            changes.append(step[younger])
+        else:
+            break
+        j += 1
+    return np.asarray(changes, dtype=float)
+
+
 def _pack_trajectory(
     grid: list[float],
     members: list[MemberTrajectory],
@@ -131,26 +155,17 @@ def _pack_trajectory(
     fits: Callable[[float], bool],
 ) -> MemberTrajectory:
     """The pack's monthly trajectory from its in-service date ``start`` to ``end``; the pack went into
-    service ``offset_months`` after the group start (module docstring: same calendar month, ages around
-    the pack's)."""
+    service ``offset_months`` after the group start."""
     soh_g, res_g, end_flags = _group_series(grid, members, factor)
-    step = np.diff(soh_g)  # step[k]: SoH change in group month k
-    r = offset_months % 12
+    changes = _rephased_changes(np.diff(soh_g), offset_months)
     out = MemberTrajectory(factor, [start], [100.0], [1.0])
     soh, j = 100.0, 0
     while out.dates[-1] < end:
-        older, younger = j + r, j + r - 12
-        if older < len(step) and younger >= 0:
-            change = ((12 - r) * step[older] + r * step[younger]) / 12
-        elif older < len(step):
-            change = step[older]
-        elif younger >= 0 and younger < len(step):
-            change = step[younger]
-        else:  # the group run ends here: its horizon, or its members stopped (then so does the pack)
+        if j >= len(changes):  # the group run ends here: its horizon, or its members stopped (so does the pack)
             if end_flags:
                 out.stopped, out.flags = out.dates[-1], list(end_flags)
             break
-        soh += float(change)
+        soh += float(changes[j])
         j += 1
         out.dates.append(add_months(start, j))
         out.soh_pct.append(soh)
@@ -166,15 +181,81 @@ def _months_between(start: dt.date, later: dt.date) -> int:
     return months - 1 if add_months(start, months) > later else months
 
 
-def _run_group(
-    items: list[tuple[ForecastJob, PreparedJob]], settings: TrajectorySettings | None
-) -> tuple[list[ForecastResult], int]:
+@dataclass
+class _GroupRun:
+    """One duty group's simulation: grid members from the group's earliest in-service date."""
+
+    shared: PreparedJob
+    start: dt.date
+    end: dt.date
+    grid: list[float]
+    members: list[MemberTrajectory]
+    simulated_days: int
+
+
+def _simulate_group(
+    items: list[tuple[ForecastJob, PreparedJob]], factors: list[float], settings: TrajectorySettings | None
+) -> _GroupRun:
     shared = _quantised(items[0][1])
     start = min(job.in_service_date for job, _ in items)
     # A year beyond the oldest-equivalent horizon: the re-phasing reads up to 11 months ahead.
     end = max(horizon_end(job) - (job.in_service_date - start) for job, _ in items) + dt.timedelta(days=366)
-    grid = factor_grid([f for job, _ in items for f in band_factors(job.calibration)])
+    grid = factor_grid(factors)
     members, n_days = run_members(shared, start, end, grid, settings)
+    return _GroupRun(shared, start, end, grid, members, n_days)
+
+
+def _cover(run: _GroupRun, factors: list[float], settings: TrajectorySettings | None) -> None:
+    """Add grid members (same ln-step, outwards) until the grid spans ``factors``: a fitted pack's band
+    may reach beyond the calibration range."""
+    log_grid = sorted(math.log(f) for f in run.grid)
+    step = min(GRID_LOG_STEP, log_grid[1] - log_grid[0]) if len(log_grid) > 1 else GRID_LOG_STEP
+    extra, lo, hi = [], log_grid[0], log_grid[-1]
+    while math.log(min(factors)) < lo - 1e-6:
+        lo -= step
+        extra.append(math.exp(lo))
+    while math.log(max(factors)) > hi + 1e-6:
+        hi += step
+        extra.append(math.exp(hi))
+    if extra:
+        members, n_days = run_members(run.shared, run.start, run.end, extra, settings)
+        ordered = sorted(zip(run.grid + extra, run.members + members, strict=True), key=lambda pair: pair[0])
+        run.grid, run.members = [f for f, _ in ordered], [m for _, m in ordered]
+        run.simulated_days += n_days
+
+
+def _observed_response(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -> SohResponse:
+    """The pack's SoH at ``dates`` for each grid factor, re-phased from the group run like its forecast."""
+    offset = _months_between(run.start, job.in_service_date)
+    x = np.array([d.toordinal() for d in dates], dtype=float)
+    soh = np.full((len(run.members), len(dates)), np.nan)
+    for i, member in enumerate(run.members):
+        series = 100.0 + np.concatenate([[0.0], np.cumsum(_rephased_changes(np.diff(member.soh_pct), offset))])
+        months = np.array([add_months(job.in_service_date, k).toordinal() for k in range(len(series))], dtype=float)
+        soh[i] = np.interp(x, months, series, right=np.nan)
+    return SohResponse(tuple(dates), np.log(np.asarray(run.grid)), soh)
+
+
+def _calibration_part(
+    run: _GroupRun, job: ForecastJob, observations: Sequence[HealthObservation]
+) -> tuple[SohResponse, np.ndarray, np.ndarray] | None:
+    """The pack's response with its observed SoH and uncertainties, or None if too few observations
+    remain. An observation is left out where fewer than 3 grid members still run at its date (the
+    group's duty no longer fits there: a spline in the factor needs members on both sides)."""
+    dates, soh, unc = observation_arrays(observations)
+    response = _observed_response(run, job, dates)
+    usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
+    if usable.all():
+        return response, soh, unc
+    kept = [o for o, ok in zip(sorted(observations, key=lambda o: o.date), usable, strict=True) if ok]
+    if not enough_observations(kept):
+        return None
+    dates, soh, unc = observation_arrays(kept)
+    return _observed_response(run, job, dates), soh, unc
+
+
+def _assemble_group(run: _GroupRun, items: list[tuple[ForecastJob, PreparedJob]]) -> list[ForecastResult]:
+    shared = run.shared
 
     def fits(soh_pct: float) -> bool:
         day = representative_day(shared.profile, soh_pct / 100.0, shared.season_temps_k[0], shared.usable_soc_min)
@@ -182,10 +263,10 @@ def _run_group(
 
     out = []
     for job, prepared in items:
-        offset = _months_between(start, job.in_service_date)
+        offset = _months_between(run.start, job.in_service_date)
         pack_end = horizon_end(job)
         low, mid, high = (
-            _pack_trajectory(grid, members, f, job.in_service_date, offset, pack_end, fits)
+            _pack_trajectory(run.grid, run.members, f, job.in_service_date, offset, pack_end, fits)
             for f in band_factors(job.calibration)
         )
         own = PreparedJob(
@@ -195,7 +276,7 @@ def _run_group(
             shared.usable_soc_min,
         )
         out.append(assemble(job, own, low, mid, high, 0))
-    return out, n_days
+    return out
 
 
 @dataclass(frozen=True)
@@ -205,28 +286,84 @@ class FleetRun:
     simulated_days: int
 
 
+def _simulate_all(
+    groups: list[list[tuple[ForecastJob, PreparedJob]]],
+    factors: list[list[float]],
+    settings: TrajectorySettings | None,
+    workers: int,
+) -> list[_GroupRun]:
+    if workers > 1 and len(groups) > 1:
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding solver threads
+        with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context) as pool:
+            return list(pool.map(_simulate_group, groups, factors, [settings] * len(groups)))
+    return [_simulate_group(items, f, settings) for items, f in zip(groups, factors, strict=True)]
+
+
+def _band_span(items: list[tuple[ForecastJob, PreparedJob]]) -> list[float]:
+    return [f for job, _ in items for f in band_factors(job.calibration)]
+
+
 def forecast_fleet(
     jobs: Sequence[ForecastJob],
     settings: TrajectorySettings | None = None,
     workers: int = 1,
+    observations: Mapping[str, Sequence[HealthObservation]] | None = None,
+    clusters: Mapping[str, Hashable] | None = None,
 ) -> FleetRun:
-    """Forecast many packs; returns per-pack results keyed by ``pack_id``, plus run statistics.
+    """Forecast many packs, calibrating them on the way; returns per-pack results keyed by ``pack_id``.
+
+    Without ``observations`` each pack uses ``job.calibration``. With ``observations`` (pack id -> its
+    health observations), a pack with enough of them (3+ over 90+ days) is fitted to them; a pack
+    without takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs
+    two or more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default
+    the prior). ``result.calibration`` says which (source pack/cluster/prior).
+
+    Calibration costs no simulation of its own: a group with observed packs is simulated on a factor
+    grid spanning ``CALIBRATION_FACTORS`` and each observed pack's SoH response at its observation
+    dates is read off that run, re-phased exactly like its forecast. Groups without observed packs are
+    simulated afterwards, on the band of their (then known) calibrations.
 
     ``workers`` > 1 runs groups in that many worker processes (each builds its own PyBaMM model, ~1-3 s
     with the compiled model cached on disk); use it where the caller may start processes (a script or
     a management command, not inside a daemonic Celery prefork worker).
     """
-    groups: dict[tuple, list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
+    observations = observations or {}
+    clusters = clusters or {}
+    grouped: dict[tuple, list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
     for job in jobs:
         prepared = prepare(job)
-        groups[duty_signature(prepared)].append((job, prepared))
+        grouped[duty_signature(prepared)].append((job, prepared))
+    observed = {pid: obs for pid, obs in observations.items() if enough_observations(obs)}
     # Biggest groups first, so that worker processes finish together.
-    items_list = sorted(groups.values(), key=len, reverse=True)
-    if workers > 1 and len(items_list) > 1:
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding solver threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            outputs = list(pool.map(_run_group, items_list, [settings] * len(items_list)))
-    else:
-        outputs = [_run_group(items, settings) for items in items_list]
-    results = {r.pack_id: r for group_results, _ in outputs for r in group_results}
-    return FleetRun(results, len(items_list), sum(n for _, n in outputs))
+    ordered = sorted(grouped.values(), key=len, reverse=True)
+    with_obs = [items for items in ordered if any(job.pack_id in observed for job, _ in items)]
+    without = [items for items in ordered if not any(job.pack_id in observed for job, _ in items)]
+
+    runs = _simulate_all(
+        with_obs, [[*CALIBRATION_FACTORS, *_band_span(items)] for items in with_obs], settings, workers
+    )
+    parts = {}
+    for items, run in zip(with_obs, runs, strict=True):
+        for job, _ in items:
+            if job.pack_id in observed:
+                part = _calibration_part(run, job, observed[job.pack_id])
+                if part is not None:
+                    parts[job.pack_id] = part
+    own, cluster_value = fit_observed(parts, clusters)
+
+    def calibrated(items: list[tuple[ForecastJob, PreparedJob]]) -> list[tuple[ForecastJob, PreparedJob]]:
+        out = []
+        for job, prepared in items:
+            value = own.get(job.pack_id) or cluster_value.get(clusters.get(job.pack_id)) or job.calibration
+            out.append((replace(job, calibration=value), prepared))
+        return out
+
+    with_obs = [calibrated(items) for items in with_obs]
+    without = [calibrated(items) for items in without]
+    for items, run in zip(with_obs, runs, strict=True):
+        _cover(run, _band_span(items), settings)
+    runs += _simulate_all(without, [_band_span(items) for items in without], settings, workers)
+    results = {
+        r.pack_id: r for items, run in zip(with_obs + without, runs, strict=True) for r in _assemble_group(run, items)
+    }
+    return FleetRun(results, len(ordered), sum(run.simulated_days for run in runs))

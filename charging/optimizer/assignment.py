@@ -184,33 +184,42 @@ def greedy_assign(
             place(v, c, start, start + length)
             connector_unused[c] = charger_idle[charger_of[c]] = False
             continue
-        busy = np.cumsum(np.pad(occupied[cands, arrival:departure], ((0, 0), (1, 0))), axis=1)
-        starts = np.arange(arrival, departure - length + 1)
-        # free[k, s]: candidate k is free for `length` slots from starts[s]
-        free = busy[:, starts - arrival + length] - busy[:, starts - arrival] == 0
-        if free.any():
-            distance = np.where(free.any(axis=0), np.abs(starts - start), num_slots * 2)
-            s = int(starts[np.argmin(distance)])
-            end = s + length
+        # The candidates' rows of `occupied`: a view when they are consecutive (e.g. "any connector").
+        occ = occupied[cands[0] : cands[-1] + 1] if cands[-1] - cands[0] + 1 == cands.size else occupied[cands]
+        free_rows = ~occ[:, start : start + length].any(axis=1)
+        if free_rows.any():
+            s, end = start, start + length  # the preferred window is free on some candidate
         else:
-            complete = False
-            s, end = _longest_free_stretch(occupied[cands, arrival:departure])
-            if end <= s:
-                continue  # no compatible connector is free at any time of its stay
-            s, end = s + arrival, end + arrival
-        ok = ~occupied[cands, s:end].any(axis=1)
-        load = charger_load[charger_of[cands], s:end].max(axis=1)
-        busy_in_stay = occupied[cands, arrival:departure].sum(axis=1)
-        chargers = charger_of[cands]
-        overflow = (charger_kw[chargers, s:end] + relaxed_power[v, s:end]).max(axis=1, initial=0.0) > charger_max_kw[
-            chargers
-        ] + 1e-6
+            busy = np.cumsum(np.pad(occ[:, arrival:departure], ((0, 0), (1, 0))), axis=1)
+            starts = np.arange(arrival, departure - length + 1)
+            # free[k, s]: candidate k is free for `length` slots from starts[s]
+            free = busy[:, starts - arrival + length] - busy[:, starts - arrival] == 0
+            if free.any():
+                distance = np.where(free.any(axis=0), np.abs(starts - start), num_slots * 2)
+                s = int(starts[np.argmin(distance)])
+                end = s + length
+            else:
+                complete = False
+                s, end = _longest_free_stretch(occ[:, arrival:departure])
+                if end <= s:
+                    continue  # no compatible connector is free at any time of its stay
+                s, end = s + arrival, end + arrival
         # Fastest connector first; then one whose charger still has room for the relaxed power;
         # then the one least used during this vehicle's stay (so the window can stretch over the
         # stay when connectors are plentiful); then the least shared charger; then input order.
-        free_now = np.flatnonzero(ok)
-        order = np.lexsort((free_now, load[free_now], busy_in_stay[free_now], overflow[free_now], -speed[free_now]))
-        c = int(cands[free_now[order[0]]])
+        # Each key is computed only for the candidates still tied on the ones before it.
+        pick = np.flatnonzero(free_rows if s == start and end == start + length else ~occ[:, s:end].any(axis=1))
+        pick = pick[speed[pick] >= speed[pick].max()]
+        chargers = charger_of[cands[pick]]
+        overflow = (charger_kw[chargers, s:end] + relaxed_power[v, s:end]).max(axis=1, initial=0.0) > charger_max_kw[
+            chargers
+        ] + 1e-6
+        if not overflow.all():
+            pick = pick[~overflow]
+        busy_in_stay = occ[pick, arrival:departure].sum(axis=1)
+        pick = pick[busy_in_stay == busy_in_stay.min()]
+        load = charger_load[charger_of[cands[pick]], s:end].max(axis=1)
+        c = int(cands[pick[np.argmin(load)]])
         place(v, c, s, end)
         connector_unused[c] = charger_idle[charger_of[c]] = False
 

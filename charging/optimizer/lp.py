@@ -17,8 +17,8 @@ For vehicle v and window slot t (grid-side kW, battery-side kWh, slot length dt 
 Connector limits are added by the caller: aggregated per compatibility group in the relaxation
 (``add_group_limits``), exactly per charger once each vehicle has a connector (``add_charger_limits``).
 
-Speed (see docs/optimizer.md): ``build_core(lazy=True)`` leaves the taper rows and the C-rate
-hinges out, and ``LpModel.solve(lazy=core.lazy)`` adds back only those the solution breaks,
+Speed (see docs/optimizer.md): ``build_core(lazy=True)`` leaves most taper rows and the C-rate
+hinges out, and ``LpModel.solve(lazy=core.lazy)`` adds back only those the solution needs,
 re-solving from the previous basis with dual simplex (``LazyCuts``). At depot scale that is a
 fraction of them, and the answer is exactly the full LP's.
 """
@@ -39,8 +39,11 @@ INF = highspy.kHighsInf
 # Models solved in one go (no lazy cuts) of at least this many columns use interior point. With
 # lazy cuts it is always dual simplex, which restarts from the previous basis after each round;
 # measured on the 1,000-bus night (bench/), the lazy simplex path is 5-8x faster than interior
-# point (IPX, or HiPO from highspy-extras) on the full model.
+# point (IPX, or HiPO from highspy-extras) on the full model, and interior point + crossover for
+# the first lazy round alone is 3-5x slower than dual simplex at 1,000 and 3,000 buses.
 IPM_MIN_COLUMNS = 100_000
+# Lazy taper rows of the last slots of each window that go into the first model (see build_core).
+TAPER_UPFRONT_SLOTS = 3
 
 
 @dataclass
@@ -169,45 +172,62 @@ class LpModel:
 
 
 class LazyCuts:
-    """Taper rows and C-rate hinges that are left out of the first solve and added when broken.
+    """Taper rows and C-rate hinges that are left out of the first solve and added when needed.
 
     At depot scale most of them never bind: the site limit spreads the night's energy so thinly
-    that few buses charge near full power or in the taper. A solution of the smaller model that
-    satisfies every left-out taper row and has no power above the C-rate threshold where the hinge
-    was left out is optimal for the full model (its feasible set is larger and its cost is never
-    higher), so the bound and the plan are exactly those of the full LP.
+    that few buses charge near full power or in the taper.
+
+    - Taper: the rows of the last ``TAPER_UPFRONT_SLOTS`` slots of each window are in the first
+      model (charging finishes close to departure, so that is where the taper binds); the others
+      are added when the solution breaks them.
+    - C-rate: the power starts bounded by the threshold, without the hinge. A vertex of the model
+      with the hinge and no bound would often charge at full power in the cheapest slots at no
+      cost difference worth a hinge, and each added hinge is a row and a column every later round
+      pays for. The bound is lifted (and the hinge added) only where the reduced cost of power held
+      at the threshold says more power would pay even with the hinge's cost; where it does not,
+      the duals of the bounded model are feasible for the full one, so its optimum is the full
+      model's.
+
+    A solution of the smaller model that breaks no left-out taper row and needs no lifted bound is
+    optimal for the full model, so the bound and the plan are exactly those of the full LP
+    (``tests/charging/test_optimizer_properties.py`` compares the two).
     """
 
     # Broken by more than this (kW): solvers stop at ~1e-7 relative, the evaluator at 1e-6.
     TOLERANCE_KW = 1e-9
 
-    def __init__(self, core: CoreIndex, taper: tuple[np.ndarray, np.ndarray, np.ndarray], c_rate, c_rate_cost: float):
+    def __init__(
+        self, core: CoreIndex, taper: tuple[np.ndarray, np.ndarray, np.ndarray], c_rate, c_rate_cost: float, c_max_kw
+    ):
         self.p_col, self.e_col = core.p_col, core.e_col
         self.pair_vehicle = core.pair_vehicle
         self.num_vehicles = core.first_pair.size - 1
         self.taper_pair, self.taper_a, self.taper_b = taper
         self.taper_added = np.zeros(self.taper_pair.size, dtype=bool)
         self.c_pair, self.c_limit_kw = c_rate
+        self.c_max_kw = c_max_kw  # the power bound those pairs get back with their hinge
         self.c_added = np.zeros(self.c_pair.size, dtype=bool)
         self.c_cost = c_rate_cost
+        self.clean = False  # the last solution checked broke nothing
         self.added_rows = 0
         self.added_cols = 0
 
-    def _broken(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _broken(self, x: np.ndarray, reduced_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p, e = x[self.p_col + self.taper_pair], x[self.e_col + self.taper_pair]
         taper = ~self.taper_added & (p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW)
-        fast = ~self.c_added & (x[self.p_col + self.c_pair] > self.c_limit_kw * (1 + 1e-9) + self.TOLERANCE_KW)
+        # Power held at the C-rate threshold whose reduced cost says more would pay even with the
+        # hinge's cost: there the full model's dual is infeasible (beyond HiGHS's tolerance, 1e-7).
+        fast = ~self.c_added & (reduced_cost[self.p_col + self.c_pair] < -self.c_cost - 1e-7)
         return np.flatnonzero(taper), np.flatnonzero(fast)
 
     def pending(self, x: np.ndarray | None) -> bool:
-        if x is None:
-            return False
-        taper, fast = self._broken(x)
-        return bool(taper.size or fast.size)
+        """Whether the last solution checked (``x``) still broke something (e.g. on a time limit)."""
+        return x is not None and not self.clean
 
     def add_broken(self, h: highspy.Highs, x: np.ndarray) -> bool:
-        """Add what ``x`` breaks to the HiGHS model; returns whether anything was added."""
-        taper, fast = self._broken(x)
+        """Add what the solution ``x`` of ``h`` breaks to the model; returns whether anything was added."""
+        taper, fast = self._broken(x, np.asarray(h.getSolution().col_dual))
+        self.clean = not (taper.size or fast.size)
         if taper.size:
             # Past one broken slot the vehicle is in its taper: add its later rows too.
             vehicle = self.pair_vehicle[self.taper_pair]
@@ -225,13 +245,11 @@ class LazyCuts:
             h.addRows(n, np.full(n, -INF), self.taper_a[taper], 2 * n, starts, index, value)
             self.added_rows += n
         if fast.size:
-            # Next round the power often moves to the neighbouring slots: add their hinges too.
-            near = np.zeros(self.c_pair.size + 2, dtype=bool)
-            for shift in (0, 1, 2):
-                near[fast + shift] = True
-            fast = np.flatnonzero(~self.c_added & near[1:-1])
             self.c_added[fast] = True
             n = fast.size
+            # The power bound goes back to the vehicle's, above the threshold through the hinge.
+            p_cols = (self.p_col + self.c_pair[fast]).astype(np.int32)
+            h.changeColsBounds(n, p_cols, np.zeros(n), self.c_max_kw[fast])
             first_col = h.getNumCol()
             h.addCols(
                 n,
@@ -304,7 +322,12 @@ def build_core(
     n = pair_vehicle.size
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
 
-    p_col = model.add_cols(price[pair_slot] * dt, 0.0, windows.max_kw[pair_vehicle])
+    p_upper = windows.max_kw[pair_vehicle].copy()
+    if lazy and instance.wear.high_c_rate_mxn_per_kwh > 0:
+        # Lazy C-rate hinges: the power starts bounded by the threshold (see ``LazyCuts``).
+        c_rate_kw = instance.wear.c_rate_threshold_per_h * va.capacity_kwh[pair_vehicle]
+        p_upper = np.where(p_upper > c_rate_kw + 1e-9, c_rate_kw, p_upper)  # the pairs ``_add_wear`` returns
+    p_col = model.add_cols(price[pair_slot] * dt, 0.0, p_upper)
     e_col = model.add_cols(np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle])
     shortfall_max = np.maximum(va.target_kwh - va.initial_kwh, 0.0)
     # A vehicle without a window leaves with its whole shortfall: fix it through its bounds.
@@ -327,8 +350,10 @@ def build_core(
     model.add_entries(row + np.arange(with_window.size), u_col + with_window, 1.0)
 
     taper = _taper_rows(instance, va, windows, first_pair)
-    if not lazy:
-        _add_taper(model, taper, p_col, e_col)
+    # Lazy: only the rows of the last slots of each window go in at once. The high-SoC wear makes
+    # charging finish close to departure, so that is where the taper binds (see ``LazyCuts``).
+    taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS if lazy else slice(None)
+    _add_taper(model, tuple(part[taper_now] for part in taper), p_col, e_col)
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
@@ -340,7 +365,9 @@ def build_core(
     c_rate = _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col, lazy=lazy)
     core = CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_col)
     if lazy:
-        core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * instance.slot_hours)
+        c_max_kw = windows.max_kw[pair_vehicle[c_rate[0]]]
+        core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * dt, c_max_kw)
+        core.lazy.taper_added[taper_now] = True
     return core
 
 

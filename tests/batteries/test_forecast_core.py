@@ -155,3 +155,39 @@ def test_fleet_pack_in_service_half_a_year_later_sees_its_own_seasons():
         assert len(shared.points) == len(single.points)
         for a, b in zip(shared.points, single.points, strict=True):
             assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.15)
+
+
+def test_fleet_run_calibrates_each_observed_pack_from_its_group_run():
+    """Three packs of one duty, in service at different dates (season phases), ageing at known rates."""
+    truths = {"fast": 1.6, "prior": 1.0, "slow": 0.6}
+    jobs, observations, forecasts = [], {}, {}
+    for offset_days, (pack_id, factor) in zip((0, 120, 240), truths.items(), strict=True):
+        pack_job = dataclasses.replace(
+            job(calibration=AgeingCalibration(factor, 0.01, "pack"), years=2),
+            pack_id=pack_id,
+            in_service_date=START + dt.timedelta(days=offset_days),
+        )
+        truth = forecasts[pack_id] = forecast_pack(pack_job)
+        observations[pack_id] = [HealthObservation(p.date, p.soh_pct, uncertainty_pct=0.5) for p in truth.points[3::5]]
+        jobs.append(dataclasses.replace(pack_job, calibration=AgeingCalibration()))
+    jobs.append(dataclasses.replace(job(years=2), pack_id="unobserved"))
+    jobs.append(dataclasses.replace(job(years=2), pack_id="elsewhere"))
+
+    run = forecast_fleet(
+        jobs, observations=observations, clusters={"fast": "c", "prior": "c", "slow": "c", "unobserved": "c"}
+    )
+
+    assert run.n_groups == 1
+    fitted = {pack_id: result.calibration for pack_id, result in run.results.items()}
+    for pack_id, factor in truths.items():
+        assert fitted[pack_id].source == "pack"
+        assert fitted[pack_id].rate_factor == pytest.approx(factor, rel=0.05)
+    assert fitted["unobserved"].source == "cluster"
+    assert fitted["unobserved"].log_sigma >= fitted["fast"].log_sigma
+    assert fitted["elsewhere"].source == "prior"
+    # Each forecast uses its pack's fit: it follows the single-pack forecast at the true rate.
+    for pack_id, truth in forecasts.items():
+        shared = run.results[pack_id].points
+        assert len(shared) == len(truth.points)
+        for a, b in zip(shared, truth.points, strict=True):
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.1)

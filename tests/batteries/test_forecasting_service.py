@@ -57,6 +57,33 @@ def test_nightly_forecast_stores_a_band_per_pack_and_records_the_run(depot):
     assert ForecastRun.objects.count() == 2
 
 
+def _capacity_tests(pack, fade_pct_per_year):
+    """Four capacity tests over the pack's life on a straight line of the given fade."""
+    age_days = (AS_OF - pack.manufactured_on).days
+    for k in range(1, 5):
+        day = pack.manufactured_on + dt.timedelta(days=age_days * k // 5)
+        soh = 100 - fade_pct_per_year * (day - pack.manufactured_on).days / 365
+        observed_at = timezone.make_aware(dt.datetime.combine(day, dt.time(10)))
+        f.HealthObservationFactory(pack=pack, observed_at=observed_at, soh_pct=soh, uncertainty_pct=0.5)
+
+
+@pytest.mark.slow
+def test_tested_packs_get_their_own_rate_and_their_untested_peers_the_clusters(depot):
+    slow_pack = _bus_with_pack(depot)[1]
+    fast_pack = _bus_with_pack(depot)[1]
+    untested = _bus_with_pack(depot)[1]
+    _capacity_tests(slow_pack, fade_pct_per_year=1.5)
+    _capacity_tests(fast_pack, fade_pct_per_year=3.0)
+
+    forecast_packs(packs=[slow_pack, fast_pack, untested], as_of=AS_OF, years=1.0)
+
+    slow, fast, peer = (SoHForecast.objects.get(pack=p) for p in (slow_pack, fast_pack, untested))
+    assert (slow.calibration_source, fast.calibration_source, peer.calibration_source) == ("pack", "pack", "cluster")
+    assert slow.rate_factor < peer.rate_factor < fast.rate_factor
+    assert fast.fade_pct_per_year > slow.fade_pct_per_year
+    assert peer.rate_log_sigma > fast.rate_log_sigma
+
+
 def _forecast(pack, as_of, p10_now, p50_now, p90_now, fade=2.0):
     """A stored forecast with a straight band, as the forecaster would have left it."""
     points = []
@@ -137,3 +164,34 @@ def test_health_api_shows_observations_and_forecast_and_ranks_the_fleet(two_depo
     assert body["forecast"]["points"][0]["soh_p10_pct"] == 94
     assert [row["pack"] for row in fleet.json()["results"]] == [pack_a.pk]
     assert api_client.get(f"/api/v1/battery-health/{pack_b.pk}/").status_code == 404
+
+
+@pytest.fixture
+def eager_tasks():
+    """Chunks run in-process here; the worker side of fan-out is tested with the jobs (tests/test_jobs_*)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.mark.slow
+def test_nightly_job_splits_a_depots_packs_into_chunks_with_their_own_records(
+    depot, settings, eager_tasks, django_capture_on_commit_callbacks
+):
+    from batteries.nightly import forecast_depot_packs
+    from fleet.models import JobRun
+
+    settings.EVFLEET_FORECAST_CHUNK_SIZE = 2
+    settings.EVFLEET_FORECAST_HORIZON_YEARS = 1.0
+    packs = [_bus_with_pack(depot)[1] for _ in range(3)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = forecast_depot_packs(depot=depot, night=AS_OF)
+
+    assert outcome.counts == {"packs": 3, "chunks": 2}
+    assert SoHForecast.objects.filter(pack__in=packs, as_of=AS_OF).count() == 3
+    chunk_runs = JobRun.objects.filter(job="batteries.forecast_packs", status="succeeded")
+    assert sorted(run.key.rsplit(":", 1)[1] for run in chunk_runs) == ["chunk=1/2", "chunk=2/2"]

@@ -124,3 +124,30 @@ def test_plan_never_beats_the_relaxation_bound(instance):
 @given(nights())
 def test_edf_respects_the_site_limit(instance):
     assert evaluate(instance, earliest_deadline_first(instance)).ok
+
+
+@PROPERTY_SETTINGS
+@given(nights())
+def test_lazy_rows_give_the_full_models_optimum(instance):
+    # The fast path leaves taper rows and C-rate hinges out and adds back what the solution breaks
+    # (C-rate: where the reduced cost of power held at the threshold says more would pay); its
+    # optimum must be the full model's, not just close to it.
+    from charging.optimizer.assignment import compatible_connectors, group_limits
+    from charging.optimizer.lp import LpModel, Windows, add_group_limits, build_core
+    from charging.optimizer.quantities import best_max_kw, vehicle_arrays
+
+    va = vehicle_arrays(instance)
+    compatible = compatible_connectors(instance)
+    has = np.array([c.size > 0 for c in compatible], dtype=bool)
+    windows = Windows(
+        va.arrival_slot, np.where(has, va.departure_slot, va.arrival_slot), best_max_kw(instance, compatible)
+    )
+    objectives = []
+    for lazy in (False, True):
+        model = LpModel()
+        core = build_core(instance, va, windows, model, lazy=lazy)
+        add_group_limits(instance, core, windows, group_limits(instance, compatible), model)
+        solution = model.solve(lazy=core.lazy)
+        assert solution.optimal
+        objectives.append(solution.objective)
+    assert abs(objectives[1] - objectives[0]) <= 1e-6 * max(1.0, abs(objectives[0]))
