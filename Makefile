@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYBAMM_DISABLE_TELEMETRY := true
 
-.PHONY: help venv migrate demo serve test lint format check-project pytest test-fast bench schema clean messages vendor-static
+.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench schema clean messages vendor-static
 
 help:
 	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT)"
@@ -52,11 +52,15 @@ check-project: venv
 	DJANGO_ENV=production SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') ALLOWED_HOSTS=evfleet.example \
 		$(MANAGE) check --deploy --fail-level WARNING
 
+# Static security analysis (bandit), medium severity and up; justified exceptions carry "# nosec BXXX".
+security: venv
+	$(VENV)/bin/bandit -r config fleet batteries charging -ll -q -x '*/migrations/*,*/tests/*'
+
 pytest: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # `make test` is what CI runs (with DATABASE_URL, REDIS_URL and EVFLEET_REQUIRE_SERVICES=1 set by .ci/run).
-test: lint check-project pytest
+test: lint check-project security pytest
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)

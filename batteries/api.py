@@ -65,6 +65,8 @@ class BatteryPackSerializer(RejectUnknownFieldsMixin, serializers.ModelSerialize
             "latest_soh_pct",
         ]
         read_only_fields = ["id"]
+        # Sanity ceilings (a 100 MWh pack, a million Ah): typos of a few digits are a 400.
+        extra_kwargs = {"nominal_kwh": {"max_value": 100_000}, "nominal_ah": {"max_value": 1_000_000}}
         validators = []
 
     @extend_schema_field(ActiveInstallationSerializer(allow_null=True))
@@ -85,15 +87,18 @@ class BatteryPackUpdateSerializer(BatteryPackSerializer):
 
 
 class PackInstallRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    past_timestamps = ("installed_at",)  # a swap that happened; a future one is a clock error
     vehicle = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Vehicle.objects.all())
     installed_at = serializers.DateTimeField(required=False, help_text=_("When the swap happened (default: now)."))
 
 
 class PackRemoveRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    past_timestamps = ("removed_at",)
     removed_at = serializers.DateTimeField(required=False, help_text=_("When the pack came out (default: now)."))
 
 
 class HealthObservationSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    past_timestamps = ("observed_at",)  # a reading taken; a future one is a clock error
     pack = ScopedPrimaryKeyRelatedField(action=Action.OPERATE, queryset=BatteryPack.objects.all())
     source = serializers.ChoiceField(
         choices=HealthObservation.Source.choices,

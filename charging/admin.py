@@ -30,6 +30,7 @@ from charging.models import (
     TariffSeason,
 )
 from charging.services import alerts_acknowledge, alerts_resolve
+from config.audit import AuditedAdmin
 from fleet.admin_scoping import (
     DepotScopedAdmin,
     DepotScopedInline,
@@ -55,7 +56,7 @@ class DemandChargeInline(DepotScopedInline, admin.TabularInline):
 
 
 @admin.register(Tariff)
-class TariffAdmin(DepotScopedAdmin):
+class TariffAdmin(AuditedAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = Action.MANAGE
     readonly_on_change = ("organization",)
     list_display = ["name", "organization", "currency", "season_count", "depot_count"]
@@ -87,7 +88,7 @@ class TariffPeriodInline(DepotScopedInline, admin.TabularInline):
 
 
 @admin.register(TariffSeason)
-class TariffSeasonAdmin(ScopedThroughParentAdmin):
+class TariffSeasonAdmin(AuditedAdmin, ScopedThroughParentAdmin):
     parent_path = "tariff"
     change_action = add_action = delete_action = Action.MANAGE
     list_display = ["name", "tariff", "starts", "ends", "period_count"]
@@ -136,7 +137,7 @@ class ChargerForm(ServiceModelForm):
 
 
 @admin.register(Charger)
-class ChargerAdmin(DepotScopedAdmin):
+class ChargerAdmin(AuditedAdmin, DepotScopedAdmin):
     form = ChargerForm
     change_action = Action.OPERATE
     add_action = delete_action = Action.MANAGE
@@ -225,7 +226,7 @@ class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
 
 
 @admin.register(ChargingPlan)
-class ChargingPlanAdmin(DepotScopedAdmin):
+class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = None
     change_form_template = "admin/charging/chargingplan/change_form.html"
     actions = ["export_csv"]

@@ -120,6 +120,7 @@ class ChargerSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         model = Charger
         fields = ["id", "depot", "ocpp_charge_point_id", "name", "kind", "max_kw", "status", "connectors"]
         read_only_fields = ["id"]
+        extra_kwargs = {"max_kw": {"max_value": 10_000}}  # a sanity ceiling: 10 MW (megawatt chargers exist)
         validators = []
 
 

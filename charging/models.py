@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from fleet.models import Depot, Organization
 from fleet.scoping import DepotScoped, OrganizationScoped
@@ -26,6 +27,9 @@ class Tariff(OrganizationScoped, models.Model):
     name = models.CharField(max_length=120)
     currency = models.CharField(max_length=3, default="MXN")
     holidays = models.JSONField(default=list, blank=True, help_text=_("Dates (YYYY-MM-DD) priced as Sunday / holiday."))
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["organization__name", "name"]
@@ -46,6 +50,9 @@ class TariffSeason(OrganizationScoped, models.Model):
     starts_day = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(31)])
     ends_month = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(12)])
     ends_day = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(31)])
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["tariff", "starts_month", "starts_day"]
@@ -71,6 +78,9 @@ class TariffPeriod(OrganizationScoped, models.Model):
     starts_at = models.TimeField()
     ends_at = models.TimeField()
     energy_price_per_kwh = models.DecimalField(max_digits=10, decimal_places=4, validators=[MinValueValidator(0)])
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["season", "day_type", "starts_at"]
@@ -101,6 +111,9 @@ class DemandCharge(OrganizationScoped, models.Model):
         blank=True,
         help_text=_('Period names where demand counts, e.g. ["punta"]; empty: all hours.'),
     )
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["tariff", "name"]
@@ -139,6 +152,9 @@ class Charger(DepotScoped, models.Model):
     max_kw = models.FloatField(validators=[MinValueValidator(0.1)], help_text=_("Shared by all its connectors."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.AVAILABLE)
 
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["depot", "name"]
         constraints = [
@@ -168,6 +184,9 @@ class Connector(DepotScoped, models.Model):
     standard = models.CharField(max_length=12, choices=Standard.choices)
     max_kw = models.FloatField(validators=[MinValueValidator(0.1)])
     status = models.CharField(max_length=12, choices=Charger.Status.choices, default=Charger.Status.AVAILABLE)
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["charger", "connector_id"]
@@ -233,6 +252,9 @@ class ChargingPlan(DepotScoped, models.Model):
     gap_pct = models.FloatField(null=True, blank=True, help_text=_("Cost above the LP relaxation bound, in %."))
     instance = models.JSONField(help_text=_("The optimizer input, as documented in docs/optimizer.md."))
     error = models.TextField(blank=True)
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords(excluded_fields=["instance"])  # the optimizer input: large, never edited
 
     class Meta:
         ordering = ["-service_night", "depot", "-version"]

@@ -23,10 +23,13 @@ def exception_handler(exc, context):
 # Viewsets and relation fields narrow every queryset with fleet.scoping.restrict, so another depot's
 # object is a 404 when addressed by URL and a 400 "does not exist" when referenced in a body.
 
+import datetime as dt  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 
 from django.db import transaction  # noqa: E402
 from django.db.models import ProtectedError  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django.utils.dateparse import parse_datetime  # noqa: E402
 from django.utils.translation import gettext_lazy as _  # noqa: E402
 from rest_framework import exceptions, permissions  # noqa: E402
 
@@ -139,7 +142,14 @@ class RejectUnknownFieldsMixin:
     DRF silently drops unknown and read-only keys, so a typo (``grid_limt_kw``) or an attempt to set a
     computed field (``organization``, ``id``) would "succeed" while changing nothing. Works for nested
     serializers too (it checks each mapping ``to_internal_value`` receives).
+
+    It also refuses values DRF would coerce or crash on (``strict_value_error``): ``true`` as a number, a
+    number as text, a float or an out-of-range number as an id, a timestamp without a UTC offset or before
+    2000, and, for the fields named in ``past_timestamps`` (when something was observed or done), a time in
+    the future.
     """
+
+    past_timestamps: tuple[str, ...] = ()
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -150,9 +160,51 @@ class RejectUnknownFieldsMixin:
                     errors[name] = [_("Unknown field.")]
                 elif field.read_only:
                     errors[name] = [_("This field is read-only.")]
+                else:
+                    problem = strict_value_error(field, data[name], past_only=name in self.past_timestamps)
+                    if problem:
+                        errors[name] = [problem]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+BIGINT_MAX = 2**63 - 1
+EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+_NUMBER_FIELDS = (serializers.FloatField, serializers.IntegerField, serializers.DecimalField)
+
+
+def strict_value_error(field: serializers.Field, value, *, past_only: bool = False) -> str | None:
+    """Why ``value`` must not reach ``field`` although DRF would take it (``None``: no objection)."""
+    if isinstance(value, bool) and isinstance(field, _NUMBER_FIELDS + (serializers.PrimaryKeyRelatedField,)):
+        return _("Give a number, not true or false.")
+    if isinstance(field, serializers.CharField) and isinstance(value, int | float) and not isinstance(value, bool):
+        return _("Give text, not a number.")  # DRF would store str(value): 1e16 becomes "1e+16"
+    numbers = isinstance(field, serializers.ListField) and isinstance(field.child, _NUMBER_FIELDS)
+    if numbers and isinstance(value, list) and any(isinstance(item, bool) for item in value):
+        return _("Give numbers, not true or false.")
+    not_an_id = isinstance(value, float) or (isinstance(value, int) and abs(value) > BIGINT_MAX)
+    if isinstance(field, serializers.PrimaryKeyRelatedField) and not_an_id:
+        return _("Give the id of an existing object (an integer).")
+    if isinstance(field, serializers.DateTimeField) and isinstance(value, str):
+        at = parse_datetime_or_none(value)
+        if at is None:
+            return None  # DRF says what is wrong with the format
+        if timezone.is_naive(at):
+            return _("Give the time with its UTC offset (e.g. 2026-01-31T22:15:00-07:00 or ...Z).")
+        if at < EARLIEST_EVENT:
+            return _("This is before 2000: check the clock of the device that sent it.")
+        if past_only and at > timezone.now() + CLOCK_SKEW:
+            return _("This is in the future: check the clock of the device that sent it.")
+    return None
+
+
+def parse_datetime_or_none(value: str) -> dt.datetime | None:
+    try:
+        return parse_datetime(value)
+    except ValueError:  # well-formed but impossible (month 13, year 99999)
+        return None
 
 
 # --- The base every depot-scoped viewset starts from ------------------------------------------------------

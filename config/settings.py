@@ -214,3 +214,46 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# --- Hardening (issue 8; docs/security.md) ------------------------------------------------------------------
+# One block on purpose: request size limits, security headers, login throttling and the audit trail.
+# Bodies over these sizes answer 413 with JSON on /api/ (config.middleware.BodySizeLimitMiddleware): DRF reads
+# its JSON from the stream, which Django's own DATA_UPLOAD_MAX_MEMORY_SIZE check never sees.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)  # Django's default, 2.5 MiB
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+_COMMON_MIDDLEWARE_AT = MIDDLEWARE.index("django.middleware.common.CommonMiddleware")
+MIDDLEWARE.insert(_COMMON_MIDDLEWARE_AT, "config.middleware.BodySizeLimitMiddleware")
+# Headers on every response (Django's defaults, stated so that a later default change cannot drop them).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# JSON nested deeper than Python's recursion limit is a 400, not a RecursionError (500).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser"]
+# Every operation documents the errors it can answer (400/401/403/404/409/413/415), so clients and the
+# schema fuzzer (tests/hardening/test_fuzz_schema.py) agree on them.
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "config.schema.AutoSchema"
+# A malformed ?limit= or ?offset= is a 400 (DRF ignores it), and a page holds at most 1,000 rows.
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "config.pagination.LimitOffsetPagination"
+# Filters: an out-of-range id, a boolean that is neither, or an empty value is a 400, not a 500 or a no-op.
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
+    "config.filtering.DjangoFilterBackend",
+    *REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"][1:],
+]
+# Login throttling (token view and admin login, config/throttling.py): attempts per client address. DRF
+# throttles count in the default cache, which is Redis when REDIS_URL is set, so the count holds across
+# every worker process; the locmem fallback is per process (fine for the embedded single-process mode).
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"login": env.str("EVFLEET_LOGIN_RATE", default="10/min")}
+# The client address is REMOTE_ADDR, or the X-Forwarded-For entry added by the last of NUM_PROXIES reverse proxies
+# (production runs behind one). Never "the whole header" (DRF's default): a client could then vary it at will.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=1 if IS_PRODUCTION else 0)
+# Audit trail (config/audit.py): django-simple-history records every save of the audited models (depots,
+# tariffs with their seasons, periods and demand charges, blocks, chargers, connectors, plans) with the user
+# of the request that made it; the admin's History page shows it. Reverting from that page is off: a revert
+# would skip the services' validation (change the object instead).
+INSTALLED_APPS.append("simple_history")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "simple_history.middleware.HistoryRequestMiddleware",
+)
+SIMPLE_HISTORY_REVERT_DISABLED = True

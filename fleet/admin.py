@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from batteries.models import PackInstallation
 from charging.models import Charger
 from config.admin_site import add_index_context
+from config.audit import AuditedAdmin
 from fleet import dashboard, services
 from fleet.admin_scoping import (
     DepotScopedAdmin,
@@ -85,7 +86,7 @@ class OrganizationAdmin(DepotScopedAdmin):
 
 
 @admin.register(Depot)
-class DepotAdmin(DepotScopedAdmin):
+class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
     # Managers change their depot's settings; opening or closing a depot is the operators' job (a new depot
     # would have no members, so nobody but a superuser could see it anyway).
     change_action = Action.MANAGE
@@ -354,7 +355,7 @@ class BlockForm(ServiceModelForm):
 
 
 @admin.register(Block)
-class BlockAdmin(DepotScopedAdmin):
+class BlockAdmin(AuditedAdmin, DepotScopedAdmin):
     # Depot staff change blocks day to day.
     change_action = add_action = delete_action = Action.OPERATE
     form = BlockForm

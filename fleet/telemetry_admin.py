@@ -20,8 +20,9 @@ from django.http import HttpResponse
 from django.template import RequestContext, Template
 from django.utils import timezone
 
+from fleet.admin_scoping import has_role_for
 from fleet.models import VehicleApiKey
-from fleet.scoping import Action, depot_ids_for, restrict
+from fleet.scoping import Action, restrict
 from fleet.telemetry.keys import vehicle_key_issue, vehicle_key_revoke, vehicle_key_rotate
 
 ROTATION_GRACE = dt.timedelta(hours=1)
@@ -116,9 +117,9 @@ class VehicleApiKeyAdmin(admin.ModelAdmin):
         return False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        # Keys are a manager's business: only users who manage some depot see the page at all.
-        user = request.user
-        return bool(user.is_active and user.is_staff) and depot_ids_for(user, Action.MANAGE).exists()
+        # Keys are a manager's business: only users who manage some depot see the page at all (the roles are
+        # read once per request by the admin's scoping helper).
+        return has_role_for(request, Action.MANAGE)
 
     def has_module_permission(self, request) -> bool:
         # Depot roles, not Django's permission table, open the admin (see fleet.admin_scoping).

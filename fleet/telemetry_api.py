@@ -21,7 +21,7 @@ from rest_framework import exceptions, parsers, permissions, serializers, viewse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api import DepotScopedViewSetMixin
+from config.api import DepotScopedViewSetMixin, RejectUnknownFieldsMixin
 from fleet.models import DailyDutyCycle, Vehicle, VehicleApiKey, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
 from fleet.scoping import Action, restrict
@@ -57,7 +57,7 @@ class RawJSONParser(parsers.BaseParser):
         return body
 
 
-class ReadingSerializer(serializers.Serializer):
+class ReadingSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """One reading (documentation only: the ingest service validates, column by column)."""
 
     vehicle = serializers.IntegerField(
@@ -77,8 +77,10 @@ class ReadingSerializer(serializers.Serializer):
         return fields
 
 
-class TelemetryBatchRequestSerializer(serializers.Serializer):
-    readings = ReadingSerializer(many=True, help_text="1 to EVFLEET_TELEMETRY_MAX_BATCH (5,000) readings.")
+class TelemetryBatchRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    readings = serializers.ListField(  # a ListField, so the schema says minItems: an empty batch is a 400
+        child=ReadingSerializer(), min_length=1, help_text="1 to EVFLEET_TELEMETRY_MAX_BATCH (5,000) readings."
+    )
 
 
 class ItemErrorSerializer(serializers.Serializer):

@@ -59,6 +59,8 @@ class DepotSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             "monthly_mean_temperature_c",
         ]
         read_only_fields = ["id"]
+        # A sanity ceiling (1 GW): a typo of a few digits is a 400, not a depot the planner never limits.
+        extra_kwargs = {"grid_limit_kw": {"max_value": 1_000_000}}
         validators = []
 
 

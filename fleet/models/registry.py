@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from fleet.scoping import DepotScoped, OrganizationScoped, Role
 from fleet.vin import normalize_vin, validate_vin
@@ -89,6 +90,9 @@ class Depot(DepotScoped, models.Model):
         blank=True,
         help_text=_("Climate for battery ageing: 12 monthly mean temperatures in °C, January first."),
     )
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["organization__name", "name"]
@@ -289,6 +293,9 @@ class Block(DepotScoped, models.Model):
     returns_at = models.TimeField()
     distance_km = models.FloatField(validators=[MinValueValidator(0.1), MaxValueValidator(2000)])
     planned_energy_kwh = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+
+    # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["depot", "code"]

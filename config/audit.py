@@ -1,0 +1,35 @@
+"""The audit trail: who changed a depot's grid limit, a tariff, a block, a charger or a plan, and when.
+
+django-simple-history (``history = HistoricalRecords()`` on the audited models) stores a copy of the row at
+every save, with the user of the request that made it: ``HistoryRequestMiddleware`` keeps the request, and
+DRF writes the token's user back onto it when it authenticates, so API, admin and service writes made in a
+request all carry their author. Writes outside a request (overnight jobs) carry none. Queryset ``update()``
+calls are not recorded (the plan supersede step uses one; the new plan version records itself).
+
+``AuditedAdmin`` adds the History page to an admin. Mix it in *before* ``DepotScopedAdmin`` so that page asks
+the depot-scoped permissions: another depot's object's history is a 403, like its change page.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from simple_history.admin import SimpleHistoryAdmin
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    """The admin's History page lists each saved version: when, who, and the fields that changed."""
+
+    history_list_display = ["changed_fields"]
+
+    def changed_fields(self, record) -> str:
+        previous = record.prev_record
+        if previous is None:
+            return "created"
+        return ", ".join(change.field for change in record.diff_against(previous).changes) or "-"
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # Viewing an old version is fine; saving it ("revert") would skip the services' checks and needs only
+        # the view permission in django-simple-history. Changes go through the change page.
+        if request.method != "GET":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)

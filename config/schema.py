@@ -1,0 +1,69 @@
+"""The OpenAPI generator: drf-spectacular's, plus the error answers every operation can give.
+
+drf-spectacular documents only the success code of an operation. The errors below are answered by the
+plumbing every view shares (authentication, depot scoping, serializers, the body size limit, the parser,
+``destroy_or_conflict``, throttles), so they are added here once instead of on every view. An operation
+that documents a code itself (``@extend_schema(responses=...)``) keeps its own description.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular import openapi
+from drf_spectacular.plumbing import ResolvedComponent
+from rest_framework import permissions
+
+from config.api import RejectUnknownFieldsMixin
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "`detail` says why; a validation error names each offending field instead, with its reasons.",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def error_responses(self) -> dict[str, str]:
+        """Status code -> description of the errors this operation can answer."""
+        view, method = self.view, self.method
+        codes: dict[str, str] = {}
+        has_query = any(parameter.get("in") == "query" for parameter in self._get_parameters())
+        if method in BODY_METHODS or method == "DELETE" or has_query:
+            codes["400"] = "Invalid input: the reason is given per field (or under `detail`)."
+        public = all(isinstance(p, permissions.AllowAny) for p in view.get_permissions())
+        if not public:
+            codes["401"] = "No or invalid credentials."
+            codes["403"] = "Your role (or credential type) does not allow this."
+        if "{" in self.path or has_query:
+            # Also for a query naming an object you may not see, and DRF's answer to an unknown ?format=.
+            codes["404"] = "No such object among those you may see."
+        if method == "DELETE":
+            codes["409"] = "Other records still depend on this one; the reason names them."
+        if method in BODY_METHODS:
+            codes["413"] = "The request body is too large."
+            codes["415"] = "The body is not JSON (Content-Type must be application/json)."
+        if getattr(view, "throttle_classes", None):
+            codes["429"] = "Too many requests; retry after the number of seconds in `Retry-After`."
+        return codes
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        # Writes refuse unknown fields (config.api.RejectUnknownFieldsMixin): the request schema says so.
+        if direction == "request" and isinstance(serializer, RejectUnknownFieldsMixin):
+            schema["additionalProperties"] = False
+        return schema
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        component = ResolvedComponent(
+            name="ApiError", type=ResolvedComponent.SCHEMA, object="ApiError", schema=ERROR_SCHEMA
+        )
+        self.registry.register_on_missing(component)
+        for code, description in self.error_responses().items():
+            error = {"content": {"application/json": {"schema": component.ref}}, "description": description}
+            responses.setdefault(code, error)
+        return dict(sorted(responses.items()))
