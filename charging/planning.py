@@ -202,7 +202,8 @@ def build_night(
     for vehicle in vehicles:
         model = vehicle.model
         window = (model.usable_soc_min_pct, model.usable_soc_max_pct)
-        usable_kwh = _pack_capacity_kwh(vehicle) * (window[1] - window[0]) / 100.0
+        capacity_kwh = _pack_capacity_kwh(vehicle)
+        usable_kwh = capacity_kwh * (window[1] - window[0]) / 100.0
         mine = sorted(assignments[vehicle.pk], key=lambda a: a.starts_at)
         before = [a for a in mine if a.starts_at < anchor]
         after = [a for a in mine if a.starts_at >= anchor]
@@ -216,7 +217,7 @@ def build_night(
             arrival_soc = live
         else:
             day_energy = sum(_block_energy_kwh(a, vehicle) for a in before)
-            arrival_soc = window[1] - day_energy / _pack_capacity_kwh(vehicle) * 100.0
+            arrival_soc = window[1] - day_energy / capacity_kwh * 100.0
         if after:
             need_kwh = _block_energy_kwh(after[0], vehicle)
             required_usable = need_kwh / usable_kwh * 100.0 + reserve
