@@ -14,11 +14,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import sys
 import time
 from pathlib import Path
+
+from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,24 +47,7 @@ START = dt.date(2024, 1, 1)
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import pybamm
-
-    return {
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "pybamm": pybamm.__version__,
-    }
+    return machine_info("pybamm")
 
 
 def bus_job(
@@ -260,7 +244,7 @@ def main() -> None:
         results["fleet_workers"] = bench_fleet(n_packs, n_sig, workers=args.workers)
     print(f"accuracy vs day-by-day, {years} year(s) ...", flush=True)
     results["accuracy"] = bench_accuracy(years)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["load_average_at_end"] = load_average()
 
     lines = [
         f"# Forecast benchmark {results['date']}{' (quick)' if args.quick else ''}",

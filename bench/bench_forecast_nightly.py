@@ -19,12 +19,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
+
+from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -192,23 +192,7 @@ def build_fleet(packs: int, observed_share: float, seed: int = 7, rebuild: bool 
 
 
 def machine(database_url: str) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "pybamm": version("pybamm"),
-        "database": database_url.rsplit("@", 1)[-1],
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return machine_info("pybamm", database=database_url.rsplit("@", 1)[-1])
 
 
 def main() -> int:
@@ -245,7 +229,7 @@ def main() -> int:
     runs = ForecastRun.objects.filter(as_of=AS_OF, started_at__gte=bench_started_at)
     stored = SoHForecast.objects.filter(as_of=AS_OF, pack__organization__slug="bench-forecast").count()
     groups = sum(run.duty_groups for run in runs)
-    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["load_average_at_end"] = load_average()
     result = {
         "benchmark": "nightly battery forecasts through the database",
         "as_of": AS_OF.isoformat(),

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
 from datetime import date
-from importlib.metadata import version
 from pathlib import Path
+
+from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,7 +56,7 @@ def run_case(case: Case, seed: int) -> dict:
     plan = solve(instance, "lp")
     solve_s = time.perf_counter() - started
     row = {"case": case.name, "vehicles": case.vehicles, "connectors": case.connectors, "seed": seed}
-    row["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    row["load_average_at_start"] = load_average()
     if case.kind == "replan":
         started = time.perf_counter()
         result = replan(instance, plan, REPLAN_NOW_SLOT)
@@ -97,21 +96,7 @@ def _summary(totals) -> dict:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "highspy": version("highspy"),
-        "numpy": version("numpy"),
-        "load_average_at_start": os.getloadavg(),
-    }
+    return machine_info("highspy", "numpy")
 
 
 def saving(ours: dict, theirs: dict) -> str:
@@ -152,7 +137,7 @@ def main() -> int:
     cases = QUICK if args.quick else FULL
     if args.only:
         cases = [c for c in FULL + QUICK if c.name in args.only.split(",")]
-    load_at_start = os.getloadavg()
+    load_at_start = load_average()
     rows = []
     for case in cases:
         print(f"running {case.name} ...", flush=True)
@@ -160,7 +145,7 @@ def main() -> int:
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     info = machine()
     info["load_average_at_start"] = load_at_start
-    info["load_average_at_end"] = os.getloadavg()
+    info["load_average_at_end"] = load_average()
     print()
     print(table(rows))
     stamp = date.today().isoformat() + ("-quick" if args.quick else "")

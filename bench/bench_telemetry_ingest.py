@@ -18,12 +18,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
+
+from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,30 +107,19 @@ def make_batch(start: dt.datetime, size: int, seed: int) -> list[dict]:
 def machine(database_url: str) -> dict:
     from django.db import connection
 
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         pg_version = cursor.fetchone()[0].split(" on ")[0]
         cursor.execute("SHOW synchronous_commit")
         sync_commit = cursor.fetchone()[0]
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "postgresql": pg_version,
-        "synchronous_commit": sync_commit,
-        "psycopg": version("psycopg"),
-        "numpy": version("numpy"),
-        "orjson": version("orjson"),
-        "database": database_url.rsplit("@", 1)[-1],
-        "load_average_at_start": os.getloadavg(),
-    }
+    return machine_info(
+        "psycopg",
+        "numpy",
+        "orjson",
+        postgresql=pg_version,
+        synchronous_commit=sync_commit,
+        database=database_url.rsplit("@", 1)[-1],
+    )
 
 
 def rate(count: int, seconds: float) -> float:
@@ -201,7 +190,7 @@ def main() -> None:
         result = ingest.telemetry_ingest(readings=batch, vehicle=vehicle)
         resend_s += time.perf_counter() - t0
         assert result.counts["duplicate"] == len(batch), result.counts
-    info["load_average_at_end"] = os.getloadavg()
+    info["load_average_at_end"] = load_average()
 
     total = args.batches * args.batch_size
     service_rate = rate(total, service_s)
