@@ -96,11 +96,23 @@ def depot_event_record(
     return event, True
 
 
+CONNECTOR_STATUS_AFTER = {
+    Kind.CONNECTOR_FAULTED: Charger.Status.FAULTED,
+    Kind.CONNECTOR_RESTORED: Charger.Status.AVAILABLE,
+}
+
+
 def _apply(event: DepotEvent) -> None:
-    if event.kind == Kind.CONNECTOR_FAULTED:
-        Connector.objects.filter(pk=event.connector_id).update(status=Charger.Status.FAULTED)
-    elif event.kind == Kind.CONNECTOR_RESTORED:
-        Connector.objects.filter(pk=event.connector_id).update(status=Charger.Status.AVAILABLE)
+    if event.kind in CONNECTOR_STATUS_AFTER:
+        # Saved one row at a time (not a queryset update) so the audit trail records the change and its reporter.
+        connector = Connector.objects.select_for_update().get(pk=event.connector_id)
+        status = CONNECTOR_STATUS_AFTER[event.kind]
+        if connector.status != status:
+            connector.status = status
+            if event.reported_by is not None:
+                connector._history_user = event.reported_by
+            connector._change_reason = f"{event.kind} ({event.client_event_id})"[:100]
+            connector.save(update_fields=["status"])
     elif event.kind == Kind.BLOCK_CANCELLED:
         horizon = night_horizon(event.depot, event.service_night)
         BlockAssignment.objects.filter(
@@ -109,15 +121,47 @@ def _apply(event: DepotEvent) -> None:
 
 
 def night_event_inputs(depot: Depot, service_night: dt.date) -> dict[str, dict]:
-    """What tonight's events tell the planner: who arrived when, and the SoC they last reported."""
+    """What tonight's events tell the planner: who arrived when, the SoC they last reported, and which
+    connector each reported vehicle is plugged into now (``plugged_into``, see ``plugged_into_now``)."""
     arrivals: dict[int, dt.datetime] = {}
     soc_now_pct: dict[int, float] = {}
-    events = DepotEvent.objects.filter(depot=depot, service_night=service_night, vehicle__isnull=False).order_by(
-        "occurred_at"
+    events = list(
+        DepotEvent.objects.filter(depot=depot, service_night=service_night, vehicle__isnull=False)
+        .select_related("connector__charger")
+        .order_by("occurred_at", "pk")
     )
     for event in events:
         if event.kind in ARRIVAL_KINDS:
             arrivals.setdefault(event.vehicle_id, event.occurred_at)
         if event.soc_pct is not None:
             soc_now_pct[event.vehicle_id] = event.soc_pct
-    return {"arrivals": arrivals, "soc_now_pct": soc_now_pct}
+    return {"arrivals": arrivals, "soc_now_pct": soc_now_pct, "plugged_into": plugged_into_now(events)}
+
+
+def plugged_into_now(events: list[DepotEvent]) -> dict[int, Connector | None]:
+    """Vehicle pk -> the connector it is plugged into after these events (in the order they happened), or
+    None when it was reported unplugged since. Vehicles with no plug report tonight are left out.
+
+    A vehicle's latest plug-in or plug-out decides. A plug-in onto a connector another vehicle was reported
+    on means that one was unplugged first: the latest plug-in wins and the other vehicle is free again.
+    """
+    plugged_into: dict[int, Connector | None] = {}
+    vehicle_on: dict[int, int] = {}  # connector pk -> vehicle pk reported on it
+    for event in events:
+        if event.kind == Kind.VEHICLE_PLUGGED_IN and event.connector_id is not None:
+            _unplug(plugged_into, vehicle_on, event.vehicle_id)
+            displaced = vehicle_on.get(event.connector_id)
+            if displaced is not None:
+                _unplug(plugged_into, vehicle_on, displaced)
+            plugged_into[event.vehicle_id] = event.connector
+            vehicle_on[event.connector_id] = event.vehicle_id
+        elif event.kind == Kind.VEHICLE_PLUGGED_OUT:
+            _unplug(plugged_into, vehicle_on, event.vehicle_id)
+    return plugged_into
+
+
+def _unplug(plugged_into: dict[int, Connector | None], vehicle_on: dict[int, int], vehicle_pk: int) -> None:
+    connector = plugged_into.get(vehicle_pk)
+    if connector is not None:
+        vehicle_on.pop(connector.pk, None)
+    plugged_into[vehicle_pk] = None

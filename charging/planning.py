@@ -173,7 +173,7 @@ def build_night(
     starts = horizon.slot_starts()
 
     connectors = {
-        f"{c.charger.ocpp_charge_point_id}#{c.connector_id}": c
+        connector_key(c): c
         for c in Connector.objects.filter(
             charger__depot=depot, charger__status__in=USABLE_CHARGER_STATUSES, status__in=USABLE_CHARGER_STATUSES
         ).select_related("charger")
@@ -312,6 +312,7 @@ def plan_depot_night(
     now: dt.datetime | None = None,
     soc_now_pct: dict[int, float] | None = None,
     arrivals: dict[int, dt.datetime] | None = None,
+    plugged_into: dict[int, Connector | None] | None = None,
     method: str = "auto",
 ) -> ChargingPlan:
     """Plan (or re-plan) one depot night and make the new plan the active one.
@@ -320,6 +321,8 @@ def plan_depot_night(
     (faulted connectors, changed blocks, early arrivals), the energy the active plan delivered before
     ``now`` is kept, vehicles plugged in stay on their connector if it still works, and only the rest of
     the night is solved. ``soc_now_pct`` (vehicle pk -> SoC % reported now) overrides the estimate.
+    ``plugged_into`` (vehicle pk -> the connector staff reported it plugged into, None: reported unplugged)
+    overrides where the active plan believes each reported vehicle is (``_with_reported_plugs``).
 
     Concurrent planning of one depot is serialised on the depot row: the second caller waits and then
     supersedes the first one's plan, never producing two active plans.
@@ -333,9 +336,15 @@ def plan_depot_night(
         night = _remainder_of_night(night, active, now_slot, soc_now_pct or {})
     elif soc_now_pct:
         night = _with_measured_soc(night, soc_now_pct)
+    night = _with_reported_plugs(night, plugged_into or {})
     plan = optimizer.solve(night.instance, method=method)
     version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
-    previous.filter(status=ChargingPlan.Status.ACTIVE).update(status=ChargingPlan.Status.SUPERSEDED)
+    if active is not None:
+        # Before the new plan exists (one active plan per depot night), and saved as a row rather than by a
+        # queryset update so the audit trail records it, with the request's user when there is one.
+        active.status = ChargingPlan.Status.SUPERSEDED
+        active._change_reason = f"superseded by version {version}"
+        active.save(update_fields=["status"])
 
     totals, solver = plan.totals, plan.solver
     record = ChargingPlan.objects.create(
@@ -377,6 +386,49 @@ def _with_measured_soc(night: NightInput, soc_now_pct: dict[int, float]) -> Nigh
     return dataclasses.replace(night, instance=dataclasses.replace(night.instance, vehicles=vehicles))
 
 
+def connector_key(connector: Connector) -> str:
+    """The connector's id in the optimizer instance."""
+    return f"{connector.charger.ocpp_charge_point_id}#{connector.connector_id}"
+
+
+def _with_reported_plugs(night: NightInput, plugged_into: dict[int, Connector | None]) -> NightInput:
+    """Pin each vehicle to the connector it is plugged into, as far as the night can honour it.
+
+    - Reported plugged into C: fixed to C, unless C is not working tonight (faulted, offline, its charger
+      down) or does not suit the vehicle (then free, with a warning: someone plugged it where it cannot
+      charge). Reported unplugged: free, whatever the active plan assumed.
+    - Not reported: keeps the connector the active plan has it on at now, unless that connector no longer
+      works or a reported vehicle is on it now (it must have been unplugged first).
+    """
+    working = {co.id for _ch, co in night.instance.connectors()}
+    claimed = {connector_key(c) for c in plugged_into.values() if c is not None}
+    vehicles = []
+    for vehicle in night.instance.vehicles:
+        pk = int(vehicle.id)
+        if pk in plugged_into:
+            reported = plugged_into[pk]
+            fixed = connector_key(reported) if reported is not None else None
+            if fixed is not None and fixed not in working:
+                logger.info("vehicle %s is plugged into %s, which is not working: free to move", pk, reported)
+                fixed = None
+            elif fixed is not None and not _suits(night.instance, vehicle, fixed):
+                logger.warning(
+                    "vehicle %s is reported plugged into %s, which does not suit it: planned as free", pk, reported
+                )
+                fixed = None
+        else:
+            fixed = vehicle.fixed_connector_id
+            if fixed is not None and (fixed not in working or fixed in claimed):
+                fixed = None
+        vehicles.append(dataclasses.replace(vehicle, fixed_connector_id=fixed))
+    return dataclasses.replace(night, instance=dataclasses.replace(night.instance, vehicles=tuple(vehicles)))
+
+
+def _suits(instance: optimizer.Instance, vehicle: optimizer.Vehicle, connector_id: str) -> bool:
+    free = dataclasses.replace(vehicle, fixed_connector_id=None)
+    return any(co.id == connector_id for _ch, co in instance.compatible_connectors(free))
+
+
 def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, soc_now_pct: dict) -> NightInput:
     """The fresh night from ``now_slot`` on, with what the active plan already delivered frozen."""
     slot = dt.timedelta(minutes=night.horizon.slot_minutes)
@@ -402,11 +454,7 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
         for i, kw in enumerate(charge.power_kw):
             if 0 <= offset + i < n:
                 power[offset + i] = kw
-        connector_id = (
-            f"{charge.connector.charger.ocpp_charge_point_id}#{charge.connector.connector_id}"
-            if charge.connector
-            else None
-        )
+        connector_id = connector_key(charge.connector) if charge.connector else None
         vehicle_plans.append(
             optimizer.VehiclePlan(
                 vehicle_id=str(charge.vehicle_id),
@@ -426,18 +474,9 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
         for pk, soc in soc_now_pct.items()
         if str(pk) in night.soc_windows
     }
+    # Vehicles the active plan has plugged in at now stay there; _with_reported_plugs frees those whose
+    # connector has faulted since.
     remainder = remaining_instance(full, stored, now_slot, soc_now_pct=soc_now)
-    # A vehicle plugged into a connector that has since faulted is free to move to a working one.
-    working = {co.id for _ch, co in remainder.connectors()}
-    remainder = dataclasses.replace(
-        remainder,
-        vehicles=tuple(
-            dataclasses.replace(v, fixed_connector_id=None)
-            if v.fixed_connector_id and v.fixed_connector_id not in working
-            else v
-            for v in remainder.vehicles
-        ),
-    )
     horizon = Horizon(
         start=night.horizon.start + now_slot * slot, slot_minutes=night.horizon.slot_minutes, num_slots=n - now_slot
     )

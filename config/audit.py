@@ -4,7 +4,8 @@ django-simple-history (``history = HistoricalRecords()`` on the audited models) 
 every save, with the user of the request that made it: ``HistoryRequestMiddleware`` keeps the request, and
 DRF writes the token's user back onto it when it authenticates, so API, admin and service writes made in a
 request all carry their author. Writes outside a request (overnight jobs) carry none. Queryset ``update()``
-calls are not recorded (the plan supersede step uses one; the new plan version records itself).
+calls are not recorded, so the services that change audited rows (a connector's fault or restore from a depot
+event, a plan superseded by a re-plan) save row by row, with a change reason.
 
 ``AuditedAdmin`` adds the History page to an admin. Mix it in *before* ``DepotScopedAdmin`` so that page asks
 the depot-scoped permissions: another depot's object's history is a 403, like its change page.
