@@ -158,6 +158,7 @@ class LpModel:
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value) if has_solution else None
+        duals = info.dual_solution_status == 2 and has_solution  # kSolutionStatusFeasible
         return LpSolution(
             status=h.modelStatusToString(status),
             optimal=status == highspy.HighsModelStatus.kOptimal and (lazy is None or not lazy.pending(x)),
@@ -168,6 +169,7 @@ class LpModel:
             num_cols=h.getNumCol(),
             num_rows=h.getNumRow(),
             lazy_rounds=rounds,
+            row_dual=np.asarray(h.getSolution().row_dual) if duals else None,
         )
 
 
@@ -283,11 +285,17 @@ class LpSolution:
     num_cols: int
     num_rows: int
     lazy_rounds: int = 0
+    row_dual: np.ndarray | None = None  # with an optimal solution (HiGHS: reduced cost = c - A^T y)
 
 
 @dataclass
 class CoreIndex:
-    """Where the core variables live. Pairs are (vehicle, window slot), vehicle by vehicle."""
+    """Where the core variables and rows live. Pairs are (vehicle, slot), vehicle by vehicle.
+
+    A vehicle's pairs are every slot of its window, or with ``build_core(active=...)`` only the
+    active ones (see ``sifting``); ``held_slots`` is then how many slots each pair's energy is held
+    for (up to the next active pair, or departure), which weighs its high-SoC hinge.
+    """
 
     pair_vehicle: np.ndarray
     pair_slot: np.ndarray
@@ -297,29 +305,75 @@ class CoreIndex:
     u_col: int
     peak_col: int | None
     lazy: LazyCuts | None = None  # what build_core(lazy=True) left out
+    # Rows, for reading duals (``sifting.full_reduced_costs``):
+    balance_row: int = 0  # pair q's energy balance is row balance_row + q
+    target_row: np.ndarray | None = None  # per vehicle, its departure-target row (-1 without pairs)
+    hinge_pair: np.ndarray | None = None  # pairs with a high-SoC hinge ...
+    hinge_row: int = 0  # ... whose rows are hinge_row + k, k = index into hinge_pair
+    held_slots: np.ndarray | None = None  # per pair
+    site_row: np.ndarray | None = None  # per slot, -1 without a row
+    demand_row: np.ndarray | None = None  # per slot, -1 without a row
+    extra_rows: list = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
 
     @property
     def num_pairs(self) -> int:
         return self.pair_vehicle.size
 
 
+@dataclass
+class LimitRows:
+    """Per-slot rows on the power of sets of vehicles, for reading their duals.
+
+    Set ``k`` (a charger, or a connector group of the relaxation) holds the vehicles with
+    ``key_of_vehicle == k``; ``power[k, t]`` is the row ``sum p <= limit`` of slot t and, for
+    groups, ``count[k, t]`` the row ``sum x <= connectors`` over occupancies ``p <= max_kw * x``.
+    -1 where there is no row.
+    """
+
+    key_of_vehicle: np.ndarray
+    power: np.ndarray
+    count: np.ndarray | None = None
+
+
 def build_core(
-    instance: Instance, va: VehicleArrays, windows: Windows, model: LpModel, *, lazy: bool = False
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    model: LpModel,
+    *,
+    lazy: bool = False,
+    active: np.ndarray | None = None,
 ) -> CoreIndex:
     """Add the power, energy, taper, target, site, demand and wear parts of the model.
 
     With ``lazy``, taper rows and C-rate hinges are not added but kept in ``core.lazy``: pass it
     to ``model.solve(lazy=...)``, which adds those the solution breaks (see ``LazyCuts``).
+
+    ``active`` (bool [vehicle, slot], inside the windows, every non-empty window's last slot
+    included) restricts the power variables to those slots: the model is then the full one with
+    power fixed at zero elsewhere, with the energy between two active slots held in one variable
+    (see ``sifting``, which prices the others and adds those worth it).
     """
     dt = instance.slot_hours
     gain = instance.charging_efficiency * dt
     num_vehicles = len(instance.vehicles)
     length = windows.length
-    first_pair = np.concatenate([[0], np.cumsum(length)])
-    pair_vehicle = np.repeat(np.arange(num_vehicles), length)
-    pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
-    pair_slot = windows.start[pair_vehicle] + pair_k
+    if active is None:
+        first_pair = np.concatenate([[0], np.cumsum(length)])
+        pair_vehicle = np.repeat(np.arange(num_vehicles), length)
+        pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
+        pair_slot = windows.start[pair_vehicle] + pair_k
+    else:
+        pair_vehicle, pair_slot = np.nonzero(active)
+        count = np.bincount(pair_vehicle, minlength=num_vehicles)
+        first_pair = np.concatenate([[0], np.cumsum(count)])
+        pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
+    has_pairs = first_pair[1:] > first_pair[:-1]
     n = pair_vehicle.size
+    is_last = np.zeros(n, dtype=bool)
+    is_last[first_pair[1:][has_pairs] - 1] = True
+    # Slots each pair's end energy is held for: to the next pair, the last one until departure.
+    held_slots = np.where(is_last, va.departure_slot[pair_vehicle] - pair_slot, np.roll(pair_slot, -1) - pair_slot)
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
 
     p_upper = windows.max_kw[pair_vehicle].copy()
@@ -330,27 +384,29 @@ def build_core(
     p_col = model.add_cols(price[pair_slot] * dt, 0.0, p_upper)
     e_col = model.add_cols(np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle])
     shortfall_max = np.maximum(va.target_kwh - va.initial_kwh, 0.0)
-    # A vehicle without a window leaves with its whole shortfall: fix it through its bounds.
-    u_col = model.add_cols(va.penalty_mxn_per_kwh, np.where(length > 0, 0.0, shortfall_max), shortfall_max)
+    # A vehicle without pairs leaves with its whole shortfall: fix it through its bounds.
+    u_col = model.add_cols(va.penalty_mxn_per_kwh, np.where(has_pairs, 0.0, shortfall_max), shortfall_max)
 
     # Energy balance, one equality row per pair: e[t] - e[t-1] - gain * p[t] = 0 (initial energy
-    # on the right-hand side for the first slot of the window).
+    # on the right-hand side for the first pair of the vehicle).
     rhs = np.where(pair_k == 0, va.initial_kwh[pair_vehicle], 0.0)
-    row = model.add_rows(rhs, rhs, n)
+    balance_row = model.add_rows(rhs, rhs, n)
     pairs = np.arange(n)
-    model.add_entries(row + pairs, e_col + pairs, 1.0)
-    model.add_entries(row + pairs, p_col + pairs, -gain)
+    model.add_entries(balance_row + pairs, e_col + pairs, 1.0)
+    model.add_entries(balance_row + pairs, p_col + pairs, -gain)
     later = pairs[pair_k > 0]
-    model.add_entries(row + later, e_col + later - 1, -1.0)
+    model.add_entries(balance_row + later, e_col + later - 1, -1.0)
 
     # Departure target: e[last] + u >= target.
-    with_window = np.flatnonzero(length > 0)
-    row = model.add_rows(va.target_kwh[with_window], INF, with_window.size)
-    model.add_entries(row + np.arange(with_window.size), e_col + first_pair[with_window + 1] - 1, 1.0)
-    model.add_entries(row + np.arange(with_window.size), u_col + with_window, 1.0)
+    with_pairs = np.flatnonzero(has_pairs)
+    row = model.add_rows(va.target_kwh[with_pairs], INF, with_pairs.size)
+    target_row = np.full(num_vehicles, -1)
+    target_row[with_pairs] = row + np.arange(with_pairs.size)
+    model.add_entries(row + np.arange(with_pairs.size), e_col + first_pair[with_pairs + 1] - 1, 1.0)
+    model.add_entries(row + np.arange(with_pairs.size), u_col + with_pairs, 1.0)
 
-    taper = _taper_rows(instance, va, windows, first_pair)
-    # Lazy: only the rows of the last slots of each window go in at once. The high-SoC wear makes
+    taper = _taper_rows(instance, va, windows, pair_vehicle, pair_k)
+    # Lazy: only the rows of the last slots of each vehicle go in at once. The high-SoC wear makes
     # charging finish close to departure, so that is where the taper binds (see ``LazyCuts``).
     taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS if lazy else slice(None)
     _add_taper(model, tuple(part[taper_now] for part in taper), p_col, e_col)
@@ -359,11 +415,15 @@ def build_core(
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
     site = np.asarray(instance.site_limit_kw, dtype=float)
     row = model.add_rows(-INF, site[slots], slots.size)
+    site_row = np.full(instance.num_slots, -1)
+    site_row[slots] = row + np.arange(slots.size)
     model.add_entries(row + slot_of_pair, p_col + pairs, 1.0)
 
-    peak_col = _add_demand(instance, model, pair_slot, p_col)
-    c_rate = _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col, lazy=lazy)
+    peak_col, demand_row = _add_demand(instance, model, pair_slot, p_col)
     core = CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_col)
+    core.balance_row, core.target_row, core.held_slots = balance_row, target_row, held_slots
+    core.site_row, core.demand_row, core.extra_rows = site_row, demand_row, []
+    c_rate = _add_wear(instance, va, windows, model, core, pair_k, lazy=lazy)
     if lazy:
         c_max_kw = windows.max_kw[pair_vehicle[c_rate[0]]]
         core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * dt, c_max_kw)
@@ -371,31 +431,42 @@ def build_core(
     return core
 
 
-def _taper_rows(instance, va, windows, first_pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pair, a, b) of every row p[v,t] - b * e[v,t] <= a of a taper line that can bind."""
-    line_vehicle, line_a, line_b = [], [], []
+    lines_of: dict[int, list[tuple[float, float]]] = {}
     for v, vehicle in enumerate(instance.vehicles):
         if windows.end[v] <= windows.start[v]:
             continue
         for a, b in taper_lines(vehicle):
             lowest_kw = min(a + b * va.initial_kwh[v], a + b * va.max_kwh[v])
             if lowest_kw < windows.max_kw[v]:  # a line that never goes below the bound is idle
-                line_vehicle.append(v)
-                line_a.append(a)
-                line_b.append(b)
-    if not line_vehicle:
+                lines_of.setdefault(v, []).append((a, b))
+    if not lines_of:
         return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
-    line_vehicle = np.array(line_vehicle)
-    count = windows.length[line_vehicle]
-    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    pair = np.repeat(first_pair[line_vehicle], count) + k
-    a, b, v = np.repeat(line_a, count), np.repeat(line_b, count), np.repeat(line_vehicle, count)
-    # Early in the window the battery cannot yet be high enough for the line to bind: skip those.
+    # One row per (pair, line): lines of a vehicle repeated over its pairs.
+    line_vehicle = np.array([v for v, lines in lines_of.items() for _ in lines])
+    line_a = np.array([a for lines in lines_of.values() for a, _ in lines])
+    line_b = np.array([b for lines in lines_of.values() for _, b in lines])
+    pair, line = _pairs_of_lines(pair_vehicle, line_vehicle)
+    a, b, v, k = line_a[line], line_b[line], pair_vehicle[pair], pair_k[pair]
+    # Early on the battery cannot yet be high enough for the line to bind: skip those. ``k`` pairs
+    # came before this one, so at most k + 1 slots of charging.
     gain = instance.charging_efficiency * instance.slot_hours
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
     return pair[keep], a[keep], b[keep]
+
+
+def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (pair, line) with the same vehicle. Both inputs are sorted by vehicle."""
+    num = max(int(pair_vehicle.max(initial=-1)), int(line_vehicle.max(initial=-1))) + 1
+    pairs_per = np.bincount(pair_vehicle, minlength=num)
+    first_pair = np.concatenate([[0], np.cumsum(pairs_per)])
+    count = pairs_per[line_vehicle]  # rows per line
+    line = np.repeat(np.arange(line_vehicle.size), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    return first_pair[line_vehicle][line] + k, line
 
 
 def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
@@ -408,9 +479,11 @@ def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
     model.add_entries(rows, e_col + pair, -b)
 
 
-def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int) -> int | None:
+def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int) -> tuple[int | None, np.ndarray]:
+    """The peak column and its rows; returns (peak column, per-slot row or -1)."""
+    demand_row = np.full(instance.num_slots, -1)
     if instance.demand_charge_mxn_per_kw <= 0:
-        return None
+        return None, demand_row
     demand = np.array(instance.demand_mask())
     base = np.array(instance.base_load())
     floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
@@ -419,47 +492,50 @@ def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col
     in_demand = np.flatnonzero(demand[pair_slot])
     slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
     row = model.add_rows(-INF, -base[slots], slots.size)
+    demand_row[slots] = row + np.arange(slots.size)
     model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
     model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
-    return peak_col
+    return peak_col, demand_row
 
 
-def _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot, p_col, e_col, *, lazy: bool):
+def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bool):
     """Hinge variables for time at high SoC and for high C-rate, only where they can be non-zero.
 
-    Returns the C-rate hinges as (pairs, threshold kW); with ``lazy`` they are not added.
+    Sets ``core.hinge_pair`` / ``core.hinge_row``. Returns the C-rate hinges as (pairs, threshold
+    kW); with ``lazy`` they are not added.
     """
     no_c_rate = (np.zeros(0, dtype=int), np.zeros(0))
     wear = instance.wear
     dt = instance.slot_hours
-    length = windows.length
+    pair_vehicle, first_pair = core.pair_vehicle, core.first_pair
     high_soc_kwh = wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
+    core.hinge_pair = np.zeros(0, dtype=int)
     if wear.high_soc_mxn_per_kwh_h > 0:
-        # Energy above the threshold before the window (constant) costs regardless of the plan.
-        before = (windows.start - va.arrival_slot) * (length > 0) + (va.departure_slot - va.arrival_slot) * (
-            length == 0
-        )
+        # Energy above the threshold before the first pair (constant) costs regardless of the plan.
+        has_pairs = first_pair[1:] > first_pair[:-1]
+        first_slot = core.pair_slot[np.minimum(first_pair[:-1], max(core.num_pairs - 1, 0))] if core.num_pairs else 0
+        before = np.where(has_pairs, first_slot - va.arrival_slot, va.departure_slot - va.arrival_slot)
         model.offset += (
             wear.high_soc_mxn_per_kwh_h
             * dt
             * float((np.maximum(va.initial_kwh - high_soc_kwh, 0.0) * np.maximum(before, 0)).sum())
         )
         # Only where the battery can be above the threshold by the end of the slot.
-        k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
         reachable_kwh = np.minimum(
-            va.initial_kwh[pair_vehicle] + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (k + 1),
+            va.initial_kwh[pair_vehicle]
+            + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (pair_k + 1),
             va.max_kwh[pair_vehicle],
         )
         pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[pair_vehicle] + 1e-9)
+        core.hinge_pair = pairs
         if pairs.size:
             v = pair_vehicle[pairs]
-            # The window's last energy is held until departure: weight it by the slots left.
-            is_last = pairs == first_pair[v + 1] - 1
-            held_slots = np.where(is_last, 1 + va.departure_slot[v] - windows.end[v], 1)
-            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots, 0.0, INF)
+            # A pair's end energy is held until the next pair (the last one's until departure).
+            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * core.held_slots[pairs], 0.0, INF)
             row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
+            core.hinge_row = row
             k = np.arange(pairs.size)
-            model.add_entries(row + k, e_col + pairs, 1.0)
+            model.add_entries(row + k, core.e_col + pairs, 1.0)
             model.add_entries(row + k, col + k, -1.0)
     if wear.high_c_rate_mxn_per_kwh <= 0:
         return no_c_rate
@@ -472,7 +548,7 @@ def _add_wear(instance, va, windows, model, first_pair, pair_vehicle, pair_slot,
         col = model.add_cols(np.full(pairs.size, wear.high_c_rate_mxn_per_kwh * dt), 0.0, INF)
         row = model.add_rows(-INF, c_rate_kw[v], pairs.size)
         k = np.arange(pairs.size)
-        model.add_entries(row + k, p_col + pairs, 1.0)
+        model.add_entries(row + k, core.p_col + pairs, 1.0)
         model.add_entries(row + k, col + k, -1.0)
     return no_c_rate
 
@@ -501,6 +577,11 @@ def add_charger_limits(
     row = model.add_rows(-INF, limit[binding], int(binding.sum()))
     keep = binding[key_of_pair]
     model.add_entries(row + row_of_key[key_of_pair[keep]], core.p_col + pairs[keep], 1.0)
+    power_rows = np.full((len(chargers), instance.num_slots), -1)
+    power_rows[keys[binding] // instance.num_slots, keys[binding] % instance.num_slots] = row + np.arange(
+        int(binding.sum())
+    )
+    core.extra_rows.append(LimitRows(np.asarray(charger_of_vehicle), power_rows))
 
 
 def add_group_limits(
@@ -524,6 +605,12 @@ def add_group_limits(
         pairs = np.flatnonzero(in_group[core.pair_vehicle])
         if not pairs.size:
             continue
+        rows = LimitRows(
+            np.where(in_group, 0, -1),
+            np.full((1, instance.num_slots), -1),
+            np.full((1, instance.num_slots), -1),
+        )
+        core.extra_rows.append(rows)
         slots, slot_of_pair = np.unique(core.pair_slot[pairs], return_inverse=True)
         possible_kw = np.bincount(slot_of_pair, weights=windows.max_kw[core.pair_vehicle[pairs]])
         binding = np.flatnonzero(possible_kw > capacity_kw + 1e-9)
@@ -532,6 +619,7 @@ def add_group_limits(
             row_of_slot = np.full(slots.size, -1)
             row = model.add_rows(-INF, capacity_kw, binding.size)
             row_of_slot[binding] = row + np.arange(binding.size)
+            rows.power[0, slots[binding]] = row + np.arange(binding.size)
             model.add_entries(row_of_slot[slot_of_pair[keep]], core.p_col + pairs[keep], 1.0)
         present = np.bincount(slot_of_pair)
         crowded = np.flatnonzero(present > count)
@@ -552,6 +640,7 @@ def add_group_limits(
         row_of_slot = np.full(slots.size, -1)
         row = model.add_rows(-INF, float(count), crowded.size)
         row_of_slot[crowded] = row + np.arange(crowded.size)
+        rows.count[0, slots[crowded]] = row + np.arange(crowded.size)
         model.add_entries(row_of_slot[slot_of_pair[keep]], x_cols, 1.0)
 
 

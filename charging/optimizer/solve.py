@@ -23,11 +23,12 @@ from .assignment import Assignment, assign_connectors, compatible_connectors, gr
 from .baselines import earliest_deadline_first, uncontrolled
 from .evaluate import evaluate, finalize
 from .instance import Instance
-from .lp import LpModel, Windows, add_charger_limits, add_group_limits, build_core, power_matrix
+from .lp import Windows, add_charger_limits, add_group_limits, power_matrix
 from .milp import count_binaries, solve_milp
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
 from .quantities import best_max_kw, connector_max_kw, vehicle_arrays
 from .reasons import explain_shortfalls
+from .sifting import SiftResult, initial_active, solve_sifted
 
 METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
 # "auto" tries the exact MILP when it has at most this many binaries.
@@ -54,12 +55,13 @@ def solve(instance: Instance, method: str = "auto", *, time_limit_s: float | Non
     started = time.perf_counter()
     va = vehicle_arrays(instance)
     compatible = compatible_connectors(instance)
-    bound_mxn, relaxed_power, relax_size = _relaxation(instance, va, compatible, time_limit_s)
+    bound_mxn, relaxed_power, relax_size, relax_note = _relaxation(instance, va, compatible, time_limit_s)
 
     plan: Plan | None = None
     if method in ("lp", "auto"):
         plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
         plan.solver.num_variables, plan.solver.num_constraints = relax_size
+        plan.solver.notes.insert(0, relax_note)
     small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
     gap = _gap(plan.totals.objective_mxn, bound_mxn) if plan else None
     if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
@@ -84,20 +86,35 @@ def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
     return max(0.0, (objective_mxn - bound_mxn) / max(abs(bound_mxn), 1.0))
 
 
-def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int]]:
-    """Solve the aggregated relaxation; returns (bound MXN, relaxed power [vehicle, slot], size)."""
+def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int], str]:
+    """Solve the aggregated relaxation by sifting (``sifting``).
+
+    Returns (bound MXN, relaxed power [vehicle, slot], restricted model size, a note on the sifting).
+    """
     best_kw = best_max_kw(instance, compatible)
     has = np.array([c.size > 0 for c in compatible], dtype=bool)
     windows = Windows(start=va.arrival_slot, end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw)
-    model = LpModel()
-    core = build_core(instance, va, windows, model, lazy=True)
-    add_group_limits(instance, core, windows, group_limits(instance, compatible), model)
-    solution = model.solve(time_limit_s=time_limit_s, lazy=core.lazy)
+    groups = group_limits(instance, compatible)
+
+    def connector_groups(core, model):
+        add_group_limits(instance, core, windows, groups, model)
+
+    result = solve_sifted(
+        instance, va, windows, initial_active(instance, va, windows), connector_groups, time_limit_s=time_limit_s
+    )
+    solution = result.solution
     power = np.zeros((len(instance.vehicles), instance.num_slots))
     if solution.x is not None:
-        power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
+        power = power_matrix(result.core, windows, solution.x, len(instance.vehicles), instance.num_slots)
     bound = solution.objective if solution.optimal else None
-    return bound, power, (solution.num_cols, solution.num_rows)
+    return bound, power, (solution.num_cols, solution.num_rows), _sifting_note("relaxation", result, windows)
+
+
+def _sifting_note(what: str, result: SiftResult, windows: Windows) -> str:
+    return (
+        f"{what}: {result.rounds} LP round(s) on {result.active_pairs[-1]:,} of {int(windows.length.sum()):,} "
+        f"(vehicle, slot) pairs ({', '.join(f'{s:.2f}' for s in result.seconds)} s)"
+    )
 
 
 def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
@@ -113,7 +130,7 @@ def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -
     else:
         power, status = _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s)
     if power is None:
-        power, status = _window_lp(instance, va, assignment, time_limit_s)
+        power, status = _window_lp(instance, va, assignment, time_limit_s, relaxed_power)
         if power is None:  # only on a time limit: keep the relaxed profile clipped to windows
             power = relaxed_power * _window_mask(instance, assignment)
     plan = _plan(instance, assignment, power, "lp", status)
@@ -121,7 +138,9 @@ def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -
     return explain_shortfalls(instance, finalize(instance, plan))
 
 
-def _window_lp(instance, va, assignment: Assignment, time_limit_s) -> tuple[np.ndarray | None, str]:
+def _window_lp(
+    instance, va, assignment: Assignment, time_limit_s, relaxed_power: np.ndarray | None = None
+) -> tuple[np.ndarray | None, str]:
     """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -134,13 +153,19 @@ def _window_lp(instance, va, assignment: Assignment, time_limit_s) -> tuple[np.n
     charger_of_vehicle = np.array(
         [charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector], dtype=int
     )
-    model = LpModel()
-    core = build_core(instance, va, windows, model, lazy=True)
-    add_charger_limits(instance, core, windows, charger_of_vehicle, model)
-    solution = model.solve(time_limit_s=time_limit_s, lazy=core.lazy)
+
+    def charger_limits(core, model):
+        add_charger_limits(instance, core, windows, charger_of_vehicle, model)
+
+    # The relaxed plan's charging slots are where this LP will charge too, mostly.
+    hint = relaxed_power > 1e-9 if relaxed_power is not None else None
+    start = initial_active(instance, va, windows, hint=hint)
+    result = solve_sifted(instance, va, windows, start, charger_limits, time_limit_s=time_limit_s)
+    solution = result.solution
     if solution.x is None:
         return None, f"re-solve failed ({solution.status}); relaxed power clipped to windows"
-    return power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots), solution.status
+    power = power_matrix(result.core, windows, solution.x, len(instance.vehicles), instance.num_slots)
+    return power, f"{solution.status} ({_sifting_note('window re-solve', result, windows)})"
 
 
 def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s) -> tuple[np.ndarray | None, str]:
@@ -166,7 +191,7 @@ def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit
         base_load_kw=tuple((np.asarray(instance.base_load()) + others_kw).tolist()),
     )
     part_assignment = Assignment(assignment.connector[index], assignment.start[index], assignment.end[index])
-    part_power, status = _window_lp(part, vehicle_arrays(part), part_assignment, time_limit_s)
+    part_power, status = _window_lp(part, vehicle_arrays(part), part_assignment, time_limit_s, relaxed_power[index])
     if part_power is None:
         return None, ""
     power = relaxed_power * _window_mask(instance, assignment)

@@ -1,0 +1,268 @@
+"""Sifting: solve the depot LP on the slots that matter, prove the rest would not help.
+
+A bus stays 9-13 hours but the optimal plan charges it in a handful of slots (on the 1,000-bus
+benchmark night 16 % of (bus, slot) pairs carry power). So the LP is first solved with power
+variables only on an *active* set of slots per vehicle (``build_core(active=...)``: power fixed
+at zero elsewhere, the energy between two active slots held in one variable). From its duals the
+reduced cost of every left-out power variable *in the full model* is computed exactly
+(``full_reduced_costs``); if none is negative the restricted optimum is the full LP's optimum (same
+objective, and the duals prove it), otherwise those slots become active and the LP is solved again.
+It always ends: each round adds at least one slot.
+
+Why the duals carry over: with power zero at a left-out slot, the full model's energy there equals
+the last active slot's, so the full model's balance duals between two active slots follow from the
+energy columns' zero reduced cost (``pi[t] = pi[t+1] - eta[t]``), the high-SoC hinge duals from
+splitting the restricted hinge's dual over the slots it stands for (in proportion to their cost
+weights, which keeps each in its range), and rows the restricted model has no reason to contain
+(site, demand or charger limits of slots nobody uses) have dual zero, which is valid because the
+restricted solution leaves them satisfied. ``tests/charging/test_optimizer_sifting.py`` checks the
+reduced costs against HiGHS's own on the full model and the objective against the full LP.
+
+The first active set matters for the number of rounds; ``initial_active`` takes it from a small
+aggregate LP (vehicles pooled by arrival and departure slot) whose site and demand duals rank each
+vehicle's slots, plus the last slots before departure (taper and wear finish there), plus any hint
+(e.g. the slots the relaxed solution used, for the re-solve after connector assignment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .instance import Instance
+from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
+from .quantities import VehicleArrays, taper_lines
+
+# A left-out slot is added when its reduced cost is below this (MXN per kW of the slot): HiGHS's
+# own dual feasibility tolerance, so "none below" means optimal as HiGHS understands it.
+REDUCED_COST_TOLERANCE = 1e-7
+# Slots before departure that are always active: charging finishes there (high-SoC wear) and the
+# taper binds there.
+LAST_SLOTS = 4
+MAX_ROUNDS = 50
+
+
+@dataclass
+class SiftResult:
+    core: CoreIndex
+    solution: LpSolution
+    active: np.ndarray  # bool [vehicle, slot]
+    rounds: int  # LP solves
+    active_pairs: list[int]  # per round
+    seconds: list[float]  # per round (LP solve only)
+
+
+def window_mask(windows: Windows, num_slots: int) -> np.ndarray:
+    slot = np.arange(num_slots)
+    return (slot >= windows.start[:, None]) & (slot < windows.end[:, None])
+
+
+def solve_sifted(
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    active: np.ndarray,
+    add_limits: Callable[[CoreIndex, LpModel], None] | None = None,
+    *,
+    time_limit_s: float | None = None,
+) -> SiftResult:
+    """Solve the LP over ``windows`` by sifting from ``active``; the result is the full LP's optimum.
+
+    ``add_limits(core, model)`` adds connector/charger rows (they must record ``LimitRows``).
+    On a time limit or a solver failure the last restricted solution is returned (its plan is
+    feasible for the full model: it only leaves power at zero).
+    """
+    in_window = window_mask(windows, instance.num_slots)
+    # The departure target hangs on each window's last slot: it is always active.
+    active = (active & in_window & (windows.max_kw[:, None] > 0)) | _last_slots(windows, instance.num_slots, 1)
+    rounds, sizes, seconds = 0, [], []
+    while True:
+        model = LpModel()
+        core = build_core(instance, va, windows, model, lazy=True, active=active)
+        if add_limits is not None:
+            add_limits(core, model)
+        left = None
+        if time_limit_s is not None:
+            left = max(time_limit_s - sum(seconds), 0.01)
+        solution = model.solve(time_limit_s=left, lazy=core.lazy)
+        rounds += 1
+        sizes.append(core.num_pairs)
+        seconds.append(solution.seconds)
+        if not solution.optimal or solution.row_dual is None or rounds >= MAX_ROUNDS:
+            break
+        if time_limit_s is not None and sum(seconds) >= time_limit_s:
+            break
+        reduced = full_reduced_costs(instance, va, windows, core, active, solution.row_dual)
+        worth = reduced < -REDUCED_COST_TOLERANCE
+        if not worth.any():
+            break
+        active = active | worth
+    if rounds >= MAX_ROUNDS or not solution.optimal:
+        solution.optimal = False
+    return SiftResult(core, solution, active, rounds, sizes, seconds)
+
+
+def _last_slots(windows: Windows, num_slots: int, count: int) -> np.ndarray:
+    slot = np.arange(num_slots)
+    return (slot >= np.maximum(windows.end - count, windows.start)[:, None]) & (slot < windows.end[:, None])
+
+
+def full_reduced_costs(
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    core: CoreIndex,
+    active: np.ndarray,
+    row_dual: np.ndarray,
+    *,
+    left_out_only: bool = True,
+) -> np.ndarray:
+    """Reduced cost in the full model of each left-out power variable (``inf`` where none).
+
+    [vehicle, slot]; see the module docstring for why the restricted duals extend to the full model.
+    With ``left_out_only=False`` also the active pairs' (less their taper and C-rate rows' duals),
+    which the tests compare with HiGHS's.
+    """
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    dt = instance.slot_hours
+    gain = instance.charging_efficiency * dt
+    y = row_dual
+    n = core.num_pairs
+    if n == 0:
+        return np.full((num_vehicles, num_slots), INF)
+    slot = np.arange(num_slots)
+    in_window = window_mask(windows, num_slots)
+    pair_index = np.full((num_vehicles, num_slots), -1)
+    pair_index[core.pair_vehicle, core.pair_slot] = np.arange(n)
+
+    pi_pair = y[core.balance_row + np.arange(n)]
+    eta_pair = np.zeros(n)
+    if core.hinge_pair is not None and core.hinge_pair.size:
+        eta_pair[core.hinge_pair] = y[core.hinge_row + np.arange(core.hinge_pair.size)]
+
+    # Hinge cost weight of each slot: 1, the window's last slot also holds its energy to departure.
+    weight = in_window.astype(float)
+    last = np.flatnonzero(windows.end > windows.start)
+    weight[last, windows.end[last] - 1] += va.departure_slot[last] - windows.end[last]
+
+    # The active pair each slot's energy belongs to (the latest at or before it), -1 before the first.
+    owner = np.maximum.accumulate(np.where(in_window, pair_index, -1), axis=1)
+    owned = in_window & (owner >= 0)
+    eta_full = np.zeros((num_vehicles, num_slots))
+    eta_full[owned] = eta_pair[owner[owned]] * weight[owned] / core.held_slots[owner[owned]]
+    # Before the first active slot the energy is the arrival energy: its hinge is fixed by it.
+    wear = instance.wear
+    high_soc_kwh = wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
+    above = (va.initial_kwh > high_soc_kwh + 1e-9)[:, None] & in_window & ~owned
+    eta_full[above] = -wear.high_soc_mxn_per_kwh_h * dt * weight[above]
+
+    # Balance duals of left-out slots: pi[t] = pi[next active] - sum of eta from t up to it.
+    suffix = np.cumsum(eta_full[:, ::-1], axis=1)[:, ::-1]  # sum over t' >= t
+    suffix = np.concatenate([suffix, np.zeros((num_vehicles, 1))], axis=1)
+    next_slot = np.where(pair_index >= 0, slot, num_slots)
+    next_slot = np.minimum.accumulate(next_slot[:, ::-1], axis=1)[:, ::-1]
+    next_pair = np.take_along_axis(pair_index, np.minimum(next_slot, num_slots - 1), axis=1)
+    rows = np.arange(num_vehicles)[:, None]
+    has_next = in_window & (next_slot < num_slots) & (next_pair >= 0)
+    pi_full = np.zeros((num_vehicles, num_slots))
+    pi_full[has_next] = (pi_pair[np.maximum(next_pair, 0)] - (suffix[:, :-1] - suffix[rows, next_slot]))[has_next]
+
+    slot_dual = np.zeros(num_slots)
+    for per_slot_rows in (core.site_row, core.demand_row):
+        present = per_slot_rows >= 0
+        slot_dual[present] += y[per_slot_rows[present]]
+    price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
+    reduced = price[None, :] * dt + gain * pi_full - slot_dual[None, :]
+    for limit in core.extra_rows:
+        member = limit.key_of_vehicle >= 0
+        power_dual = np.where(limit.power >= 0, y[np.maximum(limit.power, 0)], 0.0)
+        reduced[member] -= power_dual[limit.key_of_vehicle[member]]
+        if limit.count is not None:
+            count_dual = np.where(limit.count >= 0, y[np.maximum(limit.count, 0)], 0.0)
+            max_kw = np.maximum(windows.max_kw[member], 1e-9)[:, None]
+            reduced[member] -= count_dual[limit.key_of_vehicle[member]] / max_kw
+    candidate = in_window & has_next & (windows.max_kw[:, None] > 0)
+    if left_out_only:
+        candidate &= pair_index < 0
+    return np.where(candidate, reduced, INF)
+
+
+def initial_active(
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    hint: np.ndarray | None = None,
+) -> np.ndarray:
+    """A first active set: the slots a greedy fill of the night gives each vehicle, the slot
+    before each of them, the last ``LAST_SLOTS`` before departure, and ``hint`` if given.
+
+    The greedy (``_greedy_slots``) packs each vehicle's energy into its cheapest slots, the latest
+    first among equal prices, under what is left of the site limit. The LP's optimum is highly
+    degenerate (any packing of the cheap hours that keeps the high-SoC energy late is optimal), so
+    a packing that respects the site limit usually holds one of the optimal solutions, and pricing
+    adds the few slots it misses.
+    """
+    num_slots = instance.num_slots
+    in_window = window_mask(windows, num_slots)
+    active = _last_slots(windows, num_slots, LAST_SLOTS)
+    if hint is not None:
+        active |= hint & in_window
+    greedy = _greedy_slots(instance, va, windows)
+    active |= greedy
+    active[:, :-1] |= greedy[:, 1:]  # the slot before: room for the taper to spread the energy
+    return active & in_window
+
+
+def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np.ndarray:
+    """Slots each vehicle charges in when vehicles, earliest departure first, take their cheapest
+    slots (latest first among equal costs) under the site limit that is left, at the power the
+    vehicle and its taper allow.
+
+    In demand-charge slots only the headroom below the current peak counts as free capacity."""
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
+    capacity = np.asarray(instance.site_limit_kw, dtype=float).copy()
+    if instance.demand_charge_mxn_per_kw > 0:
+        demand = np.array(instance.demand_mask())
+        base = np.array(instance.base_load())
+        floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
+        capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
+    gain = instance.charging_efficiency * instance.slot_hours
+    slot = np.arange(num_slots)
+    order_key = price - 1e-6 * slot / num_slots  # cheapest, then latest
+    chosen = np.zeros((num_vehicles, num_slots), dtype=bool)
+    for v in np.argsort(windows.end, kind="stable"):
+        start, end, max_kw = windows.start[v], windows.end[v], windows.max_kw[v]
+        need_kwh = va.target_kwh[v] - va.initial_kwh[v]
+        if end <= start or max_kw <= 0 or need_kwh <= 0:
+            continue
+        lines = taper_lines(instance.vehicles[v])
+        candidates = start + np.argsort(order_key[start:end], kind="stable")
+        count = min(max(int(np.ceil(need_kwh / (gain * max_kw))), 1), candidates.size)
+        while True:
+            take = np.sort(candidates[:count])
+            power = _charge_in(take, capacity, max_kw, lines, va.initial_kwh[v], va.target_kwh[v], gain)
+            if power.sum() * gain >= need_kwh - 1e-6 or count == candidates.size:
+                break
+            count += 1
+        capacity[take] -= power
+        chosen[v, take[power > 0]] = True
+    return chosen
+
+
+def _charge_in(slots, capacity, max_kw, lines, initial_kwh, target_kwh, gain) -> np.ndarray:
+    """Power in each of ``slots`` (in time order) charging as fast as allowed up to the target."""
+    power = np.zeros(slots.size)
+    energy = initial_kwh
+    for i, t in enumerate(slots):
+        p = min(max(capacity[t], 0.0), max_kw, (target_kwh - energy) / gain)
+        for a, b in lines:  # the taper at the slot's end energy (as the LP checks it)
+            if 1.0 - b * gain > 0:
+                p = min(p, (a + b * energy) / (1.0 - b * gain))
+        power[i] = max(p, 0.0)
+        energy += gain * power[i]
+        if energy >= target_kwh - 1e-9:
+            break
+    return power

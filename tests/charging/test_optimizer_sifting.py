@@ -1,0 +1,140 @@
+"""Sifting (charging/optimizer/sifting.py) must give the full LP's optimum, proven by its duals.
+
+The fast path solves the LP on an active subset of (vehicle, slot) pairs and prices the others
+with duals extended to the full model. These tests solve the full model too and compare.
+"""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from charging.optimizer import generate_instance, solve
+from charging.optimizer.assignment import assign_connectors, compatible_connectors, group_limits
+from charging.optimizer.lp import LpModel, Windows, add_charger_limits, add_group_limits, build_core
+from charging.optimizer.quantities import best_max_kw, connector_max_kw, vehicle_arrays
+from charging.optimizer.sifting import full_reduced_costs, initial_active, solve_sifted, window_mask
+
+from .test_optimizer_properties import PROPERTY_SETTINGS, nights
+
+
+def _relaxation_parts(instance):
+    va = vehicle_arrays(instance)
+    compatible = compatible_connectors(instance)
+    has = np.array([c.size > 0 for c in compatible], dtype=bool)
+    windows = Windows(
+        va.arrival_slot, np.where(has, va.departure_slot, va.arrival_slot), best_max_kw(instance, compatible)
+    )
+    groups = group_limits(instance, compatible)
+
+    def limits(core, model):
+        add_group_limits(instance, core, windows, groups, model)
+
+    return va, windows, limits
+
+
+def _full_objective(instance, va, windows, limits) -> float:
+    model = LpModel()
+    core = build_core(instance, va, windows, model)  # every pair, every row, no lazy rows
+    limits(core, model)
+    solution = model.solve()
+    assert solution.optimal
+    return solution.objective
+
+
+@PROPERTY_SETTINGS
+@given(nights(), st.integers(0, 2**32 - 1))
+def test_sifting_from_any_start_reaches_the_full_lp_optimum(instance, seed):
+    va, windows, limits = _relaxation_parts(instance)
+    start = np.random.default_rng(seed).random((len(instance.vehicles), instance.num_slots)) < 0.3
+    result = solve_sifted(instance, va, windows, start, limits)
+    assert result.solution.optimal
+    expected = _full_objective(instance, va, windows, limits)
+    assert abs(result.solution.objective - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("connectors", [40, 20])
+def test_a_poor_start_is_repaired_by_pricing(seed, connectors):
+    # Only each window's last slot active: the first round leaves buses short; pricing must find
+    # every slot that helps and end at the full LP's optimum.
+    instance = generate_instance(vehicles=40, connectors=connectors, seed=seed)
+    va, windows, limits = _relaxation_parts(instance)
+    result = solve_sifted(instance, va, windows, np.zeros((40, instance.num_slots), dtype=bool), limits)
+    assert result.rounds >= 2 and result.active_pairs[0] < result.active_pairs[-1]
+    expected = _full_objective(instance, va, windows, limits)
+    assert abs(result.solution.objective - expected) <= 1e-6 * abs(expected)
+
+
+@pytest.mark.parametrize("connectors", [60, 30])
+def test_the_greedy_start_needs_few_pairs_and_few_rounds(connectors):
+    instance = generate_instance(vehicles=60, connectors=connectors, seed=3)
+    va, windows, limits = _relaxation_parts(instance)
+    result = solve_sifted(instance, va, windows, initial_active(instance, va, windows), limits)
+    assert result.solution.optimal and result.rounds <= 3
+    assert result.active_pairs[-1] < 0.6 * window_mask(windows, instance.num_slots).sum()
+    expected = _full_objective(instance, va, windows, limits)
+    assert abs(result.solution.objective - expected) <= 1e-6 * abs(expected)
+
+
+def test_window_lp_with_charger_limits_reaches_the_full_optimum():
+    # After connector assignment: windows are the connector windows, rows are per charger.
+    instance = generate_instance(vehicles=50, connectors=20, seed=4)
+    va = vehicle_arrays(instance)
+    compatible = compatible_connectors(instance)
+    relaxed = solve(instance, "lp")
+    power = np.array([vp.power_kw for vp in relaxed.vehicles])
+    assignment = assign_connectors(instance, va, compatible, power)
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    assigned = assignment.connector >= 0
+    windows = Windows(
+        assignment.start,
+        np.where(assigned, assignment.end, assignment.start),
+        np.where(assigned, np.minimum(va.max_kw, connector_max_kw(instance)[assignment.connector]), 0.0),
+    )
+    charger_of = np.array([charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector])
+
+    def limits(core, model):
+        add_charger_limits(instance, core, windows, charger_of, model)
+
+    result = solve_sifted(instance, va, windows, np.zeros_like(window_mask(windows, instance.num_slots)), limits)
+    expected = _full_objective(instance, va, windows, limits)
+    assert result.rounds >= 2
+    assert abs(result.solution.objective - expected) <= 1e-6 * abs(expected)
+
+
+@pytest.mark.parametrize("connectors", [30, 12])
+def test_reduced_costs_match_highs_on_the_restricted_model(connectors, monkeypatch):
+    # Where a pair is in the model, HiGHS's own reduced cost of its power must equal ours (less
+    # the duals of taper / C-rate rows, which only active pairs have): same signs, same rows.
+    instance = generate_instance(vehicles=30, connectors=connectors, seed=5)
+    va, windows, limits = _relaxation_parts(instance)
+    active = window_mask(windows, instance.num_slots) & (
+        np.random.default_rng(5).random((30, instance.num_slots)) < 0.5
+    )
+    active[np.arange(30), windows.end - 1] = True
+    model = LpModel()
+    core = build_core(instance, va, windows, model, lazy=True, active=active)
+    limits(core, model)
+    captured = {}
+    run = highspy.Highs.run
+
+    def run_and_capture(self):
+        status = run(self)
+        captured["col_dual"] = np.asarray(self.getSolution().col_dual)
+        return status
+
+    monkeypatch.setattr(highspy.Highs, "run", run_and_capture)
+    solution = model.solve(lazy=core.lazy)
+    ours = full_reduced_costs(instance, va, windows, core, active, solution.row_dual, left_out_only=False)
+    theirs = captured["col_dual"][core.p_col : core.p_col + core.num_pairs]
+    with_extra_rows = np.zeros(core.num_pairs, dtype=bool)
+    with_extra_rows[core.lazy.taper_pair[core.lazy.taper_added]] = True
+    with_extra_rows[core.lazy.c_pair[core.lazy.c_added]] = True
+    compared = ~with_extra_rows
+    assert compared.sum() > core.num_pairs / 2
+    np.testing.assert_allclose(ours[core.pair_vehicle, core.pair_slot][compared], theirs[compared], atol=1e-9)
