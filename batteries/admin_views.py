@@ -10,11 +10,11 @@ import csv
 import datetime as dt
 import statistics
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.contrib import messages
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.core.paginator import Paginator
+from django.db.models import F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
@@ -117,6 +117,8 @@ def forecast_now(request: HttpRequest, packs: list[BatteryPack]) -> None:
 
 # --- The fleet ------------------------------------------------------------------------------------------
 
+PACKS_PER_PAGE = 100
+
 
 @dataclass
 class PackRow:
@@ -142,11 +144,50 @@ class AgeingGroup:
     def median(self) -> float | None:
         return statistics.median(self.rates) if self.rates else None
 
+    def ratio(self, fade_pct_per_year: float) -> float | None:
+        median = self.median
+        return fade_pct_per_year / median if median else None
+
+
+@dataclass
+class FadePoint:
+    """One pack's latest fade rate in its group, for the chart."""
+
+    pack_id: int
+    serial: str
+    group_key: tuple
+    fade_pct_per_year: float
+    ratio: float | None = None
+
+    @property
+    def fast(self) -> bool:
+        return self.ratio is not None and self.ratio > FAST_AGEING_RATIO
+
+
+@dataclass
+class FleetAgeing:
+    """Every pack's latest fade rate against its (vehicle model, depot) group, over *all* the packs shown.
+
+    Built in one query whatever the number of packs: the page of the table compares its packs with medians of
+    whole groups, not of the packs that happen to share the page.
+    """
+
+    groups: dict[tuple, AgeingGroup]
+    points: list[FadePoint]
+    forecast_count: int
+
+    @property
+    def fast_count(self) -> int:
+        return sum(1 for point in self.points if point.fast)
+
+
+def _latest_forecast(field_name: str) -> Subquery:
+    return Subquery(SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values(field_name)[:1])
+
 
 def with_latest_forecast(packs: QuerySet[BatteryPack]) -> QuerySet[BatteryPack]:
     """Packs with the vehicle they are in now and their latest forecast, in three queries in all."""
-    latest = SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values("pk")[:1]
-    return packs.annotate(latest_forecast_id=Subquery(latest)).prefetch_related(
+    return packs.annotate(latest_forecast_id=_latest_forecast("pk")).prefetch_related(
         Prefetch(
             "installations",
             queryset=PackInstallation.objects.filter(removed_at__isnull=True).select_related(
@@ -157,9 +198,56 @@ def with_latest_forecast(packs: QuerySet[BatteryPack]) -> QuerySet[BatteryPack]:
     )
 
 
-def fleet_rows(packs: QuerySet[BatteryPack]) -> tuple[list[PackRow], list[AgeingGroup]]:
-    """Packs ranked by remaining life (shortest first; no forecast last), each against its model and depot."""
-    packs = list(with_latest_forecast(packs))
+def ranked_by_remaining_life(packs: QuerySet[BatteryPack]) -> QuerySet[BatteryPack]:
+    """Shortest remaining life first, packs without a forecast last; ranked by the database, so it can be paged."""
+    return (
+        with_latest_forecast(packs)
+        .annotate(latest_rul_days=_latest_forecast("rul_days"))
+        .order_by(F("latest_rul_days").asc(nulls_last=True), "serial", "pk")
+    )
+
+
+def fleet_ageing(packs: QuerySet[BatteryPack]) -> FleetAgeing:
+    """Group every pack of ``packs`` by the model and depot of the vehicle it is in now (one query)."""
+    rows = (
+        BatteryPack.objects.filter(pk__in=packs.values("pk"))
+        .annotate(
+            active=FilteredRelation("installations", condition=Q(installations__removed_at__isnull=True)),
+            latest_fade=_latest_forecast("fade_pct_per_year"),
+        )
+        .values_list(
+            "pk",
+            "serial",
+            "latest_fade",
+            "active__vehicle_id",
+            "active__vehicle__model_id",
+            "active__vehicle__model__name",
+            "active__vehicle__home_depot_id",
+            "active__vehicle__home_depot__name",
+        )
+    )
+    groups: dict[tuple, AgeingGroup] = {}
+    points = []
+    forecast_count = 0
+    for pack_id, serial, fade, vehicle_id, model_id, model_name, depot_id, depot_name in rows:
+        forecast_count += fade is not None
+        if vehicle_id is None:
+            continue
+        key = (model_id, depot_id)
+        if key not in groups:
+            depot_label = depot_name if depot_id is not None else _("no depot")
+            groups[key] = AgeingGroup(label=f"{model_name} · {depot_label}")
+        group = groups[key]
+        if fade is not None:
+            group.rates.append(fade)
+            points.append(FadePoint(pack_id=pack_id, serial=serial, group_key=key, fade_pct_per_year=fade))
+    for point in points:
+        point.ratio = groups[point.group_key].ratio(point.fade_pct_per_year)
+    return FleetAgeing(groups=groups, points=points, forecast_count=forecast_count)
+
+
+def pack_rows(packs: list[BatteryPack], ageing: FleetAgeing) -> list[PackRow]:
+    """Table rows for ``packs`` (from ``ranked_by_remaining_life``, in that order), compared with their group."""
     forecasts = {
         f.pk: f
         for f in SoHForecast.objects.filter(pk__in=[p.latest_forecast_id for p in packs if p.latest_forecast_id]).defer(
@@ -167,47 +255,44 @@ def fleet_rows(packs: QuerySet[BatteryPack]) -> tuple[list[PackRow], list[Ageing
         )
     }
     rows = []
-    groups: dict[tuple, AgeingGroup] = {}
     for pack in packs:
         vehicle = pack.active_installations[0].vehicle if pack.active_installations else None
         row = PackRow(pack=pack, vehicle=vehicle, forecast=forecasts.get(pack.latest_forecast_id))
-        if vehicle is not None:
+        # A pack installed between the two queries has no group yet: it shows without a comparison.
+        group = ageing.groups.get((vehicle.model_id, vehicle.home_depot_id)) if vehicle is not None else None
+        if group is not None:
             row.group_key = (vehicle.model_id, vehicle.home_depot_id)
-            depot_name = vehicle.home_depot.name if vehicle.home_depot else _("no depot")
-            group = groups.setdefault(row.group_key, AgeingGroup(label=f"{vehicle.model.name} · {depot_name}"))
             row.group_label = group.label
             if row.forecast is not None:
-                group.rates.append(row.forecast.fade_pct_per_year)
+                row.group_median = group.median
+                row.ratio = group.ratio(row.forecast.fade_pct_per_year)
         rows.append(row)
-    for row in rows:
-        if row.group_key is not None and row.forecast is not None:
-            median = groups[row.group_key].median
-            row.group_median = median
-            row.ratio = row.forecast.fade_pct_per_year / median if median else None
-    rows.sort(key=lambda r: (r.forecast is None, r.forecast.rul_days if r.forecast else 0, r.pack.serial))
-    return rows, list(groups.values())
+    return rows
 
 
-def ageing_chart_data(rows: list[PackRow], groups: list[AgeingGroup]) -> dict:
-    ordered = sorted((g for g in groups if g.rates), key=lambda g: g.label)  # groups with nothing to draw: left out
-    index = {group.label: i for i, group in enumerate(ordered)}
+def fleet_rows(packs: QuerySet[BatteryPack]) -> list[PackRow]:
+    """All of ``packs`` ranked by remaining life (shortest first; no forecast last), each against its group."""
+    return pack_rows(list(ranked_by_remaining_life(packs)), fleet_ageing(packs))
+
+
+def ageing_chart_data(ageing: FleetAgeing) -> dict:
+    ordered_keys = sorted((k for k, g in ageing.groups.items() if g.rates), key=lambda k: ageing.groups[k].label)
+    index = {key: i for i, key in enumerate(ordered_keys)}  # groups with nothing to draw: left out
     packs = []
-    for row in rows:
-        if row.forecast is None or row.group_key is None:
-            continue
+    for point in ageing.points:
         # A fixed spread inside each group's column so that equal rates stay visible as separate packs.
-        jitter = ((row.pack.pk * 7919) % 100 - 50) / 250
+        jitter = ((point.pack_id * 7919) % 100 - 50) / 250
         packs.append(
             {
-                "group": index[row.group_label],
+                "group": index[point.group_key],
                 "jitter": jitter,
-                "fade": round(row.forecast.fade_pct_per_year, 3),
-                "serial": row.pack.serial,
-                "highlight": row.fast,
+                "fade": round(point.fade_pct_per_year, 3),
+                "serial": point.serial,
+                "highlight": point.fast,
             }
         )
     return {
-        "groups": [{"label": g.label, "median": g.median} for g in ordered],
+        "groups": [{"label": ageing.groups[k].label, "median": ageing.groups[k].median} for k in ordered_keys],
         "packs": packs,
         "text": {
             "packs": _("Packs (red: ageing fast for their group)"),
@@ -220,20 +305,26 @@ def ageing_chart_data(rows: list[PackRow], groups: list[AgeingGroup]) -> dict:
 def fleet_health(
     request: HttpRequest, packs: QuerySet[BatteryPack], *, admin_context: dict, depots
 ) -> TemplateResponse:
-    rows, groups = fleet_rows(packs)
-    by_depot = defaultdict(int)
-    for row in rows:
-        if row.vehicle is not None and row.vehicle.home_depot_id:
-            by_depot[row.vehicle.home_depot_id] += 1
+    """The fleet's packs by remaining life, ``PACKS_PER_PAGE`` at a time; the chart and the counts cover them all.
+
+    Queries per page do not grow with the fleet: the page's packs (count, rows, installations, forecasts) and
+    one query for every pack's fade rate and group.
+    """
+    ageing = fleet_ageing(packs)
+    paginator = Paginator(ranked_by_remaining_life(packs), PACKS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))  # not a number or past the end: the first or last page
     context = {
         **admin_context,
         "title": _("Battery health of the fleet"),
-        "rows": rows,
-        "chart_data": ageing_chart_data(rows, groups),
+        "rows": pack_rows(list(page.object_list), ageing),
+        "page_obj": page,
+        "paginator": paginator,
+        "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+        "chart_data": ageing_chart_data(ageing),
         "depots": depots,
         "selected_depot": request.GET.get("depot", ""),
-        "forecast_count": sum(1 for r in rows if r.forecast),
-        "fast_count": sum(1 for r in rows if r.fast),
+        "forecast_count": ageing.forecast_count,
+        "fast_count": ageing.fast_count,
         "fast_ratio": FAST_AGEING_RATIO,
     }
     return TemplateResponse(request, "admin/batteries/batterypack/fleet_health.html", context)
@@ -241,7 +332,7 @@ def fleet_health(
 
 def health_csv(packs: QuerySet[BatteryPack]) -> HttpResponse:
     """The list page's export: per pack, where it is, its latest observed SoH and its latest forecast."""
-    rows, _groups = fleet_rows(packs)
+    rows = fleet_rows(packs)
     latest_observed = dict(
         HealthObservation.objects.filter(pack__in=[r.pack.pk for r in rows])
         .order_by("pack_id", "observed_at")

@@ -240,10 +240,34 @@ REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
     "config.filtering.DjangoFilterBackend",
     *REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"][1:],
 ]
-# Login throttling (token view and admin login, config/throttling.py): attempts per client address. DRF
-# throttles count in the default cache, which is Redis when REDIS_URL is set, so the count holds across
-# every worker process; the locmem fallback is per process (fine for the embedded single-process mode).
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"login": env.str("EVFLEET_LOGIN_RATE", default="10/min")}
+# Throttling (config/throttling.py: sign-in; config/rate_limits.py: the API). DRF throttles count in the default
+# cache, which is Redis when REDIS_URL is set, so a count holds across every worker process; the locmem fallback
+# is per process (fine for the embedded single-process mode). Rates in DRF's syntax ("600/min"); a malformed one
+# stops the start-up here.
+# - login: sign-in attempts per client address (token view and admin login together);
+# - user, vehicle: API requests per user (token or session) and per vehicle (vehicle key);
+# - telemetry_batch: uploads to the telemetry batch endpoint per vehicle (or per staff user), apart from the
+#   requests above so that neither starves the other. 120/min is a 1,000-reading batch every half second.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["config.rate_limits.ApiRateThrottle"]
+
+
+def _throttle_rate(variable: str, default: str) -> str:
+    import re
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    rate = env.str(variable, default=default)
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{variable}={rate!r}: give requests per period, e.g. 600/min (s, min, hour, day)")
+    return rate
+
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "login": _throttle_rate("EVFLEET_LOGIN_RATE", "10/min"),
+    "user": _throttle_rate("EVFLEET_API_RATE_USER", "600/min"),
+    "vehicle": _throttle_rate("EVFLEET_API_RATE_VEHICLE", "240/min"),
+    "telemetry_batch": _throttle_rate("EVFLEET_API_RATE_TELEMETRY_BATCH", "120/min"),
+}
 # The client address is REMOTE_ADDR, or the X-Forwarded-For entry added by the last of NUM_PROXIES reverse proxies
 # (production runs behind one). Never "the whole header" (DRF's default): a client could then vary it at will.
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=1 if IS_PRODUCTION else 0)

@@ -2,6 +2,7 @@
 
 The count lives in Django's default cache (Redis when ``REDIS_URL`` is set), so every worker process sees the
 same number; the rate is ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"]`` (``EVFLEET_LOGIN_RATE``).
+The API's requests per user and per vehicle are counted by ``config.rate_limits.ApiRateThrottle``.
 """
 
 from __future__ import annotations
