@@ -1,7 +1,9 @@
 """Reports on charging sessions: a night's plan against what happened, and monthly energy, cost and peak.
 
 Selectors: plain dicts out, for the API (JSON or CSV) and the admin. Callers pass the sessions queryset
-already restricted to the user (``fleet.scoping.restrict``); depots and vehicles are looked up by the caller.
+already narrowed to the user (``charging.sessions.sessions_visible_to``); depots and vehicles are looked up by
+the caller. A depot's figures count the sessions at the depot, visiting vehicles' included (its chargers drew
+the energy); a vehicle's count its sessions wherever it charged.
 
 How the figures are made:
 - a session's load is its average power (energy / duration) spread evenly over its duration; a 15-minute

@@ -9,6 +9,14 @@ Sessions come from three places (``ChargingSession.Source``):
   Re-detecting replaces what an earlier run found for the same start (the readings may have grown), as
   daily duty cycles do.
 
+Who records and who reads (``session_vehicle_choices``, ``sessions_visible_to``): a session is recorded where it
+happened, at the depot whose charger delivered the energy. Whoever may operate depot D records sessions at D for
+any vehicle of D's organisation, a visiting bus from another depot included: it is priced at D's tariff and
+counted in D's reports. A vehicle of another organisation is refused exactly as an unknown id is. Reading: a
+depot's people see every session at their depot (visitors' too) and, read-only, the sessions their depot's own
+vehicles had at the organisation's other depots (battery health and energy per vehicle need the whole history);
+never a visitor's sessions elsewhere. Sessions away from any depot stay the organisation's managers' business.
+
 Cost: the session's grid energy is spread evenly over its duration and priced minute by minute at the
 tariff's energy price in the depot's local time (away from a depot: the organisation's default tariff, in
 the vehicle's home depot's zone, else ``EVFLEET_DEFAULT_DEPOT_TIME_ZONE``). A tariff's periods start and end
@@ -30,6 +38,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -38,6 +47,7 @@ from charging.planning import current_service_night
 from charging.tariffs import TariffError, TariffSchedule, energy_price_at
 from config.services import model_create
 from fleet.models import Depot, TelemetryReading, Vehicle
+from fleet.scoping import Action, restrict
 
 Source = ChargingSession.Source
 
@@ -163,6 +173,30 @@ def plan_at(depot: Depot, moment: dt.datetime) -> ChargingPlan | None:
         plans.filter(created_at__lte=moment).order_by("-version").first()
         or plans.filter(status=ChargingPlan.Status.ACTIVE).first()
     )
+
+
+# --- Who records, who reads ---------------------------------------------------------------------------------
+
+
+def session_vehicle_choices(user) -> QuerySet[Vehicle]:
+    """The vehicles ``user`` may name in a depot session: every vehicle of an organisation in which they may
+    operate a depot, wherever its home is (a visiting bus charges where it is). The session's depot must
+    still be one they operate, and of the vehicle's organisation (the API answers a mismatch as an unknown id).
+    """
+    operated_depots = restrict(Depot.objects.all(), user, Action.OPERATE)
+    return Vehicle.objects.filter(organization__in=operated_depots.values("organization_id"))
+
+
+def sessions_visible_to(user, sessions: QuerySet[ChargingSession] | None = None) -> QuerySet[ChargingSession]:
+    """``sessions`` (default: all) narrowed to what ``user`` may read.
+
+    The depot scope of ``restrict`` (sessions at their depots, visitors' included; away sessions for the
+    organisation's managers), plus the depot sessions of the vehicles they may see, wherever those charged:
+    a bus's history follows the bus. Read-only: writes still go through ``restrict`` on the depot.
+    """
+    sessions = ChargingSession.objects.all() if sessions is None else sessions
+    their_vehicles = restrict(Vehicle.objects.all(), user, Action.VIEW).values("pk")
+    return restrict(sessions, user, Action.VIEW) | sessions.filter(depot__isnull=False, vehicle__in=their_vehicles)
 
 
 # --- Recording ----------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from charging.models import ChargingSession
+from charging.sessions import sessions_visible_to
 from fleet.admin_scoping import DepotScopedAdmin
+from fleet.scoping import Action
 
 CSV_COLUMNS = (
     "id",
@@ -70,6 +72,13 @@ class ChargingSessionAdmin(DepotScopedAdmin):
     search_fields = ["vehicle__fleet_number", "external_id"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in ChargingSession._meta.fields]
+
+    def scope_queryset(self, queryset, user, action):
+        # Reading follows the API's rule (charging/sessions.py): a vehicle's home depot also sees,
+        # read-only, its sessions at the organisation's other depots.
+        if action == Action.VIEW:
+            return sessions_visible_to(user, queryset)
+        return super().scope_queryset(queryset, user, action)
 
     @admin.display(description=_("minutes"))
     def duration_minutes(self, session: ChargingSession) -> int:

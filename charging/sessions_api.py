@@ -31,7 +31,12 @@ from charging import reports
 from charging.models import ChargingSession, Connector
 from charging.planning import current_service_night
 from charging.plans_api import scoped_depot
-from charging.sessions import SessionConflict, charging_session_record
+from charging.sessions import (
+    SessionConflict,
+    charging_session_record,
+    session_vehicle_choices,
+    sessions_visible_to,
+)
 from config.api import Conflict, RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
@@ -142,8 +147,20 @@ class ChargingSessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class SessionVehicleField(serializers.PrimaryKeyRelatedField):
+    """Any vehicle of an organisation whose depot the user operates (``session_vehicle_choices``): a bus from
+    another depot that charges here is recorded here. Others read as unknown ids, as everywhere in the API."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:  # schema generation
+            return super().get_queryset()
+        return session_vehicle_choices(request.user)
+
+
 class ChargingSessionCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    """A session that has ended, as depot staff or a charger gateway report it."""
+    """A session that has ended, as depot staff or a charger gateway report it: at one of their depots, for any
+    vehicle of that depot's organisation (visiting buses included)."""
 
     source = serializers.ChoiceField(
         choices=[ChargingSession.Source.STAFF, ChargingSession.Source.CHARGER_GATEWAY],
@@ -153,7 +170,7 @@ class ChargingSessionCreateSerializer(RejectUnknownFieldsMixin, serializers.Seri
         max_length=64, help_text="Your id for this session (e.g. the OCPP transactionId); re-sending is safe."
     )
     depot = ScopedPrimaryKeyRelatedField(queryset=Depot.objects.all(), action=Action.OPERATE)
-    vehicle = ScopedPrimaryKeyRelatedField(queryset=Vehicle.objects.all(), action=Action.OPERATE)
+    vehicle = SessionVehicleField(queryset=Vehicle.objects.all())
     connector = ScopedPrimaryKeyRelatedField(
         queryset=Connector.objects.select_related("charger"), required=False, allow_null=True
     )
@@ -163,6 +180,15 @@ class ChargingSessionCreateSerializer(RejectUnknownFieldsMixin, serializers.Seri
     start_soc_pct = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
     end_soc_pct = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
     max_kw = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=10_000)
+
+    def validate(self, attrs):
+        # Only someone who operates depots of two organisations gets here with a mismatch; they too are told
+        # what an unknown id tells, so the answer never says that the vehicle exists elsewhere.
+        vehicle = attrs["vehicle"]
+        if vehicle.organization_id != attrs["depot"].organization_id:
+            unknown = self.fields["vehicle"].error_messages["does_not_exist"].format(pk_value=vehicle.pk)
+            raise serializers.ValidationError({"vehicle": [unknown]})
+        return attrs
 
 
 class ChargingSessionFilter(filters.FilterSet):
@@ -181,7 +207,10 @@ class ChargingSessionFilter(filters.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Charging sessions of your depots (and, for managers, of your organisations' cars away from them)",
+        summary=(
+            "Charging sessions at your depots (visiting vehicles' too), your depots' vehicles' sessions at other "
+            "depots, and, for managers, your organisations' cars away from any depot"
+        ),
         parameters=[FORMAT_PARAMETER],
         responses=csv_responses(
             ChargingSessionSerializer(many=True), "Every matching session (not paginated), one row each."
@@ -206,6 +235,10 @@ class ChargingSessionViewSet(
     filterset_class = ChargingSessionFilter
     ordering_fields = ["started_at", "energy_kwh", "cost"]
     csv_actions = ("list",)
+
+    def get_queryset(self):
+        # Reads follow the sessions' own rule, which adds the vehicle's side to the depot scope.
+        return sessions_visible_to(self.request.user, self.queryset.all())
 
     def get_serializer_class(self):
         return ChargingSessionCreateSerializer if self.action == "create" else ChargingSessionSerializer
@@ -386,7 +419,8 @@ class ReportViewSet(CsvOrJsonMixin, viewsets.GenericViewSet):
     filter_backends: list = []
 
     def sessions(self):
-        return restrict(ChargingSession.objects.all(), self.request.user, Action.VIEW)
+        # A depot's report counts what charged at the depot, a vehicle's what it charged anywhere it may be seen.
+        return sessions_visible_to(self.request.user)
 
     @extend_schema(
         summary="A depot night's active plan against the sessions that started in it, overall and per vehicle",
