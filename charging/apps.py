@@ -1,7 +1,8 @@
 from django.apps import AppConfig
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ChargingConfig(AppConfig):
     name = "charging"
-    verbose_name = _("Charging")
+    # A context of its own: the same English word is also a charger's status ("Cargando").
+    verbose_name = pgettext_lazy("admin section", "Charging")

@@ -250,6 +250,14 @@ class ChargingPlan(DepotScoped, models.Model):
     vehicles_short = models.PositiveIntegerField(default=0)
     lp_bound = models.FloatField(null=True, blank=True)
     gap_pct = models.FloatField(null=True, blank=True, help_text=_("Cost above the LP relaxation bound, in %."))
+    month_peaks_kw = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Per demand charge (by name), the month's peak demand in its periods once this plan has run, in kW: "
+            "what later nights of the month count as already paid."
+        ),
+    )
     instance = models.JSONField(help_text=_("The optimizer input, as documented in docs/optimizer.md."))
     error = models.TextField(blank=True)
 

@@ -32,7 +32,7 @@ from batteries.selectors import active_pack, latest_soh_pct
 from charging import optimizer
 from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
-from charging.optimizer.replan import remaining_instance
+from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.tariffs import price_slots
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -96,6 +96,10 @@ class NightInput:
     stays: dict[str, tuple[dt.datetime, dt.datetime]]
     soc_windows: dict[str, tuple[float, float]]  # vehicle id -> usable SoC window (min %, max %) of the pack
     no_connector: list[Vehicle]
+    demand_charge_names: list[str]  # the tariff's, in the order of ``instance.demand_charges()``
+    # For a re-plan from now: the active plan's connector windows (vehicle id -> (connector id, start,
+    # end) in this horizon's slots), tried by the optimizer as an assignment (``optimizer.solve``).
+    windows_hint: dict[str, tuple[str, int, int]] | None = None
 
 
 def _to_usable_pct(soc_pct: float, window: tuple[float, float]) -> float:
@@ -250,23 +254,12 @@ def build_night(
             )
         )
 
-    prices, demand_slots, demand_price = _prices(depot, horizon)
+    prices, tariff_charges = _tariff_night(depot, horizon)
     base_load = [depot.base_load_kw_at_hour(s.hour) for s in starts]
-    month_start = service_night.replace(day=1)
-    month_peak = (
-        ChargingPlan.objects.filter(
-            depot=depot,
-            status=ChargingPlan.Status.ACTIVE,
-            service_night__gte=month_start,
-            service_night__lt=service_night,
-        ).aggregate(peak=Max("peak_kw"))["peak"]
-        or 0.0
-    )
-    # The site's other loads reach their own peak in the demand periods whatever we do: that part of the
-    # month's demand charge is not tonight's charging's doing, so the plan pays only for what it adds.
-    demand_mask = demand_slots if demand_slots is not None else [True] * horizon.num_slots
-    base_peak = max((b for b, counts in zip(base_load, demand_mask, strict=True) if counts), default=0.0)
-    month_peak = max(month_peak, base_peak)
+    charges = _with_month_peaks(depot, service_night, tariff_charges, base_load)
+    # The first charge goes in the instance's top-level fields (the plan's peak_kw is its peak), the others
+    # after it; without any, the top-level charge stays at no price.
+    main = charges[0] if charges else optimizer.DemandCharge("", 0.0)
     instance = optimizer.Instance(
         horizon_start=horizon.start,
         num_slots=horizon.num_slots,
@@ -275,31 +268,76 @@ def build_night(
         energy_price_mxn_per_kwh=tuple(prices),
         chargers=tuple(chargers.values()),
         vehicles=tuple(opt_vehicles),
-        demand_charge_mxn_per_kw=demand_price,
-        demand_slots=demand_slots,
-        month_peak_kw=month_peak,
+        demand_charge_mxn_per_kw=main.mxn_per_kw,
+        demand_slots=main.slots,
+        month_peak_kw=main.month_peak_kw,
         base_load_kw=tuple(base_load),
+        additional_demand_charges=tuple(charges[1:]),
     )
-    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector)
+    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector, [c.name for c in charges])
+
+
+def _tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], list[optimizer.DemandCharge]]:
+    """Energy price per slot, and the tariff's demand charges on the night's slots (month peaks not yet set).
+
+    Every charge with a price is priced: one restricted to periods counts the slots of those periods (GDMTH's
+    capacity charge on *punta*), one without periods every slot (GDMTH's distribution charge on the month's
+    maximum demand). Period-restricted charges come first: the first charge is the instance's top-level one,
+    whose peak is the plan's ``peak_kw``.
+    """
+    if depot.tariff is None:
+        return [default_energy_price()] * horizon.num_slots, []
+    slots = price_slots(depot.tariff, horizon.start, horizon.slot_minutes, horizon.num_slots)
+    prices = [float(s.energy_price_per_kwh) for s in slots]
+    tariff_charges = [c for c in depot.tariff.demand_charges.all() if c.price_per_kw_month > 0]
+    tariff_charges.sort(key=lambda c: not c.applies_in_periods)  # stable: by name within each kind
+    charges = [
+        optimizer.DemandCharge(
+            name=c.name,
+            mxn_per_kw=float(c.price_per_kw_month),
+            slots=tuple(s.period in c.applies_in_periods for s in slots) if c.applies_in_periods else None,
+        )
+        for c in tariff_charges
+    ]
+    return prices, charges
 
 
 def _prices(depot: Depot, horizon: Horizon) -> tuple[list[float], tuple[bool, ...] | None, float]:
-    """Energy price per slot, which slots count for the demand charge, and its price per kW-month."""
-    if depot.tariff is None:
-        return [default_energy_price()] * horizon.num_slots, None, 0.0
-    slots = price_slots(depot.tariff, horizon.start, horizon.slot_minutes, horizon.num_slots)
-    prices = [float(s.energy_price_per_kwh) for s in slots]
-    # The optimizer prices one demand peak. GDMTH's capacity charge (demand during punta) is the one a
-    # night plan can move; the distribution charge on the month's overall maximum is set by daytime
-    # operation and is left out (docs/planning.md).
-    charges = list(depot.tariff.demand_charges.all())
-    restricted = [c for c in charges if c.applies_in_periods]
-    chosen = restricted or charges
-    if not chosen:
+    """Energy price per slot, and the slots and price per kW-month of the night's main demand charge (the one
+    a plan's ``peak_kw`` is measured on; see ``_tariff_night``)."""
+    prices, charges = _tariff_night(depot, horizon)
+    if not charges:
         return prices, None, 0.0
-    periods = set().union(*(c.applies_in_periods for c in chosen))
-    demand_slots = tuple(s.period in periods for s in slots) if periods else None
-    return prices, demand_slots, float(sum(c.price_per_kw_month for c in chosen))
+    return prices, charges[0].slots, charges[0].mxn_per_kw
+
+
+def _with_month_peaks(
+    depot: Depot, service_night: dt.date, charges: list[optimizer.DemandCharge], base_load: list[float]
+) -> list[optimizer.DemandCharge]:
+    """Each charge with the month's peak so far in its slots: the highest of this month's earlier active plans'
+    (``ChargingPlan.month_peaks_kw``), and at least the base load's own peak in the charge's slots tonight.
+
+    The site's other loads reach their own peak whatever we do: that part of the month's demand charge is not
+    tonight's charging's doing, so the plan pays only for what it adds. Plans stored before ``month_peaks_kw``
+    existed only have ``peak_kw`` (the main charge's peak): it counts for the main charge, and as a lower bound
+    for a charge on every hour.
+    """
+    earlier = list(
+        ChargingPlan.objects.filter(
+            depot=depot,
+            status=ChargingPlan.Status.ACTIVE,
+            service_night__gte=service_night.replace(day=1),
+            service_night__lt=service_night,
+        ).values_list("peak_kw", "month_peaks_kw")
+    )
+    out = []
+    for index, charge in enumerate(charges):
+        peak_kw_counts = index == 0 or charge.slots is None
+        stored = [peaks.get(charge.name, peak_kw if peak_kw_counts else 0.0) for peak_kw, peaks in earlier]
+        mask = charge.mask(len(base_load))
+        base_peak = max((b for b, counts in zip(base_load, mask, strict=True) if counts), default=0.0)
+        out.append(dataclasses.replace(charge, month_peak_kw=max([base_peak, *stored])))
+    return out
 
 
 @transaction.atomic
@@ -337,7 +375,7 @@ def plan_depot_night(
     elif soc_now_pct:
         night = _with_measured_soc(night, soc_now_pct)
     night = _with_reported_plugs(night, plugged_into or {})
-    plan = optimizer.solve(night.instance, method=method)
+    plan = optimizer.solve(night.instance, method=method, windows_hint=night.windows_hint)
     version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
     if active is not None:
         # Before the new plan exists (one active plan per depot night), and saved as a row rather than by a
@@ -368,12 +406,25 @@ def plan_depot_night(
         vehicles_short=sum(1 for v in plan.vehicles if v.shortfall_kwh > 0.05),
         lp_bound=solver.lp_bound_mxn,
         gap_pct=solver.gap * 100 if solver.gap is not None else None,
+        month_peaks_kw=_month_peaks_after(night, plan),
         instance=night.instance.to_dict(),
     )
     PlannedCharge.objects.bulk_create(_planned_charges(record, night, plan))
     _raise_alerts(record, night, plan)
     logger.info("planned %s night %s v%d: %s", depot, service_night, version, solver.status)
     return record
+
+
+def _month_peaks_after(night: NightInput, plan: optimizer.Plan) -> dict[str, float]:
+    """Per tariff demand charge, the month's peak in its periods once this plan has run: what the instance
+    already counted as paid (earlier nights, this night before a re-plan's start, the base load) or the plan's
+    own peak, whichever is higher."""
+    charges = night.instance.demand_charges()
+    peaks = plan.totals.demand_peaks_kw
+    return {
+        name: round(max(charge.month_peak_kw, peak), 3)
+        for name, charge, peak in zip(night.demand_charge_names, charges, peaks, strict=True)
+    }
 
 
 def _with_measured_soc(night: NightInput, soc_now_pct: dict[int, float]) -> NightInput:
@@ -436,6 +487,10 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
     n = night.horizon.num_slots
     # Energy the active plan's own past versions delivered before its horizon started.
     delivered_before = {v["id"]: float(v.get("energy_delivered_kwh") or 0.0) for v in active.instance["vehicles"]}
+    # The month's peaks the active plan already counted include tonight's load before its own start.
+    active_month_peak_kw = {
+        c["name"]: float(c.get("month_peak_kw") or 0.0) for c in active.instance.get("additional_demand_charges") or []
+    }
     full = dataclasses.replace(
         night.instance,
         vehicles=tuple(
@@ -443,6 +498,10 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
             for v in night.instance.vehicles
         ),
         month_peak_kw=max(night.instance.month_peak_kw, float(active.instance.get("month_peak_kw") or 0.0)),
+        additional_demand_charges=tuple(
+            dataclasses.replace(c, month_peak_kw=max(c.month_peak_kw, active_month_peak_kw.get(c.name, 0.0)))
+            for c in night.instance.additional_demand_charges
+        ),
     )
 
     def frame_slot(moment: dt.datetime | None) -> int | None:
@@ -487,6 +546,7 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
         horizon=horizon,
         vehicles={k: v for k, v in night.vehicles.items() if k in kept},
         stays={k: v for k, v in night.stays.items() if k in kept},
+        windows_hint=remaining_windows(stored, now_slot),
     )
 
 

@@ -13,7 +13,16 @@ Public API (see docs/optimizer.md)::
 from .baselines import earliest_deadline_first, uncontrolled
 from .evaluate import Evaluation, Violation, evaluate
 from .generate import generate_instance
-from .instance import Charger, Connector, Instance, InstanceError, Vehicle, WearWeights, load_instance
+from .instance import (
+    Charger,
+    Connector,
+    DemandCharge,
+    Instance,
+    InstanceError,
+    Vehicle,
+    WearWeights,
+    load_instance,
+)
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan, load_plan
 from .replan import replan
 from .solve import METHODS, solve
@@ -22,6 +31,7 @@ __all__ = [
     "METHODS",
     "Charger",
     "Connector",
+    "DemandCharge",
     "Evaluation",
     "Instance",
     "InstanceError",

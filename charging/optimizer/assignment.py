@@ -16,6 +16,9 @@ and then this greedy, which turns the relaxed charging profiles into windows:
 4. windows are then stretched into the free time around them, which only gives the re-solve
    more room.
 
+A vehicle already plugged in (``fixed_connector_id``) gets its window on that connector from its
+arrival slot, as long as it needs (step 1), placed before the others.
+
 The LP is then solved again with these windows and exact per-charger limits.
 """
 
@@ -93,25 +96,30 @@ def connector_time_needed(instance: Instance, va: VehicleArrays, power: np.ndarr
 
 
 def assign_connectors(
-    instance: Instance, va: VehicleArrays, compatible: list[np.ndarray], relaxed_power: np.ndarray
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    relaxed_power: np.ndarray,
+    preplaced: dict[int, tuple[int, int, int]] | None = None,
 ) -> Assignment:
     """Windows and connectors from the relaxed power profiles (see the module docstring).
 
     Windows as short as the relaxed energy allows pack best but leave the re-solve no room to
     share the site limit over time; so the window lengths are scaled by the largest common
     factor (binary search) for which the greedy still gives every vehicle its full window.
+    ``preplaced`` (vehicle -> (connector, start, end)) windows are kept as they are.
     """
     longest = max((int(s) for s in va.departure_slot - va.arrival_slot), default=1)
-    result, complete = greedy_assign(instance, va, compatible, relaxed_power, 1.0)
+    result, complete = greedy_assign(instance, va, compatible, relaxed_power, 1.0, preplaced)
     if not complete:
         return result
     low, high = 1.0, float(max(longest, 1))
-    full, complete = greedy_assign(instance, va, compatible, relaxed_power, high)
+    full, complete = greedy_assign(instance, va, compatible, relaxed_power, high, preplaced)
     if complete:
         return full
     for _ in range(6):
         middle = (low + high) / 2
-        attempt, complete = greedy_assign(instance, va, compatible, relaxed_power, middle)
+        attempt, complete = greedy_assign(instance, va, compatible, relaxed_power, middle, preplaced)
         if complete:
             low, result = middle, attempt
         else:
@@ -125,10 +133,13 @@ def greedy_assign(
     compatible: list[np.ndarray],
     relaxed_power: np.ndarray,
     length_factor: float,
+    preplaced: dict[int, tuple[int, int, int]] | None = None,
 ) -> tuple[Assignment, bool]:
     """One greedy pass with windows ``length_factor`` times the connector time needed.
 
-    Returns the assignment and whether every vehicle got a window of the length it asked for.
+    ``preplaced`` windows (vehicle -> (connector, start, end)) go in first, unchanged; they must
+    not overlap on a connector. Returns the assignment and whether every other vehicle got a
+    window of the length it asked for.
     """
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -150,18 +161,22 @@ def greedy_assign(
         charger_kw[charger_of[c], start:end] += relaxed_power[v, start:end]
         result.connector[v], result.start[v], result.end[v] = c, start, end
 
-    # Vehicles already plugged in keep their connector for their whole stay.
+    # A vehicle already plugged in keeps its connector from its arrival (now, in a re-plan) for as
+    # long as it needs, like any other window: staff unplug it then, and the connector serves the
+    # next bus. Pinning it for its whole stay would block scarce connectors all night.
     wanted = []
+    for v, (c, start, end) in (preplaced or {}).items():
+        place(v, c, start, end)
     for v, vehicle in enumerate(instance.vehicles):
         arrival, departure = int(va.arrival_slot[v]), int(va.departure_slot[v])
-        if vehicle.fixed_connector_id is not None and compatible[v].size and departure > arrival:
-            place(v, int(compatible[v][0]), arrival, departure)
-            continue
-        if not compatible[v].size or departure <= arrival:
+        if not compatible[v].size or departure <= arrival or v in (preplaced or {}):
             continue
         speed = np.minimum(vehicle.max_charge_kw, connector_kw[compatible[v]])
         needed = connector_time_needed(instance, va, relaxed_power, v, float(speed.max()))
         length = min(math.ceil(needed * length_factor - 1e-9), departure - arrival)
+        if vehicle.fixed_connector_id is not None:
+            place(v, int(compatible[v][0]), arrival, arrival + max(length, 1))
+            continue
         if length == 0:
             continue
         # Preferred window: the `length` consecutive slots holding most relaxed energy.

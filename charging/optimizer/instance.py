@@ -69,7 +69,9 @@ class Vehicle:
     compatible_kinds: tuple[str, ...] | None = None  # None = any kind
     compatible_connector_ids: tuple[str, ...] | None = None  # None = any connector
     priority: int = 0  # higher = served first when the night cannot be fully served
-    fixed_connector_id: str | None = None  # already plugged in here; stays until it leaves
+    # Plugged in here at its arrival slot ("now" in a re-plan): its window starts there, and lasts as
+    # long as it needs (staff unplug it then for the next bus).
+    fixed_connector_id: str | None = None
     energy_delivered_kwh: float = 0.0  # grid-side energy already delivered since arrival
     max_soc_pct: float = 100.0
 
@@ -91,6 +93,28 @@ class WearWeights:
 
 
 @dataclass(frozen=True)
+class DemandCharge:
+    """A charge per kW of the month's peak demand (``base_load_kw + charging``) over ``slots``.
+
+    Only a new peak costs: demand up to ``month_peak_kw`` (the month's peak so far in those slots)
+    is already paid. ``slots`` is None when every slot counts (GDMTH's distribution charge on the
+    month's maximum demand); a capacity charge on *punta* demand flags the punta slots.
+    """
+
+    name: str
+    mxn_per_kw: float
+    slots: tuple[bool, ...] | None = None
+    month_peak_kw: float = 0.0
+
+    def mask(self, num_slots: int) -> list[bool]:
+        return list(self.slots) if self.slots is not None else [True] * num_slots
+
+
+# The name ``Instance.demand_charges()`` gives the charge of the top-level demand fields.
+PRIMARY_DEMAND_CHARGE_NAME = "demand"
+
+
+@dataclass(frozen=True)
 class Instance:
     """A depot night. Per-slot lists all have ``num_slots`` entries.
 
@@ -98,6 +122,8 @@ class Instance:
     - ``energy_price_mxn_per_kwh``: grid energy price per slot.
     - ``demand_charge_mxn_per_kw``: paid on the new monthly peak above ``month_peak_kw``, measured
       as ``base_load_kw + charging`` over the slots flagged in ``demand_slots`` (e.g. punta).
+    - ``additional_demand_charges``: more such charges, each with its own slots and month peak
+      (GDMTH has two); ``demand_charges()`` lists them all, the top-level one first.
     - ``charging_efficiency``: battery energy gained per kWh drawn from the grid.
     """
 
@@ -114,6 +140,7 @@ class Instance:
     base_load_kw: tuple[float, ...] | None = None  # None = no base load counted in the peak
     charging_efficiency: float = 0.95
     wear: WearWeights = field(default_factory=WearWeights)
+    additional_demand_charges: tuple[DemandCharge, ...] = ()
 
     # ---- derived quantities used by every module -------------------------------------------
     @property
@@ -150,7 +177,15 @@ class Instance:
         )
 
     def demand_mask(self) -> list[bool]:
+        """The slots of the top-level demand charge (where ``PlanTotals.peak_kw`` is measured)."""
         return list(self.demand_slots) if self.demand_slots is not None else [True] * self.num_slots
+
+    def demand_charges(self) -> tuple[DemandCharge, ...]:
+        """Every demand charge the plan pays: the top-level one (when it has a price), then the others."""
+        primary = DemandCharge(
+            PRIMARY_DEMAND_CHARGE_NAME, self.demand_charge_mxn_per_kw, self.demand_slots, self.month_peak_kw
+        )
+        return ((primary,) if primary.mxn_per_kw > 0 else ()) + self.additional_demand_charges
 
     def base_load(self) -> list[float]:
         return list(self.base_load_kw) if self.base_load_kw is not None else [0.0] * self.num_slots
@@ -173,6 +208,15 @@ class Instance:
             "demand_slots": list(self.demand_slots) if self.demand_slots is not None else None,
             "month_peak_kw": self.month_peak_kw,
             "base_load_kw": list(self.base_load_kw) if self.base_load_kw is not None else None,
+            "additional_demand_charges": [
+                {
+                    "name": c.name,
+                    "mxn_per_kw": c.mxn_per_kw,
+                    "slots": list(c.slots) if c.slots is not None else None,
+                    "month_peak_kw": c.month_peak_kw,
+                }
+                for c in self.additional_demand_charges
+            ],
             "charging_efficiency": self.charging_efficiency,
             "wear": asdict(self.wear),
             "chargers": [
@@ -321,14 +365,8 @@ class _Parser:
         site_limit = self.per_slot("site_limit_kw", num_slots, lo=0)
         price = self.per_slot("energy_price_mxn_per_kwh", num_slots)
         base_load = self.per_slot("base_load_kw", num_slots, default=None, lo=0)
-        demand_slots = d.get("demand_slots")
-        if demand_slots is not None and (
-            not isinstance(demand_slots, list)
-            or len(demand_slots) != num_slots
-            or not all(isinstance(x, bool) for x in demand_slots)
-        ):
-            self.fail("demand_slots", f"must be null or a list of num_slots={num_slots} booleans")
-            demand_slots = None
+        demand_slots = self.slot_flags(d.get("demand_slots"), "demand_slots", num_slots)
+        additional_charges = self.demand_charges(d.get("additional_demand_charges"), num_slots)
 
         wear_in = d.get("wear") or {}
         defaults = WearWeights()
@@ -349,15 +387,54 @@ class _Parser:
             chargers=chargers,
             vehicles=vehicles,
             demand_charge_mxn_per_kw=self.number(d, "demand_charge_mxn_per_kw", "(root)", default=0.0, lo=0),
-            demand_slots=tuple(demand_slots) if demand_slots is not None else None,
+            demand_slots=demand_slots,
             month_peak_kw=self.number(d, "month_peak_kw", "(root)", default=0.0, lo=0),
             base_load_kw=base_load,
             charging_efficiency=self.number(d, "charging_efficiency", "(root)", default=0.95, lo=0.01, hi=1),
             wear=wear,
+            additional_demand_charges=additional_charges,
         )
         if self.errors:
             raise InstanceError(self.errors)
         return instance
+
+    def slot_flags(self, value: Any, path: str, num_slots: int) -> tuple[bool, ...] | None:
+        """Null, or one boolean per slot."""
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) != num_slots or not all(isinstance(x, bool) for x in value):
+            self.fail(path, f"must be null or a list of num_slots={num_slots} booleans")
+            return None
+        return tuple(value)
+
+    def demand_charges(self, raw: Any, num_slots: int) -> tuple[DemandCharge, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail("additional_demand_charges", "must be a list")
+            return ()
+        out, seen = [], set()
+        for i, c in enumerate(raw):
+            path = f"additional_demand_charges[{i}]"
+            if not isinstance(c, Mapping):
+                self.fail(path, "must be an object")
+                continue
+            name = c.get("name")
+            if not isinstance(name, str) or not name:
+                self.fail(f"{path}.name", "is required")
+                name = ""
+            elif name in seen:
+                self.fail(f"{path}.name", f"duplicate demand charge name {name!r}")
+            seen.add(name)
+            out.append(
+                DemandCharge(
+                    name=name,
+                    mxn_per_kw=self.number(c, "mxn_per_kw", path, lo=0),
+                    slots=self.slot_flags(c.get("slots"), f"{path}.slots", num_slots),
+                    month_peak_kw=self.number(c, "month_peak_kw", path, default=0.0, lo=0),
+                )
+            )
+        return tuple(out)
 
     def chargers(self, raw: Any) -> tuple[Charger, ...]:
         if not isinstance(raw, list):

@@ -10,8 +10,8 @@ For vehicle v and window slot t (grid-side kW, battery-side kWh, slot length dt 
   slot's end energy, where a decreasing curve is tightest); ``e <= max_kwh`` (SoC <= max)
 - ``u[v]`` shortfall: ``e[v,last] + u[v] >= target_kwh[v]``, cost = priority-weighted penalty
 - site: ``sum_v p[v,t] <= site_limit_kw[t]``
-- demand: ``peak >= base_load[t] + sum_v p[v,t]`` on demand slots, ``peak >= month_peak_kw``,
-  cost ``demand_charge * (peak - month_peak_kw)``
+- demand, one peak per demand charge c: ``peak_c >= base_load[t] + sum_v p[v,t]`` on c's slots,
+  ``peak_c >= month_peak_kw_c``, cost ``price_c * (peak_c - month_peak_kw_c)``
 - wear hinges: ``h[v,t] >= e[v,t] - high_soc_kwh`` and ``c[v,t] >= p[v,t] - c_rate * capacity``.
 
 Connector limits are added by the caller: aggregated per compatibility group in the relaxation
@@ -303,7 +303,7 @@ class CoreIndex:
     p_col: int
     e_col: int
     u_col: int
-    peak_col: int | None
+    peak_cols: list[int | None]  # per ``instance.demand_charges()``, None for a charge without a price
     lazy: LazyCuts | None = None  # what build_core(lazy=True) left out
     # Rows, for reading duals (``sifting.full_reduced_costs``):
     balance_row: int = 0  # pair q's energy balance is row balance_row + q
@@ -312,7 +312,7 @@ class CoreIndex:
     hinge_row: int = 0  # ... whose rows are hinge_row + k, k = index into hinge_pair
     held_slots: np.ndarray | None = None  # per pair
     site_row: np.ndarray | None = None  # per slot, -1 without a row
-    demand_row: np.ndarray | None = None  # per slot, -1 without a row
+    demand_rows: np.ndarray | None = None  # [demand charge, slot], -1 without a row
     extra_rows: list = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
 
     @property
@@ -419,10 +419,10 @@ def build_core(
     site_row[slots] = row + np.arange(slots.size)
     model.add_entries(row + slot_of_pair, p_col + pairs, 1.0)
 
-    peak_col, demand_row = _add_demand(instance, model, pair_slot, p_col)
-    core = CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_col)
+    peak_cols, demand_rows = _add_demand(instance, model, pair_slot, p_col)
+    core = CoreIndex(pair_vehicle, pair_slot, first_pair, p_col, e_col, u_col, peak_cols)
     core.balance_row, core.target_row, core.held_slots = balance_row, target_row, held_slots
-    core.site_row, core.demand_row, core.extra_rows = site_row, demand_row, []
+    core.site_row, core.demand_rows, core.extra_rows = site_row, demand_rows, []
     c_rate = _add_wear(instance, va, windows, model, core, pair_k, lazy=lazy)
     if lazy:
         c_max_kw = windows.max_kw[pair_vehicle[c_rate[0]]]
@@ -479,23 +479,34 @@ def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
     model.add_entries(rows, e_col + pair, -b)
 
 
-def _add_demand(instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int) -> tuple[int | None, np.ndarray]:
-    """The peak column and its rows; returns (peak column, per-slot row or -1)."""
-    demand_row = np.full(instance.num_slots, -1)
-    if instance.demand_charge_mxn_per_kw <= 0:
-        return None, demand_row
-    demand = np.array(instance.demand_mask())
+def _add_demand(
+    instance: Instance, model: LpModel, pair_slot: np.ndarray, p_col: int
+) -> tuple[list[int | None], np.ndarray]:
+    """A peak column and its rows per demand charge; returns (peak columns, rows [charge, slot] or -1).
+
+    The peak starts at the month's peak so far, or at the base load's own peak in the charge's slots
+    when that is higher (charging cannot lower it); only the part above the month's peak costs.
+    """
+    charges = instance.demand_charges()
+    demand_rows = np.full((len(charges), instance.num_slots), -1)
+    peak_cols: list[int | None] = []
     base = np.array(instance.base_load())
-    floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
-    peak_col = model.add_cols([instance.demand_charge_mxn_per_kw], floor_kw, INF)
-    model.offset -= instance.demand_charge_mxn_per_kw * instance.month_peak_kw
-    in_demand = np.flatnonzero(demand[pair_slot])
-    slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
-    row = model.add_rows(-INF, -base[slots], slots.size)
-    demand_row[slots] = row + np.arange(slots.size)
-    model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
-    model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
-    return peak_col, demand_row
+    for c, charge in enumerate(charges):
+        if charge.mxn_per_kw <= 0:
+            peak_cols.append(None)
+            continue
+        demand = np.array(charge.mask(instance.num_slots))
+        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
+        peak_col = model.add_cols([charge.mxn_per_kw], floor_kw, INF)
+        peak_cols.append(peak_col)
+        model.offset -= charge.mxn_per_kw * charge.month_peak_kw
+        in_demand = np.flatnonzero(demand[pair_slot])
+        slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
+        row = model.add_rows(-INF, -base[slots], slots.size)
+        demand_rows[c, slots] = row + np.arange(slots.size)
+        model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
+        model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
+    return peak_cols, demand_rows
 
 
 def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bool):

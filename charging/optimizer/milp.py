@@ -65,9 +65,12 @@ def solve_milp(
     trip_kw = np.array(
         [effective_max_kw(instance.vehicles[v], *connectors[c]) for v, c in zip(trip_vehicle, trip_conn, strict=True)]
     )
+    # A vehicle already plugged in is on its connector at arrival; its one window starts there but
+    # may end before departure (staff unplug it for the next bus).
     fixed = np.array([instance.vehicles[v].fixed_connector_id is not None for v in trip_vehicle], dtype=bool)
+    at_arrival = trip_slot == va.arrival_slot[trip_vehicle]
     k = np.arange(n)
-    z_col = model.add_cols(np.zeros(n), np.where(fixed, 1.0, 0.0), 1.0, integer=True)
+    z_col = model.add_cols(np.zeros(n), np.where(fixed & at_arrival, 1.0, 0.0), 1.0, integer=True)
     q_col = model.add_cols(np.zeros(n), 0.0, trip_kw)
     s_col = model.add_cols(np.zeros(n), 0.0, 1.0)
 

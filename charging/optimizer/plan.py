@@ -30,13 +30,19 @@ class VehiclePlan:
 
 @dataclass
 class PlanTotals:
-    """Costs of the plan over the horizon, in MXN; ``peak_kw`` is the highest demand-slot load."""
+    """Costs of the plan over the horizon, in MXN.
+
+    ``peak_kw`` is the highest load (base load + charging) in the top-level ``demand_slots``;
+    ``demand_peaks_kw`` the highest load in each of ``instance.demand_charges()``' slots, in that
+    order, and ``demand_cost_mxn`` the sum of what each charge costs above its month's peak.
+    """
 
     energy_kwh: float = 0.0
     energy_cost_mxn: float = 0.0
     demand_cost_mxn: float = 0.0
     wear_cost_mxn: float = 0.0
     peak_kw: float = 0.0
+    demand_peaks_kw: list[float] = field(default_factory=list)
     shortfall_kwh: float = 0.0
     shortfall_penalty_mxn: float = 0.0
     # energy + demand + wear + shortfall penalty: what the LP minimises, and how plans are compared

@@ -49,7 +49,8 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
     """Penalty per kWh (battery side) a vehicle leaves without, one value per vehicle.
 
     The base is ten times the most a delivered kWh can cost (the dearest energy price plus
-    raising the peak by one slot's worth of power, through the efficiency, plus the wear terms),
+    raising every demand charge's peak by one slot's worth of power, through the efficiency, plus
+    the wear terms),
     so a plan never skips energy it could deliver. It is multiplied by 4 for each priority level
     above the lowest one present (capped at 8 levels, to keep the LP well scaled) and by up to 1.5
     for an early departure, so when the night cannot be fully served, higher priority wins first,
@@ -58,8 +59,9 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
     if not instance.vehicles:
         return np.zeros(0)
     hours = instance.slot_hours
+    demand_mxn_per_kw = sum(c.mxn_per_kw for c in instance.demand_charges())
     worst_kwh_mxn = (
-        max(instance.energy_price_mxn_per_kwh, default=0.0) + instance.demand_charge_mxn_per_kw / hours
+        max(instance.energy_price_mxn_per_kwh, default=0.0) + demand_mxn_per_kw / hours
     ) / instance.charging_efficiency
     wear = instance.wear
     worst_kwh_mxn += wear.high_soc_mxn_per_kwh_h * instance.num_slots * hours + wear.high_c_rate_mxn_per_kwh

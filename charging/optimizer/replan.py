@@ -5,9 +5,11 @@ says; the new instance starts at ``now_slot``:
 
 - vehicles that have left are dropped; the others keep their requirements, with the energy
   delivered so far added to ``energy_delivered_kwh`` (or their SoC replaced by the measurement);
-- a vehicle plugged in at ``now`` stays on its connector (``fixed_connector_id``); one that was
-  unplugged earlier may be given a new window if the rest of the night needs it;
-- the month's peak so far includes tonight's demand-slot peak up to ``now`` (it is already paid).
+- a vehicle plugged in at ``now`` stays on its connector (``fixed_connector_id``) from now for as
+  long as it needs; one that was unplugged earlier may be given a new window if the rest of the
+  night needs it; the old plan's windows are tried as an assignment too (``remaining_windows``);
+- each demand charge's month peak so far includes tonight's peak in its slots up to ``now`` (it
+  is already paid).
 
 The remainder is a smaller LP than the full night (only the remaining slots and vehicles, most
 of them pinned to their connector), which is what makes a re-plan fast: no model is reused.
@@ -65,9 +67,11 @@ def remaining_instance(
             changes["energy_delivered_kwh"] = vehicle.energy_delivered_kwh + float(past_kw.sum() * hours)
         vehicles.append(replace(vehicle, **changes))
 
-    demand = np.array(instance.demand_mask())[:now_slot]
     past_load_kw = np.array(instance.base_load())[:now_slot] + past_total_kw
-    month_peak_kw = max(instance.month_peak_kw, float(past_load_kw[demand].max(initial=0.0)))
+
+    def month_peak(slots, month_peak_kw: float) -> float:
+        counts = np.array(slots if slots is not None else [True] * instance.num_slots)[:now_slot]
+        return max(month_peak_kw, float(past_load_kw[counts].max(initial=0.0)))
 
     def rest(series):
         return tuple(series[now_slot:]) if series is not None else None
@@ -80,7 +84,11 @@ def remaining_instance(
         energy_price_mxn_per_kwh=rest(instance.energy_price_mxn_per_kwh),
         demand_slots=rest(instance.demand_slots),
         base_load_kw=rest(instance.base_load_kw),
-        month_peak_kw=month_peak_kw,
+        month_peak_kw=month_peak(instance.demand_slots, instance.month_peak_kw),
+        additional_demand_charges=tuple(
+            replace(c, slots=rest(c.slots), month_peak_kw=month_peak(c.slots, c.month_peak_kw))
+            for c in instance.additional_demand_charges
+        ),
         vehicles=tuple(vehicles),
     )
 
@@ -98,4 +106,18 @@ def replan(
     ``soc_now_pct`` (vehicle id -> measured SoC %) overrides what the previous plan implies.
     """
     remainder = remaining_instance(instance, plan, now_slot, soc_now_pct=soc_now_pct)
-    return Replan(remainder, solve(remainder, method))
+    return Replan(remainder, solve(remainder, method, windows_hint=remaining_windows(plan, now_slot)))
+
+
+def remaining_windows(plan: Plan, now_slot: int) -> dict[str, tuple[str, int, int]]:
+    """The plan's connector windows that end after ``now_slot``, in the remainder's slots.
+
+    ``solve(windows_hint=...)`` tries them as a connector assignment: with scarce connectors the
+    greedy alone can strand buses the old windows served (it sees only the remainder's relaxation).
+    """
+    windows = {}
+    for vp in plan.vehicles:
+        if vp.connector_id is None or vp.plug_in_slot is None or vp.unplug_slot is None or vp.unplug_slot <= now_slot:
+            continue
+        windows[vp.vehicle_id] = (vp.connector_id, max(vp.plug_in_slot - now_slot, 0), vp.unplug_slot - now_slot)
+    return windows

@@ -18,10 +18,10 @@ weights, which keeps each in its range), and rows the restricted model has no re
 restricted solution leaves them satisfied. ``tests/charging/test_optimizer_sifting.py`` checks the
 reduced costs against HiGHS's own on the full model and the objective against the full LP.
 
-The first active set matters for the number of rounds; ``initial_active`` takes it from a small
-aggregate LP (vehicles pooled by arrival and departure slot) whose site and demand duals rank each
-vehicle's slots, plus the last slots before departure (taper and wear finish there), plus any hint
-(e.g. the slots the relaxed solution used, for the re-solve after connector assignment).
+The first active set matters for the number of rounds; ``initial_active`` takes it from a greedy
+packing of the night (``_greedy_slots``), plus the last slots before departure (taper and wear
+finish there), plus any hint (e.g. the slots the relaxed solution used, for the re-solve after
+connector assignment).
 """
 
 from __future__ import annotations
@@ -169,8 +169,9 @@ def full_reduced_costs(
     pi_full = np.zeros((num_vehicles, num_slots))
     pi_full[has_next] = (pi_pair[np.maximum(next_pair, 0)] - (suffix[:, :-1] - suffix[rows, next_slot]))[has_next]
 
+    # Power in slot t is in the slot's site row and in the row of every demand charge counting t.
     slot_dual = np.zeros(num_slots)
-    for per_slot_rows in (core.site_row, core.demand_row):
+    for per_slot_rows in (core.site_row, *core.demand_rows):
         present = per_slot_rows >= 0
         slot_dual[present] += y[per_slot_rows[present]]
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
@@ -220,14 +221,17 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
     slots (latest first among equal costs) under the site limit that is left, at the power the
     vehicle and its taper allow.
 
-    In demand-charge slots only the headroom below the current peak counts as free capacity."""
+    In a demand charge's slots only the headroom below its current peak counts as free capacity
+    (the smallest headroom where several charges count the slot)."""
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
     capacity = np.asarray(instance.site_limit_kw, dtype=float).copy()
-    if instance.demand_charge_mxn_per_kw > 0:
-        demand = np.array(instance.demand_mask())
-        base = np.array(instance.base_load())
-        floor_kw = max(instance.month_peak_kw, base[demand].max(initial=0.0))
+    base = np.array(instance.base_load())
+    for charge in instance.demand_charges():
+        if charge.mxn_per_kw <= 0:
+            continue
+        demand = np.array(charge.mask(num_slots))
+        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
         capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
     gain = instance.charging_efficiency * instance.slot_hours
     slot = np.arange(num_slots)

@@ -15,6 +15,7 @@ Every plan is priced by the evaluator; ``solver.gap`` compares it with the relax
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -41,9 +42,19 @@ GAP_GOOD_ENOUGH = 1e-4
 REPAIR_MAX_VEHICLES = 200
 
 
-def solve(instance: Instance, method: str = "auto", *, time_limit_s: float | None = None) -> Plan:
+def solve(
+    instance: Instance,
+    method: str = "auto",
+    *,
+    time_limit_s: float | None = None,
+    windows_hint: Mapping[str, tuple[str, int, int]] | None = None,
+) -> Plan:
     """Plan the night. ``method`` is one of ``METHODS``; never raises for an unservable night.
 
+    ``windows_hint`` (vehicle id -> (connector id, plug-in slot, unplug slot)), e.g. the windows of
+    the plan being re-planned, is tried as a second connector assignment when the greedy one
+    leaves a gap to the bound: a re-plan then never does worse than carrying on with the windows
+    it had (where they are still possible).
     Returns a ``Plan`` whose vehicles leave short (with a reason) when the night cannot serve them.
     """
     if method not in METHODS:
@@ -60,6 +71,15 @@ def solve(instance: Instance, method: str = "auto", *, time_limit_s: float | Non
     plan: Plan | None = None
     if method in ("lp", "auto"):
         plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
+        preplaced = _hinted_windows(instance, va, compatible, windows_hint)
+        if preplaced and _gap(plan.totals.objective_mxn, bound_mxn) != 0.0:
+            hinted = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s, preplaced)
+            if hinted.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
+                hinted.solver.notes.append(
+                    f"kept {len(preplaced)} connector window(s) of the previous plan: "
+                    f"{hinted.totals.objective_mxn:,.2f} MXN against {plan.totals.objective_mxn:,.2f} MXN"
+                )
+                plan = hinted
         plan.solver.num_variables, plan.solver.num_constraints = relax_size
         plan.solver.notes.insert(0, relax_note)
     small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
@@ -117,9 +137,34 @@ def _sifting_note(what: str, result: SiftResult, windows: Windows) -> str:
     )
 
 
-def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
+def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int, int]]:
+    """The hint's windows that are still possible: compatible connector (not faulted since), inside
+    the stay, not overlapping an earlier one on the same connector. As (connector index, start, end)."""
+    if not hint:
+        return {}
+    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
+    taken: dict[int, list[tuple[int, int]]] = {}
+    windows = {}
+    for v, vehicle in enumerate(instance.vehicles):
+        if vehicle.id not in hint:
+            continue
+        connector_id, start, end = hint[vehicle.id]
+        c = index.get(connector_id, -1)
+        start, end = max(int(start), int(va.arrival_slot[v])), min(int(end), int(va.departure_slot[v]))
+        if c < 0 or c not in compatible[v] or end <= start:
+            continue
+        if vehicle.fixed_connector_id is not None and start != va.arrival_slot[v]:
+            continue  # plugged in now: its window starts now
+        if any(start < e and s < end for s, e in taken.get(c, [])):
+            continue
+        taken.setdefault(c, []).append((start, end))
+        windows[v] = (c, start, end)
+    return windows
+
+
+def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s, preplaced=None) -> Plan:
     started = time.perf_counter()
-    assignment = assign_connectors(instance, va, compatible, relaxed_power)
+    assignment = assign_connectors(instance, va, compatible, relaxed_power, preplaced)
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
     candidate = _plan(instance, assignment, relaxed_power, "lp", "Optimal (the relaxation fits the assignment)")
     evaluation = evaluate(instance, candidate)

@@ -6,13 +6,15 @@ with duals extended to the full model. These tests solve the full model too and 
 
 from __future__ import annotations
 
+import dataclasses
+
 import highspy
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charging.optimizer import generate_instance, solve
+from charging.optimizer import DemandCharge, generate_instance, solve
 from charging.optimizer.assignment import assign_connectors, compatible_connectors, group_limits
 from charging.optimizer.lp import LpModel, Windows, add_charger_limits, add_group_limits, build_core
 from charging.optimizer.quantities import best_max_kw, connector_max_kw, vehicle_arrays
@@ -108,10 +110,16 @@ def test_window_lp_with_charger_limits_reaches_the_full_optimum():
 
 
 @pytest.mark.parametrize("connectors", [30, 12])
-def test_reduced_costs_match_highs_on_the_restricted_model(connectors, monkeypatch):
+@pytest.mark.parametrize("distribution_charge", [False, True])
+def test_reduced_costs_match_highs_on_the_restricted_model(connectors, distribution_charge, monkeypatch):
     # Where a pair is in the model, HiGHS's own reduced cost of its power must equal ours (less
     # the duals of taper / C-rate rows, which only active pairs have): same signs, same rows.
     instance = generate_instance(vehicles=30, connectors=connectors, seed=5)
+    if distribution_charge:
+        # GDMTH's second charge, on every slot with nothing paid yet: power in a punta slot is then in two
+        # demand rows, and both duals come off its reduced cost.
+        charge = DemandCharge("distribution", 120.0, None, 0.0)
+        instance = dataclasses.replace(instance, additional_demand_charges=(charge,))
     va, windows, limits = _relaxation_parts(instance)
     active = window_mask(windows, instance.num_slots) & (
         np.random.default_rng(5).random((30, instance.num_slots)) < 0.5
@@ -137,4 +145,9 @@ def test_reduced_costs_match_highs_on_the_restricted_model(connectors, monkeypat
     with_extra_rows[core.lazy.c_pair[core.lazy.c_added]] = True
     compared = ~with_extra_rows
     assert compared.sum() > core.num_pairs / 2
+    if distribution_charge:
+        # Both charges' rows bind somewhere (the distribution charge pushes load into punta), so leaving
+        # either charge's duals out of the reduced costs would show.
+        binding = [np.abs(solution.row_dual[rows[rows >= 0]]).max(initial=0) > 1e-6 for rows in core.demand_rows]
+        assert binding == [True, True]
     np.testing.assert_allclose(ours[core.pair_vehicle, core.pair_slot][compared], theirs[compared], atol=1e-9)

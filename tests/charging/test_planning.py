@@ -238,3 +238,85 @@ def test_the_base_loads_own_peak_is_not_charged_to_the_plan(depot):
 
     assert night.instance.month_peak_kw == 150.0
     assert float(plan.demand_cost) == pytest.approx(0.0, abs=0.01)  # the bus charges outside punta
+
+
+# ---- GDMTH's two demand charges ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gdmth_depot(depot):
+    """The depot's tariff with GDMTH's distribution charge (every hour) next to the punta capacity charge."""
+    f.DemandChargeFactory(tariff=depot.tariff, name="distribution", price_per_kw_month="112.30", applies_in_periods=[])
+    f.DemandChargeFactory(tariff=depot.tariff, name="free", price_per_kw_month="0.00", applies_in_periods=[])
+    # Other loads: 100 kW, 120 kW at 19:00 (punta), 180 kW at 13:00 (daytime, outside punta).
+    depot.base_load_kw = [100.0] * 24
+    depot.base_load_kw[19], depot.base_load_kw[13] = 120.0, 180.0
+    depot.save()
+    return depot
+
+
+def test_a_tariff_with_both_charges_gives_the_night_both(gdmth_depot):
+    _bus_with_blocks(gdmth_depot)
+
+    instance = build_night(gdmth_depot, NIGHT).instance
+
+    capacity, distribution = instance.demand_charges()
+    assert capacity.mxn_per_kw == 350.0 and distribution.mxn_per_kw == pytest.approx(112.3)
+    # The punta charge is the top-level one (its peak is the plan's peak_kw), on the punta slots.
+    assert instance.demand_slots == capacity.slots
+    assert capacity.slots[4 * 6] and not capacity.slots[0] and sum(capacity.slots) == 4 * 4
+    assert distribution.name == "distribution" and distribution.slots is None
+    # Month's peaks so far, with no earlier plan: the base load's own peak in each charge's hours.
+    assert capacity.month_peak_kw == 120.0 and distribution.month_peak_kw == 180.0
+
+
+def test_later_nights_count_each_charges_peak_from_earlier_plans(gdmth_depot):
+    for _ in range(2):
+        _bus_with_blocks(gdmth_depot)
+    earlier_night = NIGHT - dt.timedelta(days=1)
+
+    earlier = plan_depot_night(depot=gdmth_depot, service_night=earlier_night)
+
+    # The daytime base load sets a 180 kW maximum demand anyway: the plan charges under it and pays no new
+    # distribution peak (priced on punta alone, the same night peaks at ~400 kW, late, at full power).
+    assert max(_site_load_kw(earlier)) == pytest.approx(180.0, abs=1e-2)
+    assert float(earlier.demand_cost) == 0.0
+    capacity_name = next(c.name for c in gdmth_depot.tariff.demand_charges.all() if c.applies_in_periods)
+    assert earlier.month_peaks_kw == {capacity_name: 120.0, "distribution": pytest.approx(180.0, abs=1e-3)}
+
+    # The next night starts from the stored figures; raise them to see they are read, not recomputed.
+    ChargingPlan.objects.filter(pk=earlier.pk).update(month_peaks_kw={capacity_name: 140.0, "distribution": 260.0})
+    capacity, distribution = build_night(gdmth_depot, NIGHT).instance.demand_charges()
+    assert (capacity.month_peak_kw, distribution.month_peak_kw) == (140.0, 260.0)
+
+    # A plan stored before per-charge peaks existed has only peak_kw: it counts for the punta charge and, as a
+    # lower bound, for the one on every hour.
+    ChargingPlan.objects.filter(pk=earlier.pk).update(month_peaks_kw={}, peak_kw=333.0)
+    capacity, distribution = build_night(gdmth_depot, NIGHT).instance.demand_charges()
+    assert (capacity.month_peak_kw, distribution.month_peak_kw) == (333.0, 333.0)
+
+
+def _site_load_kw(plan: ChargingPlan) -> list[float]:
+    """Base load + the plan's charging, per slot."""
+    load = list(plan.instance["base_load_kw"])
+    for charge in plan.charges.all():
+        load = [a + b for a, b in zip(load, charge.power_kw, strict=True)]
+    return load
+
+
+def test_a_replan_keeps_the_distribution_peak_the_active_plan_already_counted(gdmth_depot):
+    _bus_with_blocks(gdmth_depot)
+    first = plan_depot_night(depot=gdmth_depot, service_night=NIGHT)
+    # As if an earlier version of tonight's plan had seen 250 kW before the active plan's horizon started.
+    stored = first.instance
+    stored["additional_demand_charges"][0]["month_peak_kw"] = 250.0
+    ChargingPlan.objects.filter(pk=first.pk).update(instance=stored)
+
+    second = plan_depot_night(
+        depot=gdmth_depot, service_night=NIGHT, now=_local(NEXT_DAY, 4, 30), trigger=ChargingPlan.Trigger.EVENT
+    )
+
+    (distribution,) = second.instance["additional_demand_charges"]
+    assert distribution["name"] == "distribution" and distribution["slots"] is None
+    assert distribution["month_peak_kw"] == 250.0
+    assert second.month_peaks_kw["distribution"] >= 250.0
