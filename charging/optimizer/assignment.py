@@ -30,9 +30,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .instance import Instance
-from .quantities import VehicleArrays, compatible_connectors, connector_max_kw, taper_lines
+from .quantities import VehicleArrays, compatible_connectors, connector_max_kw, free_site_kw, taper_lines
 
-__all__ = ["Assignment", "assign_connectors", "compatible_connectors", "greedy_assign", "group_limits"]
+__all__ = [
+    "Assignment",
+    "assign_connectors",
+    "capacity_assign",
+    "compatible_connectors",
+    "greedy_assign",
+    "group_limits",
+]
 
 
 @dataclass
@@ -266,3 +273,123 @@ def _stretch_into_free_time(result: Assignment, va: VehicleArrays, num_connector
             next_start = result.start[on_c[k + 1]] if k + 1 < len(on_c) else np.iinfo(int).max
             result.start[v] = max(int(va.arrival_slot[v]), int(previous_end))
             result.end[v] = min(int(va.departure_slot[v]), int(next_start))
+
+
+def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.ndarray]) -> Assignment:
+    """Windows built against the site limit itself, without the relaxation: a second candidate.
+
+    The relaxation-driven greedy (``assign_connectors``) follows where the relaxed power sits; with
+    scarce connectors its profiles are often split between early and late cheap slots (the bulk
+    early, a top-up just before departure for the high-SoC wear), which no single window can follow,
+    and buses are pushed into dear evening hours. Here vehicles - those already plugged in first,
+    then earliest departure, higher priority - each take the window, on a free compatible
+    connector, that delivers their energy cheapest with what the vehicles before them left of the
+    site limit (below every demand charge's peak) and of the charger, as short as that allows;
+    windows are then stretched into free connector time. ``solve`` keeps whichever candidate's
+    re-solved plan is cheaper.
+    """
+    connectors = instance.connectors()
+    charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
+    charger_of = np.array([charger_index[ch.id] for ch, _ in connectors], dtype=int)
+    connector_kw = connector_max_kw(instance)
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    site_left = free_site_kw(instance)
+    charger_left = np.repeat(np.array([[ch.max_kw] for ch in instance.chargers], dtype=float), num_slots, axis=1)
+    occupied = np.zeros((len(connectors), num_slots), dtype=bool)
+    price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
+    gain = instance.charging_efficiency * instance.slot_hours
+    result = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
+    order = sorted(
+        range(num_vehicles),
+        key=lambda v: (
+            instance.vehicles[v].fixed_connector_id is None,
+            int(va.departure_slot[v]),
+            -instance.vehicles[v].priority,
+            int(va.arrival_slot[v]),
+        ),
+    )
+    for v in order:
+        arrival, departure = int(va.arrival_slot[v]), int(va.departure_slot[v])
+        cands = compatible[v]
+        need_kwh = float(max(va.target_kwh[v] - va.initial_kwh[v], 0.0))
+        if not cands.size or departure <= arrival:
+            continue
+        lines = taper_lines(instance.vehicles[v])
+        max_kw = np.minimum(float(va.max_kw[v]), connector_kw[cands])
+        fastest = float(max_kw.max())
+        # Every window of the stay, costed with the site headroom left (chargers assumed to have
+        # room), cheapest first; the first one with a free compatible connector whose charger
+        # does have the room is taken.
+        windows = _windows_by_cost(
+            site_left[arrival:departure],
+            price[arrival:departure],
+            fastest,
+            lines,
+            float(va.initial_kwh[v]),
+            need_kwh,
+            float(va.penalty_mxn_per_kwh[v]),
+            gain,
+            instance.slot_hours,
+            at_start=instance.vehicles[v].fixed_connector_id is not None,
+        )
+        for start, end, power in windows:
+            s, e = arrival + start, arrival + end
+            usable = cands[(max_kw >= fastest) & ~occupied[cands, s:e].any(axis=1)]
+            if not usable.size:
+                continue
+            room = (charger_left[charger_of[usable], s:e] >= power - 1e-6).all(axis=1)
+            if not room.any():
+                continue
+            c = int(usable[np.argmax(room)])
+            occupied[c, s:e] = True
+            site_left[s:e] -= power
+            charger_left[charger_of[c], s:e] -= power
+            result.connector[v], result.start[v], result.end[v] = c, s, e
+            break
+    _stretch_into_free_time(result, va, len(connectors))
+    return result
+
+
+def _windows_by_cost(limit_kw, price, max_kw, lines, initial_kwh, need_kwh, penalty, gain, hours, *, at_start):
+    """Windows of a stay, the shortest delivering the energy from each start, cheapest first.
+
+    Cost = energy price of what the window delivers + the shortfall penalty on what it cannot;
+    ties: shorter, then later. ``at_start``: only windows from the stay's first slot (a vehicle
+    already plugged in). Yields (start, end, power per window slot), relative to the stay.
+    """
+    stay = limit_kw.size
+    deliverable = np.minimum(np.maximum(limit_kw, 0.0), max_kw)
+    reach = np.concatenate([[0.0], np.cumsum(deliverable) * gain])
+    found = []
+    for start in [0] if at_start else range(stay):
+        # The shortest window that could deliver the energy before the taper, longer while the
+        # taper-exact power falls short.
+        length = min(max(int(np.searchsorted(reach, reach[start] + need_kwh - 1e-6)) - start, 1), stay - start)
+        while True:
+            power = _power_in_window(deliverable[start : start + length], lines, initial_kwh, need_kwh, gain)
+            delivered = float(power.sum()) * gain
+            if delivered >= need_kwh - 1e-6 or start + length >= stay:
+                break
+            length += 1
+        cost = float((price[start : start + length] * power).sum()) * hours
+        cost += penalty * max(need_kwh - delivered, 0.0)
+        found.append((round(cost, 6), length, -start, start, power))
+    found.sort(key=lambda w: w[:3])
+    for _, length, _, start, power in found:
+        yield start, start + length, power
+
+
+def _power_in_window(limit_kw, lines, initial_kwh, need_kwh, gain) -> np.ndarray:
+    """Power per slot charging as fast as ``limit_kw`` and the taper allow, up to the need."""
+    power = np.zeros(limit_kw.size)
+    energy, target = initial_kwh, initial_kwh + need_kwh
+    for i, limit in enumerate(limit_kw):
+        p = min(float(limit), (target - energy) / gain)
+        for a, b in lines:  # at the slot's end energy, as the LP checks it
+            if 1.0 - b * gain > 0:
+                p = min(p, (a + b * energy) / (1.0 - b * gain))
+        power[i] = max(p, 0.0)
+        energy += gain * power[i]
+        if energy >= target - 1e-9:
+            break
+    return power

@@ -152,3 +152,18 @@ def max_slot_power_kw(
         if denominator > 0:
             power = min(power, max(0.0, (a + b * energy_kwh) / denominator))
     return power
+
+
+def free_site_kw(instance: Instance) -> np.ndarray:
+    """Per slot, what charging can draw without exceeding the site limit or raising any demand
+    charge's peak (the smallest headroom below ``max(month peak, base load peak)`` among the
+    charges counting the slot). What greedy constructions treat as free capacity."""
+    capacity = np.asarray(instance.site_limit_kw, dtype=float).copy()
+    base = np.array(instance.base_load())
+    for charge in instance.demand_charges():
+        if charge.mxn_per_kw <= 0:
+            continue
+        demand = np.array(charge.mask(instance.num_slots))
+        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
+        capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
+    return capacity

@@ -33,7 +33,7 @@ import numpy as np
 
 from .instance import Instance
 from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
-from .quantities import VehicleArrays, taper_lines
+from .quantities import VehicleArrays, free_site_kw, taper_lines
 
 # A left-out slot is added when its reduced cost is below this (MXN per kW of the slot): HiGHS's
 # own dual feasibility tolerance, so "none below" means optimal as HiGHS understands it.
@@ -225,14 +225,7 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
     (the smallest headroom where several charges count the slot)."""
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
-    capacity = np.asarray(instance.site_limit_kw, dtype=float).copy()
-    base = np.array(instance.base_load())
-    for charge in instance.demand_charges():
-        if charge.mxn_per_kw <= 0:
-            continue
-        demand = np.array(charge.mask(num_slots))
-        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
-        capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
+    capacity = free_site_kw(instance)
     gain = instance.charging_efficiency * instance.slot_hours
     slot = np.arange(num_slots)
     order_key = price - 1e-6 * slot / num_slots  # cheapest, then latest

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .assignment import Assignment, assign_connectors, compatible_connectors, group_limits
+from .assignment import Assignment, assign_connectors, capacity_assign, compatible_connectors, group_limits
 from .baselines import earliest_deadline_first, uncontrolled
 from .evaluate import evaluate, finalize
 from .instance import Instance
@@ -70,16 +70,29 @@ def solve(
 
     plan: Plan | None = None
     if method in ("lp", "auto"):
-        plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
+        assignment = assign_connectors(instance, va, compatible, relaxed_power)
+        plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
+        # Other connector assignments, tried only while the plan is not already at the bound; the
+        # cheapest re-solved plan wins.
+        others = [("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))]
         preplaced = _hinted_windows(instance, va, compatible, windows_hint)
-        if preplaced and _gap(plan.totals.objective_mxn, bound_mxn) != 0.0:
-            hinted = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s, preplaced)
-            if hinted.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
-                hinted.solver.notes.append(
-                    f"kept {len(preplaced)} connector window(s) of the previous plan: "
-                    f"{hinted.totals.objective_mxn:,.2f} MXN against {plan.totals.objective_mxn:,.2f} MXN"
+        if preplaced:
+            others.append(
+                (
+                    f"{len(preplaced)} connector window(s) kept from the previous plan",
+                    lambda: assign_connectors(instance, va, compatible, relaxed_power, preplaced),
                 )
-                plan = hinted
+            )
+        for label, make in others:
+            if (_gap(plan.totals.objective_mxn, bound_mxn) or 0.0) <= GAP_GOOD_ENOUGH and bound_mxn is not None:
+                break
+            other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
+            if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
+                other.solver.notes.append(
+                    f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
+                    f"{plan.totals.objective_mxn:,.2f} MXN with the relaxation's)"
+                )
+                plan = other
         plan.solver.num_variables, plan.solver.num_constraints = relax_size
         plan.solver.notes.insert(0, relax_note)
     small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
@@ -120,7 +133,12 @@ def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, n
         add_group_limits(instance, core, windows, groups, model)
 
     result = solve_sifted(
-        instance, va, windows, initial_active(instance, va, windows), connector_groups, time_limit_s=time_limit_s
+        instance,
+        va,
+        windows,
+        initial_active(instance, va, windows),
+        connector_groups,
+        time_limit_s=time_limit_s,
     )
     solution = result.solution
     power = np.zeros((len(instance.vehicles), instance.num_slots))
@@ -162,9 +180,14 @@ def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int,
     return windows
 
 
-def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s, preplaced=None) -> Plan:
+def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
+    assignment = assign_connectors(instance, va, compatible, relaxed_power)
+    return _resolve(instance, va, assignment, relaxed_power, time_limit_s)
+
+
+def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) -> Plan:
+    """The plan for a connector assignment: the relaxed power if it fits, else the LP again."""
     started = time.perf_counter()
-    assignment = assign_connectors(instance, va, compatible, relaxed_power, preplaced)
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
     candidate = _plan(instance, assignment, relaxed_power, "lp", "Optimal (the relaxation fits the assignment)")
     evaluation = evaluate(instance, candidate)

@@ -66,3 +66,41 @@ def test_connectors_are_shared_over_the_night():
     assert evaluate(instance, plan).ok
     used = windows_by_connector(plan)
     assert max(len(w) for w in used.values()) >= 2  # a connector serves several buses in turn
+
+
+@pytest.mark.parametrize(("vehicles", "connectors", "seed"), [(300, 150, 1), (300, 150, 2), (60, 30, 1), (100, 40, 2)])
+def test_scarce_connectors_stay_within_one_percent_of_the_bound(vehicles, connectors, seed):
+    # The target (300 buses, 150 connectors: within 1 % of the LP relaxation). The
+    # relaxation-driven greedy alone was 4-7 % above on these nights once the relaxation was solved
+    # by sifting (its equally cheap optimum splits buses between early and late slots); the
+    # windows built against the site limit (``capacity_assign``) bring them back under 1 %.
+    instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed)
+    plan = solve(instance, "lp")
+    assert evaluate(instance, plan).ok
+    assert_one_bus_per_connector(plan)
+    assert_power_only_inside_the_window(plan)
+    assert plan.solver.gap is not None and plan.solver.gap <= 0.01, plan.solver.notes
+
+
+def test_capacity_windows_are_one_per_bus_inside_its_stay_and_start_at_arrival_when_plugged_in():
+    import dataclasses
+
+    import numpy as np
+
+    from charging.optimizer.assignment import capacity_assign, compatible_connectors
+    from charging.optimizer.quantities import vehicle_arrays
+
+    instance = generate_instance(vehicles=40, connectors=16, seed=7)
+    first_connector = instance.connectors()[0][1].id
+    vehicles = list(instance.vehicles)
+    vehicles[5] = dataclasses.replace(vehicles[5], fixed_connector_id=first_connector)
+    instance = dataclasses.replace(instance, vehicles=tuple(vehicles))
+    va = vehicle_arrays(instance)
+    assignment = capacity_assign(instance, va, compatible_connectors(instance))
+    placed = assignment.connector >= 0
+    assert placed.sum() == 40
+    assert (assignment.start >= va.arrival_slot).all() and (assignment.end <= va.departure_slot).all()
+    assert assignment.connector[5] == 0 and assignment.start[5] == va.arrival_slot[5]
+    for c in np.unique(assignment.connector):
+        on_c = sorted((assignment.start[v], assignment.end[v]) for v in np.flatnonzero(assignment.connector == c))
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(on_c, on_c[1:], strict=False))
