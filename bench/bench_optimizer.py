@@ -163,12 +163,13 @@ def main() -> int:
         "",
         f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, {info['platform']}, python {info['python']}, "
         f"highspy {info['highspy']}, load average (1, 5, 15 min) at start {load}, at end {load_end}. "
-        "Other engineers' jobs share the 2 cores, so times vary by up to 2x from run to run.",
+        "Times vary by up to 2x when other jobs share the 2 cores: compare the load averages.",
         "",
         "Cost = energy + demand charge (MXN) over the night; short = shortfall kWh. Uncontrolled ignores the "
         "site limit (its violations are listed in the JSON). Peak is the highest punta-slot load incl. base "
         "load (0 when nobody charges in punta). Time is `solve(method='lp')` (relaxation bound + "
-        "connector assignment + re-solve) or, for replan cases, `replan()` on the remainder. "
+        "connector assignment + re-solve) or, for replan cases, `replan()` on the remainder of an unchanged night "
+        "at 22:00 (the JSON has the night plan's own shortfall, `full_plan_shortfall_kwh`). "
         "Load average (1 min) when each case started: "
         + ", ".join(f"{r['case']} {r['load_average_at_start'][0]:.2f}" for r in rows)
         + ".",
