@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .instance import Instance
-from .quantities import VehicleArrays, compatible_connectors, connector_max_kw, free_site_kw, taper_lines
+from .quantities import (
+    VehicleArrays,
+    compatible_connectors,
+    connector_max_kw,
+    fastest_charge_kw,
+    free_site_kw,
+    taper_lines,
+)
 
 __all__ = [
     "Assignment",
@@ -366,7 +373,8 @@ def _windows_by_cost(limit_kw, price, max_kw, lines, initial_kwh, need_kwh, pena
         # taper-exact power falls short.
         length = min(max(int(np.searchsorted(reach, reach[start] + need_kwh - 1e-6)) - start, 1), stay - start)
         while True:
-            power = _power_in_window(deliverable[start : start + length], lines, initial_kwh, need_kwh, gain)
+            window = deliverable[start : start + length]
+            power = fastest_charge_kw(window, lines, initial_kwh, initial_kwh + need_kwh, gain)
             delivered = float(power.sum()) * gain
             if delivered >= need_kwh - 1e-6 or start + length >= stay:
                 break
@@ -377,19 +385,3 @@ def _windows_by_cost(limit_kw, price, max_kw, lines, initial_kwh, need_kwh, pena
     found.sort(key=lambda w: w[:3])
     for _, length, _, start, power in found:
         yield start, start + length, power
-
-
-def _power_in_window(limit_kw, lines, initial_kwh, need_kwh, gain) -> np.ndarray:
-    """Power per slot charging as fast as ``limit_kw`` and the taper allow, up to the need."""
-    power = np.zeros(limit_kw.size)
-    energy, target = initial_kwh, initial_kwh + need_kwh
-    for i, limit in enumerate(limit_kw):
-        p = min(float(limit), (target - energy) / gain)
-        for a, b in lines:  # at the slot's end energy, as the LP checks it
-            if 1.0 - b * gain > 0:
-                p = min(p, (a + b * energy) / (1.0 - b * gain))
-        power[i] = max(p, 0.0)
-        energy += gain * power[i]
-        if energy >= target - 1e-9:
-            break
-    return power

@@ -58,6 +58,12 @@ class Windows:
     def length(self) -> np.ndarray:
         return np.maximum(self.end - self.start, 0)
 
+    @classmethod
+    def whole_stays(cls, va: VehicleArrays, compatible: list[np.ndarray], max_kw: np.ndarray) -> Windows:
+        """Each vehicle's whole stay (empty without a compatible connector), at ``max_kw``."""
+        has = np.array([c.size > 0 for c in compatible], dtype=bool)
+        return cls(start=va.arrival_slot, end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=max_kw)
+
 
 class LpModel:
     """Columns, rows and matrix entries collected as numpy blocks, passed to HiGHS in one call."""

@@ -41,10 +41,7 @@ def solve_milp(
             for v, vehicle in enumerate(instance.vehicles)
         ]
     )
-    has = np.array([c.size > 0 for c in compatible], dtype=bool)
-    windows = Windows(
-        start=va.arrival_slot.copy(), end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw
-    )
+    windows = Windows.whole_stays(va, compatible, best_kw)
     model = LpModel()
     core = build_core(instance, va, windows, model)
 

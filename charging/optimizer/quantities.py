@@ -167,3 +167,21 @@ def free_site_kw(instance: Instance) -> np.ndarray:
         floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
         capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
     return capacity
+
+
+def fastest_charge_kw(limit_kw: np.ndarray, lines, initial_kwh: float, target_kwh: float, gain: float) -> np.ndarray:
+    """Power in consecutive charging slots (``limit_kw`` each, in time order) charging as fast as
+    the limits and the taper ``lines`` allow, up to ``target_kwh``; the taper is checked at each
+    slot's end energy, as the LP checks it. Greedy constructions use it to place energy."""
+    power = np.zeros(len(limit_kw))
+    energy = initial_kwh
+    for i, limit in enumerate(limit_kw):
+        p = min(max(float(limit), 0.0), (target_kwh - energy) / gain)
+        for a, b in lines:
+            if 1.0 - b * gain > 0:
+                p = min(p, (a + b * energy) / (1.0 - b * gain))
+        power[i] = max(p, 0.0)
+        energy += gain * power[i]
+        if energy >= target_kwh - 1e-9:
+            break
+    return power

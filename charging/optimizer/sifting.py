@@ -33,7 +33,7 @@ import numpy as np
 
 from .instance import Instance
 from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
-from .quantities import VehicleArrays, free_site_kw, taper_lines
+from .quantities import VehicleArrays, fastest_charge_kw, free_site_kw, taper_lines
 
 # A left-out slot is added when its reduced cost is below this (MXN per kW of the slot): HiGHS's
 # own dual feasibility tolerance, so "none below" means optimal as HiGHS understands it.
@@ -240,26 +240,11 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
         count = min(max(int(np.ceil(need_kwh / (gain * max_kw))), 1), candidates.size)
         while True:
             take = np.sort(candidates[:count])
-            power = _charge_in(take, capacity, max_kw, lines, va.initial_kwh[v], va.target_kwh[v], gain)
+            limit = np.minimum(capacity[take], max_kw)
+            power = fastest_charge_kw(limit, lines, va.initial_kwh[v], va.target_kwh[v], gain)
             if power.sum() * gain >= need_kwh - 1e-6 or count == candidates.size:
                 break
             count += 1
         capacity[take] -= power
         chosen[v, take[power > 0]] = True
     return chosen
-
-
-def _charge_in(slots, capacity, max_kw, lines, initial_kwh, target_kwh, gain) -> np.ndarray:
-    """Power in each of ``slots`` (in time order) charging as fast as allowed up to the target."""
-    power = np.zeros(slots.size)
-    energy = initial_kwh
-    for i, t in enumerate(slots):
-        p = min(max(capacity[t], 0.0), max_kw, (target_kwh - energy) / gain)
-        for a, b in lines:  # the taper at the slot's end energy (as the LP checks it)
-            if 1.0 - b * gain > 0:
-                p = min(p, (a + b * energy) / (1.0 - b * gain))
-        power[i] = max(p, 0.0)
-        energy += gain * power[i]
-        if energy >= target_kwh - 1e-9:
-            break
-    return power

@@ -124,9 +124,7 @@ def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, n
 
     Returns (bound MXN, relaxed power [vehicle, slot], restricted model size, a note on the sifting).
     """
-    best_kw = best_max_kw(instance, compatible)
-    has = np.array([c.size > 0 for c in compatible], dtype=bool)
-    windows = Windows(start=va.arrival_slot, end=np.where(has, va.departure_slot, va.arrival_slot), max_kw=best_kw)
+    windows = Windows.whole_stays(va, compatible, best_max_kw(instance, compatible))
     groups = group_limits(instance, compatible)
 
     def connector_groups(core, model):

@@ -16,15 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charging.optimizer import DemandCharge, Instance, InstanceError, Plan, evaluate, solve
-from charging.optimizer.assignment import compatible_connectors, group_limits
-from charging.optimizer.lp import LpModel, Windows, add_group_limits, build_core, power_matrix
+from charging.optimizer.lp import LpModel, build_core, power_matrix
 from charging.optimizer.plan import PlanTotals, SolverInfo, VehiclePlan
-from charging.optimizer.quantities import best_max_kw, vehicle_arrays
 from charging.optimizer.replan import remaining_instance
 from charging.optimizer.sifting import solve_sifted
 
 from .test_optimizer_lp import bus, night
 from .test_optimizer_properties import PROPERTY_SETTINGS, nights
+from .test_optimizer_sifting import relaxation_parts
 
 EXAMPLE = Path(__file__).parent / "optimizer_fixtures" / "example_instance.json"
 PUNTA = [True, True, False, False]
@@ -183,25 +182,10 @@ def two_charge_nights(draw) -> Instance:
     return dataclasses.replace(instance, additional_demand_charges=(second,), base_load_kw=base_load)
 
 
-def _relaxation(instance):
-    va = vehicle_arrays(instance)
-    compatible = compatible_connectors(instance)
-    has = np.array([c.size > 0 for c in compatible], dtype=bool)
-    windows = Windows(
-        va.arrival_slot, np.where(has, va.departure_slot, va.arrival_slot), best_max_kw(instance, compatible)
-    )
-    groups = group_limits(instance, compatible)
-
-    def limits(core, model):
-        add_group_limits(instance, core, windows, groups, model)
-
-    return va, windows, limits
-
-
 @PROPERTY_SETTINGS
 @given(two_charge_nights())
 def test_the_evaluator_prices_the_lp_optimum_at_the_lps_objective(instance):
-    va, windows, limits = _relaxation(instance)
+    va, windows, limits = relaxation_parts(instance)
     model = LpModel()
     core = build_core(instance, va, windows, model)
     limits(core, model)
@@ -230,7 +214,7 @@ def test_the_evaluator_prices_the_lp_optimum_at_the_lps_objective(instance):
 @PROPERTY_SETTINGS
 @given(two_charge_nights(), st.integers(0, 2**32 - 1))
 def test_sifting_with_two_charges_reaches_the_full_lp_optimum(instance, seed):
-    va, windows, limits = _relaxation(instance)
+    va, windows, limits = relaxation_parts(instance)
     start = np.random.default_rng(seed).random((len(instance.vehicles), instance.num_slots)) < 0.3
     result = solve_sifted(instance, va, windows, start, limits)
     assert result.solution.optimal

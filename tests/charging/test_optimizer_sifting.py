@@ -23,13 +23,11 @@ from charging.optimizer.sifting import full_reduced_costs, initial_active, solve
 from .test_optimizer_properties import PROPERTY_SETTINGS, nights
 
 
-def _relaxation_parts(instance):
+def relaxation_parts(instance):
+    """(vehicle arrays, whole-stay windows, a callback adding the connector group rows)."""
     va = vehicle_arrays(instance)
     compatible = compatible_connectors(instance)
-    has = np.array([c.size > 0 for c in compatible], dtype=bool)
-    windows = Windows(
-        va.arrival_slot, np.where(has, va.departure_slot, va.arrival_slot), best_max_kw(instance, compatible)
-    )
+    windows = Windows.whole_stays(va, compatible, best_max_kw(instance, compatible))
     groups = group_limits(instance, compatible)
 
     def limits(core, model):
@@ -50,7 +48,7 @@ def _full_objective(instance, va, windows, limits) -> float:
 @PROPERTY_SETTINGS
 @given(nights(), st.integers(0, 2**32 - 1))
 def test_sifting_from_any_start_reaches_the_full_lp_optimum(instance, seed):
-    va, windows, limits = _relaxation_parts(instance)
+    va, windows, limits = relaxation_parts(instance)
     start = np.random.default_rng(seed).random((len(instance.vehicles), instance.num_slots)) < 0.3
     result = solve_sifted(instance, va, windows, start, limits)
     assert result.solution.optimal
@@ -64,7 +62,7 @@ def test_a_poor_start_is_repaired_by_pricing(seed, connectors):
     # Only each window's last slot active: the first round leaves buses short; pricing must find
     # every slot that helps and end at the full LP's optimum.
     instance = generate_instance(vehicles=40, connectors=connectors, seed=seed)
-    va, windows, limits = _relaxation_parts(instance)
+    va, windows, limits = relaxation_parts(instance)
     result = solve_sifted(instance, va, windows, np.zeros((40, instance.num_slots), dtype=bool), limits)
     assert result.rounds >= 2 and result.active_pairs[0] < result.active_pairs[-1]
     expected = _full_objective(instance, va, windows, limits)
@@ -74,7 +72,7 @@ def test_a_poor_start_is_repaired_by_pricing(seed, connectors):
 @pytest.mark.parametrize("connectors", [60, 30])
 def test_the_greedy_start_needs_few_pairs_and_few_rounds(connectors):
     instance = generate_instance(vehicles=60, connectors=connectors, seed=3)
-    va, windows, limits = _relaxation_parts(instance)
+    va, windows, limits = relaxation_parts(instance)
     result = solve_sifted(instance, va, windows, initial_active(instance, va, windows), limits)
     assert result.solution.optimal and result.rounds <= 3
     assert result.active_pairs[-1] < 0.6 * window_mask(windows, instance.num_slots).sum()
@@ -120,7 +118,7 @@ def test_reduced_costs_match_highs_on_the_restricted_model(connectors, distribut
         # demand rows, and both duals come off its reduced cost.
         charge = DemandCharge("distribution", 120.0, None, 0.0)
         instance = dataclasses.replace(instance, additional_demand_charges=(charge,))
-    va, windows, limits = _relaxation_parts(instance)
+    va, windows, limits = relaxation_parts(instance)
     active = window_mask(windows, instance.num_slots) & (
         np.random.default_rng(5).random((30, instance.num_slots)) < 0.5
     )
