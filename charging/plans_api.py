@@ -69,6 +69,12 @@ class PlannedChargeSerializer(serializers.ModelSerializer):
 class ChargingPlanSerializer(serializers.ModelSerializer):
     total_cost = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     currency = serializers.SerializerMethodField()
+    month_peaks_kw = serializers.DictField(
+        child=serializers.FloatField(),
+        read_only=True,
+        help_text="Per demand charge of the tariff (by name), the month's peak demand in its periods once this "
+        "plan has run, kW: what later nights count as already paid.",
+    )
 
     class Meta:
         model = ChargingPlan
@@ -93,6 +99,7 @@ class ChargingPlanSerializer(serializers.ModelSerializer):
             "total_cost",
             "currency",
             "peak_kw",
+            "month_peaks_kw",
             "site_limit_kw",
             "shortfall_kwh",
             "vehicles_short",

@@ -58,6 +58,8 @@ def test_staff_read_tonights_plan_of_their_depot(night, api_client):
     assert charge["fleet_number"] == night["vehicle_a"].fleet_number
     assert charge["connector_label"] and charge["ready"] is True
     assert len(charge["power_kw"]) == body["num_slots"]
+    # What later nights of the month count as paid, per demand charge of the tariff.
+    assert body["month_peaks_kw"] == night["plan_a"].month_peaks_kw
 
 
 def test_another_depots_plan_and_vehicle_answer_404(night, api_client):
