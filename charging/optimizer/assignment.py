@@ -257,18 +257,18 @@ def greedy_assign(
 
 
 def _longest_free_stretch(occupied: np.ndarray) -> tuple[int, int]:
-    """The longest run of slots in which some candidate connector is free, as (start, end)."""
-    best = (0, 0)
-    for row in occupied:
-        run_start = None
-        for t, busy in enumerate(list(row) + [True]):
-            if not busy and run_start is None:
-                run_start = t
-            elif busy and run_start is not None:
-                if t - run_start > best[1] - best[0]:
-                    best = (run_start, t)
-                run_start = None
-    return best
+    """The longest run of slots in which some candidate connector is free, as (start, end).
+
+    The first longest, candidate by candidate, as a scan would find it.
+    """
+    free = np.pad(~occupied, ((0, 0), (1, 1)), constant_values=False).astype(np.int8)
+    step = np.diff(free, axis=1)
+    _, starts = np.nonzero(step == 1)  # row-major: runs in candidate order, then in time
+    _, ends = np.nonzero(step == -1)
+    if not starts.size:
+        return (0, 0)
+    longest = int(np.argmax(ends - starts))
+    return int(starts[longest]), int(ends[longest])
 
 
 def _stretch_into_free_time(result: Assignment, va: VehicleArrays, num_connectors: int) -> None:

@@ -104,3 +104,27 @@ def test_capacity_windows_are_one_per_bus_inside_its_stay_and_start_at_arrival_w
     for c in np.unique(assignment.connector):
         on_c = sorted((assignment.start[v], assignment.end[v]) for v in np.flatnonzero(assignment.connector == c))
         assert all(end <= next_start for (_, end), (next_start, _) in zip(on_c, on_c[1:], strict=False))
+
+
+def test_longest_free_stretch_is_the_first_longest_run_of_free_slots():
+    import numpy as np
+
+    from charging.optimizer.assignment import _longest_free_stretch
+
+    def by_scanning(occupied):
+        best = (0, 0)
+        for row in occupied:
+            run_start = None
+            for t, busy in enumerate([*row, True]):
+                if not busy and run_start is None:
+                    run_start = t
+                elif busy and run_start is not None:
+                    if t - run_start > best[1] - best[0]:
+                        best = (run_start, t)
+                    run_start = None
+        return best
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        occupied = rng.random((rng.integers(0, 6), rng.integers(0, 30))) < rng.random()
+        assert _longest_free_stretch(occupied) == by_scanning(occupied)
