@@ -91,6 +91,39 @@ def _timeline(plan: ChargingPlan, charges: list[PlannedCharge]) -> list[dict]:
     return rows
 
 
+def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
+    """Per demand charge of the plan: the month's peak in its periods before tonight, after tonight,
+    and what the increase costs. Answers "why does tonight pay a demand charge?" at a glance.
+
+    The plan's instance lists the charges in the order ``Instance.demand_charges()`` gives (the
+    top-level one when priced, then the others) and ``month_peaks_kw`` holds the same charges, by
+    tariff name, in that order. Plans made before per-charge peaks were stored show none.
+    """
+    instance = plan.instance or {}
+    before = []
+    if float(instance.get("demand_charge_mxn_per_kw") or 0.0) > 0:
+        before.append((float(instance["demand_charge_mxn_per_kw"]), float(instance.get("month_peak_kw") or 0.0)))
+    for charge in instance.get("additional_demand_charges") or []:
+        before.append((float(charge.get("mxn_per_kw") or 0.0), float(charge.get("month_peak_kw") or 0.0)))
+    after = list((plan.month_peaks_kw or {}).items())
+    if not before or len(before) != len(after):
+        return []
+    rows = []
+    for (price, peak_before), (name, peak_after) in zip(before, after, strict=True):
+        added = max(float(peak_after) - peak_before, 0.0)
+        rows.append(
+            {
+                "name": name,
+                "price_per_kw": price,
+                "peak_before_kw": peak_before,
+                "peak_after_kw": float(peak_after),
+                "added_kw": added,
+                "cost": price * added,
+            }
+        )
+    return rows
+
+
 def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, may_replan: bool) -> TemplateResponse:
     charges = plan_charges(plan)
     currency = plan.depot.tariff.currency if plan.depot.tariff_id else "MXN"
@@ -118,6 +151,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "may_replan": may_replan,
         "ocpp_versions": OCPP_VERSIONS,
         "peak_share_pct": 100.0 * plan.peak_kw / plan.site_limit_kw if plan.site_limit_kw else None,
+        "demand_charges": demand_charge_rows(plan),
         "ready_count": sum(1 for c in charges if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,

@@ -320,3 +320,30 @@ def test_a_replan_keeps_the_distribution_peak_the_active_plan_already_counted(gd
     assert distribution["name"] == "distribution" and distribution["slots"] is None
     assert distribution["month_peak_kw"] == 250.0
     assert second.month_peaks_kw["distribution"] >= 250.0
+
+
+def test_the_plan_page_explains_what_each_demand_charge_costs_tonight(gdmth_depot, client):
+    from django.urls import reverse
+
+    for _ in range(2):
+        _bus_with_blocks(gdmth_depot, km=350.0)
+    plan = plan_depot_night(depot=gdmth_depot, service_night=NIGHT)
+    assert float(plan.demand_cost) > 0  # long blocks: tonight raises a month's peak
+    manager = f.UserFactory(username="gdmth_manager", is_staff=True)
+    f.MembershipFactory(user=manager, depot=gdmth_depot, role="manager")
+    client.force_login(manager)
+
+    page = client.get(reverse("admin:charging_chargingplan_overview", args=[plan.pk]))
+
+    assert page.status_code == 200
+    rows = page.context["demand_charges"]
+    assert [r["name"] for r in rows] == list(plan.month_peaks_kw)
+    assert [r["peak_after_kw"] for r in rows] == list(plan.month_peaks_kw.values())
+    assert [r["peak_before_kw"] for r in rows] == [
+        plan.instance["month_peak_kw"],
+        plan.instance["additional_demand_charges"][0]["month_peak_kw"],
+    ]
+    # The rows add up to the plan's demand cost (peaks are stored to the watt): the page explains the
+    # figure, it does not compute another.
+    assert sum(r["cost"] for r in rows) == pytest.approx(float(plan.demand_cost), abs=0.5)
+    assert b'id="demand-charges"' in page.content
