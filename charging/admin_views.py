@@ -161,8 +161,8 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
 
 def replan(request: HttpRequest, plan: ChargingPlan) -> HttpResponse:
     """Plan the night again now, in this request (a depot night solves in about a second)."""
-    from charging.events import night_event_inputs
     from charging.planning import plan_depot_night
+    from charging.selectors import night_event_inputs
 
     depot = plan.depot
     try:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from charging.models import ChargingPlan
 from charging.nightly import PLAN_JOB, PLAN_LOCK_GROUP, plan_outcome
 from charging.planning import plan_depot_night
+from charging.selectors import night_event_inputs
 from fleet import jobs, nightly
 from fleet.models import Depot
 
@@ -52,7 +53,6 @@ def plan_depot_night_task(self, depot_id: int, service_night: str, job_run_id: i
 
 
 def _replan(depot: Depot, night: dt.date, reason: str) -> jobs.Outcome:
-    from charging.events import night_event_inputs  # events import this module: avoid the cycle
 
     plan = plan_depot_night(
         depot=depot,

@@ -12,9 +12,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from charging.events import depot_event_record, night_event_inputs
+from charging.events import depot_event_record
 from charging.models import ChargingPlan, Connector
 from charging.planning import plan_depot_night
+from charging.selectors import night_event_inputs
 from charging.tasks import replan_depot_task
 from fleet.services import block_assign
 from tests import factories as f
