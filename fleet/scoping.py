@@ -1,8 +1,8 @@
 """The one place that decides which depots' data a user may see or change.
 
 Every queryset served to a user (API, admin, exports) goes through ``restrict(queryset, user, action)``.
-Models say how they reach a depot by mixing in ``DepotScoped``; nothing else in the code base filters by
-membership by hand.
+Models say how they reach a depot by mixing in ``DepotScoped`` (defined in ``fleet.models.scoped`` so that
+models never import this module, re-exported here); nothing else in the code base filters by membership by hand.
 """
 
 from __future__ import annotations
@@ -10,22 +10,33 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
+
+from fleet.models import Depot, DepotMembership, Organization
+from fleet.models.scoped import DepotScoped, OrganizationScoped, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+# The mixins and roles are re-exported: code and older migrations (``bases=(fleet.scoping.DepotScoped, ...)``)
+# import them from here.
+__all__ = [
+    "ROLES_ALLOWED",
+    "Action",
+    "DepotScoped",
+    "OrganizationScoped",
+    "Role",
+    "can",
+    "depot_ids_for",
+    "organization_ids_for",
+    "restrict",
+]
 
 
 class Action(StrEnum):
     VIEW = "view"  # any member: manager, staff or viewer
     OPERATE = "operate"  # day-to-day changes: manager or staff (arrivals, faults, vehicles, blocks)
     MANAGE = "manage"  # depot settings, tariffs, memberships: managers only
-
-
-class Role(StrEnum):
-    MANAGER = "manager"
-    STAFF = "staff"
-    VIEWER = "viewer"
 
 
 ROLES_ALLOWED = {
@@ -35,48 +46,12 @@ ROLES_ALLOWED = {
 }
 
 
-class DepotScoped:
-    """Mixin for models whose rows belong to a depot.
-
-    ``depot_path`` is the ORM path from the model to the depot's primary key. Rows with no depot (a car
-    that charges away from any depot, a spare pack) belong to their organisation: ``organization_path``
-    lets the organisation's managers see them.
-    """
-
-    depot_path: str = "depot"
-    organization_path: str | None = None
-
-    @classmethod
-    def scope_q(cls, depot_ids: QuerySet, managed_organization_ids: QuerySet) -> Q:
-        q = Q(**{f"{cls.depot_path}__in": depot_ids})
-        if cls.organization_path:
-            q |= Q(
-                **{
-                    f"{cls.depot_path}__isnull": True,
-                    f"{cls.organization_path}__in": managed_organization_ids,
-                }
-            )
-        return q
-
-
-class OrganizationScoped:
-    """Mixin for organisation-wide rows (tariffs): visible to any member, changed by its managers."""
-
-    organization_path: str = "organization"
-
-    @classmethod
-    def scope_q(cls, depot_ids: QuerySet, managed_organization_ids: QuerySet, *, member_organization_ids) -> Q:
-        return Q(**{f"{cls.organization_path}__in": member_organization_ids})
-
-
 def _is_unrestricted(user) -> bool:
     return bool(user and user.is_active and user.is_superuser)
 
 
 def depot_ids_for(user: AbstractBaseUser | AnonymousUser, action: Action = Action.VIEW) -> QuerySet:
     """The ids of the depots where ``user`` holds a role allowing ``action`` (a subquery, not a list)."""
-    from fleet.models import Depot, DepotMembership
-
     if _is_unrestricted(user):
         return Depot.objects.values("pk")
     if not (user and user.is_authenticated and user.is_active):
@@ -86,8 +61,6 @@ def depot_ids_for(user: AbstractBaseUser | AnonymousUser, action: Action = Actio
 
 def organization_ids_for(user, action: Action = Action.VIEW) -> QuerySet:
     """Organisations in which ``user`` holds a role allowing ``action`` in at least one depot."""
-    from fleet.models import DepotMembership, Organization
-
     if _is_unrestricted(user):
         return Organization.objects.values("pk")
     if not (user and user.is_authenticated and user.is_active):

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from fleet.models.registry import Depot
-from fleet.scoping import DepotScoped
+from fleet.models.scoped import DepotScoped
 
 
 class JobRun(DepotScoped, models.Model):

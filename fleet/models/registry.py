@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from fleet.scoping import DepotScoped, OrganizationScoped, Role
+from fleet.models.scoped import DepotScoped, OrganizationScoped, Role
 from fleet.vin import normalize_vin, validate_vin
 
 HOURS_PER_DAY = 24

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fleet.models.registry import Vehicle
-from fleet.scoping import DepotScoped
+from fleet.models.scoped import DepotScoped
 
 
 class ChargingState(models.IntegerChoices):
