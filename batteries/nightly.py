@@ -11,7 +11,7 @@ from batteries.forecasting import forecast_packs
 from batteries.models import BatteryPack
 from batteries.selectors import packs_in_depot
 from fleet.jobs import Outcome, chunk_job, fan_out, job_key
-from fleet.nightly import Stage, nightly_job
+from fleet.nightly_registry import Stage, nightly_job
 
 DEPOT_JOB = "batteries.forecast_depot_packs"
 CHUNK_JOB = "batteries.forecast_packs"

@@ -4,7 +4,7 @@ from charging.models import ChargingPlan
 from charging.planning import plan_depot_night
 from charging.sessions import sessions_detect_for_depot_night
 from fleet.jobs import Outcome
-from fleet.nightly import Stage, nightly_job
+from fleet.nightly_registry import Stage, nightly_job
 
 # The nightly plan and the re-plans after events share this lock group: one depot is planned by one worker
 # at a time (fleet.jobs.job_lock), whatever started it.

@@ -17,7 +17,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from fleet import jobs, nightly
+from fleet import jobs, nightly, nightly_registry
 from fleet.models import Depot
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def nightly_job_task(
     if depot is None:
         logger.info("depot %s is gone: nothing to run for %s", depot_id, job)
         return None
-    nightly_job = nightly.job_named(job)
+    nightly_job = nightly_registry.job_named(job)
     if nightly_job is None:
         # A schedule outlived its job (renamed or removed): say so, and let re-seeding remove the schedule.
         logger.error("no nightly job named %r is registered; re-run manage.py seed_schedules", job)
@@ -63,7 +63,7 @@ def nightly_depot_task(self, depot_id: int, night: str | None = None, force: boo
         return []
     night_date = _night(depot, night)
     summaries = []
-    for job in nightly.registered_jobs():
+    for job in nightly_registry.registered_jobs():
         try:
             done = nightly.run_job(
                 job=job,
@@ -92,7 +92,7 @@ def job_chunk_task(
     depot_id: int | None = None,
     job_run_id: int | None = None,
 ) -> str:
-    nightly.discover()  # chunk functions register next to their nightly jobs
+    nightly_registry.discover()  # chunk functions register next to their nightly jobs
     done = jobs.run_chunk(
         job=job,
         ids=ids,

@@ -352,14 +352,22 @@ def job_enqueue(
     return run
 
 
-def job_rerun(*, run: JobRun) -> JobRun:
-    """Run the job of ``run`` again ("run now" in the admin): same task, same arguments, a new attempt."""
+def _task_named(name: str):
+    """The Celery task registered as ``name``, to send with its own options (acks late, retries).
+
+    By name, not by import: the task modules sit above this one and import it.
+    """
     from config.celery import app
 
+    app.loader.import_default_modules()  # outside a worker, task modules are imported on demand
+    return app.tasks[name]
+
+
+def job_rerun(*, run: JobRun) -> JobRun:
+    """Run the job of ``run`` again ("run now" in the admin): same task, same arguments, a new attempt."""
     if not run.task_name:
         raise ValueError(f"{run.key} was not run by a task: it cannot be sent again")
-    app.loader.import_default_modules()  # outside a worker, task modules are imported on demand
-    task = app.tasks[run.task_name]
+    task = _task_named(run.task_name)
     arguments = {k: v for k, v in run.arguments.items() if k != "job_run_id"}
     return job_enqueue(task=task, job=run.job, key=run.key, arguments=arguments, depot_id=run.depot_id, night=run.night)
 
@@ -367,6 +375,8 @@ def job_rerun(*, run: JobRun) -> JobRun:
 ChunkFunction = Callable[..., Outcome | str | dict | None]
 # Filled by ``chunk_job``; the chunk task looks functions up here by name (a message names, never imports, code).
 CHUNK_FUNCTIONS: dict[str, ChunkFunction] = {}
+# The task that runs one chunk, sent by name (``fleet.job_tasks`` imports this module).
+CHUNK_TASK_NAME = "fleet.job_tasks.job_chunk_task"
 
 
 def chunk_job(name: str) -> Callable[[ChunkFunction], ChunkFunction]:
@@ -403,10 +413,9 @@ def fan_out(
     "run now" on its row). The chunk function (registered with ``chunk_job(job)``) runs in one transaction
     per attempt, so it should write its output replacing its own earlier output for those ids.
     """
-    from fleet.job_tasks import job_chunk_task  # the tasks module imports this one
-
     if job not in CHUNK_FUNCTIONS:
         raise LookupError(f"no chunk function registered for {job!r} (use fleet.jobs.chunk_job)")
+    chunk_task = _task_named(CHUNK_TASK_NAME)
     parts = chunks(ids, chunk_size)
     queued = []
     for number, part in enumerate(parts, start=1):
@@ -419,7 +428,7 @@ def fan_out(
             "depot_id": depot_id,
         }
         queued.append(
-            job_enqueue(task=job_chunk_task, job=job, key=key, arguments=arguments, depot_id=depot_id, night=night)
+            job_enqueue(task=chunk_task, job=job, key=key, arguments=arguments, depot_id=depot_id, night=night)
         )
     return queued
 

@@ -1,9 +1,9 @@
-"""The overnight jobs: a small registry the apps add their jobs to, and the runner that runs them for a night.
+"""The overnight jobs' runner: runs the jobs of the registry (``fleet.nightly_registry``) and schedules them.
 
 A job is a function ``run(*, depot, night) -> str`` that does one depot's work for the night that starts on
 the evening of ``night`` (a local date) and returns a one-line summary (or a dict of counts, or a
 ``fleet.jobs.Outcome`` with both). Apps register their jobs in a module
-named ``nightly.py`` (``batteries/nightly.py``, ``charging/nightly.py``, ...), which the runner imports:
+named ``nightly.py`` (``batteries/nightly.py``, ``charging/nightly.py``, ...), which the registry discovers:
 
     from fleet.nightly import Stage, nightly_job
 
@@ -25,27 +25,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 
 from django.conf import settings
-from django.utils.module_loading import autodiscover_modules
 
 from fleet import jobs as job_runs
 
+# The registry's names, importable from here as they always were (``from fleet.nightly import Stage, nightly_job``).
+from fleet.nightly_registry import NightlyJob, Stage, job_named, nightly_job, registered_jobs
+
+__all__ = ["NightlyJob", "Stage", "job_named", "nightly_job", "registered_jobs"]
+
 logger = logging.getLogger(__name__)
-
-
-class Stage(Enum):
-    """What runs when in the night, in this order; the value is what a person reads."""
-
-    TELEMETRY = "telemetry aggregation"
-    BATTERY_FORECASTS = "battery forecasts"
-    CHARGING_PLANS = "charging plans"
-
-
-JobFunction = Callable[..., "job_runs.Outcome | str | dict | None"]
 
 # When each stage runs, in the depot's local time, and how late a scheduled run may still start (beat
 # entries expire after that: a night's telemetry aggregated at noon would be worse than skipped and
@@ -53,21 +45,6 @@ JobFunction = Callable[..., "job_runs.Outcome | str | dict | None"]
 # override the times: EVFLEET_NIGHTLY_JOB_TIMES = {"TELEMETRY": "00:30", "BATTERY_FORECASTS": "01:30"}.
 DEFAULT_STAGE_TIMES = {Stage.TELEMETRY: dt.time(0, 30), Stage.BATTERY_FORECASTS: dt.time(1, 30)}
 STAGE_EXPIRE_SECONDS = {Stage.TELEMETRY: 3 * 3600, Stage.BATTERY_FORECASTS: 3 * 3600, Stage.CHARGING_PLANS: 3 * 3600}
-
-
-@dataclass(frozen=True)
-class NightlyJob:
-    name: str
-    stage: Stage
-    run: JobFunction
-    # Jobs (and other work, e.g. re-plans) with the same lock group never run at once for one depot.
-    lock_group: str = ""
-
-    def lock_scope(self, depot_id: int) -> str:
-        return f"{self.lock_group or self.name}:depot={depot_id}"
-
-    def key(self, depot_id: int, night: dt.date) -> str:
-        return job_runs.job_key(self.name, depot_id=depot_id, night=night)
 
 
 @dataclass(frozen=True)
@@ -79,35 +56,6 @@ class JobResult:
     summary: str
     seconds: float
     already_done: bool = False
-
-
-# Filled by ``nightly_job`` when the apps' ``nightly`` modules are imported; read through ``registered_jobs``.
-NIGHTLY_JOBS: list[NightlyJob] = []
-
-
-def nightly_job(*, stage: Stage, name: str, lock_group: str = "") -> Callable[[JobFunction], JobFunction]:
-    """Register the decorated function as a nightly job. Registering a name twice keeps one entry.
-
-    The function returns a summary line, a dict of counts or a ``fleet.jobs.Outcome``.
-    """
-
-    def register(function: JobFunction) -> JobFunction:
-        NIGHTLY_JOBS[:] = [job for job in NIGHTLY_JOBS if job.name != name]
-        NIGHTLY_JOBS.append(NightlyJob(name=name, stage=stage, run=function, lock_group=lock_group))
-        return function
-
-    return register
-
-
-def discover() -> None:
-    """Import every installed app's ``nightly`` module so its jobs register themselves."""
-    autodiscover_modules("nightly")
-    # Telemetry lives in a sub-package of fleet, which autodiscovery does not look into.
-    import fleet.telemetry.nightly  # noqa: F401
-
-
-def job_named(name: str) -> NightlyJob | None:
-    return next((job for job in registered_jobs() if job.name == name), None)
 
 
 def scheduled_time(job: NightlyJob, depot) -> dt.time:
@@ -122,13 +70,6 @@ def scheduled_time(job: NightlyJob, depot) -> dt.time:
 
 def expire_seconds(job: NightlyJob) -> int:
     return STAGE_EXPIRE_SECONDS[job.stage]
-
-
-def registered_jobs() -> list[NightlyJob]:
-    """The registered jobs in the order they run: by stage, then as registered."""
-    discover()
-    stage_order = list(Stage)
-    return sorted(NIGHTLY_JOBS, key=lambda job: stage_order.index(job.stage))
 
 
 def missing_stages(jobs: Iterable[NightlyJob]) -> list[Stage]:

@@ -16,7 +16,7 @@ from charging.models import ChargingPlan
 from charging.nightly import PLAN_JOB
 from charging.planning import plan_depot_night
 from config.celery import app
-from fleet import jobs, nightly
+from fleet import jobs, nightly, nightly_registry
 from fleet.job_tasks import job_chunk_task, nightly_job_task
 from fleet.models import JobRun
 from tests import factories as f
@@ -229,8 +229,8 @@ def test_depot_members_see_their_depots_runs_and_only_managers_may_run_them_agai
 
 @pytest.fixture
 def registry(monkeypatch):
-    monkeypatch.setattr(nightly, "NIGHTLY_JOBS", [])
-    monkeypatch.setattr(nightly, "discover", lambda: None)
+    monkeypatch.setattr(nightly_registry, "NIGHTLY_JOBS", [])
+    monkeypatch.setattr(nightly_registry, "discover", lambda: None)
 
 
 def test_run_night_again_reports_already_done_and_force_redoes(registry, depot):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from config.celery import app
-from fleet import nightly
+from fleet import nightly, nightly_registry
 from fleet.management.commands import healthcheck
 from fleet.models import JobRun
 from tests import factories as f
@@ -27,8 +27,8 @@ TIJUANA = zoneinfo.ZoneInfo("America/Tijuana")
 @pytest.fixture
 def registry(monkeypatch):
     """One job per stage, the way the apps register theirs (the real ones would run PyBaMM and the LP)."""
-    monkeypatch.setattr(nightly, "NIGHTLY_JOBS", [])
-    monkeypatch.setattr(nightly, "discover", lambda: None)
+    monkeypatch.setattr(nightly_registry, "NIGHTLY_JOBS", [])
+    monkeypatch.setattr(nightly_registry, "discover", lambda: None)
     for stage, name in (
         (nightly.Stage.TELEMETRY, "test.duty_cycles"),
         (nightly.Stage.BATTERY_FORECASTS, "test.forecasts"),

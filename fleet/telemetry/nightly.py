@@ -1,10 +1,10 @@
-"""Registers the telemetry aggregation with the overnight runner (fleet.nightly).
+"""Registers the telemetry aggregation as a nightly job (``fleet.nightly_registry``).
 
-``fleet.nightly`` discovers only ``<app>.nightly`` modules, so this one is imported from there:
-``import fleet.telemetry.nightly  # noqa: F401,E402`` at the end of fleet/nightly.py.
+The registry discovers only ``<app>.nightly`` modules (fleet's is the runner, ``fleet/nightly.py``), so this
+one is imported by ``FleetConfig.ready``.
 """
 
-from fleet.nightly import Stage, nightly_job
+from fleet.nightly_registry import Stage, nightly_job
 from fleet.telemetry.duty import duty_cycles_for_depot_night
 
 nightly_job(stage=Stage.TELEMETRY, name="fleet.telemetry_duty_cycles")(duty_cycles_for_depot_night)

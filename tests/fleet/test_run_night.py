@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from fleet import nightly
+from fleet import nightly, nightly_registry
 from tests import factories as f
 
 NIGHT = dt.date(2026, 11, 23)
@@ -21,9 +21,9 @@ def fast_password_hashing(settings):
 @pytest.fixture
 def registry(monkeypatch):
     """An empty job registry for the test: the apps' real jobs (charging plans, ...) stay out of it."""
-    monkeypatch.setattr(nightly, "NIGHTLY_JOBS", [])
-    monkeypatch.setattr(nightly, "discover", lambda: None)
-    return nightly.NIGHTLY_JOBS
+    monkeypatch.setattr(nightly_registry, "NIGHTLY_JOBS", [])
+    monkeypatch.setattr(nightly_registry, "discover", lambda: None)
+    return nightly_registry.NIGHTLY_JOBS
 
 
 def run_night(*args) -> str:
