@@ -51,7 +51,13 @@ class AppServer:
         self.port, self.log_path, self.process = port, log_path, None
 
     def start(self) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            # This test is about crashes, not rate limits: the vehicle's batch budget must never answer 429.
+            "EVFLEET_API_RATE_TELEMETRY_BATCH": "100000/min",
+        }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server owns it until killed
         self.process = subprocess.Popen(
             [
