@@ -254,7 +254,7 @@ def build_night(
             )
         )
 
-    prices, tariff_charges = _tariff_night(depot, horizon)
+    prices, tariff_charges = tariff_night(depot, horizon)
     base_load = [depot.base_load_kw_at_hour(s.hour) for s in starts]
     charges = _with_month_peaks(depot, service_night, tariff_charges, base_load)
     # The first charge goes in the instance's top-level fields (the plan's peak_kw is its peak), the others
@@ -277,7 +277,7 @@ def build_night(
     return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector, [c.name for c in charges])
 
 
-def _tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], list[optimizer.DemandCharge]]:
+def tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], list[optimizer.DemandCharge]]:
     """Energy price per slot, and the tariff's demand charges on the night's slots (month peaks not yet set).
 
     Every charge with a price is priced: one restricted to periods counts the slots of those periods (GDMTH's
@@ -300,15 +300,6 @@ def _tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], list[opt
         for c in tariff_charges
     ]
     return prices, charges
-
-
-def _prices(depot: Depot, horizon: Horizon) -> tuple[list[float], tuple[bool, ...] | None, float]:
-    """Energy price per slot, and the slots and price per kW-month of the night's main demand charge (the one
-    a plan's ``peak_kw`` is measured on; see ``_tariff_night``)."""
-    prices, charges = _tariff_night(depot, horizon)
-    if not charges:
-        return prices, None, 0.0
-    return prices, charges[0].slots, charges[0].mxn_per_kw
 
 
 def _with_month_peaks(

@@ -29,7 +29,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from charging.models import ChargingPlan, ChargingSession
-from charging.planning import _prices, night_horizon
+from charging.planning import night_horizon, tariff_night
 from charging.sessions import session_zone
 from charging.tariffs import TariffError, price_slots
 from fleet.models import Depot, Vehicle
@@ -133,7 +133,9 @@ def plan_vs_actual(*, depot: Depot, service_night: dt.date, sessions: QuerySet[C
     charging = slot_loads_kw(actual, horizon.start, horizon.num_slots)
     site = charging + base_loads_kw(depot, starts)
     try:
-        _prices_per_slot, demand_slots, _price = _prices(depot, horizon)
+        _prices, demand_charges = tariff_night(depot, horizon)
+        # The peak is measured on the night's main demand charge, as the plan's ``peak_kw`` is.
+        demand_slots = demand_charges[0].slots if demand_charges else None
     except TariffError:
         demand_slots = None
     demand_mask = np.array(demand_slots, dtype=bool) if demand_slots is not None else None

@@ -323,38 +323,57 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
             continue
         lines = taper_lines(instance.vehicles[v])
         max_kw = np.minimum(float(va.max_kw[v]), connector_kw[cands])
-        fastest = float(max_kw.max())
-        # Every window of the stay, costed with the site headroom left (chargers assumed to have
-        # room), cheapest first; the first one with a free compatible connector whose charger
-        # does have the room is taken.
-        windows = _windows_by_cost(
-            site_left[arrival:departure],
-            price[arrival:departure],
-            fastest,
-            lines,
-            float(va.initial_kwh[v]),
-            need_kwh,
-            float(va.penalty_mxn_per_kwh[v]),
-            gain,
-            instance.slot_hours,
-            at_start=instance.vehicles[v].fixed_connector_id is not None,
-        )
-        for start, end, power in windows:
-            s, e = arrival + start, arrival + end
-            usable = cands[(max_kw >= fastest) & ~occupied[cands, s:e].any(axis=1)]
-            if not usable.size:
-                continue
-            room = (charger_left[charger_of[usable], s:e] >= power - 1e-6).all(axis=1)
-            if not room.any():
-                continue
-            c = int(usable[np.argmax(room)])
-            occupied[c, s:e] = True
-            site_left[s:e] -= power
-            charger_left[charger_of[c], s:e] -= power
-            result.connector[v], result.start[v], result.end[v] = c, s, e
-            break
+        # The fastest compatible connectors first; slower ones only if none of those is free.
+        for speed in np.unique(max_kw)[::-1]:
+            placed = _place_cheapest_window(
+                v,
+                cands[max_kw == speed],
+                _windows_by_cost(
+                    site_left[arrival:departure],
+                    price[arrival:departure],
+                    float(speed),
+                    lines,
+                    float(va.initial_kwh[v]),
+                    need_kwh,
+                    float(va.penalty_mxn_per_kwh[v]),
+                    gain,
+                    instance.slot_hours,
+                    at_start=instance.vehicles[v].fixed_connector_id is not None,
+                ),
+                arrival,
+                occupied,
+                site_left,
+                charger_left,
+                charger_of,
+                result,
+            )
+            if placed:
+                break
     _stretch_into_free_time(result, va, len(connectors))
     return result
+
+
+def _place_cheapest_window(
+    v, cands, windows, arrival, occupied, site_left, charger_left, charger_of, result: Assignment
+) -> bool:
+    """Take the first of ``windows`` (cheapest first, costed with the site headroom left and the
+    chargers assumed to have room) with a free connector among ``cands`` whose charger does have
+    the room; record it and what it uses. Returns whether one was found."""
+    for start, end, power in windows:
+        s, e = arrival + start, arrival + end
+        usable = cands[~occupied[cands, s:e].any(axis=1)]
+        if not usable.size:
+            continue
+        room = (charger_left[charger_of[usable], s:e] >= power - 1e-6).all(axis=1)
+        if not room.any():
+            continue
+        c = int(usable[np.argmax(room)])
+        occupied[c, s:e] = True
+        site_left[s:e] -= power
+        charger_left[charger_of[c], s:e] -= power
+        result.connector[v], result.start[v], result.end[v] = c, s, e
+        return True
+    return False
 
 
 def _windows_by_cost(limit_kw, price, max_kw, lines, initial_kwh, need_kwh, penalty, gain, hours, *, at_start):

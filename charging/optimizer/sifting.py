@@ -78,6 +78,7 @@ def solve_sifted(
     # The departure target hangs on each window's last slot: it is always active.
     active = (active & in_window & (windows.max_kw[:, None] > 0)) | _last_slots(windows, instance.num_slots, 1)
     rounds, sizes, seconds = 0, [], []
+    proven = False  # no left-out slot would lower the cost: the restricted optimum is the full LP's
     while True:
         model = LpModel()
         core = build_core(instance, va, windows, model, lazy=True, active=active)
@@ -90,17 +91,16 @@ def solve_sifted(
         rounds += 1
         sizes.append(core.num_pairs)
         seconds.append(solution.seconds)
-        if not solution.optimal or solution.row_dual is None or rounds >= MAX_ROUNDS:
+        if not solution.optimal or solution.row_dual is None:
             break
-        if time_limit_s is not None and sum(seconds) >= time_limit_s:
-            break
-        reduced = full_reduced_costs(instance, va, windows, core, active, solution.row_dual)
-        worth = reduced < -REDUCED_COST_TOLERANCE
+        worth = full_reduced_costs(instance, va, windows, core, solution.row_dual) < -REDUCED_COST_TOLERANCE
         if not worth.any():
+            proven = True
             break
+        if rounds >= MAX_ROUNDS or (time_limit_s is not None and sum(seconds) >= time_limit_s):
+            break  # a feasible plan (it only leaves power at zero), but no proven bound
         active = active | worth
-    if rounds >= MAX_ROUNDS or not solution.optimal:
-        solution.optimal = False
+    solution.optimal = proven
     return SiftResult(core, solution, active, rounds, sizes, seconds)
 
 
@@ -114,7 +114,6 @@ def full_reduced_costs(
     va: VehicleArrays,
     windows: Windows,
     core: CoreIndex,
-    active: np.ndarray,
     row_dual: np.ndarray,
     *,
     left_out_only: bool = True,

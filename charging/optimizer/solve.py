@@ -84,13 +84,14 @@ def solve(
                 )
             )
         for label, make in others:
-            if (_gap(plan.totals.objective_mxn, bound_mxn) or 0.0) <= GAP_GOOD_ENOUGH and bound_mxn is not None:
+            gap = _gap(plan.totals.objective_mxn, bound_mxn)
+            if gap is not None and gap <= GAP_GOOD_ENOUGH:
                 break
             other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
             if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
                 other.solver.notes.append(
                     f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
-                    f"{plan.totals.objective_mxn:,.2f} MXN with the relaxation's)"
+                    f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
                 )
                 plan = other
         plan.solver.num_variables, plan.solver.num_constraints = relax_size
@@ -204,9 +205,7 @@ def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) 
     return explain_shortfalls(instance, finalize(instance, plan))
 
 
-def _window_lp(
-    instance, va, assignment: Assignment, time_limit_s, relaxed_power: np.ndarray | None = None
-) -> tuple[np.ndarray | None, str]:
+def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power) -> tuple[np.ndarray | None, str]:
     """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -224,8 +223,7 @@ def _window_lp(
         add_charger_limits(instance, core, windows, charger_of_vehicle, model)
 
     # The relaxed plan's charging slots are where this LP will charge too, mostly.
-    hint = relaxed_power > 1e-9 if relaxed_power is not None else None
-    start = initial_active(instance, va, windows, hint=hint)
+    start = initial_active(instance, va, windows, hint=relaxed_power > 1e-9)
     result = solve_sifted(instance, va, windows, start, charger_limits, time_limit_s=time_limit_s)
     solution = result.solution
     if solution.x is None:

@@ -128,3 +128,22 @@ def test_longest_free_stretch_is_the_first_longest_run_of_free_slots():
     for _ in range(500):
         occupied = rng.random((rng.integers(0, 6), rng.integers(0, 30))) < rng.random()
         assert _longest_free_stretch(occupied) == by_scanning(occupied)
+
+
+def test_capacity_windows_fall_back_to_a_slower_connector_when_the_fast_one_is_taken():
+    # Two buses, both needing the whole 4-hour stay: the first takes the 150 kW connector for all of
+    # it; the second must get the 50 kW one rather than no connector at all.
+    from charging.optimizer.assignment import capacity_assign, compatible_connectors
+    from charging.optimizer.quantities import vehicle_arrays
+
+    from .test_optimizer_lp import bus, night
+
+    chargers = [
+        {"id": "fast", "kind": "DC", "max_kw": 150, "connectors": [{"id": "fast-1", "max_kw": 150}]},
+        {"id": "slow", "kind": "DC", "max_kw": 50, "connectors": [{"id": "slow-1", "max_kw": 50}]},
+    ]
+    vehicles = [bus(f"bus-{i}", max_charge_kw=150, usable_capacity_kwh=400, arrival_soc_pct=0) for i in (1, 2)]
+    instance = night(vehicles=vehicles, chargers=chargers)
+    assignment = capacity_assign(instance, vehicle_arrays(instance), compatible_connectors(instance))
+    assert sorted(assignment.connector.tolist()) == [0, 1]
+    assert (assignment.start == 0).all() and (assignment.end == 4).all()

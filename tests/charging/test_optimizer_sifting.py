@@ -136,7 +136,7 @@ def test_reduced_costs_match_highs_on_the_restricted_model(connectors, distribut
 
     monkeypatch.setattr(highspy.Highs, "run", run_and_capture)
     solution = model.solve(lazy=core.lazy)
-    ours = full_reduced_costs(instance, va, windows, core, active, solution.row_dual, left_out_only=False)
+    ours = full_reduced_costs(instance, va, windows, core, solution.row_dual, left_out_only=False)
     theirs = captured["col_dual"][core.p_col : core.p_col + core.num_pairs]
     with_extra_rows = np.zeros(core.num_pairs, dtype=bool)
     with_extra_rows[core.lazy.taper_pair[core.lazy.taper_added]] = True
@@ -149,3 +149,17 @@ def test_reduced_costs_match_highs_on_the_restricted_model(connectors, distribut
         binding = [np.abs(solution.row_dual[rows[rows >= 0]]).max(initial=0) > 1e-6 for rows in core.demand_rows]
         assert binding == [True, True]
     np.testing.assert_allclose(ours[core.pair_vehicle, core.pair_slot][compared], theirs[compared], atol=1e-9)
+
+
+def test_sifting_stopped_before_pricing_clears_claims_no_optimum(monkeypatch):
+    # One round from a poor start leaves slots that would lower the cost: the plan is feasible, but its
+    # objective is not the LP's optimum and must not be reported as a bound.
+    import charging.optimizer.sifting as sifting
+
+    monkeypatch.setattr(sifting, "MAX_ROUNDS", 1)
+    instance = generate_instance(vehicles=20, connectors=20, seed=6)
+    va, windows, limits = relaxation_parts(instance)
+    result = solve_sifted(instance, va, windows, np.zeros((20, instance.num_slots), dtype=bool), limits)
+    assert result.rounds == 1 and result.solution.x is not None
+    assert not result.solution.optimal
+    assert result.solution.objective > _full_objective(instance, va, windows, limits)
