@@ -20,31 +20,17 @@ def depot():
     depot = f.DepotFactory(grid_limit_kw=400.0)
     tariff = f.TariffFactory(organization=depot.organization)
     season = f.TariffSeasonFactory(tariff=tariff)
+    periods = [("base", 0, 18, "1.00"), ("punta", 18, 22, "3.00"), ("intermedia", 22, 0, "1.80")]
     for day_type in ("weekday", "saturday", "sunday_holiday"):
-        f.TariffPeriodFactory(
-            season=season,
-            day_type=day_type,
-            period="base",
-            starts_at=dt.time(0),
-            ends_at=dt.time(18),
-            energy_price_per_kwh="1.00",
-        )
-        f.TariffPeriodFactory(
-            season=season,
-            day_type=day_type,
-            period="punta",
-            starts_at=dt.time(18),
-            ends_at=dt.time(22),
-            energy_price_per_kwh="3.00",
-        )
-        f.TariffPeriodFactory(
-            season=season,
-            day_type=day_type,
-            period="intermedia",
-            starts_at=dt.time(22),
-            ends_at=dt.time(0),
-            energy_price_per_kwh="1.80",
-        )
+        for period, starts, ends, price in periods:
+            f.TariffPeriodFactory(
+                season=season,
+                day_type=day_type,
+                period=period,
+                starts_at=dt.time(starts),
+                ends_at=dt.time(ends),
+                energy_price_per_kwh=price,
+            )
     f.DemandChargeFactory(tariff=tariff, applies_in_periods=["punta"])
     depot.tariff = tariff
     depot.save()
