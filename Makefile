@@ -40,6 +40,8 @@ serve: migrate
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff check --fix .
@@ -54,7 +56,7 @@ check-project: venv
 
 # Static security analysis (bandit), medium severity and up; justified exceptions carry "# nosec BXXX".
 security: venv
-	$(VENV)/bin/bandit -r config fleet batteries charging -ll -q -x '*/migrations/*,*/tests/*'
+	$(VENV)/bin/bandit -r config jobs fleet batteries charging console -ll -q -x '*/migrations/*,*/tests/*'
 
 pytest: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from batteries import selectors, services
 from batteries.filters import BatteryPackFilter, HealthObservationFilter, PackInstallationFilter
 from batteries.models import BatteryPack, HealthObservation, PackInstallation
-from config.api import RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
+from config.api import RejectUnknownFieldsMixin
+from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Organization, Vehicle
 from fleet.scoping import Action
 

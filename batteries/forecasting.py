@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from batteries import forecast as core
 from batteries.models import BatteryPack, ForecastRun, PackInstallation, SoHForecast
+from batteries.signals import pack_ageing_checked
 from fleet.models import BlockAssignment, Depot, Vehicle
 
 logger = logging.getLogger(__name__)
@@ -273,8 +274,6 @@ def check_abnormal_ageing(pack: BatteryPack):
     than its own model allows), or its forecast fade rate is more than ``FLEET_FADE_RATIO_ALERT`` times the
     median of packs of the same vehicle model and depot.
     """
-    from charging.alerts import alert_raise, alert_resolve  # alerts live in charging, with plans'
-
     reasons = []
     latest = pack.health_observations.order_by("-observed_at").first()
     if latest is not None:
@@ -296,22 +295,10 @@ def check_abnormal_ageing(pack: BatteryPack):
                     f"fades {current.fade_pct_per_year:.1f} %/yr, {current.fade_pct_per_year / median:.1f}x the "
                     f"median of {len(peers)} comparable packs ({median:.1f} %/yr)"
                 )
-    key = f"ageing:{pack.pk}"
-    if not reasons:
-        alert_resolve(key=key)
-        return None
+    # Alerts live in charging, above this app: it hears the verdict and raises or resolves the pack's alert.
     depot = vehicle.home_depot if vehicle else None
-    return alert_raise(
-        key=key,
-        kind="abnormal_ageing",
-        severity="warning",
-        organization_id=pack.organization_id,
-        depot=depot,
-        vehicle=vehicle,
-        pack=pack,
-        message=f"Pack {pack.serial} ages abnormally: " + "; ".join(reasons) + ".",
-        details={"reasons": reasons},
-    )
+    answers = pack_ageing_checked.send(sender=BatteryPack, pack=pack, vehicle=vehicle, depot=depot, reasons=reasons)
+    return next((alert for _receiver, alert in answers if alert is not None), None)
 
 
 def _peer_fade_rates(pack: BatteryPack, vehicle: Vehicle) -> list[float]:

@@ -8,7 +8,7 @@ from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
 from batteries.models import BatteryPack, HealthObservation, SoHForecast
-from config.api import ScopedGenericViewSet
+from fleet.api.scoped import ScopedGenericViewSet
 
 
 class SoHForecastSerializer(serializers.ModelSerializer):

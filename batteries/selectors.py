@@ -15,6 +15,12 @@ def active_pack(vehicle: Vehicle) -> BatteryPack | None:
     return installation.pack if installation else None
 
 
+def installed_pack_nominal_capacity(vehicle: Vehicle) -> tuple[float, float | None] | None:
+    """Nominal (kWh, Ah) of the pack installed in ``vehicle``, or None when it carries none."""
+    pack = active_pack(vehicle)
+    return (pack.nominal_kwh, pack.nominal_ah) if pack is not None else None
+
+
 def latest_soh_pct(pack: BatteryPack) -> float | None:
     """The newest word on the pack's SoH: its latest observation or its latest forecast's "now", whichever
     is more recent (a forecast carries an old capacity test forward through the months since)."""

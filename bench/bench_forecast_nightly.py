@@ -210,8 +210,8 @@ def main() -> int:
 
     from batteries.models import ForecastRun, SoHForecast
     from batteries.nightly import forecast_depot_packs
-    from fleet.jobs import as_outcome
     from fleet.models import Depot
+    from jobs.runs import as_outcome
 
     info = machine(url)
     depots = list(Depot.objects.filter(organization__slug="bench-forecast").order_by("code"))

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def wsgi_app() -> str:
-    """config.wsgi once config/urls.py mounts fleet.telemetry_urls; until then the tests' URLconf wrapper."""
+    """config.wsgi once config/urls.py mounts fleet.telemetry.urls; until then the tests' URLconf wrapper."""
     from django.urls import Resolver404, resolve
 
     try:

@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
-from fleet.dashboard import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
 
@@ -36,9 +36,11 @@ def _connector_label(connector: Connector | None) -> str:
 
 
 def readiness_level(charge: PlannedCharge) -> str:
-    if charge.shortfall_kwh <= READY_SHORTFALL_KWH:
-        return "green"
-    return "amber" if charge.required_soc_pct - charge.departure_soc_pct < AMBER_SHORT_PCT else "red"
+    return readiness.readiness_level(
+        shortfall_kwh=charge.shortfall_kwh,
+        required_soc_pct=charge.required_soc_pct,
+        departure_soc_pct=charge.departure_soc_pct,
+    )
 
 
 def plan_charges(plan: ChargingPlan) -> list[PlannedCharge]:

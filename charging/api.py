@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from charging import selectors, services
 from charging.filters import ChargerFilter, ConnectorFilter, TariffFilter
 from charging.models import Charger, ChargingPlan, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
-from config.api import RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
+from config.api import RejectUnknownFieldsMixin
+from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Depot, Organization
 from fleet.scoping import Action
 

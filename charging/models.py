@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from charging.readiness import is_ready
 from fleet.models import Depot, Organization
 from fleet.scoping import DepotScoped, OrganizationScoped
 
@@ -314,7 +315,7 @@ class PlannedCharge(DepotScoped, models.Model):
 
     @property
     def ready(self) -> bool:
-        return self.shortfall_kwh <= 0.05
+        return is_ready(self.shortfall_kwh)
 
 
 class Alert(DepotScoped, models.Model):

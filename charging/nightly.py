@@ -1,13 +1,20 @@
-"""Charging's overnight job: tonight's plan for each depot."""
+"""Charging's overnight work: tonight's plan for each depot (the last stage), and the charging sessions found
+in telemetry (with fleet's telemetry stage)."""
+
+import datetime as dt
 
 from charging.models import ChargingPlan
 from charging.planning import plan_depot_night
 from charging.sessions import sessions_detect_for_depot_night
-from fleet.jobs import Outcome
-from fleet.nightly_registry import Stage, nightly_job
+from fleet.nightly import TELEMETRY
+from jobs.registry import DailyTask, Stage, daily_task, nightly_job
+from jobs.runs import Outcome
+
+# Last: a plan needs the day's telemetry aggregates and the packs' forecast health. At the depot's own time.
+CHARGING_PLANS = Stage(key="CHARGING_PLANS", label="charging plans", order=30, at=lambda depot: depot.planning_time)
 
 # The nightly plan and the re-plans after events share this lock group: one depot is planned by one worker
-# at a time (fleet.jobs.job_lock), whatever started it.
+# at a time (jobs.runs.job_lock), whatever started it.
 PLAN_LOCK_GROUP = "charging.plan"
 PLAN_JOB = "charging.plan_depot_night"
 
@@ -33,10 +40,19 @@ def plan_outcome(plan: ChargingPlan) -> Outcome:
     return Outcome(summary, counts)
 
 
-@nightly_job(stage=Stage.CHARGING_PLANS, name=PLAN_JOB, lock_group=PLAN_LOCK_GROUP)
+@nightly_job(stage=CHARGING_PLANS, name=PLAN_JOB, lock_group=PLAN_LOCK_GROUP)
 def plan_night(*, depot, night) -> Outcome:
     return plan_outcome(plan_depot_night(depot=depot, service_night=night))
 
 
 # Charges away from any depot, found in the depot's vehicles' telemetry (runs with the telemetry stage).
-nightly_job(stage=Stage.TELEMETRY, name="charging.sessions_from_telemetry")(sessions_detect_for_depot_night)
+nightly_job(stage=TELEMETRY, name="charging.sessions_from_telemetry")(sessions_detect_for_depot_night)
+
+daily_task(
+    DailyTask(
+        name="evfleet.depotless.charging_sessions",
+        task="charging.tasks.sessions_detect_depotless_task",
+        at=dt.time(1, 0),
+        description="Yesterday's charging sessions for cars with no home depot, daily.",
+    )
+)

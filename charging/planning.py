@@ -33,6 +33,7 @@ from charging import optimizer
 from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance, remaining_windows
+from charging.readiness import is_ready
 from charging.tariffs import price_slots
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -394,7 +395,7 @@ def plan_depot_night(
         peak_kw=totals.peak_kw,
         site_limit_kw=min(night.instance.site_limit_kw, default=0.0),
         shortfall_kwh=totals.shortfall_kwh,
-        vehicles_short=sum(1 for v in plan.vehicles if v.shortfall_kwh > 0.05),
+        vehicles_short=sum(1 for v in plan.vehicles if not is_ready(v.shortfall_kwh)),
         lp_bound=solver.lp_bound_mxn,
         gap_pct=solver.gap * 100 if solver.gap is not None else None,
         month_peaks_kw=_month_peaks_after(night, plan),
@@ -586,7 +587,7 @@ def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan)
             "message": f"{vehicle.fleet_number} has no compatible working connector at {depot.name} tonight.",
         }
     for vp in plan.vehicles:
-        if vp.shortfall_kwh > 0.05 and f"{prefix}no-connector:{vp.vehicle_id}" not in wanted:
+        if not is_ready(vp.shortfall_kwh) and f"{prefix}no-connector:{vp.vehicle_id}" not in wanted:
             vehicle = night.vehicles[vp.vehicle_id]
             wanted[f"{prefix}not-ready:{vp.vehicle_id}"] = {
                 "kind": Alert.Kind.VEHICLE_NOT_READY,

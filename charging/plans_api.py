@@ -22,12 +22,8 @@ from rest_framework.response import Response
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.planning import current_service_night
-from config.api import (
-    Conflict,
-    RejectUnknownFieldsMixin,
-    ScopedGenericViewSet,
-    ScopedPrimaryKeyRelatedField,
-)
+from config.api import Conflict, RejectUnknownFieldsMixin
+from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Block, Depot, Vehicle
 from fleet.scoping import Action, restrict
 

@@ -30,6 +30,7 @@ from django.db.models import QuerySet
 
 from charging.models import ChargingPlan, ChargingSession
 from charging.planning import night_horizon, tariff_night
+from charging.readiness import REACHED_SOC_TOLERANCE_PCT
 from charging.sessions import session_zone
 from charging.tariffs import TariffError, price_slots
 from fleet.models import Depot, Vehicle
@@ -212,7 +213,9 @@ def _vehicle_row(vehicle: Vehicle, charge, sessions: list[ChargingSession]) -> d
         "soc_difference_pct": (
             round(end_soc - charge.departure_soc_pct, 2) if charge and end_soc is not None else None
         ),
-        "reached_required_soc": (end_soc >= charge.required_soc_pct - 0.05) if charge and end_soc is not None else None,
+        "reached_required_soc": (end_soc >= charge.required_soc_pct - REACHED_SOC_TOLERANCE_PCT)
+        if charge and end_soc is not None
+        else None,
     }
 
 

@@ -14,11 +14,6 @@ Kind = DepotEvent.Kind
 ARRIVAL_KINDS = (Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN)
 
 
-def tariff_choices() -> QuerySet[Tariff]:
-    """Tariffs as something to point at (a depot's tariff): no structure loaded."""
-    return Tariff.objects.all()
-
-
 def tariff_queryset() -> QuerySet[Tariff]:
     """Tariffs with their whole structure (seasons, periods, demand charges) in four queries."""
     return Tariff.objects.select_related("organization").prefetch_related(

@@ -37,7 +37,8 @@ from charging.sessions import (
     session_vehicle_choices,
     sessions_visible_to,
 )
-from config.api import Conflict, RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
+from config.api import Conflict, RejectUnknownFieldsMixin
+from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
 

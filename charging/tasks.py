@@ -1,6 +1,6 @@
 """Celery tasks for charging: thin wrappers that load by id and run the planning service as a recorded job.
 
-Both go through ``fleet.jobs.job_run``: a ``JobRun`` per attempt, one depot planned at a time (the lock
+Both go through ``jobs.runs.job_run``: a ``JobRun`` per attempt, one depot planned at a time (the lock
 group ``charging.plan``), and a redelivered message does not plan twice (its natural key).
 """
 
@@ -19,22 +19,23 @@ from charging.models import ChargingPlan
 from charging.nightly import PLAN_JOB, PLAN_LOCK_GROUP, plan_outcome
 from charging.planning import plan_depot_night
 from charging.selectors import night_event_inputs
-from fleet import jobs, nightly
 from fleet.models import Depot
+from jobs import nightly
+from jobs import runs as jobs
+from jobs.retry import IDEMPOTENT_TASK_OPTIONS
 
 logger = logging.getLogger(__name__)
 
 # Events arriving within this many seconds of the first one are folded into a single re-plan.
 REPLAN_COALESCE_SECONDS = 5
 REPLAN_JOB = "charging.replan"
-TRANSIENT_ERRORS = jobs.TRANSIENT_ERRORS
 
 
 def _replan_pending_key(depot_id: int) -> str:
     return f"charging:replan-pending:{depot_id}"
 
 
-@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+@shared_task(bind=True, **IDEMPOTENT_TASK_OPTIONS)
 def plan_depot_night_task(self, depot_id: int, service_night: str, job_run_id: int | None = None) -> int | None:
     """Tonight's plan for one depot: the nightly job itself (same key, so planned once per night)."""
     depot = Depot.objects.filter(pk=depot_id).first()
@@ -65,7 +66,7 @@ def _replan(depot: Depot, night: dt.date, reason: str) -> jobs.Outcome:
     return plan_outcome(plan)
 
 
-@shared_task(bind=True, **jobs.IDEMPOTENT_TASK_OPTIONS)
+@shared_task(bind=True, **IDEMPOTENT_TASK_OPTIONS)
 def replan_depot_task(
     self, depot_id: int, service_night: str, reason: str = "", job_run_id: int | None = None
 ) -> int | None:
@@ -113,7 +114,7 @@ def request_replan(*, depot: Depot, service_night: dt.date, reason: str) -> bool
     return True
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True, max_retries=5)
+@shared_task(**IDEMPOTENT_TASK_OPTIONS)
 def sessions_detect_depotless_task(day: str | None = None) -> str:
     """Charging sessions of the cars with no home depot, found in their telemetry (daily)."""
     from charging.sessions import sessions_detect_for_depotless_vehicles

@@ -20,7 +20,7 @@ class ApiRateThrottle(SimpleRateThrottle):
     they are refused (401) before throttling, and the token view has the login throttle instead.
     """
 
-    BATCH_UPLOAD_ROUTE = "v1:telemetry-batch"  # config/urls.py's namespace, fleet/telemetry_urls.py's name
+    BATCH_UPLOAD_ROUTE = "v1:telemetry-batch"  # config/urls.py's namespace, fleet/telemetry/urls.py's name
 
     def __init__(self):
         # The scope depends on who asks and where: chosen per request in allow_request (as DRF's
@@ -31,9 +31,8 @@ class ApiRateThrottle(SimpleRateThrottle):
         user = request.user
         if not (user and user.is_authenticated):
             return True
-        from fleet.telemetry.keys import VehiclePrincipal  # here: this module is imported while DRF defines APIView
-
-        if isinstance(user, VehiclePrincipal):
+        # A vehicle key's principal (fleet.telemetry.keys.VehiclePrincipal) says so: config imports no app.
+        if getattr(user, "is_vehicle", False):
             principal, self.ident = "vehicle", f"vehicle-{user.vehicle.pk}"
         else:
             principal, self.ident = "user", f"user-{user.pk}"

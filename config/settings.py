@@ -40,9 +40,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "jobs",
     "fleet",
     "batteries",
     "charging",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +177,8 @@ EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH = env.float("EVFLEET_DEFAULT_ENERGY_PRICE_P
 EVFLEET_FORECAST_HORIZON_YEARS = env.float("EVFLEET_FORECAST_HORIZON_YEARS", default=10.0)
 EVFLEET_FORECAST_CHUNK_SIZE = env.int("EVFLEET_FORECAST_CHUNK_SIZE", default=200)
 EVFLEET_TELEMETRY_RETENTION_DAYS = env.int("EVFLEET_TELEMETRY_RETENTION_DAYS", default=90)
+# Local times of the nightly stages for every depot, overriding each stage's own, e.g. {"TELEMETRY": "00:30"}.
+EVFLEET_NIGHTLY_JOB_TIMES = env.json("EVFLEET_NIGHTLY_JOB_TIMES", default={})
 # Charges found in telemetry away from depots: grid energy = battery energy / efficiency; "away" = this far
 # from every depot of the organisation.
 EVFLEET_AWAY_CHARGING_EFFICIENCY = env.float("EVFLEET_AWAY_CHARGING_EFFICIENCY", default=0.90)

@@ -9,7 +9,7 @@ api_v1 = [
     path("", include("fleet.urls")),
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
-    path("", include("fleet.telemetry_urls")),
+    path("", include("fleet.telemetry.urls")),
 ]
 
 urlpatterns = [

@@ -1,4 +1,5 @@
-"""Admin of the fleet registry: what fleet managers use every day.
+"""Admin of the fleet registry: what fleet managers use every day. What a page shows of other apps (a depot's
+chargers, a vehicle's packs) is added on top by the console app (console/admin/registry.py).
 
 Scoping and permissions come from ``DepotScopedAdmin`` (fleet/admin_scoping.py); writes go through
 ``fleet.services`` so the admin enforces what the API enforces.
@@ -11,7 +12,7 @@ import csv
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Count, FloatField, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -20,19 +21,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from batteries.models import PackInstallation
-from charging.models import Charger
-from config.admin_site import add_index_context
 from config.audit import AuditedAdmin
-from fleet import dashboard, services
+from fleet import services
 from fleet.admin_scoping import (
     DepotScopedAdmin,
-    DepotScopedInline,
     ServiceModelForm,
     adopt_saved,
     changed_values,
 )
-from fleet.dashboard import dashboard_context
 from fleet.models import (
     Block,
     BlockAssignment,
@@ -45,15 +41,9 @@ from fleet.models import (
 )
 from fleet.models.telemetry import VehicleApiKey
 from fleet.scoping import Action
+from fleet.telemetry.admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
+from fleet.telemetry.pages import vehicle_page_context
 from fleet.telemetry.selectors import live_state_summary
-from fleet.telemetry_admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
-
-admin.site.site_header = "evfleet"
-admin.site.site_title = "evfleet"
-admin.site.index_title = _("Fleet administration")
-admin.site.site_url = None  # there is no public site: no "View site" link
-# The front page is the fleet manager's dashboard (templates/admin/index.html).
-add_index_context(admin.site, dashboard_context)
 
 
 def _count_of(model, fk: str) -> Coalesce:
@@ -99,8 +89,6 @@ class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
         "time_zone",
         "grid_limit_kw",
         "vehicle_count",
-        "charger_count",
-        "installed_vs_grid_limit",
     ]
     list_select_related = ["organization"]
     list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
@@ -113,34 +101,11 @@ class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
     ]
 
     def get_queryset(self, request):
-        installed_kw = (
-            Charger.objects.filter(depot=OuterRef("pk")).order_by().values("depot").annotate(kw=Sum("max_kw"))
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                vehicle_count=_count_of(Vehicle, "home_depot"),
-                charger_count=_count_of(Charger, "depot"),
-                installed_charger_kw=Coalesce(
-                    Subquery(installed_kw.values("kw"), output_field=FloatField()), Value(0.0)
-                ),
-            )
-        )
+        return super().get_queryset(request).annotate(vehicle_count=_count_of(Vehicle, "home_depot"))
 
     @admin.display(description=_("vehicles"), ordering="vehicle_count")
     def vehicle_count(self, obj: Depot) -> int:
         return obj.vehicle_count
-
-    @admin.display(description=_("chargers"), ordering="charger_count")
-    def charger_count(self, obj: Depot) -> int:
-        return obj.charger_count
-
-    @admin.display(description=_("installed charger kW / grid limit"), ordering="installed_charger_kw")
-    def installed_vs_grid_limit(self, obj: Depot) -> str:
-        # Installed power normally exceeds the grid limit: the ratio tells how much the scheduler must share.
-        ratio_pct = 100 * obj.installed_charger_kw / obj.grid_limit_kw
-        return f"{obj.installed_charger_kw:,.0f} / {obj.grid_limit_kw:,.0f} kW ({ratio_pct:.0f} %)"
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -206,21 +171,6 @@ class VehicleModelAdmin(DepotScopedAdmin):
         return queryset
 
 
-class PackInstallationHistoryInline(DepotScopedInline, admin.TabularInline):
-    """Which packs the vehicle has carried; installs and swaps go through the pack installation admin."""
-
-    model = PackInstallation
-    fields = ["pack", "installed_at", "removed_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    change_action = add_action = delete_action = None
-    verbose_name_plural = _("battery pack history")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("pack")
-
-
 class VehicleForm(forms.ModelForm):
     class Meta:
         model = Vehicle
@@ -239,7 +189,6 @@ class VehicleAdmin(DepotScopedAdmin):
         "home_depot",
         "status",
         "live_state",
-        "active_pack",
         "vin",
         "telemetry_link",
     ]
@@ -251,19 +200,8 @@ class VehicleAdmin(DepotScopedAdmin):
     ]
     search_fields = ["fleet_number", "vin", "plate"]
     autocomplete_fields = ["model", "home_depot"]
-    inlines = [PackInstallationHistoryInline]
     actions = ["export_duty_cycles_csv", issue_vehicle_api_key, rotate_vehicle_api_keys]
     change_form_template = "admin/fleet/vehicle/change_form.html"
-
-    def get_queryset(self, request):
-        active_pack = PackInstallation.objects.filter(vehicle=OuterRef("pk"), removed_at__isnull=True)
-        return (
-            super().get_queryset(request).annotate(active_pack_serial=Subquery(active_pack.values("pack__serial")[:1]))
-        )
-
-    @admin.display(description=_("active pack"), ordering="active_pack_serial", empty_value="-")
-    def active_pack(self, obj: Vehicle) -> str | None:
-        return obj.active_pack_serial
 
     @admin.display(description=_("last seen"))
     def live_state(self, obj: Vehicle) -> str:
@@ -283,7 +221,7 @@ class VehicleAdmin(DepotScopedAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            **dashboard.vehicle_page_context(vehicle),
+            **vehicle_page_context(vehicle),
         }
         return TemplateResponse(request, "admin/fleet/vehicle/telemetry.html", context)
 
@@ -440,7 +378,5 @@ class BlockAssignmentAdmin(DepotScopedAdmin):
         for assignment in queryset:
             services.block_unassign(assignment=assignment)
 
-
-import fleet.jobs_admin  # noqa: E402,F401  (JobRun admin: registers itself)
 
 admin.site.register(VehicleApiKey, VehicleApiKeyAdmin)

@@ -34,3 +34,17 @@ def memberships_visible_to(user) -> QuerySet[DepotMembership]:
 
 def user_manages_organization(user, organization: Organization) -> bool:
     return restrict(Organization.objects.filter(pk=organization.pk), user, Action.MANAGE).exists()
+
+
+def depot_vehicle_ids(depot: Depot) -> list[int]:
+    """The depot's vehicles that still run (not retired): what its nightly jobs cover."""
+    return list(depot.vehicles.exclude(status=Vehicle.Status.RETIRED).values_list("pk", flat=True))
+
+
+def depotless_vehicle_ids() -> list[int]:
+    """Vehicles with no home depot (cars charging from outlets), not retired: covered by daily, not per-depot, jobs."""
+    return list(
+        Vehicle.objects.filter(home_depot__isnull=True)
+        .exclude(status=Vehicle.Status.RETIRED)
+        .values_list("pk", flat=True)
+    )

@@ -32,9 +32,9 @@ from charging.nightly import PLAN_JOB
 from charging.planning import plan_depot_night
 from charging.tasks import REPLAN_JOB, replan_depot_task
 from config.celery import app
-from fleet import jobs
-from fleet.job_tasks import nightly_job_task
-from fleet.models import JobRun
+from jobs import runs as jobs
+from jobs.models import JobRun
+from jobs.tasks import nightly_job_task
 from tests import factories as f
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

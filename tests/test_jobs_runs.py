@@ -13,12 +13,15 @@ from django.db import OperationalError
 from django.urls import reverse
 
 from charging.models import ChargingPlan
-from charging.nightly import PLAN_JOB
+from charging.nightly import CHARGING_PLANS, PLAN_JOB
 from charging.planning import plan_depot_night
 from config.celery import app
-from fleet import jobs, nightly, nightly_registry
-from fleet.job_tasks import job_chunk_task, nightly_job_task
-from fleet.models import JobRun
+from fleet.nightly import TELEMETRY
+from jobs import nightly
+from jobs import registry as nightly_registry
+from jobs import runs as jobs
+from jobs.models import JobRun
+from jobs.tasks import job_chunk_task, nightly_job_task
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +103,7 @@ def test_a_failing_job_is_recorded_and_leaves_none_of_its_output(depot):
         plan_depot_night(depot=depot, service_night=night)
         raise RuntimeError("tariff missing for punta")
 
-    crashing = nightly.NightlyJob(name="test.plan", stage=nightly.Stage.CHARGING_PLANS, run=plan_then_crash)
+    crashing = nightly.NightlyJob(name="test.plan", stage=CHARGING_PLANS, run=plan_then_crash)
 
     with pytest.raises(RuntimeError):
         nightly.run_job(job=crashing, depot=depot, night=NIGHT)
@@ -129,9 +132,9 @@ def test_job_tasks_are_idempotent_late_acknowledged_and_retry_transient_errors()
     assert conf.task_soft_time_limit < conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
     app.loader.import_default_modules()
     for name in (
-        "fleet.job_tasks.nightly_job_task",
-        "fleet.job_tasks.nightly_depot_task",
-        "fleet.job_tasks.job_chunk_task",
+        "jobs.tasks.nightly_job_task",
+        "jobs.tasks.nightly_depot_task",
+        "jobs.tasks.job_chunk_task",
         "charging.tasks.plan_depot_night_task",
         "charging.tasks.replan_depot_task",
     ):
@@ -188,7 +191,7 @@ def test_run_now_in_the_admin_queues_the_job_again(admin_client, depot, django_c
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            reverse("admin:fleet_jobrun_changelist"), {"action": "run_now", "_selected_action": [run.pk]}, follow=True
+            reverse("admin:jobs_jobrun_changelist"), {"action": "run_now", "_selected_action": [run.pk]}, follow=True
         )
 
     assert "1 job queued to run again." in response.content.decode()
@@ -206,10 +209,10 @@ def test_depot_members_see_their_depots_runs_and_only_managers_may_run_them_agai
             key=f"{PLAN_JOB}:depot={depot.pk}:night=2026-11-23",
             depot=depot,
             status="failed",
-            task_name="fleet.job_tasks.nightly_job_task",
+            task_name="jobs.tasks.nightly_job_task",
             arguments={"job": PLAN_JOB, "depot_id": depot.pk, "night": "2026-11-23"},
         )
-    url = reverse("admin:fleet_jobrun_changelist")
+    url = reverse("admin:jobs_jobrun_changelist")
     for user in (world["staff_a"], world["manager_a"]):
         user.is_staff = True
         user.save()
@@ -235,7 +238,7 @@ def registry(monkeypatch):
 
 def test_run_night_again_reports_already_done_and_force_redoes(registry, depot):
     done = []
-    nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.aggregate")(
+    nightly.nightly_job(stage=TELEMETRY, name="test.aggregate")(
         lambda *, depot, night: done.append(night) or {"vehicle_days": 2}
     )
 

@@ -12,10 +12,14 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from batteries.nightly import BATTERY_FORECASTS
+from charging.nightly import CHARGING_PLANS
 from config.celery import app
-from fleet import nightly, nightly_registry
-from fleet.management.commands import healthcheck
-from fleet.models import JobRun
+from console.management.commands import healthcheck
+from fleet.nightly import TELEMETRY
+from jobs import nightly
+from jobs import registry as nightly_registry
+from jobs.models import JobRun
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -30,9 +34,9 @@ def registry(monkeypatch):
     monkeypatch.setattr(nightly_registry, "NIGHTLY_JOBS", [])
     monkeypatch.setattr(nightly_registry, "discover", lambda: None)
     for stage, name in (
-        (nightly.Stage.TELEMETRY, "test.duty_cycles"),
-        (nightly.Stage.BATTERY_FORECASTS, "test.forecasts"),
-        (nightly.Stage.CHARGING_PLANS, "test.plan"),
+        (TELEMETRY, "test.duty_cycles"),
+        (BATTERY_FORECASTS, "test.forecasts"),
+        (CHARGING_PLANS, "test.plan"),
     ):
         nightly.nightly_job(stage=stage, name=name)(lambda *, depot, night: "done")
 
@@ -66,16 +70,17 @@ def test_seeding_twice_creates_each_schedule_once_in_each_depots_time_zone(regis
 
     first, second = seed(), seed()
 
-    # 3 jobs x 2 depots, plus telemetry retention and the two daily jobs of the cars with no depot
-    assert "9 created, 0 updated, 0 unchanged, 0 removed" in first
-    assert "0 created, 0 updated, 9 unchanged, 0 removed" in second
-    assert PeriodicTask.objects.count() == 9
+    # 3 jobs x 2 depots, plus telemetry retention and the three daily jobs of the cars with no depot (duty
+    # cycles, charging sessions, capacity estimates)
+    assert "10 created, 0 updated, 0 unchanged, 0 removed" in first
+    assert "0 created, 0 updated, 10 unchanged, 0 removed" in second
+    assert PeriodicTask.objects.count() == 10
     assert when(schedule("test.duty_cycles", hmo)) == ("0", "30", "*", HERMOSILLO)
     assert when(schedule("test.forecasts", hmo)) == ("1", "30", "*", HERMOSILLO)
     assert when(schedule("test.plan", hmo)) == ("18", "0", "*", HERMOSILLO)
     assert when(schedule("test.plan", tij)) == ("19", "15", "*", TIJUANA)
     plan = schedule("test.plan", tij)
-    assert plan.task == "fleet.job_tasks.nightly_job_task"
+    assert plan.task == "jobs.tasks.nightly_job_task"
     assert json.loads(plan.kwargs) == {"job": "test.plan", "depot_id": tij.pk}  # ids only; the night is computed
     assert plan.expire_seconds == 3 * 3600 and plan.enabled  # a stale entry is dropped, not run hours late
     retention = PeriodicTask.objects.get(name="evfleet.telemetry_prune")
@@ -98,7 +103,7 @@ def test_a_new_planning_time_is_taken_on_reseeding_and_the_admins_switch_is_kept
     output = seed()
 
     assert "1 created" not in output and f"updated  evfleet.nightly:test.plan:depot={hmo.pk}" in output
-    assert "0 created, 1 updated, 8 unchanged" in output
+    assert "0 created, 1 updated, 9 unchanged" in output
     updated = schedule("test.plan", hmo)
     assert when(updated) == ("20", "45", "*", HERMOSILLO)
     assert updated.enabled is False
@@ -113,7 +118,7 @@ def test_schedules_of_a_removed_depot_are_removed(registry, depots):
 
     output = seed()
 
-    assert "0 created, 0 updated, 6 unchanged, 3 removed" in output
+    assert "0 created, 0 updated, 7 unchanged, 3 removed" in output
     assert not PeriodicTask.objects.filter(name__endswith=f"depot={tij_id}").exists()
     assert CrontabSchedule.objects.filter(timezone=HERMOSILLO).exists()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from charging.selectors import tariff_choices
-from config.api import RejectUnknownFieldsMixin, ScopedPrimaryKeyRelatedField
+from config.api import RejectUnknownFieldsMixin
+from fleet.api.scoped import ScopedPrimaryKeyRelatedField
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.scoping import Action
 from fleet.selectors import user_manages_organization
@@ -28,8 +28,12 @@ class DepotSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """Everything about a depot; creating one is for superusers (see DepotViewSet)."""
 
     organization = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Organization.objects.all())
+    # The tariff model is the charging app's, above fleet: reached through the relation, not imported.
     tariff = ScopedPrimaryKeyRelatedField(
-        action=Action.VIEW, queryset=tariff_choices(), required=False, allow_null=True
+        action=Action.VIEW,
+        queryset=Depot._meta.get_field("tariff").related_model.objects.all(),
+        required=False,
+        allow_null=True,
     )
     base_load_kw = serializers.ListField(
         child=serializers.FloatField(min_value=0),

@@ -7,10 +7,11 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, viewsets
 
-from config.api import ScopedGenericViewSet, destroy_or_conflict
+from config.api import destroy_or_conflict
 from config.services import model_create, model_update
 from fleet import selectors, services
 from fleet.api import serializers as s
+from fleet.api.scoped import ScopedGenericViewSet
 from fleet.filters import (
     BlockAssignmentFilter,
     BlockFilter,

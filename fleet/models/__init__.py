@@ -1,6 +1,5 @@
-"""Fleet models: the registry (organisations, depots, vehicles, blocks), telemetry, and job records."""
+"""Fleet models: the registry (organisations, depots, vehicles, blocks) and telemetry."""
 
-from fleet.models.jobs import JobRun  # noqa: F401  (job records, exported for the app registry)
 from fleet.models.registry import (
     Block,
     BlockAssignment,

@@ -1,53 +1,6 @@
-"""How a model says which depot (or organisation) its rows belong to, and the membership roles.
+"""The depot-scope mixins, declared in ``config.scopes`` (below every app, so that the job records of the
+``jobs`` app can declare their depot scope too) and re-exported here for fleet's models and older migrations."""
 
-The model half of ``fleet.scoping``: models mix these in, and ``fleet.scoping.restrict`` reads them. It lives
-here, importing nothing from ``fleet.models`` or ``fleet.scoping``, so that models never import the module that
-queries them. ``fleet.scoping`` re-exports every name, which is also the path older migrations record in their
-``bases`` (``fleet.scoping.DepotScoped``): keep those re-exports.
-"""
+from config.scopes import DepotScoped, OrganizationScoped, Role
 
-from __future__ import annotations
-
-from enum import StrEnum
-
-from django.db.models import Q, QuerySet
-
-
-class Role(StrEnum):
-    MANAGER = "manager"
-    STAFF = "staff"
-    VIEWER = "viewer"
-
-
-class DepotScoped:
-    """Mixin for models whose rows belong to a depot.
-
-    ``depot_path`` is the ORM path from the model to the depot's primary key. Rows with no depot (a car
-    that charges away from any depot, a spare pack) belong to their organisation: ``organization_path``
-    lets the organisation's managers see them.
-    """
-
-    depot_path: str = "depot"
-    organization_path: str | None = None
-
-    @classmethod
-    def scope_q(cls, depot_ids: QuerySet, managed_organization_ids: QuerySet) -> Q:
-        q = Q(**{f"{cls.depot_path}__in": depot_ids})
-        if cls.organization_path:
-            q |= Q(
-                **{
-                    f"{cls.depot_path}__isnull": True,
-                    f"{cls.organization_path}__in": managed_organization_ids,
-                }
-            )
-        return q
-
-
-class OrganizationScoped:
-    """Mixin for organisation-wide rows (tariffs): visible to any member, changed by its managers."""
-
-    organization_path: str = "organization"
-
-    @classmethod
-    def scope_q(cls, depot_ids: QuerySet, managed_organization_ids: QuerySet, *, member_organization_ids) -> Q:
-        return Q(**{f"{cls.organization_path}__in": member_organization_ids})
+__all__ = ["DepotScoped", "OrganizationScoped", "Role"]

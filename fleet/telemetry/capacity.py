@@ -1,4 +1,5 @@
-"""Usable pack capacity from charging telemetry: pure functions, plus the service that records the result.
+"""Usable pack capacity from charging telemetry: pure functions. ``batteries.telemetry_capacity`` records the
+result as a health observation of the pack (battery health is the battery app's; fleet only measures).
 
 The rule (also in docs/telemetry.md): a **charging segment** is a run of readings that report
 ``charging_state`` ac/dc (or, for vehicles that never report it, a negative current at standstill) with no
@@ -17,7 +18,6 @@ current-sensor calibration error in quadrature, which no amount of averaging rem
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,56 +125,3 @@ def estimate_capacity(
     statistical = float(np.sqrt(1.0 / weights.sum())) / capacity
     uncertainty = 100.0 * float(np.hypot(statistical, CURRENT_SENSOR_ERROR))
     return CapacityEstimate(capacity_ah=capacity, uncertainty_pct=uncertainty, segments=fits)
-
-
-# --- The service: read a vehicle's recent telemetry, record a health observation ---------------------------
-
-
-def capacity_observation_record(*, vehicle, since: dt.datetime, until: dt.datetime):
-    """Estimate the capacity of ``vehicle``'s installed pack from its readings in [since, until) and record it
-    as a ``telemetry`` health observation at the end of the last segment used. Re-running updates it.
-
-    Returns the observation, or None (no pack installed, or no qualifying charge).
-    """
-    from batteries.selectors import active_pack
-    from batteries.services import health_observation_record
-    from fleet.models import TelemetryReading
-
-    pack = active_pack(vehicle)
-    if pack is None:
-        return None
-    installation = pack.installations.filter(removed_at__isnull=True).first()
-    since = max(since, installation.installed_at) if installation else since
-    rows = list(
-        TelemetryReading.objects.filter(vehicle=vehicle, recorded_at__gte=since, recorded_at__lt=until)
-        .order_by("recorded_at")
-        .values_list("recorded_at", "soc_pct", "pack_current_a", "charging_state", "speed_kmh")
-    )
-    if len(rows) < MIN_SAMPLES:
-        return None
-    moments = [row[0] for row in rows]
-    values = np.array([row[1:] for row in rows], dtype=np.float64)
-    estimate = estimate_capacity(
-        t_s=np.array([moment.timestamp() for moment in moments]),
-        soc_pct=values[:, 0],
-        current_a=values[:, 1],
-        charging_state=values[:, 2],
-        speed_kmh=values[:, 3],
-    )
-    if estimate is None:
-        return None
-    baseline_ah = pack.nominal_ah * pack.baseline_capacity_kwh / pack.nominal_kwh
-    soh_pct = 100.0 * estimate.capacity_ah / baseline_ah
-    if not 0 < soh_pct <= 120:
-        return None  # implausible: a mis-scaled current or SoC; better no observation than a wrong one
-    observation, _created = health_observation_record(
-        pack=pack,
-        observed_at=moments[estimate.segments[-1].stop - 1],
-        source="telemetry",
-        soh_pct=round(soh_pct, 2),
-        capacity_kwh=round(estimate.capacity_ah * pack.nominal_kwh / pack.nominal_ah, 2),
-        uncertainty_pct=round(estimate.uncertainty_pct, 2),
-        notes=f"{len(estimate.segments)} charging segment(s), {estimate.soc_span_pct:.0f} % SoC in total, "
-        f"{estimate.capacity_ah:.1f} Ah.",
-    )
-    return observation

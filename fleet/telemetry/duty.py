@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
@@ -130,13 +131,23 @@ def local_day_window(day: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime
     )
 
 
-def vehicle_capacity(vehicle: Vehicle) -> tuple[float, float | None]:
-    """Nominal (kWh, Ah) of the vehicle's pack; the model's kWh and no Ah when no pack is registered."""
-    from batteries.selectors import active_pack
+# Which pack a vehicle carries is the batteries app's knowledge, and fleet sits below it: batteries hands fleet
+# a reader at start-up (``BatteriesConfig.ready``) instead of fleet importing it.
+InstalledPackCapacity = Callable[[Vehicle], tuple[float, float | None] | None]
+_installed_pack_capacity: InstalledPackCapacity | None = None
 
-    pack = active_pack(vehicle)
-    if pack is not None:
-        return pack.nominal_kwh, pack.nominal_ah
+
+def installed_pack_capacity_source(reader: InstalledPackCapacity) -> None:
+    """Set how to read the nominal (kWh, Ah) of a vehicle's installed pack (None: no pack installed)."""
+    global _installed_pack_capacity
+    _installed_pack_capacity = reader
+
+
+def vehicle_capacity(vehicle: Vehicle) -> tuple[float, float | None]:
+    """Nominal (kWh, Ah) of the vehicle's pack; the model's kWh and no Ah when no pack is installed."""
+    installed = _installed_pack_capacity(vehicle) if _installed_pack_capacity is not None else None
+    if installed is not None:
+        return installed
     return vehicle.model.nominal_pack_kwh, None
 
 

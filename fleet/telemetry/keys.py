@@ -93,6 +93,7 @@ class VehiclePrincipal(AnonymousUser):
     """``request.user`` for a vehicle key: authenticated, but no user, no role, no permission."""
 
     is_authenticated = True  # type: ignore[assignment]
+    is_vehicle = True  # what the rate limits (config/rate_limits.py) tell vehicles from users by
 
     def __init__(self, vehicle: Vehicle):
         super().__init__()

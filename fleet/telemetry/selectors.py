@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from fleet.models import Vehicle, VehicleLiveState
+from fleet.models import TelemetryReading, Vehicle, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
 
 
@@ -34,3 +34,16 @@ def live_state_summary(vehicle: Vehicle) -> str:
     charging = CHARGING_STATE_NAMES.get(state.charging_state)
     parts.append(f"{seen} ({charging})" if charging and charging != "none" else seen)
     return " · ".join(parts)
+
+
+CAPACITY_SAMPLE_FIELDS = ("recorded_at", "soc_pct", "pack_current_a", "charging_state", "speed_kmh")
+
+
+def capacity_samples(vehicle: Vehicle, since, until) -> list[tuple]:
+    """The readings a capacity estimate reads (``fleet.telemetry.capacity``), oldest first, in [since, until):
+    tuples of ``CAPACITY_SAMPLE_FIELDS``."""
+    return list(
+        TelemetryReading.objects.filter(vehicle=vehicle, recorded_at__gte=since, recorded_at__lt=until)
+        .order_by("recorded_at")
+        .values_list(*CAPACITY_SAMPLE_FIELDS)
+    )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from batteries.admin_views import PACKS_PER_PAGE
 from batteries.models import BatteryPack, HealthObservation
 from charging.models import ChargingPlan
-from fleet.demo import ZONE, build_demo
+from console.demo import ZONE, build_demo
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
 from tests.admin_ui.conftest import ARTIFACTS, plan_tonight, synthetic_forecast

@@ -182,7 +182,7 @@ def test_nightly_job_splits_a_depots_packs_into_chunks_with_their_own_records(
     depot, settings, eager_tasks, django_capture_on_commit_callbacks
 ):
     from batteries.nightly import forecast_depot_packs
-    from fleet.models import JobRun
+    from jobs.models import JobRun
 
     settings.EVFLEET_FORECAST_CHUNK_SIZE = 2
     settings.EVFLEET_FORECAST_HORIZON_YEARS = 1.0

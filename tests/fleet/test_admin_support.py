@@ -72,7 +72,8 @@ def depot_world(two_depots):
     ``seen_by_manager_a`` holds, per model, a row depot A's manager must see; ``hidden_from_manager_a`` a row
     they must not (``None`` for the shared vehicle catalogue).
     """
-    from fleet.models import JobRun, VehicleApiKey
+    from fleet.models import VehicleApiKey
+    from jobs.models import JobRun
 
     w = two_depots
     org = w["org"]

@@ -1,4 +1,4 @@
-"""`manage.py run_night`: runs whatever overnight jobs the apps registered, per depot, and says what is missing."""
+"""`manage.py run_night`: runs whatever overnight jobs the apps registered, per depot, in stage order."""
 
 import datetime as dt
 from io import StringIO
@@ -6,7 +6,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from fleet import nightly, nightly_registry
+from batteries.nightly import BATTERY_FORECASTS
+from charging.nightly import CHARGING_PLANS
+from fleet.nightly import TELEMETRY
+from jobs import nightly
+from jobs import registry as nightly_registry
 from tests import factories as f
 
 NIGHT = dt.date(2026, 11, 23)
@@ -32,10 +36,10 @@ def run_night(*args) -> str:
     return out.getvalue()
 
 
-def test_with_no_jobs_registered_it_says_which_are_missing(registry, two_depots):
+def test_with_no_jobs_registered_it_says_so(registry, two_depots):
     output = run_night("--all-depots", "--date", NIGHT.isoformat())
 
-    assert "no nightly jobs registered yet: telemetry aggregation, battery forecasts, charging plans" in output
+    assert "no nightly jobs registered" in output
     assert "Hermosillo (hmo), night of Mon 23 Nov 2026" in output
     assert "no jobs to run" in output
 
@@ -43,12 +47,12 @@ def test_with_no_jobs_registered_it_says_which_are_missing(registry, two_depots)
 def test_registered_jobs_run_in_stage_order_for_every_depot(registry, two_depots):
     calls = []
 
-    @nightly.nightly_job(stage=nightly.Stage.CHARGING_PLANS, name="test.plan")
+    @nightly.nightly_job(stage=CHARGING_PLANS, name="test.plan")
     def plan(*, depot, night):
         calls.append(("plan", depot.code, night))
         return f"planned {depot.name}"
 
-    @nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.aggregate")
+    @nightly.nightly_job(stage=TELEMETRY, name="test.aggregate")
     def aggregate(*, depot, night):
         calls.append(("aggregate", depot.code, night))
 
@@ -62,20 +66,19 @@ def test_registered_jobs_run_in_stage_order_for_every_depot(registry, two_depots
         ("plan", "nog", NIGHT),
     ]
     assert "planned Nogales" in output
-    assert "no nightly jobs registered yet: battery forecasts" in output
     assert "2 job(s) x 2 depot(s)" in output and "0 failed" in output
 
 
 def test_a_failing_job_does_not_stop_the_others_but_the_command_fails(registry, two_depots):
     planned = []
 
-    @nightly.nightly_job(stage=nightly.Stage.BATTERY_FORECASTS, name="test.forecast")
+    @nightly.nightly_job(stage=BATTERY_FORECASTS, name="test.forecast")
     def forecast(*, depot, night):
         if depot.code == "hmo":
             raise RuntimeError("no observations for pack X")
         return "forecast 1 pack"
 
-    @nightly.nightly_job(stage=nightly.Stage.CHARGING_PLANS, name="test.plan")
+    @nightly.nightly_job(stage=CHARGING_PLANS, name="test.plan")
     def plan(*, depot, night):
         planned.append(depot.code)
 
@@ -90,7 +93,7 @@ def test_a_failing_job_does_not_stop_the_others_but_the_command_fails(registry, 
 
 def test_one_depot_is_chosen_by_its_code(registry, two_depots):
     seen = []
-    nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.seen")(lambda *, depot, night: seen.append(depot))
+    nightly.nightly_job(stage=TELEMETRY, name="test.seen")(lambda *, depot, night: seen.append(depot))
 
     run_night("--depot", "NOG", "--date", NIGHT.isoformat())
 
@@ -105,7 +108,7 @@ def test_an_unknown_or_ambiguous_depot_code_is_a_clear_error(registry, two_depot
     with pytest.raises(CommandError, match="used by several organisations; say which: .*otra/hmo"):
         run_night("--depot", "hmo")
     seen = []
-    nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.seen")(lambda *, depot, night: seen.append(depot))
+    nightly.nightly_job(stage=TELEMETRY, name="test.seen")(lambda *, depot, night: seen.append(depot))
     run_night("--depot", "otra/hmo", "--date", NIGHT.isoformat())
     assert seen == [other]
 
@@ -116,8 +119,8 @@ def test_it_needs_a_choice_of_depots(registry, db):
 
 
 def test_registering_a_job_name_twice_keeps_the_latest(registry):
-    nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.once")(lambda **kw: "first")
-    nightly.nightly_job(stage=nightly.Stage.TELEMETRY, name="test.once")(lambda **kw: "second")
+    nightly.nightly_job(stage=TELEMETRY, name="test.once")(lambda **kw: "first")
+    nightly.nightly_job(stage=TELEMETRY, name="test.once")(lambda **kw: "second")
 
     jobs = nightly.registered_jobs()
     assert [job.name for job in jobs] == ["test.once"]

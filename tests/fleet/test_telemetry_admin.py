@@ -11,15 +11,15 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from fleet.models import Vehicle, VehicleApiKey
-from fleet.telemetry.ingest import telemetry_ingest
-from fleet.telemetry.keys import vehicle_key_authenticate
-from fleet.telemetry.selectors import live_state_summary, with_live_state
-from fleet.telemetry_admin import (
+from fleet.telemetry.admin import (
     VehicleApiKeyAdmin,
     issue_vehicle_api_key,
     revoke_vehicle_api_keys,
     rotate_vehicle_api_keys,
 )
+from fleet.telemetry.ingest import telemetry_ingest
+from fleet.telemetry.keys import vehicle_key_authenticate
+from fleet.telemetry.selectors import live_state_summary, with_live_state
 from tests.fleet.test_telemetry_support import fast_password_hashing
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from batteries.models import HealthObservation
-from fleet.telemetry.capacity import capacity_observation_record, estimate_capacity
+from batteries.telemetry_capacity import capacity_observation_record
+from fleet.telemetry.capacity import estimate_capacity
 from fleet.telemetry.ingest import telemetry_ingest
 from tests import factories as f
 

@@ -1,6 +1,6 @@
 """Shared helpers of the telemetry tests (no tests here): reading builders and a URLconf.
 
-Until config/urls.py mounts ``fleet.telemetry_urls`` under /api/v1/, the tests (and the gunicorn started by
+Until config/urls.py mounts ``fleet.telemetry.urls`` under /api/v1/, the tests (and the gunicorn started by
 the crash test, through ``application`` below) use this URLconf, which adds it to the project's.
 """
 
@@ -26,7 +26,7 @@ try:
     resolve(BATCH_URL, urlconf="config.urls")
     urlpatterns = project_urlpatterns
 except Resolver404:
-    urlpatterns = [path("api/v1/", include("fleet.telemetry_urls")), *project_urlpatterns]
+    urlpatterns = [path("api/v1/", include("fleet.telemetry.urls")), *project_urlpatterns]
 
 URLCONF = __name__
 

@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, resolve, reverse
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
-from config.api import DepotScopedViewSetMixin
+from fleet.api.scoped import DepotScopedViewSetMixin
 from tests.hardening.conftest import bearer_headers, token_headers
 from tests.hardening.test_bad_input import snapshot
 

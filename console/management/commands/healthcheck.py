@@ -102,8 +102,9 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
     from django_celery_beat.models import PeriodicTask
 
     from config.celery import app
-    from fleet import nightly
-    from fleet.models import Depot, JobRun
+    from fleet.models import Depot
+    from jobs import nightly
+    from jobs.models import JobRun
 
     schedules = {t.name: t for t in PeriodicTask.objects.filter(name__startswith=nightly.NIGHTLY_SCHEDULE_PREFIX)}
     if not schedules:
@@ -143,7 +144,7 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
 
 def check_stuck_runs(now: dt.datetime) -> list[Check]:
     from config.celery import app
-    from fleet.models import JobRun
+    from jobs.models import JobRun
 
     limit_s = app.conf.task_time_limit or 3600
     stuck = JobRun.objects.filter(

@@ -21,8 +21,7 @@ from batteries.services import health_observation_record, pack_create, pack_inst
 from charging import services as charging_services
 from charging.models import Charger, Connector, Tariff
 from config.services import model_create, model_update
-from fleet import services
-from fleet.demo.data import (
+from console.demo.data import (
     ARCHETYPES,
     DEMAND_CHARGES,
     DEPOTS,
@@ -43,7 +42,8 @@ from fleet.demo.data import (
     mexican_holidays,
     period_hours,
 )
-from fleet.demo.plan import VehiclePlan, plan_duties, plan_vehicles
+from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
+from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 
 # --- Reporting ------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The natural ``key`` (``charging.plan_depot_night:depot=3:night=2026-11-23``) names the work, not the attempt:
 a redelivered or repeated job finds a succeeded row with its key and stops there ("already done"); a new
-attempt gets the next ``attempt`` number. The writes live in ``fleet.jobs``; docs/operations.md explains the
-states.
+attempt gets the next ``attempt`` number. The writes live in ``jobs.runs``; docs/operations.md explains the
+states. The depot is named by its model label (like ``AUTH_USER_MODEL``): the job machinery sits below the
+apps whose work it runs and imports none of them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from fleet.models.registry import Depot
-from fleet.models.scoped import DepotScoped
+from config.scopes import DepotScoped
 
 
 class JobRun(DepotScoped, models.Model):
@@ -33,7 +33,7 @@ class JobRun(DepotScoped, models.Model):
         max_length=200, blank=True, help_text=_("Celery task that runs the job; 'run now' sends it again.")
     )
     arguments = models.JSONField(default=dict, blank=True, help_text=_("The task's keyword arguments (ids, dates)."))
-    depot = models.ForeignKey(Depot, on_delete=models.SET_NULL, null=True, blank=True, related_name="job_runs")
+    depot = models.ForeignKey("fleet.Depot", on_delete=models.SET_NULL, null=True, blank=True, related_name="job_runs")
     night = models.DateField(null=True, blank=True, help_text=_("Local date of the evening the night starts."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempt = models.PositiveIntegerField(default=1, help_text=_("1 for the first run of this key, then 2, 3, ..."))
@@ -51,7 +51,7 @@ class JobRun(DepotScoped, models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["key", "attempt"], name="job_run_attempt_unique"),
-            # The claim runs under a lock per key (fleet.jobs.job_lock); this is the database's own guarantee.
+            # The claim runs under a lock per key (jobs.runs.job_lock); this is the database's own guarantee.
             models.UniqueConstraint(fields=["key"], condition=Q(status="running"), name="one_running_job_run_per_key"),
         ]
         indexes = [

@@ -33,39 +33,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import kombu.exceptions
-import redis.exceptions
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from fleet.models import JobRun
+from jobs.models import JobRun
 
 logger = logging.getLogger(__name__)
 
 Status = JobRun.Status
-
-# Worth a retry: the database or the broker is briefly unreachable. Anything else is a bug and surfaces.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-# Options of every task that runs a job through ``job_run``: it is idempotent (its key), so it may be
-# acknowledged late and redelivered when its worker is lost; transient errors retry with growing, jittered
-# delays (about 1, 2, 4, 8, 16 s, capped at 10 minutes).
-IDEMPOTENT_TASK_OPTIONS: dict[str, Any] = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": TRANSIENT_ERRORS,
-    "retry_backoff": True,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
 
 # TEST ONLY: with this set (seconds), every job holds its finished but uncommitted work that long before
 # committing, so a test can kill a worker in the middle of a job deterministically. Never set in production.
@@ -375,8 +351,8 @@ def job_rerun(*, run: JobRun) -> JobRun:
 ChunkFunction = Callable[..., Outcome | str | dict | None]
 # Filled by ``chunk_job``; the chunk task looks functions up here by name (a message names, never imports, code).
 CHUNK_FUNCTIONS: dict[str, ChunkFunction] = {}
-# The task that runs one chunk, sent by name (``fleet.job_tasks`` imports this module).
-CHUNK_TASK_NAME = "fleet.job_tasks.job_chunk_task"
+# The task that runs one chunk, sent by name (``jobs.tasks`` imports this module).
+CHUNK_TASK_NAME = "jobs.tasks.job_chunk_task"
 
 
 def chunk_job(name: str) -> Callable[[ChunkFunction], ChunkFunction]:
@@ -406,7 +382,7 @@ def fan_out(
     night: dt.date | None = None,
     depot_id: int | None = None,
 ) -> list[JobRun]:
-    """Split ``ids`` into chunks and queue one task per chunk (``fleet.job_tasks.job_chunk_task``).
+    """Split ``ids`` into chunks and queue one task per chunk (``jobs.tasks.job_chunk_task``).
 
     Each chunk has its own key (``<parent_key>:chunk=2/5``) and rows: chunks run in parallel on as many
     workers as there are, and a chunk that fails is retried alone (Celery's retry of that one task, or
@@ -414,7 +390,7 @@ def fan_out(
     per attempt, so it should write its output replacing its own earlier output for those ids.
     """
     if job not in CHUNK_FUNCTIONS:
-        raise LookupError(f"no chunk function registered for {job!r} (use fleet.jobs.chunk_job)")
+        raise LookupError(f"no chunk function registered for {job!r} (use jobs.runs.chunk_job)")
     chunk_task = _task_named(CHUNK_TASK_NAME)
     parts = chunks(ids, chunk_size)
     queued = []

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from django.utils import timezone
 
-from fleet.demo import SERVICE_DAYS, ZONE, DemoReport, StepResult, build_demo
+from console.demo import SERVICE_DAYS, ZONE, DemoReport, StepResult, build_demo
 
 
 def _date(value: str) -> dt.date:

@@ -1,9 +1,9 @@
-"""Telemetry routes, mounted under /api/v1/ by config/urls.py: ``path("", include("fleet.telemetry_urls"))``."""
+"""Telemetry routes, mounted under /api/v1/ by config/urls.py: ``path("", include("fleet.telemetry.urls"))``."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from fleet import telemetry_api
+from fleet.telemetry import api as telemetry_api
 
 router = SimpleRouter()
 router.register("telemetry/live", telemetry_api.VehicleLiveStateViewSet, basename="telemetry-live")

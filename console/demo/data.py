@@ -1,6 +1,6 @@
 """What the demo deployment is: the fleet, depots, tariff and people of Transporte Urbano de Sonora.
 
-Plain declarations; ``fleet.demo.plan`` draws the random parts from them and ``fleet.demo.build`` writes them.
+Plain declarations; ``console.demo.plan`` draws the random parts from them and ``console.demo.build`` writes them.
 Figures are assumed or illustrative (DOMAIN.md), not vendor specifications.
 """
 

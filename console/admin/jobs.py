@@ -1,6 +1,6 @@
 """Admin of the job records (``JobRun``): what ran, when, where, how long, with what result; "run now".
 
-Registered on import; fleet/admin.py imports this module. Rows are read-only (workers write them). Depot
+Registered on import; console/admin/__init__.py imports this module. Rows are read-only (workers write them). Depot
 members see their depots' runs; fleet-wide runs (no depot) are for superusers. "Run now" needs a depot
 manager (``Action.MANAGE``): it queues the same task with the same arguments as a new attempt, which runs
 even if the job succeeded before (to redo a night after fixing data).
@@ -14,10 +14,10 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from fleet import jobs
 from fleet.admin_scoping import DepotScopedAdmin, has_role_for
-from fleet.models import JobRun
 from fleet.scoping import Action, restrict
+from jobs import runs as jobs
+from jobs.models import JobRun
 
 
 @admin.register(JobRun)

@@ -2,7 +2,9 @@
 
 Each job is recorded as a ``JobRun`` and done once per depot and night: running the command again skips
 what is already done ("already done") unless ``--force``. ``--dispatch`` sends one task per depot to the
-Celery workers instead (``fleet.job_tasks.nightly_depot_task``), after the command's transaction commits.
+Celery workers instead (``jobs.tasks.nightly_depot_task``), after the command's transaction commits; with
+``--force`` it first records one pending run per job and depot, so the forced work is done once however often
+the task is delivered.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from fleet import nightly
 from fleet.models import Depot
+from jobs import nightly, runs
 
 
 def _date(value: str) -> dt.date:
@@ -58,14 +60,8 @@ class Command(BaseCommand):
             self._depots(options["depot"]) if options["depot"] else list(Depot.objects.select_related("organization"))
         )
         jobs = nightly.registered_jobs()
-        missing = nightly.missing_stages(jobs)
-        if missing:
-            self.stdout.write(
-                self.style.WARNING(
-                    "no nightly jobs registered yet: " + ", ".join(stage.value for stage in missing)
-                    + " (each arrives with its app's nightly.py)"
-                )
-            )  # fmt: skip
+        if not jobs:
+            self.stdout.write(self.style.WARNING("no nightly jobs registered (each arrives with its app's nightly.py)"))
         if not depots:
             self.stdout.write("No depots: nothing to run (try `manage.py load_demo`).")
             return
@@ -93,16 +89,34 @@ class Command(BaseCommand):
             raise CommandError(f"{failures} nightly job run(s) failed; see above and the log.")
 
     def _dispatch(self, depots: list[Depot], night: dt.date | None, *, force: bool) -> None:
-        from fleet.job_tasks import nightly_depot_task
+        from jobs.tasks import nightly_depot_task
 
         if not settings.REDIS_URL:
             raise CommandError("--dispatch needs a broker (REDIS_URL); without one, run the jobs here (no --dispatch).")
         with transaction.atomic():
             for depot in depots:
-                kwargs = {"depot_id": depot.pk, "night": night.isoformat() if night else None, "force": force}
+                kwargs = {"depot_id": depot.pk, "night": night.isoformat() if night else None}
+                if force:
+                    kwargs["forced_job_run_ids"] = self._forced_runs(depot, night or timezone.localdate(depot.zone))
                 transaction.on_commit(lambda kwargs=kwargs: nightly_depot_task.apply_async(kwargs=kwargs))
                 self.stdout.write(f"sent: {depot.name} ({depot.code}), night of {night or 'today (depot time)'}")
         self.stdout.write(f"{len(depots)} depot task(s) sent; follow them in the admin under Job runs.")
+
+    @staticmethod
+    def _forced_runs(depot: Depot, night: dt.date) -> dict[str, int]:
+        """One pending run per job: the forced work, named by this request rather than by a task delivery."""
+        forced = {}
+        for job in nightly.registered_jobs():
+            row = runs.job_pending_row(
+                job=job.name,
+                key=job.key(depot.pk, night),
+                task_name=nightly.NIGHTLY_JOB_TASK,
+                arguments={"job": job.name, "depot_id": depot.pk, "night": night.isoformat()},
+                depot_id=depot.pk,
+                night=night,
+            )
+            forced[job.name] = row.pk
+        return forced
 
     def _depots(self, wanted: str) -> list[Depot]:
         organization_slug, _, code = wanted.rpartition("/")

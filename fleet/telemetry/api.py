@@ -21,7 +21,8 @@ from rest_framework import exceptions, parsers, permissions, serializers, viewse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api import DepotScopedViewSetMixin, RejectUnknownFieldsMixin
+from config.api import RejectUnknownFieldsMixin
+from fleet.api.scoped import DepotScopedViewSetMixin
 from fleet.models import DailyDutyCycle, Vehicle, VehicleApiKey, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
 from fleet.scoping import Action, restrict

@@ -1,6 +1,6 @@
 """Admin pieces for vehicle API keys, self-contained; fleet/admin.py registers them:
 
-    from fleet.telemetry_admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
+    from fleet.telemetry.admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
     admin.site.register(VehicleApiKey, VehicleApiKeyAdmin)
     class VehicleAdmin(...):
         actions = [issue_vehicle_api_key, rotate_vehicle_api_keys]

@@ -4,7 +4,7 @@
 services. ``manage.py load_demo`` is a thin wrapper around ``build_demo``.
 """
 
-from fleet.demo.build import DemoReport, DepotSummary, StepResult, build_demo
-from fleet.demo.data import SERVICE_DAYS, ZONE
+from console.demo.build import DemoReport, DepotSummary, StepResult, build_demo
+from console.demo.data import SERVICE_DAYS, ZONE
 
 __all__ = ["SERVICE_DAYS", "ZONE", "DemoReport", "DepotSummary", "StepResult", "build_demo"]

@@ -9,7 +9,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-from fleet.demo.data import (
+from console.demo.data import (
     BUS,
     DEPOTS,
     FAST_FADE_PCT_PER_YEAR,

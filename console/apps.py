@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ConsoleConfig(AppConfig):
+    """The top floor: what reads across apps for people - the admin's front page and site, the job records'
+    admin, the demo (``load_demo``), ``run_night``, ``seed_schedules`` and ``healthcheck``. Nothing imports it."""
+
+    name = "console"
+    verbose_name = _("Console")
