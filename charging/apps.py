@@ -6,3 +6,20 @@ class ChargingConfig(AppConfig):
     name = "charging"
     # A context of its own: the same English word is also a charger's status ("Cargando").
     verbose_name = pgettext_lazy("admin section", "Charging")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from fleet.models import Vehicle
+
+        # A bus sent to the workshop must leave tonight's plan: fleet (a lower app) cannot call charging, so
+        # charging listens to the vehicle row being saved (a cheap check; a re-plan only if it is planned).
+        post_save.connect(_vehicle_saved, sender=Vehicle, dispatch_uid="charging.vehicle_left_service")
+
+
+def _vehicle_saved(sender, instance, raw: bool = False, **kwargs) -> None:
+    if raw:  # fixtures being loaded
+        return
+    from charging.events import vehicle_left_service
+
+    vehicle_left_service(instance)

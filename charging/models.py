@@ -12,8 +12,16 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from charging.tariffs import parse_holiday_calendar
 from fleet.models import Depot, Organization
 from fleet.scoping import DepotScoped, OrganizationScoped
+
+
+def validate_holiday_calendar(value: str) -> None:
+    try:
+        parse_holiday_calendar(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 class Tariff(OrganizationScoped, models.Model):
@@ -27,6 +35,15 @@ class Tariff(OrganizationScoped, models.Model):
     name = models.CharField(max_length=120)
     currency = models.CharField(max_length=3, default="MXN")
     holidays = models.JSONField(default=list, blank=True, help_text=_("Dates (YYYY-MM-DD) priced as Sunday / holiday."))
+    holiday_calendar = models.CharField(
+        max_length=12,
+        blank=True,
+        validators=[validate_holiday_calendar],
+        help_text=_(
+            "Public holidays priced as Sunday / holiday as well: a country, optionally with its state "
+            '("MX", "DE-NW"). Empty: only the dates above.'
+        ),
+    )
 
     # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
     history = HistoricalRecords()
