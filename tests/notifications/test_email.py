@@ -9,6 +9,7 @@ from django.utils import timezone
 from charging.alerts import alert_raise
 from notifications.models import AlertDispatch, Delivery, Notification, NotificationRule
 from notifications.services import alerts_claim, notifications_run
+from notifications.tasks import delivery_send_task
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +110,23 @@ def test_a_taken_over_claim_does_not_mail_twice(world):
     notifications_run(now=now + dt.timedelta(minutes=30))
 
     assert len(mail.outbox) == 1
+
+
+def test_the_periodic_round_hands_each_message_to_the_retrying_task_after_commit(
+    world, django_capture_on_commit_callbacks
+):
+    NotificationRule.objects.create(user=world["manager_a"])
+    _raise(world["depot_a"], key="a")
+    _raise(world["depot_a"], key="b", message="Bus 8 will leave short.")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        summary = notifications_run(send_in_process=False)
+
+    assert len(callbacks) == len(summary.deliveries) == 2
+    assert mail.outbox == []  # nothing sent before the transaction commits
+    for delivery_id in summary.deliveries:
+        delivery_send_task.run(delivery_id)  # the worker's side, in-process
+    assert sorted(m.subject for m in mail.outbox) == [
+        "[evfleet] Critical: Bus 7 will leave short.",
+        "[evfleet] Critical: Bus 8 will leave short.",
+    ]
