@@ -130,3 +130,13 @@ def test_the_periodic_round_hands_each_message_to_the_retrying_task_after_commit
         "[evfleet] Critical: Bus 7 will leave short.",
         "[evfleet] Critical: Bus 8 will leave short.",
     ]
+
+
+def test_beat_runs_the_round_every_minute_with_a_task_that_exists(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["notifications.run"]
+
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == 60.0 and entry["options"]["expires"] < 60
