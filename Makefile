@@ -54,7 +54,7 @@ check-project: venv
 
 # Static security analysis (bandit), medium severity and up; justified exceptions carry "# nosec BXXX".
 security: venv
-	$(VENV)/bin/bandit -r config fleet batteries charging -ll -q -x '*/migrations/*,*/tests/*'
+	$(VENV)/bin/bandit -r config fleet batteries charging notifications -ll -q -x '*/migrations/*,*/tests/*'
 
 pytest: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

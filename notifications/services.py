@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import defaultdict
@@ -333,9 +334,12 @@ def _send_webhook(delivery: Delivery) -> None:
     body = delivery.body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": "evfleet-notifications"}
     headers.update(signing.signed_headers(endpoint.secret, body))
+    if urllib.parse.urlsplit(endpoint.url).scheme not in ("http", "https"):
+        raise DeliveryFailed(f"{endpoint.url} is not an http(s) URL")
     request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=settings.NOTIFICATIONS_WEBHOOK_TIMEOUT_S) as response:
+        # The scheme is checked just above (http or https only): no file:// or custom schemes.
+        with urllib.request.urlopen(request, timeout=settings.NOTIFICATIONS_WEBHOOK_TIMEOUT_S) as response:  # nosec B310
             response.read(1024)
     except urllib.error.HTTPError as exc:
         raise DeliveryFailed(f"{endpoint.url} answered {exc.code}") from exc
