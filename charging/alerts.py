@@ -49,7 +49,8 @@ def equipment_status_alert(equipment: Charger | Connector) -> Alert | None:
     depot = equipment.depot if isinstance(equipment, Charger) else equipment.charger.depot
     # Stored in English like the planner's alerts: the row is shared by readers of every language.
     what = "Charger" if isinstance(equipment, Charger) else "Connector"
-    message = f"{what} {equipment} at {depot.name} is {equipment.status}."
+    state = "in maintenance" if equipment.status == Charger.Status.MAINTENANCE else equipment.status
+    message = f"{what} {equipment} at {depot.name} is {state}."
     return alert_raise(
         key=key,
         kind=Alert.Kind.CHARGER_FAULT,
