@@ -205,8 +205,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Notifications (docs/notifications.md). E-mail goes through Django's mail (EMAIL_URL, e.g.
-# smtp://user:password@host:587 or consolemail://); tests use the in-memory backend.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# smtp+tls://user:password@host:587); embedded mode prints mails, production defaults to an SMTP server on
+# localhost; tests use the in-memory backend.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25" if IS_PRODUCTION else "consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="evfleet <evfleet@localhost>")
 NOTIFICATIONS_REPEAT_WINDOW_MINUTES = env.int("NOTIFICATIONS_REPEAT_WINDOW_MINUTES", default=60)
 NOTIFICATIONS_DIGEST_MINUTES = env.int("NOTIFICATIONS_DIGEST_MINUTES", default=60)
