@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -29,6 +29,7 @@ from charging.models import (
     TariffPeriod,
     TariffSeason,
 )
+from charging.selectors import OUT_OF_ORDER, charger_status_shown
 from charging.services import alerts_acknowledge, alerts_resolve
 from config.audit import AuditedAdmin
 from fleet.admin_scoping import (
@@ -122,6 +123,27 @@ class ConnectorInline(DepotScopedInline, admin.TabularInline):
     operate_fields = ("status",)
 
 
+class ChargerStatusFilter(admin.SimpleListFilter):
+    """By status, counting a charger whose charger-level status is fine but a connector is not (one faulted
+    connector of two: the charger shows under "Faulted" as well as under its own status)."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return Charger.Status.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value in OUT_OF_ORDER:
+            return queryset.filter(
+                Q(status=value) | Q(pk__in=Connector.objects.filter(status=value).values("charger_id"))
+            )
+        return queryset.filter(status=value)
+
+
 class ChargerForm(ServiceModelForm):
     class Meta:
         model = Charger
@@ -142,15 +164,24 @@ class ChargerAdmin(AuditedAdmin, DepotScopedAdmin):
     change_action = Action.OPERATE
     add_action = delete_action = Action.MANAGE
     operate_fields = ("status",)
-    list_display = ["name", "depot", "kind", "max_kw", "status", "connector_count", "ocpp_charge_point_id"]
+    list_display = ["name", "depot", "kind", "max_kw", "status_shown", "connector_count", "ocpp_charge_point_id"]
     list_select_related = ["depot"]
-    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", "status"]
+    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", ChargerStatusFilter]
     search_fields = ["name", "ocpp_charge_point_id"]
     autocomplete_fields = ["depot"]
     inlines = [ConnectorInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(connector_count=Count("connectors"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(connector_count=Count("connectors"))
+            .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("connector_id")))
+        )
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_shown(self, obj: Charger) -> str:
+        return charger_status_shown(obj, list(obj.connectors.all()))
 
     @admin.display(description=_("connectors"), ordering="connector_count")
     def connector_count(self, obj: Charger) -> int:

@@ -7,7 +7,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from batteries.signals import pack_ageing_checked
-from charging.models import Alert
+from charging.models import Alert, Charger, Connector
 
 UNRESOLVED = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
@@ -45,4 +45,40 @@ def pack_ageing_alert(*, pack, vehicle, depot, reasons: list[str], **_signal) ->
         pack=pack,
         message=f"Pack {pack.serial} ages abnormally: " + "; ".join(reasons) + ".",
         details={"reasons": reasons},
+    )
+
+
+# A charger or connector out of order: one alert per piece of equipment, raised when it leaves service and
+# resolved when it is back (available or charging). Severity says how much it costs tonight's plan.
+EQUIPMENT_ALERT_SEVERITY = {
+    Charger.Status.FAULTED: Alert.Severity.CRITICAL,
+    Charger.Status.OFFLINE: Alert.Severity.WARNING,
+    Charger.Status.MAINTENANCE: Alert.Severity.INFO,
+}
+
+
+def equipment_alert_key(equipment: Charger | Connector) -> str:
+    return f"equipment:{type(equipment).__name__.lower()}:{equipment.pk}"
+
+
+def equipment_status_alert(equipment: Charger | Connector) -> Alert | None:
+    """Raise, refresh or resolve the alert for a charger or connector after its status changed."""
+    key = equipment_alert_key(equipment)
+    severity = EQUIPMENT_ALERT_SEVERITY.get(equipment.status)
+    if severity is None:
+        alert_resolve(key=key)
+        return None
+    depot = equipment.depot if isinstance(equipment, Charger) else equipment.charger.depot
+    # Stored in English like the planner's alerts: the row is shared by readers of every language.
+    what = "Charger" if isinstance(equipment, Charger) else "Connector"
+    state = "in maintenance" if equipment.status == Charger.Status.MAINTENANCE else equipment.status
+    message = f"{what} {equipment} at {depot.name} is {state}."
+    return alert_raise(
+        key=key,
+        kind=Alert.Kind.CHARGER_FAULT,
+        severity=severity,
+        depot=depot,
+        organization_id=depot.organization_id,
+        message=message[:500],
+        details={"equipment": type(equipment).__name__.lower(), "id": equipment.pk, "status": equipment.status},
     )

@@ -65,7 +65,7 @@ class TariffSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Tariff
-        fields = ["id", "organization", "name", "currency", "holidays", "seasons", "demand_charges"]
+        fields = ["id", "organization", "name", "currency", "holidays", "holiday_calendar", "seasons", "demand_charges"]
         read_only_fields = ["id"]
         validators = []
 

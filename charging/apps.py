@@ -9,4 +9,19 @@ class ChargingConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receivers of what lower apps announce (batteries: a pack's ageing verdict -> an alert).
+        from django.db.models.signals import post_save
+
         import charging.alerts  # noqa: F401
+        from fleet.models import Vehicle
+
+        # A bus sent to the workshop must leave tonight's plan: fleet (a lower app) cannot call charging, so
+        # charging listens to the vehicle row being saved (a cheap check; a re-plan only if it is planned).
+        post_save.connect(_vehicle_saved, sender=Vehicle, dispatch_uid="charging.vehicle_left_service")
+
+
+def _vehicle_saved(sender, instance, raw: bool = False, **kwargs) -> None:
+    if raw:  # fixtures being loaded
+        return
+    from charging.events import vehicle_left_service
+
+    vehicle_left_service(instance)

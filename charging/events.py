@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charging.models import Charger, Connector, DepotEvent
+from charging.alerts import equipment_status_alert
+from charging.models import Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.planning import current_service_night, night_horizon
 from charging.tasks import request_replan
 from fleet.models import Block, BlockAssignment, Depot, Vehicle
@@ -112,8 +113,25 @@ def _apply(event: DepotEvent) -> None:
                 connector._history_user = event.reported_by
             connector._change_reason = f"{event.kind} ({event.client_event_id})"[:100]
             connector.save(update_fields=["status"])
+            equipment_status_alert(connector)
     elif event.kind == Kind.BLOCK_CANCELLED:
         horizon = night_horizon(event.depot, event.service_night)
         BlockAssignment.objects.filter(
             block=event.block, starts_at__gte=horizon.start, starts_at__lt=horizon.end
         ).delete()
+
+
+def vehicle_left_service(vehicle: Vehicle) -> bool:
+    """A vehicle no longer in service (workshop, retired) that tonight's active plan still charges: ask for a
+    re-plan, which builds the night from in-service vehicles only. Returns whether a re-plan was requested."""
+    if vehicle.status == Vehicle.Status.IN_SERVICE or vehicle.home_depot_id is None:
+        return False
+    depot = vehicle.home_depot
+    night = current_service_night(depot)
+    in_plan = PlannedCharge.objects.filter(
+        vehicle=vehicle, plan__depot=depot, plan__service_night=night, plan__status=ChargingPlan.Status.ACTIVE
+    ).exists()
+    if not in_plan:
+        return False
+    request_replan(depot=depot, service_night=night, reason=f"vehicle {vehicle.fleet_number} {vehicle.status}")
+    return True

@@ -13,8 +13,16 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from charging.readiness import is_ready
+from charging.tariffs import parse_holiday_calendar
 from fleet.models import Depot, Organization
 from fleet.scoping import DepotScoped, OrganizationScoped
+
+
+def validate_holiday_calendar(value: str) -> None:
+    try:
+        parse_holiday_calendar(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 class Tariff(OrganizationScoped, models.Model):
@@ -28,6 +36,15 @@ class Tariff(OrganizationScoped, models.Model):
     name = models.CharField(max_length=120)
     currency = models.CharField(max_length=3, default="MXN")
     holidays = models.JSONField(default=list, blank=True, help_text=_("Dates (YYYY-MM-DD) priced as Sunday / holiday."))
+    holiday_calendar = models.CharField(
+        max_length=12,
+        blank=True,
+        validators=[validate_holiday_calendar],
+        help_text=_(
+            "Public holidays priced as Sunday / holiday as well: a country, optionally with its state "
+            '("MX", "DE-NW"). Empty: only the dates above.'
+        ),
+    )
 
     # Who changed what, when (django-simple-history; docs/security.md, "Audit trail").
     history = HistoricalRecords()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from charging.models import Charger, Connector, DepotEvent, Tariff, TariffSeason
-from fleet.models import Depot
+from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge, Tariff, TariffSeason
+from fleet.models import Depot, Vehicle
 
 Kind = DepotEvent.Kind
 ARRIVAL_KINDS = (Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN)
+Status = Charger.Status
+# Statuses that take a charger or connector out of tonight's plan (planning uses only available / charging).
+OUT_OF_ORDER = (Status.FAULTED, Status.OFFLINE, Status.MAINTENANCE)
 
 
 def tariff_queryset() -> QuerySet[Tariff]:
@@ -77,3 +80,52 @@ def _unplug(plugged_into: dict[int, Connector | None], vehicle_on: dict[int, int
     if connector is not None:
         vehicle_on.pop(connector.pk, None)
     plugged_into[vehicle_pk] = None
+
+
+# --- Faults in sight ----------------------------------------------------------------------------------------
+
+
+def charger_status_shown(charger: Charger, connectors: list[Connector]) -> str:
+    """What a person should read as the charger's status: its own when it is out of order, else the worst of
+    its connectors' (with which ones), else its own. ``connectors`` are the charger's (prefetched)."""
+    if charger.status in OUT_OF_ORDER or not connectors:
+        return charger.get_status_display()
+    for status in OUT_OF_ORDER:
+        ids = [str(c.connector_id) for c in connectors if c.status == status]
+        if len(ids) == len(connectors):
+            return Status(status).label
+        if ids:
+            return f"{Status(status).label} ({len(ids)}/{len(connectors)}: #{', #'.join(ids)})"
+    return charger.get_status_display()
+
+
+def faulted_chargers(depots) -> QuerySet[Charger]:
+    """Chargers of ``depots`` (depots or their ids) that are out of order themselves or have a connector out
+    of order: faulted, offline or in maintenance. ``status`` on each row is the charger's own."""
+    broken_connectors = Connector.objects.filter(status__in=OUT_OF_ORDER).values("charger_id")
+    return (
+        Charger.objects.filter(depot__in=depots)
+        .filter(Q(status__in=OUT_OF_ORDER) | Q(pk__in=broken_connectors))
+        .select_related("depot")
+        .order_by("depot", "name")
+    )
+
+
+def faulted_charger_counts(depots) -> dict[int, int]:
+    """Depot pk -> number of its chargers ``faulted_chargers`` lists (depots with none are left out)."""
+    rows = faulted_chargers(depots).order_by().values("depot_id").annotate(n=Count("pk"))
+    return {row["depot_id"]: row["n"] for row in rows}
+
+
+def planned_charges_in_service(plan: ChargingPlan) -> QuerySet[PlannedCharge]:
+    """A plan's charges for the vehicles still in service: a bus sent to the workshop after the plan was made
+    no longer counts as ready (or short) before the re-plan drops it."""
+    return plan.charges.filter(vehicle__status=Vehicle.Status.IN_SERVICE)
+
+
+# --- Alerts, for the notifications app ------------------------------------------------------------------------
+
+
+def alerts_raised_since(since: dt.datetime) -> QuerySet[Alert]:
+    """Alerts opened at or after ``since`` (any status now), oldest first, with their depot."""
+    return Alert.objects.filter(created_at__gte=since).select_related("depot", "organization").order_by("created_at")

@@ -10,11 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from charging.alerts import equipment_status_alert
 from charging.models import Alert, Charger, Connector, DemandCharge, Tariff, TariffPeriod, TariffSeason
 from config.services import model_create, model_update
 from fleet.models import Depot, Organization
 
-TARIFF_UPDATABLE_FIELDS = ("name", "currency", "holidays")
+TARIFF_UPDATABLE_FIELDS = ("name", "currency", "holidays", "holiday_calendar")
 CHARGER_UPDATABLE_FIELDS = ("depot", "ocpp_charge_point_id", "name", "kind", "max_kw", "status")
 CONNECTOR_UPDATABLE_FIELDS = ("connector_id", "standard", "max_kw", "status")
 
@@ -29,15 +30,24 @@ def tariff_create(
     name: str,
     currency: str = "MXN",
     holidays: Iterable[str] = (),
+    holiday_calendar: str = "",
     seasons: Iterable[Mapping[str, Any]] = (),
     demand_charges: Iterable[Mapping[str, Any]] = (),
 ) -> Tariff:
     """Create a tariff with its seasons (each with ``periods``) and demand charges.
 
-    ``holidays`` are ISO dates (YYYY-MM-DD). A nested error is reported under ``seasons`` or
+    ``holidays`` are ISO dates (YYYY-MM-DD); ``holiday_calendar`` adds a country's (and state's) public
+    holidays, e.g. ``"MX"`` or ``"DE-NW"``. A nested error is reported under ``seasons`` or
     ``demand_charges`` with the item's position, e.g. ``seasons[0].periods[2].ends_at: ...``.
     """
-    tariff = model_create(Tariff, organization=organization, name=name, currency=currency, holidays=list(holidays))
+    tariff = model_create(
+        Tariff,
+        organization=organization,
+        name=name,
+        currency=currency,
+        holidays=list(holidays),
+        holiday_calendar=holiday_calendar,
+    )
     _replace_seasons(tariff, seasons)
     _replace_demand_charges(tariff, demand_charges)
     return tariff
@@ -142,13 +152,17 @@ def charger_update(*, charger: Charger, data: Mapping[str, Any]) -> Charger:
             raise ValidationError(
                 {"max_kw": _("A connector of this charger delivers %(kw)s kW; lower it first.") % {"kw": strongest}}
             )
-    return model_update(instance=charger, fields=CHARGER_UPDATABLE_FIELDS, data=data)[0]
+    status_before = charger.status
+    charger = model_update(instance=charger, fields=CHARGER_UPDATABLE_FIELDS, data=data)[0]
+    if charger.status != status_before:
+        equipment_status_alert(charger)
+    return charger
 
 
 @transaction.atomic
 def charger_set_status(*, charger: Charger, status: str) -> Charger:
     """What depot staff report (a fault, maintenance, back in service); managers change the rest."""
-    return model_update(instance=charger, fields=("status",), data={"status": status})[0]
+    return charger_update(charger=charger, data={"status": status})
 
 
 @transaction.atomic
@@ -172,12 +186,16 @@ def connector_create(
 
 @transaction.atomic
 def connector_update(*, connector: Connector, data: Mapping[str, Any]) -> Connector:
-    return model_update(instance=connector, fields=CONNECTOR_UPDATABLE_FIELDS, data=data)[0]
+    status_before = connector.status
+    connector = model_update(instance=connector, fields=CONNECTOR_UPDATABLE_FIELDS, data=data)[0]
+    if connector.status != status_before:
+        equipment_status_alert(connector)
+    return connector
 
 
 @transaction.atomic
 def connector_set_status(*, connector: Connector, status: str) -> Connector:
-    return model_update(instance=connector, fields=("status",), data={"status": status})[0]
+    return connector_update(connector=connector, data={"status": status})
 
 
 @transaction.atomic

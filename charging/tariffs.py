@@ -9,7 +9,9 @@ Rules (CFE GDMTH-like):
   (1 Nov - 30 Apr); a date no season covers (29 February after a season ending on 28 February) belongs to
   the season that started most recently;
 - the day type is ``sunday_holiday`` on Sundays and on the tariff's holidays, ``saturday`` on Saturdays,
-  ``weekday`` otherwise;
+  ``weekday`` otherwise; a tariff's holidays are its explicit dates plus, when it names a holiday calendar
+  (``"MX"``, ``"DE-NW"``: a country, optionally with a state), the public holidays of the ``holidays``
+  package for that country and state, in any year;
 - a period covers ``starts_at <= time < ends_at``; ``ends_at`` 00:00 means midnight (the end of the day).
 """
 
@@ -18,7 +20,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+
+import holidays as holiday_calendars
 
 WEEKDAY = "weekday"
 SATURDAY = "saturday"
@@ -65,6 +70,7 @@ class TariffSchedule:
     currency: str
     seasons: tuple[SeasonRow, ...]
     holidays: frozenset[dt.date]
+    holiday_calendar: str = ""  # "MX", "DE-NW"; empty: only the explicit ``holidays``
 
     @classmethod
     def from_tariff(cls, tariff: Any) -> TariffSchedule:
@@ -97,6 +103,7 @@ class TariffSchedule:
             currency=tariff.currency,
             seasons=tuple(sorted(seasons, key=lambda s: s.starts)),
             holidays=frozenset(dt.date.fromisoformat(str(day)) for day in tariff.holidays or ()),
+            holiday_calendar=tariff.holiday_calendar,
         )
 
 
@@ -110,8 +117,39 @@ class Price:
     day_type: str
 
 
+def parse_holiday_calendar(code: str) -> tuple[str, str | None]:
+    """``"DE-NW"`` -> ``("DE", "NW")``, ``"MX"`` -> ``("MX", None)``. Raises ``ValueError`` for a country or
+    state the ``holidays`` package does not know."""
+    country, _sep, subdivision = code.strip().upper().partition("-")
+    supported = holiday_calendars.list_supported_countries()
+    if country not in supported:
+        raise ValueError(f"Unknown holiday calendar country {country!r}: use an ISO 3166 code such as MX or DE.")
+    if not subdivision:
+        return country, None
+    known = {name.upper(): name for name in supported[country]}
+    if subdivision not in known:
+        raise ValueError(
+            f"{country} has no subdivision {subdivision!r}; known: {', '.join(sorted(supported[country]))}."
+        )
+    return country, known[subdivision]
+
+
+@lru_cache(maxsize=256)
+def calendar_holidays(code: str, year: int) -> frozenset[dt.date]:
+    """The public holidays of calendar ``code`` (see ``parse_holiday_calendar``) in ``year``."""
+    country, subdivision = parse_holiday_calendar(code)
+    return frozenset(holiday_calendars.country_holidays(country, subdiv=subdivision, years=year).keys())
+
+
+def is_holiday(schedule: TariffSchedule, day: dt.date) -> bool:
+    """One of the tariff's explicit holidays, or a public holiday of its calendar."""
+    if day in schedule.holidays:
+        return True
+    return bool(schedule.holiday_calendar) and day in calendar_holidays(schedule.holiday_calendar, day.year)
+
+
 def day_type_of(schedule: TariffSchedule, day: dt.date) -> str:
-    if day in schedule.holidays or day.weekday() == _SUNDAY:
+    if day.weekday() == _SUNDAY or is_holiday(schedule, day):
         return SUNDAY_HOLIDAY
     if day.weekday() == _SATURDAY:
         return SATURDAY

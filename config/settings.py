@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "fleet",
     "batteries",
     "charging",
+    "notifications",
     "console",
 ]
 
@@ -198,6 +199,25 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 # Redis redelivers an unacked task after the visibility timeout: keep it longer than the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)}
+# Installed into django_celery_beat's tables by the database scheduler at start-up.
+CELERY_BEAT_SCHEDULE = {
+    "notifications.run": {
+        "task": "notifications.tasks.notifications_run_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+}
+
+# Notifications (docs/notifications.md). E-mail goes through Django's mail (EMAIL_URL, e.g.
+# smtp+tls://user:password@host:587); embedded mode prints mails, production defaults to an SMTP server on
+# localhost; tests use the in-memory backend.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25" if IS_PRODUCTION else "consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="evfleet <evfleet@localhost>")
+NOTIFICATIONS_REPEAT_WINDOW_MINUTES = env.int("NOTIFICATIONS_REPEAT_WINDOW_MINUTES", default=60)
+NOTIFICATIONS_DIGEST_MINUTES = env.int("NOTIFICATIONS_DIGEST_MINUTES", default=60)
+NOTIFICATIONS_MAX_ALERT_AGE_HOURS = env.int("NOTIFICATIONS_MAX_ALERT_AGE_HOURS", default=24)
+NOTIFICATIONS_CLAIM_LEASE_MINUTES = env.int("NOTIFICATIONS_CLAIM_LEASE_MINUTES", default=10)
+NOTIFICATIONS_WEBHOOK_TIMEOUT_S = env.float("NOTIFICATIONS_WEBHOOK_TIMEOUT_S", default=10.0)
 
 LOGGING = {
     "version": 1,

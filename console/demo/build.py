@@ -39,7 +39,6 @@ from console.demo.data import (
     ZONE_NAME,
     DemoUser,
     T,
-    mexican_holidays,
     period_hours,
 )
 from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
@@ -147,8 +146,7 @@ def _step_catalogue(step: StepResult, org_holder: dict, today: dt.date) -> None:
                 "charging_taper": a.charging_taper,
             },
         )
-    holidays = [d.isoformat() for year in (today.year, today.year + 1) for d in mexican_holidays(year)]
-    document = {"currency": "MXN", "holidays": holidays, **_tariff_structure()}
+    document = {"currency": "MXN", "holidays": [], "holiday_calendar": "MX", **_tariff_structure()}
     tariff = Tariff.objects.filter(organization=org, name=TARIFF_NAME).first()
     if tariff is None:
         tariff = charging_services.tariff_create(organization=org, name=TARIFF_NAME, **document)
@@ -222,6 +220,7 @@ def _tariff_document(tariff: Tariff) -> dict[str, Any]:
     return {
         "currency": tariff.currency,
         "holidays": tariff.holidays,
+        "holiday_calendar": tariff.holiday_calendar,
         "seasons": seasons,
         "demand_charges": demand_charges,
     }

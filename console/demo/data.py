@@ -273,27 +273,6 @@ DEMAND_CHARGES = (
 TARIFF_NAME = "GDMTH Noroeste (demo)"
 
 
-def mexican_holidays(year: int) -> list[dt.date]:
-    """Days of rest of the Federal Labour Law (art. 74), the ones GDMTH prices as Sundays."""
-
-    def nth_monday(month: int, n: int) -> dt.date:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(7 - first.weekday()) % 7 + 7 * (n - 1))
-
-    days = [
-        dt.date(year, 1, 1),
-        nth_monday(2, 1),  # Constitution Day
-        nth_monday(3, 3),  # Benito Juárez
-        dt.date(year, 5, 1),
-        dt.date(year, 9, 16),
-        nth_monday(11, 3),  # Revolution Day
-        dt.date(year, 12, 25),
-    ]
-    if (year - 2024) % 6 == 0:
-        days.append(dt.date(year, 10, 1))  # transfer of the federal executive
-    return sorted(days)
-
-
 # --- People ---------------------------------------------------------------------------------------------
 
 

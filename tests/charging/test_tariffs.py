@@ -174,3 +174,75 @@ def test_a_day_between_seasons_belongs_to_the_season_that_started_last():
     )
     assert energy_price_at(schedule, dt.datetime(2028, 2, 29, 12)).season == "winter"
     assert energy_price_at(schedule, dt.datetime(2028, 3, 1, 12)).season == "summer"
+
+
+# --- Holiday calendars (the ``holidays`` package) -----------------------------------------------------------
+# Expected holidays are read off the law, not the package: Mexico's Revolution Day is the third Monday of
+# November (Federal Labour Law art. 74); Corpus Christi (Fronleichnam) is Easter Sunday + 60 days, a public
+# holiday in North Rhine-Westphalia and not in Berlin. Easter 2030 is 21 April, so Fronleichnam is 20 June.
+
+
+def _with_calendar(tariff, code: str):
+    tariff.holiday_calendar = code
+    tariff.full_clean()
+    tariff.save()
+    return tariff
+
+
+def test_a_mexican_holiday_years_ahead_is_priced_as_a_holiday_with_the_mx_calendar(gdmth):
+    revolution_day = dt.date(2030, 11, 18)  # third Monday of November 2030
+    assert revolution_day.weekday() == 0 and 15 <= revolution_day.day <= 21
+    evening = at("2030-11-18 19:00")
+
+    without = energy_price_at(gdmth, evening)
+    assert (without.day_type, without.period, without.energy_price_per_kwh) == ("weekday", "punta", Decimal("2.10"))
+
+    with_mx = energy_price_at(_with_calendar(gdmth, "MX"), evening)
+    assert (with_mx.day_type, with_mx.period, with_mx.energy_price_per_kwh) == (
+        "sunday_holiday",
+        "intermedia",
+        Decimal("1.60"),
+    )
+    # The Monday after is an ordinary weekday again.
+    assert energy_price_at(gdmth, at("2030-11-25 19:00")).period == "punta"
+
+
+def test_fronleichnam_is_a_holiday_in_north_rhine_westphalia_but_not_in_berlin(gdmth):
+    corpus_christi = dt.date(2030, 4, 21) + dt.timedelta(days=60)
+    assert corpus_christi == dt.date(2030, 6, 20) and corpus_christi.weekday() == 3  # a Thursday
+    evening = dt.datetime(2030, 6, 20, 19, 30, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin"))
+
+    nrw = energy_price_at(_with_calendar(gdmth, "DE-NW"), evening)
+    assert (nrw.day_type, nrw.period, nrw.energy_price_per_kwh) == ("sunday_holiday", "intermedia", Decimal("1.80"))
+
+    berlin = energy_price_at(_with_calendar(gdmth, "DE-BE"), evening)
+    assert (berlin.day_type, berlin.period, berlin.energy_price_per_kwh) == ("weekday", "punta", Decimal("2.30"))
+
+
+def test_the_explicit_list_still_counts_alongside_the_calendar(gdmth):
+    _with_calendar(gdmth, "DE-NW")
+    # 16 September 2025 is on the tariff's own list (a Tuesday; not a German holiday).
+    assert energy_price_at(gdmth, at("2025-09-16 19:30")).day_type == "sunday_holiday"
+    assert energy_price_at(gdmth, at("2025-09-17 19:30")).day_type == "weekday"
+
+
+@pytest.mark.parametrize("code", ["XX", "DE-ZZ"])
+def test_an_unknown_holiday_calendar_is_a_validation_error(gdmth, code):
+    from django.core.exceptions import ValidationError
+
+    gdmth.holiday_calendar = code
+    with pytest.raises(ValidationError) as raised:
+        gdmth.full_clean()
+    assert "holiday_calendar" in raised.value.message_dict
+
+
+def test_the_api_takes_a_holiday_calendar_and_rejects_an_unknown_one(gdmth, api_client):
+    manager = f.UserFactory(is_superuser=True)
+    api_client.force_authenticate(manager)
+    url = f"/api/v1/tariffs/{gdmth.pk}/"
+
+    assert api_client.patch(url, {"holiday_calendar": "DE-NW"}).json()["holiday_calendar"] == "DE-NW"
+    response = api_client.patch(url, {"holiday_calendar": "DE-XX"})
+
+    assert response.status_code == 400
+    assert "XX" in str(response.json()["holiday_calendar"])

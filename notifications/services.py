@@ -1,0 +1,373 @@
+"""Alerts to people: claim new alerts, decide who is told and how, build the messages, send them.
+
+The flow (docs/notifications.md):
+1. ``alerts_dispatch`` finds alerts raised in the last ``NOTIFICATIONS_MAX_ALERT_AGE_HOURS`` that nobody
+   dispatched yet and claims them with one conditional UPDATE (a claim older than the lease is taken over),
+   so two workers never dispatch the same alert.
+2. For each claimed alert, every active rule that matches it (kind, severity, depot) and whose user may view
+   it (``fleet.scoping.restrict``) gives one ``Notification`` per recipient and channel. At once when the
+   rule says so and the recipient was not told about the same ``key`` in the last
+   ``NOTIFICATIONS_REPEAT_WINDOW_MINUTES``; otherwise the alert waits for the recipient's digest (a flapping
+   charger gives one message, then one digest that counts the repeats).
+3. ``digests_build`` sends each recipient's waiting notifications as one message once the oldest has
+   waited ``NOTIFICATIONS_DIGEST_MINUTES``.
+4. ``delivery_send`` sends one message: an e-mail through Django's mail, or a webhook request signed with the
+   endpoint's secret (``notifications.signing``). The Celery task retries failures with backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from charging.models import Alert
+from charging.selectors import alerts_raised_since
+from fleet.scoping import Action, restrict
+from notifications import signing
+from notifications.models import AlertDispatch, Channel, Delivery, Notification, NotificationRule, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+WAITING = (Notification.Status.DIGEST, Notification.Status.FOLDED)
+SUBJECT_PREFIX = "[evfleet]"
+
+
+class DeliveryFailed(Exception):
+    """A message could not be sent this time (the receiver answered an error, the network or mail server
+    failed); the task retries it."""
+
+
+@dataclass
+class RunSummary:
+    alerts_dispatched: int = 0
+    notifications: int = 0
+    deliveries: list[int] = field(default_factory=list)  # ids of the messages created
+    sent: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "alerts_dispatched": self.alerts_dispatched,
+            "notifications": self.notifications,
+            "messages": len(self.deliveries),
+            "sent": self.sent,
+            "failed": self.failed,
+        }
+
+
+def _minutes(name: str) -> dt.timedelta:
+    return dt.timedelta(minutes=getattr(settings, name))
+
+
+# --- 1 and 2: claim and dispatch --------------------------------------------------------------------------------
+
+
+def alerts_claim(*, now: dt.datetime, batch_size: int = 500) -> tuple[str, list[AlertDispatch]]:
+    """Claim up to ``batch_size`` undispatched alerts for this caller; returns its token and the claims."""
+    since = now - dt.timedelta(hours=settings.NOTIFICATIONS_MAX_ALERT_AGE_HOURS)
+    fresh = alerts_raised_since(since).exclude(pk__in=AlertDispatch.objects.values("alert_id"))
+    AlertDispatch.objects.bulk_create(
+        [AlertDispatch(alert_id=pk) for pk in fresh.values_list("pk", flat=True)[:batch_size]],
+        ignore_conflicts=True,
+    )
+    token = uuid.uuid4().hex
+    claimable = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - _minutes("NOTIFICATIONS_CLAIM_LEASE_MINUTES"))
+    candidates = AlertDispatch.objects.filter(dispatched_at__isnull=True).filter(claimable).order_by("pk")
+    # The conditional UPDATE is the claim: PostgreSQL re-checks ``claimable`` on a row another worker has just
+    # claimed, so each row goes to one worker only.
+    AlertDispatch.objects.filter(pk__in=list(candidates.values_list("pk", flat=True)[:batch_size])).filter(
+        dispatched_at__isnull=True
+    ).filter(claimable).update(claimed_by=token, claimed_at=now)
+    claims = list(
+        AlertDispatch.objects.filter(claimed_by=token, dispatched_at__isnull=True)
+        .select_related("alert__depot", "alert__organization")
+        .order_by("alert__created_at", "alert_id")
+    )
+    return token, claims
+
+
+def alerts_dispatch(*, now: dt.datetime | None = None, summary: RunSummary | None = None) -> RunSummary:
+    """Claim undispatched alerts and turn them into notifications and messages (not sent here)."""
+    now = now or timezone.now()
+    summary = summary or RunSummary()
+    token, claims = alerts_claim(now=now)
+    if not claims:
+        return summary
+    alerts = [c.alert for c in claims]
+    rules = list(NotificationRule.objects.filter(is_active=True).select_related("user", "webhook"))
+    rules_by_user: dict[int, list[NotificationRule]] = defaultdict(list)
+    for rule in rules:
+        rules_by_user[rule.user_id].append(rule)
+    visible: dict[int, set[int]] = {}
+    for user_id, user_rules in rules_by_user.items():
+        user = user_rules[0].user
+        scoped = restrict(Alert.objects.filter(pk__in=[a.pk for a in alerts]), user, Action.VIEW)
+        visible[user_id] = set(scoped.values_list("pk", flat=True))
+
+    for claim in claims:
+        with transaction.atomic():
+            _dispatch_one(claim.alert, rules_by_user, visible, now, summary)
+            AlertDispatch.objects.filter(pk=claim.pk, claimed_by=token).update(dispatched_at=now)
+        summary.alerts_dispatched += 1
+    return summary
+
+
+def _dispatch_one(
+    alert: Alert,
+    rules_by_user: dict[int, list[NotificationRule]],
+    visible: dict[int, set[int]],
+    now: dt.datetime,
+    summary: RunSummary,
+) -> None:
+    # Recipient -> whether any matching rule wants it at once (one notification per recipient and channel).
+    emails: dict[int, bool] = {}
+    hooks: dict[int, bool] = {}
+    users, endpoints = {}, {}
+    for user_id, user_rules in rules_by_user.items():
+        if alert.pk not in visible[user_id]:
+            continue
+        for rule in user_rules:
+            if not rule.matches(alert):
+                continue
+            at_once = rule.mode == NotificationRule.Mode.IMMEDIATE
+            if rule.by_email and rule.user.email:
+                emails[user_id] = emails.get(user_id, False) or at_once
+                users[user_id] = rule.user
+            hook = rule.webhook
+            if hook is not None and hook.is_active and hook.organization_id == alert.organization_id:
+                hooks[hook.pk] = hooks.get(hook.pk, False) or at_once
+                endpoints[hook.pk] = hook
+    for user_id, at_once in emails.items():
+        _notify(alert, Channel.EMAIL, at_once, now, summary, user=users[user_id])
+    for endpoint_id, at_once in hooks.items():
+        _notify(alert, Channel.WEBHOOK, at_once, now, summary, endpoint=endpoints[endpoint_id])
+
+
+def _notify(alert: Alert, channel: str, at_once: bool, now: dt.datetime, summary: RunSummary, **recipient) -> None:
+    if Notification.objects.filter(alert=alert, channel=channel, **recipient).exists():
+        return  # a taken-over claim: this part was done before the first worker stopped
+    told_recently = Notification.objects.filter(
+        channel=channel,
+        key=alert.key,
+        status=Notification.Status.SENT,
+        created_at__gte=now - _minutes("NOTIFICATIONS_REPEAT_WINDOW_MINUTES"),
+        **recipient,
+    ).exists()
+    if at_once and not told_recently:
+        status = Notification.Status.SENT
+    elif at_once:
+        status = Notification.Status.FOLDED
+    else:
+        status = Notification.Status.DIGEST
+    notification = Notification.objects.create(
+        alert=alert, key=alert.key, channel=channel, status=status, created_at=now, **recipient
+    )
+    summary.notifications += 1
+    if status == Notification.Status.SENT:
+        delivery = _delivery_for(channel, [alert], digest=False, **recipient)
+        notification.delivery = delivery
+        notification.save(update_fields=["delivery"])
+        summary.deliveries.append(delivery.pk)
+
+
+# --- 3: digests --------------------------------------------------------------------------------------------------
+
+
+def digests_build(*, now: dt.datetime | None = None, force: bool = False, summary: RunSummary | None = None):
+    """One message per recipient and channel for the notifications waiting since at least a digest interval
+    (all waiting ones with ``force``)."""
+    now = now or timezone.now()
+    summary = summary or RunSummary()
+    waiting = Notification.objects.filter(status__in=WAITING, claim_token="")
+    due_before = now if force else now - _minutes("NOTIFICATIONS_DIGEST_MINUTES")
+    groups = waiting.filter(created_at__lte=due_before).values_list("channel", "user_id", "endpoint_id").distinct()
+    for channel, user_id, endpoint_id in list(groups):
+        token = uuid.uuid4().hex
+        with transaction.atomic():
+            mine = waiting.filter(channel=channel, user_id=user_id, endpoint_id=endpoint_id)
+            # The conditional UPDATE is the claim: another worker's digest run skips what this one took.
+            if not mine.update(claim_token=token):
+                continue
+            claimed = Notification.objects.filter(claim_token=token).select_related("alert__depot", "user", "endpoint")
+            items = list(claimed.order_by("alert__created_at", "alert_id"))
+            recipient = {"user": items[0].user} if channel == Channel.EMAIL else {"endpoint": items[0].endpoint}
+            delivery = _delivery_for(channel, [n.alert for n in items], digest=True, **recipient)
+            claimed.update(status=Notification.Status.DIGESTED, delivery=delivery)
+            summary.deliveries.append(delivery.pk)
+    return summary
+
+
+# --- Messages ----------------------------------------------------------------------------------------------------
+
+
+def _local(moment: dt.datetime, alert: Alert) -> str:
+    zone = alert.depot.zone if alert.depot is not None else dt.UTC
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} {moment.astimezone(zone).tzname()}"
+
+
+def alert_payload(alert: Alert) -> dict:
+    """An alert as a webhook carries it."""
+    depot = alert.depot
+    return {
+        "id": alert.pk,
+        "key": alert.key,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "status": alert.status,
+        "message": alert.message,
+        "organization": alert.organization_id,
+        "depot": None if depot is None else {"id": depot.pk, "code": depot.code, "name": depot.name},
+        "created_at": alert.created_at.isoformat(),
+    }
+
+
+def _groups(alerts: Iterable[Alert]) -> list[list[Alert]]:
+    by_key: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        by_key[alert.key].append(alert)
+    return sorted(by_key.values(), key=lambda group: group[0].created_at)
+
+
+def _email_text(alerts: list[Alert], digest: bool) -> tuple[str, str]:
+    if not digest:
+        alert = alerts[0]
+        where = alert.depot.name if alert.depot else "-"
+        subject = f"{SUBJECT_PREFIX} {alert.get_severity_display()}: {alert.message}"
+        body = (
+            f"{alert.message}\n\n"
+            f"Depot: {where}\nKind: {alert.get_kind_display()}\nSeverity: {alert.get_severity_display()}\n"
+            f"Raised: {_local(alert.created_at, alert)}\n"
+            "Repeats of this alert in the next hour come in one digest."
+        )
+        return subject[:200], body
+    groups = _groups(alerts)
+    subject = f"{SUBJECT_PREFIX} Digest: {len(alerts)} alert(s) about {len(groups)} thing(s)"
+    lines = []
+    for group in groups:
+        latest = group[-1]
+        where = latest.depot.name if latest.depot else "-"
+        times = f"{_local(group[0].created_at, latest)}" + (
+            f" to {_local(latest.created_at, latest)}" if len(group) > 1 else ""
+        )
+        count = f"{len(group)} times" if len(group) > 1 else "once"
+        lines.append(
+            f"- [{latest.get_severity_display()}] {latest.message} ({where}): raised {count}, {times}; "
+            f"now {latest.get_status_display().lower()}"
+        )
+    return subject[:200], "\n".join(lines)
+
+
+def _delivery_for(channel: str, alerts: list[Alert], *, digest: bool, user=None, endpoint=None) -> Delivery:
+    subject, text = _email_text(alerts, digest)
+    if channel == Channel.EMAIL:
+        return Delivery.objects.create(
+            channel=channel, user=user, to=user.email, is_digest=digest, subject=subject, body=text
+        )
+    groups = [
+        {"key": group[-1].key, "count": len(group), "latest": alert_payload(group[-1])} for group in _groups(alerts)
+    ]
+    document = {"type": "digest" if digest else "alert", "alerts": [alert_payload(a) for a in alerts]}
+    if digest:
+        document["groups"] = groups
+    return Delivery.objects.create(
+        channel=channel,
+        endpoint=endpoint,
+        to=endpoint.url,
+        is_digest=digest,
+        subject=subject,
+        body=json.dumps(document, separators=(",", ":"), sort_keys=True),
+    )
+
+
+# --- 4: sending --------------------------------------------------------------------------------------------------
+
+
+def delivery_send(*, delivery_id: int) -> Delivery | None:
+    """Send one message. Returns it when sent, None when it is not this caller's to send (already sent or
+    being sent). Raises ``DeliveryFailed`` when sending failed; the delivery is then ``retrying``."""
+    claimed = Delivery.objects.filter(
+        pk=delivery_id, status__in=(Delivery.Status.PENDING, Delivery.Status.RETRYING)
+    ).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("endpoint").get(pk=delivery_id)
+    try:
+        if delivery.channel == Channel.EMAIL:
+            _send_email(delivery)
+        else:
+            _send_webhook(delivery)
+    except (DeliveryFailed, OSError) as exc:
+        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.RETRYING, last_error=str(exc)[:500])
+        raise DeliveryFailed(str(exc)) from exc
+    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
+    delivery.refresh_from_db()
+    return delivery
+
+
+def delivery_give_up(*, delivery_id: int) -> None:
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RETRYING).update(status=Delivery.Status.FAILED)
+
+
+def _send_email(delivery: Delivery) -> None:
+    # OSError covers smtplib's errors (SMTPException derives from it) and refused connections.
+    EmailMessage(subject=delivery.subject, body=delivery.body, to=[delivery.to]).send(fail_silently=False)
+
+
+def _send_webhook(delivery: Delivery) -> None:
+    endpoint: WebhookEndpoint | None = delivery.endpoint
+    if endpoint is None:
+        raise DeliveryFailed("the webhook endpoint was deleted")
+    body = delivery.body.encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "evfleet-notifications"}
+    headers.update(signing.signed_headers(endpoint.secret, body))
+    if urllib.parse.urlsplit(endpoint.url).scheme not in ("http", "https"):
+        raise DeliveryFailed(f"{endpoint.url} is not an http(s) URL")
+    request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")
+    try:
+        # The scheme is checked just above (http or https only): no file:// or custom schemes.
+        with urllib.request.urlopen(request, timeout=settings.NOTIFICATIONS_WEBHOOK_TIMEOUT_S) as response:  # nosec B310
+            response.read(1024)
+    except urllib.error.HTTPError as exc:
+        raise DeliveryFailed(f"{endpoint.url} answered {exc.code}") from exc
+
+
+# --- The whole round ---------------------------------------------------------------------------------------------
+
+
+def notifications_run(
+    *, now: dt.datetime | None = None, send_in_process: bool = True, force_digests: bool = False
+) -> RunSummary:
+    """Dispatch new alerts, build due digests, and send the messages: here, one attempt each
+    (``send_in_process``, for ``run_night`` and tests), or through the retrying Celery task after commit."""
+    now = now or timezone.now()
+    summary = alerts_dispatch(now=now)
+    digests_build(now=now, force=force_digests, summary=summary)
+    if send_in_process:
+        for delivery_id in summary.deliveries:
+            try:
+                sent = delivery_send(delivery_id=delivery_id)
+            except DeliveryFailed as exc:
+                logger.warning("delivery %s failed: %s", delivery_id, exc)
+                summary.failed += 1
+            else:
+                summary.sent += sent is not None
+    else:
+        from notifications.tasks import delivery_send_task  # the task module imports this one
+
+        for delivery_id in summary.deliveries:
+            transaction.on_commit(lambda pk=delivery_id: delivery_send_task.delay(pk))
+    return summary

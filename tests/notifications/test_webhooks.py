@@ -1,0 +1,106 @@
+"""Signed webhooks to a real loopback HTTP receiver that checks the signature itself."""
+
+import pytest
+
+from charging.alerts import alert_raise
+from notifications import signing
+from notifications.models import Delivery, NotificationRule, WebhookEndpoint
+from notifications.services import alerts_dispatch, notifications_run
+from notifications.tasks import MAX_RETRIES, delivery_send_task
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hooked(two_depots, receiver):
+    endpoint = WebhookEndpoint.objects.create(
+        organization=two_depots["org"], name="ops", url=receiver.url, secret=receiver.secret
+    )
+    NotificationRule.objects.create(user=two_depots["manager_a"], by_email=False, webhook=endpoint)
+    return endpoint
+
+
+def _raise(depot, key="equipment:connector:1", message="Connector DC 1 #1 at Hermosillo is faulted."):
+    return alert_raise(
+        key=key,
+        kind="charger_fault",
+        severity="critical",
+        depot=depot,
+        organization_id=depot.organization_id,
+        message=message,
+    )
+
+
+def test_an_alert_is_posted_signed_with_the_endpoints_secret(two_depots, hooked, receiver):
+    alert = _raise(two_depots["depot_a"])
+
+    summary = notifications_run()
+
+    assert summary.sent == 1
+    [request] = receiver.requests
+    assert request.signature_valid and request.status_answered == 200
+    assert request.body["type"] == "alert"
+    assert [(a["id"], a["kind"], a["depot"]["code"]) for a in request.body["alerts"]] == [
+        (alert.pk, "charger_fault", "hmo")
+    ]
+
+
+def test_a_500_is_retried_by_the_task_and_the_second_attempt_lands(two_depots, hooked, receiver):
+    receiver.answers = [500]
+    _raise(two_depots["depot_a"])
+    [delivery_id] = alerts_dispatch().deliveries
+
+    # Eagerly: the task's autoretry re-applies it at once (eager mode skips the backoff's countdown).
+    delivery_send_task.apply(args=[delivery_id], throw=False)
+
+    assert [r.status_answered for r in receiver.requests] == [500, 200]
+    assert all(r.signature_valid for r in receiver.requests)
+    delivery = Delivery.objects.get(pk=delivery_id)
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+
+
+def test_an_endpoint_that_keeps_failing_ends_as_failed_after_the_last_retry(two_depots, hooked, receiver):
+    receiver.answers = [503, 503]
+    _raise(two_depots["depot_a"])
+    summary = notifications_run()  # the first attempt, in-process
+    [delivery_id] = summary.deliveries
+    assert (summary.failed, Delivery.objects.get(pk=delivery_id).status) == (1, "retrying")
+
+    delivery_send_task.apply(args=[delivery_id], retries=MAX_RETRIES)  # the task's last allowed retry
+
+    delivery = Delivery.objects.get(pk=delivery_id)
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert "503" in delivery.last_error
+    assert [r.status_answered for r in receiver.requests] == [503, 503]
+
+
+def test_a_wrong_secret_is_refused_by_the_receiver(two_depots, hooked, receiver):
+    hooked.secret = "not-the-receivers-secret"
+    hooked.save()
+    _raise(two_depots["depot_a"])
+
+    summary = notifications_run()
+
+    assert summary.failed == 1
+    assert [r.signature_valid for r in receiver.requests] == [False]
+
+
+def test_another_organisations_endpoint_never_gets_our_alerts(two_depots, receiver):
+    foreign = WebhookEndpoint.objects.create(organization=f.OrganizationFactory(), name="x", url=receiver.url)
+    NotificationRule.objects.create(user=f.UserFactory(is_superuser=True), by_email=False, webhook=foreign)
+    _raise(two_depots["depot_a"])
+
+    notifications_run()
+
+    assert receiver.requests == []
+
+
+def test_signing_matches_an_independent_hmac_and_rejects_old_timestamps():
+    body = b'{"a":1}'
+    headers = signing.signed_headers("s3cret", body, now=1_000_000)
+
+    assert headers["X-Evfleet-Timestamp"] == "1000000"
+    assert signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
+    assert not signing.verify("s3cret", body + b" ", "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
+    assert not signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_000 + 3600)
