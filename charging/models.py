@@ -14,7 +14,7 @@ from simple_history.models import HistoricalRecords
 
 from charging.readiness import is_ready
 from charging.tariffs import parse_holiday_calendar
-from fleet.models import Depot, Organization
+from fleet.models import ConnectorStandard, Depot, Organization
 from fleet.scoping import DepotScoped, OrganizationScoped
 
 
@@ -187,13 +187,8 @@ class Charger(DepotScoped, models.Model):
 class Connector(DepotScoped, models.Model):
     depot_path = "charger__depot"
 
-    class Standard(models.TextChoices):
-        CCS2 = "ccs2", "CCS2"
-        CCS1 = "ccs1", "CCS1"
-        TYPE2 = "type2", _("Type 2 (AC)")
-        J1772 = "j1772", "J1772 (AC)"
-        OUTLET = "outlet", _("Household outlet")
-        PANTOGRAPH = "pantograph", _("Pantograph")
+    # The vocabulary is fleet's: vehicle models declare the standards they accept (fleet.models.ConnectorStandard).
+    Standard = ConnectorStandard
 
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="connectors")
     connector_id = models.PositiveSmallIntegerField(

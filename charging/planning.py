@@ -36,6 +36,7 @@ from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.readiness import is_ready
 from charging.tariffs import price_slots
 from fleet.models import BlockAssignment, Depot, Vehicle
+from fleet.telemetry.selectors import live_soc_pct, measured_consumption_kwh_per_km
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +51,16 @@ PRIORITY_STANDBY = 0
 
 def readiness_reserve_pct() -> float:
     """Reserve on top of the next block's energy, in % of the usable capacity."""
-    return float(getattr(settings, "EVFLEET_READINESS_RESERVE_PCT", 10.0))
+    return settings.EVFLEET_READINESS_RESERVE_PCT
 
 
 def standby_soc_pct() -> float:
     """Vehicle SoC (% of the pack) to keep a vehicle with no next block at."""
-    return float(getattr(settings, "EVFLEET_STANDBY_SOC_PCT", 60.0))
+    return settings.EVFLEET_STANDBY_SOC_PCT
 
 
 def default_energy_price() -> float:
-    return float(getattr(settings, "EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH", 1.5))
+    return settings.EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH
 
 
 @dataclass(frozen=True)
@@ -125,23 +126,15 @@ def _block_energy_kwh(assignment: BlockAssignment, vehicle: Vehicle) -> float:
     block = assignment.block
     if block.planned_energy_kwh is not None:
         return block.planned_energy_kwh
-    return block.distance_km * _consumption_kwh_per_km(vehicle)
+    return block.distance_km * _consumption_kwh_per_km(vehicle, until=assignment.service_date)
 
 
-def _consumption_kwh_per_km(vehicle: Vehicle) -> float:
-    # Telemetry's measured figure when it exists (fleet.selectors.measured_consumption_kwh_per_km).
-    try:
-        from fleet.selectors import measured_consumption_kwh_per_km
-    except ImportError:
-        return vehicle.model.consumption_kwh_per_km
-    return measured_consumption_kwh_per_km(vehicle) or vehicle.model.consumption_kwh_per_km
+def _consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date) -> float:
+    # Telemetry's measured figure when there is one (the vehicle's or its model's median), else the nominal.
+    return measured_consumption_kwh_per_km(vehicle, until=until) or vehicle.model.consumption_kwh_per_km
 
 
 def _live_soc(vehicle: Vehicle, since: dt.datetime) -> float | None:
-    try:
-        from fleet.selectors import live_soc_pct
-    except ImportError:
-        return None
     return live_soc_pct(vehicle, since=since)
 
 
@@ -193,7 +186,6 @@ def build_night(
             max_kw=c.charger.max_kw,
             connectors=(*(ch.connectors if ch else ()), connector),
         )
-    available_kinds = {ch.kind for ch in chargers.values()}
 
     vehicles = list(Vehicle.objects.filter(home_depot=depot, status=Vehicle.Status.IN_SERVICE).select_related("model"))
     assignments: dict[int, list[BlockAssignment]] = {v.pk: [] for v in vehicles}
@@ -231,12 +223,9 @@ def build_night(
             required_usable = _to_usable_pct(standby_soc_pct(), window)
             priority = PRIORITY_STANDBY
 
-        kinds = tuple(
-            k
-            for k, ok in (("DC", model.max_dc_kw > 0), ("pantograph", model.max_dc_kw > 0), ("AC", model.max_ac_kw > 0))
-            if ok
-        )
-        if not available_kinds.intersection(kinds):
+        # A vehicle charges only on connectors of a standard its model accepts (CCS2, pantograph, outlet, ...).
+        fitting = tuple(key for key, c in connectors.items() if c.standard in (model.connector_standards or ()))
+        if not fitting:
             no_connector.append(vehicle)
         vid = str(vehicle.pk)
         by_id[vid], stays[vid], windows[vid] = vehicle, (arrives, departs), window
@@ -250,7 +239,7 @@ def build_night(
                 usable_capacity_kwh=usable_kwh,
                 max_charge_kw=model.max_charge_kw,
                 taper=_vehicle_taper(vehicle, window),
-                compatible_kinds=kinds,
+                compatible_connector_ids=fitting,
                 priority=priority,
             )
         )

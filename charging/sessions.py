@@ -77,12 +77,12 @@ class SessionConflict(Exception):
 
 def away_charging_efficiency() -> float:
     """Pack energy / grid energy for charges found in telemetry (assumed: onboard charger and cable losses)."""
-    return float(getattr(settings, "EVFLEET_AWAY_CHARGING_EFFICIENCY", 0.90))
+    return settings.EVFLEET_AWAY_CHARGING_EFFICIENCY
 
 
 def away_radius_m() -> float:
     """How far from a depot's coordinates a vehicle is "away from any depot" (assumed: a large bus yard)."""
-    return float(getattr(settings, "EVFLEET_DEPOT_RADIUS_M", 500.0))
+    return settings.EVFLEET_DEPOT_RADIUS_M
 
 
 # --- Cost ---------------------------------------------------------------------------------------------------

@@ -163,6 +163,7 @@ class VehicleModelAdmin(DepotScopedAdmin):
         "consumption_kwh_per_km",
         "max_ac_kw",
         "max_dc_kw",
+        "connector_standards",
     ]
     list_filter = ["kind", "chemistry"]
     search_fields = ["manufacturer", "name"]

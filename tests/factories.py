@@ -122,6 +122,7 @@ class VehicleModelFactory(factory.django.DjangoModelFactory):
     max_ac_kw = 0
     max_dc_kw = 150.0
     charging_taper = factory.LazyFunction(lambda: [[80, 150.0], [95, 60.0], [100, 20.0]])
+    connector_standards = factory.LazyFunction(lambda: ["ccs2"])
 
 
 class VehicleFactory(factory.django.DjangoModelFactory):

@@ -44,6 +44,7 @@ from console.demo.data import (
 from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
 from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+from fleet.models.registry import default_connector_standards
 
 # --- Reporting ------------------------------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ def _step_catalogue(step: StepResult, org_holder: dict, today: dt.date) -> None:
                 "max_ac_kw": a.max_ac_kw,
                 "max_dc_kw": a.max_dc_kw,
                 "charging_taper": a.charging_taper,
+                "connector_standards": default_connector_standards(max_ac_kw=a.max_ac_kw, max_dc_kw=a.max_dc_kw),
             },
         )
     document = {"currency": "MXN", "holidays": [], "holiday_calendar": "MX", **_tariff_structure()}

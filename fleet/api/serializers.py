@@ -11,7 +11,16 @@ from rest_framework import serializers
 
 from config.api import RejectUnknownFieldsMixin
 from fleet.api.scoped import ScopedPrimaryKeyRelatedField
-from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+from fleet.models import (
+    Block,
+    BlockAssignment,
+    ConnectorStandard,
+    Depot,
+    DepotMembership,
+    Organization,
+    Vehicle,
+    VehicleModel,
+)
 from fleet.scoping import Action
 from fleet.selectors import user_manages_organization
 from fleet.vin import normalize_vin
@@ -92,6 +101,14 @@ class VehicleModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
         required=False,
         help_text=_("Charging power limit by SoC: [[soc %, kW], ...] in increasing SoC."),
     )
+    connector_standards = serializers.ListField(
+        child=serializers.ChoiceField(choices=ConnectorStandard.choices),
+        required=False,
+        help_text=_(
+            "Connector standards the vehicle charges by. Left out: CCS2 for DC power; Type 2, J1772 and a "
+            "household outlet for AC."
+        ),
+    )
     max_charge_kw = serializers.FloatField(read_only=True)
 
     class Meta:
@@ -110,6 +127,7 @@ class VehicleModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
             "max_dc_kw",
             "max_charge_kw",
             "charging_taper",
+            "connector_standards",
         ]
         read_only_fields = ["id", "max_charge_kw"]
         validators = []

@@ -156,6 +156,33 @@ class DepotMembership(DepotScoped, models.Model):
         return f"{self.user} - {self.depot} ({self.get_role_display()})"
 
 
+class ConnectorStandard(models.TextChoices):
+    """The plugs (and the pantograph) a vehicle inlet and a charger connector can have: a vehicle charges only
+    on a connector of a standard it accepts (``VehicleModel.connector_standards``; chargers in the charging app)."""
+
+    CCS2 = "ccs2", "CCS2"
+    CCS1 = "ccs1", "CCS1"
+    CHADEMO = "chademo", "CHAdeMO"
+    GBT_DC = "gbt_dc", "GB/T (DC)"
+    GBT_AC = "gbt_ac", "GB/T (AC)"
+    TYPE2 = "type2", _("Type 2 (AC)")
+    J1772 = "j1772", "J1772 (AC)"
+    OUTLET = "outlet", _("Household outlet")
+    PANTOGRAPH = "pantograph", _("Pantograph")
+
+
+# What a model accepts when nobody said: the commonest inlets for its charging power. A pantograph is never
+# assumed: a bus needs a roof rail (or a pantograph) for it, which its model must declare.
+DEFAULT_DC_STANDARDS = (ConnectorStandard.CCS2,)
+DEFAULT_AC_STANDARDS = (ConnectorStandard.TYPE2, ConnectorStandard.J1772, ConnectorStandard.OUTLET)
+
+
+def default_connector_standards(*, max_ac_kw: float, max_dc_kw: float) -> list[str]:
+    return [
+        str(s) for s in (*(DEFAULT_DC_STANDARDS if max_dc_kw else ()), *(DEFAULT_AC_STANDARDS if max_ac_kw else ()))
+    ]
+
+
 class VehicleModel(models.Model):
     """A make and model as sold: the catalogue every vehicle points at."""
 
@@ -178,6 +205,14 @@ class VehicleModel(models.Model):
         default=list,
         blank=True,
         help_text=_("Charging power limit by SoC: [[soc %, kW], ...] in increasing SoC, e.g. [[80, 150], [100, 30]]."),
+    )
+    connector_standards = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            'Connector standards the vehicle charges by, e.g. ["ccs2", "pantograph"]. Left empty: CCS2 for DC '
+            "power; Type 2, J1772 and a household outlet for AC."
+        ),
     )
 
     class Meta:
@@ -210,6 +245,15 @@ class VehicleModel(models.Model):
         taper_error = _taper_error(self.charging_taper, self.max_charge_kw)
         if taper_error:
             errors["charging_taper"] = taper_error
+        if not self.connector_standards and not errors:
+            self.connector_standards = default_connector_standards(max_ac_kw=self.max_ac_kw, max_dc_kw=self.max_dc_kw)
+        elif not (
+            isinstance(self.connector_standards, list)
+            and all(value in ConnectorStandard.values for value in self.connector_standards)
+        ):
+            errors["connector_standards"] = _("Give a list of connector standards, from: %(choices)s.") % {
+                "choices": ", ".join(ConnectorStandard.values)
+            }
         if errors:
             raise ValidationError(errors)
 

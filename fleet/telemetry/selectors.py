@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+import statistics
 
-from fleet.models import TelemetryReading, Vehicle, VehicleLiveState
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from fleet.models import DailyDutyCycle, TelemetryReading, Vehicle, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
 
 
@@ -47,3 +51,35 @@ def capacity_samples(vehicle: Vehicle, since, until) -> list[tuple]:
         .order_by("recorded_at")
         .values_list(*CAPACITY_SAMPLE_FIELDS)
     )
+
+
+# --- What planning reads of telemetry -------------------------------------------------------------------
+
+# A vehicle's own median needs this many days of duty; fewer, and its model's fleet median stands in.
+MIN_DUTY_DAYS_FOR_MEDIAN = 3
+MIN_DUTY_DISTANCE_KM = 5.0  # a day of shunting in the yard says nothing about consumption on the road
+CONSUMPTION_WINDOW_DAYS = 30
+
+
+def live_soc_pct(vehicle: Vehicle, *, since: dt.datetime) -> float | None:
+    """The vehicle's last reported SoC (%), if it was reported at or after ``since`` (e.g. after its last block
+    ended: the vehicle is back and says how full it is); None when it has not reported since."""
+    state = VehicleLiveState.objects.filter(vehicle=vehicle, recorded_at__gte=since).only("soc_pct").first()
+    return state.soc_pct if state is not None else None
+
+
+def measured_consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date | None = None) -> float | None:
+    """Measured energy per km: the median over the vehicle's own duty days of the last 30 days, else the median
+    over its model's vehicles' days, else None (then the model's nominal figure applies)."""
+    until = until or timezone.localdate()
+    recent = DailyDutyCycle.objects.filter(
+        date__gt=until - dt.timedelta(days=CONSUMPTION_WINDOW_DAYS),
+        date__lte=until,
+        distance_km__gte=MIN_DUTY_DISTANCE_KM,
+        kwh_per_km__isnull=False,
+    )
+    for days in (recent.filter(vehicle=vehicle), recent.filter(vehicle__model_id=vehicle.model_id)):
+        values = list(days.values_list("kwh_per_km", flat=True)[:5000])
+        if len(values) >= MIN_DUTY_DAYS_FOR_MEDIAN:
+            return float(statistics.median(values))
+    return None

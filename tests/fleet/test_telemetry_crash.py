@@ -172,8 +172,10 @@ def test_acknowledged_readings_survive_server_kills_and_cut_connections(postgres
         server.kill()
 
     assert cut >= 1 and 503 in failures  # the chaos really happened ...
-    # ... and was answered as "retry" (503) or not at all, never with a 500.
-    assert set(failures) <= {503, "ConnectionRefusedError", "ConnectionResetError", "RemoteDisconnected"}, failures
+    # ... and was answered as "retry" (503) or not at all (refused, cut, or no answer in time on a loaded
+    # machine: the client sends again), never with a 500.
+    not_answered = {"ConnectionRefusedError", "ConnectionResetError", "RemoteDisconnected", "TimeoutError"}
+    assert set(failures) <= {503, *not_answered}, failures
     assert "conflict" not in statuses_seen and "rejected" not in statuses_seen
     stored = dict(TelemetryReading.objects.filter(vehicle=vehicle).values_list("recorded_at", "soc_pct").iterator())
     assert len(acknowledged) == BATCHES * BATCH_SIZE  # every reading was acknowledged in the end ...
