@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
@@ -29,6 +31,22 @@ def latest_soh_pct(pack: BatteryPack) -> float | None:
     if forecast and (observation is None or forecast.as_of > observation.observed_at.date()):
         return forecast.soh_now_pct
     return observation.soh_pct if observation else None
+
+
+def vehicle_capacity_kwh(vehicle: Vehicle) -> float:
+    """The vehicle's battery capacity now, in kWh: its installed pack's as-new capacity x the pack's latest SoH.
+
+    The one home of this rule (planning, sessions and reports read it). A vehicle with no registered pack has
+    its model's nameplate; a pack whose SoH is unknown or not a plausible number (NaN, infinite, <= 0 or above
+    120 %: a broken measurement or forecast) counts as new rather than poisoning a plan.
+    """
+    pack = active_pack(vehicle)
+    if pack is None:
+        return vehicle.model.nominal_pack_kwh
+    soh = latest_soh_pct(pack)
+    if soh is None or not math.isfinite(soh) or not 0 < soh <= 120:
+        soh = 100.0
+    return pack.baseline_capacity_kwh * soh / 100.0
 
 
 def pack_queryset() -> QuerySet[BatteryPack]:

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from batteries.selectors import active_pack, latest_soh_pct
+from batteries.selectors import vehicle_capacity_kwh
 from charging import optimizer
 from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
@@ -115,11 +115,7 @@ def _to_vehicle_pct(usable_pct: float, window: tuple[float, float]) -> float:
 
 
 def _pack_capacity_kwh(vehicle: Vehicle) -> float:
-    pack = active_pack(vehicle)
-    if pack is None:
-        return vehicle.model.nominal_pack_kwh
-    soh = latest_soh_pct(pack)
-    return pack.baseline_capacity_kwh * (soh if soh is not None else 100.0) / 100.0
+    return vehicle_capacity_kwh(vehicle)
 
 
 def _block_energy_kwh(assignment: BlockAssignment, vehicle: Vehicle) -> float:

@@ -42,6 +42,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from batteries.selectors import vehicle_capacity_kwh
 from charging.models import ChargingPlan, ChargingSession, Connector, Tariff
 from charging.planning import current_service_night
 from charging.tariffs import TariffError, TariffSchedule, energy_price_at
@@ -432,14 +433,7 @@ def _is_away(vehicle: Vehicle, latitude: np.ndarray, longitude: np.ndarray, depo
 
 
 def _pack_capacity_kwh(vehicle: Vehicle) -> float:
-    """The pack's current capacity (as-new x latest SoH), the model's nameplate when no pack is registered."""
-    from batteries.selectors import active_pack, latest_soh_pct
-
-    pack = active_pack(vehicle)
-    if pack is None:
-        return vehicle.model.nominal_pack_kwh
-    soh = latest_soh_pct(pack)
-    return pack.baseline_capacity_kwh * (soh if soh is not None else 100.0) / 100.0
+    return vehicle_capacity_kwh(vehicle)
 
 
 def telemetry_external_id(vehicle: Vehicle, started_at: dt.datetime) -> str:
