@@ -102,9 +102,11 @@ def connector_time_needed(instance: Instance, va: VehicleArrays, power: np.ndarr
         return 0
     gain = instance.charging_efficiency * instance.slot_hours
     energy_end = va.initial_kwh[v] + gain * np.cumsum(power[v])
+    energy_start = energy_end - gain * power[v]
     achievable = np.full(instance.num_slots, max_kw)
     for a, b in taper_lines(instance.vehicles[v]):
-        achievable = np.minimum(achievable, a + b * energy_end)
+        # over the slot: a rising line is lowest at its start, a falling one at its end
+        achievable = np.minimum(achievable, a + b * (energy_start if b > 0 else energy_end))
     occupancy = np.where(power[v] > 1e-9, power[v] / np.maximum(achievable, 1e-9), 0.0)
     return max(1, math.ceil(np.minimum(occupancy, 1.0).sum() - 1e-6))
 

@@ -1,7 +1,7 @@
 """What a depot does without the optimizer, to measure the optimizer against.
 
-Both baselines simulate the night slot by slot with the same physics as the LP (taper checked at
-the slot's end energy, efficiency, max SoC) and the same depot practice: a vehicle is plugged into
+Both baselines simulate the night slot by slot with the same physics as the LP (taper checked over
+the whole slot, efficiency, max SoC) and the same depot practice: a vehicle is plugged into
 a free compatible connector (the fastest one) as soon as it is present and one is free, charges
 until it reaches its *required* SoC (not 100 %: the optimizer should win by timing, not by
 charging less), and is then unplugged, freeing the connector for the next vehicle in the queue.

@@ -14,7 +14,7 @@ import numpy as np
 
 from .instance import Instance
 from .plan import Plan, PlanTotals, VehiclePlan
-from .quantities import VehicleArrays, compatible_connectors, taper_lines, vehicle_arrays
+from .quantities import VehicleArrays, compatible_connectors, curve_min_over_slot_kw, vehicle_arrays
 
 # A limit counts as broken above limit * (1 + TOLERANCE) + TOLERANCE: solvers stop at ~1e-7.
 TOLERANCE = 1e-6
@@ -106,10 +106,11 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     gain = instance.charging_efficiency * instance.slot_hours
     energy_end = va.initial_kwh[:, None] + gain * np.cumsum(power * present, axis=1)
     report("max_soc", exceed(energy_end, va.max_kwh[:, None]), energy_end - va.max_kwh[:, None], ids)
+    energy_start = energy_end - gain * power * present
     for v, vehicle in enumerate(instance.vehicles):
-        lines = taper_lines(vehicle)
-        if lines:
-            limit = np.maximum(0.0, np.min([a + b * energy_end[v] for a, b in lines], axis=0))
+        if vehicle.taper:
+            # The real curve (not the planning one), at every energy the slot passes through.
+            limit = np.maximum(0.0, curve_min_over_slot_kw(vehicle, energy_start[v], energy_end[v]))
             report("taper", exceed(power[v : v + 1], limit[None]), (power[v] - limit)[None], [vehicle.id])
 
     _check_connectors(instance, va, by_vehicle, power, exceed, violations)

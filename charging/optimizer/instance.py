@@ -64,7 +64,7 @@ class Vehicle:
     required_soc_pct: float  # at departure
     usable_capacity_kwh: float
     max_charge_kw: float
-    # (soc %, max kW) points from 0 to 100 %, concave (slopes non-increasing); () = no taper
+    # (soc %, max kW) points from 0 to 100 %, piecewise linear, any shape; () = no taper
     taper: tuple[tuple[float, float], ...] = ()
     compatible_kinds: tuple[str, ...] | None = None  # None = any kind
     compatible_connector_ids: tuple[str, ...] | None = None  # None = any connector
@@ -546,7 +546,8 @@ class _Parser:
         return 0.0
 
     def taper(self, raw: Any, path: str) -> tuple[tuple[float, float], ...]:
-        """Points (soc %, max kW), sorted, extended flat to 0 % and 100 %, checked concave."""
+        """Points (soc %, max kW), sorted, extended flat to 0 % and 100 %. Any shape: a curve that is
+        not concave is planned conservatively (``quantities.conservative_taper``)."""
         if raw is None or raw == []:
             return ()
         if not isinstance(raw, list) or not all(
@@ -565,12 +566,6 @@ class _Parser:
             points.insert(0, (0.0, points[0][1]))
         if points[-1][0] < 100:
             points.append((100.0, points[-1][1]))
-        slopes = [(k2 - k1) / (s2 - s1) for (s1, k1), (s2, k2) in zip(points, points[1:], strict=False)]
-        if any(b > a + 1e-9 for a, b in zip(slopes, slopes[1:], strict=False)):
-            # A concave curve is the minimum of its segments' lines, which is what keeps the
-            # taper linear in the LP; a convex kink would need integer variables.
-            self.fail(path, f"must be concave (slopes non-increasing with SoC), got points {points}")
-            return ()
         return tuple(points)
 
 

@@ -6,8 +6,9 @@ For vehicle v and window slot t (grid-side kW, battery-side kWh, slot length dt 
 
 - ``p[v,t]`` power drawn, ``0 <= p <= max_kw[v]``
 - ``e[v,t]`` battery energy at the end of slot t: ``e[v,t] = e[v,t-1] + efficiency * dt * p[v,t]``
-- taper: ``p[v,t] <= a_k + b_k * e[v,t]`` for each segment k of the concave taper (checked at the
-  slot's end energy, where a decreasing curve is tightest); ``e <= max_kwh`` (SoC <= max)
+- taper: ``p[v,t] <= a_k + b_k * e`` for each line k of the planning taper (``taper_lines``), at
+  every energy of the slot: its end energy ``e[v,t]`` for a falling line, its start energy for a
+  rising one; ``e <= max_kwh`` (SoC <= max)
 - ``u[v]`` shortfall: ``e[v,last] + u[v] >= target_kwh[v]``, cost = priority-weighted penalty
 - site: ``sum_v p[v,t] <= site_limit_kw[t]``
 - demand, one peak per demand charge c: ``peak_c >= base_load[t] + sum_v p[v,t]`` on c's slots,
@@ -103,7 +104,12 @@ class LpModel:
         self.entries.append((rows, cols, np.broadcast_to(np.asarray(values, dtype=float), rows.shape)))
 
     def solve(
-        self, *, time_limit_s: float | None = None, mip_rel_gap: float = 1e-4, lazy: LazyCuts | None = None
+        self,
+        *,
+        time_limit_s: float | None = None,
+        mip_rel_gap: float = 1e-4,
+        lazy: LazyCuts | None = None,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> LpSolution:
         """Solve with HiGHS. With ``lazy``, add the cuts the solution breaks and re-solve until none.
 
@@ -148,6 +154,11 @@ class LpModel:
         if time_limit_s is not None:
             h.setOptionValue("time_limit", float(time_limit_s))
         h.passModel(lp)
+        if start is not None and is_mip:
+            # A partial MIP start (column indices, values): HiGHS fixes the integers given and
+            # solves the LP for the rest, which becomes its first incumbent.
+            index, value = start
+            h.setSolution(int(index.size), np.asarray(index, dtype=np.int32), np.asarray(value, dtype=float))
         h.run()
         rounds = 0
         while lazy is not None and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
@@ -205,12 +216,17 @@ class LazyCuts:
     TOLERANCE_KW = 1e-9
 
     def __init__(
-        self, core: CoreIndex, taper: tuple[np.ndarray, np.ndarray, np.ndarray], c_rate, c_rate_cost: float, c_max_kw
+        self,
+        core: CoreIndex,
+        taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        c_rate,
+        c_rate_cost: float,
+        c_max_kw,
     ):
         self.p_col, self.e_col = core.p_col, core.e_col
         self.pair_vehicle = core.pair_vehicle
         self.num_vehicles = core.first_pair.size - 1
-        self.taper_pair, self.taper_a, self.taper_b = taper
+        self.taper_pair, self.taper_a, self.taper_b, self.taper_c = taper
         self.taper_added = np.zeros(self.taper_pair.size, dtype=bool)
         self.c_pair, self.c_limit_kw = c_rate
         self.c_max_kw = c_max_kw  # the power bound those pairs get back with their hinge
@@ -222,7 +238,9 @@ class LazyCuts:
 
     def _broken(self, x: np.ndarray, reduced_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p, e = x[self.p_col + self.taper_pair], x[self.e_col + self.taper_pair]
-        taper = ~self.taper_added & (p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW)
+        taper = ~self.taper_added & (
+            self.taper_c * p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW
+        )
         # Power held at the C-rate threshold whose reduced cost says more would pay even with the
         # hinge's cost: there the full model's dual is infeasible (beyond HiGHS's tolerance, 1e-7).
         fast = ~self.c_added & (reduced_cost[self.p_col + self.c_pair] < -self.c_cost - 1e-7)
@@ -249,7 +267,7 @@ class LazyCuts:
             index = np.empty(2 * n, dtype=np.int32)
             index[0::2], index[1::2] = self.p_col + pair, self.e_col + pair
             value = np.empty(2 * n)
-            value[0::2], value[1::2] = 1.0, -self.taper_b[taper]
+            value[0::2], value[1::2] = self.taper_c[taper], -self.taper_b[taper]
             h.addRows(n, np.full(n, -INF), self.taper_a[taper], 2 * n, starts, index, value)
             self.added_rows += n
         if fast.size:
@@ -437,8 +455,12 @@ def build_core(
     return core
 
 
-def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pair, a, b) of every row p[v,t] - b * e[v,t] <= a of a taper line that can bind."""
+def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, a, b, c) of every row ``c * p[v,t] - b * e[v,t] <= a`` of a taper line that can bind.
+
+    The line must hold over the whole slot: at its end energy ``e[v,t]`` for a falling line
+    (``c = 1``), at its start energy ``e[v,t] - gain * p[v,t]`` for a rising one (``c = 1 + b * gain``).
+    """
     lines_of: dict[int, list[tuple[float, float]]] = {}
     for v, vehicle in enumerate(instance.vehicles):
         if windows.end[v] <= windows.start[v]:
@@ -448,7 +470,7 @@ def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray
             if lowest_kw < windows.max_kw[v]:  # a line that never goes below the bound is idle
                 lines_of.setdefault(v, []).append((a, b))
     if not lines_of:
-        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), np.zeros(0)
     # One row per (pair, line): lines of a vehicle repeated over its pairs.
     line_vehicle = np.array([v for v, lines in lines_of.items() for _ in lines])
     line_a = np.array([a for lines in lines_of.values() for a, _ in lines])
@@ -461,7 +483,7 @@ def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
-    return pair[keep], a[keep], b[keep]
+    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain
 
 
 def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -476,12 +498,12 @@ def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple
 
 
 def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
-    pair, a, b = taper
+    pair, a, b, c = taper
     if not pair.size:
         return
     row = model.add_rows(-INF, a, pair.size)
     rows = row + np.arange(pair.size)
-    model.add_entries(rows, p_col + pair, 1.0)
+    model.add_entries(rows, p_col + pair, c)
     model.add_entries(rows, e_col + pair, -b)
 
 

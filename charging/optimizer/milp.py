@@ -31,7 +31,15 @@ def solve_milp(
     compatible: list[np.ndarray],
     *,
     time_limit_s: float,
+    start: Assignment | None = None,
+    mip_rel_gap: float | None = None,
 ) -> tuple[LpSolution, CoreIndex, Windows, Assignment | None]:
+    """Solve the exact MILP; returns (solution, core index, windows, assignment or None).
+
+    ``start``: connector windows (e.g. the heuristic's) given to HiGHS as a MIP start: every ``z``
+    set from them, HiGHS completes the continuous part, so the MILP's incumbent is never worse
+    than that plan's re-solve. ``mip_rel_gap``: HiGHS's stopping gap (default 1e-4).
+    """
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
     num_vehicles = len(instance.vehicles)
@@ -103,7 +111,14 @@ def solve_milp(
     row = model.add_rows(-INF, 1.0, num_vehicles)
     model.add_entries(row + trip_vehicle, s_col + k, 1.0)
 
-    solution = model.solve(time_limit_s=time_limit_s)
+    warm = None
+    if start is not None:
+        on = (start.connector[trip_vehicle] == trip_conn) & (trip_slot >= start.start[trip_vehicle])
+        on &= trip_slot < start.end[trip_vehicle]
+        warm = (z_col + k, on.astype(float))
+    solution = model.solve(
+        time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap if mip_rel_gap is not None else 1e-4, start=warm
+    )
     if solution.x is None:
         return solution, core, windows, None
     z = solution.x[z_col : z_col + n] > 0.5

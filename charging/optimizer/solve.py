@@ -68,48 +68,90 @@ def solve(
     compatible = compatible_connectors(instance)
     bound_mxn, relaxed_power, relax_size, relax_note = _relaxation(instance, va, compatible, time_limit_s)
 
-    plan: Plan | None = None
-    if method in ("lp", "auto"):
-        assignment = assign_connectors(instance, va, compatible, relaxed_power)
-        plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
-        # Other connector assignments, tried only while the plan is not already at the bound; the
-        # cheapest re-solved plan wins.
-        others = [("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))]
-        preplaced = _hinted_windows(instance, va, compatible, windows_hint)
-        if preplaced:
-            others.append(
-                (
-                    f"{len(preplaced)} connector window(s) kept from the previous plan",
-                    lambda: assign_connectors(instance, va, compatible, relaxed_power, preplaced),
-                )
-            )
-        for label, make in others:
-            gap = _gap(plan.totals.objective_mxn, bound_mxn)
-            if gap is not None and gap <= GAP_GOOD_ENOUGH:
-                break
-            other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
-            if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
-                other.solver.notes.append(
-                    f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
-                    f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
-                )
-                plan = other
-        plan.solver.num_variables, plan.solver.num_constraints = relax_size
-        plan.solver.notes.insert(0, relax_note)
+    plan = _heuristic_plan(instance, va, compatible, relaxed_power, bound_mxn, time_limit_s, windows_hint)
+    plan.solver.num_variables, plan.solver.num_constraints = relax_size
+    plan.solver.notes.insert(0, relax_note)
     small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
-    gap = _gap(plan.totals.objective_mxn, bound_mxn) if plan else None
+    gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    milp_bound: float | None = None
     if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
+        # The heuristic's plan first: the MILP starts from its connector windows, and it is the
+        # answer whenever the MILP cannot beat it in time (a time limit never returns less).
+        heuristic = plan
         limit = time_limit_s if time_limit_s is not None else AUTO_MILP_TIME_LIMIT_S
-        exact = _milp_plan(instance, va, compatible, limit)
-        if exact is not None and (plan is None or exact.totals.objective_mxn < plan.totals.objective_mxn - 1e-9):
+        exact, milp_bound = _milp_plan(instance, va, compatible, limit, start=_plan_assignment(instance, heuristic))
+        if exact is not None and exact.totals.objective_mxn < heuristic.totals.objective_mxn - 1e-9:
             plan = exact
-        elif plan is None:  # the MILP found nothing in time: fall back to the heuristic
-            plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
-            plan.solver.notes.append("milp found no solution in time; used lp + greedy assignment")
-    assert plan is not None
-    plan.solver.lp_bound_mxn = bound_mxn
-    plan.solver.gap = _gap(plan.totals.objective_mxn, bound_mxn)
+        else:
+            plan = heuristic
+            plan.solver.notes.append(
+                "milp found no better plan in time; kept the lp + assignment plan it started from"
+                if exact is None or not exact.solver.optimal
+                else "milp: the lp + assignment plan is as good as the milp's"
+            )
+    finish_status(plan, bound_mxn, milp_bound)
     plan.solver.solve_time_s = time.perf_counter() - started
+    return plan
+
+
+# A plan within this relative gap of a proven lower bound is reported "Optimal".
+PROVEN_GAP = 1e-6
+
+
+def finish_status(plan: Plan, lp_bound_mxn: float | None, milp_bound_mxn: float | None = None) -> None:
+    """Set the plan's bound, gap and an honest status from the proven lower bounds.
+
+    The solver's own word on the last solve (e.g. "Optimal" for a window re-solve, which is optimal
+    only for its windows) moves to the notes.
+    """
+    solver = plan.solver
+    bounds = [b for b in (lp_bound_mxn, milp_bound_mxn) if b is not None and np.isfinite(b)]
+    bound = max(bounds) if bounds else None
+    solver.lp_bound_mxn = lp_bound_mxn
+    solver.bound_mxn = bound
+    solver.gap = _gap(plan.totals.objective_mxn, bound)
+    if solver.status:
+        solver.notes.append(f"last solve: {solver.status}")
+    solver.status, solver.optimal = honest_status(solver.gap, bound)
+
+
+def honest_status(gap: float | None, bound_mxn: float | None) -> tuple[str, bool]:
+    """("Optimal", True) when the gap to a proven bound is closed, else ("Feasible, ...", False)."""
+    if gap is None or bound_mxn is None:
+        return "Feasible (no bound: the relaxation did not finish)", False
+    if gap <= PROVEN_GAP:
+        return "Optimal", True
+    percent = gap * 100
+    shown = f"{percent:.2f}" if percent >= 0.01 else f"{percent:.1g}"
+    return f"Feasible, {shown} % above the bound ({bound_mxn:,.2f} MXN)", False
+
+
+def _heuristic_plan(instance, va, compatible, relaxed_power, bound_mxn, time_limit_s, windows_hint) -> Plan:
+    """The relaxation-driven assignment re-solved, and the other assignments while there is a gap."""
+    assignment = assign_connectors(instance, va, compatible, relaxed_power)
+    plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
+    # Other connector assignments, tried only while the plan is not already at the bound; the
+    # cheapest re-solved plan wins.
+    others = [("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))]
+    preplaced = _hinted_windows(instance, va, compatible, windows_hint)
+    if preplaced:
+        others.append(
+            (
+                f"{len(preplaced)} connector window(s) kept from the previous plan",
+                lambda: assign_connectors(instance, va, compatible, relaxed_power, preplaced),
+            )
+        )
+    for label, make in others:
+        gap = _gap(plan.totals.objective_mxn, bound_mxn)
+        if gap is not None and gap <= GAP_GOOD_ENOUGH:
+            break
+        other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
+        if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
+            other.solver.notes.append(
+                f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
+                f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
+            )
+            plan = other
     return plan
 
 
@@ -177,11 +219,6 @@ def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int,
         taken.setdefault(c, []).append((start, end))
         windows[v] = (c, start, end)
     return windows
-
-
-def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
-    assignment = assign_connectors(instance, va, compatible, relaxed_power)
-    return _resolve(instance, va, assignment, relaxed_power, time_limit_s)
 
 
 def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) -> Plan:
@@ -263,16 +300,40 @@ def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit
     return power, f"{status} (relaxation, {index.size} vehicles re-solved for charger limits)"
 
 
-def _milp_plan(instance, va, compatible, time_limit_s) -> Plan | None:
-    solution, core, windows, assignment = solve_milp(instance, va, compatible, time_limit_s=time_limit_s)
+def _milp_plan(
+    instance, va, compatible, time_limit_s, *, start: Assignment | None = None, mip_rel_gap: float | None = None
+) -> tuple[Plan | None, float | None]:
+    """The exact MILP's plan (None when it found none) and its proven lower bound (None without one)."""
+    solution, core, windows, assignment = solve_milp(
+        instance, va, compatible, time_limit_s=time_limit_s, start=start, mip_rel_gap=mip_rel_gap
+    )
+    bound = solution.mip_dual_bound if solution.mip_dual_bound is not None and solution.x is not None else None
+    if bound is not None and not np.isfinite(bound):
+        bound = None
     if solution.x is None or assignment is None:
-        return None
+        return None, bound
     power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
     plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp", solution.status)
     plan.solver.num_variables, plan.solver.num_constraints = solution.num_cols, solution.num_rows
-    if solution.mip_dual_bound is not None:
-        plan.solver.notes.append(f"milp dual bound {solution.mip_dual_bound:.4f} MXN")
-    return explain_shortfalls(instance, finalize(instance, plan))
+    plan.solver.optimal = solution.optimal
+    if bound is not None:
+        plan.solver.notes.append(f"milp dual bound {bound:.4f} MXN")
+    return explain_shortfalls(instance, finalize(instance, plan)), bound
+
+
+def _plan_assignment(instance: Instance, plan: Plan) -> Assignment:
+    """A plan's connector windows as an ``Assignment`` (the MILP's warm start)."""
+    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
+    n = len(instance.vehicles)
+    result = Assignment(np.full(n, -1), np.zeros(n, int), np.zeros(n, int))
+    for v, vp in enumerate(plan.vehicles):
+        if vp.connector_id is not None and vp.plug_in_slot is not None and vp.unplug_slot is not None:
+            result.connector[v], result.start[v], result.end[v] = (
+                index[vp.connector_id],
+                vp.plug_in_slot,
+                vp.unplug_slot,
+            )
+    return result
 
 
 def _window_mask(instance: Instance, assignment: Assignment) -> np.ndarray:
