@@ -35,6 +35,13 @@ METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
 # "auto" tries the exact MILP when it has at most this many binaries.
 AUTO_MILP_MAX_BINARIES = 3_000
 AUTO_MILP_TIME_LIMIT_S = 10.0
+# Nights with scarce connectors (a gap after the heuristic) and at most this many binaries get a
+# large-neighbourhood search on their windows (``_neighbourhood_search``) before the exact MILP.
+LNS_MAX_BINARIES = 40_000
+LNS_TIME_BUDGET_S = 10.0
+LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
+LNS_GROUP = 2  # vehicles whose whole stay is free at a time
+LNS_SUB_TIME_LIMIT_S = 2.0
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
 # When the relaxed power breaks charger limits for at most this many vehicles, only they are
@@ -71,8 +78,13 @@ def solve(
     plan = _heuristic_plan(instance, va, compatible, relaxed_power, bound_mxn, time_limit_s, windows_hint)
     plan.solver.num_variables, plan.solver.num_constraints = relax_size
     plan.solver.notes.insert(0, relax_note)
-    small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
+    binaries = count_binaries(instance, compatible)
+    small = binaries <= AUTO_MILP_MAX_BINARIES
     gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    if method in ("auto", "milp") and gap is not None and gap > GAP_GOOD_ENOUGH and binaries <= LNS_MAX_BINARIES:
+        budget = time_limit_s if time_limit_s is not None else LNS_TIME_BUDGET_S
+        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, budget)
+        gap = _gap(plan.totals.objective_mxn, bound_mxn)
     milp_bound: float | None = None
     if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
         # The heuristic's plan first: the MILP starts from its connector windows, and it is the
@@ -85,12 +97,72 @@ def solve(
         else:
             plan = heuristic
             plan.solver.notes.append(
-                "milp found no better plan in time; kept the lp + assignment plan it started from"
+                "milp found no better plan in time; kept the plan it started from"
                 if exact is None or not exact.solver.optimal
-                else "milp: the lp + assignment plan is as good as the milp's"
+                else "milp: the plan it started from is as good as the milp's"
             )
     finish_status(plan, bound_mxn, milp_bound)
     plan.solver.solve_time_s = time.perf_counter() - started
+    return plan
+
+
+def _neighbourhood_search(instance, va, compatible, plan: Plan, bound_mxn, budget_s: float) -> Plan:
+    """Large-neighbourhood search on the connector windows, for nights with scarce connectors.
+
+    The exact MILP with most connector-slot binaries fixed at the incumbent's windows, started from
+    them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
+    of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
+    ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
+    Passes repeat until one improves nothing or ``budget_s`` runs out.
+    """
+    started = time.perf_counter()
+    present = va.departure_slot > va.arrival_slot
+    if not present.any():
+        return plan
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    first, last = int(va.arrival_slot[present].min()), int(va.departure_slot[present].max())
+    neighbourhoods = []
+    step = max(LNS_BAND_SLOTS // 2, 1)
+    for band_start in range(first, max(last - step, first + 1), step):
+        free = np.zeros((num_vehicles, num_slots), dtype=bool)
+        free[:, band_start : band_start + LNS_BAND_SLOTS] = True
+        neighbourhoods.append(free)
+    by_arrival = np.flatnonzero(present)[np.argsort(va.arrival_slot[present], kind="stable")]
+    for k in range(0, max(by_arrival.size - LNS_GROUP // 2, 1), max(LNS_GROUP // 2, 1)):
+        free = np.zeros((num_vehicles, num_slots), dtype=bool)
+        free[by_arrival[k : k + LNS_GROUP]] = True
+        neighbourhoods.append(free)
+    improved_by = 0.0
+    out_of_time = False
+    while not out_of_time:
+        before = plan.totals.objective_mxn
+        for free in neighbourhoods:
+            left = budget_s - (time.perf_counter() - started)
+            gap = _gap(plan.totals.objective_mxn, bound_mxn)
+            if left <= 0.05 or (gap is not None and gap <= GAP_GOOD_ENOUGH):
+                out_of_time = True
+                break
+            candidate, _ = _milp_plan(
+                instance,
+                va,
+                compatible,
+                min(left, LNS_SUB_TIME_LIMIT_S),
+                start=_plan_assignment(instance, plan),
+                free=free,
+            )
+            if candidate is not None and candidate.totals.objective_mxn < plan.totals.objective_mxn - 1e-6:
+                candidate.solver.notes = plan.solver.notes
+                candidate.solver.num_variables = plan.solver.num_variables
+                candidate.solver.num_constraints = plan.solver.num_constraints
+                plan = candidate
+        improved_by += before - plan.totals.objective_mxn
+        if plan.totals.objective_mxn >= before - 1e-6:
+            break
+    if improved_by > 0:
+        plan.solver.notes.append(
+            f"neighbourhood search on the windows: {improved_by:,.2f} MXN better "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     return plan
 
 
@@ -301,13 +373,23 @@ def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit
 
 
 def _milp_plan(
-    instance, va, compatible, time_limit_s, *, start: Assignment | None = None, mip_rel_gap: float | None = None
+    instance,
+    va,
+    compatible,
+    time_limit_s,
+    *,
+    start: Assignment | None = None,
+    mip_rel_gap: float | None = None,
+    free: np.ndarray | None = None,
 ) -> tuple[Plan | None, float | None]:
-    """The exact MILP's plan (None when it found none) and its proven lower bound (None without one)."""
+    """The exact MILP's plan (None when it found none) and its proven lower bound (None without one,
+    or for a neighbourhood: ``free``)."""
     solution, core, windows, assignment = solve_milp(
-        instance, va, compatible, time_limit_s=time_limit_s, start=start, mip_rel_gap=mip_rel_gap
+        instance, va, compatible, time_limit_s=time_limit_s, start=start, mip_rel_gap=mip_rel_gap, free=free
     )
     bound = solution.mip_dual_bound if solution.mip_dual_bound is not None and solution.x is not None else None
+    if free is not None:
+        bound = None
     if bound is not None and not np.isfinite(bound):
         bound = None
     if solution.x is None or assignment is None:
