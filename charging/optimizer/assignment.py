@@ -100,7 +100,7 @@ def connector_time_needed(instance: Instance, va: VehicleArrays, power: np.ndarr
     """Slots of connector time to deliver vehicle v's relaxed energy at the power it can draw."""
     if power[v].sum() <= 1e-6:
         return 0
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[v] * instance.slot_hours
     energy_end = va.initial_kwh[v] + gain * np.cumsum(power[v])
     energy_start = energy_end - gain * power[v]
     achievable = np.full(instance.num_slots, max_kw)
@@ -306,7 +306,7 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
     charger_left = np.repeat(np.array([[ch.max_kw] for ch in instance.chargers], dtype=float), num_slots, axis=1)
     occupied = np.zeros((len(connectors), num_slots), dtype=bool)
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency * instance.slot_hours
     result = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
     order = sorted(
         range(num_vehicles),
@@ -338,7 +338,7 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
                     float(va.initial_kwh[v]),
                     need_kwh,
                     float(va.penalty_mxn_per_kwh[v]),
-                    gain,
+                    float(gain[v]),
                     instance.slot_hours,
                     at_start=instance.vehicles[v].fixed_connector_id is not None,
                 ),

@@ -50,7 +50,7 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
         for v, c in zip(vehicles, compatible_connectors(instance), strict=True)
     ]
     rank = sorted(range(len(vehicles)), key=lambda i: (*order(vehicles[i]), i))
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency * instance.slot_hours
     energy = va.initial_kwh.copy()
     power = np.zeros((len(vehicles), instance.num_slots))
     occupant = [-1] * len(connectors)
@@ -80,16 +80,16 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
             charger, connector = connectors[c]
             k = charger_index[charger.id]
             limit_kw = min(effective_max_kw(vehicles[i], charger, connector), charger_left[k], site_left)
-            need_kw = (va.target_kwh[i] - energy[i]) / gain
+            need_kw = (va.target_kwh[i] - energy[i]) / gain[i]
             p = min(
                 need_kw,
                 max_slot_power_kw(
-                    vehicles[i], energy[i], limit_kw, va.max_kwh[i], instance.charging_efficiency, instance.slot_hours
+                    vehicles[i], energy[i], limit_kw, va.max_kwh[i], va.efficiency[i], instance.slot_hours
                 ),
             )
             p = max(p, 0.0)
             power[i, t] = p
-            energy[i] += gain * p
+            energy[i] += gain[i] * p
             charger_left[k] -= p
             site_left -= p
     for i in occupant:  # still plugged in at the end of the horizon

@@ -103,7 +103,7 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     report("presence", ~present & (power > tolerance), power, ids)
     report("vehicle_power", exceed(power, va.max_kw[:, None]), power - va.max_kw[:, None], ids)
 
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[:, None] * instance.slot_hours
     energy_end = va.initial_kwh[:, None] + gain * np.cumsum(power * present, axis=1)
     report("max_soc", exceed(energy_end, va.max_kwh[:, None]), energy_end - va.max_kwh[:, None], ids)
     energy_start = energy_end - gain * power * present

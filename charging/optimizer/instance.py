@@ -74,6 +74,8 @@ class Vehicle:
     fixed_connector_id: str | None = None
     energy_delivered_kwh: float = 0.0  # grid-side energy already delivered since arrival
     max_soc_pct: float = 100.0
+    # battery energy gained per kWh drawn from the grid; None = the instance's charging_efficiency
+    charging_efficiency: float | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,13 @@ class Instance:
     charging_efficiency: float = 0.95
     wear: WearWeights = field(default_factory=WearWeights)
     additional_demand_charges: tuple[DemandCharge, ...] = ()
+    # Shortfall penalty, MXN per battery kWh a vehicle leaves without, per priority level
+    # ((priority, MXN per kWh) pairs); a level not listed gets the default rule
+    # (``quantities.shortfall_penalty_mxn_per_kwh``). JSON: a number (every level) or an object
+    # {"<priority>": MXN per kWh}.
+    shortfall_penalty_mxn_per_kwh: tuple[tuple[int, float], ...] = ()
+    # The same number for every level (JSON: a number), applied before the per-level ones.
+    shortfall_penalty_all_mxn_per_kwh: float | None = None
 
     # ---- derived quantities used by every module -------------------------------------------
     @property
@@ -169,11 +178,15 @@ class Instance:
             found.append((ch, co))
         return found
 
+    def efficiency(self, vehicle: Vehicle) -> float:
+        """Battery kWh gained per grid kWh for this vehicle (its own, else the instance's)."""
+        return vehicle.charging_efficiency if vehicle.charging_efficiency is not None else self.charging_efficiency
+
     def initial_energy_kwh(self, vehicle: Vehicle) -> float:
         """Battery energy (kWh) when planning starts: arrival energy plus delivered x efficiency."""
         return (
             vehicle.arrival_soc_pct / 100.0 * vehicle.usable_capacity_kwh
-            + vehicle.energy_delivered_kwh * self.charging_efficiency
+            + vehicle.energy_delivered_kwh * self.efficiency(vehicle)
         )
 
     def demand_mask(self) -> list[bool]:
@@ -218,6 +231,7 @@ class Instance:
                 for c in self.additional_demand_charges
             ],
             "charging_efficiency": self.charging_efficiency,
+            "shortfall_penalty_mxn_per_kwh": self._penalty_to_json(),
             "wear": asdict(self.wear),
             "chargers": [
                 {
@@ -230,6 +244,12 @@ class Instance:
             ],
             "vehicles": [_vehicle_to_dict(v) for v in self.vehicles],
         }
+
+    def _penalty_to_json(self) -> float | dict[str, float] | None:
+        if self.shortfall_penalty_mxn_per_kwh:
+            levels = {str(p): v for p, v in self.shortfall_penalty_mxn_per_kwh}
+            return levels
+        return self.shortfall_penalty_all_mxn_per_kwh
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -258,6 +278,8 @@ def _vehicle_to_dict(v: Vehicle) -> dict[str, Any]:
         d["compatible_connector_ids"] = list(v.compatible_connector_ids)
     if v.fixed_connector_id is not None:
         d["fixed_connector_id"] = v.fixed_connector_id
+    if v.charging_efficiency is not None:
+        d["charging_efficiency"] = v.charging_efficiency
     return d
 
 
@@ -393,10 +415,31 @@ class _Parser:
             charging_efficiency=self.number(d, "charging_efficiency", "(root)", default=0.95, lo=0.01, hi=1),
             wear=wear,
             additional_demand_charges=additional_charges,
+            **self.shortfall_penalty(d.get("shortfall_penalty_mxn_per_kwh")),
         )
         if self.errors:
             raise InstanceError(self.errors)
         return instance
+
+    def shortfall_penalty(self, raw: Any) -> dict[str, Any]:
+        """Null, a number (every priority level) or {"<priority>": number} (those levels)."""
+        path = "shortfall_penalty_mxn_per_kwh"
+        if raw is None:
+            return {}
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return {"shortfall_penalty_all_mxn_per_kwh": self.number({path: raw}, path, "(root)", lo=0)}
+        if not isinstance(raw, Mapping):
+            self.fail(path, "must be null, a number or an object {priority: MXN per kWh}")
+            return {}
+        levels = []
+        for key in raw:
+            try:
+                priority = int(key)
+            except (TypeError, ValueError):
+                self.fail(f"{path}.{key}", "keys must be integer priority levels")
+                continue
+            levels.append((priority, self.number(raw, key, path, lo=0)))
+        return {"shortfall_penalty_mxn_per_kwh": tuple(sorted(levels))}
 
     def slot_flags(self, value: Any, path: str, num_slots: int) -> tuple[bool, ...] | None:
         """Null, or one boolean per slot."""
@@ -531,6 +574,7 @@ class _Parser:
                     fixed_connector_id=str(fixed) if fixed is not None else None,
                     energy_delivered_kwh=self.number(v, "energy_delivered_kwh", path, default=0.0, lo=0),
                     max_soc_pct=max_soc,
+                    charging_efficiency=self.number(v, "charging_efficiency", path, default=None, lo=0.01, hi=1),
                 )
             )
         return tuple(out)

@@ -379,7 +379,6 @@ def build_core(
     (see ``sifting``, which prices the others and adds those worth it).
     """
     dt = instance.slot_hours
-    gain = instance.charging_efficiency * dt
     num_vehicles = len(instance.vehicles)
     length = windows.length
     if active is None:
@@ -394,6 +393,7 @@ def build_core(
         pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
     has_pairs = first_pair[1:] > first_pair[:-1]
     n = pair_vehicle.size
+    gain = va.efficiency[pair_vehicle] * dt  # per pair
     is_last = np.zeros(n, dtype=bool)
     is_last[first_pair[1:][has_pairs] - 1] = True
     # Slots each pair's end energy is held for: to the next pair, the last one until departure.
@@ -479,11 +479,11 @@ def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray
     a, b, v, k = line_a[line], line_b[line], pair_vehicle[pair], pair_k[pair]
     # Early on the battery cannot yet be high enough for the line to bind: skip those. ``k`` pairs
     # came before this one, so at most k + 1 slots of charging.
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[v] * instance.slot_hours
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
-    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain
+    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain[keep]
 
 
 def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -562,7 +562,7 @@ def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bo
         # Only where the battery can be above the threshold by the end of the slot.
         reachable_kwh = np.minimum(
             va.initial_kwh[pair_vehicle]
-            + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (pair_k + 1),
+            + va.efficiency[pair_vehicle] * dt * windows.max_kw[pair_vehicle] * (pair_k + 1),
             va.max_kwh[pair_vehicle],
         )
         pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[pair_vehicle] + 1e-9)

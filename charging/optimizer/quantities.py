@@ -28,6 +28,7 @@ class VehicleArrays:
     max_kwh: np.ndarray  # max SoC as energy (never below initial_kwh)
     max_kw: np.ndarray  # the vehicle's own limit
     penalty_mxn_per_kwh: np.ndarray  # shortfall penalty
+    efficiency: np.ndarray  # battery kWh gained per grid kWh
 
 
 def vehicle_arrays(instance: Instance) -> VehicleArrays:
@@ -44,6 +45,7 @@ def vehicle_arrays(instance: Instance) -> VehicleArrays:
         max_kwh=max_kwh,
         max_kw=np.array([v.max_charge_kw for v in vs], dtype=float),
         penalty_mxn_per_kwh=shortfall_penalty_mxn_per_kwh(instance),
+        efficiency=np.array([instance.efficiency(v) for v in vs], dtype=float),
     )
 
 
@@ -62,9 +64,9 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
         return np.zeros(0)
     hours = instance.slot_hours
     demand_mxn_per_kw = sum(c.mxn_per_kw for c in instance.demand_charges())
-    worst_kwh_mxn = (
-        max(instance.energy_price_mxn_per_kwh, default=0.0) + demand_mxn_per_kw / hours
-    ) / instance.charging_efficiency
+    worst_kwh_mxn = (max(instance.energy_price_mxn_per_kwh, default=0.0) + demand_mxn_per_kw / hours) / min(
+        instance.efficiency(v) for v in instance.vehicles
+    )
     wear = instance.wear
     worst_kwh_mxn += wear.high_soc_mxn_per_kwh_h * instance.num_slots * hours + wear.high_c_rate_mxn_per_kwh
     base = 10.0 * worst_kwh_mxn + 10.0
@@ -73,7 +75,13 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
     priority_factor = np.array([4.0 ** rank[v.priority] for v in instance.vehicles])
     departure = np.array([v.departure_slot for v in instance.vehicles], dtype=float)
     departure_factor = 1.0 + 0.5 * (instance.num_slots - departure) / instance.num_slots
-    return base * priority_factor * departure_factor
+    penalty = base * priority_factor * departure_factor
+    # Set in the instance: the number as given, for every level or for the levels listed.
+    if instance.shortfall_penalty_all_mxn_per_kwh is not None:
+        penalty = np.full(len(instance.vehicles), instance.shortfall_penalty_all_mxn_per_kwh)
+    for level, mxn_per_kwh in instance.shortfall_penalty_mxn_per_kwh:
+        penalty = np.where([v.priority == level for v in instance.vehicles], mxn_per_kwh, penalty)
+    return penalty
 
 
 def compatible_connectors(instance: Instance) -> list[np.ndarray]:

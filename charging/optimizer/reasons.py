@@ -26,13 +26,13 @@ def best_alone_kwh(instance: Instance, v: int, *, with_taper: bool = True) -> fl
     if not options:
         return energy
     limit_kw = max(options)
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = instance.efficiency(vehicle) * instance.slot_hours
     slots = max(vehicle.departure_slot - vehicle.arrival_slot, 0)
     if not with_taper:
         return min(max_kwh, energy + gain * limit_kw * slots)
     for _ in range(slots):
         energy += gain * max_slot_power_kw(
-            vehicle, energy, limit_kw, max_kwh, instance.charging_efficiency, instance.slot_hours
+            vehicle, energy, limit_kw, max_kwh, instance.efficiency(vehicle), instance.slot_hours
         )
     return energy
 

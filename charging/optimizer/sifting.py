@@ -126,7 +126,7 @@ def full_reduced_costs(
     """
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     dt = instance.slot_hours
-    gain = instance.charging_efficiency * dt
+    gain = va.efficiency[:, None] * dt
     y = row_dual
     n = core.num_pairs
     if n == 0:
@@ -225,7 +225,6 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
     capacity = free_site_kw(instance)
-    gain = instance.charging_efficiency * instance.slot_hours
     slot = np.arange(num_slots)
     order_key = price - 1e-6 * slot / num_slots  # cheapest, then latest
     chosen = np.zeros((num_vehicles, num_slots), dtype=bool)
@@ -235,6 +234,7 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
         if end <= start or max_kw <= 0 or need_kwh <= 0:
             continue
         lines = taper_lines(instance.vehicles[v])
+        gain = va.efficiency[v] * instance.slot_hours
         candidates = start + np.argsort(order_key[start:end], kind="stable")
         count = min(max(int(np.ceil(need_kwh / (gain * max_kw))), 1), candidates.size)
         while True:

@@ -6,26 +6,18 @@ with fewer connectors than buses, and optionally every bus back at the same time
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from charging.optimizer import Instance, evaluate, solve
-from charging.optimizer.generate import generate_instance_dict
+from charging.optimizer import Instance, evaluate, generate_instance, solve
 from charging.optimizer.solve import PROVEN_GAP
 
 
 def scarce_night(vehicles: int, connectors: int, seed: int = 0, *, all_back_at: str | None = None) -> Instance:
     """``vehicles`` buses on ``connectors`` connectors; ``all_back_at`` ("HH:MM") brings every bus
     back at that time of the first evening."""
-    data = generate_instance_dict(vehicles=vehicles, connectors=connectors, seed=seed)
-    if all_back_at is not None:
-        start = datetime.fromisoformat(data["horizon_start"])
-        hour, minute = (int(x) for x in all_back_at.split(":"))
-        back = start.replace(hour=hour, minute=minute)
-        for vehicle in data["vehicles"]:
-            vehicle["arrival_time"] = back.isoformat()
-    return Instance.from_dict(data)
+    return generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
 
 
 SCARCE_NIGHTS = {
