@@ -15,11 +15,12 @@ charging less), and is then unplugged, freeing the connector for the next vehicl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from .evaluate import finalize
-from .instance import Instance
+from .instance import Instance, Vehicle
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
 from .quantities import compatible_connectors, connector_max_kw, effective_max_kw, max_slot_power_kw, vehicle_arrays
 from .reasons import explain_shortfalls
@@ -37,7 +38,9 @@ def earliest_deadline_first(instance: Instance) -> Plan:
     )
 
 
-def _simulate(instance: Instance, method: str, *, order, respect_site_limit: bool) -> Plan:
+def _simulate(
+    instance: Instance, method: str, *, order: Callable[[Vehicle], tuple[int, ...]], respect_site_limit: bool
+) -> Plan:
     started = time.perf_counter()
     va = vehicle_arrays(instance)
     vehicles = instance.vehicles
@@ -55,11 +58,11 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
     power = np.zeros((len(vehicles), instance.num_slots))
     occupant = [-1] * len(connectors)
     connector_of = [-1] * len(vehicles)
-    plug_in = [None] * len(vehicles)
-    unplug = [None] * len(vehicles)
+    plug_in: list[int | None] = [None] * len(vehicles)
+    unplug: list[int | None] = [None] * len(vehicles)
 
     def done(i: int) -> bool:
-        return energy[i] >= va.target_kwh[i] - 1e-9
+        return bool(energy[i] >= va.target_kwh[i] - 1e-9)
 
     for t in range(instance.num_slots):
         for c, i in enumerate(occupant):  # leave when departing or charged

@@ -7,6 +7,7 @@ the LP minimises, and lists every broken constraint. Power is held constant with
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,7 +93,7 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     def exceed(amount: np.ndarray, limit: np.ndarray | float) -> np.ndarray:
         return amount > np.asarray(limit) * (1 + tolerance) + tolerance
 
-    def report(kind: str, mask: np.ndarray, excess: np.ndarray, subjects) -> None:
+    def report(kind: str, mask: np.ndarray, excess: np.ndarray, subjects: list[str]) -> None:
         for v, t in zip(*np.nonzero(mask), strict=True):
             violations.append(Violation(kind, float(excess[v, t]), int(t), subjects[v]))
 
@@ -147,7 +148,14 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     return Evaluation(totals, vehicles, violations)
 
 
-def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, violations) -> None:
+def _check_connectors(
+    instance: Instance,
+    va: VehicleArrays,
+    by_vehicle: list[VehiclePlan | None],
+    power: np.ndarray,
+    exceed: Callable[[np.ndarray, np.ndarray | float], np.ndarray],
+    violations: list[Violation],
+) -> None:
     """Single contiguous connector window per vehicle, compatibility, connector/charger power."""
     connectors = {co.id: (c, ch, co) for c, (ch, co) in enumerate(instance.connectors())}
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -186,7 +194,14 @@ def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, vi
         )
 
 
-def _totals(instance: Instance, va: VehicleArrays, power, energy_end, present, shortfall) -> PlanTotals:
+def _totals(
+    instance: Instance,
+    va: VehicleArrays,
+    power: np.ndarray,
+    energy_end: np.ndarray,
+    present: np.ndarray,
+    shortfall: np.ndarray,
+) -> PlanTotals:
     dt = instance.slot_hours
     total_kw = power.sum(axis=0)
     price = np.asarray(instance.energy_price_mxn_per_kwh)

@@ -56,7 +56,7 @@ def generate_instance_dict(
     )
     periods = [tariff_period(h) for h in slot_hours]
 
-    chargers = []
+    chargers: list[dict[str, Any]] = []
     for k in range(math.ceil(connectors / 2)):
         count = min(2, connectors - 2 * k)
         chargers.append(
@@ -99,7 +99,7 @@ def generate_instance_dict(
 
     # The grid connection fits the night's energy over ~7 off-punta hours, with some margin,
     # but stays well below the installed charger power (which is why planning matters).
-    installed_kw = sum(ch["max_kw"] for ch in chargers)
+    installed_kw = sum(float(ch["max_kw"]) for ch in chargers)
     needed_kw = need_kwh / 0.95 / 7.0
     grid_kw = float(np.clip(1.25 * needed_kw, 0.25 * installed_kw, 0.7 * installed_kw))
     base_load = [grid_kw * (0.15 if 18 <= h < 23 else 0.05 if h < 6 else 0.10) for h in slot_hours]

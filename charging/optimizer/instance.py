@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -293,7 +293,16 @@ class _Parser:
     def fail(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}")
 
-    def number(self, obj: Mapping[str, Any], key: str, path: str, *, default: Any = ..., lo=None, hi=None):
+    def number(
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        default: Any = ...,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> Any:
         if key not in obj or obj[key] is None:
             if default is ...:
                 self.fail(f"{path}.{key}", "is required")
@@ -309,13 +318,15 @@ class _Parser:
             self.fail(f"{path}.{key}", f"must be <= {hi}, got {value}")
         return float(value)
 
-    def per_slot(self, key: str, num_slots: int, *, default: Any = ..., lo=None) -> tuple[float, ...] | None:
+    def per_slot(
+        self, key: str, num_slots: int, *, default: Any = ..., lo: float | None = None
+    ) -> tuple[float, ...] | None:
         """A per-slot series: a list of ``num_slots`` numbers, or one number for every slot."""
         if key not in self.data or self.data[key] is None:
             if default is ...:
                 self.fail(key, "is required")
                 return (0.0,) * num_slots
-            return default
+            return default  # type: ignore[no-any-return]
         value = self.data[key]
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = [value] * num_slots
@@ -340,7 +351,7 @@ class _Parser:
         start: datetime,
         slot_minutes: int,
         num_slots: int,
-        rounding,
+        rounding: Callable[[float], int],
     ) -> int:
         """``<name>_slot`` (int) or ``<name>_time`` (ISO datetime), clamped to the horizon."""
         if obj.get(f"{name}_slot") is not None:
@@ -404,8 +415,8 @@ class _Parser:
             horizon_start=start,
             num_slots=num_slots,
             slot_minutes=slot_minutes,
-            site_limit_kw=site_limit,
-            energy_price_mxn_per_kwh=price,
+            site_limit_kw=site_limit or (),
+            energy_price_mxn_per_kwh=price or (),
             chargers=chargers,
             vehicles=vehicles,
             demand_charge_mxn_per_kw=self.number(d, "demand_charge_mxn_per_kw", "(root)", default=0.0, lo=0),
@@ -582,7 +593,7 @@ class _Parser:
     def required_soc(self, v: Mapping[str, Any], path: str, arrival_soc: float, capacity: float) -> float:
         """``required_soc_pct`` or ``required_energy_kwh`` (battery-side, added to the arrival SoC)."""
         if v.get("required_soc_pct") is not None:
-            return self.number(v, "required_soc_pct", path, lo=0, hi=100)
+            return float(self.number(v, "required_soc_pct", path, lo=0, hi=100))
         if v.get("required_energy_kwh") is not None:
             energy = self.number(v, "required_energy_kwh", path, lo=0)
             return arrival_soc + 100.0 * energy / capacity if capacity > 0 else 0.0

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
-import scipy.sparse as sp
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from .instance import Instance
 from .quantities import VehicleArrays, taper_lines
@@ -57,7 +58,7 @@ class Windows:
 
     @property
     def length(self) -> np.ndarray:
-        return np.maximum(self.end - self.start, 0)
+        return np.asarray(np.maximum(self.end - self.start, 0))
 
     @classmethod
     def whole_stays(cls, va: VehicleArrays, compatible: list[np.ndarray], max_kw: np.ndarray) -> Windows:
@@ -81,7 +82,7 @@ class LpModel:
         self.num_rows = 0
         self.offset = 0.0
 
-    def add_cols(self, cost, lower, upper, *, integer: bool = False) -> int:
+    def add_cols(self, cost: Any, lower: Any, upper: Any, *, integer: bool = False) -> int:
         """Add a block of columns; returns the index of the first one."""
         cost = np.asarray(cost, dtype=float)
         first = self.num_cols
@@ -92,14 +93,14 @@ class LpModel:
         self.num_cols += cost.size
         return first
 
-    def add_rows(self, lower, upper, size: int) -> int:
+    def add_rows(self, lower: Any, upper: Any, size: int) -> int:
         first = self.num_rows
         self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (size,)))
         self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (size,)))
         self.num_rows += size
         return first
 
-    def add_entries(self, rows, cols, values) -> None:
+    def add_entries(self, rows: Any, cols: Any, values: Any) -> None:
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         self.entries.append((rows, cols, np.broadcast_to(np.asarray(values, dtype=float), rows.shape)))
 
@@ -117,7 +118,7 @@ class LpModel:
         so each round costs a fraction of the first solve.
         """
         started = time.perf_counter()
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.num_cols, self.num_rows
@@ -219,10 +220,10 @@ class LazyCuts:
         self,
         core: CoreIndex,
         taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-        c_rate,
+        c_rate: tuple[np.ndarray, np.ndarray],
         c_rate_cost: float,
-        c_max_kw,
-    ):
+        c_max_kw: np.ndarray,
+    ) -> None:
         self.p_col, self.e_col = core.p_col, core.e_col
         self.pair_vehicle = core.pair_vehicle
         self.num_vehicles = core.first_pair.size - 1
@@ -337,7 +338,7 @@ class CoreIndex:
     held_slots: np.ndarray | None = None  # per pair
     site_row: np.ndarray | None = None  # per slot, -1 without a row
     demand_rows: np.ndarray | None = None  # [demand charge, slot], -1 without a row
-    extra_rows: list = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
+    extra_rows: list[LimitRows] = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
 
     @property
     def num_pairs(self) -> int:
@@ -433,7 +434,8 @@ def build_core(
     # Lazy: only the rows of the last slots of each vehicle go in at once. The high-SoC wear makes
     # charging finish close to departure, so that is where the taper binds (see ``LazyCuts``).
     taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS if lazy else slice(None)
-    _add_taper(model, tuple(part[taper_now] for part in taper), p_col, e_col)
+    pair_t, a_t, b_t, c_t = taper
+    _add_taper(model, (pair_t[taper_now], a_t[taper_now], b_t[taper_now], c_t[taper_now]), p_col, e_col)
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
@@ -455,7 +457,9 @@ def build_core(
     return core
 
 
-def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _taper_rows(
+    instance: Instance, va: VehicleArrays, windows: Windows, pair_vehicle: np.ndarray, pair_k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pair, a, b, c) of every row ``c * p[v,t] - b * e[v,t] <= a`` of a taper line that can bind.
 
     The line must hold over the whole slot: at its end energy ``e[v,t]`` for a falling line
@@ -497,7 +501,9 @@ def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple
     return first_pair[line_vehicle][line] + k, line
 
 
-def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
+def _add_taper(
+    model: LpModel, taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], p_col: int, e_col: int
+) -> None:
     pair, a, b, c = taper
     if not pair.size:
         return
@@ -537,7 +543,16 @@ def _add_demand(
     return peak_cols, demand_rows
 
 
-def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bool):
+def _add_wear(
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    model: LpModel,
+    core: CoreIndex,
+    pair_k: np.ndarray,
+    *,
+    lazy: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Hinge variables for time at high SoC and for high C-rate, only where they can be non-zero.
 
     Sets ``core.hinge_pair`` / ``core.hinge_row``. Returns the C-rate hinges as (pairs, threshold
@@ -570,7 +585,8 @@ def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bo
         if pairs.size:
             v = pair_vehicle[pairs]
             # A pair's end energy is held until the next pair (the last one's until departure).
-            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * core.held_slots[pairs], 0.0, INF)
+            held_slots = core.held_slots if core.held_slots is not None else np.ones(core.num_pairs)
+            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots[pairs], 0.0, INF)
             row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
             core.hinge_row = row
             k = np.arange(pairs.size)
@@ -679,6 +695,7 @@ def add_group_limits(
         row_of_slot = np.full(slots.size, -1)
         row = model.add_rows(-INF, float(count), crowded.size)
         row_of_slot[crowded] = row + np.arange(crowded.size)
+        assert rows.count is not None
         rows.count[0, slots[crowded]] = row + np.arange(crowded.size)
         model.add_entries(row_of_slot[slot_of_pair[keep]], x_cols, 1.0)
 

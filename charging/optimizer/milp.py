@@ -58,16 +58,17 @@ def solve_milp(
     core = build_core(instance, va, windows, model)
 
     # One (vehicle, connector, slot) triple per binary, pair by pair.
-    trip_pair, trip_conn = [], []
+    pair_blocks: list[np.ndarray] = []
+    conn_blocks: list[np.ndarray] = []
     for v in range(num_vehicles):
         pairs = np.arange(core.first_pair[v], core.first_pair[v + 1])
         for c in compatible[v]:
-            trip_pair.append(pairs)
-            trip_conn.append(np.full(pairs.size, c))
-    if not trip_pair:
+            pair_blocks.append(pairs)
+            conn_blocks.append(np.full(pairs.size, c))
+    if not pair_blocks:
         return model.solve(time_limit_s=time_limit_s), core, windows, None
-    trip_pair = np.concatenate(trip_pair)
-    trip_conn = np.concatenate(trip_conn)
+    trip_pair = np.concatenate(pair_blocks)
+    trip_conn = np.concatenate(conn_blocks)
     trip_vehicle = core.pair_vehicle[trip_pair]
     trip_slot = core.pair_slot[trip_pair]
     n = trip_pair.size

@@ -92,7 +92,7 @@ def compatible_connectors(instance: Instance) -> list[np.ndarray]:
     The arrays are shared between vehicles: read them, never write to them.
     """
     index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
-    by_rule: dict[tuple, np.ndarray] = {}
+    by_rule: dict[tuple[object, ...], np.ndarray] = {}
     result = []
     for vehicle in instance.vehicles:
         rule = (vehicle.fixed_connector_id, vehicle.compatible_kinds, vehicle.compatible_connector_ids)
@@ -160,7 +160,7 @@ def is_concave(points: tuple[tuple[float, float], ...]) -> bool:
 
 def curve_kw(points: tuple[tuple[float, float], ...], soc_pct: np.ndarray) -> np.ndarray:
     """The curve itself (piecewise linear through ``points``) at these SoCs."""
-    return np.interp(soc_pct, [s for s, _ in points], [k for _, k in points])
+    return np.asarray(np.interp(soc_pct, [s for s, _ in points], [k for _, k in points]))
 
 
 # Above this many segments a non-concave curve is planned with the minimum of all its lines
@@ -224,7 +224,7 @@ def curve_min_over_slot_kw(vehicle: Vehicle, start_kwh: np.ndarray, end_kwh: np.
     for soc, kw in vehicle.taper:
         inside = (lo < soc) & (soc < hi)
         lowest = np.where(inside, np.minimum(lowest, kw), lowest)
-    return lowest
+    return np.asarray(lowest)
 
 
 def taper_limit_kw(vehicle: Vehicle, energy_kwh: float) -> float:
@@ -271,7 +271,9 @@ def free_site_kw(instance: Instance) -> np.ndarray:
     return capacity
 
 
-def fastest_charge_kw(limit_kw: np.ndarray, lines, initial_kwh: float, target_kwh: float, gain: float) -> np.ndarray:
+def fastest_charge_kw(
+    limit_kw: np.ndarray, lines: list[tuple[float, float]], initial_kwh: float, target_kwh: float, gain: float
+) -> np.ndarray:
     """Power in consecutive charging slots (``limit_kw`` each, in time order) charging as fast as
     the limits and the taper ``lines`` allow, up to ``target_kwh``; the taper is checked over the
     whole slot, as the LP checks it. Greedy constructions use it to place energy."""

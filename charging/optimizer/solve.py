@@ -15,19 +15,19 @@ Every plan is priced by the evaluator; ``solver.gap`` compares it with the relax
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from .assignment import Assignment, assign_connectors, capacity_assign, compatible_connectors, group_limits
 from .baselines import earliest_deadline_first, uncontrolled
-from .evaluate import evaluate, finalize
+from .evaluate import Evaluation, evaluate, finalize
 from .instance import Instance
-from .lp import Windows, add_charger_limits, add_group_limits, power_matrix
+from .lp import CoreIndex, LpModel, Windows, add_charger_limits, add_group_limits, power_matrix
 from .milp import count_binaries, solve_milp
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
-from .quantities import best_max_kw, connector_max_kw, vehicle_arrays
+from .quantities import VehicleArrays, best_max_kw, connector_max_kw, vehicle_arrays
 from .reasons import explain_shortfalls
 from .sifting import SiftResult, initial_active, solve_sifted
 
@@ -106,7 +106,14 @@ def solve(
     return plan
 
 
-def _neighbourhood_search(instance, va, compatible, plan: Plan, bound_mxn, budget_s: float) -> Plan:
+def _neighbourhood_search(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    plan: Plan,
+    bound_mxn: float | None,
+    budget_s: float,
+) -> Plan:
     """Large-neighbourhood search on the connector windows, for nights with scarce connectors.
 
     The exact MILP with most connector-slot binaries fixed at the incumbent's windows, started from
@@ -198,13 +205,23 @@ def honest_status(gap: float | None, bound_mxn: float | None) -> tuple[str, bool
     return f"Feasible, {shown} % above the bound ({bound_mxn:,.2f} MXN)", False
 
 
-def _heuristic_plan(instance, va, compatible, relaxed_power, bound_mxn, time_limit_s, windows_hint) -> Plan:
+def _heuristic_plan(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    relaxed_power: np.ndarray,
+    bound_mxn: float | None,
+    time_limit_s: float | None,
+    windows_hint: Mapping[str, tuple[str, int, int]] | None,
+) -> Plan:
     """The relaxation-driven assignment re-solved, and the other assignments while there is a gap."""
     assignment = assign_connectors(instance, va, compatible, relaxed_power)
     plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
     # Other connector assignments, tried only while the plan is not already at the bound; the
     # cheapest re-solved plan wins.
-    others = [("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))]
+    others: list[tuple[str, Callable[[], Assignment]]] = [
+        ("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))
+    ]
     preplaced = _hinted_windows(instance, va, compatible, windows_hint)
     if preplaced:
         others.append(
@@ -234,7 +251,9 @@ def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
     return max(0.0, (objective_mxn - bound_mxn) / max(abs(bound_mxn), 1.0))
 
 
-def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int], str]:
+def _relaxation(
+    instance: Instance, va: VehicleArrays, compatible: list[np.ndarray], time_limit_s: float | None
+) -> tuple[float | None, np.ndarray, tuple[int, int], str]:
     """Solve the aggregated relaxation by sifting (``sifting``).
 
     Returns (bound MXN, relaxed power [vehicle, slot], restricted model size, a note on the sifting).
@@ -242,7 +261,7 @@ def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, n
     windows = Windows.whole_stays(va, compatible, best_max_kw(instance, compatible))
     groups = group_limits(instance, compatible)
 
-    def connector_groups(core, model):
+    def connector_groups(core: CoreIndex, model: LpModel) -> None:
         add_group_limits(instance, core, windows, groups, model)
 
     result = solve_sifted(
@@ -268,7 +287,12 @@ def _sifting_note(what: str, result: SiftResult, windows: Windows) -> str:
     )
 
 
-def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int, int]]:
+def _hinted_windows(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    hint: Mapping[str, tuple[str, int, int]] | None,
+) -> dict[int, tuple[int, int, int]]:
     """The hint's windows that are still possible: compatible connector (not faulted since), inside
     the stay, not overlapping an earlier one on the same connector. As (connector index, start, end)."""
     if not hint:
@@ -293,7 +317,13 @@ def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int,
     return windows
 
 
-def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) -> Plan:
+def _resolve(
+    instance: Instance,
+    va: VehicleArrays,
+    assignment: Assignment,
+    relaxed_power: np.ndarray,
+    time_limit_s: float | None,
+) -> Plan:
     """The plan for a connector assignment: the relaxed power if it fits, else the LP again."""
     started = time.perf_counter()
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
@@ -314,7 +344,13 @@ def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) 
     return explain_shortfalls(instance, finalize(instance, plan))
 
 
-def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power) -> tuple[np.ndarray | None, str]:
+def _window_lp(
+    instance: Instance,
+    va: VehicleArrays,
+    assignment: Assignment,
+    time_limit_s: float | None,
+    relaxed_power: np.ndarray,
+) -> tuple[np.ndarray | None, str]:
     """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -328,7 +364,7 @@ def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power
         [charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector], dtype=int
     )
 
-    def charger_limits(core, model):
+    def charger_limits(core: CoreIndex, model: LpModel) -> None:
         add_charger_limits(instance, core, windows, charger_of_vehicle, model)
 
     # The relaxed plan's charging slots are where this LP will charge too, mostly.
@@ -341,7 +377,13 @@ def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power
     return power, f"{solution.status} ({_sifting_note('window re-solve', result, windows)})"
 
 
-def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s) -> tuple[np.ndarray | None, str]:
+def _repair_chargers(
+    instance: Instance,
+    assignment: Assignment,
+    relaxed_power: np.ndarray,
+    evaluation: Evaluation,
+    time_limit_s: float | None,
+) -> tuple[np.ndarray | None, str]:
     """When the relaxed power breaks only a few charger limits, re-solve just their vehicles.
 
     The other vehicles keep their relaxed power: the small LP sees the site limit less their load
@@ -373,10 +415,10 @@ def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit
 
 
 def _milp_plan(
-    instance,
-    va,
-    compatible,
-    time_limit_s,
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    time_limit_s: float,
     *,
     start: Assignment | None = None,
     mip_rel_gap: float | None = None,
