@@ -274,6 +274,7 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         "site_limit_kw",
         "vehicles_short",
         "solver_status",
+        "optimal",
     ]
     list_select_related = ["depot"]
     list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "trigger", "service_night"]

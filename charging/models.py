@@ -261,8 +261,17 @@ class ChargingPlan(DepotScoped, models.Model):
     )
     shortfall_kwh = models.FloatField(default=0)
     vehicles_short = models.PositiveIntegerField(default=0)
-    lp_bound = models.FloatField(null=True, blank=True)
-    gap_pct = models.FloatField(null=True, blank=True, help_text=_("Cost above the LP relaxation bound, in %."))
+    lp_bound = models.FloatField(null=True, blank=True, help_text=_("The LP relaxation's lower bound on the cost."))
+    bound = models.FloatField(
+        null=True,
+        blank=True,
+        help_text=_("Best proven lower bound on the cost: the LP relaxation's, or the exact MILP's when higher."),
+    )
+    gap_pct = models.FloatField(null=True, blank=True, help_text=_("Cost above the best proven bound, in %."))
+    optimal = models.BooleanField(
+        default=False,
+        help_text=_("Proven optimal: the cost meets the bound. Otherwise a feasible plan, gap_pct above."),
+    )
     month_peaks_kw = models.JSONField(
         default=dict,
         blank=True,

@@ -382,7 +382,9 @@ def plan_depot_night(
         shortfall_kwh=totals.shortfall_kwh,
         vehicles_short=sum(1 for v in plan.vehicles if not is_ready(v.shortfall_kwh)),
         lp_bound=solver.lp_bound_mxn,
+        bound=solver.bound_mxn,
         gap_pct=solver.gap * 100 if solver.gap is not None else None,
+        optimal=solver.optimal,
         month_peaks_kw=_month_peaks_after(night, plan),
         instance=night.instance.to_dict(),
     )

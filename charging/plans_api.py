@@ -100,7 +100,9 @@ class ChargingPlanSerializer(serializers.ModelSerializer):
             "shortfall_kwh",
             "vehicles_short",
             "lp_bound",
+            "bound",
             "gap_pct",
+            "optimal",
         ]
         read_only_fields = fields
 

@@ -25,6 +25,7 @@ The LP is then solved again with these windows and exact per-charger limits.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,8 +78,8 @@ def group_limits(instance: Instance, compatible: list[np.ndarray]) -> list[tuple
             vehicles_of.setdefault(id(c), []).append(v)
     candidates = set(distinct.values())
     connector_sets: dict[int, set[int]] = {}
-    for c, (ch, _) in enumerate(connectors):
-        connector_sets.setdefault(charger_index[ch.id], set()).add(c)
+    for index, (ch, _) in enumerate(connectors):
+        connector_sets.setdefault(charger_index[ch.id], set()).add(index)
     for k_set in distinct.values():
         chargers = {charger_index[connectors[c][0].id] for c in k_set}
         if len(chargers) == 1:
@@ -100,13 +101,15 @@ def connector_time_needed(instance: Instance, va: VehicleArrays, power: np.ndarr
     """Slots of connector time to deliver vehicle v's relaxed energy at the power it can draw."""
     if power[v].sum() <= 1e-6:
         return 0
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[v] * instance.slot_hours
     energy_end = va.initial_kwh[v] + gain * np.cumsum(power[v])
+    energy_start = energy_end - gain * power[v]
     achievable = np.full(instance.num_slots, max_kw)
     for a, b in taper_lines(instance.vehicles[v]):
-        achievable = np.minimum(achievable, a + b * energy_end)
+        # over the slot: a rising line is lowest at its start, a falling one at its end
+        achievable = np.minimum(achievable, a + b * (energy_start if b > 0 else energy_end))
     occupancy = np.where(power[v] > 1e-9, power[v] / np.maximum(achievable, 1e-9), 0.0)
-    return max(1, math.ceil(np.minimum(occupancy, 1.0).sum() - 1e-6))
+    return max(1, math.ceil(float(np.minimum(occupancy, 1.0).sum()) - 1e-6))
 
 
 def assign_connectors(
@@ -202,8 +205,8 @@ def greedy_assign(
     # Fast path for plentiful connectors: a never-used fastest connector on an idle charger is
     # the best candidate by the key below (nothing can rank ahead of it), found without scanning
     # every connector's whole stay.
-    charger_idle = charger_load.sum(axis=1) == 0
-    connector_unused = ~occupied.any(axis=1)
+    charger_idle = np.asarray(charger_load.sum(axis=1) == 0)
+    connector_unused = np.asarray(~occupied.any(axis=1))
     for start, _, departure, v, length, speed in sorted(wanted, key=lambda w: w[:4]):
         arrival = int(va.arrival_slot[v])
         cands = compatible[v]
@@ -304,7 +307,7 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
     charger_left = np.repeat(np.array([[ch.max_kw] for ch in instance.chargers], dtype=float), num_slots, axis=1)
     occupied = np.zeros((len(connectors), num_slots), dtype=bool)
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency * instance.slot_hours
     result = Assignment(np.full(num_vehicles, -1), np.zeros(num_vehicles, int), np.zeros(num_vehicles, int))
     order = sorted(
         range(num_vehicles),
@@ -336,7 +339,7 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
                     float(va.initial_kwh[v]),
                     need_kwh,
                     float(va.penalty_mxn_per_kwh[v]),
-                    gain,
+                    float(gain[v]),
                     instance.slot_hours,
                     at_start=instance.vehicles[v].fixed_connector_id is not None,
                 ),
@@ -354,7 +357,15 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
 
 
 def _place_cheapest_window(
-    v, cands, windows, arrival, occupied, site_left, charger_left, charger_of, result: Assignment
+    v: int,
+    cands: np.ndarray,
+    windows: Iterator[tuple[int, int, np.ndarray]],
+    arrival: int,
+    occupied: np.ndarray,
+    site_left: np.ndarray,
+    charger_left: np.ndarray,
+    charger_of: np.ndarray,
+    result: Assignment,
 ) -> bool:
     """Take the first of ``windows`` (cheapest first, costed with the site headroom left and the
     chargers assumed to have room) with a free connector among ``cands`` whose charger does have
@@ -376,7 +387,19 @@ def _place_cheapest_window(
     return False
 
 
-def _windows_by_cost(limit_kw, price, max_kw, lines, initial_kwh, need_kwh, penalty, gain, hours, *, at_start):
+def _windows_by_cost(
+    limit_kw: np.ndarray,
+    price: np.ndarray,
+    max_kw: float,
+    lines: list[tuple[float, float]],
+    initial_kwh: float,
+    need_kwh: float,
+    penalty: float,
+    gain: float,
+    hours: float,
+    *,
+    at_start: bool,
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Windows of a stay, the shortest delivering the energy from each start, cheapest first.
 
     Cost = energy price of what the window delivers + the shortfall penalty on what it cannot;

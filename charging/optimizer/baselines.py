@@ -1,7 +1,7 @@
 """What a depot does without the optimizer, to measure the optimizer against.
 
-Both baselines simulate the night slot by slot with the same physics as the LP (taper checked at
-the slot's end energy, efficiency, max SoC) and the same depot practice: a vehicle is plugged into
+Both baselines simulate the night slot by slot with the same physics as the LP (taper checked over
+the whole slot, efficiency, max SoC) and the same depot practice: a vehicle is plugged into
 a free compatible connector (the fastest one) as soon as it is present and one is free, charges
 until it reaches its *required* SoC (not 100 %: the optimizer should win by timing, not by
 charging less), and is then unplugged, freeing the connector for the next vehicle in the queue.
@@ -15,11 +15,12 @@ charging less), and is then unplugged, freeing the connector for the next vehicl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from .evaluate import finalize
-from .instance import Instance
+from .instance import Instance, Vehicle
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
 from .quantities import compatible_connectors, connector_max_kw, effective_max_kw, max_slot_power_kw, vehicle_arrays
 from .reasons import explain_shortfalls
@@ -37,7 +38,9 @@ def earliest_deadline_first(instance: Instance) -> Plan:
     )
 
 
-def _simulate(instance: Instance, method: str, *, order, respect_site_limit: bool) -> Plan:
+def _simulate(
+    instance: Instance, method: str, *, order: Callable[[Vehicle], tuple[int, ...]], respect_site_limit: bool
+) -> Plan:
     started = time.perf_counter()
     va = vehicle_arrays(instance)
     vehicles = instance.vehicles
@@ -50,16 +53,16 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
         for v, c in zip(vehicles, compatible_connectors(instance), strict=True)
     ]
     rank = sorted(range(len(vehicles)), key=lambda i: (*order(vehicles[i]), i))
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency * instance.slot_hours
     energy = va.initial_kwh.copy()
     power = np.zeros((len(vehicles), instance.num_slots))
     occupant = [-1] * len(connectors)
     connector_of = [-1] * len(vehicles)
-    plug_in = [None] * len(vehicles)
-    unplug = [None] * len(vehicles)
+    plug_in: list[int | None] = [None] * len(vehicles)
+    unplug: list[int | None] = [None] * len(vehicles)
 
     def done(i: int) -> bool:
-        return energy[i] >= va.target_kwh[i] - 1e-9
+        return bool(energy[i] >= va.target_kwh[i] - 1e-9)
 
     for t in range(instance.num_slots):
         for c, i in enumerate(occupant):  # leave when departing or charged
@@ -80,16 +83,16 @@ def _simulate(instance: Instance, method: str, *, order, respect_site_limit: boo
             charger, connector = connectors[c]
             k = charger_index[charger.id]
             limit_kw = min(effective_max_kw(vehicles[i], charger, connector), charger_left[k], site_left)
-            need_kw = (va.target_kwh[i] - energy[i]) / gain
+            need_kw = (va.target_kwh[i] - energy[i]) / gain[i]
             p = min(
                 need_kw,
                 max_slot_power_kw(
-                    vehicles[i], energy[i], limit_kw, va.max_kwh[i], instance.charging_efficiency, instance.slot_hours
+                    vehicles[i], energy[i], limit_kw, va.max_kwh[i], va.efficiency[i], instance.slot_hours
                 ),
             )
             p = max(p, 0.0)
             power[i, t] = p
-            energy[i] += gain * p
+            energy[i] += gain[i] * p
             charger_left[k] -= p
             site_left -= p
     for i in occupant:  # still plugged in at the end of the horizon

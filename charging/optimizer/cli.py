@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .evaluate import evaluate
 from .generate import generate_instance_dict
@@ -42,31 +45,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--method", choices=METHODS, default="lp")
 
     args = parser.parse_args(argv)
+    with _stdout_to_stderr() as stdout:
+        return _run(args, stdout)
+
+
+def _run(args: argparse.Namespace, stdout: Any) -> int:
     try:
         if args.command == "generate":
             data = generate_instance_dict(
                 vehicles=args.vehicles, connectors=args.connectors, seed=args.seed, slot_minutes=args.slot_minutes
             )
-            _write(data, args.output)
+            _write(data, stdout, args.output)
             return 0
         instance = load_instance(args.instance)
         if args.command == "solve":
-            _write(solve(instance, args.method, time_limit_s=args.time_limit).to_dict())
+            _write(solve(instance, args.method, time_limit_s=args.time_limit).to_dict(), stdout)
         elif args.command == "evaluate":
-            _write(evaluate(instance, load_plan(args.plan)).to_dict())
+            _write(evaluate(instance, load_plan(args.plan)).to_dict(), stdout)
         elif args.command == "replan":
             result = replan(instance, load_plan(args.plan), args.now_slot, method=args.method)
-            _write({"instance": result.instance.to_dict(), "plan": result.plan.to_dict()})
+            _write({"instance": result.instance.to_dict(), "plan": result.plan.to_dict()}, stdout)
     except InstanceError as error:
         print(error, file=sys.stderr)
         return 2
     return 0
 
 
-def _write(data: dict, path: str = "-") -> None:
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[Any]:
+    """While the command runs, anything written to stdout - HiGHS's banner and log come from C++,
+    past Python's ``sys.stdout`` - goes to stderr; yields a stream to the real stdout, which gets
+    the JSON result only."""
+    sys.stdout.flush()
+    try:
+        saved_fd = os.dup(1)
+    except OSError:  # no file descriptor 1 (an embedding host): nothing C++ could print to
+        yield sys.stdout
+        return
+    result = sys.stdout
+    real_stdout = os.fdopen(saved_fd, "w", encoding="utf-8", closefd=False)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        # Under pytest's capture, sys.stdout is not fd 1: keep writing where the caller reads.
+        yield real_stdout if result is sys.__stdout__ else result
+    finally:
+        sys.stdout = result
+        real_stdout.flush()
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+
+
+def _write(data: dict[str, Any], stdout: Any, path: str = "-") -> None:
     text = json.dumps(data, indent=1)
     if path == "-":
-        sys.stdout.write(text + "\n")
+        stdout.write(text + "\n")
+        stdout.flush()
     else:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text + "\n")

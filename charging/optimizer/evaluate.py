@@ -7,6 +7,7 @@ the LP minimises, and lists every broken constraint. Power is held constant with
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from .instance import Instance
 from .plan import Plan, PlanTotals, VehiclePlan
-from .quantities import VehicleArrays, compatible_connectors, taper_lines, vehicle_arrays
+from .quantities import VehicleArrays, compatible_connectors, curve_min_over_slot_kw, vehicle_arrays
 
 # A limit counts as broken above limit * (1 + TOLERANCE) + TOLERANCE: solvers stop at ~1e-7.
 TOLERANCE = 1e-6
@@ -92,7 +93,7 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     def exceed(amount: np.ndarray, limit: np.ndarray | float) -> np.ndarray:
         return amount > np.asarray(limit) * (1 + tolerance) + tolerance
 
-    def report(kind: str, mask: np.ndarray, excess: np.ndarray, subjects) -> None:
+    def report(kind: str, mask: np.ndarray, excess: np.ndarray, subjects: list[str]) -> None:
         for v, t in zip(*np.nonzero(mask), strict=True):
             violations.append(Violation(kind, float(excess[v, t]), int(t), subjects[v]))
 
@@ -103,13 +104,14 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     report("presence", ~present & (power > tolerance), power, ids)
     report("vehicle_power", exceed(power, va.max_kw[:, None]), power - va.max_kw[:, None], ids)
 
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[:, None] * instance.slot_hours
     energy_end = va.initial_kwh[:, None] + gain * np.cumsum(power * present, axis=1)
     report("max_soc", exceed(energy_end, va.max_kwh[:, None]), energy_end - va.max_kwh[:, None], ids)
+    energy_start = energy_end - gain * power * present
     for v, vehicle in enumerate(instance.vehicles):
-        lines = taper_lines(vehicle)
-        if lines:
-            limit = np.maximum(0.0, np.min([a + b * energy_end[v] for a, b in lines], axis=0))
+        if vehicle.taper:
+            # The real curve (not the planning one), at every energy the slot passes through.
+            limit = np.maximum(0.0, curve_min_over_slot_kw(vehicle, energy_start[v], energy_end[v]))
             report("taper", exceed(power[v : v + 1], limit[None]), (power[v] - limit)[None], [vehicle.id])
 
     _check_connectors(instance, va, by_vehicle, power, exceed, violations)
@@ -146,7 +148,14 @@ def evaluate(instance: Instance, plan: Plan, *, tolerance: float = TOLERANCE) ->
     return Evaluation(totals, vehicles, violations)
 
 
-def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, violations) -> None:
+def _check_connectors(
+    instance: Instance,
+    va: VehicleArrays,
+    by_vehicle: list[VehiclePlan | None],
+    power: np.ndarray,
+    exceed: Callable[[np.ndarray, np.ndarray | float], np.ndarray],
+    violations: list[Violation],
+) -> None:
     """Single contiguous connector window per vehicle, compatibility, connector/charger power."""
     connectors = {co.id: (c, ch, co) for c, (ch, co) in enumerate(instance.connectors())}
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -185,7 +194,14 @@ def _check_connectors(instance, va: VehicleArrays, by_vehicle, power, exceed, vi
         )
 
 
-def _totals(instance: Instance, va: VehicleArrays, power, energy_end, present, shortfall) -> PlanTotals:
+def _totals(
+    instance: Instance,
+    va: VehicleArrays,
+    power: np.ndarray,
+    energy_end: np.ndarray,
+    present: np.ndarray,
+    shortfall: np.ndarray,
+) -> PlanTotals:
     dt = instance.slot_hours
     total_kw = power.sum(axis=0)
     price = np.asarray(instance.energy_price_mxn_per_kwh)

@@ -41,8 +41,12 @@ def generate_instance_dict(
     slot_minutes: int = 15,
     horizon_start: str = "2025-07-15T12:00:00-07:00",
     hours: int = 24,
+    all_back_at: str | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready instance (see docs/optimizer.md); same arguments, same instance."""
+    """A JSON-ready instance (see docs/optimizer.md); same arguments, same instance.
+
+    ``all_back_at`` ("HH:MM" on the first day) brings every bus back at that time, e.g. "17:00"
+    for a night where every bus waits for a connector at once."""
     rng = np.random.default_rng(seed)
     start = datetime.fromisoformat(horizon_start)
     num_slots = hours * 60 // slot_minutes
@@ -52,7 +56,7 @@ def generate_instance_dict(
     )
     periods = [tariff_period(h) for h in slot_hours]
 
-    chargers = []
+    chargers: list[dict[str, Any]] = []
     for k in range(math.ceil(connectors / 2)):
         count = min(2, connectors - 2 * k)
         chargers.append(
@@ -71,6 +75,9 @@ def generate_instance_dict(
     for i in range(vehicles):
         capacity = round(BUS_NAMEPLATE_KWH * 0.85 * rng.uniform(0.85, 1.0), 1)
         arrival = evening + timedelta(minutes=int(rng.integers(0, 5 * 60)))
+        if all_back_at is not None:
+            hour, minute = (int(x) for x in all_back_at.split(":"))
+            arrival = start.replace(hour=hour, minute=minute)
         departure = morning + timedelta(minutes=int(rng.integers(0, 150)))
         arrival_soc = round(float(rng.uniform(25, 60)), 1)
         required = round(float(rng.uniform(85, 98)), 1)
@@ -92,7 +99,7 @@ def generate_instance_dict(
 
     # The grid connection fits the night's energy over ~7 off-punta hours, with some margin,
     # but stays well below the installed charger power (which is why planning matters).
-    installed_kw = sum(ch["max_kw"] for ch in chargers)
+    installed_kw = sum(float(ch["max_kw"]) for ch in chargers)
     needed_kw = need_kwh / 0.95 / 7.0
     grid_kw = float(np.clip(1.25 * needed_kw, 0.25 * installed_kw, 0.7 * installed_kw))
     base_load = [grid_kw * (0.15 if 18 <= h < 23 else 0.05 if h < 6 else 0.10) for h in slot_hours]
@@ -112,8 +119,12 @@ def generate_instance_dict(
     }
 
 
-def generate_instance(*, vehicles: int, connectors: int, seed: int = 0, slot_minutes: int = 15) -> Instance:
+def generate_instance(
+    *, vehicles: int, connectors: int, seed: int = 0, slot_minutes: int = 15, all_back_at: str | None = None
+) -> Instance:
     """``generate_instance_dict`` parsed into an ``Instance``."""
     return Instance.from_dict(
-        generate_instance_dict(vehicles=vehicles, connectors=connectors, seed=seed, slot_minutes=slot_minutes)
+        generate_instance_dict(
+            vehicles=vehicles, connectors=connectors, seed=seed, slot_minutes=slot_minutes, all_back_at=all_back_at
+        )
     )

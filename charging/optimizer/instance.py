@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,7 +64,7 @@ class Vehicle:
     required_soc_pct: float  # at departure
     usable_capacity_kwh: float
     max_charge_kw: float
-    # (soc %, max kW) points from 0 to 100 %, concave (slopes non-increasing); () = no taper
+    # (soc %, max kW) points from 0 to 100 %, piecewise linear, any shape; () = no taper
     taper: tuple[tuple[float, float], ...] = ()
     compatible_kinds: tuple[str, ...] | None = None  # None = any kind
     compatible_connector_ids: tuple[str, ...] | None = None  # None = any connector
@@ -74,6 +74,8 @@ class Vehicle:
     fixed_connector_id: str | None = None
     energy_delivered_kwh: float = 0.0  # grid-side energy already delivered since arrival
     max_soc_pct: float = 100.0
+    # battery energy gained per kWh drawn from the grid; None = the instance's charging_efficiency
+    charging_efficiency: float | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,13 @@ class Instance:
     charging_efficiency: float = 0.95
     wear: WearWeights = field(default_factory=WearWeights)
     additional_demand_charges: tuple[DemandCharge, ...] = ()
+    # Shortfall penalty, MXN per battery kWh a vehicle leaves without, per priority level
+    # ((priority, MXN per kWh) pairs); a level not listed gets the default rule
+    # (``quantities.shortfall_penalty_mxn_per_kwh``). JSON: a number (every level) or an object
+    # {"<priority>": MXN per kWh}.
+    shortfall_penalty_mxn_per_kwh: tuple[tuple[int, float], ...] = ()
+    # The same number for every level (JSON: a number), applied before the per-level ones.
+    shortfall_penalty_all_mxn_per_kwh: float | None = None
 
     # ---- derived quantities used by every module -------------------------------------------
     @property
@@ -169,11 +178,15 @@ class Instance:
             found.append((ch, co))
         return found
 
+    def efficiency(self, vehicle: Vehicle) -> float:
+        """Battery kWh gained per grid kWh for this vehicle (its own, else the instance's)."""
+        return vehicle.charging_efficiency if vehicle.charging_efficiency is not None else self.charging_efficiency
+
     def initial_energy_kwh(self, vehicle: Vehicle) -> float:
         """Battery energy (kWh) when planning starts: arrival energy plus delivered x efficiency."""
         return (
             vehicle.arrival_soc_pct / 100.0 * vehicle.usable_capacity_kwh
-            + vehicle.energy_delivered_kwh * self.charging_efficiency
+            + vehicle.energy_delivered_kwh * self.efficiency(vehicle)
         )
 
     def demand_mask(self) -> list[bool]:
@@ -218,6 +231,7 @@ class Instance:
                 for c in self.additional_demand_charges
             ],
             "charging_efficiency": self.charging_efficiency,
+            "shortfall_penalty_mxn_per_kwh": self._penalty_to_json(),
             "wear": asdict(self.wear),
             "chargers": [
                 {
@@ -230,6 +244,12 @@ class Instance:
             ],
             "vehicles": [_vehicle_to_dict(v) for v in self.vehicles],
         }
+
+    def _penalty_to_json(self) -> float | dict[str, float] | None:
+        if self.shortfall_penalty_mxn_per_kwh:
+            levels = {str(p): v for p, v in self.shortfall_penalty_mxn_per_kwh}
+            return levels
+        return self.shortfall_penalty_all_mxn_per_kwh
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -258,6 +278,8 @@ def _vehicle_to_dict(v: Vehicle) -> dict[str, Any]:
         d["compatible_connector_ids"] = list(v.compatible_connector_ids)
     if v.fixed_connector_id is not None:
         d["fixed_connector_id"] = v.fixed_connector_id
+    if v.charging_efficiency is not None:
+        d["charging_efficiency"] = v.charging_efficiency
     return d
 
 
@@ -271,7 +293,16 @@ class _Parser:
     def fail(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}")
 
-    def number(self, obj: Mapping[str, Any], key: str, path: str, *, default: Any = ..., lo=None, hi=None):
+    def number(
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        default: Any = ...,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> Any:
         if key not in obj or obj[key] is None:
             if default is ...:
                 self.fail(f"{path}.{key}", "is required")
@@ -287,13 +318,15 @@ class _Parser:
             self.fail(f"{path}.{key}", f"must be <= {hi}, got {value}")
         return float(value)
 
-    def per_slot(self, key: str, num_slots: int, *, default: Any = ..., lo=None) -> tuple[float, ...] | None:
+    def per_slot(
+        self, key: str, num_slots: int, *, default: Any = ..., lo: float | None = None
+    ) -> tuple[float, ...] | None:
         """A per-slot series: a list of ``num_slots`` numbers, or one number for every slot."""
         if key not in self.data or self.data[key] is None:
             if default is ...:
                 self.fail(key, "is required")
                 return (0.0,) * num_slots
-            return default
+            return default  # type: ignore[no-any-return]
         value = self.data[key]
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = [value] * num_slots
@@ -318,7 +351,7 @@ class _Parser:
         start: datetime,
         slot_minutes: int,
         num_slots: int,
-        rounding,
+        rounding: Callable[[float], int],
     ) -> int:
         """``<name>_slot`` (int) or ``<name>_time`` (ISO datetime), clamped to the horizon."""
         if obj.get(f"{name}_slot") is not None:
@@ -382,8 +415,8 @@ class _Parser:
             horizon_start=start,
             num_slots=num_slots,
             slot_minutes=slot_minutes,
-            site_limit_kw=site_limit,
-            energy_price_mxn_per_kwh=price,
+            site_limit_kw=site_limit or (),
+            energy_price_mxn_per_kwh=price or (),
             chargers=chargers,
             vehicles=vehicles,
             demand_charge_mxn_per_kw=self.number(d, "demand_charge_mxn_per_kw", "(root)", default=0.0, lo=0),
@@ -393,10 +426,31 @@ class _Parser:
             charging_efficiency=self.number(d, "charging_efficiency", "(root)", default=0.95, lo=0.01, hi=1),
             wear=wear,
             additional_demand_charges=additional_charges,
+            **self.shortfall_penalty(d.get("shortfall_penalty_mxn_per_kwh")),
         )
         if self.errors:
             raise InstanceError(self.errors)
         return instance
+
+    def shortfall_penalty(self, raw: Any) -> dict[str, Any]:
+        """Null, a number (every priority level) or {"<priority>": number} (those levels)."""
+        path = "shortfall_penalty_mxn_per_kwh"
+        if raw is None:
+            return {}
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return {"shortfall_penalty_all_mxn_per_kwh": self.number({path: raw}, path, "(root)", lo=0)}
+        if not isinstance(raw, Mapping):
+            self.fail(path, "must be null, a number or an object {priority: MXN per kWh}")
+            return {}
+        levels = []
+        for key in raw:
+            try:
+                priority = int(key)
+            except (TypeError, ValueError):
+                self.fail(f"{path}.{key}", "keys must be integer priority levels")
+                continue
+            levels.append((priority, self.number(raw, key, path, lo=0)))
+        return {"shortfall_penalty_mxn_per_kwh": tuple(sorted(levels))}
 
     def slot_flags(self, value: Any, path: str, num_slots: int) -> tuple[bool, ...] | None:
         """Null, or one boolean per slot."""
@@ -531,6 +585,7 @@ class _Parser:
                     fixed_connector_id=str(fixed) if fixed is not None else None,
                     energy_delivered_kwh=self.number(v, "energy_delivered_kwh", path, default=0.0, lo=0),
                     max_soc_pct=max_soc,
+                    charging_efficiency=self.number(v, "charging_efficiency", path, default=None, lo=0.01, hi=1),
                 )
             )
         return tuple(out)
@@ -538,7 +593,7 @@ class _Parser:
     def required_soc(self, v: Mapping[str, Any], path: str, arrival_soc: float, capacity: float) -> float:
         """``required_soc_pct`` or ``required_energy_kwh`` (battery-side, added to the arrival SoC)."""
         if v.get("required_soc_pct") is not None:
-            return self.number(v, "required_soc_pct", path, lo=0, hi=100)
+            return float(self.number(v, "required_soc_pct", path, lo=0, hi=100))
         if v.get("required_energy_kwh") is not None:
             energy = self.number(v, "required_energy_kwh", path, lo=0)
             return arrival_soc + 100.0 * energy / capacity if capacity > 0 else 0.0
@@ -546,7 +601,8 @@ class _Parser:
         return 0.0
 
     def taper(self, raw: Any, path: str) -> tuple[tuple[float, float], ...]:
-        """Points (soc %, max kW), sorted, extended flat to 0 % and 100 %, checked concave."""
+        """Points (soc %, max kW), sorted, extended flat to 0 % and 100 %. Any shape: a curve that is
+        not concave is planned conservatively (``quantities.conservative_taper``)."""
         if raw is None or raw == []:
             return ()
         if not isinstance(raw, list) or not all(
@@ -565,12 +621,6 @@ class _Parser:
             points.insert(0, (0.0, points[0][1]))
         if points[-1][0] < 100:
             points.append((100.0, points[-1][1]))
-        slopes = [(k2 - k1) / (s2 - s1) for (s1, k1), (s2, k2) in zip(points, points[1:], strict=False)]
-        if any(b > a + 1e-9 for a, b in zip(slopes, slopes[1:], strict=False)):
-            # A concave curve is the minimum of its segments' lines, which is what keeps the
-            # taper linear in the LP; a convex kink would need integer variables.
-            self.fail(path, f"must be concave (slopes non-increasing with SoC), got points {points}")
-            return ()
         return tuple(points)
 
 

@@ -6,8 +6,9 @@ For vehicle v and window slot t (grid-side kW, battery-side kWh, slot length dt 
 
 - ``p[v,t]`` power drawn, ``0 <= p <= max_kw[v]``
 - ``e[v,t]`` battery energy at the end of slot t: ``e[v,t] = e[v,t-1] + efficiency * dt * p[v,t]``
-- taper: ``p[v,t] <= a_k + b_k * e[v,t]`` for each segment k of the concave taper (checked at the
-  slot's end energy, where a decreasing curve is tightest); ``e <= max_kwh`` (SoC <= max)
+- taper: ``p[v,t] <= a_k + b_k * e`` for each line k of the planning taper (``taper_lines``), at
+  every energy of the slot: its end energy ``e[v,t]`` for a falling line, its start energy for a
+  rising one; ``e <= max_kwh`` (SoC <= max)
 - ``u[v]`` shortfall: ``e[v,last] + u[v] >= target_kwh[v]``, cost = priority-weighted penalty
 - site: ``sum_v p[v,t] <= site_limit_kw[t]``
 - demand, one peak per demand charge c: ``peak_c >= base_load[t] + sum_v p[v,t]`` on c's slots,
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
-import scipy.sparse as sp
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from .instance import Instance
 from .quantities import VehicleArrays, taper_lines
@@ -56,7 +58,7 @@ class Windows:
 
     @property
     def length(self) -> np.ndarray:
-        return np.maximum(self.end - self.start, 0)
+        return np.asarray(np.maximum(self.end - self.start, 0))
 
     @classmethod
     def whole_stays(cls, va: VehicleArrays, compatible: list[np.ndarray], max_kw: np.ndarray) -> Windows:
@@ -80,7 +82,7 @@ class LpModel:
         self.num_rows = 0
         self.offset = 0.0
 
-    def add_cols(self, cost, lower, upper, *, integer: bool = False) -> int:
+    def add_cols(self, cost: Any, lower: Any, upper: Any, *, integer: bool = False) -> int:
         """Add a block of columns; returns the index of the first one."""
         cost = np.asarray(cost, dtype=float)
         first = self.num_cols
@@ -91,19 +93,24 @@ class LpModel:
         self.num_cols += cost.size
         return first
 
-    def add_rows(self, lower, upper, size: int) -> int:
+    def add_rows(self, lower: Any, upper: Any, size: int) -> int:
         first = self.num_rows
         self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (size,)))
         self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (size,)))
         self.num_rows += size
         return first
 
-    def add_entries(self, rows, cols, values) -> None:
+    def add_entries(self, rows: Any, cols: Any, values: Any) -> None:
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         self.entries.append((rows, cols, np.broadcast_to(np.asarray(values, dtype=float), rows.shape)))
 
     def solve(
-        self, *, time_limit_s: float | None = None, mip_rel_gap: float = 1e-4, lazy: LazyCuts | None = None
+        self,
+        *,
+        time_limit_s: float | None = None,
+        mip_rel_gap: float = 1e-4,
+        lazy: LazyCuts | None = None,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> LpSolution:
         """Solve with HiGHS. With ``lazy``, add the cuts the solution breaks and re-solve until none.
 
@@ -111,7 +118,7 @@ class LpModel:
         so each round costs a fraction of the first solve.
         """
         started = time.perf_counter()
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.num_cols, self.num_rows
@@ -148,6 +155,11 @@ class LpModel:
         if time_limit_s is not None:
             h.setOptionValue("time_limit", float(time_limit_s))
         h.passModel(lp)
+        if start is not None and is_mip:
+            # A partial MIP start (column indices, values): HiGHS fixes the integers given and
+            # solves the LP for the rest, which becomes its first incumbent.
+            index, value = start
+            h.setSolution(int(index.size), np.asarray(index, dtype=np.int32), np.asarray(value, dtype=float))
         h.run()
         rounds = 0
         while lazy is not None and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
@@ -205,12 +217,17 @@ class LazyCuts:
     TOLERANCE_KW = 1e-9
 
     def __init__(
-        self, core: CoreIndex, taper: tuple[np.ndarray, np.ndarray, np.ndarray], c_rate, c_rate_cost: float, c_max_kw
-    ):
+        self,
+        core: CoreIndex,
+        taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        c_rate: tuple[np.ndarray, np.ndarray],
+        c_rate_cost: float,
+        c_max_kw: np.ndarray,
+    ) -> None:
         self.p_col, self.e_col = core.p_col, core.e_col
         self.pair_vehicle = core.pair_vehicle
         self.num_vehicles = core.first_pair.size - 1
-        self.taper_pair, self.taper_a, self.taper_b = taper
+        self.taper_pair, self.taper_a, self.taper_b, self.taper_c = taper
         self.taper_added = np.zeros(self.taper_pair.size, dtype=bool)
         self.c_pair, self.c_limit_kw = c_rate
         self.c_max_kw = c_max_kw  # the power bound those pairs get back with their hinge
@@ -222,7 +239,9 @@ class LazyCuts:
 
     def _broken(self, x: np.ndarray, reduced_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p, e = x[self.p_col + self.taper_pair], x[self.e_col + self.taper_pair]
-        taper = ~self.taper_added & (p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW)
+        taper = ~self.taper_added & (
+            self.taper_c * p - self.taper_b * e > self.taper_a * (1 + 1e-9) + self.TOLERANCE_KW
+        )
         # Power held at the C-rate threshold whose reduced cost says more would pay even with the
         # hinge's cost: there the full model's dual is infeasible (beyond HiGHS's tolerance, 1e-7).
         fast = ~self.c_added & (reduced_cost[self.p_col + self.c_pair] < -self.c_cost - 1e-7)
@@ -249,7 +268,7 @@ class LazyCuts:
             index = np.empty(2 * n, dtype=np.int32)
             index[0::2], index[1::2] = self.p_col + pair, self.e_col + pair
             value = np.empty(2 * n)
-            value[0::2], value[1::2] = 1.0, -self.taper_b[taper]
+            value[0::2], value[1::2] = self.taper_c[taper], -self.taper_b[taper]
             h.addRows(n, np.full(n, -INF), self.taper_a[taper], 2 * n, starts, index, value)
             self.added_rows += n
         if fast.size:
@@ -319,7 +338,7 @@ class CoreIndex:
     held_slots: np.ndarray | None = None  # per pair
     site_row: np.ndarray | None = None  # per slot, -1 without a row
     demand_rows: np.ndarray | None = None  # [demand charge, slot], -1 without a row
-    extra_rows: list = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
+    extra_rows: list[LimitRows] = None  # type: ignore[assignment]  # group / charger limits: see ``LimitRows``
 
     @property
     def num_pairs(self) -> int:
@@ -361,7 +380,6 @@ def build_core(
     (see ``sifting``, which prices the others and adds those worth it).
     """
     dt = instance.slot_hours
-    gain = instance.charging_efficiency * dt
     num_vehicles = len(instance.vehicles)
     length = windows.length
     if active is None:
@@ -376,6 +394,7 @@ def build_core(
         pair_k = np.arange(pair_vehicle.size) - first_pair[pair_vehicle]
     has_pairs = first_pair[1:] > first_pair[:-1]
     n = pair_vehicle.size
+    gain = va.efficiency[pair_vehicle] * dt  # per pair
     is_last = np.zeros(n, dtype=bool)
     is_last[first_pair[1:][has_pairs] - 1] = True
     # Slots each pair's end energy is held for: to the next pair, the last one until departure.
@@ -415,7 +434,8 @@ def build_core(
     # Lazy: only the rows of the last slots of each vehicle go in at once. The high-SoC wear makes
     # charging finish close to departure, so that is where the taper binds (see ``LazyCuts``).
     taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS if lazy else slice(None)
-    _add_taper(model, tuple(part[taper_now] for part in taper), p_col, e_col)
+    pair_t, a_t, b_t, c_t = taper
+    _add_taper(model, (pair_t[taper_now], a_t[taper_now], b_t[taper_now], c_t[taper_now]), p_col, e_col)
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
@@ -437,8 +457,14 @@ def build_core(
     return core
 
 
-def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pair, a, b) of every row p[v,t] - b * e[v,t] <= a of a taper line that can bind."""
+def _taper_rows(
+    instance: Instance, va: VehicleArrays, windows: Windows, pair_vehicle: np.ndarray, pair_k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, a, b, c) of every row ``c * p[v,t] - b * e[v,t] <= a`` of a taper line that can bind.
+
+    The line must hold over the whole slot: at its end energy ``e[v,t]`` for a falling line
+    (``c = 1``), at its start energy ``e[v,t] - gain * p[v,t]`` for a rising one (``c = 1 + b * gain``).
+    """
     lines_of: dict[int, list[tuple[float, float]]] = {}
     for v, vehicle in enumerate(instance.vehicles):
         if windows.end[v] <= windows.start[v]:
@@ -448,7 +474,7 @@ def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray
             if lowest_kw < windows.max_kw[v]:  # a line that never goes below the bound is idle
                 lines_of.setdefault(v, []).append((a, b))
     if not lines_of:
-        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), np.zeros(0)
     # One row per (pair, line): lines of a vehicle repeated over its pairs.
     line_vehicle = np.array([v for v, lines in lines_of.items() for _ in lines])
     line_a = np.array([a for lines in lines_of.values() for a, _ in lines])
@@ -457,11 +483,11 @@ def _taper_rows(instance, va, windows, pair_vehicle, pair_k) -> tuple[np.ndarray
     a, b, v, k = line_a[line], line_b[line], pair_vehicle[pair], pair_k[pair]
     # Early on the battery cannot yet be high enough for the line to bind: skip those. ``k`` pairs
     # came before this one, so at most k + 1 slots of charging.
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = va.efficiency[v] * instance.slot_hours
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
-    return pair[keep], a[keep], b[keep]
+    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain[keep]
 
 
 def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -475,13 +501,15 @@ def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple
     return first_pair[line_vehicle][line] + k, line
 
 
-def _add_taper(model: LpModel, taper, p_col: int, e_col: int) -> None:
-    pair, a, b = taper
+def _add_taper(
+    model: LpModel, taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], p_col: int, e_col: int
+) -> None:
+    pair, a, b, c = taper
     if not pair.size:
         return
     row = model.add_rows(-INF, a, pair.size)
     rows = row + np.arange(pair.size)
-    model.add_entries(rows, p_col + pair, 1.0)
+    model.add_entries(rows, p_col + pair, c)
     model.add_entries(rows, e_col + pair, -b)
 
 
@@ -515,7 +543,16 @@ def _add_demand(
     return peak_cols, demand_rows
 
 
-def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bool):
+def _add_wear(
+    instance: Instance,
+    va: VehicleArrays,
+    windows: Windows,
+    model: LpModel,
+    core: CoreIndex,
+    pair_k: np.ndarray,
+    *,
+    lazy: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Hinge variables for time at high SoC and for high C-rate, only where they can be non-zero.
 
     Sets ``core.hinge_pair`` / ``core.hinge_row``. Returns the C-rate hinges as (pairs, threshold
@@ -540,7 +577,7 @@ def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bo
         # Only where the battery can be above the threshold by the end of the slot.
         reachable_kwh = np.minimum(
             va.initial_kwh[pair_vehicle]
-            + instance.charging_efficiency * dt * windows.max_kw[pair_vehicle] * (pair_k + 1),
+            + va.efficiency[pair_vehicle] * dt * windows.max_kw[pair_vehicle] * (pair_k + 1),
             va.max_kwh[pair_vehicle],
         )
         pairs = np.flatnonzero(reachable_kwh > high_soc_kwh[pair_vehicle] + 1e-9)
@@ -548,7 +585,8 @@ def _add_wear(instance, va, windows, model, core: CoreIndex, pair_k, *, lazy: bo
         if pairs.size:
             v = pair_vehicle[pairs]
             # A pair's end energy is held until the next pair (the last one's until departure).
-            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * core.held_slots[pairs], 0.0, INF)
+            held_slots = core.held_slots if core.held_slots is not None else np.ones(core.num_pairs)
+            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots[pairs], 0.0, INF)
             row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
             core.hinge_row = row
             k = np.arange(pairs.size)
@@ -657,6 +695,7 @@ def add_group_limits(
         row_of_slot = np.full(slots.size, -1)
         row = model.add_rows(-INF, float(count), crowded.size)
         row_of_slot[crowded] = row + np.arange(crowded.size)
+        assert rows.count is not None
         rows.count[0, slots[crowded]] = row + np.arange(crowded.size)
         model.add_entries(row_of_slot[slot_of_pair[keep]], x_cols, 1.0)
 

@@ -31,7 +31,19 @@ def solve_milp(
     compatible: list[np.ndarray],
     *,
     time_limit_s: float,
+    start: Assignment | None = None,
+    mip_rel_gap: float | None = None,
+    free: np.ndarray | None = None,
 ) -> tuple[LpSolution, CoreIndex, Windows, Assignment | None]:
+    """Solve the exact MILP; returns (solution, core index, windows, assignment or None).
+
+    ``start``: connector windows (e.g. the heuristic's) given to HiGHS as a MIP start: every ``z``
+    set from them, HiGHS completes the continuous part, so the MILP's incumbent is never worse
+    than that plan's re-solve. ``mip_rel_gap``: HiGHS's stopping gap (default 1e-4).
+    ``free`` (bool [vehicle, slot], with ``start``): only those ``z`` are free, the others are fixed
+    at ``start``'s - a neighbourhood of it (``solve``'s large-neighbourhood search). The bound of
+    such a solve is not a bound of the night.
+    """
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
     num_vehicles = len(instance.vehicles)
@@ -46,16 +58,17 @@ def solve_milp(
     core = build_core(instance, va, windows, model)
 
     # One (vehicle, connector, slot) triple per binary, pair by pair.
-    trip_pair, trip_conn = [], []
+    pair_blocks: list[np.ndarray] = []
+    conn_blocks: list[np.ndarray] = []
     for v in range(num_vehicles):
         pairs = np.arange(core.first_pair[v], core.first_pair[v + 1])
         for c in compatible[v]:
-            trip_pair.append(pairs)
-            trip_conn.append(np.full(pairs.size, c))
-    if not trip_pair:
+            pair_blocks.append(pairs)
+            conn_blocks.append(np.full(pairs.size, c))
+    if not pair_blocks:
         return model.solve(time_limit_s=time_limit_s), core, windows, None
-    trip_pair = np.concatenate(trip_pair)
-    trip_conn = np.concatenate(trip_conn)
+    trip_pair = np.concatenate(pair_blocks)
+    trip_conn = np.concatenate(conn_blocks)
     trip_vehicle = core.pair_vehicle[trip_pair]
     trip_slot = core.pair_slot[trip_pair]
     n = trip_pair.size
@@ -67,7 +80,16 @@ def solve_milp(
     fixed = np.array([instance.vehicles[v].fixed_connector_id is not None for v in trip_vehicle], dtype=bool)
     at_arrival = trip_slot == va.arrival_slot[trip_vehicle]
     k = np.arange(n)
-    z_col = model.add_cols(np.zeros(n), np.where(fixed & at_arrival, 1.0, 0.0), 1.0, integer=True)
+    z_lower, z_upper = np.where(fixed & at_arrival, 1.0, 0.0), np.ones(n)
+    on = np.zeros(n, dtype=bool)
+    if start is not None:
+        on = (start.connector[trip_vehicle] == trip_conn) & (trip_slot >= start.start[trip_vehicle])
+        on &= trip_slot < start.end[trip_vehicle]
+        if free is not None:
+            held = ~free[trip_vehicle, trip_slot]
+            z_lower = np.where(held, on, z_lower)
+            z_upper = np.where(held, on, z_upper)
+    z_col = model.add_cols(np.zeros(n), z_lower, z_upper, integer=True)
     q_col = model.add_cols(np.zeros(n), 0.0, trip_kw)
     s_col = model.add_cols(np.zeros(n), 0.0, 1.0)
 
@@ -103,7 +125,10 @@ def solve_milp(
     row = model.add_rows(-INF, 1.0, num_vehicles)
     model.add_entries(row + trip_vehicle, s_col + k, 1.0)
 
-    solution = model.solve(time_limit_s=time_limit_s)
+    warm = (z_col + k, on.astype(float)) if start is not None else None
+    solution = model.solve(
+        time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap if mip_rel_gap is not None else 1e-4, start=warm
+    )
     if solution.x is None:
         return solution, core, windows, None
     z = solution.x[z_col : z_col + n] > 0.5

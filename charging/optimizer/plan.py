@@ -51,13 +51,23 @@ class PlanTotals:
 
 @dataclass
 class SolverInfo:
-    """How the plan was made. ``gap`` = (objective - lp_bound) / max(|lp_bound|, 1 MXN)."""
+    """How the plan was made.
+
+    ``status`` says only what was shown: "Optimal" when the plan's objective meets a proven lower
+    bound (within ``PROVEN_GAP``), else "Feasible, x % above the bound (... MXN)" (see
+    ``solve.honest_status``); the baselines say "simulated". ``bound_mxn`` is the best proven
+    lower bound on the objective: the LP relaxation's (``lp_bound_mxn``) or, when the exact MILP
+    ran, its dual bound if higher. ``gap`` = (objective - bound_mxn) / max(|bound_mxn|, 1 MXN).
+    ``optimal`` is True exactly when the status is "Optimal".
+    """
 
     method: str
     status: str
     solve_time_s: float = 0.0
     lp_bound_mxn: float | None = None
     gap: float | None = None
+    bound_mxn: float | None = None
+    optimal: bool = False
     num_variables: int = 0
     num_constraints: int = 0
     notes: list[str] = field(default_factory=list)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
 
 import numpy as np
 
@@ -26,6 +28,7 @@ class VehicleArrays:
     max_kwh: np.ndarray  # max SoC as energy (never below initial_kwh)
     max_kw: np.ndarray  # the vehicle's own limit
     penalty_mxn_per_kwh: np.ndarray  # shortfall penalty
+    efficiency: np.ndarray  # battery kWh gained per grid kWh
 
 
 def vehicle_arrays(instance: Instance) -> VehicleArrays:
@@ -42,6 +45,7 @@ def vehicle_arrays(instance: Instance) -> VehicleArrays:
         max_kwh=max_kwh,
         max_kw=np.array([v.max_charge_kw for v in vs], dtype=float),
         penalty_mxn_per_kwh=shortfall_penalty_mxn_per_kwh(instance),
+        efficiency=np.array([instance.efficiency(v) for v in vs], dtype=float),
     )
 
 
@@ -60,9 +64,9 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
         return np.zeros(0)
     hours = instance.slot_hours
     demand_mxn_per_kw = sum(c.mxn_per_kw for c in instance.demand_charges())
-    worst_kwh_mxn = (
-        max(instance.energy_price_mxn_per_kwh, default=0.0) + demand_mxn_per_kw / hours
-    ) / instance.charging_efficiency
+    worst_kwh_mxn = (max(instance.energy_price_mxn_per_kwh, default=0.0) + demand_mxn_per_kw / hours) / min(
+        instance.efficiency(v) for v in instance.vehicles
+    )
     wear = instance.wear
     worst_kwh_mxn += wear.high_soc_mxn_per_kwh_h * instance.num_slots * hours + wear.high_c_rate_mxn_per_kwh
     base = 10.0 * worst_kwh_mxn + 10.0
@@ -71,7 +75,13 @@ def shortfall_penalty_mxn_per_kwh(instance: Instance) -> np.ndarray:
     priority_factor = np.array([4.0 ** rank[v.priority] for v in instance.vehicles])
     departure = np.array([v.departure_slot for v in instance.vehicles], dtype=float)
     departure_factor = 1.0 + 0.5 * (instance.num_slots - departure) / instance.num_slots
-    return base * priority_factor * departure_factor
+    penalty = base * priority_factor * departure_factor
+    # Set in the instance: the number as given, for every level or for the levels listed.
+    if instance.shortfall_penalty_all_mxn_per_kwh is not None:
+        penalty = np.full(len(instance.vehicles), instance.shortfall_penalty_all_mxn_per_kwh)
+    for level, mxn_per_kwh in instance.shortfall_penalty_mxn_per_kwh:
+        penalty = np.where([v.priority == level for v in instance.vehicles], mxn_per_kwh, penalty)
+    return penalty
 
 
 def compatible_connectors(instance: Instance) -> list[np.ndarray]:
@@ -82,7 +92,7 @@ def compatible_connectors(instance: Instance) -> list[np.ndarray]:
     The arrays are shared between vehicles: read them, never write to them.
     """
     index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
-    by_rule: dict[tuple, np.ndarray] = {}
+    by_rule: dict[tuple[object, ...], np.ndarray] = {}
     result = []
     for vehicle in instance.vehicles:
         rule = (vehicle.fixed_connector_id, vehicle.compatible_kinds, vehicle.compatible_connector_ids)
@@ -114,43 +124,135 @@ def effective_max_kw(vehicle: Vehicle, charger: Charger, connector: Connector) -
 
 
 def taper_lines(vehicle: Vehicle) -> list[tuple[float, float]]:
-    """The taper as lines ``max_kw <= intercept_kw + slope_kw_per_kwh * energy_kwh``.
+    """The planning taper as lines ``max_kw <= intercept_kw + slope_kw_per_kwh * energy_kwh``.
 
-    A concave piecewise-linear curve equals the minimum of its segments' lines, so the LP can
-    impose every line; the parser rejects non-concave tapers.
+    The planned power must stay under every line at every energy the battery passes through in
+    the slot: at the slot's end energy for a falling line, at its start energy for a rising one
+    (a line is linear, so its two ends are where it is lowest). For a concave curve the lines are
+    its segments' and their minimum is the curve itself (exact). A curve that is not concave (a
+    steep drop then a flat tail, common for DC fast charging) is planned with the concave curve
+    below it that ``conservative_taper`` picks: never above the real curve, so the plan is safe.
     """
-    lines = []
+    return list(_taper_lines(vehicle))
+
+
+@lru_cache(maxsize=4096)
+def _taper_lines(vehicle: Vehicle) -> tuple[tuple[float, float], ...]:
     cap = vehicle.usable_capacity_kwh
-    for (s1, k1), (s2, k2) in zip(vehicle.taper, vehicle.taper[1:], strict=False):
-        slope_per_kwh = (k2 - k1) / ((s2 - s1) / 100.0 * cap)
-        intercept = k1 - slope_per_kwh * (s1 / 100.0 * cap)
-        lines.append((intercept, slope_per_kwh))
+    lines_pct = conservative_taper(vehicle)
+    # kW per % of SoC -> kW per kWh; a line through SoC 0 % passes through energy 0 kWh.
+    return tuple((a, b * 100.0 / cap) for a, b in lines_pct)
+
+
+def segment_lines_pct(points: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:
+    """Each segment of a curve given as (soc %, kW) points as a line (intercept kW, slope kW per %)."""
+    lines = []
+    for (s1, k1), (s2, k2) in zip(points, points[1:], strict=False):
+        slope = (k2 - k1) / (s2 - s1)
+        lines.append((k1 - slope * s1, slope))
     return lines
 
 
+def is_concave(points: tuple[tuple[float, float], ...]) -> bool:
+    lines = segment_lines_pct(points)
+    return all(b <= a + 1e-9 for (_, a), (_, b) in zip(lines, lines[1:], strict=False))
+
+
+def curve_kw(points: tuple[tuple[float, float], ...], soc_pct: np.ndarray) -> np.ndarray:
+    """The curve itself (piecewise linear through ``points``) at these SoCs."""
+    return np.asarray(np.interp(soc_pct, [s for s, _ in points], [k for _, k in points]))
+
+
+# Above this many segments a non-concave curve is planned with the minimum of all its lines
+# (always below it) instead of searching the best subset.
+CONSERVATIVE_SEARCH_MAX_SEGMENTS = 10
+
+
+def conservative_taper(vehicle: Vehicle) -> list[tuple[float, float]]:
+    """Lines (intercept kW, slope kW per % SoC) whose minimum is the curve the plan uses.
+
+    Concave curve: its segments (exact). Otherwise, among the subsets of its segments' lines whose
+    minimum stays at or below the real curve from the arrival SoC to 100 %, the one that would
+    charge from arrival to the required SoC fastest at the vehicle's power. The minimum of all
+    lines is always such a subset (at any SoC the curve equals one of them), so one exists; the
+    search skips power the curve really allows (e.g. above a drop, the flat tail's line extended
+    back caps the power before it), which is the price of keeping the model linear.
+    """
+    points = vehicle.taper
+    if not points:
+        return []
+    lines = segment_lines_pct(points)
+    if is_concave(points):
+        return lines
+    if len(lines) > CONSERVATIVE_SEARCH_MAX_SEGMENTS:
+        return lines
+    low = min(max(vehicle.arrival_soc_pct, 0.0), 100.0)
+    high = min(max(vehicle.required_soc_pct, low), 100.0)
+    grid = np.linspace(low, high, 401)
+    kinks = np.array([s for s, _ in points if low <= s <= 100.0] + [low, 100.0])
+    best: tuple[float, list[tuple[float, float]]] = (math.inf, lines)
+    for size in range(1, len(lines) + 1):
+        for subset in combinations(lines, size):
+            check = [kinks]
+            for (a1, b1), (a2, b2) in combinations(subset, 2):
+                if abs(b1 - b2) > 1e-12:
+                    x = (a2 - a1) / (b1 - b2)
+                    if low <= x <= 100.0:
+                        check.append(np.array([x]))
+            at = np.concatenate(check)
+            planned = np.min([a + b * at for a, b in subset], axis=0)
+            if (planned > curve_kw(points, at) + 1e-9).any():
+                continue
+            kw = np.minimum(np.min([a + b * grid for a, b in subset], axis=0), vehicle.max_charge_kw)
+            hours = math.inf if (kw[:-1] <= 1e-9).any() else float(np.trapezoid(1.0 / kw, grid)) if high > low else 0.0
+            if hours < best[0] - 1e-12:
+                best = (hours, list(subset))
+    return best[1]
+
+
+def curve_min_over_slot_kw(vehicle: Vehicle, start_kwh: np.ndarray, end_kwh: np.ndarray) -> np.ndarray:
+    """The real curve's lowest value over each slot's energy range [start, end] (inf without a taper).
+
+    The curve is piecewise linear, so the lowest value is at an end or at a breakpoint inside.
+    """
+    if not vehicle.taper:
+        return np.full(np.shape(start_kwh), math.inf)
+    cap = vehicle.usable_capacity_kwh
+    lo = 100.0 * np.minimum(start_kwh, end_kwh) / cap
+    hi = 100.0 * np.maximum(start_kwh, end_kwh) / cap
+    lowest = np.minimum(curve_kw(vehicle.taper, lo), curve_kw(vehicle.taper, hi))
+    for soc, kw in vehicle.taper:
+        inside = (lo < soc) & (soc < hi)
+        lowest = np.where(inside, np.minimum(lowest, kw), lowest)
+    return np.asarray(lowest)
+
+
 def taper_limit_kw(vehicle: Vehicle, energy_kwh: float) -> float:
-    """Max power (kW) the taper allows at this battery energy (inf without a taper)."""
+    """Max power (kW) the planning taper allows at this battery energy (inf without a taper)."""
     lines = taper_lines(vehicle)
     if not lines:
         return math.inf
     return max(0.0, min(a + b * energy_kwh for a, b in lines))
 
 
+def line_power_kw(a: float, b: float, energy_kwh: float, gain: float) -> float:
+    """Largest constant power for one slot starting at ``energy_kwh`` that stays under the line
+    ``a + b * e`` all through the slot (``gain`` battery kWh per kW held for the slot)."""
+    if b > 0:  # rising: lowest at the slot's start
+        return a + b * energy_kwh
+    # falling: lowest at the end, p <= a + b * (e + gain * p)
+    return (a + b * energy_kwh) / (1.0 - b * gain)
+
+
 def max_slot_power_kw(
     vehicle: Vehicle, energy_kwh: float, limit_kw: float, max_kwh: float, efficiency: float, hours: float
 ) -> float:
-    """Largest constant power for one slot that respects the taper all through the slot.
-
-    The taper is checked at the slot's *end* energy: the curve decreases where it binds, so that
-    is where it is tightest (the same rule as the LP and the evaluator). Also stops at ``max_kwh``.
-    """
+    """Largest constant power for one slot that respects the planning taper all through the slot
+    (see ``taper_lines``: the same rule as the LP). Also stops at ``max_kwh``."""
     gain = efficiency * hours  # battery kWh per kW held for the slot
     power = min(limit_kw, max(0.0, (max_kwh - energy_kwh) / gain))
     for a, b in taper_lines(vehicle):
-        # p <= a + b * (e + gain * p)  <=>  p * (1 - b * gain) <= a + b * e
-        denominator = 1.0 - b * gain
-        if denominator > 0:
-            power = min(power, max(0.0, (a + b * energy_kwh) / denominator))
+        power = min(power, max(0.0, line_power_kw(a, b, energy_kwh, gain)))
     return power
 
 
@@ -169,17 +271,18 @@ def free_site_kw(instance: Instance) -> np.ndarray:
     return capacity
 
 
-def fastest_charge_kw(limit_kw: np.ndarray, lines, initial_kwh: float, target_kwh: float, gain: float) -> np.ndarray:
+def fastest_charge_kw(
+    limit_kw: np.ndarray, lines: list[tuple[float, float]], initial_kwh: float, target_kwh: float, gain: float
+) -> np.ndarray:
     """Power in consecutive charging slots (``limit_kw`` each, in time order) charging as fast as
-    the limits and the taper ``lines`` allow, up to ``target_kwh``; the taper is checked at each
-    slot's end energy, as the LP checks it. Greedy constructions use it to place energy."""
+    the limits and the taper ``lines`` allow, up to ``target_kwh``; the taper is checked over the
+    whole slot, as the LP checks it. Greedy constructions use it to place energy."""
     power = np.zeros(len(limit_kw))
     energy = initial_kwh
     for i, limit in enumerate(limit_kw):
         p = min(max(float(limit), 0.0), (target_kwh - energy) / gain)
         for a, b in lines:
-            if 1.0 - b * gain > 0:
-                p = min(p, (a + b * energy) / (1.0 - b * gain))
+            p = min(p, line_power_kw(a, b, energy, gain))
         power[i] = max(p, 0.0)
         energy += gain * power[i]
         if energy >= target_kwh - 1e-9:

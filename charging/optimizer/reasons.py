@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .instance import Instance
-from .plan import Plan
+from .instance import Charger, Instance, Vehicle
+from .plan import Plan, VehiclePlan
 from .quantities import effective_max_kw, max_slot_power_kw, vehicle_arrays
 
 NO_CONNECTOR = "no compatible connector"
@@ -26,13 +26,13 @@ def best_alone_kwh(instance: Instance, v: int, *, with_taper: bool = True) -> fl
     if not options:
         return energy
     limit_kw = max(options)
-    gain = instance.charging_efficiency * instance.slot_hours
+    gain = instance.efficiency(vehicle) * instance.slot_hours
     slots = max(vehicle.departure_slot - vehicle.arrival_slot, 0)
     if not with_taper:
         return min(max_kwh, energy + gain * limit_kw * slots)
     for _ in range(slots):
         energy += gain * max_slot_power_kw(
-            vehicle, energy, limit_kw, max_kwh, instance.charging_efficiency, instance.slot_hours
+            vehicle, energy, limit_kw, max_kwh, instance.efficiency(vehicle), instance.slot_hours
         )
     return energy
 
@@ -67,7 +67,7 @@ def explain_shortfalls(instance: Instance, plan: Plan) -> Plan:
     return plan
 
 
-def _charger_full(instance: Instance, plan: Plan, charger, vp) -> bool:
+def _charger_full(instance: Instance, plan: Plan, charger: Charger, vp: VehiclePlan) -> bool:
     on_charger = {co.id for co in charger.connectors}
     load = np.zeros(instance.num_slots)
     for other in plan.vehicles:
@@ -77,7 +77,7 @@ def _charger_full(instance: Instance, plan: Plan, charger, vp) -> bool:
     return bool((window >= charger.max_kw * (1 - 1e-6) - 1e-6).any())
 
 
-def _window(vehicle, vp) -> slice:
+def _window(vehicle: Vehicle, vp: VehiclePlan) -> slice:
     """The slots the vehicle could charge in: its connector window, else its whole stay."""
     if vp.connector_id is not None:
         return slice(vp.plug_in_slot, vp.unplug_slot)

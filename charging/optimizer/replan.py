@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .instance import Instance
 from .plan import Plan
 from .solve import solve
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,10 +59,10 @@ def remaining_instance(
             and vp.plug_in_slot is not None
             and vp.plug_in_slot <= now_slot < (vp.unplug_slot or 0)
         )
-        changes = {
+        changes: dict[str, Any] = {
             "arrival_slot": max(0, vehicle.arrival_slot - now_slot),
             "departure_slot": vehicle.departure_slot - now_slot,
-            "fixed_connector_id": vp.connector_id if plugged_now else vehicle.fixed_connector_id,
+            "fixed_connector_id": vp.connector_id if plugged_now and vp is not None else vehicle.fixed_connector_id,
         }
         if vehicle.id in soc_now_pct:
             changes.update(arrival_soc_pct=float(soc_now_pct[vehicle.id]), energy_delivered_kwh=0.0)
@@ -69,19 +72,19 @@ def remaining_instance(
 
     past_load_kw = np.array(instance.base_load())[:now_slot] + past_total_kw
 
-    def month_peak(slots, month_peak_kw: float) -> float:
+    def month_peak(slots: tuple[bool, ...] | None, month_peak_kw: float) -> float:
         counts = np.array(slots if slots is not None else [True] * instance.num_slots)[:now_slot]
         return max(month_peak_kw, float(past_load_kw[counts].max(initial=0.0)))
 
-    def rest(series):
+    def rest(series: tuple[T, ...] | None) -> tuple[T, ...] | None:
         return tuple(series[now_slot:]) if series is not None else None
 
     return replace(
         instance,
         horizon_start=instance.slot_start(now_slot),
         num_slots=instance.num_slots - now_slot,
-        site_limit_kw=rest(instance.site_limit_kw),
-        energy_price_mxn_per_kwh=rest(instance.energy_price_mxn_per_kwh),
+        site_limit_kw=tuple(instance.site_limit_kw[now_slot:]),
+        energy_price_mxn_per_kwh=tuple(instance.energy_price_mxn_per_kwh[now_slot:]),
         demand_slots=rest(instance.demand_slots),
         base_load_kw=rest(instance.base_load_kw),
         month_peak_kw=month_peak(instance.demand_slots, instance.month_peak_kw),

@@ -77,7 +77,7 @@ def solve_sifted(
     in_window = window_mask(windows, instance.num_slots)
     # The departure target hangs on each window's last slot: it is always active.
     active = (active & in_window & (windows.max_kw[:, None] > 0)) | _last_slots(windows, instance.num_slots, 1)
-    rounds, sizes, seconds = 0, [], []
+    rounds, sizes, seconds = 0, list[int](), list[float]()
     proven = False  # no left-out slot would lower the cost: the restricted optimum is the full LP's
     while True:
         model = LpModel()
@@ -106,7 +106,7 @@ def solve_sifted(
 
 def _last_slots(windows: Windows, num_slots: int, count: int) -> np.ndarray:
     slot = np.arange(num_slots)
-    return (slot >= np.maximum(windows.end - count, windows.start)[:, None]) & (slot < windows.end[:, None])
+    return np.asarray((slot >= np.maximum(windows.end - count, windows.start)[:, None]) & (slot < windows.end[:, None]))
 
 
 def full_reduced_costs(
@@ -126,7 +126,7 @@ def full_reduced_costs(
     """
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     dt = instance.slot_hours
-    gain = instance.charging_efficiency * dt
+    gain = va.efficiency[:, None] * dt
     y = row_dual
     n = core.num_pairs
     if n == 0:
@@ -150,6 +150,7 @@ def full_reduced_costs(
     owner = np.maximum.accumulate(np.where(in_window, pair_index, -1), axis=1)
     owned = in_window & (owner >= 0)
     eta_full = np.zeros((num_vehicles, num_slots))
+    assert core.held_slots is not None
     eta_full[owned] = eta_pair[owner[owned]] * weight[owned] / core.held_slots[owner[owned]]
     # Before the first active slot the energy is the arrival energy: its hinge is fixed by it.
     wear = instance.wear
@@ -170,6 +171,7 @@ def full_reduced_costs(
 
     # Power in slot t is in the slot's site row and in the row of every demand charge counting t.
     slot_dual = np.zeros(num_slots)
+    assert core.site_row is not None and core.demand_rows is not None
     for per_slot_rows in (core.site_row, *core.demand_rows):
         present = per_slot_rows >= 0
         slot_dual[present] += y[per_slot_rows[present]]
@@ -212,7 +214,7 @@ def initial_active(
     greedy = _greedy_slots(instance, va, windows)
     active |= greedy
     active[:, :-1] |= greedy[:, 1:]  # the slot before: room for the taper to spread the energy
-    return active & in_window
+    return np.asarray(active & in_window)
 
 
 def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np.ndarray:
@@ -225,7 +227,6 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
     capacity = free_site_kw(instance)
-    gain = instance.charging_efficiency * instance.slot_hours
     slot = np.arange(num_slots)
     order_key = price - 1e-6 * slot / num_slots  # cheapest, then latest
     chosen = np.zeros((num_vehicles, num_slots), dtype=bool)
@@ -235,6 +236,7 @@ def _greedy_slots(instance: Instance, va: VehicleArrays, windows: Windows) -> np
         if end <= start or max_kw <= 0 or need_kwh <= 0:
             continue
         lines = taper_lines(instance.vehicles[v])
+        gain = va.efficiency[v] * instance.slot_hours
         candidates = start + np.argsort(order_key[start:end], kind="stable")
         count = min(max(int(np.ceil(need_kwh / (gain * max_kw))), 1), candidates.size)
         while True:

@@ -15,19 +15,19 @@ Every plan is priced by the evaluator; ``solver.gap`` compares it with the relax
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from .assignment import Assignment, assign_connectors, capacity_assign, compatible_connectors, group_limits
 from .baselines import earliest_deadline_first, uncontrolled
-from .evaluate import evaluate, finalize
+from .evaluate import Evaluation, evaluate, finalize
 from .instance import Instance
-from .lp import Windows, add_charger_limits, add_group_limits, power_matrix
+from .lp import CoreIndex, LpModel, Windows, add_charger_limits, add_group_limits, power_matrix
 from .milp import count_binaries, solve_milp
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
-from .quantities import best_max_kw, connector_max_kw, vehicle_arrays
+from .quantities import VehicleArrays, best_max_kw, connector_max_kw, vehicle_arrays
 from .reasons import explain_shortfalls
 from .sifting import SiftResult, initial_active, solve_sifted
 
@@ -35,6 +35,13 @@ METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
 # "auto" tries the exact MILP when it has at most this many binaries.
 AUTO_MILP_MAX_BINARIES = 3_000
 AUTO_MILP_TIME_LIMIT_S = 10.0
+# Nights with scarce connectors (a gap after the heuristic) and at most this many binaries get a
+# large-neighbourhood search on their windows (``_neighbourhood_search``) before the exact MILP.
+LNS_MAX_BINARIES = 40_000
+LNS_TIME_BUDGET_S = 10.0
+LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
+LNS_GROUP = 2  # vehicles whose whole stay is free at a time
+LNS_SUB_TIME_LIMIT_S = 2.0
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
 # When the relaxed power breaks charger limits for at most this many vehicles, only they are
@@ -68,48 +75,172 @@ def solve(
     compatible = compatible_connectors(instance)
     bound_mxn, relaxed_power, relax_size, relax_note = _relaxation(instance, va, compatible, time_limit_s)
 
-    plan: Plan | None = None
-    if method in ("lp", "auto"):
-        assignment = assign_connectors(instance, va, compatible, relaxed_power)
-        plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
-        # Other connector assignments, tried only while the plan is not already at the bound; the
-        # cheapest re-solved plan wins.
-        others = [("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))]
-        preplaced = _hinted_windows(instance, va, compatible, windows_hint)
-        if preplaced:
-            others.append(
-                (
-                    f"{len(preplaced)} connector window(s) kept from the previous plan",
-                    lambda: assign_connectors(instance, va, compatible, relaxed_power, preplaced),
-                )
-            )
-        for label, make in others:
-            gap = _gap(plan.totals.objective_mxn, bound_mxn)
-            if gap is not None and gap <= GAP_GOOD_ENOUGH:
-                break
-            other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
-            if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
-                other.solver.notes.append(
-                    f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
-                    f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
-                )
-                plan = other
-        plan.solver.num_variables, plan.solver.num_constraints = relax_size
-        plan.solver.notes.insert(0, relax_note)
-    small = count_binaries(instance, compatible) <= AUTO_MILP_MAX_BINARIES
-    gap = _gap(plan.totals.objective_mxn, bound_mxn) if plan else None
+    plan = _heuristic_plan(instance, va, compatible, relaxed_power, bound_mxn, time_limit_s, windows_hint)
+    plan.solver.num_variables, plan.solver.num_constraints = relax_size
+    plan.solver.notes.insert(0, relax_note)
+    binaries = count_binaries(instance, compatible)
+    small = binaries <= AUTO_MILP_MAX_BINARIES
+    gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    if method in ("auto", "milp") and gap is not None and gap > GAP_GOOD_ENOUGH and binaries <= LNS_MAX_BINARIES:
+        budget = time_limit_s if time_limit_s is not None else LNS_TIME_BUDGET_S
+        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, budget)
+        gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    milp_bound: float | None = None
     if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
+        # The heuristic's plan first: the MILP starts from its connector windows, and it is the
+        # answer whenever the MILP cannot beat it in time (a time limit never returns less).
+        heuristic = plan
         limit = time_limit_s if time_limit_s is not None else AUTO_MILP_TIME_LIMIT_S
-        exact = _milp_plan(instance, va, compatible, limit)
-        if exact is not None and (plan is None or exact.totals.objective_mxn < plan.totals.objective_mxn - 1e-9):
+        exact, milp_bound = _milp_plan(instance, va, compatible, limit, start=_plan_assignment(instance, heuristic))
+        if exact is not None and exact.totals.objective_mxn < heuristic.totals.objective_mxn - 1e-9:
             plan = exact
-        elif plan is None:  # the MILP found nothing in time: fall back to the heuristic
-            plan = _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s)
-            plan.solver.notes.append("milp found no solution in time; used lp + greedy assignment")
-    assert plan is not None
-    plan.solver.lp_bound_mxn = bound_mxn
-    plan.solver.gap = _gap(plan.totals.objective_mxn, bound_mxn)
+        else:
+            plan = heuristic
+            plan.solver.notes.append(
+                "milp found no better plan in time; kept the plan it started from"
+                if exact is None or not exact.solver.optimal
+                else "milp: the plan it started from is as good as the milp's"
+            )
+    finish_status(plan, bound_mxn, milp_bound)
     plan.solver.solve_time_s = time.perf_counter() - started
+    return plan
+
+
+def _neighbourhood_search(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    plan: Plan,
+    bound_mxn: float | None,
+    budget_s: float,
+) -> Plan:
+    """Large-neighbourhood search on the connector windows, for nights with scarce connectors.
+
+    The exact MILP with most connector-slot binaries fixed at the incumbent's windows, started from
+    them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
+    of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
+    ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
+    Passes repeat until one improves nothing or ``budget_s`` runs out.
+    """
+    started = time.perf_counter()
+    present = va.departure_slot > va.arrival_slot
+    if not present.any():
+        return plan
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    first, last = int(va.arrival_slot[present].min()), int(va.departure_slot[present].max())
+    neighbourhoods = []
+    step = max(LNS_BAND_SLOTS // 2, 1)
+    for band_start in range(first, max(last - step, first + 1), step):
+        free = np.zeros((num_vehicles, num_slots), dtype=bool)
+        free[:, band_start : band_start + LNS_BAND_SLOTS] = True
+        neighbourhoods.append(free)
+    by_arrival = np.flatnonzero(present)[np.argsort(va.arrival_slot[present], kind="stable")]
+    for k in range(0, max(by_arrival.size - LNS_GROUP // 2, 1), max(LNS_GROUP // 2, 1)):
+        free = np.zeros((num_vehicles, num_slots), dtype=bool)
+        free[by_arrival[k : k + LNS_GROUP]] = True
+        neighbourhoods.append(free)
+    improved_by = 0.0
+    out_of_time = False
+    while not out_of_time:
+        before = plan.totals.objective_mxn
+        for free in neighbourhoods:
+            left = budget_s - (time.perf_counter() - started)
+            gap = _gap(plan.totals.objective_mxn, bound_mxn)
+            if left <= 0.05 or (gap is not None and gap <= GAP_GOOD_ENOUGH):
+                out_of_time = True
+                break
+            candidate, _ = _milp_plan(
+                instance,
+                va,
+                compatible,
+                min(left, LNS_SUB_TIME_LIMIT_S),
+                start=_plan_assignment(instance, plan),
+                free=free,
+            )
+            if candidate is not None and candidate.totals.objective_mxn < plan.totals.objective_mxn - 1e-6:
+                candidate.solver.notes = plan.solver.notes
+                candidate.solver.num_variables = plan.solver.num_variables
+                candidate.solver.num_constraints = plan.solver.num_constraints
+                plan = candidate
+        improved_by += before - plan.totals.objective_mxn
+        if plan.totals.objective_mxn >= before - 1e-6:
+            break
+    if improved_by > 0:
+        plan.solver.notes.append(
+            f"neighbourhood search on the windows: {improved_by:,.2f} MXN better "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+    return plan
+
+
+# A plan within this relative gap of a proven lower bound is reported "Optimal".
+PROVEN_GAP = 1e-6
+
+
+def finish_status(plan: Plan, lp_bound_mxn: float | None, milp_bound_mxn: float | None = None) -> None:
+    """Set the plan's bound, gap and an honest status from the proven lower bounds.
+
+    The solver's own word on the last solve (e.g. "Optimal" for a window re-solve, which is optimal
+    only for its windows) moves to the notes.
+    """
+    solver = plan.solver
+    bounds = [b for b in (lp_bound_mxn, milp_bound_mxn) if b is not None and np.isfinite(b)]
+    bound = max(bounds) if bounds else None
+    solver.lp_bound_mxn = lp_bound_mxn
+    solver.bound_mxn = bound
+    solver.gap = _gap(plan.totals.objective_mxn, bound)
+    if solver.status:
+        solver.notes.append(f"last solve: {solver.status}")
+    solver.status, solver.optimal = honest_status(solver.gap, bound)
+
+
+def honest_status(gap: float | None, bound_mxn: float | None) -> tuple[str, bool]:
+    """("Optimal", True) when the gap to a proven bound is closed, else ("Feasible, ...", False)."""
+    if gap is None or bound_mxn is None:
+        return "Feasible (no bound: the relaxation did not finish)", False
+    if gap <= PROVEN_GAP:
+        return "Optimal", True
+    percent = gap * 100
+    shown = f"{percent:.2f}" if percent >= 0.01 else f"{percent:.1g}"
+    return f"Feasible, {shown} % above the bound ({bound_mxn:,.2f} MXN)", False
+
+
+def _heuristic_plan(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    relaxed_power: np.ndarray,
+    bound_mxn: float | None,
+    time_limit_s: float | None,
+    windows_hint: Mapping[str, tuple[str, int, int]] | None,
+) -> Plan:
+    """The relaxation-driven assignment re-solved, and the other assignments while there is a gap."""
+    assignment = assign_connectors(instance, va, compatible, relaxed_power)
+    plan = _resolve(instance, va, assignment, relaxed_power, time_limit_s)
+    # Other connector assignments, tried only while the plan is not already at the bound; the
+    # cheapest re-solved plan wins.
+    others: list[tuple[str, Callable[[], Assignment]]] = [
+        ("windows built against the site limit", lambda: capacity_assign(instance, va, compatible))
+    ]
+    preplaced = _hinted_windows(instance, va, compatible, windows_hint)
+    if preplaced:
+        others.append(
+            (
+                f"{len(preplaced)} connector window(s) kept from the previous plan",
+                lambda: assign_connectors(instance, va, compatible, relaxed_power, preplaced),
+            )
+        )
+    for label, make in others:
+        gap = _gap(plan.totals.objective_mxn, bound_mxn)
+        if gap is not None and gap <= GAP_GOOD_ENOUGH:
+            break
+        other = _resolve(instance, va, make(), relaxed_power, time_limit_s)
+        if other.totals.objective_mxn < plan.totals.objective_mxn - 1e-9:
+            other.solver.notes.append(
+                f"assignment: {label} ({other.totals.objective_mxn:,.2f} MXN against "
+                f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
+            )
+            plan = other
     return plan
 
 
@@ -120,7 +251,9 @@ def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
     return max(0.0, (objective_mxn - bound_mxn) / max(abs(bound_mxn), 1.0))
 
 
-def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, np.ndarray, tuple[int, int], str]:
+def _relaxation(
+    instance: Instance, va: VehicleArrays, compatible: list[np.ndarray], time_limit_s: float | None
+) -> tuple[float | None, np.ndarray, tuple[int, int], str]:
     """Solve the aggregated relaxation by sifting (``sifting``).
 
     Returns (bound MXN, relaxed power [vehicle, slot], restricted model size, a note on the sifting).
@@ -128,7 +261,7 @@ def _relaxation(instance, va, compatible, time_limit_s) -> tuple[float | None, n
     windows = Windows.whole_stays(va, compatible, best_max_kw(instance, compatible))
     groups = group_limits(instance, compatible)
 
-    def connector_groups(core, model):
+    def connector_groups(core: CoreIndex, model: LpModel) -> None:
         add_group_limits(instance, core, windows, groups, model)
 
     result = solve_sifted(
@@ -154,7 +287,12 @@ def _sifting_note(what: str, result: SiftResult, windows: Windows) -> str:
     )
 
 
-def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int, int]]:
+def _hinted_windows(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    hint: Mapping[str, tuple[str, int, int]] | None,
+) -> dict[int, tuple[int, int, int]]:
     """The hint's windows that are still possible: compatible connector (not faulted since), inside
     the stay, not overlapping an earlier one on the same connector. As (connector index, start, end)."""
     if not hint:
@@ -179,12 +317,13 @@ def _hinted_windows(instance, va, compatible, hint) -> dict[int, tuple[int, int,
     return windows
 
 
-def _assign_and_resolve(instance, va, compatible, relaxed_power, time_limit_s) -> Plan:
-    assignment = assign_connectors(instance, va, compatible, relaxed_power)
-    return _resolve(instance, va, assignment, relaxed_power, time_limit_s)
-
-
-def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) -> Plan:
+def _resolve(
+    instance: Instance,
+    va: VehicleArrays,
+    assignment: Assignment,
+    relaxed_power: np.ndarray,
+    time_limit_s: float | None,
+) -> Plan:
     """The plan for a connector assignment: the relaxed power if it fits, else the LP again."""
     started = time.perf_counter()
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
@@ -205,7 +344,13 @@ def _resolve(instance, va, assignment: Assignment, relaxed_power, time_limit_s) 
     return explain_shortfalls(instance, finalize(instance, plan))
 
 
-def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power) -> tuple[np.ndarray | None, str]:
+def _window_lp(
+    instance: Instance,
+    va: VehicleArrays,
+    assignment: Assignment,
+    time_limit_s: float | None,
+    relaxed_power: np.ndarray,
+) -> tuple[np.ndarray | None, str]:
     """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
@@ -219,7 +364,7 @@ def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power
         [charger_index[connectors[c][0].id] if c >= 0 else -1 for c in assignment.connector], dtype=int
     )
 
-    def charger_limits(core, model):
+    def charger_limits(core: CoreIndex, model: LpModel) -> None:
         add_charger_limits(instance, core, windows, charger_of_vehicle, model)
 
     # The relaxed plan's charging slots are where this LP will charge too, mostly.
@@ -232,7 +377,13 @@ def _window_lp(instance, va, assignment: Assignment, time_limit_s, relaxed_power
     return power, f"{solution.status} ({_sifting_note('window re-solve', result, windows)})"
 
 
-def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s) -> tuple[np.ndarray | None, str]:
+def _repair_chargers(
+    instance: Instance,
+    assignment: Assignment,
+    relaxed_power: np.ndarray,
+    evaluation: Evaluation,
+    time_limit_s: float | None,
+) -> tuple[np.ndarray | None, str]:
     """When the relaxed power breaks only a few charger limits, re-solve just their vehicles.
 
     The other vehicles keep their relaxed power: the small LP sees the site limit less their load
@@ -263,16 +414,50 @@ def _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit
     return power, f"{status} (relaxation, {index.size} vehicles re-solved for charger limits)"
 
 
-def _milp_plan(instance, va, compatible, time_limit_s) -> Plan | None:
-    solution, core, windows, assignment = solve_milp(instance, va, compatible, time_limit_s=time_limit_s)
+def _milp_plan(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    time_limit_s: float,
+    *,
+    start: Assignment | None = None,
+    mip_rel_gap: float | None = None,
+    free: np.ndarray | None = None,
+) -> tuple[Plan | None, float | None]:
+    """The exact MILP's plan (None when it found none) and its proven lower bound (None without one,
+    or for a neighbourhood: ``free``)."""
+    solution, core, windows, assignment = solve_milp(
+        instance, va, compatible, time_limit_s=time_limit_s, start=start, mip_rel_gap=mip_rel_gap, free=free
+    )
+    bound = solution.mip_dual_bound if solution.mip_dual_bound is not None and solution.x is not None else None
+    if free is not None:
+        bound = None
+    if bound is not None and not np.isfinite(bound):
+        bound = None
     if solution.x is None or assignment is None:
-        return None
+        return None, bound
     power = power_matrix(core, windows, solution.x, len(instance.vehicles), instance.num_slots)
     plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp", solution.status)
     plan.solver.num_variables, plan.solver.num_constraints = solution.num_cols, solution.num_rows
-    if solution.mip_dual_bound is not None:
-        plan.solver.notes.append(f"milp dual bound {solution.mip_dual_bound:.4f} MXN")
-    return explain_shortfalls(instance, finalize(instance, plan))
+    plan.solver.optimal = solution.optimal
+    if bound is not None:
+        plan.solver.notes.append(f"milp dual bound {bound:.4f} MXN")
+    return explain_shortfalls(instance, finalize(instance, plan)), bound
+
+
+def _plan_assignment(instance: Instance, plan: Plan) -> Assignment:
+    """A plan's connector windows as an ``Assignment`` (the MILP's warm start)."""
+    index = {co.id: c for c, (_, co) in enumerate(instance.connectors())}
+    n = len(instance.vehicles)
+    result = Assignment(np.full(n, -1), np.zeros(n, int), np.zeros(n, int))
+    for v, vp in enumerate(plan.vehicles):
+        if vp.connector_id is not None and vp.plug_in_slot is not None and vp.unplug_slot is not None:
+            result.connector[v], result.start[v], result.end[v] = (
+                index[vp.connector_id],
+                vp.plug_in_slot,
+                vp.unplug_slot,
+            )
+    return result
 
 
 def _window_mask(instance: Instance, assignment: Assignment) -> np.ndarray:

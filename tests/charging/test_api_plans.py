@@ -62,6 +62,15 @@ def test_staff_read_tonights_plan_of_their_depot(night, api_client):
     assert body["month_peaks_kw"] == night["plan_a"].month_peaks_kw
 
 
+def test_a_plan_says_optimal_only_with_its_proof(night, api_client):
+    # One bus on a free connector: the relaxation's plan is the plan, so its bound proves it.
+    api_client.force_authenticate(night["staff_a"])
+    body = api_client.get(f"/api/v1/charging-plans/{night['plan_a'].pk}/").json()
+    assert body["optimal"] is True and body["solver_status"] == "Optimal"
+    assert body["bound"] is not None and body["gap_pct"] <= 1e-4
+    assert body["bound"] >= body["lp_bound"] - 1e-9
+
+
 def test_another_depots_plan_and_vehicle_answer_404(night, api_client):
     api_client.force_authenticate(night["staff_a"])
 

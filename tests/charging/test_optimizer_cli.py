@@ -65,6 +65,22 @@ def test_python_dash_m_entry_point():
     assert json.loads(result.stdout)["solver"]["method"] == "edf"
 
 
+def test_cli_stdout_is_the_json_result_only(tmp_path):
+    # The MILP path creates HiGHS solvers, whose banner is printed from C++ on file descriptor 1.
+    path = tmp_path / "night.json"
+    path.write_text(json.dumps(generate_instance_dict(vehicles=5, connectors=2, seed=3)))
+    result = subprocess.run(
+        [sys.executable, "-m", "charging.optimizer", "solve", str(path), "--method", "milp", "--time-limit", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plan = json.loads(result.stdout)  # the whole of stdout, nothing before or after
+    assert len(plan["vehicles"]) == 5 and plan["solver"]["status"]
+    assert "HiGHS" in result.stderr  # the banner went to stderr
+
+
 def test_replan_keeps_the_past_and_finishes_the_night():
     instance = generate_instance(vehicles=12, connectors=8, seed=4)
     plan = solve(instance, "lp")

@@ -177,13 +177,13 @@ def test_arrival_and_departure_times_round_inwards():
 
 def test_invalid_instance_lists_every_problem():
     data = night().to_dict()
-    data["vehicles"][0]["taper"] = [[0, 50], [50, 50], [80, 150]]  # rising after flat: convex
+    data["vehicles"][0]["taper"] = [[0, 50], [50, 50], [80, -150]]  # negative power
     data["vehicles"][0]["compatible_connector_ids"] = ["nope"]
     data["energy_price_mxn_per_kwh"] = [1, 2]
     with pytest.raises(InstanceError) as error:
         Instance.from_dict(data)
     text = str(error.value)
-    assert "must be concave" in text
+    assert "power >= 0" in text
     assert "unknown connector 'nope'" in text
     assert "energy_price_mxn_per_kwh" in text
     assert len(error.value.errors) == 3

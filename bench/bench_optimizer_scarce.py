@@ -1,0 +1,182 @@
+"""Scarce and shared connectors (issue 14): our plans against an exact MILP and the LP bound.
+
+    .venv/bin/python bench/bench_optimizer_scarce.py                 # ~10-15 minutes on a busy machine
+    .venv/bin/python bench/bench_optimizer_scarce.py --exact-limit 30 --only-scarce
+
+Measured side by side in one run, on seeded ``generate_instance`` nights:
+
+- scarce nights (2-5 buses per connector, <= 40 buses): ``solve(method="auto")`` (the heuristic,
+  then the large-neighbourhood search and, when small, the MILP) against the exact time-indexed
+  MILP (``milp.solve_milp``, mip_rel_gap 1e-6, started from the heuristic's windows) given
+  ``--exact-limit`` seconds: its best plan, its proven lower bound, and whether it proved optimality;
+- shared nights (2 buses per connector, 100 on 50 and 300 on 150): ``solve(method="lp")`` against
+  the LP relaxation bound.
+
+Every plan is checked by the evaluator (violations listed). Writes
+bench/results/optimizer-scarce-<date>.json and .md with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from charging.optimizer import evaluate, generate_instance, solve  # noqa: E402
+from charging.optimizer.quantities import compatible_connectors, vehicle_arrays  # noqa: E402
+from charging.optimizer.solve import _milp_plan, _plan_assignment  # noqa: E402
+
+SCARCE = [
+    # (name, vehicles, connectors, seed, all_back_at)
+    ("8 on 2", 8, 2, 1, None),
+    ("10 on 2", 10, 2, 2, None),
+    ("12 on 3", 12, 3, 3, None),
+    ("20 on 4", 20, 4, 5, None),
+    ("20 on 4, all back 17:00", 20, 4, 4, "17:00"),
+    ("40 on 10", 40, 10, 6, None),
+]
+SHARED = [("100 on 50", 100, 50, 1), ("300 on 150", 300, 150, 1)]
+
+
+def scarce_row(name, vehicles, connectors, seed, all_back_at, exact_limit_s: float) -> dict:
+    instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
+    row: dict = {"night": name, "vehicles": vehicles, "connectors": connectors, "seed": seed}
+    row["load_average_at_start"] = load_average()
+    started = time.perf_counter()
+    heuristic = solve(instance, "lp")
+    row["heuristic_s"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    ours = solve(instance, "auto")
+    row["ours_s"] = round(time.perf_counter() - started, 2)
+    va, compatible = vehicle_arrays(instance), compatible_connectors(instance)
+    started = time.perf_counter()
+    exact, exact_bound = _milp_plan(
+        instance, va, compatible, exact_limit_s, start=_plan_assignment(instance, heuristic), mip_rel_gap=1e-6
+    )
+    row["exact_s"] = round(time.perf_counter() - started, 2)
+    if exact is None or exact.totals.objective_mxn > heuristic.totals.objective_mxn:
+        exact = heuristic  # what the exact MILP was started from
+    bound = max(b for b in (exact_bound, ours.solver.lp_bound_mxn) if b is not None)
+    for label, plan in (("heuristic", heuristic), ("ours", ours), ("exact", exact)):
+        row[f"{label}_objective_mxn"] = round(plan.totals.objective_mxn, 2)
+        row[f"{label}_shortfall_kwh"] = round(plan.totals.shortfall_kwh, 2)
+        row[f"{label}_violations"] = evaluate(instance, plan).violation_counts()
+    row["exact_proven"] = bool(exact.solver.optimal and exact.solver.method == "milp")
+    row["exact_bound_mxn"] = round(bound, 2)
+    row["ours_status"] = ours.solver.status
+    row["ours_vs_exact_pct"] = round(100 * (ours.totals.objective_mxn / exact.totals.objective_mxn - 1), 3)
+    row["ours_shortfall_minus_exact_kwh"] = round(ours.totals.shortfall_kwh - exact.totals.shortfall_kwh, 2)
+    row["ours_vs_bound_pct"] = round(100 * (ours.totals.objective_mxn / bound - 1), 3)
+    # The target is against an exact optimum: unproven, the comparison is with the MILP's best plan.
+    row["target_met"] = (
+        row["exact_proven"] and row["ours_shortfall_minus_exact_kwh"] <= 1.0 and row["ours_vs_exact_pct"] <= 1.0
+    )
+    return row
+
+
+def shared_row(name, vehicles, connectors, seed) -> dict:
+    instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed)
+    row: dict = {"night": name, "vehicles": vehicles, "connectors": connectors, "seed": seed}
+    row["load_average_at_start"] = load_average()
+    started = time.perf_counter()
+    plan = solve(instance, "lp")
+    row["time_s"] = round(time.perf_counter() - started, 2)
+    row["objective_mxn"] = round(plan.totals.objective_mxn, 2)
+    row["lp_bound_mxn"] = round(plan.solver.lp_bound_mxn or 0.0, 2)
+    row["gap_pct"] = round(100 * (plan.solver.gap or 0.0), 3)
+    row["shortfall_kwh"] = round(plan.totals.shortfall_kwh, 2)
+    row["status"] = plan.solver.status
+    row["violations"] = evaluate(instance, plan).violation_counts()
+    row["target_met"] = row["gap_pct"] <= 0.1 and (vehicles < 300 or row["time_s"] <= 5.0)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--exact-limit", type=float, default=60.0, help="seconds for the exact MILP per night")
+    parser.add_argument("--only-scarce", action="store_true")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    scarce = []
+    for spec in SCARCE:
+        row = scarce_row(*spec, exact_limit_s=args.exact_limit)
+        print(json.dumps(row), flush=True)
+        scarce.append(row)
+    shared = []
+    if not args.only_scarce:
+        for spec in SHARED:
+            row = shared_row(*spec)
+            print(json.dumps(row), flush=True)
+            shared.append(row)
+    result = {
+        "machine": machine_info(),
+        "load_average_at_end": load_average(),
+        "exact_limit_s": args.exact_limit,
+        "scarce": scarce,
+        "shared": shared,
+    }
+    stem = f"optimizer-scarce-{date.today().isoformat()}{'-' + args.label if args.label else ''}"
+    out = ROOT / "bench" / "results"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# Optimizer on scarce and shared connectors (issue 14)",
+        "",
+        f"Machine: {json.dumps(result['machine'])}; load average at end {result['load_average_at_end']} "
+        "(shared 2-core machine: times are inflated, re-run quietly for speed figures).",
+        "",
+        f"## Scarce nights: ours (auto) vs the exact MILP ({result['exact_limit_s']:.0f} s, started from the "
+        "heuristic) vs the heuristic (lp)",
+        "",
+        "| night | heuristic MXN / kWh short | ours MXN / kWh short (s) | exact MXN / kWh short (s) | exact proven |"
+        " bound MXN | ours vs exact | ours vs bound | target (<= 1 kWh, <= 1 %) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["scarce"]:
+        lines.append(
+            f"| {r['night']} | {r['heuristic_objective_mxn']:,.2f} / {r['heuristic_shortfall_kwh']:.2f} "
+            f"| {r['ours_objective_mxn']:,.2f} / {r['ours_shortfall_kwh']:.2f} ({r['ours_s']}) "
+            f"| {r['exact_objective_mxn']:,.2f} / {r['exact_shortfall_kwh']:.2f} ({r['exact_s']}) "
+            f"| {'yes' if r['exact_proven'] else 'no'} | {r['exact_bound_mxn']:,.2f} "
+            f"| {r['ours_vs_exact_pct']:+.3f} % | {r['ours_vs_bound_pct']:+.3f} % "
+            f"| {_verdict(r)} | {r['load_average_at_start']} |"
+        )
+    if result["shared"]:
+        lines += [
+            "",
+            "## Shared nights: ours (lp) vs the LP relaxation bound",
+            "",
+            "| night | objective MXN | LP bound MXN | gap | kWh short | time s | status | target | load |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in result["shared"]:
+            lines.append(
+                f"| {r['night']} | {r['objective_mxn']:,.2f} | {r['lp_bound_mxn']:,.2f} | {r['gap_pct']:.3f} % "
+                f"| {r['shortfall_kwh']:.2f} | {r['time_s']} | {r['status']} "
+                f"| {'met' if r['target_met'] else 'NOT met'} | {r['load_average_at_start']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(row: dict) -> str:
+    if row["target_met"]:
+        return "met"
+    if not row["exact_proven"]:
+        return "unknown: exact not proven in time"
+    return "NOT met"
+
+
+if __name__ == "__main__":
+    main()

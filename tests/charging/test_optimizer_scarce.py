@@ -1,0 +1,81 @@
+"""Scarce connectors (issue 14): honest status, the MILP never worse than the heuristic.
+
+The nights are made by a seeded generator here: the depot night of ``generate_instance_dict``
+with fewer connectors than buses, and optionally every bus back at the same time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from charging.optimizer import Instance, evaluate, generate_instance, solve
+from charging.optimizer.solve import PROVEN_GAP
+
+
+def scarce_night(vehicles: int, connectors: int, seed: int = 0, *, all_back_at: str | None = None) -> Instance:
+    """``vehicles`` buses on ``connectors`` connectors; ``all_back_at`` ("HH:MM") brings every bus
+    back at that time of the first evening."""
+    return generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
+
+
+SCARCE_NIGHTS = {
+    "8 on 2": dict(vehicles=8, connectors=2, seed=1),
+    "10 on 2": dict(vehicles=10, connectors=2, seed=2),
+    "12 on 3": dict(vehicles=12, connectors=3, seed=3),
+    "20 on 4 all back at 17:00": dict(vehicles=20, connectors=4, seed=4, all_back_at="17:00"),
+}
+
+
+def assert_honest(plan) -> None:
+    solver = plan.solver
+    assert solver.bound_mxn is not None and solver.gap is not None
+    assert plan.totals.objective_mxn >= solver.bound_mxn - 1e-6 * max(1.0, abs(solver.bound_mxn))
+    if solver.optimal:
+        assert solver.status == "Optimal" and solver.gap <= PROVEN_GAP
+    else:
+        assert solver.gap > PROVEN_GAP
+        assert solver.status.startswith("Feasible, ") and "% above the bound" in solver.status
+        assert f"{solver.bound_mxn:,.2f} MXN" in solver.status
+
+
+@pytest.mark.parametrize("name", SCARCE_NIGHTS)
+def test_scarce_nights_say_optimal_only_when_proven(name):
+    instance = scarce_night(**SCARCE_NIGHTS[name])
+    plan = solve(instance, "lp")
+    assert evaluate(instance, plan).ok
+    assert_honest(plan)
+
+
+def test_the_heuristic_on_a_scarce_night_does_not_claim_an_optimum():
+    # 10 buses on 2 connectors cannot all be served: the heuristic's plan sits above the bound.
+    plan = solve(scarce_night(**SCARCE_NIGHTS["10 on 2"]), "lp")
+    assert not plan.solver.optimal and "Optimal" not in plan.solver.status
+
+
+def test_milp_on_a_small_scarce_night_serves_what_an_assignment_can():
+    instance = scarce_night(**SCARCE_NIGHTS["8 on 2"])
+    heuristic = solve(instance, "lp")
+    plan = solve(instance, "auto", time_limit_s=4)
+    assert evaluate(instance, plan).ok
+    assert_honest(plan)
+    assert plan.totals.objective_mxn <= heuristic.totals.objective_mxn + 1e-6
+    assert plan.totals.shortfall_kwh <= heuristic.totals.shortfall_kwh + 1e-6
+
+
+def test_milp_with_a_short_time_limit_returns_at_least_the_heuristic():
+    instance = scarce_night(**SCARCE_NIGHTS["20 on 4 all back at 17:00"])
+    heuristic = solve(instance, "lp")
+    plan = solve(instance, "milp", time_limit_s=1.0)
+    assert evaluate(instance, plan).ok
+    assert plan.totals.objective_mxn <= heuristic.totals.objective_mxn + 1e-6 * heuristic.totals.objective_mxn
+    assert plan.totals.shortfall_kwh <= heuristic.totals.shortfall_kwh + 1e-6
+    assert_honest(plan)
+
+
+def test_scarce_night_generator_is_seeded():
+    a = scarce_night(**SCARCE_NIGHTS["20 on 4 all back at 17:00"])
+    b = scarce_night(**SCARCE_NIGHTS["20 on 4 all back at 17:00"])
+    assert a == b
+    assert {v.arrival_slot for v in a.vehicles} == {int(timedelta(hours=5) / timedelta(minutes=15))}
