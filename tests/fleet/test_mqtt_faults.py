@@ -117,13 +117,16 @@ def test_no_reading_lost_or_doubled_when_the_bridge_is_killed_and_the_broker_res
     published = [0]
     resends = [0]
     done = threading.Event()
+    broker_stopped = threading.Event()
     give_up_at = time.monotonic() + 150
 
     def bus() -> None:
         with VehicleClient(
             broker, username=key_username(key), password=raw_key, client_id="bus-under-test", clean_session=False
         ) as client:
-            for batch in batches:
+            for number, batch in enumerate(batches):
+                if number == BATCHES * 3 // 4:
+                    broker_stopped.wait(120)  # the last quarter goes out while the broker is down
                 payload = orjson.dumps({"readings": batch})
                 while time.monotonic() < give_up_at:
                     client.wait_connected(5)
@@ -134,7 +137,7 @@ def test_no_reading_lost_or_doubled_when_the_bridge_is_killed_and_the_broker_res
                         break
                     resends[0] += 1  # no PUBACK: nothing is known, send it again
                 published[0] += 1
-                time.sleep(0.02)  # a bus's pace, so that the stream spans the faults
+                time.sleep(0.1)  # a bus's pace: the stream goes on while the bridge restarts
         done.set()
 
     thread = threading.Thread(target=bus, daemon=True)
@@ -142,12 +145,13 @@ def test_no_reading_lost_or_doubled_when_the_bridge_is_killed_and_the_broker_res
     try:
         assert wait_until(lambda: stored_count(vehicle.pk) >= TOTAL // 4, 60), "no progress before the kill"
         bridge.kill()  # most likely mid-message: it had uncommitted or unacknowledged batches
-        stored_at_kill = stored_count(vehicle.pk)
+        stored_at_kill, published_at_kill = stored_count(vehicle.pk), published[0]
         time.sleep(0.5)
         bridge.start()
         assert wait_until(lambda: stored_count(vehicle.pk) >= TOTAL // 2, 60), "no progress after the restart"
         broker.stop()  # SIGTERM: the broker saves its sessions and queued messages, then exits
-        stored_at_broker_stop = stored_count(vehicle.pk)
+        stored_at_broker_stop, published_at_broker_stop = stored_count(vehicle.pk), published[0]
+        broker_stopped.set()
         time.sleep(0.5)
         broker.start()
         thread.join(timeout=max(1.0, give_up_at - time.monotonic()))
@@ -158,7 +162,12 @@ def test_no_reading_lost_or_doubled_when_the_bridge_is_killed_and_the_broker_res
         bridge.kill()
         broker.stop()
 
-    assert stored_at_kill < TOTAL and stored_at_broker_stop < TOTAL  # both faults struck mid-stream
+    # Both faults struck mid-stream: the bus was still publishing and the bridge had not stored everything.
+    assert published_at_kill < BATCHES and published_at_broker_stop < BATCHES, (
+        published_at_kill,
+        published_at_broker_stop,
+    )
+    assert stored_at_kill < TOTAL and stored_at_broker_stop < TOTAL
     stored = dict(TelemetryReading.objects.filter(vehicle=vehicle).values_list("recorded_at", "soc_pct").iterator())
     assert len(stored) == TOTAL == len(sent)  # 0 lost, 0 extra (the primary key forbids doubles)
     for recorded_at, soc_pct in sent.items():
