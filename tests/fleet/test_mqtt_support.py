@@ -156,10 +156,12 @@ class VehicleClient:
         self.client.subscribe(topic, qos=1)
         return self.granted.get(timeout=timeout_s)
 
-    def publish(self, topic: str, payload: bytes | dict[str, Any], timeout_s: float = 10) -> None:
+    def publish(self, topic: str, payload: bytes | dict[str, Any], timeout_s: float = 10) -> bool:
+        """Publish with QoS 1; whether the broker acknowledged it."""
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         info = self.client.publish(topic, data, qos=1)
         info.wait_for_publish(timeout_s)
+        return info.is_published()
 
     def next_result(self, timeout_s: float = 15) -> tuple[str, dict[str, Any]]:
         return self.results.get(timeout=timeout_s)
