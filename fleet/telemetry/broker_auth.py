@@ -191,14 +191,18 @@ def broker_setup(admin: DynsecAdmin, *, bridge_username: str, bridge_password: s
                 "command": "createRole",
                 "rolename": BRIDGE_ROLE,
                 "textname": "evfleet mqtt_ingest: read every vehicle's telemetry, publish the results",
-                "acls": [
-                    _acl("subscribePattern", TELEMETRY_SUBSCRIPTION),
-                    _acl("publishClientSend", RESULT_PATTERN),
-                ],
             },
         ],
         tolerate=_ALREADY_EXISTS,
     )
+    # ACL by ACL, so that a broker set up by an older evfleet gets the ones added since.
+    for acl in (
+        _acl("subscribePattern", TELEMETRY_SUBSCRIPTION),
+        # Several bridges (mqtt_ingest --share-group): the plugin checks the filter with its $share prefix.
+        _acl("subscribePattern", f"$share/+/{TELEMETRY_SUBSCRIPTION}"),
+        _acl("publishClientSend", RESULT_PATTERN),
+    ):
+        admin.run([{"command": "addRoleACL", "rolename": BRIDGE_ROLE, **acl}], tolerate=_ALREADY_EXISTS)
     admin.run(
         [
             {

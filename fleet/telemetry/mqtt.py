@@ -11,8 +11,8 @@
 * Each message is answered on ``.../telemetry/result`` with the HTTP answer's body (counts, statuses,
   errors) or, for a whole-message refusal, ``{"error": <code>, "detail": <reason>}`` - ``invalid_json``,
   ``invalid_body``, ``payload_too_large``, ``too_many_readings``, ``unknown_vehicle``, ``forbidden``,
-  ``invalid_topic``. No input stops the bridge; a lost database connection leaves the message
-  unacknowledged and is retried after a pause.
+  ``internal`` (a topic without a vehicle id has nowhere to be answered: acknowledged and dropped). No input
+  stops the bridge; a lost database connection leaves the message unacknowledged and is retried after a pause.
 """
 
 from __future__ import annotations

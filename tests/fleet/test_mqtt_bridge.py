@@ -197,6 +197,39 @@ def test_the_broker_lets_a_vehicle_publish_only_to_its_own_topic(broker, bridge)
     assert connect_reason(broker, username="anyone", password="").is_failure
 
 
+def test_bridges_in_a_share_group_split_the_messages_and_store_each_once(broker):
+    bridges = [
+        TelemetryBridge(
+            url=broker.url,
+            client_id=f"shared-bridge-{n}",
+            username=BRIDGE_USERNAME,
+            password=broker.bridge_password,
+            share_group="evfleet",
+        )
+        for n in range(2)
+    ]
+    threads = [run_bridge(bridge) for bridge in bridges]
+    vehicle = f.VehicleFactory()
+    start = start_time()
+    try:
+        with VehicleClient(broker, username=TESTER, password=TESTER_PASSWORD) as tool:
+            assert tool.wait_connected(), tool.connect_reasons
+            tool.subscribe(result_topic(vehicle.pk))
+            for n in range(10):
+                tool.publish(telemetry_topic(vehicle.pk), {"readings": readings(start + dt.timedelta(minutes=n), 5)})
+            answers = [tool.next_result()[1] for _ in range(10)]
+            time.sleep(0.5)
+            assert tool.results.empty()  # one answer per message: no bridge saw a message twice
+    finally:
+        for bridge in bridges:
+            bridge.stop()
+        for thread in threads:
+            thread.join(10)
+    assert sum(answer["counts"]["created"] for answer in answers) == 50
+    assert TelemetryReading.objects.filter(vehicle=vehicle).count() == 50
+    assert all(bridge.stats.messages > 0 for bridge in bridges), [b.stats.messages for b in bridges]
+
+
 def test_issuing_revoking_and_rotating_keys_updates_the_broker(broker, settings):
     vehicle = f.VehicleFactory()
     key, raw_key = vehicle_key_issue(vehicle=vehicle)
@@ -213,8 +246,10 @@ def test_issuing_revoking_and_rotating_keys_updates_the_broker(broker, settings)
     settings.EVFLEET_MQTT_DYNSEC = False  # a key issued while evfleet did not manage the broker
     unmanaged, _raw = vehicle_key_issue(vehicle=vehicle)
     settings.EVFLEET_MQTT_DYNSEC = True
+    settings.EVFLEET_MQTT_USERNAME, settings.EVFLEET_MQTT_PASSWORD = BRIDGE_USERNAME, broker.bridge_password
     out = io.StringIO()
-    call_command("mqtt_broker_sync", stdout=out)
+    call_command("mqtt_broker_sync", "--setup", stdout=out)  # the second setup of this broker: no error
+    assert f"Bridge login {BRIDGE_USERNAME!r} and its role are in place." in out.getvalue()
     assert f"Deleted 1 broker logins of revoked keys: {key_username(new_key)}" in out.getvalue()
     assert key_username(unmanaged) in out.getvalue()
     assert connect_reason(broker, username=key_username(new_key), password=new_raw).is_failure
