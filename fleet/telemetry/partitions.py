@@ -77,18 +77,22 @@ def telemetry_partitions_ensure(
     created = []
     for offset in range(-days_back, days_ahead + 1):
         day = today + dt.timedelta(days=offset)
-        if day not in existing:
-            _create_day_partition(day)
+        if day not in existing and _create_day_partition(day):
             created.append(day)
     return created
 
 
-def _create_day_partition(day: dt.date) -> None:
+def _create_day_partition(day: dt.date) -> bool:
     name, (start, end) = partition_name(day), _bounds(day)
     # Table names are built from a date (no user input); the bounds travel as literals because DDL takes
     # no parameters, formatted from datetimes (nosec B608).
     bounds = f"FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
     with transaction.atomic(), connection.cursor() as cursor:
+        # Every depot's nightly run calls this, possibly at the same moment: one creates, the others find it.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [PARENT])
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        if cursor.fetchone()[0]:
+            return False
         # Attaching takes a lock that waits for running ingests: that is fine, it is short.
         cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         # Readings of this day that went to the DEFAULT partition (it did not exist yet) move into it.
@@ -99,6 +103,7 @@ def _create_day_partition(day: dt.date) -> None:
         )
         cursor.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (vehicle_id, recorded_at)")
         cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES {bounds}")
+    return True
 
 
 def telemetry_partitions_fold(*, cutoff: dt.datetime) -> dict[str, int]:
