@@ -296,7 +296,8 @@ def main() -> None:
         "",
         f"{args.batches} batches x {args.batch_size} readings, {args.clients} vehicles (one load-generator process "
         "each, own key). MQTT: private Mosquitto 2 with dynamic security, QoS 1, ONE `mqtt_ingest` process "
-        "(acknowledges after the commit, answers per item). HTTP: bench_telemetry_http.py, gunicorn with 2 sync "
+        "(acknowledges after the commit, answers per item); each vehicle publishes all its batches at once, "
+        "so the answer latency includes the queue. HTTP: bench_telemetry_http.py, gunicorn with 2 sync "
         "workers. Everything on the same 2 cores.",
         "",
         "| what | value |",
