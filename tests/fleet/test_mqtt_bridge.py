@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.models import TelemetryReading, VehicleApiKey, VehicleLiveState
@@ -195,6 +195,61 @@ def test_the_broker_lets_a_vehicle_publish_only_to_its_own_topic(broker, bridge)
     assert bridge.stats.messages == 1
     assert connect_reason(broker, username=key_username(key), password=raw_key + "x").is_failure
     assert connect_reason(broker, username="anyone", password="").is_failure
+
+
+def test_the_bridge_outlives_its_database_connection(broker, bridge):
+    # Cut between two messages: Django's connection health check replaces it before the next one.
+    vehicle = f.VehicleFactory()
+    start = start_time()
+    with VehicleClient(broker, username=TESTER, password=TESTER_PASSWORD) as tool:
+        assert tool.wait_connected(), tool.connect_reasons
+        tool.subscribe(result_topic(vehicle.pk))
+        tool.publish(telemetry_topic(vehicle.pk), {"readings": readings(start, 2)})
+        assert tool.next_result()[1]["counts"]["created"] == 2  # the bridge holds a database connection now
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        tool.publish(telemetry_topic(vehicle.pk), {"readings": readings(start + dt.timedelta(minutes=1), 3)})
+        _topic, answer = tool.next_result()
+        time.sleep(0.5)
+        assert tool.results.empty()
+
+    assert answer["counts"]["created"] == 3
+    assert TelemetryReading.objects.filter(vehicle=vehicle).count() == 5
+
+
+def test_a_connection_lost_mid_message_is_retried_and_the_batch_stored_once(broker, bridge):
+    vehicle = f.VehicleFactory()
+    start = start_time()
+    with VehicleClient(broker, username=TESTER, password=TESTER_PASSWORD) as tool:
+        assert tool.wait_connected(), tool.connect_reasons
+        tool.subscribe(result_topic(vehicle.pk))
+        # Hold the live-state table: the bridge's ingest stops there, after its COPY, before its commit.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {VehicleLiveState._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+            tool.publish(telemetry_topic(vehicle.pk), {"readings": readings(start, 4)})
+            waiting: list[int] = []
+            deadline = time.monotonic() + 15
+            while not waiting and time.monotonic() < deadline:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is otherwise frozen per transaction
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                waiting = [row[0] for row in cursor.fetchall()]
+                time.sleep(0.05)
+            assert waiting, "the bridge never reached the lock"
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [waiting])
+        _topic, answer = tool.next_result()
+        time.sleep(0.5)
+        assert tool.results.empty()
+
+    assert bridge.stats.database_retries >= 1
+    assert answer["counts"]["created"] == 4  # the cut transaction left nothing behind
+    assert TelemetryReading.objects.filter(vehicle=vehicle).count() == 4
 
 
 def test_bridges_in_a_share_group_split_the_messages_and_store_each_once(broker):
