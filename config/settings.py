@@ -170,6 +170,15 @@ SPECTACULAR_SETTINGS = {
 # Telemetry uploads (docs/telemetry.md): readings per batch and bytes per request; over either: 413.
 EVFLEET_TELEMETRY_MAX_BATCH = env.int("EVFLEET_TELEMETRY_MAX_BATCH", default=5000)
 EVFLEET_TELEMETRY_MAX_BYTES = env.int("EVFLEET_TELEMETRY_MAX_BYTES", default=4 * 1024 * 1024)
+# MQTT input (docs/telemetry.md "MQTT"): the broker `mqtt_ingest` reads, its own login, and the broker's
+# dynamic-security admin login that evfleet uses to give each vehicle key its broker credentials (off: keys
+# work over HTTP only and the broker's own configuration decides who may publish).
+EVFLEET_MQTT_BROKER_URL = env.str("EVFLEET_MQTT_BROKER_URL", default="mqtt://127.0.0.1:1883")
+EVFLEET_MQTT_USERNAME = env.str("EVFLEET_MQTT_USERNAME", default="")
+EVFLEET_MQTT_PASSWORD = env.str("EVFLEET_MQTT_PASSWORD", default="")
+EVFLEET_MQTT_DYNSEC = env.bool("EVFLEET_MQTT_DYNSEC", default=False)
+EVFLEET_MQTT_ADMIN_USERNAME = env.str("EVFLEET_MQTT_ADMIN_USERNAME", default="")
+EVFLEET_MQTT_ADMIN_PASSWORD = env.str("EVFLEET_MQTT_ADMIN_PASSWORD", default="")
 
 # Domain settings (docs/planning.md, docs/forecast.md, docs/operations.md).
 EVFLEET_READINESS_RESERVE_PCT = env.float("EVFLEET_READINESS_RESERVE_PCT", default=10.0)

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from functools import partial
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
@@ -25,6 +26,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from fleet.models import Vehicle, VehicleApiKey
+from fleet.telemetry import broker_auth
 
 KEY_PREFIX = "evk_"
 _PREFIX_HEX_CHARS = 12
@@ -43,6 +45,8 @@ def vehicle_key_issue(*, vehicle: Vehicle, created_by=None, label: str = "") -> 
     key = VehicleApiKey(vehicle=vehicle, prefix=prefix, key_hash=_hash(raw_key), label=label, created_by=created_by)
     key.full_clean()
     key.save()
+    # The broker learns the key after the commit (a rolled-back key must not log in anywhere).
+    transaction.on_commit(partial(broker_auth.on_key_issued, key, raw_key))
     return key, raw_key
 
 
@@ -53,6 +57,7 @@ def vehicle_key_revoke(*, key: VehicleApiKey, at: dt.datetime | None = None) -> 
     if key.revoked_at is None or key.revoked_at > at:
         key.revoked_at = at
         key.save(update_fields=["revoked_at"])
+        transaction.on_commit(partial(broker_auth.on_key_revoked, key))
     return key
 
 

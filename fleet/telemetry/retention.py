@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from fleet.models import DailyDutyCycle, TelemetryMinute, TelemetryReading, Vehicle
 from fleet.telemetry.duty import duty_cycle_compute, local_day_window, vehicle_zone
+from fleet.telemetry.partitions import telemetry_partitions_fold
 
-_MINUTE_AGGREGATES = {
+MINUTE_AGGREGATES = {
     "reading_count": Count("*"),
     "soc_mean_pct": Avg("soc_pct"),
     "soc_min_pct": Min("soc_pct"),
@@ -59,10 +60,22 @@ def telemetry_prune(
     now: dt.datetime | None = None,
     on_vehicle: Callable[[Vehicle], None] | None = None,
 ) -> dict[str, int]:
-    """Downsample every raw reading older than ``older_than_days``. Returns counts of what it did."""
+    """Downsample every raw reading older than ``older_than_days``. Returns counts of what it did.
+
+    On PostgreSQL whole day partitions older than the cutoff are folded and dropped first
+    (``fleet.telemetry.partitions``); what remains (the cutoff's own day, the DEFAULT partition) goes the
+    vehicle-day way below."""
     cutoff = retention_cutoff(older_than_days=older_than_days, now=now)
+    folded = telemetry_partitions_fold(cutoff=cutoff)
     vehicle_ids = TelemetryReading.objects.filter(recorded_at__lt=cutoff).values("vehicle_id").distinct()
-    summary = {"vehicles": 0, "duty_cycles_computed": 0, "minutes_written": 0, "readings_deleted": 0}
+    summary = {
+        "vehicles": 0,
+        "duty_cycles_computed": folded["duty_cycles_computed"],
+        "minutes_written": folded["minutes_written"],
+        "readings_deleted": 0,
+        "partitions_dropped": folded["partitions_dropped"],
+        "readings_folded": folded["readings_folded"],
+    }
     for vehicle in Vehicle.objects.filter(pk__in=vehicle_ids).select_related("home_depot", "model").order_by("pk"):
         for key, value in _prune_vehicle(vehicle, cutoff).items():
             summary[key] += value
@@ -93,7 +106,7 @@ def _prune_vehicle(vehicle: Vehicle, cutoff: dt.datetime) -> dict[str, int]:
                 TelemetryMinute(vehicle=vehicle, **row)
                 for row in window.annotate(minute=TruncMinute("recorded_at", tzinfo=dt.UTC))
                 .values("minute")
-                .annotate(**_MINUTE_AGGREGATES)
+                .annotate(**MINUTE_AGGREGATES)
                 .order_by("minute")
             ]
             TelemetryMinute.objects.bulk_create(minutes, batch_size=1000, ignore_conflicts=True)

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("charging", "0008_plan_month_peaks_per_demand_charge"),
+        ("charging", "0010_connector_standards"),
     ]
 
     operations = [

@@ -1,0 +1,115 @@
+"""The readings table partitioned by UTC day on PostgreSQL: partitions ahead, readings where they belong,
+retention that folds and drops whole partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import statistics
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from fleet.models import DailyDutyCycle, TelemetryMinute, TelemetryReading
+from fleet.telemetry.ingest import telemetry_ingest
+from fleet.telemetry.partitions import (
+    DEFAULT_PARTITION,
+    day_partitions,
+    is_partitioned,
+    partition_name,
+    telemetry_partitions_ensure,
+)
+from tests import factories as f
+
+
+def partition_of(vehicle_id: int) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT tableoid::regclass::text FROM {TelemetryReading._meta.db_table} WHERE vehicle_id = %s",
+            [vehicle_id],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def table_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return cursor.fetchone()[0]
+
+
+def utc_day(days_ago: int) -> dt.datetime:
+    return (
+        (timezone.now() - dt.timedelta(days=days_ago))
+        .astimezone(dt.UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+
+
+def test_readings_go_to_their_days_partition_and_old_ones_to_the_default(postgres):
+    assert is_partitioned()
+    today = timezone.now().astimezone(dt.UTC).date()
+    assert {today + dt.timedelta(days=n) for n in range(15)} <= set(day_partitions())
+    recent_bus, old_bus = f.VehicleFactory(), f.VehicleFactory()
+
+    telemetry_ingest(readings=[{"recorded_at": timezone.now().isoformat(), "soc_pct": 50.0}], vehicle=recent_bus)
+    telemetry_ingest(readings=[{"recorded_at": utc_day(200).isoformat(), "soc_pct": 60.0}], vehicle=old_bus)
+    again = telemetry_ingest(readings=[{"recorded_at": utc_day(200).isoformat(), "soc_pct": 60.0}], vehicle=old_bus)
+
+    assert partition_of(recent_bus.pk) == {partition_name(timezone.now().astimezone(dt.UTC).date())}
+    assert partition_of(old_bus.pk) == {DEFAULT_PARTITION}
+    assert again.statuses == ["duplicate"]  # the primary key holds across the parent
+
+
+def test_creating_a_day_moves_its_readings_out_of_the_default_partition(postgres):
+    bus = f.VehicleFactory()
+    day = utc_day(200)
+    sent = [{"recorded_at": (day + dt.timedelta(hours=h)).isoformat(), "soc_pct": 40.0 + h} for h in range(3)]
+    telemetry_ingest(readings=sent, vehicle=bus)
+    assert partition_of(bus.pk) == {DEFAULT_PARTITION}
+
+    created = telemetry_partitions_ensure(now=day + dt.timedelta(hours=12), days_back=0, days_ahead=0)
+
+    assert created == [day.date()]
+    assert partition_of(bus.pk) == {partition_name(day.date())}
+    assert list(TelemetryReading.objects.filter(vehicle=bus).values_list("soc_pct", flat=True)) == [40.0, 41.0, 42.0]
+    assert telemetry_partitions_ensure(now=day + dt.timedelta(hours=12), days_back=0, days_ahead=0) == []
+
+
+def test_retention_folds_and_drops_whole_day_partitions(postgres):
+    buses = [f.VehicleFactory(), f.VehicleFactory()]
+    day = utc_day(100)
+    telemetry_partitions_ensure(now=day, days_back=0, days_ahead=0)
+    start = day + dt.timedelta(hours=17)  # 10:00 in Hermosillo
+    sent = {
+        bus.pk: [
+            {
+                "recorded_at": (start + dt.timedelta(seconds=20 * n)).isoformat(),
+                "soc_pct": 90.0 - n - i,
+                "odometer_km": 1000.0 + n,
+            }
+            for n in range(9)
+        ]
+        for i, bus in enumerate(buses)
+    }
+    for bus in buses:
+        telemetry_ingest(readings=sent[bus.pk], vehicle=bus)
+    recent = {"recorded_at": (timezone.now() - dt.timedelta(days=1)).isoformat(), "soc_pct": 50.0}
+    telemetry_ingest(readings=[recent], vehicle=buses[0])
+
+    out = io.StringIO()
+    call_command("prune_telemetry", "--older-than-days", "30", "--no-progress", stdout=out)
+
+    assert "1 day partitions (18 readings) folded and dropped" in out.getvalue()
+    assert not table_exists(partition_name(day.date()))
+    assert day.date() not in day_partitions()
+    assert list(TelemetryReading.objects.values_list("soc_pct", flat=True)) == [50.0]
+    for bus in buses:
+        minutes = list(TelemetryMinute.objects.filter(vehicle=bus).order_by("minute"))
+        # 9 readings 20 s apart from :00 -> minutes of 3, 3 and 3 readings
+        assert [m.reading_count for m in minutes] == [3, 3, 3]
+        socs = [r["soc_pct"] for r in sent[bus.pk]]
+        assert [m.soc_mean_pct for m in minutes] == [statistics.mean(socs[k : k + 3]) for k in (0, 3, 6)]
+        assert [m.odometer_max_km for m in minutes] == [1002.0, 1005.0, 1008.0]
+        assert DailyDutyCycle.objects.get(vehicle=bus).distance_km == pytest.approx(8.0)
