@@ -49,6 +49,7 @@ from charging.tariffs import TariffError, TariffSchedule, energy_price_at
 from config.services import model_create
 from fleet.models import Depot, TelemetryReading, Vehicle
 from fleet.scoping import Action, restrict
+from fleet.telemetry.duty import counter_increase
 
 Source = ChargingSession.Source
 
@@ -399,14 +400,6 @@ def _runs(member: np.ndarray, joins_previous: np.ndarray) -> list[tuple[int, int
     return runs
 
 
-def _counter_increase(values: np.ndarray) -> float | None:
-    present = values[~np.isnan(values)]
-    if len(present) < 2:
-        return None
-    steps = np.diff(present)
-    return float(steps[steps > 0].sum())  # a decrease is a BMS reset: it adds nothing
-
-
 def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance (haversine) in metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -488,7 +481,7 @@ def sessions_detect_from_telemetry(
             continue  # still charging, as far as the data tells
         if not _is_away(vehicle, latitude[start:stop], longitude[start:stop], depots):
             continue
-        pack_kwh = _counter_increase(counter[start:stop])
+        pack_kwh = counter_increase(counter[start:stop])
         soc_run = soc[start:stop][~np.isnan(soc[start:stop])]
         if pack_kwh is None:
             if len(soc_run) < 2:

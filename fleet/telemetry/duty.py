@@ -44,7 +44,10 @@ _COLUMNS = (
 )
 
 
-def _counter_increase(values: np.ndarray) -> float | None:
+def counter_increase(values: np.ndarray) -> float | None:
+    """How much a cumulative counter (odometer, energy in or out) rose over ``values`` (NaN: not reported);
+    None with fewer than two readings. A decrease is a reset (BMS, odometer swap) or a glitch: it adds nothing.
+    The one home of this rule: duty cycles here, charging sessions in charging/sessions.py."""
     present = values[~np.isnan(values)]
     if len(present) < 2:
         return None
@@ -82,13 +85,13 @@ def aggregate_duty_cycle(
     intervals_s = np.diff(t_s) if count > 1 else np.zeros(0)
     held_s = np.where(intervals_s <= max_gap_s, intervals_s, 0.0)  # data gaps count no time
 
-    distance_km = _counter_increase(odometer_km) or 0.0
+    distance_km = counter_increase(odometer_km) or 0.0
     power_kw = pack_voltage_v[:-1] * pack_current_a[:-1] / 1000.0
     power_kw = np.where(np.isnan(power_kw), 0.0, power_kw)
-    used = _counter_increase(energy_discharged_kwh)
+    used = counter_increase(energy_discharged_kwh)
     if used is None:
         used = float((np.clip(power_kw, 0, None) * held_s).sum() / 3600.0)
-    charged = _counter_increase(energy_charged_kwh)
+    charged = counter_increase(energy_charged_kwh)
     if charged is None:
         charged = float((np.clip(-power_kw, 0, None) * held_s).sum() / 3600.0)
 
