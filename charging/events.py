@@ -14,6 +14,7 @@ from charging.alerts import equipment_status_alert
 from charging.models import Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.planning import current_service_night, night_horizon
 from charging.tasks import request_replan
+from config.audit import audit_attribution
 from fleet.models import Block, BlockAssignment, Depot, Vehicle
 
 Kind = DepotEvent.Kind
@@ -105,13 +106,12 @@ CONNECTOR_STATUS_AFTER = {
 def _apply(event: DepotEvent) -> None:
     if event.kind in CONNECTOR_STATUS_AFTER:
         # Saved one row at a time (not a queryset update) so the audit trail records the change and its reporter.
+        assert event.connector_id is not None  # DepotEvent.clean: a connector event names its connector
         connector = Connector.objects.select_for_update().get(pk=event.connector_id)
-        status = CONNECTOR_STATUS_AFTER[event.kind]
+        status = CONNECTOR_STATUS_AFTER[Kind(event.kind)]
         if connector.status != status:
             connector.status = status
-            if event.reported_by is not None:
-                connector._history_user = event.reported_by
-            connector._change_reason = f"{event.kind} ({event.client_event_id})"[:100]
+            audit_attribution(connector, reason=f"{event.kind} ({event.client_event_id})", user=event.reported_by)
             connector.save(update_fields=["status"])
             equipment_status_alert(connector)
     elif event.kind == Kind.BLOCK_CANCELLED:
@@ -127,6 +127,7 @@ def vehicle_left_service(vehicle: Vehicle) -> bool:
     if vehicle.status == Vehicle.Status.IN_SERVICE or vehicle.home_depot_id is None:
         return False
     depot = vehicle.home_depot
+    assert depot is not None  # home_depot_id checked above
     night = current_service_night(depot)
     in_plan = PlannedCharge.objects.filter(
         vehicle=vehicle, plan__depot=depot, plan__service_night=night, plan__status=ChargingPlan.Status.ACTIVE

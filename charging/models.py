@@ -522,11 +522,11 @@ class ChargingSession(DepotScoped, models.Model):
         errors = {}
         if self.started_at and self.ended_at and self.ended_at <= self.started_at:
             errors["ended_at"] = _("A session ends after it starts.")
-        if self.connector_id and self.depot_id and self.connector.charger.depot_id != self.depot_id:
+        if self.connector is not None and self.depot_id and self.connector.charger.depot_id != self.depot_id:
             errors["connector"] = _("The connector is not at this depot.")
         if self.connector_id and not self.depot_id:
             errors["connector"] = _("A session away from any depot has no depot connector.")
-        if self.vehicle_id and self.depot_id and self.vehicle.organization_id != self.depot.organization_id:
+        if self.vehicle_id and self.depot is not None and self.vehicle.organization_id != self.depot.organization_id:
             errors["vehicle"] = _("The vehicle belongs to another organisation.")
         if errors:
             raise ValidationError(errors)

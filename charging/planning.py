@@ -35,6 +35,7 @@ from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedChar
 from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.readiness import is_ready
 from charging.tariffs import price_slots
+from config.audit import audit_attribution
 from fleet.models import BlockAssignment, Depot, Vehicle
 from fleet.telemetry.selectors import live_soc_pct, measured_consumption_kwh_per_km
 
@@ -178,7 +179,7 @@ def build_night(
         connector = optimizer.Connector(id=key, max_kw=c.max_kw)
         chargers[c.charger_id] = optimizer.Charger(
             id=c.charger.ocpp_charge_point_id,
-            kind=KIND_TO_OPTIMIZER[c.charger.kind],
+            kind=KIND_TO_OPTIMIZER[Charger.Kind(c.charger.kind)],
             max_kw=c.charger.max_kw,
             connectors=(*(ch.connectors if ch else ()), connector),
         )
@@ -358,7 +359,7 @@ def plan_depot_night(
         # Before the new plan exists (one active plan per depot night), and saved as a row rather than by a
         # queryset update so the audit trail records it, with the request's user when there is one.
         active.status = ChargingPlan.Status.SUPERSEDED
-        active._change_reason = f"superseded by version {version}"
+        audit_attribution(active, reason=f"superseded by version {version}")
         active.save(update_fields=["status"])
 
     totals, solver = plan.totals, plan.solver

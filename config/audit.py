@@ -13,8 +13,21 @@ the depot-scoped permissions: another depot's object's history is a 403, like it
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from simple_history.admin import SimpleHistoryAdmin
+
+CHANGE_REASON_MAX = 100  # the history tables' history_change_reason column
+
+
+def audit_attribution(instance: Model, *, reason: str, user: Any = None) -> None:
+    """Say why (and, outside a request, by whom) the next save of ``instance`` is made: the history record it
+    writes carries it. django-simple-history reads these two attributes at save time (its documented way)."""
+    setattr(instance, "_change_reason", reason[:CHANGE_REASON_MAX])  # noqa: B010  (not a declared attribute)
+    if user is not None:
+        setattr(instance, "_history_user", user)  # noqa: B010
 
 
 class AuditedAdmin(SimpleHistoryAdmin):

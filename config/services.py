@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from django.db import models
@@ -10,7 +10,7 @@ from django.db import models
 M = TypeVar("M", bound=models.Model)
 
 
-def model_update(*, instance: M, fields: Iterable[str], data: dict[str, Any]) -> tuple[M, bool]:
+def model_update(*, instance: M, fields: Iterable[str], data: Mapping[str, Any]) -> tuple[M, bool]:
     """Set those of ``fields`` present in ``data`` on ``instance``, validate, save only what changed.
 
     Returns the instance and whether anything changed. Validation is ``full_clean`` so the API and the
