@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.db.models import Prefetch, QuerySet
 
-from charging.models import Charger, Connector, DepotEvent, Tariff, TariffSeason
+from charging.models import Charger, ChargingPlan, Connector, DepotEvent, Tariff, TariffSeason
 from fleet.models import Depot
 
 Kind = DepotEvent.Kind
@@ -82,3 +82,8 @@ def _unplug(plugged_into: dict[int, Connector | None], vehicle_on: dict[int, int
     if connector is not None:
         vehicle_on.pop(connector.pk, None)
     plugged_into[vehicle_pk] = None
+
+
+def active_plans() -> QuerySet[ChargingPlan]:
+    """Plans in force (one per depot night): what the chargers should be following."""
+    return ChargingPlan.objects.filter(status=ChargingPlan.Status.ACTIVE).select_related("depot")
