@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
@@ -543,7 +544,21 @@ class CentralSystem:
 
     async def run(self, *, ready: Callable[[int], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(settings.EVFLEET_CSMS_DB_THREADS, thread_name_prefix="csms-db"))
+        threads = settings.EVFLEET_CSMS_DB_THREADS
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="csms-db")
+        loop.set_default_executor(executor)
+        try:
+            await self._serve(ready)
+        finally:
+            # Each database thread closes its own connection (Django's connections are per thread).
+            barrier = threading.Barrier(threads, timeout=10)
+            await asyncio.gather(
+                *(loop.run_in_executor(executor, _close_connection, barrier) for _ in range(threads)),
+                return_exceptions=True,
+            )
+            executor.shutdown(wait=False)
+
+    async def _serve(self, ready: Callable[[int], None] | None) -> None:
         async with serve(
             self.handle,
             self.host,
@@ -566,6 +581,11 @@ class CentralSystem:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _close_connection(barrier: threading.Barrier) -> None:
+    barrier.wait()
+    connections.close_all()
 
 
 def _basic_credentials(header: str) -> tuple[str | None, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -109,10 +110,8 @@ class SimulatedCharger:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             await self.link.start()
-        except websockets.ConnectionClosed:
-            pass
 
     async def close(self) -> None:
         if self._websocket is not None:
@@ -309,10 +308,8 @@ class SimulatedCharger:
             while not stop.is_set():
                 for number in self.connectors:
                     await self.meter_values(number, interval_s=interval_s)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                except TimeoutError:
-                    pass
             for number in self.connectors:
                 await self.stop_transaction(number)
         finally:
