@@ -100,6 +100,9 @@ class Transaction(DepotScoped, models.Model):
     start_soc_pct = models.FloatField(null=True, blank=True)
     last_soc_pct = models.FloatField(null=True, blank=True)
     max_power_w = models.FloatField(null=True, blank=True)
+    soc_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When a SoC of this transaction last went to the vehicle's live state.")
+    )
     stop_reason = models.CharField(max_length=40, blank=True)
     session = models.OneToOneField(
         "charging.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="ocpp_transaction"

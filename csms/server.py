@@ -25,7 +25,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, connections
+from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
@@ -65,7 +65,8 @@ async def in_db(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
 
 
 def _db_call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    close_old_connections()
+    # Each thread keeps its connection (no per-call health check: that is one more round trip per message); a
+    # connection the database dropped fails once, is closed here, and the next call reconnects.
     try:
         return fn(**kwargs)
     except DatabaseError as exc:

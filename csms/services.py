@@ -328,7 +328,11 @@ def _plug_event(charger: Charger, kind: str, vehicle, connector: Connector, at: 
 
 def transaction_find(*, charge_point_id: int, transaction_id: str) -> Transaction | None:
     """Only this charger's transactions: another charger's id finds nothing."""
-    return Transaction.objects.filter(charge_point_id=charge_point_id, transaction_id=str(transaction_id)).first()
+    return (
+        Transaction.objects.select_related("charge_point__charger", "vehicle")
+        .filter(charge_point_id=charge_point_id, transaction_id=str(transaction_id))
+        .first()
+    )
 
 
 def transaction_stop(
@@ -424,9 +428,8 @@ def meter_values_store(
         tx = transaction_find(charge_point_id=charge_point_id, transaction_id=transaction_id)
     if tx is None:  # 1.6 may leave the id out: the connector's open transaction
         tx = (
-            Transaction.objects.filter(
-                charge_point_id=charge_point_id, connector_number=connector_number, ended_at__isnull=True
-            )
+            Transaction.objects.select_related("charge_point__charger", "vehicle")
+            .filter(charge_point_id=charge_point_id, connector_number=connector_number, ended_at__isnull=True)
             .order_by("-started_at")
             .first()
         )
@@ -473,15 +476,21 @@ def _follow_transaction(tx: Transaction, samples: list[Sample]) -> None:
         tx.save(update_fields=fields)
 
 
+# The vehicle's live state needs the latest SoC, not every sample (those stay in MeterSample): at most one
+# reading per transaction and interval, so 1,000 connectors reporting every 10 s do not become 100 telemetry writes/s.
+LIVE_SOC_EVERY = dt.timedelta(seconds=60)
+
+
 def _live_soc(tx: Transaction, samples: list[Sample]) -> None:
-    state = "ac" if tx.charge_point.charger.kind == "ac" else "dc"
-    readings = [
-        {"recorded_at": s.measured_at.isoformat(), "soc_pct": s.soc_pct, "charging_state": state}
-        for s in samples
-        if s.soc_pct is not None
-    ]
-    if not readings:
+    with_soc = [s for s in samples if s.soc_pct is not None]
+    if not with_soc:
         return
+    latest = max(with_soc, key=lambda s: s.measured_at)
+    if tx.soc_sent_at is not None and latest.measured_at - tx.soc_sent_at < LIVE_SOC_EVERY:
+        return
+    state = "ac" if tx.charge_point.charger.kind == "ac" else "dc"
+    readings = [{"recorded_at": latest.measured_at.isoformat(), "soc_pct": latest.soc_pct, "charging_state": state}]
+    Transaction.objects.filter(pk=tx.pk).update(soc_sent_at=latest.measured_at)
     try:
         telemetry_ingest(readings=readings, vehicle=tx.vehicle)
     except ValidationError as exc:  # e.g. a charger clock far in the future: the sample is kept, the SoC not passed on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 from django.core.management.base import BaseCommand
@@ -18,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=9000)
 
     def handle(self, *args, host: str, port: int, **options) -> None:
+        if options["verbosity"] < 2:
+            logging.getLogger("ocpp").setLevel(logging.WARNING)  # it logs every message at INFO
         asyncio.run(self._run(host, port))
 
     async def _run(self, host: str, port: int) -> None:
