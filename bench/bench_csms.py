@@ -150,7 +150,14 @@ async def _clients(url: str, chargers: list[dict], interval: float, meter_second
     started = time.monotonic()
 
     async def up(sim: SimulatedCharger) -> None:
-        await sim.connect()
+        for attempt in range(5):  # as chargers do: try again after a refused or timed-out handshake
+            try:
+                await sim.connect()
+                break
+            except Exception:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(1 + attempt)
         await sim.boot()
         for number in sim.connectors:
             await sim.status(number, "Available")
@@ -161,13 +168,13 @@ async def _clients(url: str, chargers: list[dict], interval: float, meter_second
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
 
     tokens = {sim.identity: c["token"] for sim, c in zip(sims, chargers, strict=True)}
-    await asyncio.gather(*(sim.start_transaction(1, tokens[sim.identity], soc_pct=30.0) for sim in sims))
-    for sim in sims:
-        sim.meter_latencies_s.clear()
+    sims = [sim for sim, result in zip(sims, results, strict=True) if not isinstance(result, BaseException)]
     stop = asyncio.Event()
 
     async def meter(sim: SimulatedCharger, offset: float) -> None:
         await asyncio.sleep(offset)  # spread evenly over the interval, as independent chargers are
+        await sim.start_transaction(1, tokens[sim.identity], soc_pct=30.0)  # a bus plugs in, then reports
+        sim.meter_latencies_s.clear()
         while not stop.is_set():
             for number in sim.connectors:
                 await sim.meter_values(number, interval_s=interval)
@@ -202,13 +209,14 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--label", default="")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5", help="Broker for the re-plans it queues.")
     args = parser.parse_args()
 
     url = prepare_database()
     info = machine_info("ocpp", "websockets", "Django", note="shared 2-core machine, other engineers' jobs running")
-    print(f"machine load at start: {info['load_average_at_start']}")
+    print(f"machine load at start: {info['load_average_at_start']}", flush=True)
     chargers = make_depots(args.chargers, args.depots)
-    print(f"{len(chargers)} chargers ready")
+    print(f"{len(chargers)} chargers ready", flush=True)
 
     from django.db import connection, transaction
 
@@ -219,7 +227,9 @@ def main() -> None:
 
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="bench-csms-", suffix=".log", delete=False)  # noqa: SIM115
-    env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
+    # Re-plans after plug-in events go to Celery workers, as in production (not run inside the central system).
+    redis_url = args.redis_url
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
            "SECRET_KEY": "bench-only-not-a-secret-0123456789abcdef", "ALLOWED_HOSTS": "127.0.0.1",
            "EVFLEET_CSMS_MESSAGES_PER_MINUTE": "120"}  # fmt: skip
     server = subprocess.Popen(
@@ -246,7 +256,9 @@ def main() -> None:
         booted = [queue.get(timeout=300) for _ in procs]
         boot_s = time.monotonic() - started
         failures = sum(b[3] for b in booted)
-        print(f"connected and booted: {boot_s:.1f} s (failures: {failures}; {[b[2] for b in booted if b[2]]})")
+        print(
+            f"connected and booted: {boot_s:.1f} s (failures: {failures}; {[b[2] for b in booted if b[2]]})", flush=True
+        )
 
         load_during_meter = None
         go.set()
@@ -258,7 +270,10 @@ def main() -> None:
             latencies.extend(values)
         p50, p95, p99 = (percentile(latencies, q) * 1000 for q in (50, 95, 99))
         rate = len(latencies) / args.meter_seconds
-        print(f"meter values: {len(latencies)} ({rate:.0f}/s), p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms")
+        print(
+            f"meter values: {len(latencies)} ({rate:.0f}/s), p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms",
+            flush=True,
+        )
 
         depots = list(Depot.objects.filter(code__startswith="bcs"))
         solve_started = time.monotonic()
@@ -287,6 +302,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(20)
+        import redis
+
+        redis.Redis.from_url(redis_url).delete("celery")  # the re-plan messages no worker took
 
     result = {
         "machine": {
@@ -342,7 +360,7 @@ def main() -> None:
         "Re-run: `.venv/bin/python bench/bench_csms.py` (see its docstring).",
     ]  # fmt: skip
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"wrote {out}.json/.md")
+    print(f"wrote {out}.json/.md", flush=True)
 
 
 if __name__ == "__main__":

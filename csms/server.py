@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
 from django.utils import timezone
+from ocpp import messages as ocpp_messages
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
 from ocpp.routing import on
@@ -544,6 +545,9 @@ class CentralSystem:
     # --- Running --------------------------------------------------------------------------------------------
 
     async def run(self, *, ready: Callable[[int], None] | None = None) -> None:
+        # The ocpp package validates each message in the default executor, i.e. behind our database calls; a
+        # schema check takes a fraction of a millisecond, the hop to a busy pool far more: validate in the loop.
+        ocpp_messages.ASYNC_VALIDATION = False
         loop = asyncio.get_running_loop()
         threads = settings.EVFLEET_CSMS_DB_THREADS
         executor = ThreadPoolExecutor(threads, thread_name_prefix="csms-db")
@@ -568,6 +572,8 @@ class CentralSystem:
             process_request=self.process_request,
             max_size=256 * 1024,
             compression=None,
+            open_timeout=60,  # a depot's chargers all reconnect at once after a restart
+            backlog=1024,
         ) as server:
             self.bound_port = next(iter(server.sockets)).getsockname()[1]
             logger.info("OCPP central system on ws://%s:%s%s<id>", self.host, self.bound_port, PATH_PREFIX)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
+from ocpp import messages as ocpp_messages
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -95,6 +96,7 @@ class SimulatedCharger:
     # --- Link ---------------------------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        ocpp_messages.ASYNC_VALIDATION = False  # see csms/server.py: in the loop, not behind other work
         token = base64.b64encode(f"{self.identity}:{self.password}".encode()).decode()
         subprotocol = "ocpp1.6" if self.version == "1.6" else "ocpp2.0.1"
         self._websocket = await websockets.connect(
