@@ -209,6 +209,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--label", default="")
+    parser.add_argument("--profile", default="", help="Write a cProfile of the central system to this file.")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5", help="Broker for the re-plans it queues.")
     args = parser.parse_args()
 
@@ -232,8 +233,13 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
            "SECRET_KEY": "bench-only-not-a-secret-0123456789abcdef", "ALLOWED_HOSTS": "127.0.0.1",
            "EVFLEET_CSMS_MESSAGES_PER_MINUTE": "120"}  # fmt: skip
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "run_csms", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, *profile, "manage.py", "run_csms", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     try:
         while "listening" not in Path(log.name).read_text():
