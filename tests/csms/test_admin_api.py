@@ -86,3 +86,22 @@ def test_deliveries_in_the_api_are_scoped_to_the_users_depots(api_client, two_de
     points = api_client.get("/api/v1/charge-points/").json()
     points = points["results"] if isinstance(points, dict) else points
     assert len(points) == 1 and "password_hash" not in points[0]
+
+
+def test_the_admin_shows_a_manager_only_their_depots_chargers(client, two_depots):
+    w = two_depots
+    mine = f.ChargerFactory(depot=w["depot_a"], ocpp_charge_point_id="CP-MINE", name="Mine")
+    theirs = f.ChargerFactory(depot=w["depot_b"], ocpp_charge_point_id="CP-THEIRS", name="Theirs")
+    for charger in (mine, theirs):
+        f.ConnectorFactory(charger=charger, connector_id=1)
+        charger_password_issue(charger=charger)
+    manager = w["manager_a"]
+    manager.is_staff = True
+    manager.save()
+    client.force_login(manager)
+    listing = client.get("/admin/csms/chargepoint/").content.decode()
+    assert "CP-MINE" in listing and "CP-THEIRS" not in listing
+    board = client.get("/admin/csms/chargepoint/board/", {"depot": w["depot_b"].pk}).content.decode()
+    assert "CP-MINE" in board and "CP-THEIRS" not in board  # another depot's id falls back to their own
+    other = ChargePoint.objects.get(charger=theirs)
+    assert client.get(f"/admin/csms/chargepoint/{other.pk}/change/").status_code == 302  # "doesn't exist"
