@@ -129,3 +129,8 @@ def planned_charges_in_service(plan: ChargingPlan) -> QuerySet[PlannedCharge]:
 def alerts_raised_since(since: dt.datetime) -> QuerySet[Alert]:
     """Alerts opened at or after ``since`` (any status now), oldest first, with their depot."""
     return Alert.objects.filter(created_at__gte=since).select_related("depot", "organization").order_by("created_at")
+
+
+def active_plans() -> QuerySet[ChargingPlan]:
+    """Plans in force (one per depot night): what the chargers should be following."""
+    return ChargingPlan.objects.filter(status=ChargingPlan.Status.ACTIVE).select_related("depot")

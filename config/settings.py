@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "batteries",
     "charging",
     "notifications",
+    "csms",
     "console",
 ]
 
@@ -193,6 +194,12 @@ EVFLEET_NIGHTLY_JOB_TIMES = env.json("EVFLEET_NIGHTLY_JOB_TIMES", default={})
 # from every depot of the organisation.
 EVFLEET_AWAY_CHARGING_EFFICIENCY = env.float("EVFLEET_AWAY_CHARGING_EFFICIENCY", default=0.90)
 EVFLEET_DEPOT_RADIUS_M = env.float("EVFLEET_DEPOT_RADIUS_M", default=500.0)
+# The OCPP central system (csms, docs/ocpp.md).
+EVFLEET_CSMS_HEARTBEAT_S = env.int("EVFLEET_CSMS_HEARTBEAT_S", default=300)
+EVFLEET_CSMS_RESPONSE_TIMEOUT_S = env.float("EVFLEET_CSMS_RESPONSE_TIMEOUT_S", default=15.0)
+EVFLEET_CSMS_MESSAGES_PER_MINUTE = env.int("EVFLEET_CSMS_MESSAGES_PER_MINUTE", default=120)
+EVFLEET_CSMS_SCAN_S = env.float("EVFLEET_CSMS_SCAN_S", default=1.0)
+EVFLEET_CSMS_DB_THREADS = env.int("EVFLEET_CSMS_DB_THREADS", default=8)
 
 # Celery. No broker configured: run tasks eagerly in-process (embedded mode).
 CELERY_BROKER_URL = REDIS_URL or "memory://"

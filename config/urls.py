@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("fleet.urls")),
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
+    path("", include("csms.urls")),
     path("", include("fleet.telemetry.urls")),
 ]
 

@@ -1,0 +1,67 @@
+"""python manage.py simulate_chargers --depot CODE: the depot's chargers as simulated OCPP clients.
+
+It gives each charger a fresh password (so do not point it at a depot with real chargers), connects them to the
+central system, follows the profiles they receive and reports meter values until stopped (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from charging.selectors import charger_queryset
+from csms.services import charger_password_issue
+from csms.simulator import SimulatedCharger
+from fleet.selectors import depot_queryset
+
+
+class Command(BaseCommand):
+    help = "Connect a depot's chargers as simulated OCPP 1.6J / 2.0.1 clients (new passwords are issued)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--depot", required=True, help="Depot code.")
+        parser.add_argument("--url", default="ws://127.0.0.1:9000/ocpp")
+        parser.add_argument("--interval", type=float, default=10.0, help="Seconds between meter values.")
+        parser.add_argument(
+            "--versions", default="1.6,2.0.1", help="OCPP versions to use in turn, e.g. '1.6' or '1.6,2.0.1'."
+        )
+
+    def handle(self, *args, depot: str, url: str, interval: float, versions: str, **options) -> None:
+        found = depot_queryset().filter(code=depot).first()
+        if found is None:
+            raise CommandError(f"No depot has the code {depot!r}.")
+        chargers = list(charger_queryset().filter(depot=found))
+        if not chargers:
+            raise CommandError(f"Depot {depot} has no chargers.")
+        cycle = [v.strip() for v in versions.split(",") if v.strip()]
+        sims = []
+        for i, charger in enumerate(chargers):
+            _cp, password = charger_password_issue(charger=charger)
+            sims.append(
+                SimulatedCharger.make(
+                    url,
+                    charger.ocpp_charge_point_id,
+                    password,
+                    cycle[i % len(cycle)],
+                    {c.connector_id: c.max_kw * 1000.0 for c in charger.connectors.all()},
+                )
+            )
+        self.stdout.write(f"Simulating {len(sims)} charger(s) of {depot} against {url}; Ctrl-C stops.")
+        asyncio.run(self._run(sims, interval))
+
+    async def _run(self, sims: list[SimulatedCharger], interval: float) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        results = await asyncio.gather(
+            *(sim.run(stop=stop, interval_s=interval) for sim in sims), return_exceptions=True
+        )
+        for sim, result in zip(sims, results, strict=True):
+            with contextlib.suppress(Exception):
+                if isinstance(result, BaseException):
+                    self.stderr.write(f"{sim.identity}: {result!r}")
+            self.stdout.write(f"{sim.identity}: {len(sim.received)} profile(s) received")
