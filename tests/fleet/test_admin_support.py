@@ -72,8 +72,14 @@ def depot_world(two_depots):
     ``seen_by_manager_a`` holds, per model, a row depot A's manager must see; ``hidden_from_manager_a`` a row
     they must not (``None`` for the shared vehicle catalogue).
     """
+    from django.utils import timezone
+
+    from csms.models import ChargePoint, IdToken, ProfileDelivery, Transaction
     from fleet.models import VehicleApiKey
     from jobs.models import JobRun
+    from notifications.models import Delivery, NotificationRule, WebhookEndpoint
+
+    now = timezone.now()
 
     w = two_depots
     org = w["org"]
@@ -98,6 +104,25 @@ def depot_world(two_depots):
             job="charging.plan", key=f"plan:depot={depot.pk}:night={tomorrow}", depot=depot, status="succeeded"
         )
         w[f"session_{side}"] = f.ChargingSessionFactory(depot=depot, vehicle=vehicle)
+        # The charger's OCPP side (csms) and the people's notifications of the depot's alerts.
+        w[f"charge_point_{side}"] = ChargePoint.objects.create(charger=w[f"charger_{side}"])
+        w[f"id_token_{side}"] = IdToken.objects.create(token=f"TAG-{side}", vehicle=vehicle)
+        w[f"transaction_{side}"] = Transaction.objects.create(
+            charge_point=w[f"charge_point_{side}"], connector_number=1, transaction_id=f"tx-{side}", started_at=now
+        )
+        w[f"profile_delivery_{side}"] = ProfileDelivery.objects.create(
+            plan=w[f"plan_{side}"], charge_point=w[f"charge_point_{side}"]
+        )
+        w[f"webhook_{side}"] = WebhookEndpoint.objects.create(
+            organization=org if side == "a" else w.setdefault("webhook_org", f.OrganizationFactory(name="Other org")),
+            name=f"city {side}",
+            url="https://city.example/hook",
+        )
+        user = w["manager_a"] if side == "a" else w["staff_b"]
+        w[f"rule_{side}"] = NotificationRule.objects.create(user=user, depot=depot)
+        w[f"delivery_{side}"] = Delivery.objects.create(
+            channel="email", user=user, to=f"{side}@example.org", subject="x"
+        )
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -143,6 +168,13 @@ def depot_world(two_depots):
         JobRun: w["job_run_a"],
         VehicleApiKey: w["api_key_a"],
         ChargingSession: w["session_a"],
+        ChargePoint: w["charge_point_a"],
+        IdToken: w["id_token_a"],
+        Transaction: w["transaction_a"],
+        ProfileDelivery: w["profile_delivery_a"],
+        WebhookEndpoint: w["webhook_a"],
+        NotificationRule: w["rule_a"],
+        Delivery: w["delivery_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -165,5 +197,12 @@ def depot_world(two_depots):
         JobRun: w["job_run_b"],
         VehicleApiKey: w["api_key_b"],
         ChargingSession: w["session_b"],
+        ChargePoint: w["charge_point_b"],
+        IdToken: w["id_token_b"],
+        Transaction: w["transaction_b"],
+        ProfileDelivery: w["profile_delivery_b"],
+        WebhookEndpoint: w["webhook_b"],
+        NotificationRule: w["rule_b"],
+        Delivery: w["delivery_b"],
     }
     return w
