@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "fleet",
     "batteries",
     "charging",
+    "timetable",
 ]
 
 MIDDLEWARE = [
