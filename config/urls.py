@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("fleet.urls")),
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
+    path("", include("timetable.urls")),
     path("", include("fleet.telemetry_urls")),
 ]
 

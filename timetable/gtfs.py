@@ -186,8 +186,14 @@ def _trips(
         if len(group) < 2:
             problems.append(f"trip {trip_id} has fewer than two stop times")
             continue
-        departures = [t if isinstance(t, str) and t.strip() else a for a, t in zip(group["arrival_time"], group["departure_time"], strict=True)]
-        arrivals = [a if isinstance(a, str) and a.strip() else t for a, t in zip(group["arrival_time"], group["departure_time"], strict=True)]
+        departures = [
+            t if isinstance(t, str) and t.strip() else a
+            for a, t in zip(group["arrival_time"], group["departure_time"], strict=True)
+        ]
+        arrivals = [
+            a if isinstance(a, str) and a.strip() else t
+            for a, t in zip(group["arrival_time"], group["departure_time"], strict=True)
+        ]
         start, end = _minutes(departures[0]), _minutes(arrivals[-1])
         if start is None or end is None or end < start:
             bad_times.append(trip_id)

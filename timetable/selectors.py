@@ -79,7 +79,9 @@ class AssignmentInputs:
 
 def _can_charge_here(vehicle: Vehicle, standards: set[str]) -> bool:
     model = vehicle.model
-    return bool((model.max_dc_kw > 0 and standards & DC_STANDARDS) or (model.max_ac_kw > 0 and standards & AC_STANDARDS))
+    return bool(
+        (model.max_dc_kw > 0 and standards & DC_STANDARDS) or (model.max_ac_kw > 0 and standards & AC_STANDARDS)
+    )
 
 
 def assignment_inputs(depot: Depot, day: dt.date) -> AssignmentInputs:

@@ -156,7 +156,9 @@ def _plan_block(
 
 def default_vehicle_model(depot: Depot) -> VehicleModel | None:
     counts = Counter(
-        timetable_selectors.depot_vehicles(depot).filter(model__kind=VehicleModel.Kind.BUS).values_list("model_id", flat=True)
+        timetable_selectors.depot_vehicles(depot)
+        .filter(model__kind=VehicleModel.Kind.BUS)
+        .values_list("model_id", flat=True)
     )
     if not counts:
         return None
@@ -174,7 +176,9 @@ def plan_blocks(
             f"depot {depot.code} has no location: no deadhead counted (the depot is taken to be at each block's "
             "first and last stop)"
         )
-    usable_kwh = vehicle_model.nominal_pack_kwh * (vehicle_model.usable_soc_max_pct - vehicle_model.usable_soc_min_pct) / 100
+    usable_kwh = (
+        vehicle_model.nominal_pack_kwh * (vehicle_model.usable_soc_max_pct - vehicle_model.usable_soc_min_pct) / 100
+    )
     max_block_kwh = usable_kwh * (1 - timetable_selectors.readiness_reserve_pct() / 100)
     planned: list[PlannedBlock] = []
     days: list[dict[str, Any]] = []
@@ -192,7 +196,13 @@ def plan_blocks(
         summary: dict[str, Any] = {"date": day.isoformat(), "trips": len(trips), "feed_blocks": len(by_block)}
         results: list[PlannedBlock | str] = [
             _plan_block(
-                code=block_code("", bid), gtfs_block_id=bid, day=day, trips=ts, geo=geo, kwh_per_km=kwh_per_km, factor=factor
+                code=block_code("", bid),
+                gtfs_block_id=bid,
+                day=day,
+                trips=ts,
+                geo=geo,
+                kwh_per_km=kwh_per_km,
+                factor=factor,
             )
             for bid, ts in sorted(by_block.items())
         ]
@@ -224,7 +234,13 @@ def plan_blocks(
             by_id = {t.trip_id: t for t in loose}
             results += [
                 _plan_block(
-                    code=block_code("~", ids[0]), gtfs_block_id="", day=day, trips=[by_id[i] for i in ids], geo=geo, kwh_per_km=kwh_per_km, factor=factor
+                    code=block_code("~", ids[0]),
+                    gtfs_block_id="",
+                    day=day,
+                    trips=[by_id[i] for i in ids],
+                    geo=geo,
+                    kwh_per_km=kwh_per_km,
+                    factor=factor,
                 )
                 for ids in chained.blocks
             ]
@@ -285,7 +301,9 @@ def gtfs_import(
     vehicle_model = vehicle_model or default_vehicle_model(depot)
     if vehicle_model is None:
         raise ValidationError(
-            {"vehicle_model": f"Depot {depot.code} has no buses: name the vehicle model whose kWh/km prices the blocks."}
+            {
+                "vehicle_model": f"Depot {depot.code} has no buses: name the vehicle model whose kWh/km prices the blocks."
+            }
         )
     planned, days, warnings = plan_blocks(
         feed=feed, depot=depot, date_from=date_from, date_to=date_to, vehicle_model=vehicle_model

@@ -133,11 +133,47 @@ def _split(
     return pieces
 
 
+def _greedy(
+    n: int,
+    trips: Sequence[Trip],
+    edges: list[tuple[int, int, float]],
+    link_kwh: dict[tuple[int, int], float],
+    limit: float,
+) -> list[list[int]]:
+    """First fit in start order: each trip joins the open block whose last trip it may follow with the least
+    idle time and whose energy still fits; else it starts a block."""
+    can_follow: dict[int, set[int]] = {}
+    for i, j, _kwh in edges:
+        can_follow.setdefault(j, set()).add(i)
+    open_blocks: list[list[int]] = []
+    energy: list[float] = []
+    for k in sorted(range(n), key=lambda k: (trips[k].start_min, trips[k].end_min)):
+        best, best_idle = -1, math.inf
+        for b, block in enumerate(open_blocks):
+            last = block[-1]
+            if last not in can_follow.get(k, ()):
+                continue
+            added = link_kwh[(last, k)] + trips[k].energy_kwh - trips[last].pull_in_kwh + trips[k].pull_in_kwh
+            idle = trips[k].start_min - trips[last].end_min
+            if energy[b] + added <= limit + 1e-9 and idle < best_idle:
+                best, best_idle = b, idle
+        if best < 0:
+            open_blocks.append([k])
+            energy.append(trips[k].pull_out_kwh + trips[k].energy_kwh + trips[k].pull_in_kwh)
+        else:
+            last = open_blocks[best][-1]
+            energy[best] += link_kwh[(last, k)] + trips[k].energy_kwh - trips[last].pull_in_kwh + trips[k].pull_in_kwh
+            open_blocks[best].append(k)
+    return open_blocks
+
+
 def _milp(
     trips: Sequence[Trip], edges: list[tuple[int, int, float]], limit: float, time_limit_s: float
 ) -> tuple[dict[int, int], bool, float] | None:
     """Links chosen, proven optimal?, upper bound on the number of links (from HiGHS's dual bound)."""
     n, m = len(trips), len(edges)
+    if m == 0:
+        return {}, True, 0.0
     big_m = limit + max((t.energy_kwh + t.pull_out_kwh for t in trips), default=0.0) + max(e[2] for e in edges)
     # Variables: x_e (m binaries), then cumulative energy e_j (n continuous) on arriving at the end of trip j.
     c = np.concatenate([-np.ones(m), np.zeros(n)])
@@ -211,18 +247,20 @@ def chain_trips(trips: Sequence[Trip], rules: Rules, deadhead: Deadhead) -> Bloc
     chains = _chains(n, successor)
     method = "matching"
     proven = False
-    if limit is not None and any(chain_energy_kwh(c, trips, link_kwh) > limit + 1e-9 for c in chains):
+    if limit is not None and any(len(c) > 1 and chain_energy_kwh(c, trips, link_kwh) > limit + 1e-9 for c in chains):
         solved = None
         if len(edges) <= MILP_MAX_LINKS:
             solved = _milp(trips, edges, limit, rules.time_limit_s)
+        candidates = [
+            ("matching+split", [piece for c in chains for piece in _split(c, trips, link_kwh, limit)]),
+            ("greedy", _greedy(n, trips, edges, link_kwh, limit)),
+        ]
         if solved is not None:
             chosen, proven, best_links = solved
-            chains = _chains(n, chosen)
-            method = "milp"
+            candidates.insert(0, ("milp", _chains(n, chosen)))
             lower_bound = max(lower_bound, n - math.floor(best_links + 1e-6))
-        else:
-            chains = [piece for c in chains for piece in _split(c, trips, link_kwh, limit)]
-            method = "matching+split"
+        method, chains = min(candidates, key=lambda mc: len(mc[1]))
+        proven = proven and method == "milp"
     blocks = tuple(tuple(trips[k].trip_id for k in c) for c in sorted(chains, key=lambda c: trips[c[0]].start_min))
     return Blocking(
         blocks=blocks,

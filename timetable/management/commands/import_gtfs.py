@@ -51,7 +51,9 @@ class Command(BaseCommand):
                 dry_run=opts["dry_run"],
             )
         except FeedError as exc:
-            raise CommandError("the feed cannot be imported (nothing was changed):\n  " + "\n  ".join(exc.problems)) from exc
+            raise CommandError(
+                "the feed cannot be imported (nothing was changed):\n  " + "\n  ".join(exc.problems)
+            ) from exc
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         if opts["json"]:
