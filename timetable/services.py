@@ -302,7 +302,8 @@ def gtfs_import(
     if vehicle_model is None:
         raise ValidationError(
             {
-                "vehicle_model": f"Depot {depot.code} has no buses: name the vehicle model whose kWh/km prices the blocks."
+                "vehicle_model": f"Depot {depot.code} has no buses: name the vehicle model whose kWh/km "
+                "prices the blocks."
             }
         )
     planned, days, warnings = plan_blocks(

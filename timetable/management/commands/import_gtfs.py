@@ -62,7 +62,8 @@ class Command(BaseCommand):
         verb = "would be" if report.dry_run else "were"
         self.stdout.write(
             f"{report.service_from}..{report.service_to}: blocks created {len(report.created)}, updated "
-            f"{len(report.updated)}, unchanged {len(report.unchanged)}, withdrawn {len(report.withdrawn)} ({verb} written)"
+            f"{len(report.updated)}, unchanged {len(report.unchanged)}, withdrawn {len(report.withdrawn)} "
+            f"({verb} written)"
         )
         for day in report.days:
             line = f"  {day['date']}: {day['trips']} trips, {day['feed_blocks']} blocks from block_id"
