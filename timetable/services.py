@@ -94,12 +94,16 @@ class _Geometry:
     def __init__(self, feed: gtfs.Feed, depot: Depot) -> None:
         self.stops = feed.stops
         self.depot = (depot.latitude, depot.longitude) if depot.latitude is not None else None
+        self._km: dict[tuple[str, str], float] = {}  # the blocking core asks for the same pairs many times
 
     def km(self, a: str, b: str) -> float:
         if a == b:
             return 0.0
-        sa, sb = self.stops[a], self.stops[b]
-        return gtfs.haversine_km(sa.lat, sa.lon, sb.lat, sb.lon) * DEADHEAD_DETOUR_FACTOR
+        km = self._km.get((a, b))
+        if km is None:
+            sa, sb = self.stops[a], self.stops[b]
+            km = self._km[(a, b)] = gtfs.haversine_km(sa.lat, sa.lon, sb.lat, sb.lon) * DEADHEAD_DETOUR_FACTOR
+        return km
 
     def depot_km(self, stop: str) -> float:
         if self.depot is None:

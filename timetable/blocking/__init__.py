@@ -4,7 +4,7 @@ The problem is a minimum vertex-disjoint path cover of the "can follow" graph: t
 j starts no earlier than i ends plus the minimum layover plus the deadhead from i's last stop to j's first,
 and no later than ``max_wait_min`` after i ends. Without an energy limit the optimum is exactly
 ``n - maximum bipartite matching`` (each matched pair saves one block), found in polynomial time
-(Hopcroft-Karp, ``scipy.sparse.csgraph.maximum_bipartite_matching``). That count is also the lower bound
+(a unit-capacity max flow, ``scipy.sparse.csgraph.maximum_flow``). That count is also the lower bound
 with an energy limit, together with ``ceil(sum of trip energy / limit)``.
 
 With ``max_block_kwh`` set, a chain from the matching may exceed the limit. Then a MILP on HiGHS (via
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import maximum_flow
 
 Deadhead = Callable[[str, str], tuple[float, float]]  # (from stop, to stop) -> (minutes, kWh)
 
@@ -112,13 +112,21 @@ def _chains(n: int, successor: dict[int, int]) -> list[list[int]]:
 
 
 def _matching(n: int, edges: list[tuple[int, int, float]]) -> dict[int, int]:
+    """A maximum matching of the split graph (trip i -> trip j), as a unit-capacity max flow (Dinic).
+
+    scipy's ``maximum_bipartite_matching`` (Hopcroft-Karp) gives the same count but took seconds on
+    timetable-shaped graphs where Dinic takes milliseconds (bench/bench_timetable.py)."""
     if not edges:
         return {}
-    rows = np.array([e[0] for e in edges])
-    cols = np.array([e[1] for e in edges])
-    graph = sp.csr_matrix((np.ones(len(edges)), (rows, cols)), shape=(n, n))
-    match = maximum_bipartite_matching(graph, perm_type="column")  # match[i] = successor of i, or -1
-    return {i: int(j) for i, j in enumerate(match) if j >= 0}
+    source, sink = 2 * n, 2 * n + 1
+    heads = np.fromiter((e[0] for e in edges), dtype=np.int64, count=len(edges))
+    tails = np.fromiter((e[1] for e in edges), dtype=np.int64, count=len(edges))
+    rows = np.concatenate([np.full(n, source), heads, n + np.arange(n)])
+    cols = np.concatenate([np.arange(n), n + tails, np.full(n, sink)])
+    graph = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
+    flow = maximum_flow(graph, source, sink, method="dinic").flow.tocoo()
+    used = (flow.data > 0) & (flow.row < n) & (flow.col >= n) & (flow.col < 2 * n)
+    return {int(i): int(j) - n for i, j in zip(flow.row[used], flow.col[used], strict=True)}
 
 
 def _split(
