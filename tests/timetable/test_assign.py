@@ -71,7 +71,7 @@ def test_the_naive_rule_strands_the_worn_bus_and_evfleets_assignment_does_not(da
     response = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["status"] == "optimal" and body["uncovered"] == []
+    assert body["status"].startswith("optimal") and body["uncovered"] == []
     assert body["naive_buses_below_reserve"] == [day["worn"].fleet_number]
     assert body["buses_below_reserve"] == []
     given = {a.block.code: a.vehicle for a in BlockAssignment.objects.filter(service_date=DAY)}

@@ -37,7 +37,7 @@ def test_naive_first_free_bus_strands_the_worn_pack_and_the_optimiser_does_not()
     assert stranded(naive, buses, duties) == ["B1-worn"]
 
     result = assign(buses, duties)
-    assert result.status == "optimal"
+    assert result.status.startswith("optimal")
     assert set(result.assigned) == {"long", "mid", "short"}
     assert stranded(result.assigned, buses, duties) == []
     assert result.assigned["short"] == "B1-worn"  # the worn pack gets the shortest block
