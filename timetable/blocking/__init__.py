@@ -123,7 +123,7 @@ def _matching(n: int, edges: list[tuple[int, int, float]]) -> dict[int, int]:
     tails = np.fromiter((e[1] for e in edges), dtype=np.int64, count=len(edges))
     rows = np.concatenate([np.full(n, source), heads, n + np.arange(n)])
     cols = np.concatenate([np.arange(n), n + tails, np.full(n, sink)])
-    graph = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
+    graph = sp.csr_array((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
     flow = maximum_flow(graph, source, sink, method="dinic").flow.tocoo()
     used = (flow.data > 0) & (flow.row < n) & (flow.col >= n) & (flow.col < 2 * n)
     return {int(i): int(j) - n for i, j in zip(flow.row[used], flow.col[used], strict=True)}
