@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, serializers, status
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from config.api import RejectUnknownFieldsMixin, ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Block, Depot, Vehicle
@@ -16,28 +16,32 @@ from timetable.models import PinnedAssignment
 
 
 class AssignmentRunSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    depot = ScopedPrimaryKeyRelatedField(action=Action.OPERATE, queryset=Depot.objects.all())
     service_date = serializers.DateField()
     dry_run = serializers.BooleanField(default=False)
 
 
-class AssignmentRunView(APIView):
-    """Assign the depot's buses to its blocks on ``service_date`` by energy (pinned assignments are kept).
+class DepotAssignmentViewSet(ScopedGenericViewSet):
+    """The energy-aware assignment of a depot's day, addressed by the depot: another depot is a 404, a viewer's
+    run a 403."""
 
-    Staff or managers of the depot. The answer lists every assignment with the bus's energy left above its
-    reserve, every uncovered block with the reason, and how many buses the naive first-free-bus rule would
-    have left below their reserve."""
+    queryset = Depot.objects.all()
+    serializer_class = AssignmentRunSerializer
 
-    permission_classes = [permissions.IsAuthenticated]
+    @extend_schema(
+        request=AssignmentRunSerializer,
+        responses={200: OpenApiResponse(description="the run's result (docs/timetable.md)"), 400: None, 403: None},
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        """Assign the depot's buses to its blocks on ``service_date`` by energy (pinned assignments are kept).
 
-    @extend_schema(request=AssignmentRunSerializer, responses={200: OpenApiResponse(description="the run's result")})
-    def post(self, request: Request) -> Response:
+        The answer lists every assignment with the bus's energy left above its reserve, every uncovered block
+        with the reason, and how many buses the naive first-free-bus rule would have left below their reserve."""
+        depot = self.get_object()
         serializer = AssignmentRunSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.vehicles_assign(
-            depot=data["depot"], service_date=data["service_date"], dry_run=data["dry_run"]
-        )
+        result = services.vehicles_assign(depot=depot, service_date=data["service_date"], dry_run=data["dry_run"])
         return Response(result, status=status.HTTP_200_OK)
 
 

@@ -12,9 +12,12 @@ from timetable.models import PinnedAssignment
 
 pytestmark = pytest.mark.django_db
 
-RUN = "/api/v1/timetable/assignments/run/"
 PINS = "/api/v1/timetable/pins/"
 DAY = dt.date.today() + dt.timedelta(days=1)
+
+
+def run(depot) -> str:
+    return f"/api/v1/timetable/depots/{depot.pk}/assign/"
 
 
 def bus_with_pack(world, soh_pct: float):
@@ -68,7 +71,7 @@ def day(two_depots):
 
 def test_the_naive_rule_strands_the_worn_bus_and_evfleets_assignment_does_not(day, api_client):
     api_client.force_authenticate(day["staff_a"])
-    response = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json")
+    response = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"].startswith("optimal") and body["uncovered"] == []
@@ -88,7 +91,7 @@ def test_a_pinned_assignment_is_kept_and_reruns_are_stable(day, api_client):
     )
     assert pin.status_code == 201, pin.json()
     for _ in range(2):
-        body = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json").json()
+        body = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json").json()
         short = next(a for a in body["assigned"] if a["block"] == "SHORT")
         assert short["vehicle"] == day["healthy_2"].fleet_number and short["pinned"]
     # With the pin, the worn bus (187 kWh above reserve) takes MID (180 kWh) and healthy_1 the long block.
@@ -106,7 +109,7 @@ def test_a_block_no_bus_can_run_is_uncovered_with_the_reason(day, api_client):
 
     fleet_services.block_update(block=day["long"], data={"planned_energy_kwh": 300.0})
     api_client.force_authenticate(day["staff_a"])
-    body = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json").json()
+    body = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json").json()
     assert [u["block"] for u in body["uncovered"]] == ["LONG"]
     assert "needs 300 kWh above reserve" in body["uncovered"][0]["reason"]
     assert not BlockAssignment.objects.filter(block=day["long"]).exists()
@@ -137,7 +140,7 @@ def test_an_expected_pull_out_soc_from_tonights_plan_counts(day, api_client):
         departure_soc_pct=60,
     )
     api_client.force_authenticate(day["staff_a"])
-    body = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json").json()
+    body = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json").json()
     given = {a["block"]: a["vehicle"] for a in body["assigned"]}
     assert given["SHORT"] == day["healthy_1"].fleet_number
     assert given["MID"] == day["worn"].fleet_number and given["LONG"] == day["healthy_2"].fleet_number
@@ -154,21 +157,28 @@ def test_an_expected_pull_out_soc_from_tonights_plan_counts(day, api_client):
 )
 def test_bad_input_is_a_400_with_the_field(day, api_client, body, field):
     api_client.force_authenticate(day["staff_a"])
-    response = api_client.post(
-        RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat(), **body}, format="json"
-    )
+    response = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat(), **body}, format="json")
     assert response.status_code == 400 and field in response.json()
 
 
 def test_another_depots_assignment_and_pins_are_out_of_reach(day, api_client):
     api_client.force_authenticate(day["staff_b"])
-    response = api_client.post(RUN, {"depot": day["depot_a"].pk, "service_date": DAY.isoformat()}, format="json")
-    assert response.status_code == 400 and "depot" in response.json()
+    response = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json")
+    assert response.status_code == 404
     pin = api_client.post(
         PINS, {"block": day["short"].pk, "vehicle": day["healthy_2"].pk, "service_date": DAY.isoformat()}, format="json"
     )
     assert pin.status_code == 400
     assert not PinnedAssignment.objects.exists() and not BlockAssignment.objects.exists()
+
+
+def test_a_viewer_may_not_run_the_assignment(day, api_client):
+    viewer = f.UserFactory(username="viewer_a")
+    f.MembershipFactory(user=viewer, depot=day["depot_a"], role="viewer")
+    api_client.force_authenticate(viewer)
+    response = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json")
+    assert response.status_code == 403
+    assert not BlockAssignment.objects.exists()
 
 
 def test_a_pin_that_would_put_a_bus_in_two_places_is_refused(day, api_client):
