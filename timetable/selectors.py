@@ -57,10 +57,6 @@ def assignments_on(depot: Depot, day: dt.date) -> list[BlockAssignment]:
     return list(block_assignment_queryset().filter(block__depot=depot, service_date=day))
 
 
-def assignment_of(block: Block, day: dt.date) -> BlockAssignment | None:
-    return block_assignment_queryset().filter(block=block, service_date=day).first()
-
-
 def pins_on(depot: Depot, day: dt.date) -> QuerySet[PinnedAssignment]:
     return PinnedAssignment.objects.select_related("block__depot", "vehicle").filter(
         block__depot=depot, service_date=day

@@ -403,14 +403,19 @@ def vehicles_assign(*, depot: Depot, service_date: dt.date, dry_run: bool = Fals
     inputs = timetable_selectors.assignment_inputs(depot, service_date)
     result = assignment.assign(inputs.buses, inputs.duties, pins=inputs.pins)
     if not dry_run:
+        # Only what changes is written: assignments that stay are left alone (a re-run costs little), the others
+        # are removed first so that a bus moving between blocks never clashes with its old one.
         pinned_blocks = {p.block_id for p in inputs.pins}
+        kept: set[str] = set()
         for a in timetable_selectors.assignments_on(depot, service_date):
-            if str(a.block_id) not in pinned_blocks:
+            block_id = str(a.block_id)
+            if block_id in pinned_blocks or result.assigned.get(block_id) == str(a.vehicle_id):
+                kept.add(block_id)
+            else:
                 fleet_services.block_unassign(assignment=a)
         for block_id, vehicle_id in result.assigned.items():
-            block, vehicle = inputs.blocks[block_id], inputs.vehicles[vehicle_id]
-            current = timetable_selectors.assignment_of(block, service_date)
-            if current is None or current.vehicle_id != vehicle.pk:
+            if block_id not in kept:
+                block, vehicle = inputs.blocks[block_id], inputs.vehicles[vehicle_id]
                 fleet_services.block_assign(block=block, vehicle=vehicle, service_date=service_date)
     left = result.budget_left_kwh(inputs.buses, inputs.duties)
     naive = assignment.naive_assign(inputs.buses, inputs.duties)

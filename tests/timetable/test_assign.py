@@ -90,10 +90,13 @@ def test_a_pinned_assignment_is_kept_and_reruns_are_stable(day, api_client):
         PINS, {"block": day["short"].pk, "vehicle": day["healthy_2"].pk, "service_date": DAY.isoformat()}, format="json"
     )
     assert pin.status_code == 201, pin.json()
+    rows = []
     for _ in range(2):
         body = api_client.post(run(day["depot_a"]), {"service_date": DAY.isoformat()}, format="json").json()
         short = next(a for a in body["assigned"] if a["block"] == "SHORT")
         assert short["vehicle"] == day["healthy_2"].fleet_number and short["pinned"]
+        rows.append(sorted(BlockAssignment.objects.filter(service_date=DAY).values_list("pk", "vehicle_id")))
+    assert rows[0] == rows[1]  # a re-run with nothing changed rewrites nothing
     # With the pin, the worn bus (187 kWh above reserve) takes MID (180 kWh) and healthy_1 the long block.
     given = {a["block"]: a["vehicle"] for a in body["assigned"]}
     assert given == {
