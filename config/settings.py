@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "charging",
     "notifications",
     "csms",
+    "timetable",
     "console",
 ]
 

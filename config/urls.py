@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
     path("", include("csms.urls")),
+    path("", include("timetable.urls")),
     path("", include("fleet.telemetry.urls")),
 ]
 

@@ -44,6 +44,7 @@ PATH_PARAMETER_SOURCES = {
     "/api/v1/battery-health/{id}/": ("/api/v1/battery-packs/", "id"),
     "/api/v1/telemetry/live/{vehicle}/": ("/api/v1/vehicles/", "id"),
     "/api/v1/vehicle-plans/{id}/": ("/api/v1/vehicles/", "id"),
+    "/api/v1/timetable/depots/{id}/assign/": ("/api/v1/depots/", "id"),
 }
 
 # Slow (about a minute each on a quiet 2-core machine): part of `make test` and CI, left out of `make test-fast`.

@@ -1,0 +1,150 @@
+"""Reads for the timetable app: blocks and buses of a depot, and the assignment optimiser's input.
+
+Other apps are read through their selectors; the planned pull-out SoC comes from the depot's active charging
+plan for the night before (``charging.models.PlannedCharge``: charging has no selector for it yet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import statistics
+
+from django.db.models import QuerySet
+
+from batteries.selectors import active_pack, latest_soh_pct
+from charging import planning
+from charging.models import ChargingPlan, Connector, PlannedCharge
+from charging.selectors import connector_queryset
+from fleet.models import Block, BlockAssignment, Depot, Vehicle
+from fleet.selectors import block_assignment_queryset, block_queryset, vehicle_queryset
+from timetable import assignment
+from timetable.models import PinnedAssignment, TimetableBlock
+
+DC_STANDARDS = {Connector.Standard.CCS2, Connector.Standard.CCS1, Connector.Standard.PANTOGRAPH}
+AC_STANDARDS = {Connector.Standard.TYPE2, Connector.Standard.J1772, Connector.Standard.OUTLET}
+USABLE_CONNECTOR_STATUSES = ("available", "charging")
+
+
+def readiness_reserve_pct() -> float:
+    return planning.readiness_reserve_pct()
+
+
+def depot_vehicles(depot: Depot) -> QuerySet[Vehicle]:
+    return vehicle_queryset().filter(home_depot=depot, status=Vehicle.Status.IN_SERVICE).order_by("fleet_number")
+
+
+def dated_blocks(depot: Depot, first: dt.date, last: dt.date) -> QuerySet[Block]:
+    return block_queryset().filter(depot=depot, service_date__gte=first, service_date__lte=last)
+
+
+def current_feed_blocks(depot: Depot, first: dt.date, last: dt.date) -> QuerySet[TimetableBlock]:
+    return TimetableBlock.objects.select_related("block").filter(
+        block__depot=depot, block__service_date__gte=first, block__service_date__lte=last, current=True
+    )
+
+
+def blocks_running(depot: Depot, day: dt.date) -> list[Block]:
+    """The depot's blocks that run on ``day``, without those a newer feed withdrew."""
+    withdrawn = set(TimetableBlock.objects.filter(block__depot=depot, current=False).values_list("block_id", flat=True))
+    candidates = block_queryset().filter(depot=depot).exclude(pk__in=withdrawn)
+    dated = candidates.filter(service_date=day)
+    weekly = candidates.filter(service_date__isnull=True, valid_from__lte=day)
+    return list(dated) + [b for b in weekly if b.runs_on(day)]
+
+
+def assignments_on(depot: Depot, day: dt.date) -> list[BlockAssignment]:
+    return list(block_assignment_queryset().filter(block__depot=depot, service_date=day))
+
+
+def pins_on(depot: Depot, day: dt.date) -> QuerySet[PinnedAssignment]:
+    return PinnedAssignment.objects.select_related("block__depot", "vehicle").filter(
+        block__depot=depot, service_date=day
+    )
+
+
+@dataclasses.dataclass
+class AssignmentInputs:
+    buses: list[assignment.Bus]
+    duties: list[assignment.Duty]
+    pins: list[assignment.Pin]
+    blocks: dict[str, Block]
+    vehicles: dict[str, Vehicle]
+    notes: list[str]
+
+
+def _can_charge_here(vehicle: Vehicle, standards: set[str]) -> bool:
+    model = vehicle.model
+    return bool(
+        (model.max_dc_kw > 0 and standards & DC_STANDARDS) or (model.max_ac_kw > 0 and standards & AC_STANDARDS)
+    )
+
+
+def assignment_inputs(depot: Depot, day: dt.date) -> AssignmentInputs:
+    """Buses with usable capacity at their latest SoH and expected pull-out energy; blocks with energy."""
+    notes: list[str] = []
+    vehicles = list(depot_vehicles(depot))
+    standards = {
+        c.standard
+        for c in connector_queryset().filter(
+            charger__depot=depot, status__in=USABLE_CONNECTOR_STATUSES, charger__status__in=USABLE_CONNECTOR_STATUSES
+        )
+    }
+    plan = ChargingPlan.objects.filter(
+        depot=depot, service_night=day - dt.timedelta(days=1), status=ChargingPlan.Status.ACTIVE
+    ).first()
+    planned_soc = (
+        dict(PlannedCharge.objects.filter(plan=plan).values_list("vehicle_id", "departure_soc_pct")) if plan else {}
+    )
+    if plan is None:
+        notes.append(f"no charging plan for the night of {day - dt.timedelta(days=1)}: buses assumed fully charged")
+    reserve_pct = readiness_reserve_pct()
+    buses: list[assignment.Bus] = []
+    for v in vehicles:
+        model = v.model
+        pack = active_pack(v)
+        soh = latest_soh_pct(pack) if pack is not None else None
+        as_new_kwh = pack.baseline_capacity_kwh if pack is not None else model.nominal_pack_kwh
+        window = model.usable_soc_max_pct - model.usable_soc_min_pct
+        usable = as_new_kwh * (soh if soh is not None else 100.0) / 100.0 * window / 100.0
+        soc = planned_soc.get(v.pk, model.usable_soc_max_pct)
+        pull_out = max(0.0, (min(soc, model.usable_soc_max_pct) - model.usable_soc_min_pct) / window) * usable
+        can_charge = _can_charge_here(v, standards)
+        buses.append(
+            assignment.Bus(
+                vehicle_id=str(v.pk),
+                depot=str(depot.pk),
+                usable_kwh=usable,
+                pull_out_kwh=pull_out if (can_charge or v.pk in planned_soc) else 0.0,
+                reserve_kwh=usable * reserve_pct / 100.0,
+                soh_pct=soh if soh is not None else 100.0,
+                can_charge=can_charge or v.pk in planned_soc,
+                note="" if can_charge else f"{v.fleet_number}: no compatible connector at {depot.code}",
+            )
+        )
+    rates = [v.model.consumption_kwh_per_km for v in vehicles] or [1.2]
+    fallback_rate = statistics.median(rates)
+    blocks = blocks_running(depot, day)
+    midnight = dt.datetime.combine(day, dt.time(0), tzinfo=depot.zone)
+    duties = []
+    for b in blocks:
+        starts, ends = b.window_on(day)
+        energy = b.planned_energy_kwh if b.planned_energy_kwh is not None else b.distance_km * fallback_rate
+        duties.append(
+            assignment.Duty(
+                block_id=str(b.pk),
+                depot=str(depot.pk),
+                start_min=(starts - midnight).total_seconds() / 60,
+                end_min=(ends - midnight).total_seconds() / 60,
+                energy_kwh=energy,
+            )
+        )
+    pins = [assignment.Pin(block_id=str(p.block_id), vehicle_id=str(p.vehicle_id)) for p in pins_on(depot, day)]
+    return AssignmentInputs(
+        buses=buses,
+        duties=duties,
+        pins=pins,
+        blocks={str(b.pk): b for b in blocks},
+        vehicles={str(v.pk): v for v in vehicles},
+        notes=notes,
+    )
