@@ -63,6 +63,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Django 6's default for a URL typed without a scheme (webhook endpoints), taken now.
+FORMS_URLFIELD_ASSUME_HTTPS = True
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -161,6 +163,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a "status" with different choices: name their enums so the schema is stable.
     "ENUM_NAME_OVERRIDES": {
         "VehicleStatusEnum": "fleet.models.Vehicle.Status",
+        "ConnectorStandardEnum": "fleet.models.ConnectorStandard",
         "ChargerStatusEnum": "charging.models.Charger.Status",
         "ChargingPlanStatusEnum": "charging.models.ChargingPlan.Status",
         "AlertStatusEnum": "charging.models.Alert.Status",

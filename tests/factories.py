@@ -12,6 +12,7 @@ from django.utils import timezone
 from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
 from charging.models import Alert, Charger, Connector, DemandCharge, DepotEvent, Tariff, TariffPeriod, TariffSeason
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+from fleet.models.registry import default_connector_standards
 from fleet.vin import vin_check_digit
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
@@ -122,7 +123,9 @@ class VehicleModelFactory(factory.django.DjangoModelFactory):
     max_ac_kw = 0
     max_dc_kw = 150.0
     charging_taper = factory.LazyFunction(lambda: [[80, 150.0], [95, 60.0], [100, 20.0]])
-    connector_standards = factory.LazyFunction(lambda: ["ccs2"])
+    connector_standards = factory.LazyAttribute(
+        lambda m: default_connector_standards(max_ac_kw=m.max_ac_kw, max_dc_kw=m.max_dc_kw)
+    )
 
 
 class VehicleFactory(factory.django.DjangoModelFactory):
