@@ -78,6 +78,7 @@ def depot_world(two_depots):
     from fleet.models import VehicleApiKey
     from jobs.models import JobRun
     from notifications.models import Delivery, NotificationRule, WebhookEndpoint
+    from timetable.models import FeedImport, PinnedAssignment, TimetableBlock
 
     now = timezone.now()
 
@@ -117,6 +118,20 @@ def depot_world(two_depots):
             organization=org if side == "a" else w.setdefault("webhook_org", f.OrganizationFactory(name="Other org")),
             name=f"city {side}",
             url="https://city.example/hook",
+        )
+        w[f"feed_import_{side}"] = FeedImport.objects.create(
+            depot=depot, file_name="feed.zip", feed_sha256="0" * 64, service_from=tomorrow, service_to=tomorrow
+        )
+        w[f"timetable_block_{side}"] = TimetableBlock.objects.create(
+            block=w[f"block_{side}"],
+            feed_import=w[f"feed_import_{side}"],
+            service_km=100.0,
+            deadhead_km=5.0,
+            season_factor=1.0,
+            energy_kwh=126.0,
+        )
+        w[f"pin_{side}"] = PinnedAssignment.objects.create(
+            block=w[f"block_{side}"], vehicle=vehicle, service_date=tomorrow
         )
         user = w["manager_a"] if side == "a" else w["staff_b"]
         w[f"rule_{side}"] = NotificationRule.objects.create(user=user, depot=depot)
@@ -175,6 +190,9 @@ def depot_world(two_depots):
         WebhookEndpoint: w["webhook_a"],
         NotificationRule: w["rule_a"],
         Delivery: w["delivery_a"],
+        FeedImport: w["feed_import_a"],
+        TimetableBlock: w["timetable_block_a"],
+        PinnedAssignment: w["pin_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -204,5 +222,8 @@ def depot_world(two_depots):
         WebhookEndpoint: w["webhook_b"],
         NotificationRule: w["rule_b"],
         Delivery: w["delivery_b"],
+        FeedImport: w["feed_import_b"],
+        TimetableBlock: w["timetable_block_b"],
+        PinnedAssignment: w["pin_b"],
     }
     return w
