@@ -73,10 +73,13 @@ messages: venv
 	$(MANAGE) makemessages -l es_MX --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=test-artifacts --no-obsolete
 	$(MANAGE) compilemessages -l es_MX --ignore=.venv
 
-# The chart library is vendored from the npm registry as a static file (no CDN at run time).
+# The chart library is vendored from the npm registry as a static file (no CDN at run time). Its last line names a
+# source map that is not shipped: stripped, or collectstatic's manifest storage fails (MissingFileError).
 vendor-static:
 	cd $$(mktemp -d) && npm pack chart.js@4.5.1 >/dev/null && tar xzf chart.js-4.5.1.tgz && \
 		cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/
+	sed -i '/^\/\/# sourceMappingURL=/d' static/vendor/chartjs/chart.umd.min.js
+	! grep -rl 'sourceMappingURL' static/vendor/
 
 schema: venv
 	$(MANAGE) spectacular --validate --file docs/openapi.yaml
