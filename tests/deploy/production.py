@@ -60,6 +60,18 @@ def manage(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.
     return result
 
 
+def manage_steps(env: dict[str, str], *commands: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Several ``manage.py`` commands in one process (``call_command``), to pay Django's start-up once.
+
+    Each command is written as on the command line (``"migrate --no-input"``); the first that fails stops
+    the rest and fails the caller, as a shell script with ``set -e`` would.
+    """
+    script = "from django.core.management import call_command\n" + "".join(
+        f"call_command(*{command.split()!r})\n" for command in commands
+    )
+    return manage(env, "shell", "-c", script, timeout=timeout)
+
+
 @dataclass
 class Gunicorn:
     """gunicorn serving ``config.wsgi`` in its own process group (so the master and its workers die together)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.deploy.production import Gunicorn, manage, production_env
+from tests.deploy.production import Gunicorn, manage_steps, production_env
 
 pytestmark = pytest.mark.deploy
 
@@ -52,17 +52,14 @@ def test_a_production_deployment_starts_and_serves_the_admin_the_docs_and_the_ap
     started = time.monotonic()
     with fresh_database(tmp_path) as database_url:
         env = production_env(database_url=database_url, static_root=tmp_path / "static")
-        manage(env, "migrate", "--no-input")
-        collected = manage(env, "collectstatic", "--no-input")
-        manage(env, "check", "--deploy", "--fail-level", "WARNING")
-        manage(
+        steps = manage_steps(
             {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
-            "createsuperuser",
-            "--no-input",
-            f"--username={SUPERUSER}",
-            "--email=smoke@example.org",
+            "migrate --no-input --verbosity=0",
+            "collectstatic --no-input",
+            "check --deploy --fail-level=WARNING",
+            f"createsuperuser --no-input --username={SUPERUSER} --email=smoke@example.org",
         )
-        server = Gunicorn(env, tmp_path / "gunicorn.log").start()
+        server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1).start()
         try:
             login_status, _, login_page = server.request("GET", "/admin/login/")
             docs_status, _, docs_page = server.request("GET", "/api/docs/")
@@ -83,7 +80,8 @@ def test_a_production_deployment_starts_and_serves_the_admin_the_docs_and_the_ap
             server.stop()
     took_s = time.monotonic() - started
 
-    print(f"\nsmoke: {len(statics)} static files served, {collected.stdout.strip().splitlines()[-1]}; {took_s:.1f} s")
+    collected = next(line for line in steps.stdout.splitlines() if "static files copied" in line)
+    print(f"\nsmoke: {len(statics)} static files served, {collected}; {took_s:.1f} s")
     assert (login_status, docs_status, redoc_status, schema_status) == (200, 200, 200, 200)
     assert token_status == 200, token
     assert depots_status == 200 and depots["results"] == [], depots  # a fresh deployment has no depots yet

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from tests.conftest import SERVICES_REQUIRED
-from tests.deploy.production import Gunicorn, manage, production_env
+from tests.deploy.production import Gunicorn, manage, manage_steps, production_env
 from tests.factories import DEFAULT_PASSWORD
 from tests.faults.services import PrivatePostgres, PrivateRedis, binaries_missing
 
@@ -74,8 +74,7 @@ def stack(tmp_path_factory):
             EVFLEET_API_RATE_TELEMETRY_BATCH="100000/min",
             EVFLEET_LOGIN_RATE="1000/min",
         )
-        manage(env, "migrate", "--no-input")
-        manage(env, "collectstatic", "--no-input")
+        manage_steps(env, "migrate --no-input --verbosity=0", "collectstatic --no-input --verbosity=0")
         seeded = manage(
             env, "shell", "-c", f"from tests.faults.seed import main; main({TELEMETRY_CLIENTS})", timeout=120
         )
