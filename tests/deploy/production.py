@@ -79,6 +79,7 @@ class Gunicorn:
     env: dict[str, str]
     log_path: Path
     workers: int = 2
+    preload: bool = False  # load the app once in the master: a killed worker is replaced at once
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
@@ -92,6 +93,7 @@ class Gunicorn:
                 f"--bind=127.0.0.1:{self.port}",
                 "--timeout=30",
                 "--graceful-timeout=5",
+                *(["--preload"] if self.preload else []),
             ],
             cwd=ROOT,
             env=self.env,

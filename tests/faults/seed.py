@@ -14,7 +14,7 @@ def main(vehicles: int) -> None:
     from tests import factories as f
 
     depot = f.DepotFactory(code="flt", name="Fault depot")
-    staff = f.UserFactory(username="fault.staff", is_staff=False)
+    staff = f.UserFactory(username="fault.staff")  # is_staff: signs in to the admin too
     f.MembershipFactory(user=staff, depot=depot, role="staff")
     buses = [f.VehicleFactory(organization=depot.organization, home_depot=depot) for _ in range(vehicles)]
     world = {

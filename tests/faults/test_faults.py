@@ -79,7 +79,7 @@ def stack(tmp_path_factory):
             env, "shell", "-c", f"from tests.faults.seed import main; main({TELEMETRY_CLIENTS})", timeout=120
         )
         world = json.loads(seeded.stdout.strip().splitlines()[-1])
-        server = Gunicorn(env, tmp / "gunicorn.log", workers=2).start()
+        server = Gunicorn(env, tmp / "gunicorn.log", workers=2, preload=True).start()
         yield Stack(postgres, redis, server, database_url, world)
     finally:
         if server is not None:
@@ -108,7 +108,7 @@ class Log:
 
 def attempt(server: Gunicorn, log: Log, kind: str, method: str, path: str, payload, token: str):
     try:
-        status, _headers, body = server.json(method, path, payload, token=token, timeout=20)
+        status, _headers, body = server.json(method, path, payload, token=token, timeout=10)
     except (OSError, http.client.HTTPException) as exc:
         log.add(kind, type(exc).__name__)
         return None, None
@@ -177,43 +177,67 @@ def kill_a_worker(stack: Stack) -> None:
     os.kill(pids[0], signal.SIGKILL)  # gunicorn's master starts a new one
 
 
+def wait_for_successes(log: Log, since: float, kinds: tuple[str, ...], timeout_s: float = 30) -> None:
+    """Until every kind of client got a 2xx after ``since``: traffic flows through (or after) the fault."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with log.lock:
+            served = {kind for at, kind, status in log.answers if at >= since and status in (200, 201)}
+        if served >= set(kinds):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no successful {kinds} answer within {timeout_s} s of the fault")
+
+
 def test_no_reading_or_event_is_lost_or_duplicated_and_nothing_answers_500(stack):
     log, stop = Log(), threading.Event()
     readings_acked: list = []
     events_acked: list = []
+    errors: list[BaseException] = []
+
+    def run(target, *args):
+        try:
+            target(*args)
+        except BaseException as exc:  # an assertion in a client fails the test, not just the thread
+            errors.append(exc)
+            stop.set()
+
     clients = [
-        threading.Thread(target=telemetry_client, args=(stack, log, i, stop, readings_acked))
+        threading.Thread(target=run, args=(telemetry_client, stack, log, i, stop, readings_acked))
         for i in range(TELEMETRY_CLIENTS)
     ]
-    clients.append(threading.Thread(target=event_client, args=(stack, log, stop, events_acked)))
+    clients.append(threading.Thread(target=run, args=(event_client, stack, log, stop, events_acked)))
+    both = ("telemetry", "event")
+    # (name, break it, how long it stays broken (s), repair it); after each, traffic must flow again.
     faults = [
-        ("gunicorn worker SIGKILL", lambda: kill_a_worker(stack), None),
-        ("PostgreSQL restart (fast shutdown, 1.5 s down)", lambda: stack.postgres.stop("fast"), stack.postgres.start),
-        ("gunicorn worker SIGKILL", lambda: kill_a_worker(stack), None),
-        (
-            "PostgreSQL restart (immediate shutdown, 1.5 s down)",
-            lambda: stack.postgres.stop("immediate"),
-            stack.postgres.start,
-        ),
-        ("Redis stopped for 3 s", stack.redis.stop, stack.redis.start),
+        ("gunicorn worker SIGKILL", lambda: kill_a_worker(stack), 0, None),
+        ("PostgreSQL restart, fast shutdown", lambda: stack.postgres.stop("fast"), 1.5, stack.postgres.start),
+        ("gunicorn worker SIGKILL", lambda: kill_a_worker(stack), 0, None),
+        ("PostgreSQL restart, immediate shutdown", lambda: stack.postgres.stop("immediate"), 1.5, stack.postgres.start),
+        ("Redis stopped", stack.redis.stop, None, stack.redis.start),
     ]
     windows = []
     for thread in clients:
         thread.start()
     try:
-        time.sleep(2)
-        for name, break_it, repair in faults:
+        wait_for_successes(log, 0, both)
+        for name, break_it, down_s, repair in faults:
             began = time.monotonic()
             break_it()
+            if down_s is None:  # stays broken until clients were served through it
+                wait_for_successes(log, began, both)
+            else:
+                time.sleep(down_s)
             if repair is not None:
-                time.sleep(3 if "Redis" in name else 1.5)
                 repair()
-            time.sleep(2)
+            repaired = time.monotonic()
+            wait_for_successes(log, repaired, both)
             windows.append((name, began, time.monotonic()))
     finally:
         stop.set()
         for thread in clients:
             thread.join(timeout=120)
+    assert not errors, errors
     assert not any(thread.is_alive() for thread in clients), "a client never got its last request acknowledged"
 
     stored = stack.sql(
@@ -243,7 +267,7 @@ def test_no_reading_or_event_is_lost_or_duplicated_and_nothing_answers_500(stack
     )
     print(f"faults: all answers {dict(answers)}")
     for name, began, ended in windows:
-        print(f"faults: {name}: {dict(log.between(began, ended))}")
+        print(f"faults: {name} ({ended - began:.1f} s): {dict(sorted(log.between(began, ended).items()))}")
 
     assert readings_acked and events_acked
     assert answers.get(500, 0) == 0, dict(answers)
