@@ -113,3 +113,13 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, BROKER_UNAVAILABLE):
             return broker_unavailable(request, exception)
         return None
+
+
+def api_root(request: HttpRequest) -> JsonResponse:
+    """``/api/``: where things are, so that the API's own root is not a 404."""
+    if request.method not in ("GET", "HEAD"):
+        return api_error(405, f'Method "{request.method}" not allowed.', {"Allow": "GET, HEAD"})
+    return JsonResponse(
+        {"v1": "/api/v1/", "schema": "/api/schema/", "docs": "/api/docs/", "redoc": "/api/redoc/"},
+        headers={"Allow": "GET, HEAD"},
+    )

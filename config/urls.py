@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from config import throttling
+from config import errors, throttling
 
 api_v1 = [
     path("auth/token/", throttling.obtain_auth_token, name="api-token"),
@@ -15,6 +15,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/login/", throttling.admin_login),  # admin.site.login, throttled; before the admin's own route
     path("admin/", admin.site.urls),
+    path("api/", errors.api_root, name="api-root"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

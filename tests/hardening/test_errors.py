@@ -136,3 +136,12 @@ def test_the_admin_shows_a_friendly_503_page_when_the_database_is_away(plain_cli
     assert int(response["Retry-After"]) > 0
     assert response["Content-Type"].startswith("text/html")
     assert b"briefly unavailable" in response.content
+
+
+def test_the_api_root_says_where_things_are(client):
+    root = client.get("/api/")
+    post = client.post("/api/")
+
+    assert root.status_code == 200 and root.json()["docs"] == "/api/docs/"
+    assert client.get(root.json()["v1"] + "vehicles/").status_code == 401  # the links lead somewhere real
+    assert_json_error(post, 405)
