@@ -145,3 +145,29 @@ def test_the_api_root_says_where_things_are(client):
     assert root.status_code == 200 and root.json()["docs"] == "/api/docs/"
     assert client.get(root.json()["v1"] + "vehicles/").status_code == 401  # the links lead somewhere real
     assert_json_error(post, 405)
+
+
+class DatabaseGoneBeforeTheView:
+    """Stands for a middleware meeting the outage (a session or user read before any view runs)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.endswith("/outage-in-middleware/"):
+            raise OperationalError("the database system is starting up")
+        return self.get_response(request)
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type"),
+    [("/api/v1/outage-in-middleware/", "application/json"), ("/admin/outage-in-middleware/", "text/html")],
+)
+def test_an_outage_met_outside_any_view_is_a_503_too(plain_client, settings, url, content_type):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.DatabaseGoneBeforeTheView"]
+
+    response = plain_client.get(url)
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert response["Content-Type"].startswith(content_type)
