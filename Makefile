@@ -8,12 +8,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYBAMM_DISABLE_TELEMETRY := true
 
-.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench schema clean messages vendor-static
+.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench schema clean messages vendor-static smoke faults
 
 help:
 	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT)"
 	@echo "make test   - lint, Django checks, migrations check, OpenAPI validation, the test suite"
 	@echo "make bench  - the speed and scale benchmarks (writes bench/results/)"
+	@echo "make smoke  - production settings, collectstatic, check --deploy, gunicorn answering (in make test too)"
+	@echo "make faults - gunicorn, PostgreSQL and Redis outages under load, counted (in make test too)"
 
 venv: $(VENV)/.installed
 
@@ -64,6 +66,14 @@ pytest: venv
 # `make test` is what CI runs (with DATABASE_URL, REDIS_URL and EVFLEET_REQUIRE_SERVICES=1 set by .ci/run).
 test: lint check-project security pytest
 
+# The README's production steps against gunicorn (also part of `make test`), and the fault-injection suite
+# (private PostgreSQL cluster and Redis; needs initdb and redis-server). -s prints their counts.
+smoke: venv
+	$(PY) -m pytest tests/deploy -s -q $(PYTEST_ARGS)
+
+faults: venv
+	$(PY) -m pytest tests/faults -s -q $(PYTEST_ARGS)
+
 test-fast: venv
 	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)
 
@@ -75,10 +85,13 @@ messages: venv
 	$(MANAGE) makemessages -l es_MX --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=test-artifacts --no-obsolete
 	$(MANAGE) compilemessages -l es_MX --ignore=.venv
 
-# The chart library is vendored from the npm registry as a static file (no CDN at run time).
+# The chart library is vendored from the npm registry as a static file (no CDN at run time). Its last line names a
+# source map that is not shipped: stripped, or collectstatic's manifest storage fails (MissingFileError).
 vendor-static:
 	cd $$(mktemp -d) && npm pack chart.js@4.5.1 >/dev/null && tar xzf chart.js-4.5.1.tgz && \
 		cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/
+	sed -i '/^\/\/# sourceMappingURL=/d' static/vendor/chartjs/chart.umd.min.js
+	! grep -rl 'sourceMappingURL' static/vendor/
 
 schema: venv
 	$(MANAGE) spectacular --validate --file docs/openapi.yaml

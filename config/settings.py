@@ -95,7 +95,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Redis, failing open to a per-process memory cache while Redis is away (config/cache.py): rate limits and
+    # re-plan markers must not turn a Redis outage into an API outage. Short timeouts: a hung Redis costs a
+    # request at most about a second, then the fallback is used without waiting for RETRY_AFTER_S.
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.FailoverRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -267,6 +276,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_6
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 _COMMON_MIDDLEWARE_AT = MIDDLEWARE.index("django.middleware.common.CommonMiddleware")
 MIDDLEWARE.insert(_COMMON_MIDDLEWARE_AT, "config.middleware.BodySizeLimitMiddleware")
+# A database outage answers 503 with Retry-After (JSON on the API, a page in the admin), not a 500; errors no view
+# handled answer JSON on /api/ (config/errors.py, handler400/403/404/500 in config/urls.py).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1, "config.errors.DatabaseUnavailableMiddleware"
+)
 # Headers on every response (Django's defaults, stated so that a later default change cannot drop them).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -292,7 +306,12 @@ REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
 # - user, vehicle: API requests per user (token or session) and per vehicle (vehicle key);
 # - telemetry_batch: uploads to the telemetry batch endpoint per vehicle (or per staff user), apart from the
 #   requests above so that neither starves the other. 120/min is a 1,000-reading batch every half second.
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["config.rate_limits.ApiRateThrottle"]
+# - config.query_params.QueryParameterCheck is no throttle: it sits here to run where throttles run (after
+#   authentication and permissions) and answers 400 to a query parameter the operation's schema does not take.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "config.rate_limits.ApiRateThrottle",
+    "config.query_params.QueryParameterCheck",
+]
 
 
 def _throttle_rate(variable: str, default: str) -> str:
@@ -312,9 +331,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "vehicle": _throttle_rate("EVFLEET_API_RATE_VEHICLE", "240/min"),
     "telemetry_batch": _throttle_rate("EVFLEET_API_RATE_TELEMETRY_BATCH", "120/min"),
 }
-# The client address is REMOTE_ADDR, or the X-Forwarded-For entry added by the last of NUM_PROXIES reverse proxies
-# (production runs behind one). Never "the whole header" (DRF's default): a client could then vary it at will.
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=1 if IS_PRODUCTION else 0)
+# The client address (the sign-in throttle's key) is REMOTE_ADDR, or with NUM_PROXIES=N the X-Forwarded-For entry
+# added by the outermost of the N reverse proxies in front of gunicorn. Default 0 in every mode: trusting a proxy
+# that is not there lets a client reaching gunicorn directly forge its address with each attempt. Never "the
+# whole header" (DRF's default for a blank setting): a client could vary it at will.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=0)
 # Audit trail (config/audit.py): django-simple-history records every save of the audited models (depots,
 # tariffs with their seasons, periods and demand charges, blocks, chargers, connectors, plans) with the user
 # of the request that made it; the admin's History page shows it. Reverting from that page is off: a revert

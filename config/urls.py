@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from config import throttling
+from config import errors, throttling
 
 api_v1 = [
     path("auth/token/", throttling.obtain_auth_token, name="api-token"),
@@ -17,9 +17,16 @@ api_v1 = [
 urlpatterns = [
     path("admin/login/", throttling.admin_login),  # admin.site.login, throttled; before the admin's own route
     path("admin/", admin.site.urls),
+    path("api/", errors.api_root, name="api-root"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+# Errors no view answered: JSON on /api/, Django's pages elsewhere; a database outage is a 503 (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

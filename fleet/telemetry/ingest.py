@@ -108,22 +108,32 @@ def telemetry_ingest(
         vehicle_ids = _resolve_vehicle_ids(columns, allowed_vehicles)
 
     statuses = [REJECTED] * columns.size
-    accepted = columns.accepted_mask
-    repeats = find_repeats(vehicle_ids, columns.recorded_at_us, accepted)
-    to_store = accepted.copy()
-    if repeats:
-        to_store[list(repeats)] = False
-    store_indexes = np.flatnonzero(to_store)
-    if len(store_indexes):
+    pending = columns.accepted_mask.copy()
+    optimistic = True
+    # A reading repeated within the batch is judged against what is stored for its key once the batch is in:
+    # the first copy's values if the first copy was stored (created) or matched (duplicate). If the first copy
+    # conflicted, the stored row is none of the batch's so far: a later copy that differs from the first may be
+    # an exact re-send of the stored row, so it goes to the database in the next round (each round the repeats
+    # of a key with different values get fewer, so this ends).
+    while pending.any():
+        repeats = find_repeats(vehicle_ids, columns.recorded_at_us, pending)
+        to_store = pending.copy()
+        if repeats:
+            to_store[list(repeats)] = False
+        store_indexes = np.flatnonzero(to_store)
         try:
-            _store_and_move_live_states(columns, vehicle_ids, store_indexes, statuses, now=now, optimistic=True)
+            _store_and_move_live_states(columns, vehicle_ids, store_indexes, statuses, now=now, optimistic=optimistic)
         except _RaceLost:
             _store_and_move_live_states(columns, vehicle_ids, store_indexes, statuses, now=now, optimistic=False)
-    for later, first in repeats.items():
-        if not same_values(columns, later, first):
-            statuses[later] = CONFLICT
-        else:
-            statuses[later] = CONFLICT if statuses[first] == CONFLICT else DUPLICATE
+        pending = np.zeros(columns.size, dtype=bool)
+        for later, first in repeats.items():
+            if same_values(columns, later, first):
+                statuses[later] = CONFLICT if statuses[first] == CONFLICT else DUPLICATE
+            elif statuses[first] == CONFLICT:
+                pending[later] = True
+            else:
+                statuses[later] = CONFLICT
+        optimistic = False
     return IngestResult(statuses=statuses, errors=columns.errors)
 
 
