@@ -16,9 +16,12 @@ from fleet.telemetry.ingest import telemetry_ingest
 from tests import factories as f
 from tests.fleet.test_telemetry_support import reading, readings
 
+# Fixed when the module loads: two calls in one test must give the same instant on however slow a machine.
+_START = timezone.now().replace(microsecond=0) - dt.timedelta(hours=3)
+
 
 def start() -> dt.datetime:
-    return timezone.now().replace(microsecond=0) - dt.timedelta(hours=3)
+    return _START
 
 
 def test_a_batch_overlapping_stored_readings_takes_the_careful_path(db):
@@ -63,14 +66,15 @@ def test_a_lost_race_inside_a_callers_transaction_rolls_back_to_a_savepoint(post
 @pytest.mark.django_db(transaction=True)
 def test_a_lost_race_in_its_own_transaction_is_redone(postgres, monkeypatch):
     bus = f.VehicleFactory()
-    batch = readings(start(), 20)
+    first = start()
+    batch = readings(first, 20)
     telemetry_ingest(readings=batch[:10], vehicle=bus)
     monkeypatch.setattr(ingest, "_any_stored_in_span", lambda *args: False)
 
     result = telemetry_ingest(readings=batch, vehicle=bus)
 
     assert result.statuses == ["duplicate"] * 10 + ["created"] * 10
-    assert VehicleLiveState.objects.get(vehicle=bus).recorded_at == start() + dt.timedelta(seconds=19)
+    assert VehicleLiveState.objects.get(vehicle=bus).recorded_at == first + dt.timedelta(seconds=19)
 
 
 @pytest.mark.django_db(transaction=True)
