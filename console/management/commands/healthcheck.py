@@ -29,6 +29,24 @@ class Check:
     detail: str
 
 
+def check_cache() -> list[Check]:
+    """Redis as the cache: a warning when this process had to fall back to its own memory (rate limits and
+    sign-in throttling then count per process). One cache operation first, so the state is current."""
+    from django.core.cache import cache
+
+    from config.cache import cache_status
+
+    cache.get("evfleet:healthcheck")
+    checks = []
+    for entry in cache_status():
+        if entry["degraded"]:
+            detail = f"{entry['location']} unreachable since {entry['down_since']}: {entry['last_error']}"
+            checks.append(Check("cache", WARN, detail + "; serving from this process's memory"))
+        else:
+            checks.append(Check("cache", OK, f"{entry['location']} ({entry['outages']} outage(s) survived)"))
+    return checks or [Check("cache", OK, "local memory (embedded mode)")]
+
+
 def check_database() -> list[Check]:
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -192,6 +210,7 @@ class Command(BaseCommand):
         checks: list[Check] = []
         steps = [
             ("database", check_database),
+            ("cache", check_cache),
             ("broker", lambda: check_broker(workers_timeout_s=options["workers_timeout"])),
             ("celery settings", check_celery_settings),
             ("nightly jobs", lambda: check_nightly_jobs(now)),
