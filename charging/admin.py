@@ -45,7 +45,7 @@ from fleet.admin_scoping import (
 from fleet.scoping import Action
 
 if TYPE_CHECKING:
-    from django_stubs_ext import WithAnnotations
+    from django_stubs_ext import StrOrPromise, WithAnnotations
 
 
 class TariffSeasonInline(DepotScopedInline, admin.TabularInline):
@@ -198,7 +198,7 @@ class ChargerAdmin(AuditedAdmin, DepotScopedAdmin):
         )
 
     @admin.display(description=_("status"), ordering="status")
-    def status_shown(self, obj: Charger) -> str:
+    def status_shown(self, obj: Charger) -> StrOrPromise:
         return charger_status_shown(obj, list(obj.connectors.all()))
 
     @admin.display(description=_("connectors"), ordering="connector_count")
