@@ -4,7 +4,7 @@ viewsets do it)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -39,7 +39,15 @@ def connector_queryset() -> QuerySet[Connector]:
     return Connector.objects.select_related("charger__depot")
 
 
-def night_event_inputs(depot: Depot, service_night: dt.date) -> dict[str, dict]:
+class NightEventInputs(TypedDict):
+    """``plan_depot_night``'s keyword arguments that tonight's events give."""
+
+    arrivals: dict[int, dt.datetime]
+    soc_now_pct: dict[int, float]
+    plugged_into: dict[int, Connector | None]
+
+
+def night_event_inputs(depot: Depot, service_night: dt.date) -> NightEventInputs:
     """What tonight's events tell the planner: who arrived when, the SoC they last reported, and which
     connector each reported vehicle is plugged into now (``plugged_into``, see ``plugged_into_now``)."""
     arrivals: dict[int, dt.datetime] = {}
