@@ -5,6 +5,8 @@ A pack's depot is that of the vehicle it is in *now*; scoping follows ``BatteryP
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -22,6 +24,9 @@ from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackIn
 from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class CurrentDepotFilter(admin.SimpleListFilter):
@@ -41,8 +46,7 @@ class CurrentDepotFilter(admin.SimpleListFilter):
 
 class InstallationHistoryInline(DepotScopedInline, admin.TabularInline):
     model = PackInstallation
-    fields = ["vehicle", "installed_at", "removed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("vehicle", "installed_at", "removed_at")
     extra = 0
     can_delete = False
     change_action = add_action = delete_action = None
@@ -56,6 +60,11 @@ class BatteryPackForm(forms.ModelForm):
     class Meta:
         model = BatteryPack
         fields = ["organization", *services.PACK_UPDATABLE_FIELDS]
+
+
+class _PackNow(TypedDict):
+    vehicle_now_fleet_number: str | None
+    latest_soh_pct: float | None
 
 
 @admin.register(BatteryPack)
@@ -90,11 +99,11 @@ class BatteryPackAdmin(DepotScopedAdmin):
         )
 
     @admin.display(description=_("vehicle now"), ordering="vehicle_now_fleet_number", empty_value="-")
-    def vehicle_now(self, obj: BatteryPack) -> str | None:
+    def vehicle_now(self, obj: WithAnnotations[BatteryPack, _PackNow]) -> str | None:
         return obj.vehicle_now_fleet_number
 
     @admin.display(description=_("latest SoH"), ordering="latest_soh_pct", empty_value="-")
-    def latest_soh(self, obj: BatteryPack) -> str | None:
+    def latest_soh(self, obj: WithAnnotations[BatteryPack, _PackNow]) -> str | None:
         return None if obj.latest_soh_pct is None else f"{obj.latest_soh_pct:.1f} %"
 
     @admin.display(description=_("warranty"), ordering="warranty_years", empty_value="-")

@@ -10,7 +10,9 @@ import csv
 import datetime as dt
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -21,6 +23,9 @@ from django.utils.translation import gettext as _
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
 from fleet.models import Vehicle
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 EOL_SOH_PCT = 80.0
 FAST_AGEING_RATIO = 1.5  # as batteries.forecasting.FLEET_FADE_RATIO_ALERT: the same "abnormal" on page and alert
@@ -198,13 +203,23 @@ def with_latest_forecast(packs: QuerySet[BatteryPack]) -> QuerySet[BatteryPack]:
     )
 
 
-def ranked_by_remaining_life(packs: QuerySet[BatteryPack]) -> QuerySet[BatteryPack]:
+class RankedPack(TypedDict):
+    """What ``ranked_by_remaining_life`` adds to each pack."""
+
+    latest_forecast_id: int | None
+    latest_rul_days: int | None
+    active_installations: list[PackInstallation]  # the prefetch's to_attr: the one the pack is in now, if any
+
+
+def ranked_by_remaining_life(packs: QuerySet[BatteryPack]) -> QuerySet[WithAnnotations[BatteryPack, RankedPack]]:
     """Shortest remaining life first, packs without a forecast last; ranked by the database, so it can be paged."""
-    return (
+    ranked = (
         with_latest_forecast(packs)
         .annotate(latest_rul_days=_latest_forecast("rul_days"))
         .order_by(F("latest_rul_days").asc(nulls_last=True), "serial", "pk")
     )
+    # The plugin cannot follow the annotation through with_latest_forecast nor see a prefetch's to_attr.
+    return cast("QuerySet[WithAnnotations[BatteryPack, RankedPack]]", ranked)
 
 
 def fleet_ageing(packs: QuerySet[BatteryPack]) -> FleetAgeing:
@@ -246,7 +261,7 @@ def fleet_ageing(packs: QuerySet[BatteryPack]) -> FleetAgeing:
     return FleetAgeing(groups=groups, points=points, forecast_count=forecast_count)
 
 
-def pack_rows(packs: list[BatteryPack], ageing: FleetAgeing) -> list[PackRow]:
+def pack_rows(packs: Sequence[WithAnnotations[BatteryPack, RankedPack]], ageing: FleetAgeing) -> list[PackRow]:
     """Table rows for ``packs`` (from ``ranked_by_remaining_life``, in that order), compared with their group."""
     forecasts = {
         f.pk: f
@@ -257,11 +272,13 @@ def pack_rows(packs: list[BatteryPack], ageing: FleetAgeing) -> list[PackRow]:
     rows = []
     for pack in packs:
         vehicle = pack.active_installations[0].vehicle if pack.active_installations else None
-        row = PackRow(pack=pack, vehicle=vehicle, forecast=forecasts.get(pack.latest_forecast_id))
+        forecast = forecasts.get(pack.latest_forecast_id) if pack.latest_forecast_id is not None else None
+        row = PackRow(pack=pack, vehicle=vehicle, forecast=forecast)
         # A pack installed between the two queries has no group yet: it shows without a comparison.
-        group = ageing.groups.get((vehicle.model_id, vehicle.home_depot_id)) if vehicle is not None else None
+        group_key = (vehicle.model_id, vehicle.home_depot_id) if vehicle is not None else None
+        group = ageing.groups.get(group_key) if group_key is not None else None
         if group is not None:
-            row.group_key = (vehicle.model_id, vehicle.home_depot_id)
+            row.group_key = group_key
             row.group_label = group.label
             if row.forecast is not None:
                 row.group_median = group.median

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
+
+if TYPE_CHECKING:
+    from rest_framework.validators import Validator
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -40,7 +45,9 @@ class ActiveInstallationSerializer(serializers.ModelSerializer):
 
 
 class BatteryPackSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    organization = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Organization.objects.all())
+    organization: serializers.PrimaryKeyRelatedField[Organization] = ScopedPrimaryKeyRelatedField(
+        action=Action.MANAGE, queryset=Organization.objects.all()
+    )
     active_installation = serializers.SerializerMethodField(
         help_text=_("The vehicle the pack is in now (null: a spare). Changed with the install action.")
     )
@@ -68,7 +75,7 @@ class BatteryPackSerializer(RejectUnknownFieldsMixin, serializers.ModelSerialize
         read_only_fields = ["id"]
         # Sanity ceilings (a 100 MWh pack, a million Ah): typos of a few digits are a 400.
         extra_kwargs = {"nominal_kwh": {"max_value": 100_000}, "nominal_ah": {"max_value": 1_000_000}}
-        validators = []
+        validators: list[Validator[Any]] = []
 
     @extend_schema_field(ActiveInstallationSerializer(allow_null=True))
     def get_active_installation(self, pack: BatteryPack) -> dict | None:
@@ -84,7 +91,7 @@ class BatteryPackSerializer(RejectUnknownFieldsMixin, serializers.ModelSerialize
 
 
 class BatteryPackUpdateSerializer(BatteryPackSerializer):
-    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+    organization: serializers.PrimaryKeyRelatedField[Organization] = serializers.PrimaryKeyRelatedField(read_only=True)
 
 
 class PackInstallRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
@@ -101,7 +108,9 @@ class PackRemoveRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializ
 class HealthObservationSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     past_timestamps = ("observed_at",)  # a reading taken; a future one is a clock error
     pack = ScopedPrimaryKeyRelatedField(action=Action.OPERATE, queryset=BatteryPack.objects.all())
-    source = serializers.ChoiceField(
+    # DRF's metaclass moves declared fields into _declared_fields: this never shadows Field.source, the stubs
+    # cannot know that.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=HealthObservation.Source.choices,
         help_text=_("Through the API only capacity_test or manual; telemetry estimates come from the jobs."),
     )
@@ -120,7 +129,7 @@ class HealthObservationSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
             "notes",
         ]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
     def validate_source(self, value: str) -> str:
         if value == HealthObservation.Source.TELEMETRY:

@@ -7,6 +7,8 @@ demand charges are parts of a tariff and follow its permissions. Depot staff cha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
@@ -42,6 +44,9 @@ from fleet.admin_scoping import (
 )
 from fleet.scoping import Action
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise, WithAnnotations
+
 
 class TariffSeasonInline(DepotScopedInline, admin.TabularInline):
     model = TariffSeason
@@ -54,6 +59,19 @@ class DemandChargeInline(DepotScopedInline, admin.TabularInline):
     model = DemandCharge
     fields = ["name", "price_per_kw_month", "applies_in_periods"]
     extra = 0
+
+
+class _TariffCounts(TypedDict):
+    season_count: int
+    depot_count: int
+
+
+class _SeasonCounts(TypedDict):
+    period_count: int
+
+
+class _ChargerCounts(TypedDict):
+    connector_count: int
 
 
 @admin.register(Tariff)
@@ -74,11 +92,11 @@ class TariffAdmin(AuditedAdmin, DepotScopedAdmin):
         )
 
     @admin.display(description=_("seasons"), ordering="season_count")
-    def season_count(self, obj: Tariff) -> int:
+    def season_count(self, obj: WithAnnotations[Tariff, _TariffCounts]) -> int:
         return obj.season_count
 
     @admin.display(description=_("depots using it"), ordering="depot_count")
-    def depot_count(self, obj: Tariff) -> int:
+    def depot_count(self, obj: WithAnnotations[Tariff, _TariffCounts]) -> int:
         return obj.depot_count
 
 
@@ -111,7 +129,7 @@ class TariffSeasonAdmin(AuditedAdmin, ScopedThroughParentAdmin):
         return f"{obj.ends_day:02d}/{obj.ends_month:02d}"
 
     @admin.display(description=_("periods"), ordering="period_count")
-    def period_count(self, obj: TariffSeason) -> int:
+    def period_count(self, obj: WithAnnotations[TariffSeason, _SeasonCounts]) -> int:
         return obj.period_count
 
 
@@ -180,11 +198,11 @@ class ChargerAdmin(AuditedAdmin, DepotScopedAdmin):
         )
 
     @admin.display(description=_("status"), ordering="status")
-    def status_shown(self, obj: Charger) -> str:
+    def status_shown(self, obj: Charger) -> StrOrPromise:
         return charger_status_shown(obj, list(obj.connectors.all()))
 
     @admin.display(description=_("connectors"), ordering="connector_count")
-    def connector_count(self, obj: Charger) -> int:
+    def connector_count(self, obj: WithAnnotations[Charger, _ChargerCounts]) -> int:
         return obj.connector_count
 
     def save_model(self, request, obj, form, change):
@@ -233,7 +251,7 @@ class ChargerAdmin(AuditedAdmin, DepotScopedAdmin):
 
 class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
     model = PlannedCharge
-    fields = [
+    fields = readonly_fields = (
         "vehicle",
         "connector",
         "arrival_at",
@@ -246,8 +264,7 @@ class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
         "energy_kwh",
         "shortfall_kwh",
         "shortfall_reason",
-    ]
-    readonly_fields = fields
+    )
     extra = 0
     can_delete = False
     change_action = None  # plans are the optimizer's output: never edited by hand

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.contrib import messages
 from django.db.models import QuerySet
@@ -21,6 +22,9 @@ from django.utils.translation import gettext as _
 
 from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
 
@@ -126,10 +130,17 @@ def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
     return rows
 
 
+class _ChargeShown(TypedDict):
+    level: str  # readiness_level
+    gap_pct: float  # required minus departure SoC, %
+
+
 def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, may_replan: bool) -> TemplateResponse:
     charges = plan_charges(plan)
-    currency = plan.depot.tariff.currency if plan.depot.tariff_id else "MXN"
-    for charge in charges:
+    currency = plan.depot.tariff.currency if plan.depot.tariff is not None else "MXN"
+    # The template shows each charge with its readiness level and SoC gap, set on the rows here.
+    shown = cast("list[WithAnnotations[PlannedCharge, _ChargeShown]]", charges)
+    for charge in shown:
         charge.level = readiness_level(charge)
         charge.gap_pct = max(charge.required_soc_pct - charge.departure_soc_pct, 0.0)
     context = {
@@ -154,7 +165,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "ocpp_versions": OCPP_VERSIONS,
         "peak_share_pct": 100.0 * plan.peak_kw / plan.site_limit_kw if plan.site_limit_kw else None,
         "demand_charges": demand_charge_rows(plan),
-        "ready_count": sum(1 for c in charges if c.level == "green"),
+        "ready_count": sum(1 for c in shown if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,
     }

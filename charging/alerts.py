@@ -50,7 +50,7 @@ def pack_ageing_alert(*, pack, vehicle, depot, reasons: list[str], **_signal) ->
 
 # A charger or connector out of order: one alert per piece of equipment, raised when it leaves service and
 # resolved when it is back (available or charging). Severity says how much it costs tonight's plan.
-EQUIPMENT_ALERT_SEVERITY = {
+EQUIPMENT_ALERT_SEVERITY: dict[str, Alert.Severity] = {
     Charger.Status.FAULTED: Alert.Severity.CRITICAL,
     Charger.Status.OFFLINE: Alert.Severity.WARNING,
     Charger.Status.MAINTENANCE: Alert.Severity.INFO,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
+
+if TYPE_CHECKING:
+    from rest_framework.validators import Validator
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -26,7 +31,7 @@ class TariffPeriodSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
         model = TariffPeriod
         fields = ["id", "day_type", "period", "starts_at", "ends_at", "energy_price_per_kwh"]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class TariffSeasonSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
@@ -36,7 +41,7 @@ class TariffSeasonSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
         model = TariffSeason
         fields = ["id", "name", "starts_month", "starts_day", "ends_month", "ends_day", "periods"]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class DemandChargeSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
@@ -50,13 +55,15 @@ class DemandChargeSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
         model = DemandCharge
         fields = ["id", "name", "price_per_kw_month", "applies_in_periods"]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class TariffSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """A tariff as one document. On update, ``seasons`` / ``demand_charges`` given replace the existing ones."""
 
-    organization = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Organization.objects.all())
+    organization: serializers.PrimaryKeyRelatedField[Organization] = ScopedPrimaryKeyRelatedField(
+        action=Action.MANAGE, queryset=Organization.objects.all()
+    )
     holidays = serializers.ListField(
         child=serializers.DateField(), required=False, help_text=_("Dates priced as Sunday / holiday.")
     )
@@ -67,14 +74,14 @@ class TariffSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         model = Tariff
         fields = ["id", "organization", "name", "currency", "holidays", "holiday_calendar", "seasons", "demand_charges"]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
     def validate_holidays(self, value):
         return sorted({day.isoformat() for day in value})  # stored as JSON strings
 
 
 class TariffUpdateSerializer(TariffSerializer):
-    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+    organization: serializers.PrimaryKeyRelatedField[Organization] = serializers.PrimaryKeyRelatedField(read_only=True)
 
 
 @extend_schema_view(
@@ -122,21 +129,23 @@ class ChargerSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "depot", "ocpp_charge_point_id", "name", "kind", "max_kw", "status", "connectors"]
         read_only_fields = ["id"]
         extra_kwargs = {"max_kw": {"max_value": 10_000}}  # a sanity ceiling: 10 MW (megawatt chargers exist)
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class ConnectorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    charger = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Charger.objects.all())
+    charger: serializers.PrimaryKeyRelatedField[Charger] = ScopedPrimaryKeyRelatedField(
+        action=Action.MANAGE, queryset=Charger.objects.all()
+    )
 
     class Meta:
         model = Connector
         fields = ["id", "charger", "connector_id", "standard", "max_kw", "status"]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class ConnectorUpdateSerializer(ConnectorSerializer):
-    charger = serializers.PrimaryKeyRelatedField(read_only=True)
+    charger: serializers.PrimaryKeyRelatedField[Charger] = serializers.PrimaryKeyRelatedField(read_only=True)
 
 
 class StatusSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -90,11 +90,11 @@ def _money(value: Decimal) -> Decimal:
 
 def _cost_summary(sessions: list[ChargingSession]) -> dict:
     """Energy, priced cost, and what could not be priced (no tariff)."""
-    priced = [s for s in sessions if s.cost is not None]
-    currencies = sorted({s.currency for s in priced})
+    priced = [(s.cost, s.currency) for s in sessions if s.cost is not None]
+    currencies = sorted({currency for _cost, currency in priced})
     return {
         "energy_kwh": round(sum(s.energy_kwh for s in sessions), 3),
-        "energy_cost": _money(sum((s.cost for s in priced), Decimal(0))) if len(currencies) <= 1 else None,
+        "energy_cost": _money(sum((cost for cost, _currency in priced), Decimal(0))) if len(currencies) <= 1 else None,
         "currency": currencies[0] if len(currencies) == 1 else ("" if not currencies else "mixed"),
         "sessions": len(sessions),
         "sessions_without_cost": len(sessions) - len(priced),
@@ -338,10 +338,11 @@ def monthly_vehicle(*, vehicle: Vehicle, month: dt.date, sessions: QuerySet[Char
     places = []
     for depot_id, place_sessions in sorted(by_place.items(), key=lambda item: (item[0] is None, item[0] or 0)):
         place = _cost_summary(place_sessions)
+        place_depot = place_sessions[0].depot  # loaded with select_related: None away from depots
         places.append(
             {
                 "depot": depot_id,
-                "depot_code": place_sessions[0].depot.code if depot_id else "away",
+                "depot_code": place_depot.code if place_depot is not None else "away",
                 "energy_kwh": place["energy_kwh"],
                 "energy_cost": place["energy_cost"],
                 "currency": place["currency"],

@@ -4,11 +4,15 @@ viewsets do it)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge, Tariff, TariffSeason
 from fleet.models import Depot, Vehicle
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 Kind = DepotEvent.Kind
 ARRIVAL_KINDS = (Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN)
@@ -35,7 +39,15 @@ def connector_queryset() -> QuerySet[Connector]:
     return Connector.objects.select_related("charger__depot")
 
 
-def night_event_inputs(depot: Depot, service_night: dt.date) -> dict[str, dict]:
+class NightEventInputs(TypedDict):
+    """``plan_depot_night``'s keyword arguments that tonight's events give."""
+
+    arrivals: dict[int, dt.datetime]
+    soc_now_pct: dict[int, float]
+    plugged_into: dict[int, Connector | None]
+
+
+def night_event_inputs(depot: Depot, service_night: dt.date) -> NightEventInputs:
     """What tonight's events tell the planner: who arrived when, the SoC they last reported, and which
     connector each reported vehicle is plugged into now (``plugged_into``, see ``plugged_into_now``)."""
     arrivals: dict[int, dt.datetime] = {}
@@ -46,6 +58,8 @@ def night_event_inputs(depot: Depot, service_night: dt.date) -> dict[str, dict]:
         .order_by("occurred_at", "pk")
     )
     for event in events:
+        if event.vehicle_id is None:
+            continue  # excluded by the query; tells the type checker
         if event.kind in ARRIVAL_KINDS:
             arrivals.setdefault(event.vehicle_id, event.occurred_at)
         if event.soc_pct is not None:
@@ -63,6 +77,8 @@ def plugged_into_now(events: list[DepotEvent]) -> dict[int, Connector | None]:
     plugged_into: dict[int, Connector | None] = {}
     vehicle_on: dict[int, int] = {}  # connector pk -> vehicle pk reported on it
     for event in events:
+        if event.vehicle_id is None:
+            continue  # a depot's own event (none are passed in: see night_event_inputs)
         if event.kind == Kind.VEHICLE_PLUGGED_IN and event.connector_id is not None:
             _unplug(plugged_into, vehicle_on, event.vehicle_id)
             displaced = vehicle_on.get(event.connector_id)
@@ -85,7 +101,7 @@ def _unplug(plugged_into: dict[int, Connector | None], vehicle_on: dict[int, int
 # --- Faults in sight ----------------------------------------------------------------------------------------
 
 
-def charger_status_shown(charger: Charger, connectors: list[Connector]) -> str:
+def charger_status_shown(charger: Charger, connectors: list[Connector]) -> StrOrPromise:
     """What a person should read as the charger's status: its own when it is out of order, else the worst of
     its connectors' (with which ones), else its own. ``connectors`` are the charger's (prefetched)."""
     if charger.status in OUT_OF_ORDER or not connectors:

@@ -136,7 +136,7 @@ def away_tariff(vehicle: Vehicle) -> Tariff | None:
 def session_zone(depot: Depot | None, vehicle: Vehicle) -> zoneinfo.ZoneInfo:
     if depot is not None:
         return depot.zone
-    if vehicle.home_depot_id:
+    if vehicle.home_depot is not None:  # no query when the vehicle has no depot
         return vehicle.home_depot.zone
     return zoneinfo.ZoneInfo(settings.EVFLEET_DEFAULT_DEPOT_TIME_ZONE)
 
@@ -421,8 +421,8 @@ def _is_away(vehicle: Vehicle, latitude: np.ndarray, longitude: np.ndarray, depo
     if not known.any():
         return False
     lat, lon = float(np.median(latitude[known])), float(np.median(longitude[known]))
-    located = [d for d in depots if d.latitude is not None and d.longitude is not None]
-    return all(_distance_m(lat, lon, d.latitude, d.longitude) > away_radius_m() for d in located)
+    located = [(d.latitude, d.longitude) for d in depots if d.latitude is not None and d.longitude is not None]
+    return all(_distance_m(lat, lon, depot_lat, depot_lon) > away_radius_m() for depot_lat, depot_lon in located)
 
 
 def _pack_capacity_kwh(vehicle: Vehicle) -> float:
@@ -541,7 +541,11 @@ def _telemetry_session_store(
             external_id=external_id,
             vehicle=vehicle,
             started_at=started_at,
-            **fields,
+            ended_at=ended_at,
+            energy_kwh=energy_kwh,
+            start_soc_pct=start_soc_pct,
+            end_soc_pct=end_soc_pct,
+            max_kw=max_kw,
         )
         return session
     if _differs(session, fields):

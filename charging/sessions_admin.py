@@ -6,8 +6,10 @@ Imported at the end of charging/admin.py.
 from __future__ import annotations
 
 import csv
+from typing import cast
 
 from django.contrib import admin
+from django.db.models import Field
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -104,7 +106,7 @@ class ChargingSessionAdmin(DepotScopedAdmin):
 
 def _value(session: ChargingSession, name: str):
     # Related rows as their ids: the export is for spreadsheets, not for reading names twice.
-    field = ChargingSession._meta.get_field(name)
+    field = cast(Field, ChargingSession._meta.get_field(name))  # CSV_COLUMNS name concrete fields only
     value = getattr(session, field.attname)
     if value is None:
         return ""

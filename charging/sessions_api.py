@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import re
+from typing import cast
 
 import django_filters as filters
 from django.shortcuts import get_object_or_404
@@ -26,6 +27,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, permissions, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from charging import reports
 from charging.models import ChargingSession, Connector
@@ -81,7 +83,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-class CsvOrJsonMixin:
+class CsvOrJsonMixin(APIView):
     """Views that answer JSON or CSV. Errors stay JSON: a CSV of an error message helps nobody."""
 
     csv_actions: tuple[str, ...] = ()
@@ -163,7 +165,9 @@ class ChargingSessionCreateSerializer(RejectUnknownFieldsMixin, serializers.Seri
     """A session that has ended, as depot staff or a charger gateway report it: at one of their depots, for any
     vehicle of that depot's organisation (visiting buses included)."""
 
-    source = serializers.ChoiceField(
+    # DRF's metaclass moves declared fields into _declared_fields: this never shadows Field.source, the stubs
+    # cannot know that.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=[ChargingSession.Source.STAFF, ChargingSession.Source.CHARGER_GATEWAY],
         default=ChargingSession.Source.STAFF,
     )
@@ -248,7 +252,9 @@ class ChargingSessionViewSet(
         if not self.wants_csv():
             return super().list(request, *args, **kwargs)
         sessions = self.filter_queryset(self.get_queryset())[:MAX_CSV_ROWS]
-        return self.csv_response(ChargingSessionSerializer(sessions, many=True).data, "charging-sessions.csv")
+        # many=True makes a ListSerializer, whose data is a list of rows; the stubs type it as the single form.
+        rows = cast(list[dict], ChargingSessionSerializer(sessions, many=True).data)
+        return self.csv_response(rows, "charging-sessions.csv")
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

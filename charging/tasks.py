@@ -42,8 +42,11 @@ def plan_depot_night_task(self, depot_id: int, service_night: str, job_run_id: i
     if depot is None:
         logger.info("depot %s is gone: nothing to plan", depot_id)
         return None
+    job = nightly.job_named(PLAN_JOB)
+    if job is None:  # charging registers it (charging/nightly.py): only a broken install gets here
+        raise LookupError(f"The nightly job {PLAN_JOB!r} is not registered.")
     done = nightly.run_job(
-        job=nightly.job_named(PLAN_JOB),
+        job=job,
         depot=depot,
         night=dt.date.fromisoformat(service_night),
         job_run_id=job_run_id,

@@ -1,9 +1,12 @@
 """API-wide plumbing that knows no app: the exception handler that keeps every error a JSON 4xx, 409 on
 protected deletes, strict writes and values. Depot scoping for DRF is fleet's (``fleet/api/scoped.py``)."""
 
+from __future__ import annotations
+
 import datetime as dt
 import itertools
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -13,6 +16,9 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
 from rest_framework.views import exception_handler as drf_exception_handler
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def exception_handler(exc, context):
@@ -51,7 +57,7 @@ def destroy_or_conflict(instance) -> None:
 # --- Strict writes ----------------------------------------------------------------------------------------
 
 
-class RejectUnknownFieldsMixin:
+class RejectUnknownFieldsMixin(serializers.Serializer):
     """A serializer mixin: a write naming a field the serializer does not accept answers 400.
 
     DRF silently drops unknown and read-only keys, so a typo (``grid_limt_kw``) or an attempt to set a
@@ -68,7 +74,7 @@ class RejectUnknownFieldsMixin:
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            errors = {}
+            errors: dict[str, list[StrOrPromise]] = {}
             for name in data:
                 field = self.fields.get(name)
                 if field is None:
@@ -90,7 +96,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 _NUMBER_FIELDS = (serializers.FloatField, serializers.IntegerField, serializers.DecimalField)
 
 
-def strict_value_error(field: serializers.Field, value, *, past_only: bool = False) -> str | None:
+def strict_value_error(field: serializers.Field, value, *, past_only: bool = False) -> StrOrPromise | None:
     """Why ``value`` must not reach ``field`` although DRF would take it (``None``: no objection)."""
     if isinstance(value, bool) and isinstance(field, _NUMBER_FIELDS + (serializers.PrimaryKeyRelatedField,)):
         return _("Give a number, not true or false.")

@@ -8,27 +8,32 @@ every ``admin.register`` in the apps) as it is, instead of swapping the whole si
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 ContextProvider = Callable[[HttpRequest], dict]
+
+# The providers of each site whose index view is wrapped.
+_providers_by_site: dict[AdminSite, list[ContextProvider]] = {}
 
 
 def add_index_context(site: AdminSite, provider: ContextProvider) -> None:
     """Make ``site``'s index view also render ``provider(request)``. Must run before the URLconf loads
     (the apps' ``admin.py``, imported by the admin's autodiscovery, are early enough)."""
-    if getattr(site.index, "_evfleet_providers", None) is None:
+    providers = _providers_by_site.get(site)
+    if providers is None:
         original = site.index
-        providers: list[ContextProvider] = []
+        providers = _providers_by_site[site] = []
 
-        def index(request: HttpRequest, extra_context: dict | None = None):
+        def index(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
             context: dict = {}
-            for each in providers:
+            for each in _providers_by_site[site]:
                 context.update(each(request))
             return original(request, extra_context={**context, **(extra_context or {})})
 
-        index._evfleet_providers = providers
-        site.index = index
-    if provider not in site.index._evfleet_providers:
-        site.index._evfleet_providers.append(provider)
+        site.index = index  # type: ignore[method-assign]  # wrapping the bound view is the point (see above)
+    if provider not in providers:
+        providers.append(provider)

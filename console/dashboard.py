@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, F, Max, Q
 from django.http import HttpRequest
@@ -25,6 +26,9 @@ from charging.planning import current_service_night
 from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 SHORT_VEHICLES_SHOWN = 8
 ALERTS_SHOWN = 3
@@ -49,7 +53,7 @@ class Readiness:
 @dataclass
 class DepotCard:
     depot: Depot
-    vehicles_by_status: list[tuple[str, str, int]]  # (status, label, count)
+    vehicles_by_status: list[tuple[str, StrOrPromise, int]]  # (status, label, count)
     plan: ChargingPlan | None
     readiness: Readiness
     open_alerts: int = 0
@@ -174,7 +178,7 @@ def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> di
             .order_by()
             .values("plan_id")
             .annotate(
-                ready=Count("pk", filter=~short),
+                ready_count=Count("pk", filter=~short),  # not `ready`: PlannedCharge.ready is a property
                 short_small=Count("pk", filter=short & small_gap),
                 short_large=Count("pk", filter=short & ~small_gap),
                 planned_in_service=Count("pk", filter=Q(vehicle__status=Vehicle.Status.IN_SERVICE)),
@@ -183,7 +187,7 @@ def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> di
         for row in rows:
             readiness = result[plan_depot[row["plan_id"]]]
             readiness.ready, readiness.short_small, readiness.short_large = (
-                row["ready"],
+                row["ready_count"],
                 row["short_small"],
                 row["short_large"],
             )
@@ -194,10 +198,10 @@ def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> di
             .order_by("-gap")
             .values("plan_id", "vehicle__fleet_number", "departure_soc_pct", "required_soc_pct", "gap")
         )
-        for row in shorts[: SHORT_VEHICLES_SHOWN * len(plans)]:
-            listed = result[plan_depot[row["plan_id"]]].short_vehicles
+        for short_row in shorts[: SHORT_VEHICLES_SHOWN * len(plans)]:
+            listed = result[plan_depot[short_row["plan_id"]]].short_vehicles
             if len(listed) < SHORT_VEHICLES_SHOWN:
-                listed.append({**row, "level": "amber" if row["gap"] < AMBER_SHORT_PCT else "red"})
+                listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
     for depot_id, readiness in result.items():
         if depot_id not in plans:
             readiness.not_planned = in_service[depot_id]

@@ -8,6 +8,7 @@ Scoping and permissions come from ``DepotScopedAdmin`` (fleet/admin_scoping.py);
 from __future__ import annotations
 
 import csv
+from typing import TYPE_CHECKING, TypedDict
 
 from django import forms
 from django.contrib import admin
@@ -45,11 +46,27 @@ from fleet.telemetry.admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rot
 from fleet.telemetry.pages import vehicle_page_context
 from fleet.telemetry.selectors import live_state_summary
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 
 def _count_of(model, fk: str) -> Coalesce:
     """A per-row count of ``model`` rows pointing here through ``fk``, as a subquery (no join fan-out)."""
     rows = model.objects.filter(**{fk: OuterRef("pk")}).order_by().values(fk).annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+class _OrganizationCounts(TypedDict):
+    depot_count: int
+    vehicle_count: int
+
+
+class _DepotCounts(TypedDict):
+    vehicle_count: int
+
+
+class _BlockCounts(TypedDict):
+    assignment_count: int
 
 
 @admin.register(Organization)
@@ -67,11 +84,11 @@ class OrganizationAdmin(DepotScopedAdmin):
         )
 
     @admin.display(description=_("depots"), ordering="depot_count")
-    def depot_count(self, obj: Organization) -> int:
+    def depot_count(self, obj: WithAnnotations[Organization, _OrganizationCounts]) -> int:
         return obj.depot_count
 
     @admin.display(description=_("vehicles"), ordering="vehicle_count")
-    def vehicle_count(self, obj: Organization) -> int:
+    def vehicle_count(self, obj: WithAnnotations[Organization, _OrganizationCounts]) -> int:
         return obj.vehicle_count
 
 
@@ -104,7 +121,7 @@ class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
         return super().get_queryset(request).annotate(vehicle_count=_count_of(Vehicle, "home_depot"))
 
     @admin.display(description=_("vehicles"), ordering="vehicle_count")
-    def vehicle_count(self, obj: Depot) -> int:
+    def vehicle_count(self, obj: WithAnnotations[Depot, _DepotCounts]) -> int:
         return obj.vehicle_count
 
     def save_model(self, request, obj, form, change):
@@ -313,11 +330,12 @@ class BlockAdmin(AuditedAdmin, DepotScopedAdmin):
         if obj.service_date:
             return obj.service_date.isoformat()
         days = ", ".join(_WEEKDAY_ABBREVIATIONS[d] for d in sorted(obj.weekdays))
+        since = obj.valid_from.isoformat() if obj.valid_from else "…"  # set whenever service_date is not
         until = obj.valid_until.isoformat() if obj.valid_until else "…"
-        return f"{days} ({obj.valid_from.isoformat()} – {until})"
+        return f"{days} ({since} – {until})"
 
     @admin.display(description=_("assignments"), ordering="assignment_count")
-    def assignment_count(self, obj: Block) -> int:
+    def assignment_count(self, obj: WithAnnotations[Block, _BlockCounts]) -> int:
         return obj.assignment_count
 
     def save_model(self, request, obj, form, change):

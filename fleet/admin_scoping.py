@@ -13,10 +13,11 @@ Django permission uses the admin for their depots; superusers see and change eve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -34,12 +35,15 @@ def _is_admin_user(user) -> bool:
 
 def _roles(request: HttpRequest) -> frozenset[str]:
     """The user's roles over all their depots; one query per request (the admin asks many times)."""
+    user = request.user
+    if not user.is_authenticated:
+        return frozenset()  # anonymous users hold no membership
     roles = getattr(request, _ROLES_CACHE, None)
     if roles is None:
         from fleet.models import DepotMembership
 
         roles = frozenset(
-            DepotMembership.objects.filter(user=request.user).order_by().values_list("role", flat=True).distinct()
+            DepotMembership.objects.filter(user=user).order_by().values_list("role", flat=True).distinct()
         )
         setattr(request, _ROLES_CACHE, roles)
     return roles
@@ -88,6 +92,8 @@ class DepotScopedAdmin(admin.ModelAdmin):
             return False
         if obj is None or obj.pk is None or request.user.is_superuser:
             return True
+        if action is None:
+            return False  # has_role_for let only superusers through, and they returned above
         cache = getattr(request, _OBJECT_CACHE, None)
         if cache is None:
             cache = {}
@@ -206,7 +212,7 @@ class ScopedThroughParentAdmin(DepotScopedAdmin):
         return queryset.filter(**{f"{self.parent_path}__in": allowed.values("pk")})
 
 
-class DepotScopedInline:
+class DepotScopedInline(InlineModelAdmin):
     """Inline rows follow the permissions the parent's admin gives on the parent object.
 
     Mix in before ``admin.TabularInline``/``StackedInline``. Inline rows are the parent's details, so their
@@ -219,7 +225,8 @@ class DepotScopedInline:
     operate_fields: tuple[str, ...] | None = None
 
     def _parent_admin(self) -> DepotScopedAdmin:
-        return self.admin_site._registry[self.parent_model]
+        # Every admin of the project mixes in DepotScopedAdmin, the parents of scoped inlines included.
+        return cast(DepotScopedAdmin, self.admin_site._registry[self.parent_model])
 
     def has_view_permission(self, request, obj=None) -> bool:
         return self._parent_admin().may(request, Action.VIEW, obj)
@@ -280,7 +287,7 @@ class ServiceModelForm(forms.ModelForm):
 
     # Django's own UserCreationForm extends _post_clean the same way: it runs after instance.full_clean().
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # django-stubs leave out the private BaseModelForm._post_clean
         if self.errors:
             return  # the model's own messages are clearer; do not stack the service's on top
         try:

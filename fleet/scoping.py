@@ -56,7 +56,7 @@ def depot_ids_for(user: AbstractBaseUser | AnonymousUser, action: Action = Actio
         return Depot.objects.values("pk")
     if not (user and user.is_authenticated and user.is_active):
         return Depot.objects.none().values("pk")
-    return DepotMembership.objects.filter(user=user, role__in=ROLES_ALLOWED[Action(action)]).values("depot_id")
+    return DepotMembership.objects.filter(user_id=user.pk, role__in=ROLES_ALLOWED[Action(action)]).values("depot_id")
 
 
 def organization_ids_for(user, action: Action = Action.VIEW) -> QuerySet:

@@ -3,6 +3,8 @@ what was sent to whom, with its attempts and the alerts it carried)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +12,9 @@ from django.utils.translation import gettext_lazy as _
 from fleet.admin_scoping import DepotScopedAdmin
 from fleet.scoping import Action, organization_ids_for, restrict
 from notifications.models import Delivery, Notification, NotificationRule, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 @admin.register(NotificationRule)
@@ -36,6 +41,10 @@ class NotificationRuleAdmin(DepotScopedAdmin):
         return ", ".join(obj.kinds) if obj.kinds else str(_("all"))
 
 
+class _EndpointCounts(TypedDict):
+    delivery_count: int
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(DepotScopedAdmin):
     change_action = add_action = delete_action = Action.MANAGE
@@ -50,14 +59,13 @@ class WebhookEndpointAdmin(DepotScopedAdmin):
         return super().get_queryset(request).annotate(delivery_count=Count("deliveries"))
 
     @admin.display(description=_("messages sent"), ordering="delivery_count")
-    def delivery_count(self, obj: WebhookEndpoint) -> int:
+    def delivery_count(self, obj: WithAnnotations[WebhookEndpoint, _EndpointCounts]) -> int:
         return obj.delivery_count
 
 
 class NotificationInline(admin.TabularInline):
     model = Notification
-    fields = ["alert", "status", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("alert", "status", "created_at")
     extra = 0
     can_delete = False
 

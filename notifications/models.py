@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -23,7 +25,10 @@ from fleet.models import Depot, Organization
 from fleet.scoping import OrganizationScoped
 from notifications.signing import new_secret
 
-SEVERITY_RANK = {Alert.Severity.INFO: 0, Alert.Severity.WARNING: 1, Alert.Severity.CRITICAL: 2}
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+SEVERITY_RANK: dict[str, int] = {Alert.Severity.INFO: 0, Alert.Severity.WARNING: 1, Alert.Severity.CRITICAL: 2}
 
 
 class Channel(models.TextChoices):
@@ -83,13 +88,14 @@ class NotificationRule(models.Model):
         return f"{self.user} - {self.depot or _('every depot')}"
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, StrOrPromise] = {}
         if not self.by_email and self.webhook_id is None:
             errors["by_email"] = _("Choose e-mail, a webhook or both.")
         valid_kinds = set(Alert.Kind.values)
         if not (isinstance(self.kinds, list) and all(k in valid_kinds for k in self.kinds)):
             errors["kinds"] = _("Give a list of alert kinds: %(kinds)s.") % {"kinds": ", ".join(sorted(valid_kinds))}
-        if self.webhook_id and self.depot_id and self.webhook.organization_id != self.depot.organization_id:
+        webhook, depot = (self.webhook, self.depot) if self.webhook_id and self.depot_id else (None, None)
+        if webhook is not None and depot is not None and webhook.organization_id != depot.organization_id:
             errors["webhook"] = _("The webhook belongs to another organisation.")
         if errors:
             raise ValidationError(errors)

@@ -27,6 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -369,5 +370,5 @@ def notifications_run(
         from notifications.tasks import delivery_send_task  # the task module imports this one
 
         for delivery_id in summary.deliveries:
-            transaction.on_commit(lambda pk=delivery_id: delivery_send_task.delay(pk))
+            transaction.on_commit(partial(delivery_send_task.delay, delivery_id))
     return summary

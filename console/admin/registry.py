@@ -4,6 +4,8 @@ which sits above every app, composes the pages people use by extending them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, FloatField, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -14,6 +16,18 @@ from charging.models import Charger
 from fleet.admin import DepotAdmin, VehicleAdmin
 from fleet.admin_scoping import DepotScopedInline
 from fleet.models import Depot, Vehicle
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _DepotChargers(TypedDict):
+    charger_count: int
+    installed_charger_kw: float
+
+
+class _VehiclePack(TypedDict):
+    active_pack_serial: str | None
 
 
 class DepotWithChargersAdmin(DepotAdmin):
@@ -35,11 +49,11 @@ class DepotWithChargersAdmin(DepotAdmin):
         )
 
     @admin.display(description=_("chargers"), ordering="charger_count")
-    def charger_count(self, obj: Depot) -> int:
+    def charger_count(self, obj: WithAnnotations[Depot, _DepotChargers]) -> int:
         return obj.charger_count
 
     @admin.display(description=_("installed charger kW / grid limit"), ordering="installed_charger_kw")
-    def installed_vs_grid_limit(self, obj: Depot) -> str:
+    def installed_vs_grid_limit(self, obj: WithAnnotations[Depot, _DepotChargers]) -> str:
         # Installed power normally exceeds the grid limit: the ratio tells how much the scheduler must share.
         ratio_pct = 100 * obj.installed_charger_kw / obj.grid_limit_kw
         return f"{obj.installed_charger_kw:,.0f} / {obj.grid_limit_kw:,.0f} kW ({ratio_pct:.0f} %)"
@@ -49,8 +63,7 @@ class PackInstallationHistoryInline(DepotScopedInline, admin.TabularInline):
     """Which packs the vehicle has carried; installs and swaps go through the pack installation admin."""
 
     model = PackInstallation
-    fields = ["pack", "installed_at", "removed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("pack", "installed_at", "removed_at")
     extra = 0
     can_delete = False
     change_action = add_action = delete_action = None
@@ -71,7 +84,7 @@ class VehicleWithPacksAdmin(VehicleAdmin):
         )
 
     @admin.display(description=_("active pack"), ordering="active_pack_serial", empty_value="-")
-    def active_pack(self, obj: Vehicle) -> str | None:
+    def active_pack(self, obj: WithAnnotations[Vehicle, _VehiclePack]) -> str | None:
         return obj.active_pack_serial
 
 

@@ -148,7 +148,7 @@ def _step_catalogue(step: StepResult, org_holder: dict, today: dt.date) -> None:
                 "connector_standards": default_connector_standards(max_ac_kw=a.max_ac_kw, max_dc_kw=a.max_dc_kw),
             },
         )
-    document = {"currency": "MXN", "holidays": [], "holiday_calendar": "MX", **_tariff_structure()}
+    document: dict[str, Any] = {"currency": "MXN", "holidays": [], "holiday_calendar": "MX", **_tariff_structure()}
     tariff = Tariff.objects.filter(organization=org, name=TARIFF_NAME).first()
     if tariff is None:
         tariff = charging_services.tariff_create(organization=org, name=TARIFF_NAME, **document)
@@ -460,7 +460,7 @@ def _step_users(step, depots: dict[str, Depot]) -> None:
     user_model = get_user_model()
     for spec in USERS:
         user = user_model._default_manager.filter(username=spec.username).first()
-        values = {
+        values: dict[str, Any] = {
             "first_name": spec.first_name,
             "last_name": spec.last_name,
             "email": f"{spec.username}@demo.evfleet.example",
@@ -481,6 +481,8 @@ def _step_users(step, depots: dict[str, Depot]) -> None:
             if changes or password_changed:
                 user.save()
             step.count("updated" if changes or password_changed else "unchanged")
+        if spec.role is None:
+            continue  # the superuser: no memberships
         for code in spec.depots:
             current = (
                 DepotMembership.objects.filter(user=user, depot=depots[code]).values_list("role", flat=True).first()

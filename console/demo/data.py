@@ -266,7 +266,7 @@ def period_hours(text: str) -> list[tuple[str, dt.time, dt.time]]:
     return rows
 
 
-DEMAND_CHARGES = (
+DEMAND_CHARGES: tuple[tuple[str, Decimal, list[str]], ...] = (
     ("capacity (punta demand)", Decimal("395.50"), ["punta"]),
     ("distribution (monthly maximum demand)", Decimal("112.30"), []),
 )

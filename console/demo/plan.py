@@ -104,7 +104,7 @@ def plan_duties(rng: random.Random, depot_code: str, group: FleetGroup) -> list[
 
 
 def plan_vehicles(rng: random.Random, history_until: dt.date) -> list[VehiclePlan]:
-    plans = []
+    plans: list[VehiclePlan] = []
     serials: dict[str, int] = {}
     plates = iter(range(1001, 10_000))
 
@@ -127,7 +127,7 @@ def plan_vehicles(rng: random.Random, history_until: dt.date) -> list[VehiclePla
             normal_fade = round(rng.uniform(*NORMAL_FADE_PCT_PER_YEAR), 2)
             fast_fade = round(rng.uniform(*FAST_FADE_PCT_PER_YEAR), 2)
             first_pack = pack_serial(group.archetype, commissioned_on.year)
-            packs = (first_pack, pack_serial(group.archetype, swapped_on.year)) if swapped else (first_pack,)
+            packs = (first_pack, pack_serial(group.archetype, swapped_on.year)) if swapped_on else (first_pack,)
             fades = (fast_fade, normal_fade) if swapped else ((fast_fade,) if fast else (normal_fade,))
             plant = {"bus": "H", "shuttle": "G", "van": "G", "mini": "C"}[group.archetype.key]
             plans.append(

@@ -2,7 +2,7 @@
 so another depot's object is a 404 when addressed by URL and a 400 "does not exist" when referenced in a body."""
 
 from django.utils.translation import gettext_lazy as _
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import generics, permissions, serializers, viewsets
 
 from config.api import destroy_or_conflict
 from fleet.scoping import Action, depot_ids_for, restrict
@@ -14,7 +14,7 @@ def request_action(request, write_action: Action = Action.OPERATE) -> Action:
     return write_action if request.method in WRITE_METHODS else Action.VIEW
 
 
-class DepotScopedViewSetMixin:
+class DepotScopedViewSetMixin(generics.GenericAPIView):
     """``get_queryset`` restricted to the user's depots. Reads need any role, writes ``write_action``.
 
     A row the user may see but not change answers 403 on writes (via ``ScopedWritePermission``); a row the
@@ -29,7 +29,10 @@ class DepotScopedViewSetMixin:
     scope_distinct: bool = False
 
     def get_write_action(self) -> Action:
-        return self.write_action_by_view_action.get(getattr(self, "action", None), self.write_action)
+        action: str | None = getattr(self, "action", None)  # set by the viewset router, not by plain views
+        if action is None:
+            return self.write_action
+        return self.write_action_by_view_action.get(action, self.write_action)
 
     def _scoped(self, queryset, action: Action):
         scoped = restrict(queryset, self.request.user, action)
@@ -78,7 +81,7 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         queryset = super().get_queryset()
         request = self.context.get("request")
-        if request is None:  # schema generation
+        if request is None or queryset is None:  # schema generation; read-only fields have no queryset
             return queryset
         # pk__in keeps ``get(pk=...)`` single-valued when the scope joins a to-many relation (packs).
         return queryset.filter(pk__in=restrict(queryset, request.user, self.scope_action).values("pk"))

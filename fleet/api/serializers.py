@@ -6,8 +6,13 @@ validators would demand fields the server fills in (a vehicle's organisation com
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+
+if TYPE_CHECKING:
+    from rest_framework.validators import Validator
 
 from config.api import RejectUnknownFieldsMixin
 from fleet.api.scoped import ScopedPrimaryKeyRelatedField
@@ -36,11 +41,13 @@ class OrganizationSerializer(serializers.ModelSerializer):
 class DepotSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """Everything about a depot; creating one is for superusers (see DepotViewSet)."""
 
-    organization = ScopedPrimaryKeyRelatedField(action=Action.MANAGE, queryset=Organization.objects.all())
+    organization: serializers.PrimaryKeyRelatedField[Organization] = ScopedPrimaryKeyRelatedField(
+        action=Action.MANAGE, queryset=Organization.objects.all()
+    )
     # The tariff model is the charging app's, above fleet: reached through the relation, not imported.
     tariff = ScopedPrimaryKeyRelatedField(
         action=Action.VIEW,
-        queryset=Depot._meta.get_field("tariff").related_model.objects.all(),
+        queryset=Depot._meta.get_field("tariff").related_model._default_manager.all(),
         required=False,
         allow_null=True,
     )
@@ -74,13 +81,13 @@ class DepotSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         read_only_fields = ["id"]
         # A sanity ceiling (1 GW): a typo of a few digits is a 400, not a depot the planner never limits.
         extra_kwargs = {"grid_limit_kw": {"max_value": 1_000_000}}
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class DepotUpdateSerializer(DepotSerializer):
     """What a depot's managers may change: its grid connection, tariff, planning time and climate."""
 
-    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+    organization: serializers.PrimaryKeyRelatedField[Organization] = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta(DepotSerializer.Meta):
         read_only_fields = ["id", "name", "code", "time_zone", "latitude", "longitude"]
@@ -130,13 +137,13 @@ class VehicleModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializ
             "connector_standards",
         ]
         read_only_fields = ["id", "max_charge_kw"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class VehicleSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """A vehicle. Its organisation is its home depot's; only a car with no depot names one (that you manage)."""
 
-    organization = ScopedPrimaryKeyRelatedField(
+    organization: serializers.PrimaryKeyRelatedField[Organization] = ScopedPrimaryKeyRelatedField(
         action=Action.MANAGE,
         queryset=Organization.objects.all(),
         required=False,
@@ -151,7 +158,7 @@ class VehicleSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         model = Vehicle
         fields = ["id", "organization", "fleet_number", "vin", "plate", "model", "home_depot", "status", "created_at"]
         read_only_fields = ["id", "created_at"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
     def validate_vin(self, value: str) -> str:
         return normalize_vin(value)
@@ -173,12 +180,18 @@ class VehicleSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
 
 class VehicleUpdateSerializer(VehicleSerializer):
-    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+    organization: serializers.PrimaryKeyRelatedField[Organization] = serializers.PrimaryKeyRelatedField(read_only=True)
 
     def validate(self, attrs):
         # Leaving every depot makes the vehicle an organisation-level row: that is a manager's decision.
-        leaves_depot = "home_depot" in attrs and attrs["home_depot"] is None and self.instance.home_depot_id
-        if leaves_depot and not user_manages_organization(self.context["request"].user, self.instance.organization):
+        vehicle = self.instance  # an update serializer always has its row
+        leaves_depot = "home_depot" in attrs and attrs["home_depot"] is None
+        if (
+            vehicle is not None
+            and leaves_depot
+            and vehicle.home_depot_id
+            and not user_manages_organization(self.context["request"].user, vehicle.organization)
+        ):
             raise serializers.ValidationError(
                 {"home_depot": _("Only the organisation's managers may take a vehicle out of every depot.")}
             )
@@ -186,7 +199,9 @@ class VehicleUpdateSerializer(VehicleSerializer):
 
 
 class BlockSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    depot = ScopedPrimaryKeyRelatedField(action=Action.OPERATE, queryset=Depot.objects.all())
+    depot: serializers.PrimaryKeyRelatedField[Depot] = ScopedPrimaryKeyRelatedField(
+        action=Action.OPERATE, queryset=Depot.objects.all()
+    )
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6),
         required=False,
@@ -209,11 +224,11 @@ class BlockSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             "planned_energy_kwh",
         ]
         read_only_fields = ["id"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
 
 class BlockUpdateSerializer(BlockSerializer):
-    depot = serializers.PrimaryKeyRelatedField(read_only=True)
+    depot: serializers.PrimaryKeyRelatedField[Depot] = serializers.PrimaryKeyRelatedField(read_only=True)
 
 
 class BlockAssignmentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
@@ -238,7 +253,7 @@ class BlockAssignmentSerializer(RejectUnknownFieldsMixin, serializers.ModelSeria
             "ends_at",
         ]
         read_only_fields = ["id", "starts_at", "ends_at"]
-        validators = []
+        validators: list[Validator[Any]] = []
 
     def validate(self, attrs):
         if "service_date" not in attrs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +16,9 @@ from simple_history.models import HistoricalRecords
 
 from fleet.models.scoped import DepotScoped, OrganizationScoped, Role
 from fleet.vin import normalize_vin, validate_vin
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 HOURS_PER_DAY = 24
 MONTHS_PER_YEAR = 12
@@ -58,7 +62,8 @@ class Organization(OrganizationScoped, models.Model):
         return self.name
 
     def clean(self) -> None:
-        if self.default_tariff_id and self.pk and self.default_tariff.organization_id != self.pk:
+        tariff = self.default_tariff if self.default_tariff_id and self.pk else None
+        if tariff is not None and tariff.organization_id != self.pk:
             raise ValidationError({"default_tariff": _("The tariff belongs to another organisation.")})
 
 
@@ -110,7 +115,7 @@ class Depot(DepotScoped, models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, StrOrPromise] = {}
         if self.base_load_kw:
             if not _is_list_of_numbers(self.base_load_kw, HOURS_PER_DAY) or min(self.base_load_kw) < 0:
                 errors["base_load_kw"] = _("Give 24 hourly values in kW, each 0 or more.")
@@ -121,7 +126,8 @@ class Depot(DepotScoped, models.Model):
             and all(-50 <= t <= 60 for t in self.monthly_mean_temperature_c)
         ):
             errors["monthly_mean_temperature_c"] = _("Give 12 monthly means in °C between -50 and 60.")
-        if self.tariff_id and self.organization_id and self.tariff.organization_id != self.organization_id:
+        tariff = self.tariff if self.tariff_id and self.organization_id else None
+        if tariff is not None and tariff.organization_id != self.organization_id:
             errors["tariff"] = _("The tariff belongs to another organisation.")
         if errors:
             raise ValidationError(errors)
@@ -236,7 +242,7 @@ class VehicleModel(models.Model):
         return max(self.max_ac_kw, self.max_dc_kw)
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, StrOrPromise] = {}
         window = (self.usable_soc_min_pct, self.usable_soc_max_pct)
         if None not in window and window[0] >= window[1]:
             errors["usable_soc_max_pct"] = _("The usable window's top must be above its bottom.")
@@ -258,7 +264,7 @@ class VehicleModel(models.Model):
             raise ValidationError(errors)
 
 
-def _taper_error(points, max_kw: float) -> str | None:
+def _taper_error(points, max_kw: float) -> StrOrPromise | None:
     if points in (None, []):
         return None
     if not isinstance(points, list) or not all(
@@ -316,7 +322,8 @@ class Vehicle(DepotScoped, models.Model):
     def clean(self) -> None:
         if self.vin:
             self.vin = normalize_vin(self.vin)
-        if self.home_depot_id and self.organization_id and self.home_depot.organization_id != self.organization_id:
+        home_depot = self.home_depot if self.home_depot_id and self.organization_id else None
+        if home_depot is not None and home_depot.organization_id != self.organization_id:
             raise ValidationError({"home_depot": _("The depot belongs to another organisation.")})
 
 
@@ -369,7 +376,7 @@ class Block(DepotScoped, models.Model):
         return self.code
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, StrOrPromise] = {}
         if self.service_date is None:
             if not self.valid_from:
                 errors["valid_from"] = _("A weekly block needs the first date it is valid.")
@@ -394,6 +401,7 @@ class Block(DepotScoped, models.Model):
             return self.service_date == day
         return (
             day.weekday() in self.weekdays
+            and self.valid_from is not None  # always set when service_date is not (a constraint)
             and self.valid_from <= day
             and (self.valid_until is None or day <= self.valid_until)
         )

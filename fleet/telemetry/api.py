@@ -8,6 +8,8 @@ The serializers below only document the shapes in the OpenAPI schema.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import cast
 
 import django_filters as filters
 import orjson
@@ -18,6 +20,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, parsers, permissions, serializers, viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
@@ -50,7 +53,8 @@ class RawJSONParser(parsers.BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+    # DRF hands whatever parse returns to request.data; the stubs insist on a mapping.
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:  # type: ignore[override]
         limit = max_batch_bytes()
         body = stream.read(limit + 1)
         if len(body) > limit:
@@ -86,7 +90,10 @@ class TelemetryBatchRequestSerializer(RejectUnknownFieldsMixin, serializers.Seri
 
 class ItemErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the reading in `readings`.")
-    errors = serializers.DictField(child=serializers.CharField(), help_text="Reason per field.")
+    # A field, not Serializer.errors: DRF's metaclass moves declared fields away (the stubs cannot see that).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text="Reason per field."
+    )
 
 
 class StatusCountsSerializer(serializers.Serializer):
@@ -102,7 +109,9 @@ class TelemetryBatchResponseSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=["created", "duplicate", "conflict", "rejected"]),
         help_text="One status per reading, in order.",
     )
-    errors = ItemErrorSerializer(many=True, help_text="Why each rejected reading was rejected.")
+    errors = ItemErrorSerializer(  # type: ignore[assignment]  # a declared field, as above
+        many=True, help_text="Why each rejected reading was rejected."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -115,7 +124,11 @@ logger = logging.getLogger(__name__)
 
 
 class TelemetryBatchView(APIView):
-    authentication_classes = [VehicleKeyAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    # api_settings imports the configured dotted paths; the stubs type the setting as written (strings).
+    authentication_classes = [
+        VehicleKeyAuthentication,
+        *cast(Sequence[type[BaseAuthentication]], api_settings.DEFAULT_AUTHENTICATION_CLASSES),
+    ]
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [RawJSONParser]
 
@@ -144,12 +157,11 @@ class TelemetryBatchView(APIView):
         readings = _readings_from(request.data)
         if len(readings) > max_batch_readings():
             raise PayloadTooLarge(f"At most {max_batch_readings()} readings per batch.")
-        if isinstance(request.auth, VehicleApiKey):
-            scope = {"vehicle": request.auth.vehicle}
-        else:
-            scope = {"allowed_vehicles": restrict(Vehicle.objects.all(), request.user, Action.OPERATE)}
+        # A vehicle key's readings are its vehicle's; staff name vehicles among those they operate.
+        key_vehicle = request.auth.vehicle if isinstance(request.auth, VehicleApiKey) else None
+        allowed = None if key_vehicle is not None else restrict(Vehicle.objects.all(), request.user, Action.OPERATE)
         try:
-            result = telemetry_ingest(readings=readings, **scope)
+            result = telemetry_ingest(readings=readings, vehicle=key_vehicle, allowed_vehicles=allowed)
         except DjangoPermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
         except DjangoValidationError as exc:

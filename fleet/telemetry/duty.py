@@ -122,7 +122,7 @@ def aggregate_duty_cycle(
 
 def vehicle_zone(vehicle: Vehicle) -> zoneinfo.ZoneInfo:
     """The depot's time zone; depot-less cars use EVFLEET_DEFAULT_DEPOT_TIME_ZONE (America/Hermosillo)."""
-    if vehicle.home_depot_id:
+    if vehicle.home_depot is not None:  # no query when the vehicle has no depot
         return vehicle.home_depot.zone
     return zoneinfo.ZoneInfo(settings.EVFLEET_DEFAULT_DEPOT_TIME_ZONE)
 
@@ -188,7 +188,19 @@ def duty_cycle_compute(*, vehicle: Vehicle, day: dt.date) -> DailyDutyCycle | No
     if capacity_ah is None and "pack_voltage_v" in arrays:
         voltage = arrays["pack_voltage_v"][~np.isnan(arrays["pack_voltage_v"])]
         capacity_ah = capacity_kwh * 1000.0 / float(np.median(voltage)) if len(voltage) else None
-    figures = aggregate_duty_cycle(**arrays, capacity_kwh=capacity_kwh, capacity_ah=capacity_ah)
+    figures = aggregate_duty_cycle(
+        t_s=arrays["t_s"],
+        soc_pct=arrays["soc_pct"],
+        odometer_km=arrays["odometer_km"],
+        energy_discharged_kwh=arrays["energy_discharged_kwh"],
+        energy_charged_kwh=arrays["energy_charged_kwh"],
+        pack_current_a=arrays["pack_current_a"],
+        pack_voltage_v=arrays["pack_voltage_v"],
+        pack_temp_c=arrays["pack_temp_c"],
+        pack_temp_max_c=arrays["pack_temp_max_c"],
+        capacity_kwh=capacity_kwh,
+        capacity_ah=capacity_ah,
+    )
     duty_cycle, _created = DailyDutyCycle.objects.update_or_create(
         vehicle=vehicle,
         date=day,

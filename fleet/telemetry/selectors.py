@@ -35,7 +35,7 @@ def live_state_summary(vehicle: Vehicle) -> str:
     if state.odometer_km is not None:
         parts.append(f"{state.odometer_km:,.0f} km")
     seen = f"{state.recorded_at:%Y-%m-%d %H:%M} UTC"
-    charging = CHARGING_STATE_NAMES.get(state.charging_state)
+    charging = None if state.charging_state is None else CHARGING_STATE_NAMES.get(state.charging_state)
     parts.append(f"{seen} ({charging})" if charging and charging != "none" else seen)
     return " · ".join(parts)
 

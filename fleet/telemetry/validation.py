@@ -14,6 +14,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import cast
 
 import numpy as np
 
@@ -121,8 +122,11 @@ def _recorded_at_fast(rows: list[dict], columns: ValidatedColumns, *, now: dt.da
     ``datetime.timestamp()`` is a double; times 1e6 and rounded it gives the exact microsecond for any date
     before 2106 (the double's error there is under 0.25 us), far cheaper than timedelta arithmetic.
     """
-    texts = [row.get("recorded_at") for row in rows]
-    if not _STR_ONLY.issuperset(map(type, texts)) or max(map(len, texts), default=0) > MAX_TIMESTAMP_CHARS:
+    values = [row.get("recorded_at") for row in rows]
+    if not _STR_ONLY.issuperset(map(type, values)):
+        return False
+    texts = cast(list[str], values)  # every one is a str: checked just above
+    if max(map(len, texts), default=0) > MAX_TIMESTAMP_CHARS:
         return False
     try:
         moments = list(map(dt.datetime.fromisoformat, texts))

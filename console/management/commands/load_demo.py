@@ -64,7 +64,7 @@ class Command(BaseCommand):
     def _summary(self, report: DemoReport) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(report.organization))
         header = ("depot", "vehicles", "chargers", "plugs", "chargers kW", "grid kW", "blocks", "assignments")
-        rows = [
+        rows: list[tuple[str | int, ...]] = [
             (
                 d.name,
                 d.vehicles,

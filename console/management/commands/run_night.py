@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from functools import partial
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -95,10 +96,12 @@ class Command(BaseCommand):
             raise CommandError("--dispatch needs a broker (REDIS_URL); without one, run the jobs here (no --dispatch).")
         with transaction.atomic():
             for depot in depots:
-                kwargs = {"depot_id": depot.pk, "night": night.isoformat() if night else None}
+                kwargs: dict[str, object] = {"depot_id": depot.pk, "night": night.isoformat() if night else None}
                 if force:
-                    kwargs["forced_job_run_ids"] = self._forced_runs(depot, night or timezone.localdate(depot.zone))
-                transaction.on_commit(lambda kwargs=kwargs: nightly_depot_task.apply_async(kwargs=kwargs))
+                    kwargs["forced_job_run_ids"] = self._forced_runs(
+                        depot, night or timezone.localdate(timezone=depot.zone)
+                    )
+                transaction.on_commit(partial(nightly_depot_task.apply_async, kwargs=kwargs))
                 self.stdout.write(f"sent: {depot.name} ({depot.code}), night of {night or 'today (depot time)'}")
         self.stdout.write(f"{len(depots)} depot task(s) sent; follow them in the admin under Job runs.")
 
