@@ -92,7 +92,7 @@ def forecast_pack(job: ForecastJob, settings: TrajectorySettings | None = None) 
 
 
 def _finite_or_none(value: float) -> float | None:
-    return round(value, 4) if math.isfinite(value) else None
+    return round(float(value), 4) if math.isfinite(value) else None
 
 
 def crossing(member: MemberTrajectory, threshold_pct: float) -> dt.date | None:
@@ -131,7 +131,9 @@ def assemble(
             continue
         # Fade is monotone in the rate factor: the three are ordered; sorting only removes round-off.
         p10, p50, p90 = sorted((low.value_at(date, low.soh_pct), soh, high.value_at(date, high.soh_pct)))
-        points.append(ForecastPoint(date, round(p50, 3), round(p10, 3), round(p90, 3), _finite_or_none(resistance)))
+        points.append(
+            ForecastPoint(date, round(float(p50), 3), round(float(p10), 3), round(float(p90), 3), _finite_or_none(resistance))
+        )
 
     soh_now = mid.value_at(job.as_of, mid.soh_pct)
     r_now = mid.value_at(job.as_of, mid.resistance_factor)
@@ -156,9 +158,9 @@ def assemble(
     return ForecastResult(
         pack_id=job.pack_id,
         as_of=job.as_of,
-        soh_now_pct=round(soh_now, 3),
+        soh_now_pct=round(float(soh_now), 3),
         resistance_factor_now=_finite_or_none(r_now),
-        fade_pct_per_year=round(fade, 3),
+        fade_pct_per_year=round(float(fade), 3),
         points=points,
         eol_80=eol,
         warranty=warranty,

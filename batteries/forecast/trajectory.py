@@ -37,6 +37,10 @@ from .state import DegradationState
 FLAG_DUTY_EXCEEDS_CAPACITY = "duty_exceeds_capacity"
 FLAG_SOLVER_FAILED = "solver_failed"
 FLAG_DAY_NOT_COMPLETED = "duty_not_completed"
+FLAG_EXTRAPOLATED = "extrapolated_past_model_range"
+#: A member whose simulation cannot go on below this SoH (far past any traction end of life, where the
+#: cell model leaves its range) is continued at its last year's mean monthly fade, flagged.
+EXTRAPOLATE_BELOW_SOH_PCT = 60.0
 
 
 def add_months(date: dt.date, months: int) -> dt.date:
@@ -88,7 +92,7 @@ class TrajectorySettings:
 #: When a day cannot be completed even on the dense grid, the duty is cut by raising the usable floor
 #: in these steps (SoC fraction), up to ``MAX_FLOOR_RAISE``; beyond that the member stops.
 FLOOR_RAISE_STEP = 0.05
-MAX_FLOOR_RAISE = 0.15
+MAX_FLOOR_RAISE = 0.5
 
 
 @dataclass
@@ -235,7 +239,24 @@ def simulate_members(
         a += jump
         if error < settings.tol_pp / 4:
             jump = min(2 * jump, settings.max_jump_months)
+    for member in members:
+        _extrapolate_deep_fade(member, dates)
     return members, counter[0]
+
+
+def _extrapolate_deep_fade(member: MemberTrajectory, dates: list[dt.date]) -> None:
+    """Continue a member that stopped deep past end of life at its last year's mean monthly fade."""
+    if member.stopped is None or len(member.soh_pct) < 2 or member.soh_pct[-1] >= EXTRAPOLATE_BELOW_SOH_PCT:
+        return
+    last = member.soh_pct[-13:] if len(member.soh_pct) > 12 else member.soh_pct
+    slope = max((last[0] - last[-1]) / (len(last) - 1), 0.0)
+    for date in dates[len(member.dates) :]:
+        member.dates.append(date)
+        member.soh_pct.append(max(float(member.soh_pct[-1]) - slope, 0.0))
+        member.resistance_factor.append(member.resistance_factor[-1])
+    member.stopped = None
+    if FLAG_EXTRAPOLATED not in member.flags:
+        member.flags.append(FLAG_EXTRAPOLATED)
 
 
 def simulate_day_by_day(
