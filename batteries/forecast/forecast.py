@@ -130,10 +130,9 @@ def assemble(
         if date < job.as_of:
             continue
         # Fade is monotone in the rate factor: the three are ordered; sorting only removes round-off.
-        p10, p50, p90 = sorted((low.value_at(date, low.soh_pct), soh, high.value_at(date, high.soh_pct)))
-        points.append(
-            ForecastPoint(date, round(float(p50), 3), round(float(p10), 3), round(float(p90), 3), _finite_or_none(resistance))
-        )
+        band = sorted(float(v) for v in (low.value_at(date, low.soh_pct), soh, high.value_at(date, high.soh_pct)))
+        p10, p50, p90 = (round(v, 3) for v in band)
+        points.append(ForecastPoint(date, p50, p10, p90, _finite_or_none(resistance)))
 
     soh_now = mid.value_at(job.as_of, mid.soh_pct)
     r_now = mid.value_at(job.as_of, mid.resistance_factor)
