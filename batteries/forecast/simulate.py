@@ -26,6 +26,8 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 log = logging.getLogger(__name__)
 
+#: PyBaMM's SEI growth option (docs/forecast.md, "SEI model": why this one).
+SEI_OPTION = "ec reaction limited"
 #: Width [s] of the tanh ramps between segments: smooth for the solver, short against the segments.
 RAMP_S = 60.0
 #: Time [s] after departure at which the pack's DC resistance is read.
@@ -105,7 +107,7 @@ class DayModel:
             check_already_exists=False,
         )
         model = pybamm.lithium_ion.SPM(
-            {"SEI": "reaction limited", "loss of active material": ("current-driven", "none")}
+            {"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")}
         )
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
