@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def _q(value: float, step: float) -> float:
     return round(round(value / step) * step, 6)
 
 
-def duty_signature(prepared: PreparedJob) -> tuple:
+def duty_signature(prepared: PreparedJob) -> tuple[Any, ...]:
     """The quantised signature packs are grouped by (hashable)."""
     p = prepared.profile
     return (
@@ -337,7 +338,7 @@ def forecast_fleet(
     observations = observations or {}
     clusters = clusters or {}
     refused: dict[str, ForecastRefused] = {}
-    grouped: dict[tuple, list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
+    grouped: dict[tuple[Any, ...], list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
     in_service: dict[str, dt.date] = {}
     chemistry: dict[str, str] = {}
     for job in jobs:

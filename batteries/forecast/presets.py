@@ -182,7 +182,8 @@ class CellConstants:
 
 def parameter_values(preset: ChemistryPreset) -> Any:
     """PyBaMM ParameterValues of the preset, with the ageing rates tied to ``AGEING_FACTOR``."""
-    import pybamm  # imported lazily: importing the package must stay cheap
+    # Imported lazily: importing the package must stay cheap.
+    import pybamm  # type: ignore[import-untyped]
 
     values = pybamm.ParameterValues(preset.parameter_set)
     values.update(dict(preset.sei_overrides), check_already_exists=False)
@@ -198,7 +199,7 @@ def parameter_values(preset: ChemistryPreset) -> Any:
     )
     j_1c = values["Nominal cell capacity [A.h]"] / area_m2
 
-    def lam_rate(current_density, temperature):
+    def lam_rate(current_density: Any, temperature: Any) -> Any:
         # Smooth |i| so the Jacobian stays continuous when the current changes sign.
         magnitude = pybamm.sqrt(current_density**2 + 1e-12 * j_1c**2)
         arrhenius = pybamm.exp(e_a / GAS_CONSTANT * (1 / T_REF_K - 1 / temperature))

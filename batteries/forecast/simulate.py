@@ -74,7 +74,7 @@ class DayModel:
     """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
 
     def __init__(self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8):
-        import pybamm
+        import pybamm  # type: ignore[import-untyped]
 
         self.chemistry = chemistry
         self.preset = get_preset(chemistry)
@@ -83,7 +83,7 @@ class DayModel:
 
         values = parameter_values(self.preset)
 
-        def current(t):
+        def current(t: Any) -> Any:
             total = 0
             for k in range(N_SEGMENTS):
                 start = pybamm.InputParameter(_segment_input(k, "start [s]"))
@@ -106,9 +106,7 @@ class DayModel:
             },
             check_already_exists=False,
         )
-        model = pybamm.lithium_ion.SPM(
-            {"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")}
-        )
+        model = pybamm.lithium_ion.SPM({"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")})
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
             atol=atol,

@@ -32,7 +32,8 @@ def _jsonable(value: Any) -> Any:
 class _ToDict:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (dates as ISO strings)."""
-        return _jsonable(self)
+        result: dict[str, Any] = _jsonable(self)
+        return result
 
 
 @dataclass(frozen=True)
