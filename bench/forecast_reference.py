@@ -87,7 +87,7 @@ DUTIES: dict[str, tuple[str, dict, BlockPlan, tuple[float, ...]]] = {
     "NMC car, charged to 100 %": (
         "NMC",
         {**CAR, "usable_soc_max": 1.0},
-        BlockPlan(300, 0.16, target_soc=1.0, charge_c_rate=0.12),
+        BlockPlan(300, 0.16, target_soc=1.0, charge_c_rate=0.12, operating_hours=6.0),
         HERMOSILLO,
     ),
 }
@@ -322,7 +322,8 @@ def simulate(name: str, physics: str, years: float) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-    stored = json.loads(REFERENCE_FILE.read_text()) if REFERENCE_FILE.exists() else {"runs": {}}
+    out = Path(args.out)
+    stored = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     names = args.duties or list(DUTIES)
     for physics in args.physics:
         for name in names:
@@ -333,7 +334,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
                 flush=True,
             )
             stored["machine"] = machine_info("pybamm", load_average=load_average())
-            REFERENCE_FILE.write_text(json.dumps(stored, indent=1))
+            out.write_text(json.dumps(stored, indent=1))
 
 
 # --- compare ------------------------------------------------------------------------------------------
@@ -347,7 +348,11 @@ def sqrt_efc_fit(days: list[int], soh: list[float], efc_per_day: float) -> float
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    stored = json.loads(REFERENCE_FILE.read_text())
+    stored: dict = {"runs": {}}
+    for path in args.inputs or [REFERENCE_FILE]:  # several files: runs made in parallel; later ones win
+        part = json.loads(Path(path).read_text())
+        stored["runs"].update(part["runs"])
+        stored["machine"] = part.get("machine")
     rows = []
     for key, run in stored["runs"].items():
         physics, name = key.split("|", 1)
@@ -419,7 +424,9 @@ def main() -> None:
     sim.add_argument("--years", type=float, default=3.0)
     sim.add_argument("--duties", nargs="*")
     sim.add_argument("--physics", nargs="*", default=["same", "other"])
-    sub.add_parser("compare")
+    sim.add_argument("--out", default=str(REFERENCE_FILE), help="results file (runs are added to it)")
+    compare = sub.add_parser("compare")
+    compare.add_argument("inputs", nargs="*", help="reference files (default: bench/results/forecast-reference.json)")
     args = parser.parse_args()
     {"simulate": cmd_simulate, "compare": cmd_compare}[args.command](args)
 
