@@ -38,7 +38,7 @@ BLOCK_WINDOW_DAYS = 28
 SUPPORTED_CHEMISTRIES = {"LFP": "LFP", "NMC": "NMC", "NCA": "NMC"}  # NCA ages like NMC closely enough
 # Hermosillo's monthly means: the demo deployment's default for vehicles with no depot climate.
 DEFAULT_CLIMATE_C = (17.0, 19.0, 22.0, 25.0, 29.0, 32.0, 32.0, 32.0, 31.0, 27.0, 21.0, 17.0)
-METHOD = "SPM + SEI/LAM (PyBaMM, IDAKLU), accelerated by state extrapolation"
+METHOD = "SPM, EC-limited SEI + stress LAM (PyBaMM IDAKLU), state extrapolation"
 
 
 def horizon_years() -> float:
