@@ -47,6 +47,7 @@ from batteries.forecast import (  # noqa: E402
     BlockPlan,
     Climate,
     ForecastJob,
+    ForecastRefused,
     HealthObservation,
     PackSpec,
     calibrate_pack,
@@ -368,14 +369,20 @@ def cmd_compare(args: argparse.Namespace) -> None:
             return round(max(errors), 2)
 
         t = time.perf_counter()
-        prior = forecast_pack(job_for(name, years))
-        row["forecast_s"] = round(time.perf_counter() - t, 2)
-        if physics == "same":
-            row["prior_max_err_pp"] = worst(prior)
+        try:
+            prior = forecast_pack(job_for(name, years))
+            row["forecast_s"] = round(time.perf_counter() - t, 2)
+            if physics == "same":
+                row["prior_max_err_pp"] = worst(prior)
+        except ForecastRefused as refused:  # a failure to report, not to hide
+            row["forecast_s"] = "-"
+            row["prior_max_err_pp"] = f"refused: {refused.reason}"
         calibration = calibrate_pack(job_for(name, years), observations)
-        calibrated = forecast_pack(job_for(name, years, calibration))
-        row["calibrated_max_err_pp"] = worst(calibrated)
         row["rate_factor"] = round(calibration.rate_factor, 3)
+        try:
+            row["calibrated_max_err_pp"] = worst(forecast_pack(job_for(name, years, calibration)))
+        except ForecastRefused as refused:
+            row["calibrated_max_err_pp"] = f"refused: {refused.reason}"
         a = sqrt_efc_fit([(m - START).days for m, _ in early], [s for _, s in early], run["energy_fraction_per_day"])
         baseline = [
             abs(100 - a * math.sqrt((m - START).days * run["energy_fraction_per_day"]) - s) for m, s in ref.items()
