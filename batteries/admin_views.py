@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 EOL_SOH_PCT = 80.0
-FAST_AGEING_RATIO = 1.5  # as batteries.forecasting.FLEET_FADE_RATIO_ALERT: the same "abnormal" on page and alert
+FAST_AGEING_RATIO = 1.5  # as batteries.forecast_service.FLEET_FADE_RATIO_ALERT: the same "abnormal" on page and alert
 
 
 def _ms(day: dt.date | dt.datetime) -> int:
@@ -102,7 +102,7 @@ def pack_health(
 
 def forecast_now(request: HttpRequest, packs: list[BatteryPack]) -> None:
     """Forecast ``packs`` in this request and say how it went (there is no Celery task for forecasts yet)."""
-    from batteries.forecasting import forecast_packs
+    from batteries.forecast_service import forecast_packs
 
     if not packs:
         messages.warning(request, _("No pack you manage was selected."))

@@ -1,15 +1,20 @@
-"""Battery health's overnight job: forecast every pack in the depot's vehicles, in chunks workers share.
+"""Battery health's overnight jobs: forecast every pack, in chunks workers share.
 
 A depot's packs are split into chunks of ``EVFLEET_FORECAST_CHUNK_SIZE`` (one Celery task each, recorded
 as its own JobRun and retried alone), so adding workers shortens the night. Packs are ordered so that
 similar duties fall into the same chunk: each chunk solves each of its duty signatures once.
+
+Packs in vehicles with no home depot (municipal mini EVs that charge from any outlet) have no depot job:
+``forecast_depotless_packs`` forecasts them once a night, organisation-wide, in the same chunks
+(``batteries.tasks.forecast_depotless_packs_task`` is its beat entry).
 """
 
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import QuerySet
 
-from batteries.forecasting import forecast_packs
+from batteries.forecast_service import forecast_packs
 from batteries.models import BatteryPack
 from batteries.selectors import packs_in_depot
 from batteries.telemetry_capacity import capacity_observations_record
@@ -22,6 +27,7 @@ from jobs.runs import Outcome, chunk_job, fan_out, job_key
 BATTERY_FORECASTS = Stage(key="BATTERY_FORECASTS", label="battery forecasts", order=20, at=lambda depot: dt.time(1, 30))
 
 DEPOT_JOB = "batteries.forecast_depot_packs"
+DEPOTLESS_JOB = "batteries.forecast_depotless_packs"
 CHUNK_JOB = "batteries.forecast_packs"
 
 
@@ -30,33 +36,52 @@ def chunk_size() -> int:
 
 
 @chunk_job(CHUNK_JOB)
-def forecast_pack_chunk(*, ids, night) -> Outcome:
+def forecast_pack_chunk(*, ids: list[int], night: dt.date) -> Outcome:
     run = forecast_packs(packs=BatteryPack.objects.filter(pk__in=ids).order_by("serial"), as_of=night, trigger="chunk")
+    failures = f": {run.error}" if run.packs_failed and run.error else ""
     return Outcome(
         f"{run.packs_done}/{run.packs_total} packs forecast in {run.duty_groups} duty groups "
-        f"({run.packs_failed} failed, {run.duration_s:.0f} s)",
+        f"({run.packs_failed} failed, {run.duration_s:.0f} s){failures}",
         {"forecast_run": run.pk, "packs": run.packs_total, "done": run.packs_done, "failed": run.packs_failed},
     )
 
 
+def _forecast_in_chunks(ids: list[int], *, night: dt.date, parent_key: str, depot_id: int | None) -> Outcome:
+    if len(ids) <= chunk_size():
+        return forecast_pack_chunk(ids=ids, night=night)
+    queued = fan_out(
+        job=CHUNK_JOB, ids=ids, chunk_size=chunk_size(), parent_key=parent_key, night=night, depot_id=depot_id
+    )
+    return Outcome(f"{len(ids)} packs in {len(queued)} chunks", {"packs": len(ids), "chunks": len(queued)})
+
+
 @nightly_job(stage=BATTERY_FORECASTS, name=DEPOT_JOB)
-def forecast_depot_packs(*, depot, night) -> Outcome:
+def forecast_depot_packs(*, depot, night: dt.date) -> Outcome:
     ids = list(
         packs_in_depot(depot)
         .order_by("chemistry", "installations__vehicle__model_id", "serial")
         .values_list("pk", flat=True)
     )
-    if len(ids) <= chunk_size():
-        return forecast_pack_chunk(ids=ids, night=night)
-    queued = fan_out(
-        job=CHUNK_JOB,
-        ids=ids,
-        chunk_size=chunk_size(),
-        parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night),
-        night=night,
-        depot_id=depot.pk,
+    return _forecast_in_chunks(
+        ids, night=night, parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night), depot_id=depot.pk
     )
-    return Outcome(f"{len(ids)} packs in {len(queued)} chunks", {"packs": len(ids), "chunks": len(queued)})
+
+
+def packs_without_depot() -> QuerySet[BatteryPack]:
+    """Packs now installed in vehicles that have no home depot."""
+    return BatteryPack.objects.filter(
+        installations__removed_at__isnull=True, installations__vehicle__home_depot__isnull=True
+    ).distinct()
+
+
+def forecast_depotless_packs(*, night: dt.date) -> Outcome:
+    """Forecast tonight every pack whose vehicle has no home depot (no depot job would)."""
+    ids = list(
+        packs_without_depot()
+        .order_by("chemistry", "installations__vehicle__model_id", "serial")
+        .values_list("pk", flat=True)
+    )
+    return _forecast_in_chunks(ids, night=night, parent_key=job_key(DEPOTLESS_JOB, night=night), depot_id=None)
 
 
 # Capacity estimates from the day's charges, with the telemetry stage: tonight's forecasts calibrate on them.
@@ -76,5 +101,14 @@ daily_task(
         task="batteries.tasks.telemetry_capacity_estimates_depotless",
         at=dt.time(0, 50),
         description="Capacity estimates from the last 14 days' charges of cars with no home depot, daily.",
+    )
+)
+
+daily_task(
+    DailyTask(
+        name="evfleet.depotless.battery_forecasts",
+        task="batteries.tasks.forecast_depotless_packs_task",
+        at=dt.time(2, 0),
+        description="Tonight's forecasts of the packs in vehicles with no home depot, daily.",
     )
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import datetime as dt
 
-from jobs.retry import RETRY_TASK_OPTIONS
+from celery import shared_task
+from django.utils import timezone
+
+from jobs.retry import IDEMPOTENT_TASK_OPTIONS, RETRY_TASK_OPTIONS
 
 
 @shared_task(**RETRY_TASK_OPTIONS)
@@ -23,3 +26,12 @@ def telemetry_capacity_estimates_depotless(days: int = 14) -> int:
 
     vehicle_ids = depotless_vehicle_ids()
     return capacity_observations_record(vehicle_ids=vehicle_ids, days=days) if vehicle_ids else 0
+
+
+@shared_task(**IDEMPOTENT_TASK_OPTIONS)
+def forecast_depotless_packs_task(night: str | None = None) -> str:
+    """Forecast the packs of vehicles with no home depot (daily; the depot jobs do every other pack)."""
+    from batteries.nightly import forecast_depotless_packs
+
+    day = dt.date.fromisoformat(night) if night else timezone.localdate()
+    return forecast_depotless_packs(night=day).summary

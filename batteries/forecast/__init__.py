@@ -3,7 +3,7 @@
 Public API (see docs/forecast.md)::
 
     from batteries.forecast import (
-        forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, prior_calibration,
+        forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, prior_calibration, ForecastRefused,
         PackSpec, DutyStats, BlockPlan, Climate, HealthObservation, AgeingCalibration, ForecastJob,
         ForecastResult, ForecastPoint, Crossing,
     )
@@ -14,9 +14,15 @@ import os
 # Before anything imports PyBaMM: no telemetry prompt or network call from a server process.
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from .calibrate import calibrate_cluster, calibrate_pack, enough_observations, prior_calibration  # noqa: E402
+from .calibrate import (  # noqa: E402
+    calibrate_cluster,
+    calibrate_pack,
+    enough_observations,
+    prior_calibration,
+    screen_observations,
+)
 from .fleet import FleetRun, duty_signature, forecast_fleet  # noqa: E402
-from .forecast import forecast_pack, prepare  # noqa: E402
+from .forecast import FLAG_NOT_FINITE, FLAG_OUTSIDE_MODEL_RANGE, forecast_pack, prepare  # noqa: E402
 from .presets import PRESETS, get_preset  # noqa: E402
 from .trajectory import (  # noqa: E402
     FLAG_DAY_NOT_COMPLETED,
@@ -32,6 +38,7 @@ from .types import (  # noqa: E402
     DutyStats,
     ForecastJob,
     ForecastPoint,
+    ForecastRefused,
     ForecastResult,
     HealthObservation,
     PackSpec,
@@ -40,6 +47,8 @@ from .types import (  # noqa: E402
 __all__ = [
     "FLAG_DAY_NOT_COMPLETED",
     "FLAG_DUTY_EXCEEDS_CAPACITY",
+    "FLAG_NOT_FINITE",
+    "FLAG_OUTSIDE_MODEL_RANGE",
     "FLAG_SOLVER_FAILED",
     "PRESETS",
     "AgeingCalibration",
@@ -50,6 +59,7 @@ __all__ = [
     "FleetRun",
     "ForecastJob",
     "ForecastPoint",
+    "ForecastRefused",
     "ForecastResult",
     "HealthObservation",
     "PackSpec",
@@ -63,4 +73,5 @@ __all__ = [
     "get_preset",
     "prepare",
     "prior_calibration",
+    "screen_observations",
 ]

@@ -1,4 +1,11 @@
-"""Fit a pack's (or a cluster's) ageing rate factor to health observations.
+"""Fit a pack's (or a cluster's) ageing rate factor to health observations: maximum a posteriori.
+
+The fitted number is ln(rate factor), with a normal prior (the chemistry preset's, or the cluster's
+value for a pack of a fitted cluster). One observation is enough: few or short histories stay close
+to the prior and keep a wide band; long ones are dominated by the data. Observations that cannot be
+right (not a number, above nominal by more than ``ABOVE_NOMINAL_TOLERANCE_PCT``, implausibly low, dated
+before the pack entered service, far off their neighbours) are set aside with the reason recorded in
+``AgeingCalibration.set_aside``; none raises.
 
 Cheap by construction: the SoH response to the rate factor is simulated once, on a grid of factors
 (lockstep members of one trajectory, one batched solve per re-simulation), and the least-squares fit
@@ -17,18 +24,24 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.interpolate import CubicSpline
-from scipy.optimize import least_squares
+from scipy.interpolate import CubicSpline  # type: ignore[import-untyped]
+from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from .forecast import PreparedJob, prepare, run_members
 from .presets import get_preset
 from .types import AgeingCalibration, ForecastJob, HealthObservation
 
-MIN_OBSERVATIONS = 3
-MIN_SPAN_DAYS = 90
+MIN_OBSERVATIONS = 1
+#: A capacity check may read a little above nameplate (new packs, test tolerance); beyond this it is wrong.
+ABOVE_NOMINAL_TOLERANCE_PCT = 3.0
+LOWEST_PLAUSIBLE_SOH_PCT = 30.0
+#: A check this far (pp, or 3 of its stated uncertainties if more) from the median of its neighbours
+#: (other checks within ``NEIGHBOUR_DAYS``, at least two) is an outlier.
+OUTLIER_PP = 4.0
+NEIGHBOUR_DAYS = 180
 #: Rate factors simulated for the response (ln-spaced, 0.25x to 4x the prior).
 FACTOR_GRID = tuple(float(f) for f in np.exp(np.linspace(math.log(0.25), math.log(4.0), 9)))
 #: Packs of one cluster still differ: a cluster value is never trusted more than this (ln units).
@@ -37,11 +50,41 @@ CLUSTER_LOG_SIGMA_FLOOR = 0.25
 PACK_LOG_SIGMA_FLOOR = 0.05
 
 
+def screen_observations(
+    observations: Sequence[HealthObservation], in_service: dt.date | None = None
+) -> tuple[list[HealthObservation], list[tuple[str, str, str]]]:
+    """(observations kept, set aside as (date ISO, SoH as given, reason)), kept ones sorted by date."""
+    kept: list[HealthObservation] = []
+    aside: list[tuple[str, str, str]] = []
+    for o in sorted(observations, key=lambda o: o.date):
+        reason = None
+        if not (math.isfinite(o.soh_pct) and math.isfinite(o.uncertainty_pct)):
+            reason = "not a number"
+        elif o.soh_pct > 100.0 + ABOVE_NOMINAL_TOLERANCE_PCT:
+            reason = f"above nominal by more than {ABOVE_NOMINAL_TOLERANCE_PCT:g} %"
+        elif o.soh_pct < LOWEST_PLAUSIBLE_SOH_PCT:
+            reason = f"below {LOWEST_PLAUSIBLE_SOH_PCT:g} %: not a plausible traction pack"
+        elif in_service is not None and o.date < in_service:
+            reason = "dated before the pack entered service"
+        if reason is None:
+            kept.append(o)
+        else:
+            aside.append((o.date.isoformat(), repr(o.soh_pct), reason))
+    outliers = []
+    for o in kept:
+        near = [n.soh_pct for n in kept if n is not o and abs((n.date - o.date).days) <= NEIGHBOUR_DAYS]
+        if len(near) >= 2:
+            median = float(np.median(near))
+            if abs(o.soh_pct - median) > max(OUTLIER_PP, 3.0 * o.uncertainty_pct):
+                outliers.append(o)
+                aside.append(
+                    (o.date.isoformat(), repr(o.soh_pct), f"outlier: {o.soh_pct - median:+.1f} pp from its neighbours")
+                )
+    return [o for o in kept if o not in outliers], aside
+
+
 def enough_observations(observations: Sequence[HealthObservation]) -> bool:
-    if len(observations) < MIN_OBSERVATIONS:
-        return False
-    dates = [o.date for o in observations]
-    return (max(dates) - min(dates)).days >= MIN_SPAN_DAYS
+    return len(screen_observations(observations)[0]) >= MIN_OBSERVATIONS
 
 
 @dataclass(frozen=True)
@@ -57,6 +100,9 @@ class SohResponse:
         for k in range(len(self.dates)):
             column = self.soh_pct[:, k]
             ok = np.isfinite(column)
+            if ok.sum() < 2:
+                out[k] = np.nan
+                continue
             spline = CubicSpline(self.log_factors[ok], column[ok], extrapolate=True)
             out[k] = spline(log_factor)
         return out
@@ -73,20 +119,27 @@ def soh_response(prepared: PreparedJob, in_service: dt.date, dates: Sequence[dt.
     return SohResponse(tuple(dates), np.log(np.array(FACTOR_GRID)), soh)
 
 
-def _fit(parts: list[tuple[SohResponse, np.ndarray, np.ndarray]], start: float) -> tuple[float, float, int]:
-    """Least squares in ln(factor). Returns (ln factor, its standard error, number of residuals)."""
+def _fit(parts: list[tuple[SohResponse, np.ndarray, np.ndarray]], prior: AgeingCalibration) -> tuple[float, float, int]:
+    """MAP in ln(factor) with a normal prior. Returns (ln factor, posterior standard deviation, number
+    of observations)."""
+    prior_mean, prior_sigma = math.log(prior.rate_factor), max(prior.log_sigma, 1e-3)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        return np.concatenate([(resp(theta[0]) - obs) / unc for resp, obs, unc in parts])
+        data = [(resp(theta[0]) - obs) / unc for resp, obs, unc in parts]
+        return np.concatenate([*data, [(theta[0] - prior_mean) / prior_sigma]])
 
     bounds = (math.log(FACTOR_GRID[0]) - 0.5, math.log(FACTOR_GRID[-1]) + 0.5)
+    start = float(np.clip(prior_mean, bounds[0] + 1e-6, bounds[1] - 1e-6))
     fit = least_squares(residuals, x0=[start], bounds=bounds, x_scale=[0.3])
-    n = len(fit.fun)
-    jtj = float(fit.jac[:, 0] @ fit.jac[:, 0])
-    # Scale by the reduced chi-square when the scatter exceeds the stated uncertainties.
-    chi2 = float(fit.fun @ fit.fun) / max(n - 1, 1)
-    se = math.sqrt(max(chi2, 1.0) / jtj) if jtj > 0 else float("inf")
-    return float(fit.x[0]), se, n
+    n = len(fit.fun) - 1
+    data_jtj = float(fit.jac[:-1, 0] @ fit.jac[:-1, 0])
+    # Scale the data's information down when the scatter exceeds the stated uncertainties (3+ checks).
+    chi2 = float(fit.fun[:-1] @ fit.fun[:-1]) / max(n - 1, 1) if n >= 3 else 1.0
+    information = data_jtj / max(chi2, 1.0) + 1.0 / prior_sigma**2
+    theta = float(fit.x[0])
+    if not math.isfinite(theta) or not math.isfinite(information):
+        return prior_mean, prior_sigma, 0
+    return theta, 1.0 / math.sqrt(information), n
 
 
 def observation_arrays(observations: Sequence[HealthObservation]) -> tuple[list[dt.date], np.ndarray, np.ndarray]:
@@ -103,18 +156,34 @@ def calibrate_pack(
     observations: Sequence[HealthObservation],
     fallback: AgeingCalibration | None = None,
 ) -> AgeingCalibration:
-    """Fit the pack's ageing rate factor to its observations (SoH %, uncertainty %).
+    """Fit the pack's ageing rate factor to its observations (SoH %, uncertainty %), MAP against the
+    prior ``fallback`` (e.g. its cluster's value) or the chemistry prior.
 
-    With fewer than 3 observations or a span under 90 days, returns ``fallback`` (e.g. the cluster's
-    value) or the chemistry prior. The result's ``log_sigma`` is the standard error of ln(factor)
-    from the Jacobian, floored at ``PACK_LOG_SIGMA_FLOOR``.
+    Never raises for bad data: observations that cannot be right, or that fall where the model cannot
+    simulate the duty, are set aside with the reason (``set_aside``). With none left, returns the prior
+    (with what was set aside). The result's ``log_sigma`` is the posterior standard deviation of
+    ln(factor), floored at ``PACK_LOG_SIGMA_FLOOR``.
     """
-    if not enough_observations(observations):
-        return fallback or prior_calibration(job.pack.chemistry)
-    dates, soh, unc = observation_arrays(observations)
-    response = soh_response(prepare(job), job.in_service_date, dates)
-    theta, se, n = _fit([(response, soh, unc)], start=0.0)
-    return AgeingCalibration(math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n)
+    prior = fallback or prior_calibration(job.pack.chemistry)
+    kept, aside = screen_observations(observations, job.in_service_date)
+    if kept:
+        dates, soh, unc = observation_arrays(kept)
+        response = soh_response(prepare(job), job.in_service_date, dates)
+        usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
+        for date, value, ok in zip(dates, soh, usable, strict=True):
+            if not ok:
+                aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
+        if usable.any():
+            response = SohResponse(
+                tuple(d for d, ok in zip(dates, usable, strict=True) if ok),
+                response.log_factors,
+                response.soh_pct[:, usable],
+            )
+            theta, se, n = _fit([(response, soh[usable], unc[usable])], prior)
+            if n:
+                sigma = max(se, PACK_LOG_SIGMA_FLOOR)
+                return AgeingCalibration(math.exp(theta), sigma, "pack", n, tuple(sorted(aside)))
+    return replace(prior, set_aside=tuple(sorted(aside)))
 
 
 def calibrate_cluster(
@@ -124,14 +193,24 @@ def calibrate_cluster(
     their observations together. Packs with fewer than 3 observations still contribute what they have.
     """
     parts = []
+    chemistry = packs[0][0].pack.chemistry if packs else "LFP"
     for job, observations in packs:
-        if not observations:
+        kept, _aside = screen_observations(observations, job.in_service_date)
+        if not kept:
             continue
-        dates, soh, unc = observation_arrays(observations)
-        parts.append((soh_response(prepare(job), job.in_service_date, dates), soh, unc))
+        dates, soh, unc = observation_arrays(kept)
+        response = soh_response(prepare(job), job.in_service_date, dates)
+        usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
+        if usable.any():
+            trimmed = SohResponse(
+                tuple(d for d, ok in zip(dates, usable, strict=True) if ok),
+                response.log_factors,
+                response.soh_pct[:, usable],
+            )
+            parts.append((trimmed, soh[usable], unc[usable]))
     if not parts:
-        raise ValueError("no observations in the cluster")
-    theta, se, n = _fit(parts, start=0.0)
+        raise ValueError("no usable observations in the cluster")
+    theta, se, n = _fit(parts, prior_calibration(chemistry))
     return AgeingCalibration(math.exp(theta), max(se, CLUSTER_LOG_SIGMA_FLOOR), "cluster", n)
 
 
@@ -142,17 +221,23 @@ def prior_calibration(chemistry: str) -> AgeingCalibration:
 def fit_observed(
     parts: Mapping[str, tuple[SohResponse, np.ndarray, np.ndarray]],
     clusters: Mapping[str, Hashable],
+    priors: Mapping[str, AgeingCalibration],
+    set_aside: Mapping[str, tuple[tuple[str, str, str], ...]],
 ) -> tuple[dict[str, AgeingCalibration], dict[Hashable, AgeingCalibration]]:
     """Own fits of packs whose SoH responses are known, and cluster values.
 
     ``parts``: pack id -> (response at its observation dates, observed SoH %, uncertainty %), for packs
-    with enough observations. ``clusters``: pack id -> cluster key. A cluster with two or more such
-    packs gets one factor fitted to all their observations (floor ``CLUSTER_LOG_SIGMA_FLOOR``).
+    with usable observations; ``priors``: pack id -> its chemistry prior; ``set_aside``: pack id ->
+    observations left out (recorded on its calibration). ``clusters``: pack id -> cluster key. A
+    cluster with two or more such packs gets one factor fitted to all their observations
+    (floor ``CLUSTER_LOG_SIGMA_FLOOR``).
     """
     own: dict[str, AgeingCalibration] = {}
     for pack_id, part in parts.items():
-        theta, se, n = _fit([part], start=0.0)
-        own[pack_id] = AgeingCalibration(math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n)
+        theta, se, n = _fit([part], priors[pack_id])
+        own[pack_id] = AgeingCalibration(
+            math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n, set_aside.get(pack_id, ())
+        )
     members: dict[Hashable, list[str]] = defaultdict(list)
     for pack_id in parts:
         if clusters.get(pack_id) is not None:
@@ -160,6 +245,6 @@ def fit_observed(
     cluster_value: dict[Hashable, AgeingCalibration] = {}
     for key, pack_ids in members.items():
         if len(pack_ids) >= 2:
-            theta, se, n = _fit([parts[p] for p in pack_ids], start=0.0)
+            theta, se, n = _fit([parts[p] for p in pack_ids], priors[pack_ids[0]])
             cluster_value[key] = AgeingCalibration(math.exp(theta), max(se, CLUSTER_LOG_SIGMA_FLOOR), "cluster", n)
     return own, cluster_value

@@ -1,21 +1,24 @@
-"""Duty cycle -> representative day: a few smoothed constant-current segments and a pack temperature.
+"""Duty cycle -> representative day: smoothed constant-current segments and a pack temperature.
 
-A day is always the same eight segments (some may last zero seconds), so one PyBaMM model with the
-segment currents and boundaries as input parameters serves every pack and every season:
+A day is always the same ``N_SEGMENTS`` segments (unused ones last zero seconds at zero current), so one
+PyBaMM model with the segment currents and boundaries as input parameters serves every pack and season:
 
-    0 discharge (first half of the day's energy)    4 charge, constant current up to 80 % SoC
-    1 layover (rest, or an opportunity charge)      5 taper: half the current up to 90 % SoC
-    2 discharge (second half)                       6 taper: a quarter of the current up to target
-    3 depot rest before charging                    7 rest at the target SoC until departure
+    legs      up to ``MAX_LEGS`` discharge legs with a charging event (top-up) between two legs; a day
+              without top-ups is two half legs around a one-hour layover at rest
+    depot     rest before charging
+    charge    CC at the charger's C-rate up to 80 % SoC, then a stepped taper (1/2, 1/4, 1/10 of it up
+              to 90 %, 97 % and the target): the constant-voltage phase of a CC-CV charge as steps
+    full      rest at the target SoC until departure
 
 The real traction current (second by second) is replaced by its mean over each leg: SEI growth and
 throughput-driven loss of active material depend on SoC, temperature and Ah throughput, not on the
-second-scale ripple, and every current step costs a solver restart. How long the pack sits full
-(segment 7) comes from the telemetry's time above 90 % SoC, or from the charging policy in a plan.
+second-scale ripple, and every current step costs a solver restart. How long the pack sits full comes
+from the telemetry's time above 90 % SoC, or from the charging policy in a plan.
 
 Currents are C-rates relative to the pack's nameplate capacity (= the model cell's capacity when new),
 positive for discharge. SoC values are relative to the pack's *current* capacity, like the BMS's, so an
-aged pack cycles deeper for the same energy.
+aged pack cycles deeper for the same energy. When the day no longer fits the usable window, it is cut
+at the window's floor (``RepresentativeDay.undelivered_fraction`` says how much energy is missing).
 """
 
 from __future__ import annotations
@@ -29,9 +32,19 @@ from .presets import GAS_CONSTANT
 from .types import BlockPlan, Climate, DutyStats, PackSpec
 
 SECONDS_PER_DAY = 86_400.0
-N_SEGMENTS = 8
+#: Most discharge legs a day can hold (so at most MAX_LEGS - 1 top-ups): about 4 EFC a day.
+MAX_LEGS = 5
+N_LEG_SEGMENTS = 2 * MAX_LEGS - 1
+#: (SoC the stage charges up to, share of the charger's C-rate): CC, then the stepped CV taper.
+CHARGE_STAGES = ((0.80, 1.0), (0.90, 0.5), (0.97, 0.25), (1.0, 0.1))
+N_SEGMENTS = N_LEG_SEGMENTS + 1 + len(CHARGE_STAGES) + 1
 LAYOVER_H = 1.0
-TAPER_START_SOC = (0.80, 0.90)
+#: A top-up during the day stops here (a fast top-up into the top of the window is not how depots charge).
+TOPUP_MAX_SOC = 0.90
+#: The shortest leg the model represents, and the highest mean discharge C-rate (beyond: refused).
+MIN_LEG_H = 0.25
+MAX_DISCHARGE_C = 3.0
+MAX_CHARGE_C = 4.0
 #: Pack above air temperature while in service when telemetry cannot tell (assumed).
 DEFAULT_SELF_HEATING_K = 3.0
 #: A pack's thermal mass damps the air's day/night swing (assumed).
@@ -46,7 +59,11 @@ def season_of_month(month: int) -> int:
 
 @dataclass(frozen=True)
 class RepresentativeDay:
-    """One simulated day. ``segments`` are (duration [s], C-rate vs nameplate, + = discharge)."""
+    """One simulated day. ``segments`` are (duration [s], C-rate vs nameplate, + = discharge).
+
+    ``feasible`` is False when the duty as demanded does not fit the usable window: the day is then cut at
+    the floor and ``undelivered_fraction`` (energy / nameplate energy, per day) is what it cannot deliver.
+    """
 
     segments: tuple[tuple[float, float], ...]
     start_soc: float
@@ -54,6 +71,7 @@ class RepresentativeDay:
     #: Deepest discharge between two charges as a fraction of the *current* capacity.
     max_leg_dod: float
     feasible: bool
+    undelivered_fraction: float = 0.0
 
     def boundaries_s(self) -> np.ndarray:
         return np.concatenate([[0.0], np.cumsum([d for d, _ in self.segments])])
@@ -67,7 +85,7 @@ class DutyProfile:
     start_soc: float
     charge_c_rate: float
     operating_hours: float
-    opportunity_charge: bool
+    top_ups: int  # charging events during the day (between legs)
     hours_full: float  # time parked at the target SoC
     self_heating_k: float
     km_per_day: float | None
@@ -81,7 +99,7 @@ def duty_profile(pack: PackSpec, duty: DutyStats | BlockPlan, climate: Climate) 
             start_soc=min(duty.target_soc, pack.usable_soc_max),
             charge_c_rate=duty.charge_c_rate,
             operating_hours=duty.operating_hours,
-            opportunity_charge=False,
+            top_ups=duty.top_ups_per_day,
             hours_full=0.5 if duty.charge_late else 24.0,  # clipped to the depot time later
             self_heating_k=DEFAULT_SELF_HEATING_K,
             km_per_day=duty.km_per_day,
@@ -92,17 +110,53 @@ def duty_profile(pack: PackSpec, duty: DutyStats | BlockPlan, climate: Climate) 
         heating = duty.pack_temp_mean_c - climate.monthly_mean_c[duty.month - 1]
     else:
         heating = DEFAULT_SELF_HEATING_K
+    # More energy than one SoC swing: the vehicle recharged during the day, once per extra swing.
+    legs = math.ceil(energy_fraction / (1.05 * swing)) if math.isfinite(energy_fraction / swing) else 1
     return DutyProfile(
         energy_fraction=energy_fraction,
         start_soc=duty.soc_max,
         charge_c_rate=max(duty.max_charge_c_rate, 0.05),
         operating_hours=duty.operating_hours,
-        # More energy than one SoC swing: the bus recharges during the day.
-        opportunity_charge=energy_fraction > 1.25 * swing,
+        top_ups=max(legs, 1) - 1,
         hours_full=duty.hours_above_90_soc,
-        self_heating_k=float(np.clip(heating, 0.0, 15.0)),
+        self_heating_k=float(np.clip(heating, 0.0, 15.0)) if math.isfinite(heating) else DEFAULT_SELF_HEATING_K,
         km_per_day=duty.km_per_day,
     )
+
+
+def profile_refusal(profile: DutyProfile, usable_soc_min: float) -> str | None:
+    """Why the model cannot represent this duty at all (None: it can). Checked before any simulation."""
+    numbers = (
+        profile.energy_fraction,
+        profile.start_soc,
+        profile.charge_c_rate,
+        profile.operating_hours,
+        profile.hours_full,
+        usable_soc_min,
+    )
+    if not all(math.isfinite(v) for v in numbers):
+        return "the duty has a missing or infinite figure"
+    if profile.energy_fraction < 0 or profile.operating_hours <= 0 or profile.charge_c_rate <= 0:
+        return "the duty has a negative energy, no operating hours or no charging power"
+    if not 0.0 <= usable_soc_min < profile.start_soc <= 1.0:
+        return f"charge target {profile.start_soc:.0%} not between the usable floor {usable_soc_min:.0%} and 100 %"
+    legs = profile.top_ups + 1
+    if legs > MAX_LEGS:
+        return (
+            f"{profile.energy_fraction:.1f} nameplate energies a day need {legs} discharge legs; "
+            f"the model holds at most {MAX_LEGS} (outside its range)"
+        )
+    if profile.charge_c_rate > MAX_CHARGE_C:
+        return f"charging at {profile.charge_c_rate:.1f}C is outside the model's range (up to {MAX_CHARGE_C:.0f}C)"
+    day = representative_day(profile, 1.0, 298.15, usable_soc_min)
+    if day.undelivered_fraction > 0.5 * profile.energy_fraction > 0:
+        return "the duty needs more than twice the usable window of a new pack between charges"
+    discharge_c = max(c for _, c in day.segments)
+    if discharge_c > MAX_DISCHARGE_C:
+        return f"a mean discharge of {discharge_c:.1f}C is outside the model's range (up to {MAX_DISCHARGE_C:.0f}C)"
+    if sum(d for d, _ in day.segments) > SECONDS_PER_DAY + 1.0:
+        return "legs and charging do not fit in 24 hours"
+    return None
 
 
 def arrhenius_mean_temperature_k(temps_c: list[float], activation_energy_j_mol: float) -> float:
@@ -124,48 +178,55 @@ def season_temperatures_k(climate: Climate, self_heating_k: float, activation_en
     return result
 
 
+def _charge_stages(soc_from: float, target: float, charge_c: float, cap: float) -> list[tuple[float, float]]:
+    """CC then the stepped taper from ``soc_from`` to ``target`` (Coulomb counting), always len(CHARGE_STAGES)."""
+    stages = []
+    soc = soc_from
+    for limit, share in CHARGE_STAGES:
+        c_rate = charge_c * share
+        stage_target = min(limit, target) if limit < 1.0 else target
+        delta = max(stage_target - soc, 0.0)
+        stages.append((delta * cap / c_rate * 3600.0, -c_rate))
+        soc = max(soc, stage_target)
+    return stages
+
+
 def representative_day(
     profile: DutyProfile, capacity_fraction: float, temperature_k: float, usable_soc_min: float
 ) -> RepresentativeDay:
     """The day for a pack at ``capacity_fraction`` of its new capacity (SoH/100)."""
     cap = max(capacity_fraction, 1e-3)
-    day_dod = profile.energy_fraction / cap  # of current capacity
-    leg_dod = day_dod / 2
-    leg_h = max((profile.operating_hours - LAYOVER_H) / 2, 0.5)
-    discharge_c = profile.energy_fraction / 2 / leg_h
+    legs = max(profile.top_ups, 0) + 1
     charge_c = profile.charge_c_rate
+    start = profile.start_soc
+    top = min(start, TOPUP_MAX_SOC) if legs > 1 else start
+    demanded_dod = profile.energy_fraction / cap / legs  # each leg, of current capacity
+    allowed_dod = max(min(start, top) - usable_soc_min, 0.0)
+    leg_dod = min(demanded_dod, allowed_dod)
+    undelivered = max(demanded_dod - leg_dod, 0.0) * legs * cap
+    feasible = demanded_dod <= allowed_dod + 1e-9
 
-    if profile.opportunity_charge:
-        layover_h = max(LAYOVER_H, profile.energy_fraction / 2 / charge_c)
-        layover_c = -profile.energy_fraction / 2 / layover_h
-        max_leg = leg_dod
-        soc_after = profile.start_soc - leg_dod
+    if legs == 1:
+        leg_h = max((profile.operating_hours - LAYOVER_H) / 2, MIN_LEG_H)
+        discharge_c = leg_dod * cap / 2 / leg_h
+        leg_segments = [(leg_h * 3600.0, discharge_c), (LAYOVER_H * 3600.0, 0.0), (leg_h * 3600.0, discharge_c)]
+        soc_end = start - leg_dod
     else:
-        layover_h, layover_c = LAYOVER_H, 0.0
-        max_leg = day_dod
-        soc_after = profile.start_soc - day_dod
+        topups = [(top - (start - leg_dod)), *([leg_dod] * (legs - 2))]
+        topup_h = [max(delta, 0.0) * cap / charge_c for delta in topups]
+        leg_h = max((profile.operating_hours - sum(topup_h)) / legs, MIN_LEG_H)
+        discharge_c = leg_dod * cap / leg_h
+        leg_segments = []
+        for k in range(legs):
+            leg_segments.append((leg_h * 3600.0, discharge_c))
+            if k < legs - 1:
+                leg_segments.append((topup_h[k] * 3600.0, -charge_c))
+        soc_end = top - leg_dod
+    leg_segments += [(0.0, 0.0)] * (N_LEG_SEGMENTS - len(leg_segments))
 
-    # Depot charge back to the start SoC by Coulomb counting: CC, then two taper stages.
-    stages = []
-    soc = soc_after
-    for limit, c_rate in zip(
-        (*TAPER_START_SOC, profile.start_soc), (charge_c, charge_c / 2, charge_c / 4), strict=True
-    ):
-        target = min(limit, profile.start_soc)
-        delta = max(target - soc, 0.0)
-        stages.append((delta * cap / c_rate * 3600.0, -c_rate))
-        soc = max(soc, target)
-
-    used_s = (2 * leg_h + layover_h) * 3600.0 + sum(d for d, _ in stages)
+    stages = _charge_stages(soc_end, start, charge_c, cap)
+    used_s = sum(d for d, _ in leg_segments) + sum(d for d, _ in stages)
     depot_s = max(SECONDS_PER_DAY - used_s, 0.0)
     full_s = min(profile.hours_full * 3600.0, depot_s)
-    segments = (
-        (leg_h * 3600.0, discharge_c),
-        (layover_h * 3600.0, layover_c),
-        (leg_h * 3600.0, discharge_c),
-        (depot_s - full_s, 0.0),
-        *stages,
-        (full_s, 0.0),
-    )
-    feasible = profile.start_soc - max_leg >= usable_soc_min - 1e-9 and used_s <= SECONDS_PER_DAY
-    return RepresentativeDay(segments, profile.start_soc, temperature_k, max_leg, feasible)
+    segments = (*leg_segments, (depot_s - full_s, 0.0), *stages, (full_s, 0.0))
+    return RepresentativeDay(segments, start, temperature_k, leg_dod, feasible, undelivered)

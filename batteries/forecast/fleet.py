@@ -13,11 +13,11 @@ trajectory is then built from that run without another PyBaMM call:
   SoH change is therefore taken from the group run's months with the *same calendar month*, at the
   two ages around the pack's (``r = o mod 12`` months older and ``12 - r`` younger), weighted
   linearly in age. Without this, a pack shifted by half a year is off by ~0.5 pp (summer vs winter).
-* **Guard**: the pack stops at the first month its own SoH no longer fits its (quantised) duty, as in
-  ``forecast_pack``.
+* **Guard**: the pack's duty end is the first month its own SoH no longer fits its (quantised) duty, as
+  in ``forecast_pack``; the trajectory goes on (the group run's members cut the duty the same way).
 
 Signature quantisation (see docs/forecast.md): daily energy 2 % of nameplate, start SoC 2.5 %, charge
-C-rate 0.05 C, operating hours 1 h, hours at full SoC 1 h, opportunity charging yes/no, seasonal pack
+C-rate 0.05 C, operating hours 1 h, hours at full SoC 1 h, top-ups a day, seasonal pack
 temperature 1 K, usable SoC floor 5 %.
 """
 
@@ -30,14 +30,15 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from .calibrate import SohResponse, enough_observations, fit_observed, observation_arrays
+from .calibrate import SohResponse, fit_observed, observation_arrays, prior_calibration, screen_observations
 from .duty import representative_day
 from .forecast import PreparedJob, assemble, band_factors, horizon_end, prepare, run_members
-from .trajectory import FLAG_DUTY_EXCEEDS_CAPACITY, MemberTrajectory, TrajectorySettings, add_months
-from .types import ForecastJob, ForecastResult, HealthObservation
+from .trajectory import MemberTrajectory, TrajectorySettings, add_months
+from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResult, HealthObservation
 
 #: Largest ln-step between grid factors (SoH is interpolated by a cubic in the factor between them).
 GRID_LOG_STEP = 0.5
@@ -49,7 +50,7 @@ def _q(value: float, step: float) -> float:
     return round(round(value / step) * step, 6)
 
 
-def duty_signature(prepared: PreparedJob) -> tuple:
+def duty_signature(prepared: PreparedJob) -> tuple[Any, ...]:
     """The quantised signature packs are grouped by (hashable)."""
     p = prepared.profile
     return (
@@ -58,7 +59,7 @@ def duty_signature(prepared: PreparedJob) -> tuple:
         _q(p.start_soc, 0.025),
         _q(p.charge_c_rate, 0.05),
         _q(p.operating_hours, 1.0),
-        p.opportunity_charge,
+        p.top_ups,
         _q(min(p.hours_full, 24.0), 1.0),
         tuple(_q(t, 1.0) for t in prepared.season_temps_k),
         _q(prepared.usable_soc_min, 0.05),
@@ -170,9 +171,8 @@ def _pack_trajectory(
         out.dates.append(add_months(start, j))
         out.soh_pct.append(soh)
         out.resistance_factor.append(float(res_g[min(j, len(res_g) - 1)]))
-        if not fits(soh):
-            out.stopped, out.flags = out.dates[-1], [FLAG_DUTY_EXCEEDS_CAPACITY]
-            break
+        if out.duty_end is None and not fits(soh):
+            out.mark_duty_end(out.dates[-1])
     return out
 
 
@@ -248,20 +248,22 @@ def _calibration_part(
     if usable.all():
         return response, soh, unc
     kept = [o for o, ok in zip(sorted(observations, key=lambda o: o.date), usable, strict=True) if ok]
-    if not enough_observations(kept):
+    if not kept:
         return None
     dates, soh, unc = observation_arrays(kept)
     return _observed_response(run, job, dates), soh, unc
 
 
-def _assemble_group(run: _GroupRun, items: list[tuple[ForecastJob, PreparedJob]]) -> list[ForecastResult]:
+def _assemble_group(
+    run: _GroupRun, items: list[tuple[ForecastJob, PreparedJob]]
+) -> list[ForecastResult | ForecastRefused]:
     shared = run.shared
 
     def fits(soh_pct: float) -> bool:
         day = representative_day(shared.profile, soh_pct / 100.0, shared.season_temps_k[0], shared.usable_soc_min)
         return day.feasible
 
-    out = []
+    out: list[ForecastResult | ForecastRefused] = []
     for job, prepared in items:
         offset = _months_between(run.start, job.in_service_date)
         pack_end = horizon_end(job)
@@ -275,15 +277,21 @@ def _assemble_group(run: _GroupRun, items: list[tuple[ForecastJob, PreparedJob]]
             shared.season_temps_k,
             shared.usable_soc_min,
         )
-        out.append(assemble(job, own, low, mid, high, 0))
+        try:
+            out.append(assemble(job, own, low, mid, high, 0))
+        except ForecastRefused as refused:
+            out.append(refused)
     return out
 
 
 @dataclass(frozen=True)
 class FleetRun:
+    """Per-pack results, and the packs the model refused (pack id -> flag and reason)."""
+
     results: dict[str, ForecastResult]
     n_groups: int
     simulated_days: int
+    refused: dict[str, ForecastRefused]
 
 
 def _simulate_all(
@@ -329,11 +337,28 @@ def forecast_fleet(
     """
     observations = observations or {}
     clusters = clusters or {}
-    grouped: dict[tuple, list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
+    refused: dict[str, ForecastRefused] = {}
+    grouped: dict[tuple[Any, ...], list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
+    in_service: dict[str, dt.date] = {}
+    chemistry: dict[str, str] = {}
     for job in jobs:
-        prepared = prepare(job)
+        try:
+            prepared = prepare(job)
+        except ForecastRefused as refusal:
+            refused[job.pack_id] = refusal
+            continue
         grouped[duty_signature(prepared)].append((job, prepared))
-    observed = {pid: obs for pid, obs in observations.items() if enough_observations(obs)}
+        in_service[job.pack_id] = job.in_service_date
+        chemistry[job.pack_id] = job.pack.chemistry
+    observed: dict[str, list[HealthObservation]] = {}
+    set_aside: dict[str, tuple[tuple[str, str, str], ...]] = {}
+    for pid, obs in observations.items():
+        if pid not in in_service:
+            continue
+        kept, aside = screen_observations(obs, in_service[pid])
+        set_aside[pid] = tuple(aside)
+        if kept:
+            observed[pid] = kept
     # Biggest groups first, so that worker processes finish together.
     ordered = sorted(grouped.values(), key=len, reverse=True)
     with_obs = [items for items in ordered if any(job.pack_id in observed for job, _ in items)]
@@ -349,12 +374,17 @@ def forecast_fleet(
                 part = _calibration_part(run, job, observed[job.pack_id])
                 if part is not None:
                     parts[job.pack_id] = part
-    own, cluster_value = fit_observed(parts, clusters)
+    priors = {pid: prior_calibration(chemistry[pid]) for pid in parts}
+    own, cluster_value = fit_observed(parts, clusters, priors, set_aside)
 
     def calibrated(items: list[tuple[ForecastJob, PreparedJob]]) -> list[tuple[ForecastJob, PreparedJob]]:
         out = []
         for job, prepared in items:
-            value = own.get(job.pack_id) or cluster_value.get(clusters.get(job.pack_id)) or job.calibration
+            value: AgeingCalibration = (
+                own.get(job.pack_id) or cluster_value.get(clusters.get(job.pack_id)) or job.calibration
+            )
+            if job.pack_id not in own and set_aside.get(job.pack_id):
+                value = replace(value, set_aside=set_aside[job.pack_id])
             out.append((replace(job, calibration=value), prepared))
         return out
 
@@ -363,7 +393,11 @@ def forecast_fleet(
     for items, run in zip(with_obs, runs, strict=True):
         _cover(run, _band_span(items), settings)
     runs += _simulate_all(without, [_band_span(items) for items in without], settings, workers)
-    results = {
-        r.pack_id: r for items, run in zip(with_obs + without, runs, strict=True) for r in _assemble_group(run, items)
-    }
-    return FleetRun(results, len(ordered), sum(run.simulated_days for run in runs))
+    results: dict[str, ForecastResult] = {}
+    for items, run in zip(with_obs + without, runs, strict=True):
+        for outcome in _assemble_group(run, items):
+            if isinstance(outcome, ForecastRefused):
+                refused[outcome.pack_id] = outcome
+            else:
+                results[outcome.pack_id] = outcome
+    return FleetRun(results, len(ordered), sum(run.simulated_days for run in runs), refused)

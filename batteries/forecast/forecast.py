@@ -11,11 +11,15 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from .duty import DutyProfile, duty_profile, season_temperatures_k
+from .duty import DutyProfile, duty_profile, profile_refusal, representative_day, season_temperatures_k
 from .presets import get_preset
 from .simulate import day_model
 from .trajectory import MemberTrajectory, TrajectorySettings, add_months, simulate_members
-from .types import AgeingCalibration, Crossing, ForecastJob, ForecastPoint, ForecastResult
+from .types import AgeingCalibration, Crossing, ForecastJob, ForecastPoint, ForecastRefused, ForecastResult
+
+#: Flags of a refused forecast.
+FLAG_OUTSIDE_MODEL_RANGE = "outside_model_range"
+FLAG_NOT_FINITE = "not_finite"
 
 Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 
@@ -31,8 +35,15 @@ class PreparedJob:
 
 
 def prepare(job: ForecastJob) -> PreparedJob:
+    """The job reduced to what the simulation needs; raises ``ForecastRefused`` for a duty the model
+    cannot represent (e.g. more charging events a day than it holds, a missing figure)."""
     preset = get_preset(job.pack.chemistry)
     profile = duty_profile(job.pack, job.duty, job.climate)
+    refusal = profile_refusal(profile, job.pack.usable_soc_min)
+    if refusal is None and not all(math.isfinite(t) for t in job.climate.monthly_mean_c):
+        refusal = "the climate has a missing temperature"
+    if refusal is not None:
+        raise ForecastRefused(job.pack_id, FLAG_OUTSIDE_MODEL_RANGE, refusal)
     temps = season_temperatures_k(job.climate, profile.self_heating_k, preset.activation_energy_j_mol)
     return PreparedJob(job.pack.chemistry, profile, tuple(temps), job.pack.usable_soc_min)
 
@@ -69,8 +80,10 @@ def run_members(
 def forecast_pack(job: ForecastJob, settings: TrajectorySettings | None = None) -> ForecastResult:
     """Forecast one pack from its in-service date to ``as_of + horizon_years``.
 
-    Uses ``job.calibration`` (the prior if the pack was never calibrated). Never raises for a pack
-    whose duty outgrows its capacity or whose simulation fails: see ``ForecastResult.flags``.
+    Uses ``job.calibration`` (the prior if the pack was never calibrated). A pack whose duty outgrows
+    its capacity gets a forecast with the flag and the date (``ForecastResult``). Raises
+    ``ForecastRefused`` (flag and reason) for a duty the model cannot represent or simulate to the
+    horizon: a forecast never holds a NaN or an infinite value.
     """
     prepared = prepare(job)
     factors = list(band_factors(job.calibration))
@@ -78,8 +91,8 @@ def forecast_pack(job: ForecastJob, settings: TrajectorySettings | None = None) 
     return assemble(job, prepared, members[0], members[1], members[2], n_days)
 
 
-def _or_none(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
+def _finite_or_none(value: float) -> float | None:
+    return round(float(value), 4) if math.isfinite(value) else None
 
 
 def crossing(member: MemberTrajectory, threshold_pct: float) -> dt.date | None:
@@ -100,37 +113,53 @@ def assemble(
     high: MemberTrajectory,
     simulated_days: int,
 ) -> ForecastResult:
-    """Build the result from the P10 (``low``), P50 and P90 (``high``) SoH trajectories."""
+    """Build the result from the P10 (``low``), P50 and P90 (``high``) SoH trajectories.
+
+    Raises ``ForecastRefused`` when a member ended before the horizon (its simulation failed) or any
+    number would not be finite: a forecast has all three band values at every month, or none.
+    """
+    end = horizon_end(job)
+    for member in (low, mid, high):
+        if member.stopped is not None or not member.dates or member.dates[-1] < end - dt.timedelta(days=1):
+            flag = member.flags[-1] if member.flags else "solver_failed"
+            raise ForecastRefused(
+                job.pack_id, flag, f"the simulation could not go on after {member.stopped or member.dates[-1]}"
+            )
     points = []
     for date, soh, resistance in zip(mid.dates, mid.soh_pct, mid.resistance_factor, strict=True):
         if date < job.as_of:
             continue
-        # A band member that stopped (its duty no longer fits) has no value: the band ends with it.
-        p10 = low.value_at(date, low.soh_pct)
-        p90 = high.value_at(date, high.soh_pct)
-        points.append(ForecastPoint(date, round(soh, 3), _or_none(p10), _or_none(p90), round(resistance, 4)))
+        # Fade is monotone in the rate factor: the three are ordered; sorting only removes round-off.
+        band = sorted(float(v) for v in (low.value_at(date, low.soh_pct), soh, high.value_at(date, high.soh_pct)))
+        p10, p50, p90 = (round(v, 3) for v in band)
+        points.append(ForecastPoint(date, p50, p10, p90, _finite_or_none(resistance)))
 
     soh_now = mid.value_at(job.as_of, mid.soh_pct)
     r_now = mid.value_at(job.as_of, mid.resistance_factor)
     year_later = mid.value_at(add_months(job.as_of, 12), mid.soh_pct)
-    fade = soh_now - year_later if not math.isnan(year_later) else float("nan")
+    fade = soh_now - year_later
 
     def cross(threshold: float) -> Crossing:
         return Crossing(threshold, crossing(mid, threshold), crossing(low, threshold), crossing(high, threshold))
 
     eol = cross(80.0)
     warranty = cross(job.pack.warranty_floor_soh_pct)
-    end = horizon_end(job)
-    candidates = [d for d in (eol.date, mid.stopped) if d is not None]
+    candidates = [d for d in (eol.date, mid.duty_end) if d is not None]
     life_end = min(candidates) if candidates else end
     rul_days = max((life_end - job.as_of).days, 0)
     km = prepared.profile.km_per_day
+    last = representative_day(
+        prepared.profile, mid.soh_pct[-1] / 100.0, prepared.season_temps_k[0], prepared.usable_soc_min
+    )
+    numbers = [soh_now, fade, *(v for p in points for v in (p.soh_pct, p.soh_p10_pct, p.soh_p90_pct))]
+    if not all(math.isfinite(v) for v in numbers) or (km is not None and not math.isfinite(km)):
+        raise ForecastRefused(job.pack_id, FLAG_NOT_FINITE, "the model gave a value that is not a finite number")
     return ForecastResult(
         pack_id=job.pack_id,
         as_of=job.as_of,
-        soh_now_pct=round(soh_now, 3),
-        resistance_factor_now=round(r_now, 4),
-        fade_pct_per_year=round(fade, 3),
+        soh_now_pct=round(float(soh_now), 3),
+        resistance_factor_now=_finite_or_none(r_now),
+        fade_pct_per_year=round(float(fade), 3),
         points=points,
         eol_80=eol,
         warranty=warranty,
@@ -141,6 +170,7 @@ def assemble(
         rul_censored=not candidates,
         calibration=job.calibration,
         flags=sorted(set(mid.flags)),
-        end_of_duty_date=mid.stopped,
+        end_of_duty_date=mid.duty_end,
+        undelivered_kwh_per_day=round(last.undelivered_fraction * job.pack.nominal_kwh, 2),
         simulated_days=simulated_days,
     )

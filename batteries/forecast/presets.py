@@ -61,6 +61,10 @@ class ChemistryPreset:
     #: (literature) value. Checked in docs/forecast.md, "Prior tuning".
     sei_activation_energy_j_mol: float
     sei_overrides: dict[str, float] = field(default_factory=dict)
+    #: "ec reaction limited" SEI (Yang et al. 2017): kinetic rate constant and EC diffusivity through the
+    #: SEI, both x the ageing factor (which then multiplies the SEI current at any thickness).
+    sei_kinetic_rate_m_s: float = 0.0
+    ec_diffusivity_m2_s: float = 0.0
     prior_log_sigma: float = 0.45
     sources: tuple[str, ...] = ()
 
@@ -72,6 +76,13 @@ class ChemistryPreset:
     def key(self) -> str:
         return f"{self.chemistry}:{self.parameter_set}"
 
+
+#: Ethylene carbonate in the electrolyte (Yang et al. 2017, also PyBaMM's OKane2022).
+EC_CONCENTRATION_MOL_M3 = 4541.0
+#: At the initial SEI thickness and a mid SoC the EC-limited SEI current is this share of the purely
+#: reaction-limited one: thin SEI grows reaction-limited (fast, SoC-dependent), thick SEI diffusion-limited
+#: (slowing as 1/thickness: the field's fast-then-slower fade). See docs/forecast.md, "SEI model".
+SEI_INITIAL_REACTION_SHARE = 0.5
 
 # SEI block for the graphite anode of the LFP cell. Prada2013 ships none, so the graphite SEI values of
 # O'Kane et al. 2022 (PyBaMM set "OKane2022", which takes them from Yang et al. 2017 / Single et al.)
@@ -86,6 +97,7 @@ _GRAPHITE_SEI = {
     "SEI solvent diffusivity [m2.s-1]": 2.5e-22,
     "Bulk solvent concentration [mol.m-3]": 2636.0,
     "SEI growth transfer coefficient": 0.5,
+    "EC initial concentration in electrolyte [mol.m-3]": EC_CONCENTRATION_MOL_M3,
 }
 
 PRESETS: dict[str, ChemistryPreset] = {
@@ -99,8 +111,10 @@ PRESETS: dict[str, ChemistryPreset] = {
         # Wang et al. 2011, "Cycle-life model for graphite-LiFePO4 cells", J. Power Sources 196, 3942:
         # Ea = 31.5 kJ/mol for capacity loss of A123 26650 cells (the cell Prada2013 describes).
         activation_energy_j_mol=31_500.0,
-        sei_activation_energy_j_mol=44_000.0,
+        sei_activation_energy_j_mol=38_000.0,
         sei_overrides=_GRAPHITE_SEI,
+        sei_kinetic_rate_m_s=2.0e-17,
+        ec_diffusivity_m2_s=2.3e-23,
         sources=(
             "Prada et al. 2013, J. Electrochem. Soc. 160, A616 (cell parameters, PyBaMM 'Prada2013')",
             "O'Kane et al. 2022, Phys. Chem. Chem. Phys. 24, 7909 (graphite SEI parameters)",
@@ -116,8 +130,13 @@ PRESETS: dict[str, ChemistryPreset] = {
         lam_rate_per_a_m2=2.6e-10,
         # O'Kane et al. 2022: "SEI growth activation energy [J.mol-1]" = 38 kJ/mol.
         activation_energy_j_mol=38_000.0,
-        sei_activation_energy_j_mol=50_000.0,
-        sei_overrides={"Ratio of lithium moles to SEI moles": 2.0},
+        sei_activation_energy_j_mol=44_000.0,
+        sei_overrides={
+            "Ratio of lithium moles to SEI moles": 2.0,
+            "EC initial concentration in electrolyte [mol.m-3]": EC_CONCENTRATION_MOL_M3,
+        },
+        sei_kinetic_rate_m_s=2.0e-17,
+        ec_diffusivity_m2_s=2.3e-23,
         sources=(
             "O'Kane et al. 2022, Phys. Chem. Chem. Phys. 24, 7909 (LG M50 NMC811/graphite-SiOx, "
             "SEI parameters, Ea = 38 kJ/mol; PyBaMM 'OKane2022')",
@@ -163,23 +182,37 @@ class CellConstants:
 
 def parameter_values(preset: ChemistryPreset) -> Any:
     """PyBaMM ParameterValues of the preset, with the ageing rates tied to ``AGEING_FACTOR``."""
-    import pybamm  # imported lazily: importing the package must stay cheap
+    # Imported lazily: importing the package must stay cheap.
+    import pybamm  # type: ignore[import-untyped]
 
     values = pybamm.ParameterValues(preset.parameter_set)
     values.update(dict(preset.sei_overrides), check_already_exists=False)
     factor = pybamm.InputParameter(AGEING_FACTOR)
     lam_k = preset.lam_rate_per_a_m2
     e_a = preset.activation_energy_j_mol
+    # The cell's current density (current per electrode area, what the LAM rate function is given) at 1C:
+    # the scale of the stress term below.
+    area_m2 = (
+        values["Electrode height [m]"]
+        * values["Electrode width [m]"]
+        * values["Number of electrodes connected in parallel to make a cell"]
+    )
+    j_1c = values["Nominal cell capacity [A.h]"] / area_m2
 
-    def lam_rate(current_density, temperature):
+    def lam_rate(current_density: Any, temperature: Any) -> Any:
         # Smooth |i| so the Jacobian stays continuous when the current changes sign.
-        magnitude = pybamm.sqrt(current_density**2 + 1e-6)
+        magnitude = pybamm.sqrt(current_density**2 + 1e-12 * j_1c**2)
         arrhenius = pybamm.exp(e_a / GAS_CONSTANT * (1 / T_REF_K - 1 / temperature))
-        return -factor * lam_k * magnitude * arrhenius
+        # Throughput-driven, plus a stress term that grows with the square of the C-rate (particle
+        # cracking: diffusion-induced stress scales with the current): 2x at 1C, 5x at 2C, ~1.1x at 0.3C.
+        stress = 1.0 + (magnitude / j_1c) ** 2
+        return -factor * lam_k * magnitude * stress * arrhenius
 
     values.update(
         {
             "SEI reaction exchange current density [A.m-2]": preset.sei_exchange_current_a_m2 * factor,
+            "SEI kinetic rate constant [m.s-1]": preset.sei_kinetic_rate_m_s * factor,
+            "EC diffusivity [m2.s-1]": preset.ec_diffusivity_m2_s * factor,
             "SEI growth activation energy [J.mol-1]": preset.sei_activation_energy_j_mol,
             "Negative electrode current-driven LAM rate": lam_rate,
             "Reference temperature [K]": T_REF_K,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import brentq  # type: ignore[import-untyped]
 
 from .presets import CellConstants
 
@@ -72,8 +72,8 @@ def electrode_window(cell: CellConstants, state: DegradationState) -> Window:
         f_lo = _cell_voltage(cell, x_lo, state.lithium_ah, q_n) - voltage
         f_hi = _cell_voltage(cell, x_hi, state.lithium_ah, q_n) - voltage
         if f_lo * f_hi > 0:  # cut-off not reachable inside the window: the window end limits
-            return x_lo if abs(f_lo) < abs(f_hi) else x_hi
-        return brentq(lambda x: _cell_voltage(cell, x, state.lithium_ah, q_n) - voltage, x_lo, x_hi, xtol=1e-9)
+            return float(x_lo if abs(f_lo) < abs(f_hi) else x_hi)
+        return float(brentq(lambda x: _cell_voltage(cell, x, state.lithium_ah, q_n) - voltage, x_lo, x_hi, xtol=1e-9))
 
     x0 = solve(cell.v_min)
     x100 = solve(cell.v_max)

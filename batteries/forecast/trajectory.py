@@ -15,11 +15,12 @@ One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with 
    Above ``tol_pp``: halve ``J`` and redo from step 2 (``r_a`` is kept). Far below: double ``J`` next
    time (up to ``max_jump_months``). Accepted end rates ``r_b`` become the next anchor's ``r_a``.
 
-Guard: before simulating, each member's representative day is checked against its current capacity.
-When the day's deepest discharge no longer fits the usable SoC window (or the solver fails, or a
-voltage cut-off ends the day early), the member stops there with a flag; nothing raises. When the
-duty stops fitting inside a step, the member ends at the first month that does not fit (on the
-predictor path), not at the end of the step.
+Guard: each member's representative day is checked against its current capacity. When the day's
+deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
+member goes on, with ``duty_end`` at the first month that did not fit and the flag
+``duty_exceeds_capacity``. When a day cannot be completed even on a dense grid (a voltage limit or a
+solver failure), the duty is cut further (the floor raised in steps); only when that fails too does the
+member stop, with a flag. Nothing raises.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from .state import DegradationState
 FLAG_DUTY_EXCEEDS_CAPACITY = "duty_exceeds_capacity"
 FLAG_SOLVER_FAILED = "solver_failed"
 FLAG_DAY_NOT_COMPLETED = "duty_not_completed"
+FLAG_EXTRAPOLATED = "extrapolated_past_model_range"
+#: A member whose simulation cannot go on below this SoH (far past any traction end of life, where the
+#: cell model leaves its range) is continued at its last year's mean monthly fade, flagged.
+EXTRAPOLATE_BELOW_SOH_PCT = 60.0
 
 
 def add_months(date: dt.date, months: int) -> dt.date:
@@ -48,7 +53,8 @@ def add_months(date: dt.date, months: int) -> dt.date:
 @dataclass
 class MemberTrajectory:
     """A member's monthly trajectory. ``soh_pct``/``resistance_factor`` align with ``dates`` (the
-    first is the start). ``stopped`` is set when the guard stopped it (the flag says why)."""
+    first is the start). ``duty_end`` is the first date its whole duty no longer fits (it goes on with
+    the duty cut); ``stopped`` is set when the simulation itself could not go on (the flag says why)."""
 
     rate_factor: float
     dates: list[dt.date] = field(default_factory=list)
@@ -56,6 +62,7 @@ class MemberTrajectory:
     resistance_factor: list[float] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     stopped: dt.date | None = None
+    duty_end: dt.date | None = None
     _ordinals: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def value_at(self, date: dt.date, values: list[float]) -> float:
@@ -66,6 +73,12 @@ class MemberTrajectory:
             self._ordinals = np.array([d.toordinal() for d in self.dates], dtype=float)
         return float(np.interp(date.toordinal(), self._ordinals, values))
 
+    def mark_duty_end(self, date: dt.date) -> None:
+        if self.duty_end is None or date < self.duty_end:
+            self.duty_end = date
+        if FLAG_DUTY_EXCEEDS_CAPACITY not in self.flags:
+            self.flags.append(FLAG_DUTY_EXCEEDS_CAPACITY)
+
 
 @dataclass(frozen=True)
 class TrajectorySettings:
@@ -74,6 +87,12 @@ class TrajectorySettings:
     tol_pp: float = 0.3
     first_jump_months: int = 12
     max_jump_months: int = 48
+
+
+#: When a day cannot be completed even on the dense grid, the duty is cut by raising the usable floor
+#: in these steps (SoC fraction), up to ``MAX_FLOOR_RAISE``; beyond that the member stops.
+FLOOR_RAISE_STEP = 0.05
+MAX_FLOOR_RAISE = 0.5
 
 
 @dataclass
@@ -105,38 +124,45 @@ def simulate_members(
     dates = [add_months(start, k) for k in range(n_months + 1)]
     members = [MemberTrajectory(f) for f in rate_factors]
     states = [model.new_state().as_array() for _ in rate_factors]
+    floor_raise = [0.0 for _ in rate_factors]
     counter = [0]
 
     def soh(state: np.ndarray) -> float:
         return model.soh_pct(DegradationState.from_array(state))
 
-    def days_for(state: np.ndarray) -> list[RepresentativeDay]:
-        return [representative_day(profile, soh(state) / 100.0, t, usable_soc_min) for t in season_temps_k]
+    def days_for(i: int, state: np.ndarray) -> list[RepresentativeDay]:
+        floor = usable_soc_min + floor_raise[i]
+        return [representative_day(profile, soh(state) / 100.0, t, floor) for t in season_temps_k]
 
-    def fits(state: np.ndarray) -> bool:
-        return all(d.feasible for d in days_for(state))
+    def fits(i: int, state: np.ndarray) -> bool:
+        return floor_raise[i] == 0.0 and all(d.feasible for d in days_for(i, state))
 
-    def rates(indices: list[int], member_states: list[np.ndarray]) -> dict[int, _Rates]:
+    def rates(indices: list[int], member_states: list[np.ndarray], date: dt.date) -> dict[int, _Rates]:
         result: dict[int, _Rates] = {}
-        batch, owners = [], []
-        for i, state in zip(indices, member_states, strict=True):
-            days = days_for(state)
-            if not all(d.feasible for d in days):
-                result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), FLAG_DUTY_EXCEEDS_CAPACITY)
-                continue
-            ds = DegradationState.from_array(state)
-            batch += [model.inputs(ds, d, members[i].rate_factor) for d in days]
-            owners.append(i)
-        outcomes = model.run(batch)
-        counter[0] += len(batch)
-        for n, i in enumerate(owners):
-            chunk = outcomes[4 * n : 4 * n + 4]
-            if all(o.ok for o in chunk):
-                result[i] = _Rates(
-                    True, np.array([o.delta for o in chunk]), np.array([o.resistance_ohm_ah for o in chunk])
-                )
-            else:
+        pending = list(zip(indices, member_states, strict=True))
+        while pending:
+            batch, owners = [], []
+            for i, state in pending:
+                ds = DegradationState.from_array(state)
+                batch += [model.inputs(ds, d, members[i].rate_factor) for d in days_for(i, state)]
+                owners.append((i, state))
+            outcomes = model.run(batch)
+            counter[0] += len(batch)
+            pending = []
+            for n, (i, state) in enumerate(owners):
+                chunk = outcomes[4 * n : 4 * n + 4]
+                if all(o.ok for o in chunk):
+                    per_season = np.array([o.delta for o in chunk])
+                    result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
+                    continue
                 bad = next(o for o in chunk if not o.ok)
+                if floor_raise[i] < MAX_FLOOR_RAISE - 1e-9:
+                    # The cell cannot deliver the day here (or the solver fails on it): cut the duty
+                    # further and try again; the duty no longer fits from this date.
+                    floor_raise[i] += FLOOR_RAISE_STEP
+                    members[i].mark_duty_end(date)
+                    pending.append((i, state))
+                    continue
                 flag = FLAG_SOLVER_FAILED if bad.message.startswith("solver") else FLAG_DAY_NOT_COMPLETED
                 result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), flag)
         return result
@@ -158,7 +184,10 @@ def simulate_members(
         return out
 
     alive = list(range(len(members)))
-    first = rates(alive, [states[i] for i in alive])
+    for i in alive:
+        if not fits(i, states[i]):
+            members[i].mark_duty_end(dates[0])
+    first = rates(alive, [states[i] for i in alive], dates[0])
     r_new = {i: r.resistance for i, r in first.items() if r.ok}
     current: dict[int, _Rates] = first
     for i, member in enumerate(members):
@@ -183,13 +212,13 @@ def simulate_members(
         jump = min(jump, n_months - a)
         while True:
             predicted = {i: walk(states[i], a, jump, current[i].per_season, None) for i in alive}
-            end_rates = rates(alive, [predicted[i][-1] for i in alive])
+            end_rates = rates(alive, [predicted[i][-1] for i in alive], dates[a + jump])
             corrected, error = {}, 0.0
             for i in alive:
                 if end_rates[i].ok:
                     corrected[i] = walk(states[i], a, jump, current[i].per_season, end_rates[i].per_season)
                     error = max(error, abs(soh(corrected[i][-1]) - soh(predicted[i][-1])))
-                else:  # the end state cannot do its day: keep the predictor, the guard stops it next
+                else:  # the end state cannot be simulated: keep the predictor, the member stops next
                     corrected[i] = predicted[i]
             if error <= settings.tol_pp or jump == 1:
                 break
@@ -199,25 +228,35 @@ def simulate_members(
             r1 = r0
             if end_rates[i].ok:
                 r1 = _mean_ratio(end_rates[i].resistance, r_new.get(i, end_rates[i].resistance))
-            path = corrected[i]
-            if end_rates[i].flag == FLAG_DUTY_EXCEEDS_CAPACITY:
-                # The duty stops fitting inside this step: end the member at the first month it does
-                # not fit (predictor path), not at the end of the step.
-                path = path[: next(n for n, state in enumerate(path, start=1) if not fits(state))]
-            for n, state in enumerate(path, start=1):
+            for n, state in enumerate(corrected[i], start=1):
                 members[i].dates.append(dates[a + n])
                 members[i].soh_pct.append(soh(state))
                 members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
-            if len(path) < jump:
-                stop(i, a + len(path), end_rates[i].flag)
-                alive.remove(i)
-                continue
-            states[i] = path[-1]
+                if members[i].duty_end is None and not fits(i, state):
+                    members[i].mark_duty_end(dates[a + n])
+            states[i] = corrected[i][-1]
             current[i] = end_rates[i]
         a += jump
         if error < settings.tol_pp / 4:
             jump = min(2 * jump, settings.max_jump_months)
+    for member in members:
+        _extrapolate_deep_fade(member, dates)
     return members, counter[0]
+
+
+def _extrapolate_deep_fade(member: MemberTrajectory, dates: list[dt.date]) -> None:
+    """Continue a member that stopped deep past end of life at its last year's mean monthly fade."""
+    if member.stopped is None or len(member.soh_pct) < 2 or member.soh_pct[-1] >= EXTRAPOLATE_BELOW_SOH_PCT:
+        return
+    last = member.soh_pct[-13:] if len(member.soh_pct) > 12 else member.soh_pct
+    slope = max((last[0] - last[-1]) / (len(last) - 1), 0.0)
+    for date in dates[len(member.dates) :]:
+        member.dates.append(date)
+        member.soh_pct.append(max(float(member.soh_pct[-1]) - slope, 0.0))
+        member.resistance_factor.append(member.resistance_factor[-1])
+    member.stopped = None
+    if FLAG_EXTRAPOLATED not in member.flags:
+        member.flags.append(FLAG_EXTRAPOLATED)
 
 
 def simulate_day_by_day(
@@ -247,9 +286,8 @@ def simulate_day_by_day(
             next_month += 1
         season = season_of_month(date.month)
         day = representative_day(profile, soh(state) / 100.0, season_temps_k[season], usable_soc_min)
-        if not day.feasible:
-            member.stopped, member.flags = date, [FLAG_DUTY_EXCEEDS_CAPACITY]
-            break
+        if not day.feasible and member.duty_end is None:
+            member.mark_duty_end(date)
         (outcome,) = model.run([model.inputs(DegradationState.from_array(state), day, rate_factor)])
         n_days += 1
         if not outcome.ok:

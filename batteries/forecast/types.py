@@ -32,7 +32,8 @@ def _jsonable(value: Any) -> Any:
 class _ToDict:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (dates as ISO strings)."""
-        return _jsonable(self)
+        result: dict[str, Any] = _jsonable(self)
+        return result
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class BlockPlan(_ToDict):
     #: True if the depot's smart charging finishes just before departure (little time at high SoC);
     #: False (default, conservative) if the bus charges on arrival and sits full overnight.
     charge_late: bool = False
+    #: Charging events during the day between blocks (opportunity charging at the charger's C-rate).
+    top_ups_per_day: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class AgeingCalibration(_ToDict):
     log_sigma: float = 0.45
     source: CalibrationSource = "prior"
     n_observations: int = 0
+    #: Observations left out of the fit, each as (date ISO, SoH as given, reason).
+    set_aside: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,9 +162,9 @@ class ForecastPoint(_ToDict):
 
     date: dt.date
     soh_pct: float
-    soh_p10_pct: float | None  # None once that band member can no longer do its duty
-    soh_p90_pct: float | None
-    resistance_factor: float
+    soh_p10_pct: float
+    soh_p90_pct: float
+    resistance_factor: float | None  # None where the duty has no load to read it under
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,9 @@ class Crossing(_ToDict):
 @dataclass(frozen=True)
 class ForecastResult(_ToDict):
     """A pack's forecast. ``flags`` names anything the manager must know, e.g. ``duty_exceeds_capacity``
-    (the pack can no longer do its day: the trajectory stops there) or ``solver_failed``.
+    (from ``end_of_duty_date`` the pack can no longer do its whole day: the trajectory goes on with the
+    duty cut at the usable window's floor, ``undelivered_kwh_per_day`` short at the horizon).
+    Every number is finite: a pack the model cannot forecast raises ``ForecastRefused`` instead.
 
     Remaining useful life counts from ``as_of`` to the median 80 % crossing (or the end of duty, or
     the horizon if neither happens: then ``rul_censored`` is True).
@@ -184,7 +191,7 @@ class ForecastResult(_ToDict):
     pack_id: str
     as_of: dt.date
     soh_now_pct: float
-    resistance_factor_now: float
+    resistance_factor_now: float | None
     fade_pct_per_year: float
     points: list[ForecastPoint]
     eol_80: Crossing
@@ -196,4 +203,17 @@ class ForecastResult(_ToDict):
     calibration: AgeingCalibration
     flags: list[str] = field(default_factory=list)
     end_of_duty_date: dt.date | None = None
+    #: Daily energy the pack can no longer deliver at the horizon (0 while the duty fits).
+    undelivered_kwh_per_day: float = 0.0
     simulated_days: int = 0
+
+
+class ForecastRefused(Exception):
+    """The model cannot give this pack a forecast (a duty outside its range, a failed simulation, a
+    value that would not be finite). ``flag`` names the kind, ``reason`` says it for a person."""
+
+    def __init__(self, pack_id: str, flag: str, reason: str) -> None:
+        super().__init__(f"pack {pack_id}: {reason}")
+        self.pack_id = pack_id
+        self.flag = flag
+        self.reason = reason

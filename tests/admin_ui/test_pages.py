@@ -207,7 +207,7 @@ def test_forecast_now_runs_only_for_packs_i_manage(client, fleet_world, monkeypa
         asked.append(sorted(p.serial for p in packs))
         return type("Run", (), {"packs_done": len(packs), "packs_total": len(packs)})()
 
-    monkeypatch.setattr("batteries.forecasting.forecast_packs", fake_forecast_packs)
+    monkeypatch.setattr("batteries.forecast_service.forecast_packs", fake_forecast_packs)
     client.force_login(w["manager_a"])
     response = client.post(reverse("admin:batteries_batterypack_forecast", args=[w["pack_a"].pk]), follow=True)
     assert asked == [["PACK-A"]]
@@ -221,7 +221,7 @@ def test_a_forecast_that_fails_says_why_instead_of_a_500(client, fleet_world, mo
     def broken(**kwargs):
         raise ValueError("no duty for this pack")
 
-    monkeypatch.setattr("batteries.forecasting.forecast_packs", broken)
+    monkeypatch.setattr("batteries.forecast_service.forecast_packs", broken)
     client.force_login(fleet_world["manager_a"])
     response = client.post(
         reverse("admin:batteries_batterypack_forecast", args=[fleet_world["pack_a"].pk]), follow=True

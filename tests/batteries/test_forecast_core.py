@@ -5,6 +5,7 @@ Fast tests use short horizons; multi-year prior checks are marked slow.
 
 import dataclasses
 import datetime as dt
+import math
 import os
 
 import pytest
@@ -99,10 +100,15 @@ def test_calibration_recovers_a_known_rate_from_synthetic_observations():
     assert 0 < fitted.log_sigma < 0.45
 
 
-def test_too_few_observations_fall_back():
-    obs = [HealthObservation(START + dt.timedelta(days=30 * k), 99.0) for k in range(2)]
+def test_few_observations_stay_close_to_the_fallback_prior():
+    # Two checks a month apart say little: the MAP fit stays near the cluster value it starts from and
+    # keeps most of its spread (it used to fall back entirely below 3 checks over 90 days).
+    obs = [HealthObservation(START + dt.timedelta(days=30 * k), 100.0 - 0.2 * k) for k in range(2)]
     cluster = AgeingCalibration(1.3, 0.25, "cluster")
-    assert calibrate_pack(job(), obs, fallback=cluster) == cluster
+    fitted = calibrate_pack(job(), obs, fallback=cluster)
+    assert fitted.source == "pack" and fitted.n_observations == 2
+    assert fitted.rate_factor == pytest.approx(1.3, rel=0.25)
+    assert 0.15 < fitted.log_sigma <= 0.25
 
 
 def stats(energy_kwh, temp_c=30.0):
@@ -144,7 +150,8 @@ def test_fleet_solves_each_group_once_and_matches_the_single_pack_forecast():
 
 def test_fleet_pack_in_service_half_a_year_later_sees_its_own_seasons():
     # Sharing the group run by age alone gives the late pack the early pack's summers: 0.23 pp off within
-    # the first year (measured); re-phased by calendar month, ~0.11 pp.
+    # the first year (measured with reaction-limited SEI); re-phased by calendar month, ~0.11 pp then and
+    # ~0.19 pp with the EC-limited SEI, whose fast first months the re-phasing reads from older months.
     early = job(duty=stats(210.0), years=1, pack_id="early")
     early = dataclasses.replace(early, in_service_date=START - dt.timedelta(days=183))
     late = job(duty=stats(210.3), years=1, pack_id="late")
@@ -154,7 +161,7 @@ def test_fleet_pack_in_service_half_a_year_later_sees_its_own_seasons():
         shared = run.results[single.pack_id]
         assert len(shared.points) == len(single.points)
         for a, b in zip(shared.points, single.points, strict=True):
-            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.15)
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.25)
 
 
 def test_fleet_run_calibrates_each_observed_pack_from_its_group_run():
@@ -181,13 +188,18 @@ def test_fleet_run_calibrates_each_observed_pack_from_its_group_run():
     fitted = {pack_id: result.calibration for pack_id, result in run.results.items()}
     for pack_id, factor in truths.items():
         assert fitted[pack_id].source == "pack"
-        assert fitted[pack_id].rate_factor == pytest.approx(factor, rel=0.05)
+        # MAP against the prior (ln factor ~ N(0, 0.45)): the slow pack's small fade pulls it towards
+        # 1 a little; the truth stays inside the posterior's two standard deviations.
+        assert abs(math.log(fitted[pack_id].rate_factor / factor)) <= 2 * fitted[pack_id].log_sigma
+        if pack_id != "slow":
+            assert fitted[pack_id].rate_factor == pytest.approx(factor, rel=0.1)
     assert fitted["unobserved"].source == "cluster"
     assert fitted["unobserved"].log_sigma >= fitted["fast"].log_sigma
     assert fitted["elsewhere"].source == "prior"
-    # Each forecast uses its pack's fit: it follows the single-pack forecast at the true rate.
+    # Each forecast uses its pack's fit: it follows the single-pack forecast at the true rate (the slow
+    # pack's prior pull, above, costs it ~0.1 pp over two years).
     for pack_id, truth in forecasts.items():
         shared = run.results[pack_id].points
         assert len(shared) == len(truth.points)
         for a, b in zip(shared, truth.points, strict=True):
-            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.1)
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.15 if pack_id != "slow" else 0.3)

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from batteries.forecasting import check_abnormal_ageing, forecast_packs
+from batteries.forecast_service import check_abnormal_ageing, forecast_packs
 from batteries.models import ForecastRun, SoHForecast
 from charging.models import Alert
 from fleet.services import block_assign
@@ -195,3 +195,82 @@ def test_nightly_job_splits_a_depots_packs_into_chunks_with_their_own_records(
     assert SoHForecast.objects.filter(pack__in=packs, as_of=AS_OF).count() == 3
     chunk_runs = JobRun.objects.filter(job="batteries.forecast_packs", status="succeeded")
     assert sorted(run.key.rsplit(":", 1)[1] for run in chunk_runs) == ["chunk=1/2", "chunk=2/2"]
+
+
+def _mini_ev_pack(organization, *, home_depot=None):
+    """An Olinia-type mini EV (13 kWh, outlet charging), by default with no home depot."""
+    model = f.VehicleModelFactory(
+        manufacturer="Olinia",
+        name="Mini 13",
+        kind="car",
+        chemistry="LFP",
+        nominal_pack_kwh=13.0,
+        consumption_kwh_per_km=0.10,
+        max_ac_kw=1.9,
+        max_dc_kw=0,
+    )
+    vehicle = f.VehicleFactory(organization=organization, model=model, home_depot=home_depot)
+    pack = f.BatteryPackFactory(
+        organization=organization,
+        nominal_kwh=13.0,
+        nominal_ah=255.0,
+        cells_in_series=16,
+        cells_in_parallel=1,
+        manufactured_on=AS_OF - dt.timedelta(days=400),
+    )
+    f.PackInstallationFactory(pack=pack, vehicle=vehicle, installed_at=timezone.now() - dt.timedelta(days=400))
+    return vehicle, pack
+
+
+def _duty_days(vehicle, *, efc_per_day, days=20):
+    from fleet.models import DailyDutyCycle
+
+    for k in range(days):
+        DailyDutyCycle.objects.create(
+            vehicle=vehicle,
+            date=AS_OF - dt.timedelta(days=k),
+            time_zone="America/Hermosillo",
+            reading_count=1000,
+            distance_km=efc_per_day * 130,
+            energy_used_kwh=efc_per_day * 13.0,
+            energy_charged_kwh=efc_per_day * 13.5,
+            kwh_per_km=0.1,
+            capacity_kwh=13.0,
+            equivalent_full_cycles=efc_per_day,
+            soc_min_pct=10,
+            soc_max_pct=95,
+            soc_mean_pct=55,
+            minutes_above_90_soc=60,
+            pack_temp_mean_c=30,
+            pack_temp_max_c=36,
+            max_charge_c_rate=0.15,
+            max_discharge_c_rate=0.5,
+        )
+
+
+def test_a_duty_outside_the_models_range_is_a_failed_pack_with_its_reason_never_a_nan_forecast(depot):
+    """A 13 kWh mini EV at 8 equivalent full cycles a day used to be stored as soh_now_pct = NaN."""
+    vehicle, pack = _mini_ev_pack(depot.organization, home_depot=depot)
+    _duty_days(vehicle, efc_per_day=8.0)
+
+    run = forecast_packs(packs=[pack], as_of=AS_OF, years=1.0)
+
+    assert (run.packs_done, run.packs_failed) == (0, 1)
+    assert pack.serial in run.error and "outside_model_range" in run.error
+    assert not SoHForecast.objects.filter(pack=pack).exists()
+
+
+@pytest.mark.slow
+def test_mini_evs_with_no_home_depot_are_forecast_every_night(depot):
+    from batteries.nightly import forecast_depotless_packs
+
+    vehicle, pack = _mini_ev_pack(depot.organization)
+    _duty_days(vehicle, efc_per_day=0.4)
+    _bus, depot_pack = _bus_with_pack(depot)
+
+    outcome = forecast_depotless_packs(night=AS_OF)
+
+    assert outcome.counts["done"] == 1 and outcome.counts["failed"] == 0
+    forecast = SoHForecast.objects.get(pack=pack, as_of=AS_OF)
+    assert all(p["soh_p10_pct"] <= p["soh_pct"] <= p["soh_p90_pct"] for p in forecast.points)
+    assert not SoHForecast.objects.filter(pack=depot_pack).exists()  # the depot's job does that one

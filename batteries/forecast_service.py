@@ -4,7 +4,8 @@ What a pack's job is made of:
 - Duty: the median day of the vehicle's last ``DUTY_WINDOW_DAYS`` daily duty cycles when telemetry has at
   least ``MIN_DUTY_DAYS`` of them; otherwise its block assignments (km per service day) with the model's
   kWh/km, charged at the depot's connector power and finishing late (the depot plans are smart).
-- Climate: the home depot's 12 monthly means (a default for vehicles with no depot).
+- Climate: the home depot's 12 monthly means (a default for vehicles with no depot: those packs are
+  forecast by ``batteries.nightly.forecast_depotless_packs``, every night like the others).
 - Calibration: the pack's own observations when it has enough; else a cluster fit over packs of the same
   chemistry, vehicle model and depot that do; else the chemistry prior. The band's width follows.
 """
@@ -26,7 +27,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from batteries import forecast as core
-from batteries.models import BatteryPack, ForecastRun, PackInstallation, SoHForecast
+from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
 from batteries.signals import pack_ageing_checked
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -38,7 +39,7 @@ BLOCK_WINDOW_DAYS = 28
 SUPPORTED_CHEMISTRIES = {"LFP": "LFP", "NMC": "NMC", "NCA": "NMC"}  # NCA ages like NMC closely enough
 # Hermosillo's monthly means: the demo deployment's default for vehicles with no depot climate.
 DEFAULT_CLIMATE_C = (17.0, 19.0, 22.0, 25.0, 29.0, 32.0, 32.0, 32.0, 31.0, 27.0, 21.0, 17.0)
-METHOD = "SPM + SEI/LAM (PyBaMM, IDAKLU), accelerated by state extrapolation"
+METHOD = "SPM, EC-limited SEI + stress LAM (PyBaMM IDAKLU), state extrapolation"
 
 
 def horizon_years() -> float:
@@ -111,9 +112,22 @@ def _climate(depot: Depot | None) -> core.Climate:
     return core.Climate(monthly_mean_c=tuple(float(t) for t in monthly))
 
 
+#: Uncertainty (SoH percentage points) of an observation that states none, by source: a telemetry
+#: estimate (partial charges, a BMS's coulomb counting) is far less certain than a capacity test.
+DEFAULT_UNCERTAINTY_PCT = {
+    HealthObservation.Source.CAPACITY_TEST: 1.0,
+    HealthObservation.Source.MANUAL: 2.0,
+    HealthObservation.Source.TELEMETRY: 3.0,
+}
+
+
 def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
     return [
-        core.HealthObservation(date=o.observed_at.date(), soh_pct=o.soh_pct, uncertainty_pct=o.uncertainty_pct or 1.0)
+        core.HealthObservation(
+            date=o.observed_at.date(),
+            soh_pct=o.soh_pct,
+            uncertainty_pct=o.uncertainty_pct or DEFAULT_UNCERTAINTY_PCT.get(o.source, 2.0),
+        )
         for o in pack.health_observations.order_by("observed_at")
     ]
 
@@ -195,11 +209,18 @@ def forecast_packs(
         )
         raise
     done = failed = 0
+    reasons = []
     for job in fleet_jobs:
         pack = jobs[int(job.pack_id)][0]
         result = fleet.results.get(job.pack_id)
         if result is None:
+            # Refused (a duty outside the model's range, a simulation that could not go on): no forecast is
+            # stored for tonight, and the run says which pack and why.
             failed += 1
+            refusal = fleet.refused.get(job.pack_id)
+            reason = f"{refusal.flag}: {refusal.reason}" if refusal else "no result"
+            reasons.append(f"pack {pack.serial}: {reason}")
+            logger.warning("pack %s: no forecast: %s", pack.serial, reason)
             continue
         _store(pack, job, result, run)
         done += 1
@@ -210,6 +231,7 @@ def forecast_packs(
     run.duty_groups = fleet.n_groups
     run.packs_cached = max(done - fleet.n_groups, 0)
     run.simulated_days = fleet.simulated_days
+    run.error = "\n".join(reasons)
     run.status = ForecastRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.duration_s = time.perf_counter() - started
@@ -218,8 +240,8 @@ def forecast_packs(
 
 
 def _finite(value):
-    """NaN (a quantity the model could not determine) is stored as empty, never as a number."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN or infinity (a quantity nobody could determine) is stored as empty, never as a number."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
@@ -243,7 +265,7 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
             "observations_used": calibration.n_observations,
             "soh_now_pct": result.soh_now_pct,
             "fade_pct_per_year": result.fade_pct_per_year,
-            "resistance_factor_now": _finite(result.resistance_factor_now),
+            "resistance_factor_now": result.resistance_factor_now,
             "eol_80_on": result.eol_80.date,
             "eol_80_p10_on": result.eol_80.date_p10,
             "eol_80_p90_on": result.eol_80.date_p90,
@@ -255,7 +277,13 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
             "flags": list(result.flags),
             "end_of_duty_on": result.end_of_duty_date,
             "points": _finite([p.to_dict() for p in result.points]),
-            "inputs": {"pack": job.pack.to_dict(), "duty": job.duty.to_dict(), "climate": job.climate.to_dict()},
+            "inputs": {
+                "pack": job.pack.to_dict(),
+                "duty": _finite(job.duty.to_dict()),
+                "climate": job.climate.to_dict(),
+                "observations_set_aside": [list(item) for item in calibration.set_aside],
+                "undelivered_kwh_per_day": result.undelivered_kwh_per_day,
+            },
         },
     )
     return forecast
