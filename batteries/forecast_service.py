@@ -20,6 +20,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -36,7 +37,11 @@ logger = logging.getLogger(__name__)
 DUTY_WINDOW_DAYS = 60
 MIN_DUTY_DAYS = 14
 BLOCK_WINDOW_DAYS = 28
-SUPPORTED_CHEMISTRIES = {"LFP": "LFP", "NMC": "NMC", "NCA": "NMC"}  # NCA ages like NMC closely enough
+SUPPORTED_CHEMISTRIES: dict[str, Literal["LFP", "NMC"]] = {
+    "LFP": "LFP",
+    "NMC": "NMC",
+    "NCA": "NMC",
+}  # NCA ages like NMC closely enough
 # Hermosillo's monthly means: the demo deployment's default for vehicles with no depot climate.
 DEFAULT_CLIMATE_C = (17.0, 19.0, 22.0, 25.0, 29.0, 32.0, 32.0, 32.0, 31.0, 27.0, 21.0, 17.0)
 METHOD = "SPM, EC-limited SEI + stress LAM (PyBaMM IDAKLU), state extrapolation"
@@ -126,7 +131,7 @@ def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
         core.HealthObservation(
             date=o.observed_at.date(),
             soh_pct=o.soh_pct,
-            uncertainty_pct=o.uncertainty_pct or DEFAULT_UNCERTAINTY_PCT.get(o.source, 2.0),
+            uncertainty_pct=o.uncertainty_pct or DEFAULT_UNCERTAINTY_PCT.get(HealthObservation.Source(o.source), 2.0),
         )
         for o in pack.health_observations.order_by("observed_at")
     ]

@@ -46,7 +46,8 @@ class ApiRateThrottle(SimpleRateThrottle):
         # DRF's SimpleRateThrottle reads the rates once, at import; read them per request so that a changed
         # setting (tests, override_settings) takes effect.
         try:
-            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            rate: str = api_settings.DEFAULT_THROTTLE_RATES[self.scope]  # type: ignore[index]  # scope set above
+            return rate
         except KeyError as exc:
             raise ImproperlyConfigured(f"No throttle rate for the scope {self.scope!r}") from exc
 
@@ -56,7 +57,8 @@ class ApiRateThrottle(SimpleRateThrottle):
     def wait(self) -> float:
         # Until enough of the window's requests expire to admit one more. (DRF's answer is None, and so no
         # Retry-After, when the history is longer than a rate lowered since.)
+        assert self.num_requests is not None and self.duration is not None  # parsed in allow_request
         if self.num_requests < 1:
-            return self.duration
+            return float(self.duration)
         oldest_to_expire = self.history[min(self.num_requests, len(self.history)) - 1]
         return max(oldest_to_expire + self.duration - self.now, 1.0)

@@ -6,6 +6,7 @@ The defaults are the *embedded* mode: a SQLite file under ``var/`` and Celery ta
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -139,7 +140,7 @@ STORAGES = {
     },
 }
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

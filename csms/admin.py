@@ -28,7 +28,7 @@ class ChargePointAdmin(DepotScopedAdmin):
     list_filter = ["connected", "ocpp_version", ("charger__depot", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["charger__ocpp_charge_point_id", "charger__name"]
     autocomplete_fields = ["charger"]
-    fields = ["charger", "ocpp_version", "connected", "connected_at", "disconnected_at", "last_seen_at",
+    fields: list[str] = ["charger", "ocpp_version", "connected", "connected_at", "disconnected_at", "last_seen_at",
               "last_heartbeat_at", "booted_at", "vendor", "model", "firmware_version", "serial_number",
               "connector_states", "password_set_at"]  # fmt: skip
     readonly_fields = [name for name in fields if name != "charger"]

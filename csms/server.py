@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
@@ -108,6 +108,11 @@ class _Link:
     """What both protocol versions share: framing errors, rate limit, the charge point row."""
 
     _ocpp_version: str
+    id: str  # the charge point identity, set by the ocpp package's ChargePoint (every link is also one)
+
+    if TYPE_CHECKING:  # the ocpp package's ChargePoint.start (a link is one too); never defined here at run time
+
+        async def start(self) -> None: ...
 
     def __init__(self, identity: str, websocket: ServerConnection, *, charge_point_id: int) -> None:
         super().__init__(identity, websocket, response_timeout=settings.EVFLEET_CSMS_RESPONSE_TIMEOUT_S)  # type: ignore[call-arg]
@@ -115,7 +120,7 @@ class _Link:
         self.limiter = RateLimiter(settings.EVFLEET_CSMS_MESSAGES_PER_MINUTE)
         self.rate_limited = 0
 
-    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+    async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
         except OCPPError as exc:

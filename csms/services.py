@@ -380,7 +380,7 @@ def _record_session(tx: Transaction) -> None:
     note = ""
     if tx.vehicle is None:
         note = "No vehicle: the id tag is unknown, so no charging session was recorded."
-    elif tx.meter_start_wh is None or tx.meter_stop_wh is None:
+    elif tx.meter_start_wh is None or tx.meter_stop_wh is None or tx.ended_at is None:
         note = "No meter start or stop: no charging session was recorded."
     else:
         try:

@@ -45,7 +45,7 @@ def limit_w(profile: dict | None, now: dt.datetime) -> float | None:
     schedule = profile["chargingSchedule"]
     if isinstance(schedule, list):  # 2.0.1: a list of schedules; we send one
         schedule = schedule[0]
-    start = _parse(schedule.get("startSchedule") or profile.get("validFrom"))
+    start = _parse(str(schedule.get("startSchedule") or profile.get("validFrom")))
     elapsed = (now - start).total_seconds()
     if elapsed < 0 or ("duration" in schedule and elapsed >= schedule["duration"]):
         return None
@@ -165,6 +165,7 @@ class SimulatedCharger:
         return answer.id_token_info["status"]
 
     def _sampled(self, state: ConnectorState, power_w: float) -> list[dict]:
+        values: list[dict[str, Any]]
         if self.version == "1.6":
             values = [
                 {"value": f"{state.energy_wh:.1f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},

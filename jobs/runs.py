@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max
@@ -349,16 +349,17 @@ def job_rerun(*, run: JobRun) -> JobRun:
 
 
 ChunkFunction = Callable[..., Outcome | str | dict | None]
+ChunkFunctionT = TypeVar("ChunkFunctionT", bound=ChunkFunction)
 # Filled by ``chunk_job``; the chunk task looks functions up here by name (a message names, never imports, code).
 CHUNK_FUNCTIONS: dict[str, ChunkFunction] = {}
 # The task that runs one chunk, sent by name (``jobs.tasks`` imports this module).
 CHUNK_TASK_NAME = "jobs.tasks.job_chunk_task"
 
 
-def chunk_job(name: str) -> Callable[[ChunkFunction], ChunkFunction]:
+def chunk_job(name: str) -> Callable[[ChunkFunctionT], ChunkFunctionT]:
     """Register ``function(*, ids, night)`` as the work of one chunk of the fanned-out job ``name``."""
 
-    def register(function: ChunkFunction) -> ChunkFunction:
+    def register(function: ChunkFunctionT) -> ChunkFunctionT:
         CHUNK_FUNCTIONS[name] = function
         return function
 

@@ -61,7 +61,7 @@ class FeedImportAdmin(DepotScopedAdmin):
         if not depots.exists():
             raise PermissionDenied
         form = FeedUploadForm(request.POST or None, request.FILES or None)
-        form.fields["depot"].queryset = depots
+        form.fields["depot"].queryset = depots  # type: ignore[attr-defined]  # a ModelChoiceField
         report = None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

@@ -54,7 +54,7 @@ class PinSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         model = PinnedAssignment
         fields = ["id", "block", "vehicle", "service_date", "pinned_at"]
         read_only_fields = ["id", "pinned_at"]
-        validators = []
+        validators: list[object] = []
 
 
 class PinViewSet(

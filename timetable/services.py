@@ -109,7 +109,9 @@ class _Geometry:
         if self.depot is None:
             return 0.0  # no depot location: the depot is taken to be at the block's first/last stop
         s = self.stops[stop]
-        return gtfs.haversine_km(self.depot[0], self.depot[1], s.lat, s.lon) * DEADHEAD_DETOUR_FACTOR
+        latitude, longitude = self.depot
+        assert latitude is not None and longitude is not None  # set together (Depot.clean)
+        return gtfs.haversine_km(latitude, longitude, s.lat, s.lon) * DEADHEAD_DETOUR_FACTOR
 
     @staticmethod
     def minutes(km: float) -> float:
@@ -332,7 +334,7 @@ def gtfs_import(
     seen: set[int] = set()
     for p in planned:
         label = f"{p.code}@{p.service_date.isoformat()}"
-        fields = {
+        fields: dict[str, Any] = {
             "departs_at": p.departs_at,
             "returns_at": p.returns_at,
             "distance_km": p.distance_km,
@@ -368,10 +370,11 @@ def gtfs_import(
         seen.add(block.pk)
     withdrawn = []
     for link in timetable_selectors.current_feed_blocks(depot, date_from, date_to + dt.timedelta(days=1)):
-        if link.block_id not in seen and link.block.service_date <= date_to:
+        served_on = link.block.service_date  # imported blocks run on one date (weekly blocks are typed in)
+        if link.block_id not in seen and served_on is not None and served_on <= date_to:
             link.current = False
             link.save(update_fields=["current"])
-            withdrawn.append(f"{link.block.code}@{link.block.service_date.isoformat()}")
+            withdrawn.append(f"{link.block.code}@{served_on.isoformat()}")
     record.blocks_created, record.blocks_updated = len(created), len(updated)
     record.blocks_unchanged, record.blocks_withdrawn = len(unchanged), len(withdrawn)
     report = ImportReport(

@@ -27,8 +27,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.interpolate import CubicSpline  # type: ignore[import-untyped]
-from scipy.optimize import least_squares  # type: ignore[import-untyped]
+from scipy.interpolate import CubicSpline
+from scipy.optimize import least_squares
 
 from .forecast import PreparedJob, prepare, run_members
 from .presets import get_preset

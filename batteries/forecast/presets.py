@@ -183,7 +183,7 @@ class CellConstants:
 def parameter_values(preset: ChemistryPreset) -> Any:
     """PyBaMM ParameterValues of the preset, with the ageing rates tied to ``AGEING_FACTOR``."""
     # Imported lazily: importing the package must stay cheap.
-    import pybamm  # type: ignore[import-untyped]
+    import pybamm
 
     values = pybamm.ParameterValues(preset.parameter_set)
     values.update(dict(preset.sei_overrides), check_already_exists=False)

@@ -74,7 +74,7 @@ class DayModel:
     """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
 
     def __init__(self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8):
-        import pybamm  # type: ignore[import-untyped]
+        import pybamm
 
         self.chemistry = chemistry
         self.preset = get_preset(chemistry)

@@ -32,7 +32,7 @@ from typing import Any
 
 import highspy
 import numpy as np
-import scipy.sparse as sp  # type: ignore[import-untyped]
+import scipy.sparse as sp
 
 from .instance import Instance
 from .quantities import VehicleArrays, taper_lines

@@ -89,7 +89,7 @@ class DynsecAdmin:
         )
         self._client.username_pw_set(username, password)
         self._client.on_connect = lambda _c, _u, _f, reason, _p: self._connected.put(reason)
-        self._client.on_message = lambda _c, _u, message: self._responses.put(message.payload)
+        self._client.on_message = lambda _c, _u, message: self._responses.put(bytes(message.payload))
 
     def __enter__(self) -> DynsecAdmin:
         host, port = broker_address(self.url)

@@ -105,6 +105,8 @@ def telemetry_ingest(
     if vehicle is not None:
         vehicle_ids = _own_vehicle_ids(columns, vehicle)
     else:
+        if allowed_vehicles is None:
+            raise TypeError("telemetry_ingest needs the uploading vehicle or the vehicles the uploader may write")
         vehicle_ids = _resolve_vehicle_ids(columns, allowed_vehicles)
 
     statuses = [REJECTED] * columns.size
@@ -295,7 +297,9 @@ def copy_payload(
     dtype = _STAGING_ROW if with_index else _READING_ROW
     count = len(indexes)
     rows = np.empty(count, dtype=dtype)
-    rows["field_count"] = len(dtype.names) // 2
+    names, fields = dtype.names, dtype.fields
+    assert names is not None and fields is not None  # a structured dtype (_copy_row_dtype)
+    rows["field_count"] = len(names) // 2
     if with_index:
         rows["idx_len"], rows["idx"] = 4, indexes
     rows["vehicle_len"], rows["ts_len"], rows["cs_len"] = 8, 8, 2
@@ -318,8 +322,8 @@ def copy_payload(
         if is_null.any():
             length_field = f"{name}_len"
             rows[length_field][is_null] = -1
-            offset = dtype.fields[name][1]
-            keep[is_null, offset : offset + dtype.fields[name][0].itemsize] = False
+            offset = fields[name][1]
+            keep[is_null, offset : offset + fields[name][0].itemsize] = False
     return _COPY_HEADER + raw[keep].tobytes() + _COPY_TRAILER
 
 

@@ -161,7 +161,7 @@ class TelemetryBridge:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.endswith("/result"):
             return
-        self._inbox.put(_Received(self._generation, message.mid, message.qos, message.topic, message.payload))
+        self._inbox.put(_Received(self._generation, message.mid, message.qos, message.topic, bytes(message.payload)))
 
     # --- the worker (caller's thread: Django's database connection lives here) -----------------------------
 

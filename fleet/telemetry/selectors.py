@@ -79,7 +79,7 @@ def measured_consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date | None =
         kwh_per_km__isnull=False,
     )
     for days in (recent.filter(vehicle=vehicle), recent.filter(vehicle__model_id=vehicle.model_id)):
-        values = list(days.values_list("kwh_per_km", flat=True)[:5000])
+        values = [value for value in days.values_list("kwh_per_km", flat=True)[:5000] if value is not None]
         if len(values) >= MIN_DUTY_DAYS_FOR_MEDIAN:
             return float(statistics.median(values))
     return None
