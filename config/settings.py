@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "fleet",
     "batteries",
     "charging",
+    "citydata",
 ]
 
 MIDDLEWARE = [
@@ -267,6 +268,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": _throttle_rate("EVFLEET_API_RATE_USER", "600/min"),
     "vehicle": _throttle_rate("EVFLEET_API_RATE_VEHICLE", "240/min"),
     "telemetry_batch": _throttle_rate("EVFLEET_API_RATE_TELEMETRY_BATCH", "120/min"),
+    # citydata: the city feeds (GTFS-Realtime, NGSI-LD) per token, or per client address when public.
+    "city_feed": _throttle_rate("EVFLEET_CITY_FEED_RATE", "120/min"),
 }
 # The client address is REMOTE_ADDR, or the X-Forwarded-For entry added by the last of NUM_PROXIES reverse proxies
 # (production runs behind one). Never "the whole header" (DRF's default): a client could then vary it at will.

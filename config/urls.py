@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("batteries.urls")),
     path("", include("charging.urls")),
     path("", include("fleet.telemetry_urls")),
+    path("", include("citydata.urls")),
 ]
 
 urlpatterns = [
