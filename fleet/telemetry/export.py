@@ -3,8 +3,9 @@
 Readings are read in the order of their primary key ``(vehicle, recorded_at)``, so every page and every stream
 walks the primary key's btree. JSON pages carry an opaque keyset cursor (``next``: the last row's key), not an
 offset: a page deep in a month of history costs what the first one does. ``?format=csv`` and ``?format=jsonl``
-(or the ``Accept`` header) stream the whole selection; on PostgreSQL ``iterator(chunk_size)`` reads it through a
-server-side cursor, so memory stays flat however many rows go out.
+(or the ``Accept`` header) stream the whole selection. On PostgreSQL the database writes the stream itself
+(``COPY (SELECT ...) TO STDOUT``) and Python passes its blocks on; elsewhere ``iterator(chunk_size)`` reads it in
+chunks. Either way memory stays flat however many rows go out.
 
 Mounted by the telemetry URLconf: ``router.register("telemetry/readings", TelemetryReadingExportViewSet,
 basename="telemetry-reading")``.
@@ -55,6 +56,7 @@ _DB_COLUMNS = tuple("vehicle_id" if c == "vehicle" else c for c in EXPORT_COLUMN
 _CHARGING_INDEX = EXPORT_COLUMNS.index("charging_state")
 _RECORDED_INDEX = EXPORT_COLUMNS.index("recorded_at")
 STREAM_CHUNK_ROWS = 5000
+STREAM_BLOCK_BYTES = 256 * 1024
 PAGE_SIZE_DEFAULT = 500
 PAGE_SIZE_MAX = 5000
 
@@ -129,6 +131,12 @@ class ExportQuerySerializer(serializers.Serializer):
         return attrs
 
 
+def connection_vendor(alias: str) -> str:
+    from django.db import connections
+
+    return connections[alias].vendor
+
+
 def encode_cursor(vehicle_id: int, recorded_at: dt.datetime) -> str:
     raw = f"{vehicle_id}|{recorded_at.isoformat()}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -144,6 +152,48 @@ def decode_cursor(token: str) -> tuple[int, dt.datetime]:
         return int(vehicle), recorded_at
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise serializers.ValidationError({"cursor": "Not a cursor this API gave out."}) from exc
+
+
+# On PostgreSQL the database writes the stream itself (``COPY (SELECT ...) TO STDOUT``): Python only passes bytes
+# on, about ten times faster than building each row in Python. The same columns and spellings as ``_csv_lines``.
+_PG_CHARGING = "CASE r.charging_state WHEN 0 THEN 'none' WHEN 1 THEN 'ac' WHEN 2 THEN 'dc' END"
+_PG_COLUMNS = {
+    **{c: f"r.{c}" for c in _DB_COLUMNS},
+    "vehicle_id": "r.vehicle_id",
+    "recorded_at": "to_json(r.recorded_at) #>> '{}'",  # ISO 8601 (the connection's time zone is UTC)
+    "charging_state": _PG_CHARGING,
+}
+_PG_SELECT_CSV = ", ".join(
+    f'{_PG_COLUMNS[db]} AS "{name}"' for db, name in zip(_DB_COLUMNS, EXPORT_COLUMNS, strict=True)
+)
+# row_to_json's text of numbers, null, ISO times and the three state names needs none of COPY's text escapes.
+
+
+def _postgres_copy(rows: QuerySet, export_format: str) -> Iterator[bytes]:
+    """Stream ``rows`` (a ``values_list`` of ``_DB_COLUMNS``) with COPY; logged like any query (debug, tests)."""
+    from django.db import connections
+
+    connection = connections[rows.db]
+    inner, params = rows.query.sql_with_params()
+    # Only constants and Django's compiled SQL go into the statement; the values stay parameters.
+    select = f"SELECT {_PG_SELECT_CSV} FROM ({inner}) AS r"  # nosec B608
+    if export_format == "csv":
+        statement = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    else:
+        statement = f"COPY (SELECT row_to_json(x)::text FROM ({select}) AS x) TO STDOUT"  # nosec B608
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": statement % tuple(map(repr, params)), "time": "0"})
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        # COPY sends a message a row: gather them into blocks of about 256 kB for the response.
+        pending, size = [], 0
+        for block in copy:
+            pending.append(block)
+            size += len(block)
+            if size >= STREAM_BLOCK_BYTES:
+                yield b"".join(pending)
+                pending, size = [], 0
+        if pending:
+            yield b"".join(pending)
 
 
 def _row_dict(row: tuple) -> dict:
@@ -247,8 +297,11 @@ class TelemetryReadingExportViewSet(DepotScopedViewSetMixin, mixins.ListModelMix
         if export_format in ("csv", "jsonl"):
             if "cursor" in params:
                 raise exceptions.ValidationError({"cursor": "Streams have no pages: drop the cursor."})
-            stream = rows.iterator(chunk_size=STREAM_CHUNK_ROWS)
-            body = _csv_lines(stream) if export_format == "csv" else _jsonl_lines(stream)
+            if rows.db and connection_vendor(rows.db) == "postgresql":
+                body = _postgres_copy(rows, export_format)
+            else:
+                stream = rows.iterator(chunk_size=STREAM_CHUNK_ROWS)
+                body = _csv_lines(stream) if export_format == "csv" else _jsonl_lines(stream)
             response = StreamingHttpResponse(
                 body, content_type=f"{request.accepted_renderer.media_type}; charset=utf-8"
             )

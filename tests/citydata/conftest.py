@@ -15,7 +15,7 @@ _fast_hashing = pytest.fixture(autouse=True)(fast_password_hashing)
 
 
 def token_client(api_client, user):
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     return api_client
 
 
