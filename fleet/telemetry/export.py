@@ -166,7 +166,22 @@ _PG_COLUMNS = {
 _PG_SELECT_CSV = ", ".join(
     f'{_PG_COLUMNS[db]} AS "{name}"' for db, name in zip(_DB_COLUMNS, EXPORT_COLUMNS, strict=True)
 )
-# row_to_json's text of numbers, null, ISO times and the three state names needs none of COPY's text escapes.
+# JSON Lines written by concatenation (several times faster than row_to_json): numbers as PostgreSQL prints a
+# float8 (the shortest text that reads back exactly, as JSON wants), null for missing values. None of the texts
+# (numbers, null, ISO times, the three state names) needs COPY's text-format escapes.
+_PG_JSON_VALUES = {
+    **{db: f"coalesce(r.{db}::text, 'null')" for db in _DB_COLUMNS},
+    "vehicle_id": "r.vehicle_id::text",
+    "recorded_at": "'\"' || (to_json(r.recorded_at) #>> '{}') || '\"'",
+    "charging_state": f"coalesce('\"' || {_PG_CHARGING} || '\"', 'null')",
+}
+_PG_SELECT_JSONL = (
+    "'{' || "
+    + " || ',' || ".join(
+        f"""'"{name}":' || {_PG_JSON_VALUES[db]}""" for db, name in zip(_DB_COLUMNS, EXPORT_COLUMNS, strict=True)
+    )
+    + " || '}'"
+)
 
 
 def _postgres_copy(rows: QuerySet, export_format: str) -> Iterator[bytes]:
@@ -180,7 +195,7 @@ def _postgres_copy(rows: QuerySet, export_format: str) -> Iterator[bytes]:
     if export_format == "csv":
         statement = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)"
     else:
-        statement = f"COPY (SELECT row_to_json(x)::text FROM ({select}) AS x) TO STDOUT"  # nosec B608
+        statement = f"COPY (SELECT {_PG_SELECT_JSONL} FROM ({inner}) AS r) TO STDOUT"  # nosec B608
     if connection.queries_logged:
         connection.queries_log.append({"sql": statement % tuple(map(repr, params)), "time": "0"})
     with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
