@@ -73,10 +73,13 @@ messages: venv
 	$(MANAGE) makemessages -l es_MX --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=test-artifacts --no-obsolete
 	$(MANAGE) compilemessages -l es_MX --ignore=.venv
 
-# The chart library is vendored from the npm registry as a static file (no CDN at run time).
+# The chart and map libraries are vendored from the npm registry as static files (no CDN at run time).
 vendor-static:
 	cd $$(mktemp -d) && npm pack chart.js@4.5.1 >/dev/null && tar xzf chart.js-4.5.1.tgz && \
 		cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/
+	cd $$(mktemp -d) && npm pack leaflet@1.9.4 >/dev/null && tar xzf leaflet-1.9.4.tgz && \
+		cp package/dist/leaflet.js package/dist/leaflet.css package/LICENSE $(CURDIR)/static/vendor/leaflet/ && \
+		cp -r package/dist/images $(CURDIR)/static/vendor/leaflet/
 
 schema: venv
 	$(MANAGE) spectacular --validate --file docs/openapi.yaml

@@ -263,6 +263,12 @@ def _throttle_rate(variable: str, default: str) -> str:
     return rate
 
 
+# citydata: the live fleet map's tile server (an empty value draws the markers on a blank background).
+EVFLEET_MAP_TILE_URL = env.str("EVFLEET_MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+EVFLEET_MAP_TILE_ATTRIBUTION = env.str(
+    "EVFLEET_MAP_TILE_ATTRIBUTION", default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+)
+
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "login": _throttle_rate("EVFLEET_LOGIN_RATE", "10/min"),
     "user": _throttle_rate("EVFLEET_API_RATE_USER", "600/min"),
