@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -59,6 +60,7 @@ class NgsiSubscriptionAdmin(DepotScopedAdmin):
     list_filter = ["entity_type", "active"]
     readonly_fields = ["created_at", "last_notified_at"]
     inlines = [NgsiNotificationInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         latest = NgsiNotification.objects.filter(subscription=OuterRef("pk")).order_by("-created_at")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batteries.selectors import pack_queryset
@@ -98,22 +98,23 @@ def entities_of(entity_type: str, scoped_vehicles, scoped_chargers, *, ids: list
     if entity_type == EntityType.VEHICLE:
         rows = vehicles(scoped_vehicles)
         if ids is not None:
-            rows = rows.filter(pk__in=_pks(ids, "Vehicle"))
+            rows = rows.filter(_urn_q(ids, "Vehicle", "organization__slug"))
         return vehicle_entities(list(rows[offset : offset + limit]))
     rows = chargers(scoped_chargers)
     if ids is not None:
-        rows = rows.filter(pk__in=_pks(ids, "EVChargingStation"))
+        rows = rows.filter(_urn_q(ids, "EVChargingStation", "depot__organization__slug"))
     return station_entities(list(rows[offset : offset + limit]))
 
 
-def _pks(urns: list[str], entity_type: str) -> list[int]:
-    """The database ids in ``urns`` of the form ``urn:ngsi-ld:<type>:<organisation>:<id>`` (others ignored)."""
-    found = []
+def _urn_q(urns: list[str], entity_type: str, slug_path: str) -> Q:
+    """Rows named by ``urns`` of the form ``urn:ngsi-ld:<type>:<organisation slug>:<id>`` (others match nothing)."""
+    q = Q(pk__in=[])
     for urn in urns:
         parts = urn.split(":")
-        if len(parts) == 5 and parts[:3] == ["urn", "ngsi-ld", entity_type] and parts[4].isdigit():
-            found.append(int(parts[4]))
-    return found
+        named = len(parts) == 5 and parts[:3] == ["urn", "ngsi-ld", entity_type]
+        if named and parts[4].isdigit() and int(parts[4]) <= 2**63 - 1:
+            q |= Q(pk=int(parts[4]), **{slug_path: parts[3]})
+    return q
 
 
 def entity_type_of(urn: str) -> str | None:

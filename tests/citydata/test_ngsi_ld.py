@@ -99,7 +99,9 @@ def test_by_id_and_another_depots_entities_are_not_found(api_client, fleet):
     urn_b = ngsi_ld.vehicle_urn("sonora-bus", fleet["vehicle_b"].pk)
     station_b = ngsi_ld.station_urn("sonora-bus", fleet["charger_b"].pk)
     assert client.get(f"{ENTITIES}/{urn_a}").json()["id"] == urn_a
-    for urn in (urn_b, station_b, "urn:ngsi-ld:Vehicle:sonora-bus:999999", "nonsense"):
+    wrong_org = ngsi_ld.vehicle_urn("elsewhere", fleet["vehicle_a"].pk)
+    huge = "urn:ngsi-ld:Vehicle:sonora-bus:99999999999999999999999"
+    for urn in (urn_b, station_b, wrong_org, huge, "urn:ngsi-ld:Vehicle:sonora-bus:999999", "nonsense"):
         response = client.get(f"{ENTITIES}/{urn}")
         assert response.status_code == 404
         assert response.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
