@@ -166,7 +166,7 @@ _PG_COLUMNS = {
 _PG_SELECT_CSV = ", ".join(
     f'{_PG_COLUMNS[db]} AS "{name}"' for db, name in zip(_DB_COLUMNS, EXPORT_COLUMNS, strict=True)
 )
-# JSON Lines written by concatenation (several times faster than row_to_json): numbers as PostgreSQL prints a
+# JSON Lines written by concatenation (about a fifth faster than row_to_json here): numbers as PostgreSQL prints a
 # float8 (the shortest text that reads back exactly, as JSON wants), null for missing values. None of the texts
 # (numbers, null, ISO times, the three state names) needs COPY's text-format escapes.
 _PG_JSON_VALUES = {
