@@ -85,12 +85,15 @@ messages: venv
 	$(MANAGE) makemessages -l es_MX --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=test-artifacts --no-obsolete
 	$(MANAGE) compilemessages -l es_MX --ignore=.venv
 
-# The chart library is vendored from the npm registry as a static file (no CDN at run time). Its last line names a
-# source map that is not shipped: stripped, or collectstatic's manifest storage fails (MissingFileError).
+# The chart and map libraries are vendored from the npm registry as static files (no CDN at run time). Chart.js's
+# last line names a source map that is not shipped: stripped, or collectstatic's manifest storage fails.
 vendor-static:
 	cd $$(mktemp -d) && npm pack chart.js@4.5.1 >/dev/null && tar xzf chart.js-4.5.1.tgz && \
 		cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/
-	sed -i '/^\/\/# sourceMappingURL=/d' static/vendor/chartjs/chart.umd.min.js
+	cd $$(mktemp -d) && npm pack leaflet@1.9.4 >/dev/null && tar xzf leaflet-1.9.4.tgz && \
+		cp package/dist/leaflet.js package/dist/leaflet.css package/LICENSE $(CURDIR)/static/vendor/leaflet/ && \
+		cp -r package/dist/images $(CURDIR)/static/vendor/leaflet/
+	sed -i '/^\/\/# sourceMappingURL=/d' static/vendor/chartjs/chart.umd.min.js static/vendor/leaflet/leaflet.js
 	! grep -rl 'sourceMappingURL' static/vendor/
 
 schema: venv

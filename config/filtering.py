@@ -29,9 +29,9 @@ BOOLEAN_VALUES = frozenset({"true", "false", "True", "False", "1", "0"})
 def strict_filter_errors(filterset, query_params) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for name, value in filterset.form.cleaned_data.items():
-        if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
-            if abs(value) > BIGINT_MAX:
-                errors[name] = ["The number is out of range."]
+        number = value if isinstance(value, Decimal | float | int) and not isinstance(value, bool) else None
+        if number is not None and abs(number) > BIGINT_MAX:
+            errors[name] = ["The number is out of range."]
     for name, field in filterset.filters.items():
         # A range filter is given as name_after / name_before (name_min / name_max): its widget's suffixes.
         suffixes = getattr(field.field.widget, "suffixes", None)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "notifications",
     "csms",
     "timetable",
+    "citydata",
     "console",
 ]
 
@@ -231,6 +232,11 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)}
 # Installed into django_celery_beat's tables by the database scheduler at start-up.
 CELERY_BEAT_SCHEDULE = {
+    "citydata.ngsi_notifications": {
+        "task": "citydata.tasks.notify_ngsi_subscriptions",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "notifications.run": {
         "task": "notifications.tasks.notifications_run_task",
         "schedule": 60.0,
@@ -326,11 +332,19 @@ def _throttle_rate(variable: str, default: str) -> str:
     return rate
 
 
+# citydata: the live fleet map's tile server (an empty value draws the markers on a blank background).
+EVFLEET_MAP_TILE_URL = env.str("EVFLEET_MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+EVFLEET_MAP_TILE_ATTRIBUTION = env.str(
+    "EVFLEET_MAP_TILE_ATTRIBUTION", default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+)
+
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "login": _throttle_rate("EVFLEET_LOGIN_RATE", "10/min"),
     "user": _throttle_rate("EVFLEET_API_RATE_USER", "600/min"),
     "vehicle": _throttle_rate("EVFLEET_API_RATE_VEHICLE", "240/min"),
     "telemetry_batch": _throttle_rate("EVFLEET_API_RATE_TELEMETRY_BATCH", "120/min"),
+    # citydata: the city feeds (GTFS-Realtime, NGSI-LD) per token, or per client address when public.
+    "city_feed": _throttle_rate("EVFLEET_CITY_FEED_RATE", "120/min"),
 }
 # The client address (the sign-in throttle's key) is REMOTE_ADDR, or with NUM_PROXIES=N the X-Forwarded-For entry
 # added by the outermost of the N reverse proxies in front of gunicorn. Default 0 in every mode: trusting a proxy

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("charging.urls")),
     path("", include("csms.urls")),
     path("", include("timetable.urls")),
+    path("", include("citydata.urls")),
     path("", include("fleet.telemetry.urls")),
 ]
 
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("ngsi-ld/", include("citydata.ngsi_urls")),
 ]
 
 # Errors no view answered: JSON on /api/, Django's pages elsewhere; a database outage is a 503 (config/errors.py).

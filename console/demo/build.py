@@ -45,6 +45,7 @@ from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
 from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.models.registry import default_connector_standards
+from fleet.telemetry.synthetic import synthetic_telemetry
 
 # --- Reporting ------------------------------------------------------------------------------------------
 
@@ -542,6 +543,7 @@ def build_demo(*, today: dt.date, progress: Progress | None = None) -> DemoRepor
     run(7, lambda s: _step_blocks(s, depots, duties_by_group, valid_from))
     run(8, lambda s: _step_assignments(s, depots, vehicles, duties_by_group, days))
     run(9, lambda s: _step_users(s, depots))
+    synthetic_telemetry(Vehicle.objects.filter(organization=org))  # the last 24 hours of readings (issue 17)
 
     for spec in DEPOTS:
         depot = depots[spec.code]
