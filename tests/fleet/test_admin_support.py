@@ -74,6 +74,7 @@ def depot_world(two_depots):
     """
     from django.utils import timezone
 
+    from citydata.models import FeedSettings, NgsiNotification, NgsiSubscription
     from csms.models import ChargePoint, IdToken, ProfileDelivery, Transaction
     from fleet.models import VehicleApiKey
     from jobs.models import JobRun
@@ -138,6 +139,15 @@ def depot_world(two_depots):
         w[f"delivery_{side}"] = Delivery.objects.create(
             channel="email", user=user, to=f"{side}@example.org", subject="x"
         )
+    # The city's feeds are organisation-wide: the other organisation's settings and subscriptions are hidden.
+    for side, owner in (("a", org), ("b", w["webhook_org"])):
+        w[f"feed_settings_{side}"] = FeedSettings.objects.create(organization=owner)
+        w[f"subscription_{side}"] = NgsiSubscription.objects.create(
+            organization=owner, entity_type="Vehicle", endpoint="https://broker.city.example/ngsi-ld/notify"
+        )
+        w[f"ngsi_notification_{side}"] = NgsiNotification.objects.create(
+            subscription=w[f"subscription_{side}"], payload={}
+        )
     w["tariff"] = f.TariffFactory(organization=org)
     w["season"] = f.TariffSeasonFactory(tariff=w["tariff"])
     f.TariffPeriodFactory(season=w["season"])
@@ -193,6 +203,9 @@ def depot_world(two_depots):
         FeedImport: w["feed_import_a"],
         TimetableBlock: w["timetable_block_a"],
         PinnedAssignment: w["pin_a"],
+        FeedSettings: w["feed_settings_a"],
+        NgsiSubscription: w["subscription_a"],
+        NgsiNotification: w["ngsi_notification_a"],
     }
     w["hidden_from_manager_a"] = {
         Organization: w["other_org"],
@@ -225,5 +238,8 @@ def depot_world(two_depots):
         FeedImport: w["feed_import_b"],
         TimetableBlock: w["timetable_block_b"],
         PinnedAssignment: w["pin_b"],
+        FeedSettings: w["feed_settings_b"],
+        NgsiSubscription: w["subscription_b"],
+        NgsiNotification: w["ngsi_notification_b"],
     }
     return w
