@@ -61,8 +61,9 @@ def equipment_alert_key(equipment: Charger | Connector) -> str:
     return f"equipment:{type(equipment).__name__.lower()}:{equipment.pk}"
 
 
-def equipment_status_alert(equipment: Charger | Connector) -> Alert | None:
-    """Raise, refresh or resolve the alert for a charger or connector after its status changed."""
+def equipment_status_alert(equipment: Charger | Connector, *, reported: str = "") -> Alert | None:
+    """Raise, refresh or resolve the alert for a charger or connector after its status changed; ``reported`` is
+    what whoever reported it said (staff's note, or the charger's own OCPP status and error code)."""
     key = equipment_alert_key(equipment)
     severity = EQUIPMENT_ALERT_SEVERITY.get(equipment.status)
     if severity is None:
@@ -72,7 +73,7 @@ def equipment_status_alert(equipment: Charger | Connector) -> Alert | None:
     # Stored in English like the planner's alerts: the row is shared by readers of every language.
     what = "Charger" if isinstance(equipment, Charger) else "Connector"
     state = "in maintenance" if equipment.status == Charger.Status.MAINTENANCE else equipment.status
-    message = f"{what} {equipment} at {depot.name} is {state}."
+    message = f"{what} {equipment} at {depot.name} is {state}." + (f" Reported: {reported}." if reported else "")
     return alert_raise(
         key=key,
         kind=Alert.Kind.CHARGER_FAULT,

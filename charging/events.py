@@ -113,7 +113,7 @@ def _apply(event: DepotEvent) -> None:
             connector.status = status
             audit_attribution(connector, reason=f"{event.kind} ({event.client_event_id})", user=event.reported_by)
             connector.save(update_fields=["status"])
-            equipment_status_alert(connector)
+            equipment_status_alert(connector, reported=event.note)
     elif event.kind == Kind.BLOCK_CANCELLED:
         horizon = night_horizon(event.depot, event.service_night)
         BlockAssignment.objects.filter(

@@ -159,10 +159,6 @@ def _event_id(*parts: object) -> str:
     return "ocpp-" + hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:48]
 
 
-def _fault_alert_key(charger: Charger, connector_number: int) -> str:
-    return f"csms:fault:{charger.ocpp_charge_point_id}:{connector_number}"
-
-
 def status_notification(
     *, charge_point_id: int, connector_number: int, status: str, error_code: str = "", timestamp: str | None = None
 ) -> None:
@@ -190,32 +186,17 @@ def status_notification(
             kind = DepotEvent.Kind.CONNECTOR_RESTORED
         else:
             continue
-        with transaction.atomic():
-            with contextlib.suppress(EventConflict):
-                depot_event_record(
-                    depot=charger.depot,
-                    kind=kind,
-                    client_event_id=_event_id(charger.ocpp_charge_point_id, connector.connector_id, kind, at),
-                    occurred_at=at,
-                    connector=connector,
-                    note=f"OCPP {status} {error_code or ''}".strip()[:200],
-                )
-            key = _fault_alert_key(charger, connector.connector_id)
-            if kind == DepotEvent.Kind.CONNECTOR_FAULTED:
-                alert_raise(
-                    key=key,
-                    kind=Alert.Kind.CHARGER_FAULT,
-                    severity=Alert.Severity.CRITICAL,
-                    depot=charger.depot,
-                    organization_id=charger.depot.organization_id,
-                    message=(
-                        f"Connector {connector.connector_id} of {charger.name} reports {status}"
-                        f"{' (' + error_code + ')' if error_code and error_code != 'NoError' else ''}."
-                    ),
-                    details={"charge_point_id": charger.ocpp_charge_point_id, "status": status, "error": error_code},
-                )
-            else:
-                alert_resolve(key=key)
+        with transaction.atomic(), contextlib.suppress(EventConflict):
+            depot_event_record(
+                depot=charger.depot,
+                kind=kind,
+                client_event_id=_event_id(charger.ocpp_charge_point_id, connector.connector_id, kind, at),
+                occurred_at=at,
+                connector=connector,
+                note=f"OCPP {status} {error_code or ''}".strip()[:200],
+            )
+            # The connector's fault alert is raised (and resolved) by the depot event, with this note in it:
+            # one alert per connector whoever reports the fault (charging.alerts.equipment_status_alert).
 
 
 # --- Authorisation and transactions -------------------------------------------------------------------------

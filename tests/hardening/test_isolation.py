@@ -70,26 +70,9 @@ def world(world):
     w["hidden_from_manager_a"][VehicleLiveState] = VehicleLiveState.objects.get(vehicle=w["vehicle_b"])
     w["hidden_from_manager_a"][DailyDutyCycle] = w["duty_b"]
     w["hidden_from_manager_a"][Connector] = w["connector_b"]
-    w["hidden_from_manager_a"].update(timetable_rows_of_depot_b(w))
     w["seen_by_manager_a"][VehicleLiveState] = VehicleLiveState.objects.get(vehicle=w["vehicle_a"])
     w["seen_by_manager_a"][DailyDutyCycle] = w["duty_a"]
     return w
-
-
-def timetable_rows_of_depot_b(w) -> dict:
-    from timetable.models import FeedImport, PinnedAssignment, TimetableBlock
-
-    block, day = w["block_b"], w["block_b"].service_date or timezone.localdate()
-    feed = FeedImport.objects.create(
-        depot=w["depot_b"], file_name="b.zip", feed_sha256="b" * 64, service_from=day, service_to=day
-    )
-    return {
-        FeedImport: feed,
-        TimetableBlock: TimetableBlock.objects.create(
-            block=block, feed_import=feed, service_km=1, deadhead_km=0, season_factor=1, energy_kwh=1
-        ),
-        PinnedAssignment: PinnedAssignment.objects.create(block=block, vehicle=w["vehicle_b"], service_date=day),
-    }
 
 
 def foreign_markers(w) -> list[str]:
