@@ -16,19 +16,22 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
+from charging.selectors import charging_load_kw
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
 
 
 def _slot_labels(plan: ChargingPlan) -> list[str]:
-    start = plan.horizon_start.astimezone(plan.depot.zone)
+    # Stepped in UTC, read in the depot's zone: a daylight-saving night shows 02:00 twice (or skips it).
+    start, zone = plan.horizon_start.astimezone(dt.UTC), plan.depot.zone
     step = dt.timedelta(minutes=plan.slot_minutes)
-    return [(start + i * step).strftime("%H:%M") for i in range(plan.num_slots)]
+    return [(start + i * step).astimezone(zone).strftime("%H:%M") for i in range(plan.num_slots)]
 
 
 def _connector_label(connector: Connector | None) -> str:
@@ -93,9 +96,10 @@ def _timeline(plan: ChargingPlan, charges: list[PlannedCharge]) -> list[dict]:
     return rows
 
 
-def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
-    """Per demand charge of the plan: the month's peak in its periods before tonight, after tonight,
-    and what the increase costs. Answers "why does tonight pay a demand charge?" at a glance.
+def demand_charge_rows(plan: ChargingPlan, load_kw: list[float] | None = None) -> list[dict]:
+    """Per demand charge of the plan: tonight's peak in its periods (from ``load_kw``, the charging load per
+    slot), the month's peak in its periods before tonight, after tonight, and what the increase costs.
+    Answers "why does tonight pay a demand charge?" at a glance.
 
     The plan's instance lists the charges in the order ``Instance.demand_charges()`` gives (the
     top-level one when priced, then the others) and ``month_peaks_kw`` holds the same charges, by
@@ -103,19 +107,26 @@ def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
     """
     instance = plan.instance or {}
     before = []
+    windows: list[list[bool] | None] = []  # each charge's slots (None: every slot)
     if float(instance.get("demand_charge_mxn_per_kw") or 0.0) > 0:
         before.append((float(instance["demand_charge_mxn_per_kw"]), float(instance.get("month_peak_kw") or 0.0)))
+        windows.append(instance.get("demand_slots"))
     for charge in instance.get("additional_demand_charges") or []:
         before.append((float(charge.get("mxn_per_kw") or 0.0), float(charge.get("month_peak_kw") or 0.0)))
+        windows.append(charge.get("slots"))
     after = list((plan.month_peaks_kw or {}).items())
     if not before or len(before) != len(after):
         return []
     rows = []
-    for (price, peak_before), (name, peak_after) in zip(before, after, strict=True):
+    for (price, peak_before), (name, peak_after), window in zip(before, after, windows, strict=True):
         added = max(float(peak_after) - peak_before, 0.0)
+        in_window = [
+            kw for slot, kw in enumerate(load_kw or []) if window is None or (slot < len(window) and window[slot])
+        ]
         rows.append(
             {
                 "name": name,
+                "tonight_peak_kw": max(in_window, default=0.0) if load_kw is not None else None,
                 "price_per_kw": price,
                 "peak_before_kw": peak_before,
                 "peak_after_kw": float(peak_after),
@@ -132,10 +143,11 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
     for charge in charges:
         charge.level = readiness_level(charge)
         charge.gap_pct = max(charge.required_soc_pct - charge.departure_soc_pct, 0.0)
+    load_kw = charging_load_kw([c.power_kw for c in charges], plan.num_slots)
     context = {
         **admin_context,
         "title": _("Charging plan: %(depot)s, night of %(night)s")
-        % {"depot": plan.depot.name, "night": plan.service_night.isoformat()},
+        % {"depot": plan.depot.name, "night": date_format(plan.service_night, "SHORT_DATE_FORMAT")},
         "plan": plan,
         "charges": charges,
         "timeline": _timeline(plan, charges),
@@ -153,7 +165,8 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "may_replan": may_replan,
         "ocpp_versions": OCPP_VERSIONS,
         "peak_share_pct": 100.0 * plan.peak_kw / plan.site_limit_kw if plan.site_limit_kw else None,
-        "demand_charges": demand_charge_rows(plan),
+        "demand_charges": demand_charge_rows(plan, load_kw),
+        "night_peak_kw": max(load_kw, default=0.0),
         "ready_count": sum(1 for c in charges if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,

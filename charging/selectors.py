@@ -4,6 +4,7 @@ viewsets do it)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -117,10 +118,11 @@ def faulted_charger_counts(depots) -> dict[int, int]:
     return {row["depot_id"]: row["n"] for row in rows}
 
 
-def planned_charges_in_service(plan: ChargingPlan) -> QuerySet[PlannedCharge]:
-    """A plan's charges for the vehicles still in service: a bus sent to the workshop after the plan was made
-    no longer counts as ready (or short) before the re-plan drops it."""
-    return plan.charges.filter(vehicle__status=Vehicle.Status.IN_SERVICE)
+def planned_charges_in_service(plan: ChargingPlan | Iterable[ChargingPlan]) -> QuerySet[PlannedCharge]:
+    """A plan's (or several plans') charges for the vehicles still in service: a bus sent to the workshop after
+    the plan was made no longer counts as ready (or short) before the re-plan drops it."""
+    plans = [plan] if isinstance(plan, ChargingPlan) else list(plan)
+    return PlannedCharge.objects.filter(plan__in=plans, vehicle__status=Vehicle.Status.IN_SERVICE)
 
 
 # --- Alerts, for the notifications app ------------------------------------------------------------------------
@@ -129,3 +131,21 @@ def planned_charges_in_service(plan: ChargingPlan) -> QuerySet[PlannedCharge]:
 def alerts_raised_since(since: dt.datetime) -> QuerySet[Alert]:
     """Alerts opened at or after ``since`` (any status now), oldest first, with their depot."""
     return Alert.objects.filter(created_at__gte=since).select_related("depot", "organization").order_by("created_at")
+
+
+def charging_load_kw(power_rows: list[list[float]], num_slots: int) -> list[float]:
+    """The depot's charging load per slot (kW): the sum of the planned charges' grid-side power."""
+    load = [0.0] * num_slots
+    for row in power_rows:
+        for slot, kw in enumerate(row[:num_slots]):
+            load[slot] += float(kw)
+    return load
+
+
+def night_peak_kw_by_plan(plans: list[ChargingPlan]) -> dict[int, float]:
+    """Per plan, the night's peak charging demand (kW) over every slot, whatever the demand-charge windows:
+    ``ChargingPlan.peak_kw`` is the peak inside the main demand charge's window only. One query."""
+    rows: dict[int, list[list[float]]] = {plan.pk: [] for plan in plans}
+    for plan_id, power in PlannedCharge.objects.filter(plan__in=plans).values_list("plan_id", "power_kw"):
+        rows[plan_id].append(power or [])
+    return {plan.pk: max(charging_load_kw(rows[plan.pk], plan.num_slots), default=0.0) for plan in plans}
