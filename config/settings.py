@@ -178,6 +178,8 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "charging.models.Alert.Status",
         # Charging sessions also have a "source": keep the health observations' enum under its old name.
         "SourceEnum": "batteries.models.HealthObservation.Source",
+        # Vehicle models (the standards they accept) and connectors (the one they have) share one vocabulary.
+        "ConnectorStandardEnum": "fleet.models.ConnectorStandard",
     },
 }
 
