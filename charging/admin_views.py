@@ -50,20 +50,44 @@ def plan_charges(plan: ChargingPlan) -> list[PlannedCharge]:
     return list(plan.charges.select_related("vehicle", "connector__charger").order_by("departure_at", "vehicle_id"))
 
 
+VEHICLES_DRAWN_ALONE = 8  # the rest share one "other vehicles" band: a legend people can read
+
+
 def plan_chart_data(plan: ChargingPlan, charges: list[PlannedCharge]) -> dict:
-    """The stacked power per slot by vehicle, the site limit and the price, as plain lists for Chart.js."""
+    """The night for Chart.js as plain lists: the base load and the charging power stacked (the vehicles that
+    draw most on their own, the others as one band), the total site demand, the grid limit, the price, and a
+    y-scale fitted to the demand (the grid limit stays on the chart only when it is near)."""
     instance = plan.instance or {}
     n = plan.num_slots
+    base_load = [round(float(v), 1) for v in (instance.get("base_load_kw") or [0.0] * n)][:n]
+    charging_limit = [float(v) for v in (instance.get("site_limit_kw") or [])][:n]
+    grid_limit = [round(limit + base, 1) for limit, base in zip(charging_limit, base_load, strict=False)]
+    drawing = sorted((c for c in charges if any(kw > 0 for kw in c.power_kw)), key=lambda c: -sum(c.power_kw[:n]))
+    alone, others = drawing[:VEHICLES_DRAWN_ALONE], drawing[VEHICLES_DRAWN_ALONE:]
+    vehicles = [{"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]} for c in alone]
+    if others:
+        vehicles.append(
+            {
+                "label": _("Other vehicles (%(n)d)") % {"n": len(others)},
+                "power_kw": [round(v, 1) for v in charging_load_kw([c.power_kw for c in others], n)],
+                "group": True,
+            }
+        )
+    charging = charging_load_kw([c.power_kw for c in charges], n)
+    total = [round(base + kw, 1) for base, kw in zip(base_load, charging, strict=False)]
+    peak = max(total, default=0.0)
+    lowest_limit = min(grid_limit, default=0.0)
+    # Fit the scale to the demand; keep the grid limit in sight only when it is within half again of the peak.
+    near = lowest_limit and lowest_limit <= 1.5 * max(peak, 1.0)
+    y_max_kw = max(peak * 1.15, lowest_limit * 1.05 if near else 0.0, 10.0)
     return {
         "labels": _slot_labels(plan),
-        "site_limit_kw": [round(float(v), 1) for v in (instance.get("site_limit_kw") or [])][:n],
+        "base_load_kw": base_load,
+        "total_kw": total,
+        "grid_limit_kw": grid_limit,
+        "y_max_kw": round(y_max_kw, 0),
         "price_per_kwh": [round(float(v), 4) for v in (instance.get("energy_price_mxn_per_kwh") or [])][:n],
-        # Vehicles that draw nothing would only crowd the legend.
-        "vehicles": [
-            {"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]}
-            for c in charges
-            if any(kw > 0 for kw in c.power_kw)
-        ],
+        "vehicles": vehicles,
     }
 
 
@@ -156,7 +180,10 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "chart_data": {
             **plan_chart_data(plan, charges),
             "text": {
-                "site_limit": _("Site limit (kW)"),
+                "base_load": _("Base load (kW)"),
+                "total": _("Total site demand (kW)"),
+                "grid_limit": _("Grid limit (kW)"),
+                "off_scale": _("above the chart"),
                 "price": _("Energy price (%(currency)s/kWh)") % {"currency": currency},
                 "power_axis": _("Power (kW)"),
                 "price_axis": _("%(currency)s/kWh") % {"currency": currency},

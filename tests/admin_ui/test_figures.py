@@ -104,3 +104,39 @@ def test_a_life_beyond_the_horizon_reads_more_than_ten_years(client, fleet_world
 
     assert re.search(r'id="rul">&gt; 10 years<', page)
     assert "&gt; 10 years" in fleet and "3,654" not in fleet and "3,654" not in page
+
+
+def test_the_plan_chart_groups_vehicles_and_fits_its_scale_to_the_demand():
+    import datetime as dt
+
+    from charging.admin_views import VEHICLES_DRAWN_ALONE, plan_chart_data
+    from fleet.models import Depot
+
+    n = 4
+    base = [20.0, 20.0, 30.0, 30.0]
+    plan = ChargingPlan(
+        depot=Depot(time_zone="America/Hermosillo"),
+        horizon_start=dt.datetime(2026, 11, 23, 19, 0, tzinfo=dt.UTC),
+        slot_minutes=15,
+        num_slots=n,
+        instance={"base_load_kw": base, "site_limit_kw": [980.0, 980.0, 970.0, 970.0]},
+    )
+    # Twelve buses drawing 10 kW less each: the eight biggest alone, the four smallest as one band.
+    charges = [
+        PlannedCharge(vehicle=Vehicle(fleet_number=f"B{i:02d}"), power_kw=[120.0 - 10 * i] * n) for i in range(12)
+    ]
+
+    data = plan_chart_data(plan, charges)
+
+    labels = [v["label"] for v in data["vehicles"]]
+    assert labels[:VEHICLES_DRAWN_ALONE] == [f"B{i:02d}" for i in range(VEHICLES_DRAWN_ALONE)]
+    assert labels[-1] == "Other vehicles (4)" and len(labels) == VEHICLES_DRAWN_ALONE + 1
+    assert data["vehicles"][-1]["power_kw"] == [40.0 + 30.0 + 20.0 + 10.0] * n
+    charging = sum(120.0 - 10 * i for i in range(12))  # 780 kW in every slot
+    assert data["total_kw"] == [b + charging for b in base]
+    assert data["grid_limit_kw"] == [1000.0] * n  # site limit + base load: the connection's limit
+    assert data["y_max_kw"] >= max(data["total_kw"])
+    assert data["y_max_kw"] >= 1000.0  # the limit is near (within half again of the peak): kept in sight
+
+    small = [PlannedCharge(vehicle=Vehicle(fleet_number="B1"), power_kw=[30.0] * n)]
+    assert plan_chart_data(plan, small)["y_max_kw"] < 200  # a quiet night is not drawn at a fifth of the scale
