@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
-from charging.selectors import charging_load_kw
+from charging.selectors import charging_load_kw, site_demand_kw
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
 
@@ -121,7 +121,7 @@ def _timeline(plan: ChargingPlan, charges: list[PlannedCharge]) -> list[dict]:
 
 
 def demand_charge_rows(plan: ChargingPlan, load_kw: list[float] | None = None) -> list[dict]:
-    """Per demand charge of the plan: tonight's peak in its periods (from ``load_kw``, the charging load per
+    """Per demand charge of the plan: tonight's peak in its periods (from ``load_kw``, the site demand per
     slot), the month's peak in its periods before tonight, after tonight, and what the increase costs.
     Answers "why does tonight pay a demand charge?" at a glance.
 
@@ -167,7 +167,9 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
     for charge in charges:
         charge.level = readiness_level(charge)
         charge.gap_pct = max(charge.required_soc_pct - charge.departure_soc_pct, 0.0)
-    load_kw = charging_load_kw([c.power_kw for c in charges], plan.num_slots)
+    # Base load included: the demand the grid meter and the demand charges count.
+    load_kw = site_demand_kw((plan.instance or {}).get("base_load_kw"), [c.power_kw for c in charges], plan.num_slots)
+    chart_data = plan_chart_data(plan, charges)
     context = {
         **admin_context,
         "title": _("Charging plan: %(depot)s, night of %(night)s")
@@ -178,7 +180,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "slot_labels": _slot_labels(plan),
         "slots_per_hour": max(60 // plan.slot_minutes, 1),
         "chart_data": {
-            **plan_chart_data(plan, charges),
+            **chart_data,
             "text": {
                 "base_load": _("Base load (kW)"),
                 "total": _("Total site demand (kW)"),
@@ -194,6 +196,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "peak_share_pct": 100.0 * plan.peak_kw / plan.site_limit_kw if plan.site_limit_kw else None,
         "demand_charges": demand_charge_rows(plan, load_kw),
         "night_peak_kw": max(load_kw, default=0.0),
+        "grid_limit_kw": min(chart_data["grid_limit_kw"], default=None),
         "ready_count": sum(1 for c in charges if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,

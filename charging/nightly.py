@@ -22,7 +22,8 @@ PLAN_JOB = "charging.plan_depot_night"
 
 def plan_outcome(plan: ChargingPlan) -> Outcome:
     """What a plan run reports: a line for people, counts for the job record. Two peaks, each named: the
-    night's peak demand over every slot, and the peak inside the demand-charge window (what the charge pays)."""
+    night's peak site demand (base load included) over every slot, and the peak inside the demand-charge
+    window (what the charge pays)."""
     depot = plan.depot
     vehicles = plan.charges.count()
     ready = vehicles - plan.vehicles_short
@@ -30,7 +31,7 @@ def plan_outcome(plan: ChargingPlan) -> Outcome:
     summary = (
         f"plan v{plan.version}: {ready}/{vehicles} vehicles ready, {plan.energy_kwh:.0f} kWh, "
         f"{plan.total_cost:.0f} {depot.tariff.currency if depot.tariff else 'MXN'}, "
-        f"night's peak {night_peak_kw:.0f} kW (limit {plan.site_limit_kw:.0f} kW), "
+        f"night's peak {night_peak_kw:.0f} kW (grid limit {depot.grid_limit_kw:.0f} kW), "
         f"peak in the demand-charge window {plan.peak_kw:.0f} kW, {plan.solver_status}"
     )
     counts = {

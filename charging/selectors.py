@@ -142,10 +142,22 @@ def charging_load_kw(power_rows: list[list[float]], num_slots: int) -> list[floa
     return load
 
 
+def site_demand_kw(base_load_kw: list[float] | None, power_rows: list[list[float]], num_slots: int) -> list[float]:
+    """The site's demand per slot (kW): the depot's base load plus the charging load, as the grid meter and the
+    demand charges count it (``charging.optimizer`` prices ``base_load_kw + charging``)."""
+    base = [float(v) for v in (base_load_kw or [])]
+    load = charging_load_kw(power_rows, num_slots)
+    return [kw + (base[slot] if slot < len(base) else 0.0) for slot, kw in enumerate(load)]
+
+
 def night_peak_kw_by_plan(plans: list[ChargingPlan]) -> dict[int, float]:
-    """Per plan, the night's peak charging demand (kW) over every slot, whatever the demand-charge windows:
-    ``ChargingPlan.peak_kw`` is the peak inside the main demand charge's window only. One query."""
+    """Per plan, the night's peak site demand (kW, base load included) over every slot, whatever the
+    demand-charge windows: ``ChargingPlan.peak_kw`` is the peak inside the main demand charge's window only.
+    Two queries whatever the number of plans (the instance's base load is read alone, not the whole instance)."""
     rows: dict[int, list[list[float]]] = {plan.pk: [] for plan in plans}
     for plan_id, power in PlannedCharge.objects.filter(plan__in=plans).values_list("plan_id", "power_kw"):
         rows[plan_id].append(power or [])
-    return {plan.pk: max(charging_load_kw(rows[plan.pk], plan.num_slots), default=0.0) for plan in plans}
+    base = dict(ChargingPlan.objects.filter(pk__in=rows).values_list("pk", "instance__base_load_kw"))
+    return {
+        plan.pk: max(site_demand_kw(base.get(plan.pk), rows[plan.pk], plan.num_slots), default=0.0) for plan in plans
+    }

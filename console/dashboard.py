@@ -61,14 +61,14 @@ class DepotCard:
     last_forecast_at: dt.datetime | None = None
     job_runs: list = field(default_factory=list)  # the latest run of each overnight job, newest first
     faulted_chargers: int = 0  # chargers out of order, or with a connector out of order
-    night_peak_kw: float | None = None  # the plan's highest charging demand over the whole night
+    night_peak_kw: float | None = None  # the plan's highest site demand (base load + charging) all night
 
     @property
     def peak_share_pct(self) -> float | None:
-        """The night's peak demand against the site limit (not the demand-charge window's peak)."""
-        if self.plan is None or not self.plan.site_limit_kw or self.night_peak_kw is None:
+        """The night's peak site demand against the depot's grid limit (not the demand-charge window's peak)."""
+        if self.plan is None or not self.depot.grid_limit_kw or self.night_peak_kw is None:
             return None
-        return 100.0 * self.night_peak_kw / self.plan.site_limit_kw
+        return 100.0 * self.night_peak_kw / self.depot.grid_limit_kw
 
     @property
     def vehicle_total(self) -> int:

@@ -14,10 +14,11 @@ from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
 from charging.nightly import plan_outcome
 from fleet.models import Vehicle
 
-# A night's charging load by slot (kW): its highest point is 120.4 kW, outside the demand-charge window,
-# where the peak stored on the plan is 30 kW.
+# A night's charging load by slot (kW) over a 40 kW base load: the site's highest demand is 160.4 kW, outside
+# the demand-charge window, where the peak stored on the plan is 70 kW.
 LOAD_KW = [0.0, 50.0, 120.4, 30.0]
-WINDOW_PEAK_KW = 30.0
+BASE_LOAD_KW = 40.0
+WINDOW_PEAK_KW = 70.0
 
 
 @pytest.fixture
@@ -28,7 +29,10 @@ def shaped_plan(fleet_world):
     power = LOAD_KW + [0.0] * (plan.num_slots - len(LOAD_KW))
     PlannedCharge.objects.filter(pk=charges[0].pk).update(power_kw=power)
     PlannedCharge.objects.filter(plan=plan).exclude(pk=charges[0].pk).update(power_kw=[0.0] * plan.num_slots)
-    ChargingPlan.objects.filter(pk=plan.pk).update(peak_kw=WINDOW_PEAK_KW, solve_seconds=0.16316426299999875)
+    instance = {**plan.instance, "base_load_kw": [BASE_LOAD_KW] * plan.num_slots}
+    ChargingPlan.objects.filter(pk=plan.pk).update(
+        peak_kw=WINDOW_PEAK_KW, solve_seconds=0.16316426299999875, instance=instance
+    )
     return fleet_world
 
 
@@ -44,9 +48,8 @@ def test_the_dashboard_names_both_peaks(client, shaped_plan):
 
     card = _card(client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode(), "hmo")
 
-    plan = ChargingPlan.objects.get(pk=w["plan_a"].pk)
-    assert f"Night's peak demand 120 kW of {plan.site_limit_kw:,.0f} kW" in card
-    assert "peak in the demand-charge window 30 kW" in card
+    assert f"Night's peak demand 160 kW of {w['depot_a'].grid_limit_kw:,.0f} kW grid limit" in card
+    assert "peak in the demand-charge window 70 kW" in card
 
 
 def test_the_plan_page_and_run_night_name_both_peaks(client, shaped_plan):
@@ -57,10 +60,10 @@ def test_the_plan_page_and_run_night_name_both_peaks(client, shaped_plan):
     page = client.get(reverse("admin:charging_chargingplan_overview", args=[plan.pk])).content.decode()
     outcome = plan_outcome(plan)
 
-    assert re.search(r'id="evf-night-peak">\s*120 /', page)
-    assert re.search(r'id="evf-window-peak">\s*30 kW', page)
-    assert "night's peak 120 kW" in outcome.summary and "peak in the demand-charge window 30 kW" in outcome.summary
-    assert outcome.counts["night_peak_kw"] == 120.4 and outcome.counts["window_peak_kw"] == WINDOW_PEAK_KW
+    assert re.search(r'id="evf-night-peak">\s*160 /', page)
+    assert re.search(r'id="evf-window-peak">\s*70 kW', page)
+    assert "night's peak 160 kW" in outcome.summary and "peak in the demand-charge window 70 kW" in outcome.summary
+    assert outcome.counts["night_peak_kw"] == 160.4 and outcome.counts["window_peak_kw"] == WINDOW_PEAK_KW
 
 
 def test_faulted_chargers_and_vehicles_out_of_service_on_the_dashboard(client, fleet_world):
