@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from batteries import admin_views, services
 from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
+from batteries.selectors import remaining_life_label
 from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
@@ -267,7 +268,7 @@ class SoHForecastAdmin(DepotScopedAdmin):
         "fade_pct_per_year",
         "eol_80_on",
         "warranty_floor_on",
-        "rul_days",
+        "remaining_life",
         "calibration_source",
         "flag_list",
     ]
@@ -276,6 +277,10 @@ class SoHForecastAdmin(DepotScopedAdmin):
     search_fields = ["pack__serial"]
     exclude = ["points", "inputs"]
     readonly_fields = [f.name for f in SoHForecast._meta.fields if f.name not in ("points", "inputs")]
+
+    @admin.display(description=_("remaining life"), ordering="rul_days")
+    def remaining_life(self, forecast: SoHForecast) -> str:
+        return remaining_life_label(forecast)  # "> 10 years" when capped at the horizon
 
     @admin.display(description=_("flags"))
     def flag_list(self, forecast: SoHForecast) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils.formats import number_format
+from django.utils.translation import ngettext
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
 from fleet.models import Vehicle
@@ -83,3 +85,18 @@ def packs_in_depot(depot) -> QuerySet[BatteryPack]:
 
 def latest_forecast(pack: BatteryPack) -> SoHForecast | None:
     return SoHForecast.objects.filter(pack=pack).order_by("-as_of").first()
+
+
+DAYS_PER_YEAR = 365.25
+
+
+def remaining_life_label(forecast: SoHForecast) -> str:
+    """The remaining life as people read it: "1,234 days", or, when the end of life lies beyond the forecast's
+    horizon (``rul_censored``: ``rul_days`` is then only the horizon), "> 10 years" rather than a figure that
+    looks measured."""
+    if forecast.rul_censored:
+        years = int(forecast.rul_days // DAYS_PER_YEAR)
+        return ngettext("> %(years)d year", "> %(years)d years", years) % {"years": years}
+    return ngettext("%(days)s day", "%(days)s days", forecast.rul_days) % {
+        "days": number_format(forecast.rul_days, force_grouping=True)
+    }

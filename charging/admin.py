@@ -42,6 +42,7 @@ from fleet.admin_scoping import (
     adopt_saved,
     changed_values,
 )
+from fleet.local_time import local_datetime_label
 from fleet.scoping import Action
 
 if TYPE_CHECKING:
@@ -374,12 +375,16 @@ class AlertAdmin(DepotScopedAdmin):
     change_action = Action.OPERATE
     add_action = delete_action = None
     operate_fields = ()
-    list_display = ["message", "depot", "kind", "severity", "status", "created_at"]
+    list_display = ["message", "depot", "kind", "severity", "status", "raised"]
     list_select_related = ["depot"]
     list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "severity", "kind"]
     search_fields = ["message"]
     readonly_fields = [f.name for f in Alert._meta.fields]
     actions = ["acknowledge", "resolve"]
+
+    @admin.display(description=_("raised"), ordering="created_at")
+    def raised(self, obj: Alert) -> str:
+        return local_datetime_label(obj.created_at, obj.depot)  # in the alert's depot zone, labelled
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Alerts are acknowledged and resolved through the actions; the page itself is read-only.

@@ -17,11 +17,13 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
+from charging.selectors import charging_load_kw, site_demand_kw
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -30,9 +32,10 @@ OCPP_VERSIONS = ("1.6", "2.0.1")
 
 
 def _slot_labels(plan: ChargingPlan) -> list[str]:
-    start = plan.horizon_start.astimezone(plan.depot.zone)
+    # Stepped in UTC, read in the depot's zone: a daylight-saving night shows 02:00 twice (or skips it).
+    start, zone = plan.horizon_start.astimezone(dt.UTC), plan.depot.zone
     step = dt.timedelta(minutes=plan.slot_minutes)
-    return [(start + i * step).strftime("%H:%M") for i in range(plan.num_slots)]
+    return [(start + i * step).astimezone(zone).strftime("%H:%M") for i in range(plan.num_slots)]
 
 
 def _connector_label(connector: Connector | None) -> str:
@@ -51,20 +54,44 @@ def plan_charges(plan: ChargingPlan) -> list[PlannedCharge]:
     return list(plan.charges.select_related("vehicle", "connector__charger").order_by("departure_at", "vehicle_id"))
 
 
+VEHICLES_DRAWN_ALONE = 8  # the rest share one "other vehicles" band: a legend people can read
+
+
 def plan_chart_data(plan: ChargingPlan, charges: list[PlannedCharge]) -> dict:
-    """The stacked power per slot by vehicle, the site limit and the price, as plain lists for Chart.js."""
+    """The night for Chart.js as plain lists: the base load and the charging power stacked (the vehicles that
+    draw most on their own, the others as one band), the total site demand, the grid limit, the price, and a
+    y-scale fitted to the demand (the grid limit stays on the chart only when it is near)."""
     instance = plan.instance or {}
     n = plan.num_slots
+    base_load = [round(float(v), 1) for v in (instance.get("base_load_kw") or [0.0] * n)][:n]
+    charging_limit = [float(v) for v in (instance.get("site_limit_kw") or [])][:n]
+    grid_limit = [round(limit + base, 1) for limit, base in zip(charging_limit, base_load, strict=False)]
+    drawing = sorted((c for c in charges if any(kw > 0 for kw in c.power_kw)), key=lambda c: -sum(c.power_kw[:n]))
+    alone, others = drawing[:VEHICLES_DRAWN_ALONE], drawing[VEHICLES_DRAWN_ALONE:]
+    vehicles = [{"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]} for c in alone]
+    if others:
+        vehicles.append(
+            {
+                "label": _("Other vehicles (%(n)d)") % {"n": len(others)},
+                "power_kw": [round(v, 1) for v in charging_load_kw([c.power_kw for c in others], n)],
+                "group": True,
+            }
+        )
+    charging = charging_load_kw([c.power_kw for c in charges], n)
+    total = [round(base + kw, 1) for base, kw in zip(base_load, charging, strict=False)]
+    peak = max(total, default=0.0)
+    lowest_limit = min(grid_limit, default=0.0)
+    # Fit the scale to the demand; keep the grid limit in sight only when it is within half again of the peak.
+    near = lowest_limit and lowest_limit <= 1.5 * max(peak, 1.0)
+    y_max_kw = max(peak * 1.15, lowest_limit * 1.05 if near else 0.0, 10.0)
     return {
         "labels": _slot_labels(plan),
-        "site_limit_kw": [round(float(v), 1) for v in (instance.get("site_limit_kw") or [])][:n],
+        "base_load_kw": base_load,
+        "total_kw": total,
+        "grid_limit_kw": grid_limit,
+        "y_max_kw": round(y_max_kw, 0),
         "price_per_kwh": [round(float(v), 4) for v in (instance.get("energy_price_mxn_per_kwh") or [])][:n],
-        # Vehicles that draw nothing would only crowd the legend.
-        "vehicles": [
-            {"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]}
-            for c in charges
-            if any(kw > 0 for kw in c.power_kw)
-        ],
+        "vehicles": vehicles,
     }
 
 
@@ -97,9 +124,10 @@ def _timeline(plan: ChargingPlan, charges: list[PlannedCharge]) -> list[dict]:
     return rows
 
 
-def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
-    """Per demand charge of the plan: the month's peak in its periods before tonight, after tonight,
-    and what the increase costs. Answers "why does tonight pay a demand charge?" at a glance.
+def demand_charge_rows(plan: ChargingPlan, load_kw: list[float] | None = None) -> list[dict]:
+    """Per demand charge of the plan: tonight's peak in its periods (from ``load_kw``, the site demand per
+    slot), the month's peak in its periods before tonight, after tonight, and what the increase costs.
+    Answers "why does tonight pay a demand charge?" at a glance.
 
     The plan's instance lists the charges in the order ``Instance.demand_charges()`` gives (the
     top-level one when priced, then the others) and ``month_peaks_kw`` holds the same charges, by
@@ -107,19 +135,26 @@ def demand_charge_rows(plan: ChargingPlan) -> list[dict]:
     """
     instance = plan.instance or {}
     before = []
+    windows: list[list[bool] | None] = []  # each charge's slots (None: every slot)
     if float(instance.get("demand_charge_mxn_per_kw") or 0.0) > 0:
         before.append((float(instance["demand_charge_mxn_per_kw"]), float(instance.get("month_peak_kw") or 0.0)))
+        windows.append(instance.get("demand_slots"))
     for charge in instance.get("additional_demand_charges") or []:
         before.append((float(charge.get("mxn_per_kw") or 0.0), float(charge.get("month_peak_kw") or 0.0)))
+        windows.append(charge.get("slots"))
     after = list((plan.month_peaks_kw or {}).items())
     if not before or len(before) != len(after):
         return []
     rows = []
-    for (price, peak_before), (name, peak_after) in zip(before, after, strict=True):
+    for (price, peak_before), (name, peak_after), window in zip(before, after, windows, strict=True):
         added = max(float(peak_after) - peak_before, 0.0)
+        in_window = [
+            kw for slot, kw in enumerate(load_kw or []) if window is None or (slot < len(window) and window[slot])
+        ]
         rows.append(
             {
                 "name": name,
+                "tonight_peak_kw": max(in_window, default=0.0) if load_kw is not None else None,
                 "price_per_kw": price,
                 "peak_before_kw": peak_before,
                 "peak_after_kw": float(peak_after),
@@ -143,19 +178,25 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
     for charge in shown:
         charge.level = readiness_level(charge)
         charge.gap_pct = max(charge.required_soc_pct - charge.departure_soc_pct, 0.0)
+    # Base load included: the demand the grid meter and the demand charges count.
+    load_kw = site_demand_kw((plan.instance or {}).get("base_load_kw"), [c.power_kw for c in charges], plan.num_slots)
+    chart_data = plan_chart_data(plan, charges)
     context = {
         **admin_context,
         "title": _("Charging plan: %(depot)s, night of %(night)s")
-        % {"depot": plan.depot.name, "night": plan.service_night.isoformat()},
+        % {"depot": plan.depot.name, "night": date_format(plan.service_night, "SHORT_DATE_FORMAT")},
         "plan": plan,
         "charges": charges,
         "timeline": _timeline(plan, charges),
         "slot_labels": _slot_labels(plan),
         "slots_per_hour": max(60 // plan.slot_minutes, 1),
         "chart_data": {
-            **plan_chart_data(plan, charges),
+            **chart_data,
             "text": {
-                "site_limit": _("Site limit (kW)"),
+                "base_load": _("Base load (kW)"),
+                "total": _("Total site demand (kW)"),
+                "grid_limit": _("Grid limit (kW)"),
+                "off_scale": _("above the chart"),
                 "price": _("Energy price (%(currency)s/kWh)") % {"currency": currency},
                 "power_axis": _("Power (kW)"),
                 "price_axis": _("%(currency)s/kWh") % {"currency": currency},
@@ -164,7 +205,9 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "may_replan": may_replan,
         "ocpp_versions": OCPP_VERSIONS,
         "peak_share_pct": 100.0 * plan.peak_kw / plan.site_limit_kw if plan.site_limit_kw else None,
-        "demand_charges": demand_charge_rows(plan),
+        "demand_charges": demand_charge_rows(plan, load_kw),
+        "night_peak_kw": max(load_kw, default=0.0),
+        "grid_limit_kw": min(chart_data["grid_limit_kw"], default=None),
         "ready_count": sum(1 for c in shown if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,

@@ -5,6 +5,7 @@ import datetime as dt
 
 from charging.models import ChargingPlan
 from charging.planning import plan_depot_night
+from charging.selectors import night_peak_kw_by_plan
 from charging.sessions import sessions_detect_for_depot_night
 from fleet.nightly import TELEMETRY
 from jobs.registry import DailyTask, Stage, daily_task, nightly_job
@@ -20,14 +21,18 @@ PLAN_JOB = "charging.plan_depot_night"
 
 
 def plan_outcome(plan: ChargingPlan) -> Outcome:
-    """What a plan run reports: a line for people, counts for the job record."""
+    """What a plan run reports: a line for people, counts for the job record. Two peaks, each named: the
+    night's peak site demand (base load included) over every slot, and the peak inside the demand-charge
+    window (what the charge pays)."""
     depot = plan.depot
     vehicles = plan.charges.count()
     ready = vehicles - plan.vehicles_short
+    night_peak_kw = night_peak_kw_by_plan([plan])[plan.pk]
     summary = (
         f"plan v{plan.version}: {ready}/{vehicles} vehicles ready, {plan.energy_kwh:.0f} kWh, "
-        f"{plan.total_cost:.0f} {depot.tariff.currency if depot.tariff else 'MXN'}, peak {plan.peak_kw:.0f} kW "
-        f"(limit {plan.site_limit_kw:.0f} kW), {plan.solver_status}"
+        f"{plan.total_cost:.0f} {depot.tariff.currency if depot.tariff else 'MXN'}, "
+        f"night's peak {night_peak_kw:.0f} kW (grid limit {depot.grid_limit_kw:.0f} kW), "
+        f"peak in the demand-charge window {plan.peak_kw:.0f} kW, {plan.solver_status}"
     )
     counts = {
         "plan_id": plan.pk,
@@ -35,7 +40,8 @@ def plan_outcome(plan: ChargingPlan) -> Outcome:
         "vehicles": vehicles,
         "vehicles_ready": ready,
         "energy_kwh": round(plan.energy_kwh, 1),
-        "peak_kw": round(plan.peak_kw, 1),
+        "night_peak_kw": round(night_peak_kw, 1),
+        "window_peak_kw": round(plan.peak_kw, 1),
     }
     return Outcome(summary, counts)
 

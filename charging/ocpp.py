@@ -25,6 +25,9 @@ from ocpp.messages import MessageType, get_validator
 AC_PHASE_VOLTAGE = 230.0
 AC_PHASES = 3
 PROFILE_STACK_LEVEL = 1
+# Below this a slot's power is the solver's round-off, not a charge: a 0.001 kW leftover would otherwise be
+# sent as a 1 W (or 0.0 A after rounding, next to a 1 W period) limit that no charger can deliver.
+MIN_LIMIT_KW = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def schedule_periods(power_kw: Sequence[float], slot_minutes: int, *, unit: str)
 
 
 def _limit(kw: float, unit: str) -> float:
+    if kw < MIN_LIMIT_KW:
+        return 0.0
     if unit == "W":
         return float(round(max(kw, 0.0) * 1000.0))  # whole watts: also a multiple of 0.1, as 1.6 requires
     amps = max(kw, 0.0) * 1000.0 / (AC_PHASE_VOLTAGE * AC_PHASES)

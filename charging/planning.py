@@ -70,22 +70,32 @@ class Horizon:
     slot_minutes: int
     num_slots: int
 
+    # Arithmetic in UTC: Python adds and subtracts datetimes of one zone on the wall clock, which is an hour
+    # off across a daylight-saving change.
+    def at(self, slot: int) -> dt.datetime:
+        """When ``slot`` starts (``num_slots``: the end), in the start's zone."""
+        moment = self.start.astimezone(dt.UTC) + dt.timedelta(minutes=self.slot_minutes * slot)
+        return moment.astimezone(self.start.tzinfo)
+
     @property
     def end(self) -> dt.datetime:
-        return self.start + dt.timedelta(minutes=self.slot_minutes * self.num_slots)
+        return self.at(self.num_slots)
 
     def slot_of(self, moment: dt.datetime, *, round_up: bool) -> int:
-        minutes = (moment - self.start).total_seconds() / 60
+        minutes = (moment.astimezone(dt.UTC) - self.start.astimezone(dt.UTC)).total_seconds() / 60
         slot = -(-minutes // self.slot_minutes) if round_up else minutes // self.slot_minutes
         return int(min(max(slot, 0), self.num_slots))
 
     def slot_starts(self) -> list[dt.datetime]:
-        return [self.start + dt.timedelta(minutes=self.slot_minutes * i) for i in range(self.num_slots)]
+        return [self.at(i) for i in range(self.num_slots)]
 
 
 def night_horizon(depot: Depot, service_night: dt.date, slot_minutes: int = 15) -> Horizon:
+    """Noon to noon, local: 24 hours, or 23/25 on the nights the clocks change (92/100 quarter-hours)."""
     start = dt.datetime.combine(service_night, dt.time(PLAN_HORIZON_START_HOUR), tzinfo=depot.zone)
-    return Horizon(start=start, slot_minutes=slot_minutes, num_slots=PLAN_HORIZON_HOURS * 60 // slot_minutes)
+    end = start + dt.timedelta(hours=PLAN_HORIZON_HOURS)  # same zone: on the wall clock, noon to noon
+    minutes = (end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds() / 60
+    return Horizon(start=start, slot_minutes=slot_minutes, num_slots=int(minutes // slot_minutes))
 
 
 @dataclass
@@ -516,9 +526,7 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
     # Vehicles the active plan has plugged in at now stay there; _with_reported_plugs frees those whose
     # connector has faulted since.
     remainder = remaining_instance(full, stored, now_slot, soc_now_pct=soc_now)
-    horizon = Horizon(
-        start=night.horizon.start + now_slot * slot, slot_minutes=night.horizon.slot_minutes, num_slots=n - now_slot
-    )
+    horizon = Horizon(start=night.horizon.at(now_slot), slot_minutes=night.horizon.slot_minutes, num_slots=n - now_slot)
     kept = {v.id for v in remainder.vehicles}
     return dataclasses.replace(
         night,
@@ -531,7 +539,7 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
 
 
 def _slot_time(horizon: Horizon, slot: int | None) -> dt.datetime | None:
-    return None if slot is None else horizon.start + dt.timedelta(minutes=horizon.slot_minutes * slot)
+    return None if slot is None else horizon.at(slot)
 
 
 def _planned_charges(record: ChargingPlan, night: NightInput, plan: optimizer.Plan) -> list[PlannedCharge]:

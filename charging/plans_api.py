@@ -28,7 +28,31 @@ from fleet.models import Block, Depot, Vehicle
 from fleet.scoping import Action, restrict
 
 
+class RoundedFloatField(serializers.FloatField):
+    """A float read out rounded to ``decimals`` places: the figure as measured, not the solver's binary noise
+    (``solve_seconds 0.16316426299999875`` reads ``0.163``)."""
+
+    def __init__(self, *, decimals: int, **kwargs) -> None:
+        self.decimals = decimals
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> float:
+        return round(float(value), self.decimals)
+
+
+def _rounded(decimals: int, **kwargs) -> RoundedFloatField:
+    return RoundedFloatField(decimals=decimals, read_only=True, **kwargs)
+
+
 class PlannedChargeSerializer(serializers.ModelSerializer):
+    arrival_soc_pct = _rounded(2)
+    required_soc_pct = _rounded(2)
+    departure_soc_pct = _rounded(2)
+    energy_kwh = _rounded(3)
+    shortfall_kwh = _rounded(3)
+    power_kw = serializers.ListField(
+        child=RoundedFloatField(decimals=3), read_only=True, help_text="Grid-side kW in each slot of the plan."
+    )
     fleet_number = serializers.CharField(source="vehicle.fleet_number", read_only=True)
     connector_label = serializers.SerializerMethodField()
     ready = serializers.BooleanField(read_only=True)
@@ -65,8 +89,16 @@ class PlannedChargeSerializer(serializers.ModelSerializer):
 class ChargingPlanSerializer(serializers.ModelSerializer):
     total_cost = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     currency = serializers.SerializerMethodField()
+    solve_seconds = _rounded(3)
+    energy_kwh = _rounded(3)
+    peak_kw = _rounded(3, help_text="Peak charging demand inside the main demand charge's window, kW.")
+    site_limit_kw = _rounded(3)
+    shortfall_kwh = _rounded(3)
+    lp_bound = _rounded(2, allow_null=True)
+    bound = _rounded(2, allow_null=True)
+    gap_pct = _rounded(3, allow_null=True)
     month_peaks_kw = serializers.DictField(
-        child=serializers.FloatField(),
+        child=RoundedFloatField(decimals=3),
         read_only=True,
         help_text="Per demand charge of the tariff (by name), the month's peak demand in its periods once this "
         "plan has run, kW: what later nights count as already paid.",

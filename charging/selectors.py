@@ -4,6 +4,7 @@ viewsets do it)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -133,10 +134,11 @@ def faulted_charger_counts(depots) -> dict[int, int]:
     return {row["depot_id"]: row["n"] for row in rows}
 
 
-def planned_charges_in_service(plan: ChargingPlan) -> QuerySet[PlannedCharge]:
-    """A plan's charges for the vehicles still in service: a bus sent to the workshop after the plan was made
-    no longer counts as ready (or short) before the re-plan drops it."""
-    return plan.charges.filter(vehicle__status=Vehicle.Status.IN_SERVICE)
+def planned_charges_in_service(plan: ChargingPlan | Iterable[ChargingPlan]) -> QuerySet[PlannedCharge]:
+    """A plan's (or several plans') charges for the vehicles still in service: a bus sent to the workshop after
+    the plan was made no longer counts as ready (or short) before the re-plan drops it."""
+    plans = [plan] if isinstance(plan, ChargingPlan) else list(plan)
+    return PlannedCharge.objects.filter(plan__in=plans, vehicle__status=Vehicle.Status.IN_SERVICE)
 
 
 # --- Alerts, for the notifications app ------------------------------------------------------------------------
@@ -150,3 +152,33 @@ def alerts_raised_since(since: dt.datetime) -> QuerySet[Alert]:
 def active_plans() -> QuerySet[ChargingPlan]:
     """Plans in force (one per depot night): what the chargers should be following."""
     return ChargingPlan.objects.filter(status=ChargingPlan.Status.ACTIVE).select_related("depot")
+
+
+def charging_load_kw(power_rows: list[list[float]], num_slots: int) -> list[float]:
+    """The depot's charging load per slot (kW): the sum of the planned charges' grid-side power."""
+    load = [0.0] * num_slots
+    for row in power_rows:
+        for slot, kw in enumerate(row[:num_slots]):
+            load[slot] += float(kw)
+    return load
+
+
+def site_demand_kw(base_load_kw: list[float] | None, power_rows: list[list[float]], num_slots: int) -> list[float]:
+    """The site's demand per slot (kW): the depot's base load plus the charging load, as the grid meter and the
+    demand charges count it (``charging.optimizer`` prices ``base_load_kw + charging``)."""
+    base = [float(v) for v in (base_load_kw or [])]
+    load = charging_load_kw(power_rows, num_slots)
+    return [kw + (base[slot] if slot < len(base) else 0.0) for slot, kw in enumerate(load)]
+
+
+def night_peak_kw_by_plan(plans: list[ChargingPlan]) -> dict[int, float]:
+    """Per plan, the night's peak site demand (kW, base load included) over every slot, whatever the
+    demand-charge windows: ``ChargingPlan.peak_kw`` is the peak inside the main demand charge's window only.
+    Two queries whatever the number of plans (the instance's base load is read alone, not the whole instance)."""
+    rows: dict[int, list[list[float]]] = {plan.pk: [] for plan in plans}
+    for plan_id, power in PlannedCharge.objects.filter(plan__in=plans).values_list("plan_id", "power_kw"):
+        rows[plan_id].append(power or [])
+    base = dict(ChargingPlan.objects.filter(pk__in=rows).values_list("pk", "instance__base_load_kw"))
+    return {
+        plan.pk: max(site_demand_kw(base.get(plan.pk), rows[plan.pk], plan.num_slots), default=0.0) for plan in plans
+    }

@@ -8,7 +8,11 @@ that documents a code itself (``@extend_schema(responses=...)``) keeps its own d
 
 from __future__ import annotations
 
+import threading
+
+from django.utils.translation import get_language
 from drf_spectacular import openapi
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import permissions
 
@@ -24,7 +28,49 @@ ERROR_SCHEMA = {
 }
 
 
+# The API's areas, by the Python package of the view that answers (the first matching prefix wins). Config
+# names no app: these are module names, as in INSTALLED_APPS. The schema's tags and the API root use them;
+# each area's description is its tag's, in SPECTACULAR_SETTINGS["TAGS"].
+API_AREAS: tuple[tuple[str, str], ...] = (
+    ("fleet.telemetry", "telemetry"),
+    ("fleet", "registry"),
+    ("batteries", "batteries"),
+    ("charging", "charging"),
+    ("notifications", "notifications"),
+    ("config", "auth"),
+)
+
+
+def api_area(module: str) -> str:
+    """The area (tag) of a view defined in ``module``; "other" if no area claims it."""
+    for prefix, tag in API_AREAS:
+        if module == prefix or module.startswith(prefix + "."):
+            return tag
+    return "other"
+
+
+class CachedSchemaGenerator(SchemaGenerator):
+    """Builds the schema once per process and language (it is 350 KB and took seconds per request): it changes
+    only with the code, which a deploy restarts. A schema for a non-public view of it is not cached."""
+
+    _cache: dict[tuple, dict] = {}
+    _lock = threading.Lock()
+
+    def get_schema(self, request=None, public=False):
+        if not public:
+            return super().get_schema(request=request, public=public)
+        key = (get_language(), self.api_version, self.urlconf)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = super().get_schema(request=request, public=public)
+            return self._cache[key]
+
+
 class AutoSchema(openapi.AutoSchema):
+    def get_tags(self) -> list[str]:
+        """One tag per area of the API (registry, telemetry, batteries, charging, ...), not per path."""
+        return [api_area(type(self.view).__module__)]
+
     def error_responses(self) -> dict[str, str]:
         """Status code -> description of the errors this operation can answer."""
         view, method = self.view, self.method

@@ -124,6 +124,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format per language (config/formats/<lang>/formats.py); people read times in a depot's zone
+# (fleet/local_time.py), the admin's cross-depot pages in the default depot zone (console/admin_site.py).
+FORMAT_MODULE_PATH = "config.formats"
 EVFLEET_DEFAULT_DEPOT_TIME_ZONE = env.str("EVFLEET_DEFAULT_DEPOT_TIME_ZONE", default="America/Hermosillo")
 
 STATIC_URL = "static/"
@@ -171,6 +174,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Built once per process and language, not per request (config/schema.py).
+    "DEFAULT_GENERATOR_CLASS": "config.schema.CachedSchemaGenerator",
+    # One tag per area (config.schema.API_AREAS), in this order.
+    "TAGS": [
+        {"name": "registry", "description": "Organisations, depots, memberships, vehicle models, vehicles, blocks."},
+        {"name": "telemetry", "description": "Vehicles' readings, live state and duty cycles."},
+        {"name": "batteries", "description": "Battery packs, installations, health observations and forecasts."},
+        {"name": "charging", "description": "Chargers, tariffs, tonight's plans, depot events, alerts, sessions."},
+        {"name": "notifications", "description": "Who hears of an alert and how."},
+        {"name": "auth", "description": "Tokens."},
+    ],
     # Several models have a "status" with different choices: name their enums so the schema is stable.
     "ENUM_NAME_OVERRIDES": {
         "VehicleStatusEnum": "fleet.models.Vehicle.Status",

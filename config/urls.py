@@ -20,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", errors.api_root, name="api-root"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/v1/", include("config.api_root")),  # GET /api/v1/: the areas and their endpoints
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

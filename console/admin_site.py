@@ -8,11 +8,14 @@ every ``admin.register`` in the apps) as it is, instead of swapping the whole si
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import tzinfo
+from functools import wraps
 from typing import Any
 
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
+from django.template.response import SimpleTemplateResponse, TemplateResponse
+from django.utils import timezone
 
 ContextProvider = Callable[[HttpRequest], dict]
 
@@ -37,3 +40,32 @@ def add_index_context(site: AdminSite, provider: ContextProvider) -> None:
         site.index = index  # type: ignore[method-assign]  # wrapping the bound view is the point (see above)
     if provider not in providers:
         providers.append(provider)
+
+
+ZoneProvider = Callable[[], tzinfo]
+
+
+def show_times_in_zone(site: AdminSite, zone: ZoneProvider) -> None:
+    """Render every view of ``site`` with ``zone()`` as the current time zone (the server's stays UTC), so the
+    admin's lists and forms show and read times in the default depot zone instead of UTC. Pages about one
+    depot still label their times with that depot's zone (``fleet.local_time``). Template responses are
+    rendered inside the zone: rendered later, they would fall back to UTC."""
+    original = site.admin_view
+    if getattr(original, "_evfleet_zone", None) is not None:
+        return
+
+    def admin_view(view: Callable, cacheable: bool = False) -> Callable:
+        checked = original(view, cacheable)
+
+        @wraps(checked)
+        def in_zone(request: HttpRequest, *args, **kwargs):
+            with timezone.override(zone()):
+                response = checked(request, *args, **kwargs)
+                if isinstance(response, SimpleTemplateResponse):
+                    response.render()
+            return response
+
+        return in_zone
+
+    admin_view._evfleet_zone = zone  # type: ignore[attr-defined]  # marks the site as wrapped
+    site.admin_view = admin_view  # type: ignore[method-assign]  # wrapping every view is the point

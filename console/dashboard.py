@@ -21,9 +21,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from charging.models import Alert, ChargingPlan, PlannedCharge
+from charging.models import Alert, ChargingPlan
 from charging.planning import current_service_night
 from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
+from charging.selectors import faulted_charger_counts, night_peak_kw_by_plan, planned_charges_in_service
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
 
@@ -63,12 +64,15 @@ class DepotCard:
     last_plan_status: str = ""
     last_forecast_at: dt.datetime | None = None
     job_runs: list = field(default_factory=list)  # the latest run of each overnight job, newest first
+    faulted_chargers: int = 0  # chargers out of order, or with a connector out of order
+    night_peak_kw: float | None = None  # the plan's highest site demand (base load + charging) all night
 
     @property
     def peak_share_pct(self) -> float | None:
-        if self.plan is None or not self.plan.site_limit_kw:
+        """The night's peak site demand against the depot's grid limit (not the demand-charge window's peak)."""
+        if self.plan is None or not self.depot.grid_limit_kw or self.night_peak_kw is None:
             return None
-        return 100.0 * self.plan.peak_kw / self.plan.site_limit_kw
+        return 100.0 * self.night_peak_kw / self.depot.grid_limit_kw
 
     @property
     def vehicle_total(self) -> int:
@@ -94,6 +98,8 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
         by_status[row["home_depot_id"]][row["status"]] = row["n"]
 
     plans = _next_plans(user, depots, now)
+    night_peaks = night_peak_kw_by_plan(list(plans.values())) if plans else {}
+    faulted = faulted_charger_counts(depot_ids)
     readiness = _readiness(plans, {d.pk: by_status[d.pk].get(Vehicle.Status.IN_SERVICE, 0) for d in depots})
 
     alert_rows = restrict(Alert.objects.filter(depot_id__in=depot_ids), user, Action.VIEW).exclude(
@@ -145,6 +151,8 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
                 last_plan_status="failed" if depot.pk in last_failed else "",
                 last_forecast_at=last_forecasts.get(depot.pk),
                 job_runs=job_runs.get(depot.pk, []),
+                faulted_chargers=faulted.get(depot.pk, 0),
+                night_peak_kw=night_peaks.get(plans[depot.pk].pk) if depot.pk in plans else None,
             )
         )
     return cards
@@ -168,20 +176,22 @@ def _next_plans(user, depots: list[Depot], now: dt.datetime) -> dict[int, Chargi
 
 
 def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> dict[int, Readiness]:
-    result = {depot_id: Readiness() for depot_id in in_service}
+    # Until a plan's row says otherwise, every vehicle in service is one without a plan.
+    result = {depot_id: Readiness(not_planned=count) for depot_id, count in in_service.items()}
     if plans:
         plan_depot = {plan.pk: depot_id for depot_id, plan in plans.items()}
         short = Q(shortfall_kwh__gt=READY_SHORTFALL_KWH)
         small_gap = Q(required_soc_pct__lt=F("departure_soc_pct") + AMBER_SHORT_PCT)
+        # Only vehicles still in service count: a bus sent to the workshop is neither ready nor short.
+        in_service_charges = planned_charges_in_service(plans.values())
         rows = (
-            PlannedCharge.objects.filter(plan_id__in=plan_depot)
-            .order_by()
+            in_service_charges.order_by()
             .values("plan_id")
             .annotate(
                 ready_count=Count("pk", filter=~short),  # not `ready`: PlannedCharge.ready is a property
                 short_small=Count("pk", filter=short & small_gap),
                 short_large=Count("pk", filter=short & ~small_gap),
-                planned_in_service=Count("pk", filter=Q(vehicle__status=Vehicle.Status.IN_SERVICE)),
+                planned_in_service=Count("pk"),
             )
         )
         for row in rows:
@@ -193,7 +203,7 @@ def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> di
             )
             readiness.not_planned = max(in_service[plan_depot[row["plan_id"]]] - row["planned_in_service"], 0)
         shorts = (
-            PlannedCharge.objects.filter(plan_id__in=plan_depot, shortfall_kwh__gt=READY_SHORTFALL_KWH)
+            in_service_charges.filter(shortfall_kwh__gt=READY_SHORTFALL_KWH)
             .annotate(gap=F("required_soc_pct") - F("departure_soc_pct"))
             .order_by("-gap")
             .values("plan_id", "vehicle__fleet_number", "departure_soc_pct", "required_soc_pct", "gap")
@@ -202,9 +212,6 @@ def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> di
             listed = result[plan_depot[short_row["plan_id"]]].short_vehicles
             if len(listed) < SHORT_VEHICLES_SHOWN:
                 listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
-    for depot_id, readiness in result.items():
-        if depot_id not in plans:
-            readiness.not_planned = in_service[depot_id]
     return result
 
 

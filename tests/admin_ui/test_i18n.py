@@ -54,12 +54,13 @@ def test_the_language_follows_the_browser_and_the_switcher(client, fleet_world):
 
 
 # Fixed "made" times, one with a day and month below 10 (zero-padded by both formats) and one above: the
-# page's dates must not depend on the day the suite runs.
+# page's dates must not depend on the day the suite runs. Shown in the depot's zone (Hermosillo, UTC-7): 05:06
+# UTC on 4 March is 22:06 on the 3rd there.
 @pytest.mark.parametrize(
     ("made", "english_date", "spanish_date"),
     [
-        (datetime(2026, 3, 4, 5, 6, tzinfo=UTC), "03/04/2026", "04/03/2026"),
-        (datetime(2026, 12, 16, 21, 30, tzinfo=UTC), "12/16/2026", "16/12/2026"),
+        (datetime(2026, 3, 4, 5, 6, tzinfo=UTC), "03/03/2026 22:06 MST", "03/03/2026 22:06 MST"),
+        (datetime(2026, 12, 16, 21, 30, tzinfo=UTC), "12/16/2026 14:30 MST", "16/12/2026 14:30 MST"),
     ],
 )
 def test_dates_and_numbers_on_the_plan_page_follow_the_language(client, fleet_world, made, english_date, spanish_date):
@@ -70,7 +71,7 @@ def test_dates_and_numbers_on_the_plan_page_follow_the_language(client, fleet_wo
     url = reverse("admin:charging_chargingplan_overview", args=[plan.pk])
     english = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     spanish = client.get(url, HTTP_ACCEPT_LANGUAGE="es-MX").content.decode()
-    # shown as "made <date time>" (the site's time zone is UTC): m/d/Y in English, d/m/Y in Mexico
+    # shown as "made <date time zone>": m/d/Y in English, d/m/Y in Mexico
     assert english_date in english
     assert spanish_date in spanish
     assert "Potencia del depósito por vehículo" in spanish

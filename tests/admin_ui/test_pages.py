@@ -114,7 +114,8 @@ def test_the_plan_page_draws_the_night_and_offers_its_downloads(client, fleet_wo
     response = client.get(reverse("admin:charging_chargingplan_overview", args=[plan.pk]))
     assert response.status_code == 200
     data = response.context["chart_data"]
-    assert len(data["labels"]) == len(data["site_limit_kw"]) == len(data["price_per_kwh"]) == plan.num_slots
+    assert len(data["labels"]) == len(data["grid_limit_kw"]) == len(data["price_per_kwh"]) == plan.num_slots
+    assert len(data["base_load_kw"]) == len(data["total_kw"]) == plan.num_slots
     assert all(len(v["power_kw"]) == plan.num_slots for v in data["vehicles"])
     assert response.context["may_replan"]
 

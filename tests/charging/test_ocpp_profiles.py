@@ -20,6 +20,16 @@ def test_equal_slots_merge_into_periods_and_idle_slots_get_zero():
     ]
 
 
+@pytest.mark.parametrize("unit", ["W", "A"])
+def test_a_solver_leftover_is_no_period(unit):
+    # 0.001 kW after a full slot (the LP's round-off) and 0.04 kW before the next one: no 1 W or 0.1 A period,
+    # the charger goes from its power straight to 0; a real 0.2 kW trickle stays.
+    periods = schedule_periods([0, 0.001, 50.0, 0.001, 0.04, 0.2], 15, unit=unit)
+    assert [p["startPeriod"] for p in periods] == [0, 1800, 2700, 4500]
+    assert [p["limit"] > 0 for p in periods] == [False, True, False, True]
+    assert all(p["limit"] == 0 or p["limit"] >= (100 if unit == "W" else 0.1) for p in periods)
+
+
 def test_ac_limits_are_amps_per_phase_with_one_decimal():
     (period,) = schedule_periods([11.0], 15, unit="A")
     assert period["limit"] == pytest.approx(11000 / (230 * 3), abs=0.05)

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from fleet.models import Vehicle, VehicleApiKey
+from fleet.models import Depot, Vehicle, VehicleApiKey
 from fleet.telemetry.admin import (
     VehicleApiKeyAdmin,
     issue_vehicle_api_key,
@@ -88,4 +88,12 @@ def test_the_live_state_column(two_depots):
 
     row = with_live_state(Vehicle.objects.filter(pk=vehicle.pk)).get()
 
-    assert live_state_summary(row) == "72 % · 15,234 km · 2026-03-10 15:00 UTC (dc)"
+    # "Last seen" in the home depot's zone, labelled: 15:00 UTC is 08:00 in Hermosillo, 16:00 in Berlin (CET).
+    Depot.objects.filter(pk=vehicle.home_depot_id).update(time_zone="America/Hermosillo")
+    row = with_live_state(Vehicle.objects.filter(pk=vehicle.pk).select_related("home_depot")).get()
+    with translation.override("en"):
+        assert live_state_summary(row) == "72 % · 15,234 km · 03/10/2026 08:00 MST (dc)"
+    Depot.objects.filter(pk=vehicle.home_depot_id).update(time_zone="Europe/Berlin")
+    row = with_live_state(Vehicle.objects.filter(pk=vehicle.pk).select_related("home_depot")).get()
+    with translation.override("es-mx"):
+        assert live_state_summary(row) == "72 % · 15,234 km · 10/03/2026 16:00 CET (dc)"

@@ -32,6 +32,7 @@ UNSCOPED_BY_DESIGN = {
     "ThrottledObtainAuthToken": "exchanges a password for the user's own token",
     "TelemetryBatchView": "scopes each reading itself: restrict(Vehicle, OPERATE) or the key's own vehicle",
     "ReportViewSet": "no rows of its own: each report restricts its depot, vehicle and sessions (walked below)",
+    "ApiRootView": "a map of the API's areas and endpoints, no rows",
 }
 REJECTED = {401, 403, 404, 405}
 
