@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.db import models
 from django.db.models import OuterRef, Subquery
@@ -13,6 +15,16 @@ from citydata import admin_views
 from citydata.models import FeedSettings, NgsiNotification, NgsiSubscription
 from fleet.admin_scoping import DepotScopedAdmin
 from fleet.scoping import Action
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class LatestDelivery(TypedDict):
+    """What ``NgsiSubscriptionAdmin.get_queryset`` adds to each subscription: its latest notification's."""
+
+    latest_status: str | None
+    latest_attempts: int | None
 
 
 @admin.register(FeedSettings)
@@ -41,10 +53,15 @@ class FeedSettingsAdmin(DepotScopedAdmin):
         return super().changelist_view(request, extra_context=extra)
 
 
+NOTIFICATION_INLINE_FIELDS = [
+    "created_at", "status", "entity_count", "attempts", "last_http_status", "last_error", "delivered_at"
+]  # fmt: skip
+
+
 class NgsiNotificationInline(admin.TabularInline):
     model = NgsiNotification
-    fields = ["created_at", "status", "entity_count", "attempts", "last_http_status", "last_error", "delivered_at"]
-    readonly_fields = fields
+    fields = list(NOTIFICATION_INLINE_FIELDS)  # a copy: the base types fields as (nested) fieldset entries
+    readonly_fields = NOTIFICATION_INLINE_FIELDS
     extra = 0
     max_num = 0
     can_delete = False
@@ -74,7 +91,7 @@ class NgsiSubscriptionAdmin(DepotScopedAdmin):
         )
 
     @admin.display(description=_("latest delivery"))
-    def delivery_status(self, obj: NgsiSubscription) -> str:
+    def delivery_status(self, obj: WithAnnotations[NgsiSubscription, LatestDelivery]) -> str:
         if obj.latest_status is None:
             return "—"
         label = NgsiNotification.Status(obj.latest_status).label

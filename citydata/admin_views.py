@@ -33,6 +33,8 @@ def map_data(user, *, now=None) -> dict:
     markers = []
     for vehicle in vehicles.order_by("fleet_number"):
         state = vehicle_live_state(vehicle)
+        if state is None:  # not so: the filter above joins the live state
+            continue
         age_min = (now - state.recorded_at).total_seconds() / 60
         markers.append(
             {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from batteries.models import BatteryPack, PackInstallation
 from batteries.selectors import pack_queryset
 from charging.models import Charger
 from charging.selectors import charger_queryset
@@ -15,6 +17,16 @@ from citydata.models import EntityType
 from fleet.models import Vehicle
 from fleet.selectors import block_assignment_queryset, vehicle_queryset
 from fleet.telemetry.selectors import vehicle_live_state, with_live_state
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class PackWithSoh(TypedDict):
+    """What ``pack_queryset`` adds to each pack (a prefetch's to_attr and an annotation)."""
+
+    active_installations: list[PackInstallation]
+    latest_observed_soh_pct: float | None
 
 
 def vehicles(scoped: QuerySet[Vehicle]) -> QuerySet[Vehicle]:
@@ -31,7 +43,9 @@ def vehicle_entities(page: list[Vehicle], *, at: dt.datetime | None = None) -> l
         .values_list("vehicle_id", flat=True)
     )
     soh: dict[int, float] = {}
-    for pack in pack_queryset().filter(installations__vehicle_id__in=ids, installations__removed_at__isnull=True):
+    packs = pack_queryset().filter(installations__vehicle_id__in=ids, installations__removed_at__isnull=True)
+    # The plugin cannot follow the annotation through pack_queryset nor see a prefetch's to_attr.
+    for pack in cast("QuerySet[WithAnnotations[BatteryPack, PackWithSoh]]", packs):
         for installation in pack.active_installations:
             if pack.latest_observed_soh_pct is not None:
                 soh[installation.vehicle_id] = pack.latest_observed_soh_pct
@@ -96,14 +110,14 @@ def all_chargers() -> QuerySet[Charger]:
 def entities_of(entity_type: str, scoped_vehicles, scoped_chargers, *, ids: list[str] | None, limit: int, offset: int):
     """A page of entities of ``entity_type`` (key-values), filtered by URN when ``ids`` is given."""
     if entity_type == EntityType.VEHICLE:
-        rows = vehicles(scoped_vehicles)
+        vehicle_rows = vehicles(scoped_vehicles)
         if ids is not None:
-            rows = rows.filter(_urn_q(ids, "Vehicle", "organization__slug"))
-        return vehicle_entities(list(rows[offset : offset + limit]))
-    rows = chargers(scoped_chargers)
+            vehicle_rows = vehicle_rows.filter(_urn_q(ids, "Vehicle", "organization__slug"))
+        return vehicle_entities(list(vehicle_rows[offset : offset + limit]))
+    charger_rows = chargers(scoped_chargers)
     if ids is not None:
-        rows = rows.filter(_urn_q(ids, "EVChargingStation", "depot__organization__slug"))
-    return station_entities(list(rows[offset : offset + limit]))
+        charger_rows = charger_rows.filter(_urn_q(ids, "EVChargingStation", "depot__organization__slug"))
+    return station_entities(list(charger_rows[offset : offset + limit]))
 
 
 def _urn_q(urns: list[str], entity_type: str, slug_path: str) -> Q:

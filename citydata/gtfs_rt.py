@@ -64,10 +64,16 @@ def vehicles_in_service(vehicles: QuerySet[Vehicle], *, at: dt.datetime) -> list
         if not readings:
             continue
         last = readings[0]
+        if last.latitude is None or last.longitude is None:  # not so: recent_positions has only positions
+            continue
         heading = None
         if len(readings) > 1:
             before = readings[1]
-            if (before.latitude, before.longitude) != (last.latitude, last.longitude):
+            if (
+                before.latitude is not None
+                and before.longitude is not None
+                and (before.latitude, before.longitude) != (last.latitude, last.longitude)
+            ):
                 heading = bearing_deg(before.latitude, before.longitude, last.latitude, last.longitude)
         published.append(
             PublishedVehicle(

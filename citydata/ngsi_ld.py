@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 NGSI_LD_CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 SDM_TRANSPORTATION_CONTEXT = (
@@ -64,7 +65,7 @@ def vehicle_entity(
         service_status = "outOfService" if status == "retired" else "broken"
     else:
         service_status = "onRoute" if on_block else "parked"
-    entity = {
+    entity: dict[str, Any] = {
         "id": vehicle_urn(organization_slug, vehicle_id),
         "type": "Vehicle",
         "vehicleType": VEHICLE_TYPES.get(kind, "other"),

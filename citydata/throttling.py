@@ -16,7 +16,8 @@ class CityFeedThrottle(SimpleRateThrottle):
     def allow_request(self, request, view) -> bool:
         from rest_framework.settings import api_settings
 
-        self.rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        # The stubs type the rates as numbers; DRF's are strings such as "60/min".
+        self.rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]  # type: ignore[assignment]
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 

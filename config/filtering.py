@@ -30,7 +30,7 @@ def strict_filter_errors(filterset, query_params) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for name, value in filterset.form.cleaned_data.items():
         number = value if isinstance(value, Decimal | float | int) and not isinstance(value, bool) else None
-        if number is not None and abs(number) > BIGINT_MAX:
+        if number is not None and (number > BIGINT_MAX or number < -BIGINT_MAX):  # abs() would type as object
             errors[name] = ["The number is out of range."]
     for name, field in filterset.filters.items():
         # A range filter is given as name_after / name_before (name_min / name_max): its widget's suffixes.

@@ -46,7 +46,7 @@ class ApiRateThrottle(SimpleRateThrottle):
         # DRF's SimpleRateThrottle reads the rates once, at import; read them per request so that a changed
         # setting (tests, override_settings) takes effect.
         try:
-            rate: str = api_settings.DEFAULT_THROTTLE_RATES[self.scope]  # type: ignore[index]  # scope set above
+            rate: str = api_settings.DEFAULT_THROTTLE_RATES[self.scope]  # type: ignore[index, assignment]  # scope set above; rates are str, not the stubs' numbers
             return rate
         except KeyError as exc:
             raise ImproperlyConfigured(f"No throttle rate for the scope {self.scope!r}") from exc

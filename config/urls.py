@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config import errors, throttling
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", throttling.obtain_auth_token, name="api-token"),
     path("", include("fleet.urls")),
     path("", include("batteries.urls")),

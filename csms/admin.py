@@ -18,6 +18,12 @@ from fleet.admin_scoping import DepotScopedAdmin
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
 
+CHARGE_POINT_FIELDS = [
+    "charger", "ocpp_version", "connected", "connected_at", "disconnected_at", "last_seen_at",
+    "last_heartbeat_at", "booted_at", "vendor", "model", "firmware_version", "serial_number",
+    "connector_states", "password_set_at",
+]  # fmt: skip
+
 
 @admin.register(ChargePoint)
 class ChargePointAdmin(DepotScopedAdmin):
@@ -28,10 +34,8 @@ class ChargePointAdmin(DepotScopedAdmin):
     list_filter = ["connected", "ocpp_version", ("charger__depot", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["charger__ocpp_charge_point_id", "charger__name"]
     autocomplete_fields = ["charger"]
-    fields: list[str] = ["charger", "ocpp_version", "connected", "connected_at", "disconnected_at", "last_seen_at",
-              "last_heartbeat_at", "booted_at", "vendor", "model", "firmware_version", "serial_number",
-              "connector_states", "password_set_at"]  # fmt: skip
-    readonly_fields = [name for name in fields if name != "charger"]
+    fields = list(CHARGE_POINT_FIELDS)  # a copy: the base types fields as (nested) fieldset entries
+    readonly_fields = [name for name in CHARGE_POINT_FIELDS if name != "charger"]
     actions = ["issue_password"]
     change_list_template = "admin/csms/chargepoint_change_list.html"
 

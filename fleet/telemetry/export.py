@@ -224,10 +224,10 @@ def _csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
     names = CHARGING_STATE_NAMES
     pending = 0
     for row in rows:
-        row = list(row)
-        row[_RECORDED_INDEX] = row[_RECORDED_INDEX].isoformat()
-        row[_CHARGING_INDEX] = names.get(row[_CHARGING_INDEX], "")
-        writer.writerow(row)
+        values = list(row)
+        values[_RECORDED_INDEX] = values[_RECORDED_INDEX].isoformat()
+        values[_CHARGING_INDEX] = names.get(values[_CHARGING_INDEX], "")
+        writer.writerow(values)
         pending += 1
         if pending == 1000:  # one chunk per thousand rows: fewer, larger writes to the socket
             yield buffer.getvalue()
@@ -312,6 +312,7 @@ class TelemetryReadingExportViewSet(DepotScopedViewSetMixin, mixins.ListModelMix
         if export_format in ("csv", "jsonl"):
             if "cursor" in params:
                 raise exceptions.ValidationError({"cursor": "Streams have no pages: drop the cursor."})
+            body: Iterator[str] | Iterator[bytes]
             if rows.db and connection_vendor(rows.db) == "postgresql":
                 body = _postgres_copy(rows, export_format)
             else:
