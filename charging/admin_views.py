@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import messages
 from django.db.models import QuerySet
@@ -68,7 +68,9 @@ def plan_chart_data(plan: ChargingPlan, charges: list[PlannedCharge]) -> dict:
     grid_limit = [round(limit + base, 1) for limit, base in zip(charging_limit, base_load, strict=False)]
     drawing = sorted((c for c in charges if any(kw > 0 for kw in c.power_kw)), key=lambda c: -sum(c.power_kw[:n]))
     alone, others = drawing[:VEHICLES_DRAWN_ALONE], drawing[VEHICLES_DRAWN_ALONE:]
-    vehicles = [{"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]} for c in alone]
+    vehicles: list[dict[str, Any]] = [
+        {"label": c.vehicle.fleet_number, "power_kw": [round(kw, 1) for kw in c.power_kw[:n]]} for c in alone
+    ]
     if others:
         vehicles.append(
             {

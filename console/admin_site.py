@@ -68,4 +68,4 @@ def show_times_in_zone(site: AdminSite, zone: ZoneProvider) -> None:
         return in_zone
 
     admin_view._evfleet_zone = zone  # type: ignore[attr-defined]  # marks the site as wrapped
-    site.admin_view = admin_view  # type: ignore[method-assign]  # wrapping every view is the point
+    site.admin_view = admin_view  # type: ignore[assignment]  # wrapping every view is the point
