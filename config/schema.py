@@ -37,6 +37,9 @@ API_AREAS: tuple[tuple[str, str], ...] = (
     ("batteries", "batteries"),
     ("charging", "charging"),
     ("notifications", "notifications"),
+    ("csms", "ocpp"),
+    ("timetable", "timetable"),
+    ("citydata", "city data"),
     ("config", "auth"),
 )
 

@@ -183,6 +183,9 @@ SPECTACULAR_SETTINGS = {
         {"name": "batteries", "description": "Battery packs, installations, health observations and forecasts."},
         {"name": "charging", "description": "Chargers, tariffs, tonight's plans, depot events, alerts, sessions."},
         {"name": "notifications", "description": "Who hears of an alert and how."},
+        {"name": "ocpp", "description": "The chargers' side: charge points and the profiles delivered to them."},
+        {"name": "timetable", "description": "Timetable imports, pinned assignments, buses assigned to blocks."},
+        {"name": "city data", "description": "Feeds for the city: GTFS-Realtime vehicle positions."},
         {"name": "auth", "description": "Tokens."},
     ],
     # Several models have a "status" with different choices: name their enums so the schema is stable.

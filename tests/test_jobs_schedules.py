@@ -70,11 +70,11 @@ def test_seeding_twice_creates_each_schedule_once_in_each_depots_time_zone(regis
 
     first, second = seed(), seed()
 
-    # 3 jobs x 2 depots, plus telemetry retention and the three daily jobs of the cars with no depot (duty
-    # cycles, charging sessions, capacity estimates)
-    assert "10 created, 0 updated, 0 unchanged, 0 removed" in first
-    assert "0 created, 0 updated, 10 unchanged, 0 removed" in second
-    assert PeriodicTask.objects.count() == 10
+    # 3 jobs x 2 depots, plus telemetry retention and the four daily jobs of the cars with no depot (duty
+    # cycles, charging sessions, capacity estimates, battery forecasts)
+    assert "11 created, 0 updated, 0 unchanged, 0 removed" in first
+    assert "0 created, 0 updated, 11 unchanged, 0 removed" in second
+    assert PeriodicTask.objects.count() == 11
     assert when(schedule("test.duty_cycles", hmo)) == ("0", "30", "*", HERMOSILLO)
     assert when(schedule("test.forecasts", hmo)) == ("1", "30", "*", HERMOSILLO)
     assert when(schedule("test.plan", hmo)) == ("18", "0", "*", HERMOSILLO)
@@ -103,7 +103,7 @@ def test_a_new_planning_time_is_taken_on_reseeding_and_the_admins_switch_is_kept
     output = seed()
 
     assert "1 created" not in output and f"updated  evfleet.nightly:test.plan:depot={hmo.pk}" in output
-    assert "0 created, 1 updated, 9 unchanged" in output
+    assert "0 created, 1 updated, 10 unchanged" in output
     updated = schedule("test.plan", hmo)
     assert when(updated) == ("20", "45", "*", HERMOSILLO)
     assert updated.enabled is False
@@ -118,7 +118,7 @@ def test_schedules_of_a_removed_depot_are_removed(registry, depots):
 
     output = seed()
 
-    assert "0 created, 0 updated, 7 unchanged, 3 removed" in output
+    assert "0 created, 0 updated, 8 unchanged, 3 removed" in output
     assert not PeriodicTask.objects.filter(name__endswith=f"depot={tij_id}").exists()
     assert CrontabSchedule.objects.filter(timezone=HERMOSILLO).exists()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
+from django.utils import timezone
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation
 from batteries.services import health_observation_record, pack_create, pack_install, pack_update
@@ -543,7 +544,11 @@ def build_demo(*, today: dt.date, progress: Progress | None = None) -> DemoRepor
     run(7, lambda s: _step_blocks(s, depots, duties_by_group, valid_from))
     run(8, lambda s: _step_assignments(s, depots, vehicles, duties_by_group, days))
     run(9, lambda s: _step_users(s, depots))
-    synthetic_telemetry(Vehicle.objects.filter(organization=org))  # the last 24 hours of readings (issue 17)
+    # The 24 hours of readings before the demo's day ends, or before this hour if that is sooner (issue 17): a
+    # fixed window, so loading the demo again for the same day adds nothing.
+    day_end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), tzinfo=ZONE)
+    telemetry_end = min(timezone.now(), day_end).replace(minute=0, second=0, microsecond=0)
+    synthetic_telemetry(Vehicle.objects.filter(organization=org), end=telemetry_end)
 
     for spec in DEPOTS:
         depot = depots[spec.code]
