@@ -48,7 +48,7 @@ METHOD = "SPM, EC-limited SEI + stress LAM (PyBaMM IDAKLU), state extrapolation"
 
 
 def horizon_years() -> float:
-    return float(getattr(settings, "EVFLEET_FORECAST_HORIZON_YEARS", 10.0))
+    return float(settings.EVFLEET_FORECAST_HORIZON_YEARS)
 
 
 def _current_vehicle(pack: BatteryPack) -> Vehicle | None:

@@ -70,7 +70,7 @@ def broker_address(url: str) -> tuple[str, int]:
 
 
 def broker_enabled() -> bool:
-    return bool(getattr(settings, "EVFLEET_MQTT_DYNSEC", False))
+    return bool(settings.EVFLEET_MQTT_DYNSEC)
 
 
 class BrokerAdminError(Exception):

@@ -44,16 +44,14 @@ from fleet.telemetry.validation import (
 
 CREATED, DUPLICATE, CONFLICT, REJECTED = "created", "duplicate", "conflict", "rejected"
 STATUSES = (CREATED, DUPLICATE, CONFLICT, REJECTED)
-DEFAULT_MAX_BATCH = 5_000
-DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
 def max_batch_readings() -> int:
-    return int(getattr(settings, "EVFLEET_TELEMETRY_MAX_BATCH", DEFAULT_MAX_BATCH))
+    return int(settings.EVFLEET_TELEMETRY_MAX_BATCH)
 
 
 def max_batch_bytes() -> int:
-    return int(getattr(settings, "EVFLEET_TELEMETRY_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.EVFLEET_TELEMETRY_MAX_BYTES)
 
 
 class BatchTooLarge(Exception):
