@@ -58,7 +58,7 @@ check-project: venv
 
 # Static security analysis (bandit), medium severity and up; justified exceptions carry "# nosec BXXX".
 security: venv
-	$(VENV)/bin/bandit -r config jobs fleet batteries charging notifications console -ll -q -x '*/migrations/*,*/tests/*'
+	$(VENV)/bin/bandit -r config jobs fleet batteries charging notifications csms timetable citydata console -ll -q -x '*/migrations/*,*/tests/*'
 
 pytest: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -47,7 +47,7 @@ def block_code(prefix: str, ident: str) -> str:
     code = f"{prefix}{ident}"
     if len(code) <= 40:
         return code
-    return f"{code[:31]}-{hashlib.sha1(code.encode()).hexdigest()[:8]}"
+    return f"{code[:31]}-{hashlib.sha1(code.encode(), usedforsecurity=False).hexdigest()[:8]}"  # a short, stable name
 
 
 @dataclasses.dataclass
