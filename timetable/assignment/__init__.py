@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
+from scipy.optimize import Bounds, linear_sum_assignment, milp
+
+from timetable.sparse_rows import SparseRows
 
 COVER_WEIGHT = 1_000.0
 HEALTH_WEIGHT = 5.0  # a pack at 80 % SoH pays (1 + 5 x 0.2) = 2 x the wear weight of a new one
@@ -173,22 +174,8 @@ def assign(
     for p, (v, k) in enumerate(pairs):
         c[p] = -COVER_WEIGHT + duties[k].energy_kwh * wear_weight(buses[v])
     c[n_pairs:] = SPREAD_WEIGHT
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lower: list[float] = []
-    upper: list[float] = []
-    row = 0
-
-    def add(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        nonlocal row
-        for col, val in entries:
-            rows.append(row)
-            cols.append(col)
-            vals.append(val)
-        lower.append(lo)
-        upper.append(hi)
-        row += 1
+    constraint_rows = SparseRows()
+    add = constraint_rows.add
 
     by_duty: dict[int, list[int]] = {}
     by_bus: dict[int, list[int]] = {}
@@ -223,11 +210,7 @@ def assign(
         if pinned.get(k) == v:
             lb[p] = 1.0
     integrality = np.concatenate([np.ones(n_pairs), np.zeros(n_bus)])
-    constraints = (
-        [LinearConstraint(sp.csr_matrix((vals, (rows, cols)), shape=(row, n_pairs + n_bus)), lower, upper)]
-        if row
-        else []
-    )
+    constraints = [constraint_rows.constraint(n_pairs + n_bus)] if constraint_rows.count else []
     result = milp(
         c,
         constraints=constraints,

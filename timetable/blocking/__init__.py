@@ -26,8 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, milp
 from scipy.sparse.csgraph import maximum_flow
+
+from timetable.sparse_rows import SparseRows
 
 Deadhead = Callable[[str, str], tuple[float, float]]  # (from stop, to stop) -> (minutes, kWh)
 
@@ -185,22 +187,8 @@ def _milp(
     big_m = limit + max((t.energy_kwh + t.pull_out_kwh for t in trips), default=0.0) + max(e[2] for e in edges)
     # Variables: x_e (m binaries), then cumulative energy e_j (n continuous) on arriving at the end of trip j.
     c = np.concatenate([-np.ones(m), np.zeros(n)])
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lower: list[float] = []
-    upper: list[float] = []
-    row = 0
-
-    def add(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        nonlocal row
-        for col, val in entries:
-            rows.append(row)
-            cols.append(col)
-            vals.append(val)
-        lower.append(lo)
-        upper.append(hi)
-        row += 1
+    constraint_rows = SparseRows()
+    add = constraint_rows.add
 
     out_edges: list[list[int]] = [[] for _ in range(n)]
     in_edges: list[list[int]] = [[] for _ in range(n)]
@@ -217,13 +205,12 @@ def _milp(
     for k, (i, j, kwh) in enumerate(edges):
         # e_j >= e_i + deadhead + E_j when the link is used.
         add([(m + j, 1.0), (m + i, -1.0), (k, -big_m)], kwh + trips[j].energy_kwh - big_m, np.inf)
-    a = sp.csr_matrix((vals, (rows, cols)), shape=(row, m + n))
     lb = np.concatenate([np.zeros(m), [t.pull_out_kwh + t.energy_kwh for t in trips]])
     ub = np.concatenate([np.ones(m), np.full(n, limit)])
     integrality = np.concatenate([np.ones(m), np.zeros(n)])
     result = milp(
         c,
-        constraints=LinearConstraint(a, lower, upper),
+        constraints=constraint_rows.constraint(m + n),
         bounds=Bounds(lb, ub),
         integrality=integrality,
         options={"time_limit": time_limit_s, "disp": False},
