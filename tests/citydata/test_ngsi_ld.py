@@ -75,6 +75,24 @@ def test_the_schemas_refuse_what_the_data_model_forbids():
     assert not validator("Vehicle").is_valid({**good, "vehicleType": "spaceship"})
     assert not validator("Vehicle").is_valid({k: v for k, v in good.items() if k != "location"})
     assert not validator("Vehicle").is_valid({**good, "battery": 61})  # a percentage where a fraction belongs
+    assert not validator("Vehicle").is_valid({**good, "refVehicleModel": "not an id"})  # spaces: neither id nor URI
+
+
+def test_the_station_schema_has_upstreams_integer_counts_and_unique_sockets():
+    """The rules tightened after the check against upstream's schema.json: counts are integers, sockets unique."""
+    station = {
+        "id": "urn:ngsi-ld:EVChargingStation:o:1",
+        "type": "EVChargingStation",
+        "socketType": ["CCS/SAE"],
+        "capacity": 2,
+        "socketNumber": 2,
+        "allowedVehicleType": ["bus"],
+    }
+    check = validator("EVChargingStation")
+    assert check.is_valid(station)
+    assert not check.is_valid({**station, "capacity": 1.5})
+    assert not check.is_valid({**station, "socketNumber": 0})
+    assert not check.is_valid({**station, "socketType": ["CCS/SAE", "CCS/SAE"]})
 
 
 def test_normalized_form_content_types_and_link_header(api_client, fleet):
