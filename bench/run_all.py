@@ -1,6 +1,6 @@
 """Run every benchmark in turn (``make bench``); each writes its own results under bench/results/.
 
-    .venv/bin/python bench/run_all.py            # full runs (about 15 minutes on 2 cores)
+    .venv/bin/python bench/run_all.py            # full runs (about 45 minutes on 2 cores)
     .venv/bin/python bench/run_all.py --quick    # the quick variants, where a benchmark has one
 
 The telemetry benchmarks need PostgreSQL (DATABASE_URL, or a local server they create a database on).
@@ -20,8 +20,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("bench_telemetry_ingest.py", None),
     ("bench_telemetry_http.py", None),
+    ("bench_mqtt.py", ["--batches", "40"]),
+    ("bench_export.py", ["--readings", "200000"]),
     ("bench_optimizer.py", ["--quick"]),
+    ("bench_optimizer_scarce.py", ["--exact-limit", "10"]),
     ("bench_forecast.py", ["--quick"]),
+    ("bench_forecast_nightly.py", ["--packs", "200"]),
+    ("bench_csms.py", ["--chargers", "100", "--meter-seconds", "20"]),
+    ("bench_timetable.py", ["--trips", "300", "--buses", "100", "--blocks", "90"]),
 ]
 
 
