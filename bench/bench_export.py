@@ -61,9 +61,7 @@ def fill(readings: int, vehicle_count: int):
 
     from fleet.models import Depot, DepotMembership, Organization, TelemetryReading, Vehicle, VehicleModel
 
-    org, _ = Organization.objects.get_or_create(
-        slug="bench-export", defaults={"name": "Bench export"}
-    )
+    org, _ = Organization.objects.get_or_create(slug="bench-export", defaults={"name": "Bench export"})
     depot, _ = Depot.objects.get_or_create(
         organization=org, code="bexp", defaults={"name": "Bench export", "grid_limit_kw": 1000}
     )
@@ -162,7 +160,7 @@ def main() -> None:
         "readings": total,
         "results": results,
         "load_average_before": load_before,
-        "machine": machine_info("Django", "psycopg", shared_machine="yes: ~9 engineers on 2 cores"),
+        "machine": machine_info("Django", "psycopg"),
     }
     stem = f"export-{dt.date.today().isoformat()}{('-' + args.label) if args.label else ''}"
     out = ROOT / "bench" / "results"

@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--label", default="")
     args = parser.parse_args()
     prepare_database()
-    info = machine_info("gtfs-kit", "highspy", "scipy", "Django", shared_machine="yes: ~9 engineers on 2 cores")
+    info = machine_info("gtfs-kit", "highspy", "scipy", "Django")
     results: dict = {"machine": info, "date": dt.date.today().isoformat()}
 
     from timetable import assignment, services
