@@ -170,7 +170,11 @@ def main() -> None:
         "",
         f"{total:,} readings of one depot, streamed through Django's request stack as the depot's manager",
         "(in process, Django's test client: no socket; PostgreSQL on the same machine, COPY ... TO STDOUT).",
-        "Shared machine (about 9 engineers on 2 cores): figures are upper bounds of the quiet-machine times.",
+        (
+            "The machine was shared (load average above 2 on 2 cores): figures are upper bounds of quiet times."
+            if max(load_before) > 2
+            else "The machine was quiet (load average below 2 on 2 cores)."
+        ),
         f"Load average before: {load_before}; after: {load_average()}.",
         "",
         "| format | rows | seconds | rows/s | answer MB | RSS before MB | RSS max MB |",
