@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import messages
@@ -21,7 +22,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from charging import readiness
+from charging import optimizer, readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
 from charging.selectors import charging_load_kw, plan_demand_charges, site_demand_kw
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
+logger = logging.getLogger(__name__)
 
 
 def _slot_labels(plan: ChargingPlan) -> list[str]:
@@ -142,8 +144,16 @@ def demand_charge_rows(plan: ChargingPlan, load_kw: list[float]) -> list[dict]:
             "added_kw": line.added_kw,
             "cost": line.cost_mxn,
         }
-        for line in plan_demand_charges(plan).bill(load_kw)
+        for line in _stored_demand_charges(plan).bill(load_kw)
     ]
+
+
+def _stored_demand_charges(plan: ChargingPlan) -> optimizer.DemandCharges:
+    try:
+        return plan_demand_charges(plan)
+    except optimizer.InstanceError:  # a damaged stored instance: the page still shows the rest of the night
+        logger.warning("plan %s: its stored instance's demand charges do not parse", plan.pk, exc_info=True)
+        return optimizer.DemandCharges()
 
 
 class _ChargeShown(TypedDict):
