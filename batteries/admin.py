@@ -57,6 +57,21 @@ class InstallationHistoryInline(DepotScopedInline, admin.TabularInline):
         return super().get_queryset(request).select_related("vehicle")
 
 
+class VehiclePackHistoryInline(DepotScopedInline, admin.TabularInline):
+    """On a vehicle's page (composed by ``console.admin.registry``): which packs the vehicle has carried; installs
+    and swaps go through the pack installation admin."""
+
+    model = PackInstallation
+    fields = readonly_fields = ("pack", "installed_at", "removed_at")
+    extra = 0
+    can_delete = False
+    change_action = add_action = delete_action = None
+    verbose_name_plural = _("battery pack history")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("pack")
+
+
 class BatteryPackForm(forms.ModelForm):
     class Meta:
         model = BatteryPack

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils.formats import number_format
 from django.utils.translation import ngettext
 
@@ -100,3 +101,22 @@ def remaining_life_label(forecast: SoHForecast) -> str:
     return ngettext("%(days)s day", "%(days)s days", forecast.rul_days) % {
         "days": number_format(forecast.rul_days, force_grouping=True)
     }
+
+
+def active_pack_serial() -> Subquery:
+    """Annotation for a ``Vehicle`` queryset: the serial of the pack installed in it now (None without one)."""
+    active = PackInstallation.objects.filter(vehicle=OuterRef("pk"), removed_at__isnull=True)
+    return Subquery(active.values("pack__serial")[:1])
+
+
+def last_forecast_at_by_depot(depot_ids: list[int]) -> dict[int, dt.datetime]:
+    """Per depot, when the latest ageing forecast of a pack installed in one of its vehicles was made. One query."""
+    rows = (
+        SoHForecast.objects.filter(
+            pack__installations__removed_at__isnull=True, pack__installations__vehicle__home_depot_id__in=depot_ids
+        )
+        .order_by()
+        .values("pack__installations__vehicle__home_depot_id")
+        .annotate(latest=Max("created_at"))
+    )
+    return {row["pack__installations__vehicle__home_depot_id"]: row["latest"] for row in rows}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import messages
@@ -21,14 +22,15 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from charging import readiness
+from charging import optimizer, readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
-from charging.selectors import charging_load_kw, site_demand_kw
+from charging.selectors import charging_load_kw, plan_demand_charges, site_demand_kw
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 OCPP_VERSIONS = ("1.6", "2.0.1")
+logger = logging.getLogger(__name__)
 
 
 def _slot_labels(plan: ChargingPlan) -> list[str]:
@@ -126,45 +128,32 @@ def _timeline(plan: ChargingPlan, charges: list[PlannedCharge]) -> list[dict]:
     return rows
 
 
-def demand_charge_rows(plan: ChargingPlan, load_kw: list[float] | None = None) -> list[dict]:
-    """Per demand charge of the plan: tonight's peak in its periods (from ``load_kw``, the site demand per
-    slot), the month's peak in its periods before tonight, after tonight, and what the increase costs.
-    Answers "why does tonight pay a demand charge?" at a glance.
+def demand_charge_rows(plan: ChargingPlan, load_kw: list[float]) -> list[dict]:
+    """Per demand charge the plan priced: tonight's peak in its periods (from ``load_kw``, the site demand per
+    slot), the month's peak before tonight, after tonight, and what the increase costs. Answers "why does
+    tonight pay a demand charge?" at a glance; the figures are the plan's ``DemandCharges`` billing the night's
+    load, the rule the optimizer's evaluator prices the plan by."""
+    return [
+        {
+            "name": line.name,
+            "periods": line.periods,
+            "tonight_peak_kw": line.peak_kw,
+            "price_per_kw": line.mxn_per_kw,
+            "peak_before_kw": line.peak_before_kw,
+            "peak_after_kw": line.peak_after_kw,
+            "added_kw": line.added_kw,
+            "cost": line.cost_mxn,
+        }
+        for line in _stored_demand_charges(plan).bill(load_kw)
+    ]
 
-    The plan's instance lists the charges in the order ``Instance.demand_charges()`` gives (the
-    top-level one when priced, then the others) and ``month_peaks_kw`` holds the same charges, by
-    tariff name, in that order. Plans made before per-charge peaks were stored show none.
-    """
-    instance = plan.instance or {}
-    before = []
-    windows: list[list[bool] | None] = []  # each charge's slots (None: every slot)
-    if float(instance.get("demand_charge_mxn_per_kw") or 0.0) > 0:
-        before.append((float(instance["demand_charge_mxn_per_kw"]), float(instance.get("month_peak_kw") or 0.0)))
-        windows.append(instance.get("demand_slots"))
-    for charge in instance.get("additional_demand_charges") or []:
-        before.append((float(charge.get("mxn_per_kw") or 0.0), float(charge.get("month_peak_kw") or 0.0)))
-        windows.append(charge.get("slots"))
-    after = list((plan.month_peaks_kw or {}).items())
-    if not before or len(before) != len(after):
-        return []
-    rows = []
-    for (price, peak_before), (name, peak_after), window in zip(before, after, windows, strict=True):
-        added = max(float(peak_after) - peak_before, 0.0)
-        in_window = [
-            kw for slot, kw in enumerate(load_kw or []) if window is None or (slot < len(window) and window[slot])
-        ]
-        rows.append(
-            {
-                "name": name,
-                "tonight_peak_kw": max(in_window, default=0.0) if load_kw is not None else None,
-                "price_per_kw": price,
-                "peak_before_kw": peak_before,
-                "peak_after_kw": float(peak_after),
-                "added_kw": added,
-                "cost": price * added,
-            }
-        )
-    return rows
+
+def _stored_demand_charges(plan: ChargingPlan) -> optimizer.DemandCharges:
+    try:
+        return plan_demand_charges(plan)
+    except optimizer.InstanceError:  # a damaged stored instance: the page still shows the rest of the night
+        logger.warning("plan %s: its stored instance's demand charges do not parse", plan.pk, exc_info=True)
+        return optimizer.DemandCharges()
 
 
 class _ChargeShown(TypedDict):

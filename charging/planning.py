@@ -34,7 +34,8 @@ from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.readiness import is_ready
-from charging.tariffs import price_slots
+from charging.selectors import plan_demand_charges
+from charging.tariffs import demand_charges_on, price_slots
 from config.audit import audit_attribution
 from fleet.models import BlockAssignment, Depot, Vehicle
 from fleet.telemetry.selectors import live_soc_pct, measured_consumption_kwh_per_km
@@ -109,7 +110,6 @@ class NightInput:
     stays: dict[str, tuple[dt.datetime, dt.datetime]]
     soc_windows: dict[str, tuple[float, float]]  # vehicle id -> usable SoC window (min %, max %) of the pack
     no_connector: list[Vehicle]
-    demand_charge_names: list[str]  # the tariff's, in the order of ``instance.demand_charges()``
     # For a re-plan from now: the active plan's connector windows (vehicle id -> (connector id, start,
     # end) in this horizon's slots), tried by the optimizer as an assignment (``optimizer.solve``).
     windows_hint: dict[str, tuple[str, int, int]] | None = None
@@ -254,9 +254,6 @@ def build_night(
     prices, tariff_charges = tariff_night(depot, horizon)
     base_load = [depot.base_load_kw_at_hour(s.hour) for s in starts]
     charges = _with_month_peaks(depot, service_night, tariff_charges, base_load)
-    # The first charge goes in the instance's top-level fields (the plan's peak_kw is its peak), the others
-    # after it; without any, the top-level charge stays at no price.
-    main = charges[0] if charges else optimizer.DemandCharge("", 0.0)
     instance = optimizer.Instance(
         horizon_start=horizon.start,
         num_slots=horizon.num_slots,
@@ -265,43 +262,25 @@ def build_night(
         energy_price_mxn_per_kwh=tuple(prices),
         chargers=tuple(chargers.values()),
         vehicles=tuple(opt_vehicles),
-        demand_charge_mxn_per_kw=main.mxn_per_kw,
-        demand_slots=main.slots,
-        month_peak_kw=main.month_peak_kw,
         base_load_kw=tuple(base_load),
-        additional_demand_charges=tuple(charges[1:]),
+        **charges.instance_fields(),
     )
-    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector, [c.name for c in charges])
+    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector)
 
 
-def tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], list[optimizer.DemandCharge]]:
-    """Energy price per slot, and the tariff's demand charges on the night's slots (month peaks not yet set).
-
-    Every charge with a price is priced: one restricted to periods counts the slots of those periods (GDMTH's
-    capacity charge on *punta*), one without periods every slot (GDMTH's distribution charge on the month's
-    maximum demand). Period-restricted charges come first: the first charge is the instance's top-level one,
-    whose peak is the plan's ``peak_kw``.
-    """
+def tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], optimizer.DemandCharges]:
+    """Energy price per slot, and the tariff's priced demand charges on the night's slots (month peaks not yet
+    set; ``charging.tariffs.demand_charges_on``). The main one's peak is the plan's ``peak_kw``."""
     if depot.tariff is None:
-        return [default_energy_price()] * horizon.num_slots, []
+        return [default_energy_price()] * horizon.num_slots, optimizer.DemandCharges()
     slots = price_slots(depot.tariff, horizon.start, horizon.slot_minutes, horizon.num_slots)
     prices = [float(s.energy_price_per_kwh) for s in slots]
-    tariff_charges = [c for c in depot.tariff.demand_charges.all() if c.price_per_kw_month > 0]
-    tariff_charges.sort(key=lambda c: not c.applies_in_periods)  # stable: by name within each kind
-    charges = [
-        optimizer.DemandCharge(
-            name=c.name,
-            mxn_per_kw=float(c.price_per_kw_month),
-            slots=tuple(s.period in c.applies_in_periods for s in slots) if c.applies_in_periods else None,
-        )
-        for c in tariff_charges
-    ]
-    return prices, charges
+    return prices, demand_charges_on(depot.tariff, slots).priced()
 
 
 def _with_month_peaks(
-    depot: Depot, service_night: dt.date, charges: list[optimizer.DemandCharge], base_load: list[float]
-) -> list[optimizer.DemandCharge]:
+    depot: Depot, service_night: dt.date, charges: optimizer.DemandCharges, base_load: list[float]
+) -> optimizer.DemandCharges:
     """Each charge with the month's peak so far in its slots: the highest of this month's earlier active plans'
     (``ChargingPlan.month_peaks_kw``), and at least the base load's own peak in the charge's slots tonight.
 
@@ -318,14 +297,12 @@ def _with_month_peaks(
             service_night__lt=service_night,
         ).values_list("peak_kw", "month_peaks_kw")
     )
-    out = []
+    paid = {}
     for index, charge in enumerate(charges):
         peak_kw_counts = index == 0 or charge.slots is None
         stored = [peaks.get(charge.name, peak_kw if peak_kw_counts else 0.0) for peak_kw, peaks in earlier]
-        mask = charge.mask(len(base_load))
-        base_peak = max((b for b, counts in zip(base_load, mask, strict=True) if counts), default=0.0)
-        out.append(dataclasses.replace(charge, month_peak_kw=max([base_peak, *stored])))
-    return out
+        paid[charge.name] = max([charge.peak_kw(base_load), *stored])
+    return charges.with_month_peaks(paid)
 
 
 @transaction.atomic
@@ -409,12 +386,7 @@ def _month_peaks_after(night: NightInput, plan: optimizer.Plan) -> dict[str, flo
     """Per tariff demand charge, the month's peak in its periods once this plan has run: what the instance
     already counted as paid (earlier nights, this night before a re-plan's start, the base load) or the plan's
     own peak, whichever is higher."""
-    charges = night.instance.demand_charges()
-    peaks = plan.totals.demand_peaks_kw
-    return {
-        name: round(max(charge.month_peak_kw, peak), 3)
-        for name, charge, peak in zip(night.demand_charge_names, charges, peaks, strict=True)
-    }
+    return night.instance.demand_charges().month_peaks_after(plan.totals.demand_peaks_kw)
 
 
 def _with_measured_soc(night: NightInput, soc_now_pct: dict[int, float]) -> NightInput:
@@ -478,20 +450,15 @@ def _remainder_of_night(night: NightInput, active: ChargingPlan, now_slot: int, 
     # Energy the active plan's own past versions delivered before its horizon started.
     delivered_before = {v["id"]: float(v.get("energy_delivered_kwh") or 0.0) for v in active.instance["vehicles"]}
     # The month's peaks the active plan already counted include tonight's load before its own start.
-    active_month_peak_kw = {
-        c["name"]: float(c.get("month_peak_kw") or 0.0) for c in active.instance.get("additional_demand_charges") or []
-    }
+    tonight = night.instance.demand_charges()
+    already_paid = {c.name: c.month_peak_kw for c in plan_demand_charges(active, tonight.names())}
     full = dataclasses.replace(
         night.instance,
         vehicles=tuple(
             dataclasses.replace(v, energy_delivered_kwh=delivered_before.get(v.id, 0.0))
             for v in night.instance.vehicles
         ),
-        month_peak_kw=max(night.instance.month_peak_kw, float(active.instance.get("month_peak_kw") or 0.0)),
-        additional_demand_charges=tuple(
-            dataclasses.replace(c, month_peak_kw=max(c.month_peak_kw, active_month_peak_kw.get(c.name, 0.0)))
-            for c in night.instance.additional_demand_charges
-        ),
+        **tonight.with_month_peaks(already_paid).instance_fields(),
     )
 
     def frame_slot(moment: dt.datetime | None) -> int | None:

@@ -32,7 +32,7 @@ from charging.models import ChargingPlan, ChargingSession
 from charging.planning import night_horizon, tariff_night
 from charging.readiness import REACHED_SOC_TOLERANCE_PCT
 from charging.sessions import session_zone
-from charging.tariffs import TariffError, price_slots
+from charging.tariffs import TariffError, demand_charges_on, price_slots
 from fleet.models import Depot, Vehicle
 
 SLOT_MINUTES = 15
@@ -136,7 +136,7 @@ def plan_vs_actual(*, depot: Depot, service_night: dt.date, sessions: QuerySet[C
     try:
         _prices, demand_charges = tariff_night(depot, horizon)
         # The peak is measured on the night's main demand charge, as the plan's ``peak_kw`` is.
-        demand_slots = demand_charges[0].slots if demand_charges else None
+        demand_slots = demand_charges.main.slots if demand_charges.main else None
     except TariffError:
         demand_slots = None
     demand_mask = np.array(demand_slots, dtype=bool) if demand_slots is not None else None
@@ -232,32 +232,25 @@ def month_window(month: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, 
 
 
 def _demand_charges(depot: Depot, site: np.ndarray, start: dt.datetime, num_slots: int) -> list[dict]:
-    """Each of the tariff's demand charges on the month's peak in its periods."""
+    """Each of the tariff's demand charges on the month's peak in its periods (the month starts with nothing
+    paid), billed by the rule the planner and the optimizer price demand with."""
     tariff = depot.tariff
     if tariff is None:
         return []
-    charges = list(tariff.demand_charges.all())
-    if not charges:
-        return []
     try:
-        periods = [p.period for p in price_slots(tariff, start, SLOT_MINUTES, num_slots)]
+        charges = demand_charges_on(tariff, price_slots(tariff, start, SLOT_MINUTES, num_slots))
     except TariffError:
         return []
-    rows = []
-    for charge in charges:
-        names = set(charge.applies_in_periods or ())
-        mask = np.array([p in names for p in periods]) if names else np.ones(num_slots, dtype=bool)
-        peak_kw = round(float(site[mask].max(initial=0.0)), 3)
-        rows.append(
-            {
-                "name": charge.name,
-                "periods": sorted(names),
-                "peak_kw": peak_kw,
-                "price_per_kw_month": charge.price_per_kw_month,
-                "cost": _money(Decimal(repr(peak_kw)) * charge.price_per_kw_month),
-            }
-        )
-    return rows
+    return [
+        {
+            "name": line.name,
+            "periods": list(line.periods),
+            "peak_kw": round(line.peak_kw, 3),
+            "price_per_kw_month": Decimal(repr(line.mxn_per_kw)),
+            "cost": _money(Decimal(repr(line.cost_mxn))),
+        }
+        for line in sorted(charges.bill(site), key=lambda line: line.name)
+    ]
 
 
 def monthly_depot(*, depot: Depot, month: dt.date, sessions: QuerySet[ChargingSession]) -> dict:

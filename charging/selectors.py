@@ -7,10 +7,27 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypedDict
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import (
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 
 from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge, Tariff, TariffSeason
+from charging.optimizer import DemandCharges, demand_charges_from_dict
+from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
 from fleet.models import Depot, Vehicle
+from fleet.scoping import Action, restrict
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -28,6 +45,15 @@ def tariff_queryset() -> QuerySet[Tariff]:
         Prefetch("seasons", queryset=TariffSeason.objects.prefetch_related("periods")),
         "demand_charges",
     )
+
+
+def plan_demand_charges(plan: ChargingPlan, names: Iterable[str] = ()) -> DemandCharges:
+    """The demand charges a stored plan priced, each with the month's peak it counted as paid, read from its
+    instance (any format it was ever stored in). Instances stored before the main charge carried its tariff
+    name call it "demand": it gets its name back from ``names`` (the tariff's charges) or else from the plan's
+    ``month_peaks_kw``."""
+    charges = demand_charges_from_dict(plan.instance or {"num_slots": plan.num_slots})
+    return charges.named(list(names) or list(plan.month_peaks_kw or {}))
 
 
 def charger_queryset() -> QuerySet[Charger]:
@@ -182,3 +208,128 @@ def night_peak_kw_by_plan(plans: list[ChargingPlan]) -> dict[int, float]:
     return {
         plan.pk: max(site_demand_kw(base.get(plan.pk), rows[plan.pk], plan.num_slots), default=0.0) for plan in plans
     }
+
+
+# --- Per depot, for the console's dashboard and admin pages (a fixed number of queries for any number of depots) --
+
+
+def depot_charger_totals() -> dict[str, Coalesce]:
+    """Annotations for a ``Depot`` queryset: ``charger_count`` and ``installed_charger_kw`` (the sum of the
+    chargers' ``max_kw``), one subquery each, 0 for a depot without chargers."""
+    chargers = Charger.objects.filter(depot=OuterRef("pk")).order_by().values("depot")
+    return {
+        "charger_count": Coalesce(
+            Subquery(chargers.annotate(n=Count("pk")).values("n"), output_field=IntegerField()), Value(0)
+        ),
+        "installed_charger_kw": Coalesce(
+            Subquery(chargers.annotate(kw=Sum("max_kw")).values("kw"), output_field=FloatField()), Value(0.0)
+        ),
+    }
+
+
+def next_active_plans(user, nights: dict[int, dt.date]) -> dict[int, ChargingPlan]:
+    """Per depot (``nights``: depot pk -> the night in progress there), its active plan for that night, or else
+    for the next night planned; without the optimizer input (``instance`` deferred). One query."""
+    if not nights:
+        return {}
+    candidates = restrict(
+        ChargingPlan.objects.filter(
+            depot_id__in=nights, status=ChargingPlan.Status.ACTIVE, service_night__gte=min(nights.values())
+        ),
+        user,
+        Action.VIEW,
+    ).order_by("depot_id", "service_night")
+    chosen: dict[int, ChargingPlan] = {}
+    for plan in candidates.defer("instance"):
+        if plan.depot_id not in chosen and plan.service_night >= nights[plan.depot_id]:
+            chosen[plan.depot_id] = plan
+    return chosen
+
+
+class OpenAlerts(TypedDict):
+    open: int
+    critical: int
+    latest: list[Alert]  # critical first, newest first
+
+
+def open_alerts_by_depot(user, depot_ids: list[int], *, latest_per_depot: int) -> dict[int, OpenAlerts]:
+    """Per depot with any, its alerts not resolved: how many, how many critical, and the first few to show.
+    Two queries, the second bounded whatever the number of open alerts."""
+    rows = restrict(Alert.objects.filter(depot_id__in=depot_ids), user, Action.VIEW).exclude(
+        status=Alert.Status.RESOLVED
+    )
+    result: dict[int, OpenAlerts] = {
+        row["depot_id"]: {"open": row["n"], "critical": row["critical"], "latest": []}
+        for row in rows.order_by()
+        .values("depot_id")
+        .annotate(n=Count("pk"), critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL)))
+    }
+    for alert in rows.select_related("vehicle").order_by("severity", "-created_at")[
+        : latest_per_depot * len(depot_ids)
+    ]:
+        latest = result[alert.depot_id]["latest"]
+        if len(latest) < latest_per_depot:
+            latest.append(alert)
+    return result
+
+
+def plan_activity_by_depot(
+    user, depot_ids: list[int], *, failed_since: dt.datetime
+) -> tuple[dict[int, dt.datetime], set[int]]:
+    """When each depot's latest plan (any status) was made, and the depots with a failed plan since
+    ``failed_since``. Two queries."""
+    plans = restrict(ChargingPlan.objects.filter(depot_id__in=depot_ids), user, Action.VIEW)
+    latest = {
+        row["depot_id"]: row["latest"] for row in plans.order_by().values("depot_id").annotate(latest=Max("created_at"))
+    }
+    failed = set(
+        plans.filter(status=ChargingPlan.Status.FAILED, created_at__gte=failed_since).values_list("depot_id", flat=True)
+    )
+    return latest, failed
+
+
+class PlanReadiness(TypedDict):
+    ready: int
+    short_small: int  # short by less than AMBER_SHORT_PCT points of SoC
+    short_large: int
+    planned_in_service: int
+    short_vehicles: list[dict]  # the worst first: fleet number, SoC, need, gap, level ("amber" / "red")
+
+
+def readiness_by_plan(plans: Iterable[ChargingPlan], *, short_shown: int) -> dict[int, PlanReadiness]:
+    """Per plan, its vehicles still in service by readiness (``charging.readiness``), and the worst
+    ``short_shown`` short ones. Two queries, the second bounded."""
+    plans = list(plans)
+    result: dict[int, PlanReadiness] = {
+        plan.pk: {"ready": 0, "short_small": 0, "short_large": 0, "planned_in_service": 0, "short_vehicles": []}
+        for plan in plans
+    }
+    if not plans:
+        return result
+    short = Q(shortfall_kwh__gt=READY_SHORTFALL_KWH)
+    small_gap = Q(required_soc_pct__lt=F("departure_soc_pct") + AMBER_SHORT_PCT)
+    in_service = planned_charges_in_service(plans)
+    for row in (
+        in_service.order_by()
+        .values("plan_id")
+        .annotate(
+            ready_count=Count("pk", filter=~short),  # not `ready`: PlannedCharge.ready is a property
+            short_small=Count("pk", filter=short & small_gap),
+            short_large=Count("pk", filter=short & ~small_gap),
+            planned_in_service=Count("pk"),
+        )
+    ):
+        counts = result[row["plan_id"]]
+        counts["ready"], counts["short_small"] = row["ready_count"], row["short_small"]
+        counts["short_large"], counts["planned_in_service"] = row["short_large"], row["planned_in_service"]
+    shorts = (
+        in_service.filter(short)
+        .annotate(gap=F("required_soc_pct") - F("departure_soc_pct"))
+        .order_by("-gap")
+        .values("plan_id", "vehicle__fleet_number", "departure_soc_pct", "required_soc_pct", "gap")
+    )
+    for short_row in shorts[: short_shown * len(plans)]:
+        listed = result[short_row["plan_id"]]["short_vehicles"]
+        if len(listed) < short_shown:
+            listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
+    return result

@@ -25,6 +25,8 @@ from typing import Any
 
 import holidays as holiday_calendars
 
+from charging.optimizer.demand import DemandCharge, DemandCharges
+
 WEEKDAY = "weekday"
 SATURDAY = "saturday"
 SUNDAY_HOLIDAY = "sunday_holiday"
@@ -207,3 +209,23 @@ def price_slots(tariff: Any, start_local: dt.datetime, slot_minutes: int, n: int
     zone = start_local.tzinfo
     start_utc = start_local.astimezone(dt.UTC)
     return [energy_price_at(schedule, (start_utc + i * step).astimezone(zone)) for i in range(n)]
+
+
+def demand_charges_on(tariff: Any, slots: list[Price]) -> DemandCharges:
+    """The tariff's demand charges on a run of priced slots (``price_slots``: a night's, a month's), month
+    peaks not yet set: the one reader of ``tariff.demand_charges`` for pricing demand.
+
+    A charge restricted to periods counts the slots of those periods (GDMTH's capacity charge on *punta*), one
+    without periods every slot (GDMTH's distribution charge on the month's maximum demand). Ordered as they
+    are planned (``DemandCharges.of``): the first restricted one is the main charge. One query, none when
+    ``demand_charges`` is prefetched.
+    """
+    return DemandCharges.of(
+        DemandCharge(
+            name=c.name,
+            mxn_per_kw=float(c.price_per_kw_month),
+            slots=tuple(s.period in c.applies_in_periods for s in slots) if c.applies_in_periods else None,
+            periods=tuple(sorted(c.applies_in_periods or ())),
+        )
+        for c in tariff.demand_charges.all()
+    )

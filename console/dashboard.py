@@ -16,20 +16,30 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, F, Max, Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from charging.models import Alert, ChargingPlan
+from batteries.selectors import last_forecast_at_by_depot
 from charging.planning import current_service_night
-from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
-from charging.selectors import faulted_charger_counts, night_peak_kw_by_plan, planned_charges_in_service
-from fleet.models import Depot, Vehicle
+from charging.selectors import (
+    PlanReadiness,
+    faulted_charger_counts,
+    next_active_plans,
+    night_peak_kw_by_plan,
+    open_alerts_by_depot,
+    plan_activity_by_depot,
+    readiness_by_plan,
+)
 from fleet.scoping import Action, restrict
+from fleet.selectors import VehicleCounts, depots_visible_to, vehicle_counts_by_depot
+from jobs.selectors import recent_runs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the reads go through the owning apps' selectors
     from django_stubs_ext import StrOrPromise
+
+    from charging.models import Alert, ChargingPlan
+    from fleet.models import Depot
 
 SHORT_VEHICLES_SHOWN = 8
 ALERTS_SHOWN = 3
@@ -84,69 +94,34 @@ class DepotCard:
 
 
 def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
-    """One card per depot ``user`` may see, in a fixed number of queries (about eight)."""
+    """One card per depot ``user`` may see, in a fixed number of queries whatever the number of depots."""
     now = now or timezone.now()
-    depots = list(restrict(Depot.objects.all(), user, Action.VIEW).select_related("organization").order_by("name"))
+    depots = depots_visible_to(user)
     if not depots:
         return []
     depot_ids = [d.pk for d in depots]
-    status_labels = dict(Vehicle.Status.choices)
-
-    by_status: dict[int, dict[str, int]] = defaultdict(dict)
-    vehicles = restrict(Vehicle.objects.filter(home_depot_id__in=depot_ids), user, Action.VIEW)
-    for row in vehicles.order_by().values("home_depot_id", "status").annotate(n=Count("pk")):
-        by_status[row["home_depot_id"]][row["status"]] = row["n"]
-
-    plans = _next_plans(user, depots, now)
+    vehicle_counts = vehicle_counts_by_depot(user, depot_ids)
+    plans = next_active_plans(user, {d.pk: current_service_night(d, now) for d in depots})
     night_peaks = night_peak_kw_by_plan(list(plans.values())) if plans else {}
     faulted = faulted_charger_counts(depot_ids)
-    readiness = _readiness(plans, {d.pk: by_status[d.pk].get(Vehicle.Status.IN_SERVICE, 0) for d in depots})
-
-    alert_rows = restrict(Alert.objects.filter(depot_id__in=depot_ids), user, Action.VIEW).exclude(
-        status=Alert.Status.RESOLVED
-    )
-    alert_counts = {
-        row["depot_id"]: row
-        for row in alert_rows.order_by()
-        .values("depot_id")
-        .annotate(n=Count("pk"), critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL)))
-    }
-    latest_alerts: dict[int, list[Alert]] = defaultdict(list)
-    # Critical first, newest first; a bounded read whatever the number of open alerts.
-    for alert in alert_rows.select_related("vehicle").order_by("severity", "-created_at")[: ALERTS_SHOWN * len(depots)]:
-        if len(latest_alerts[alert.depot_id]) < ALERTS_SHOWN:
-            latest_alerts[alert.depot_id].append(alert)
-
-    last_plans = {
-        row["depot_id"]: row["latest"]
-        for row in restrict(ChargingPlan.objects.filter(depot_id__in=depot_ids), user, Action.VIEW)
-        .order_by()
-        .values("depot_id")
-        .annotate(latest=Max("created_at"))
-    }
-    last_failed = set(
-        restrict(ChargingPlan.objects.filter(depot_id__in=depot_ids), user, Action.VIEW)
-        .filter(status=ChargingPlan.Status.FAILED, created_at__gte=now - dt.timedelta(days=1))
-        .values_list("depot_id", flat=True)
-    )
-    last_forecasts = _last_forecasts(depot_ids)
+    readiness = _readiness(plans, vehicle_counts)
+    alerts = open_alerts_by_depot(user, depot_ids, latest_per_depot=ALERTS_SHOWN)
+    last_plans, last_failed = plan_activity_by_depot(user, depot_ids, failed_since=now - dt.timedelta(days=1))
+    last_forecasts = last_forecast_at_by_depot(depot_ids)
     job_runs = _last_job_runs(user, depot_ids, now)
 
     cards = []
     for depot in depots:
-        counts = by_status[depot.pk]
-        alerts = alert_counts.get(depot.pk, {"n": 0, "critical": 0})
+        depot_alerts = alerts.get(depot.pk, {"open": 0, "critical": 0, "latest": []})
         cards.append(
             DepotCard(
                 depot=depot,
-                vehicles_by_status=[
-                    (status, status_labels[status], counts.get(status, 0)) for status in Vehicle.Status.values
-                ],
+                vehicles_by_status=vehicle_counts[depot.pk].by_status,
                 plan=plans.get(depot.pk),
                 readiness=readiness.get(depot.pk, Readiness()),
-                open_alerts=alerts["n"],
-                critical_alerts=alerts["critical"],
-                latest_alerts=latest_alerts[depot.pk],
+                open_alerts=depot_alerts["open"],
+                critical_alerts=depot_alerts["critical"],
+                latest_alerts=depot_alerts["latest"],
                 last_plan_at=last_plans.get(depot.pk),
                 last_plan_status="failed" if depot.pk in last_failed else "",
                 last_forecast_at=last_forecasts.get(depot.pk),
@@ -158,93 +133,32 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
     return cards
 
 
-def _next_plans(user, depots: list[Depot], now: dt.datetime) -> dict[int, ChargingPlan]:
-    """Each depot's active plan for the night in progress, or else the next night planned."""
-    nights = {d.pk: current_service_night(d, now) for d in depots}
-    candidates = restrict(
-        ChargingPlan.objects.filter(
-            depot_id__in=nights, status=ChargingPlan.Status.ACTIVE, service_night__gte=min(nights.values())
-        ),
-        user,
-        Action.VIEW,
-    ).order_by("depot_id", "service_night")
-    chosen: dict[int, ChargingPlan] = {}
-    for plan in candidates.defer("instance"):
-        if plan.depot_id not in chosen and plan.service_night >= nights[plan.depot_id]:
-            chosen[plan.depot_id] = plan
-    return chosen
-
-
-def _readiness(plans: dict[int, ChargingPlan], in_service: dict[int, int]) -> dict[int, Readiness]:
+def _readiness(plans: dict[int, ChargingPlan], vehicles: dict[int, VehicleCounts]) -> dict[int, Readiness]:
     # Until a plan's row says otherwise, every vehicle in service is one without a plan.
-    result = {depot_id: Readiness(not_planned=count) for depot_id, count in in_service.items()}
-    if plans:
-        plan_depot = {plan.pk: depot_id for depot_id, plan in plans.items()}
-        short = Q(shortfall_kwh__gt=READY_SHORTFALL_KWH)
-        small_gap = Q(required_soc_pct__lt=F("departure_soc_pct") + AMBER_SHORT_PCT)
-        # Only vehicles still in service count: a bus sent to the workshop is neither ready nor short.
-        in_service_charges = planned_charges_in_service(plans.values())
-        rows = (
-            in_service_charges.order_by()
-            .values("plan_id")
-            .annotate(
-                ready_count=Count("pk", filter=~short),  # not `ready`: PlannedCharge.ready is a property
-                short_small=Count("pk", filter=short & small_gap),
-                short_large=Count("pk", filter=short & ~small_gap),
-                planned_in_service=Count("pk"),
-            )
+    result = {depot_id: Readiness(not_planned=counts.in_service) for depot_id, counts in vehicles.items()}
+    by_plan: dict[int, PlanReadiness] = readiness_by_plan(plans.values(), short_shown=SHORT_VEHICLES_SHOWN)
+    for depot_id, plan in plans.items():
+        counts = by_plan[plan.pk]
+        result[depot_id] = Readiness(
+            ready=counts["ready"],
+            short_small=counts["short_small"],
+            short_large=counts["short_large"],
+            not_planned=max(vehicles[depot_id].in_service - counts["planned_in_service"], 0),
+            short_vehicles=counts["short_vehicles"],
         )
-        for row in rows:
-            readiness = result[plan_depot[row["plan_id"]]]
-            readiness.ready, readiness.short_small, readiness.short_large = (
-                row["ready_count"],
-                row["short_small"],
-                row["short_large"],
-            )
-            readiness.not_planned = max(in_service[plan_depot[row["plan_id"]]] - row["planned_in_service"], 0)
-        shorts = (
-            in_service_charges.filter(shortfall_kwh__gt=READY_SHORTFALL_KWH)
-            .annotate(gap=F("required_soc_pct") - F("departure_soc_pct"))
-            .order_by("-gap")
-            .values("plan_id", "vehicle__fleet_number", "departure_soc_pct", "required_soc_pct", "gap")
-        )
-        for short_row in shorts[: SHORT_VEHICLES_SHOWN * len(plans)]:
-            listed = result[plan_depot[short_row["plan_id"]]].short_vehicles
-            if len(listed) < SHORT_VEHICLES_SHOWN:
-                listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
     return result
 
 
 def _last_job_runs(user, depot_ids: list[int], now: dt.datetime) -> dict[int, list]:
     """Per depot, the latest run of each job in the last two days (one bounded query)."""
-    from jobs.models import JobRun
-
     runs: dict[int, list] = defaultdict(list)
     seen: set[tuple[int, str]] = set()
-    recent = restrict(
-        JobRun.objects.filter(depot_id__in=depot_ids, created_at__gte=now - dt.timedelta(days=2)), user, Action.VIEW
-    ).order_by("-created_at", "-id")
-    for run in recent.only("depot_id", "job", "status", "created_at", "finished_at", "duration_seconds", "summary")[
-        : JOBS_READ_PER_DEPOT * len(depot_ids)
-    ]:
+    recent = restrict(recent_runs(depot_ids, since=now - dt.timedelta(days=2)), user, Action.VIEW)
+    for run in recent[: JOBS_READ_PER_DEPOT * len(depot_ids)]:
         if (run.depot_id, run.job) not in seen:
             seen.add((run.depot_id, run.job))
             runs[run.depot_id].append(run)
     return runs
-
-
-def _last_forecasts(depot_ids: list[int]) -> dict[int, dt.datetime]:
-    from batteries.models import SoHForecast  # batteries imports fleet: keep the import graph one-way at load
-
-    rows = (
-        SoHForecast.objects.filter(
-            pack__installations__removed_at__isnull=True, pack__installations__vehicle__home_depot_id__in=depot_ids
-        )
-        .order_by()
-        .values("pack__installations__vehicle__home_depot_id")
-        .annotate(latest=Max("created_at"))
-    )
-    return {row["pack__installations__vehicle__home_depot_id"]: row["latest"] for row in rows}
 
 
 def dashboard_context(request: HttpRequest) -> dict:

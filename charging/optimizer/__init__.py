@@ -11,16 +11,17 @@ Public API (see docs/optimizer.md)::
 """
 
 from .baselines import earliest_deadline_first, uncontrolled
+from .demand import DemandCharge, DemandChargeLine, DemandCharges
 from .evaluate import Evaluation, Violation, evaluate
 from .generate import generate_instance
 from .instance import (
     Charger,
     Connector,
-    DemandCharge,
     Instance,
     InstanceError,
     Vehicle,
     WearWeights,
+    demand_charges_from_dict,
     load_instance,
 )
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan, load_plan
@@ -32,6 +33,8 @@ __all__ = [
     "Charger",
     "Connector",
     "DemandCharge",
+    "DemandChargeLine",
+    "DemandCharges",
     "Evaluation",
     "Instance",
     "InstanceError",
@@ -44,6 +47,7 @@ __all__ = [
     "WearWeights",
     "earliest_deadline_first",
     "evaluate",
+    "demand_charges_from_dict",
     "generate_instance",
     "load_instance",
     "load_plan",

@@ -206,8 +206,7 @@ def _totals(
     total_kw = power.sum(axis=0)
     price = np.asarray(instance.energy_price_mxn_per_kwh)
     load_kw = np.array(instance.base_load()) + total_kw
-    charges = instance.demand_charges()
-    demand_peaks_kw = [float(load_kw[np.array(c.mask(instance.num_slots))].max(initial=0.0)) for c in charges]
+    demand_bill = instance.demand_charges().bill(load_kw)
     wear = instance.wear
     high_soc_kwh = wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
     held_above = np.maximum(energy_end - high_soc_kwh[:, None], 0.0) * present
@@ -215,17 +214,12 @@ def _totals(
     totals = PlanTotals(
         energy_kwh=float(power.sum() * dt),
         energy_cost_mxn=float((total_kw * price).sum() * dt),
-        demand_cost_mxn=float(
-            sum(
-                c.mxn_per_kw * max(0.0, peak - c.month_peak_kw)
-                for c, peak in zip(charges, demand_peaks_kw, strict=True)
-            )
-        ),
+        demand_cost_mxn=float(sum(line.cost_mxn for line in demand_bill)),
         wear_cost_mxn=float(
             wear.high_soc_mxn_per_kwh_h * dt * held_above.sum() + wear.high_c_rate_mxn_per_kwh * dt * fast_kw.sum()
         ),
         peak_kw=float(load_kw[np.array(instance.demand_mask())].max(initial=0.0)),
-        demand_peaks_kw=demand_peaks_kw,
+        demand_peaks_kw=[line.peak_kw for line in demand_bill],
         shortfall_kwh=float(shortfall.sum()),
         shortfall_penalty_mxn=float((shortfall * va.penalty_mxn_per_kwh).sum()),
     )

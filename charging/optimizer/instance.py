@@ -20,7 +20,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .demand import PRIMARY_DEMAND_CHARGE_NAME, DemandCharge, DemandCharges
+
 CONNECTOR_KINDS = ("AC", "DC", "pantograph")
+# The fields of ``Instance`` that hold its demand charges (``DemandCharges.instance_fields``).
+DEMAND_FIELDS = (
+    "demand_charge_name",
+    "demand_charge_mxn_per_kw",
+    "demand_slots",
+    "month_peak_kw",
+    "demand_periods",
+    "additional_demand_charges",
+)
 
 
 class InstanceError(ValueError):
@@ -95,28 +106,6 @@ class WearWeights:
 
 
 @dataclass(frozen=True)
-class DemandCharge:
-    """A charge per kW of the month's peak demand (``base_load_kw + charging``) over ``slots``.
-
-    Only a new peak costs: demand up to ``month_peak_kw`` (the month's peak so far in those slots)
-    is already paid. ``slots`` is None when every slot counts (GDMTH's distribution charge on the
-    month's maximum demand); a capacity charge on *punta* demand flags the punta slots.
-    """
-
-    name: str
-    mxn_per_kw: float
-    slots: tuple[bool, ...] | None = None
-    month_peak_kw: float = 0.0
-
-    def mask(self, num_slots: int) -> list[bool]:
-        return list(self.slots) if self.slots is not None else [True] * num_slots
-
-
-# The name ``Instance.demand_charges()`` gives the charge of the top-level demand fields.
-PRIMARY_DEMAND_CHARGE_NAME = "demand"
-
-
-@dataclass(frozen=True)
 class Instance:
     """A depot night. Per-slot lists all have ``num_slots`` entries.
 
@@ -124,8 +113,11 @@ class Instance:
     - ``energy_price_mxn_per_kwh``: grid energy price per slot.
     - ``demand_charge_mxn_per_kw``: paid on the new monthly peak above ``month_peak_kw``, measured
       as ``base_load_kw + charging`` over the slots flagged in ``demand_slots`` (e.g. punta).
+    - ``demand_charge_name`` / ``demand_periods``: the top-level charge's name and the tariff periods its
+      slots come from (for people; an instance stored before they existed reads "demand" and none).
     - ``additional_demand_charges``: more such charges, each with its own slots and month peak
-      (GDMTH has two); ``demand_charges()`` lists them all, the top-level one first.
+      (GDMTH has two); ``demand_charges()`` lists them all, the top-level one first, as the one
+      ``DemandCharges`` object every price of demand is read from (``charging/optimizer/demand.py``).
     - ``charging_efficiency``: battery energy gained per kWh drawn from the grid.
     """
 
@@ -150,6 +142,8 @@ class Instance:
     shortfall_penalty_mxn_per_kwh: tuple[tuple[int, float], ...] = ()
     # The same number for every level (JSON: a number), applied before the per-level ones.
     shortfall_penalty_all_mxn_per_kwh: float | None = None
+    demand_charge_name: str = PRIMARY_DEMAND_CHARGE_NAME
+    demand_periods: tuple[str, ...] = ()
 
     # ---- derived quantities used by every module -------------------------------------------
     @property
@@ -193,12 +187,9 @@ class Instance:
         """The slots of the top-level demand charge (where ``PlanTotals.peak_kw`` is measured)."""
         return list(self.demand_slots) if self.demand_slots is not None else [True] * self.num_slots
 
-    def demand_charges(self) -> tuple[DemandCharge, ...]:
+    def demand_charges(self) -> DemandCharges:
         """Every demand charge the plan pays: the top-level one (when it has a price), then the others."""
-        primary = DemandCharge(
-            PRIMARY_DEMAND_CHARGE_NAME, self.demand_charge_mxn_per_kw, self.demand_slots, self.month_peak_kw
-        )
-        return ((primary,) if primary.mxn_per_kw > 0 else ()) + self.additional_demand_charges
+        return DemandCharges.from_instance_fields(**{name: getattr(self, name) for name in DEMAND_FIELDS})
 
     def base_load(self) -> list[float]:
         return list(self.base_load_kw) if self.base_load_kw is not None else [0.0] * self.num_slots
@@ -217,7 +208,9 @@ class Instance:
             "slot_minutes": self.slot_minutes,
             "site_limit_kw": list(self.site_limit_kw),
             "energy_price_mxn_per_kwh": list(self.energy_price_mxn_per_kwh),
+            "demand_charge_name": self.demand_charge_name,
             "demand_charge_mxn_per_kw": self.demand_charge_mxn_per_kw,
+            "demand_periods": list(self.demand_periods),
             "demand_slots": list(self.demand_slots) if self.demand_slots is not None else None,
             "month_peak_kw": self.month_peak_kw,
             "base_load_kw": list(self.base_load_kw) if self.base_load_kw is not None else None,
@@ -227,6 +220,7 @@ class Instance:
                     "mxn_per_kw": c.mxn_per_kw,
                     "slots": list(c.slots) if c.slots is not None else None,
                     "month_peak_kw": c.month_peak_kw,
+                    "periods": list(c.periods),
                 }
                 for c in self.additional_demand_charges
             ],
@@ -250,6 +244,21 @@ class Instance:
             levels = {str(p): v for p, v in self.shortfall_penalty_mxn_per_kwh}
             return levels
         return self.shortfall_penalty_all_mxn_per_kwh
+
+
+def demand_charges_from_dict(data: Mapping[str, Any]) -> DemandCharges:
+    """The demand charges of an instance's JSON form (a stored plan's) without reading the rest: the
+    top-level fields and ``additional_demand_charges``, in ``Instance.demand_charges()``'s order. Reads
+    instances stored before ``demand_charge_name`` existed too (see ``DemandCharges.named``). Raises
+    ``InstanceError`` listing every problem."""
+    parser = _Parser(data)
+    num_slots = data.get("num_slots")
+    if not isinstance(num_slots, int) or isinstance(num_slots, bool) or num_slots < 1:
+        raise InstanceError([f"num_slots: must be a positive integer, got {num_slots!r}"])
+    fields = parser.demand_fields(num_slots)
+    if parser.errors:
+        raise InstanceError(parser.errors)
+    return DemandCharges.from_instance_fields(**fields)
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -398,8 +407,7 @@ class _Parser:
         site_limit = self.per_slot("site_limit_kw", num_slots, lo=0)
         price = self.per_slot("energy_price_mxn_per_kwh", num_slots)
         base_load = self.per_slot("base_load_kw", num_slots, default=None, lo=0)
-        demand_slots = self.slot_flags(d.get("demand_slots"), "demand_slots", num_slots)
-        additional_charges = self.demand_charges(d.get("additional_demand_charges"), num_slots)
+        demand = self.demand_fields(num_slots)
 
         wear_in = d.get("wear") or {}
         defaults = WearWeights()
@@ -419,13 +427,10 @@ class _Parser:
             energy_price_mxn_per_kwh=price or (),
             chargers=chargers,
             vehicles=vehicles,
-            demand_charge_mxn_per_kw=self.number(d, "demand_charge_mxn_per_kw", "(root)", default=0.0, lo=0),
-            demand_slots=demand_slots,
-            month_peak_kw=self.number(d, "month_peak_kw", "(root)", default=0.0, lo=0),
             base_load_kw=base_load,
             charging_efficiency=self.number(d, "charging_efficiency", "(root)", default=0.95, lo=0.01, hi=1),
             wear=wear,
-            additional_demand_charges=additional_charges,
+            **demand,
             **self.shortfall_penalty(d.get("shortfall_penalty_mxn_per_kwh")),
         )
         if self.errors:
@@ -461,6 +466,36 @@ class _Parser:
             return None
         return tuple(value)
 
+    def demand_fields(self, num_slots: int) -> dict[str, Any]:
+        """The top-level charge's fields and the additional charges, as ``Instance`` keyword arguments."""
+        d = self.data
+        name = d.get("demand_charge_name", PRIMARY_DEMAND_CHARGE_NAME)
+        if not isinstance(name, str) or not name:
+            self.fail("demand_charge_name", f"must be a non-empty string, got {name!r}")
+            name = PRIMARY_DEMAND_CHARGE_NAME
+        price = self.number(d, "demand_charge_mxn_per_kw", "(root)", default=0.0, lo=0)
+        additional = self.demand_charges(d.get("additional_demand_charges"), num_slots)
+        # Only a priced top-level charge is one of the night's charges (``Instance.demand_charges()``).
+        if price > 0 and any(c.name == name for c in additional):
+            self.fail("demand_charge_name", f"{name!r} is also the name of an additional demand charge")
+        return {
+            "demand_charge_name": name,
+            "demand_charge_mxn_per_kw": price,
+            "demand_slots": self.slot_flags(d.get("demand_slots"), "demand_slots", num_slots),
+            "month_peak_kw": self.number(d, "month_peak_kw", "(root)", default=0.0, lo=0),
+            "demand_periods": self.names(d.get("demand_periods"), "demand_periods"),
+            "additional_demand_charges": additional,
+        }
+
+    def names(self, value: Any, path: str) -> tuple[str, ...]:
+        """Null, or a list of strings (tariff period names)."""
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            self.fail(path, "must be null or a list of strings")
+            return ()
+        return tuple(value)
+
     def demand_charges(self, raw: Any, num_slots: int) -> tuple[DemandCharge, ...]:
         if raw is None:
             return ()
@@ -486,6 +521,7 @@ class _Parser:
                     mxn_per_kw=self.number(c, "mxn_per_kw", path, lo=0),
                     slots=self.slot_flags(c.get("slots"), f"{path}.slots", num_slots),
                     month_peak_kw=self.number(c, "month_peak_kw", path, default=0.0, lo=0),
+                    periods=self.names(c.get("periods"), f"{path}.periods"),
                 )
             )
         return tuple(out)

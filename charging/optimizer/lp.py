@@ -530,7 +530,7 @@ def _add_demand(
             peak_cols.append(None)
             continue
         demand = np.array(charge.mask(instance.num_slots))
-        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
+        floor_kw = charge.paid_floor_kw(base)
         peak_col = model.add_cols([charge.mxn_per_kw], floor_kw, INF)
         peak_cols.append(peak_col)
         model.offset -= charge.mxn_per_kw * charge.month_peak_kw

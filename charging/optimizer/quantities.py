@@ -266,7 +266,7 @@ def free_site_kw(instance: Instance) -> np.ndarray:
         if charge.mxn_per_kw <= 0:
             continue
         demand = np.array(charge.mask(instance.num_slots))
-        floor_kw = max(charge.month_peak_kw, base[demand].max(initial=0.0))
+        floor_kw = charge.paid_floor_kw(base)
         capacity[demand] = np.minimum(capacity[demand], np.maximum(floor_kw - base[demand], 0.0))
     return capacity
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .demand import DemandCharge
 from .instance import Instance
 from .plan import Plan
 from .solve import solve
@@ -72,9 +73,10 @@ def remaining_instance(
 
     past_load_kw = np.array(instance.base_load())[:now_slot] + past_total_kw
 
-    def month_peak(slots: tuple[bool, ...] | None, month_peak_kw: float) -> float:
-        counts = np.array(slots if slots is not None else [True] * instance.num_slots)[:now_slot]
-        return max(month_peak_kw, float(past_load_kw[counts].max(initial=0.0)))
+    # The top-level charge as a charge even when it has no price: its slots still say where peak_kw is measured.
+    top_level = DemandCharge(
+        instance.demand_charge_name, instance.demand_charge_mxn_per_kw, instance.demand_slots, instance.month_peak_kw
+    )
 
     def rest(series: tuple[T, ...] | None) -> tuple[T, ...] | None:
         return tuple(series[now_slot:]) if series is not None else None
@@ -87,9 +89,10 @@ def remaining_instance(
         energy_price_mxn_per_kwh=tuple(instance.energy_price_mxn_per_kwh[now_slot:]),
         demand_slots=rest(instance.demand_slots),
         base_load_kw=rest(instance.base_load_kw),
-        month_peak_kw=month_peak(instance.demand_slots, instance.month_peak_kw),
+        # What the night already drew before now counts as paid for the rest of it.
+        month_peak_kw=top_level.paid_floor_kw(past_load_kw),
         additional_demand_charges=tuple(
-            replace(c, slots=rest(c.slots), month_peak_kw=month_peak(c.slots, c.month_peak_kw))
+            replace(c, slots=rest(c.slots), month_peak_kw=c.paid_floor_kw(past_load_kw))
             for c in instance.additional_demand_charges
         ),
         vehicles=tuple(vehicles),

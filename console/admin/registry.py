@@ -1,21 +1,22 @@
 """The registry's admin pages with what other apps know about their rows: a depot's chargers and installed
 power, a vehicle's battery packs. Fleet's own admins (fleet/admin.py) show fleet's data only; the console,
-which sits above every app, composes the pages people use by extending them."""
+which sits above every app, composes the pages people use by extending them.
+
+The other apps' data comes through their selectors (annotations) and admin modules (inlines); fleet's model
+classes are imported only to register the composed admins in place of fleet's (docs/architecture.md)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin
-from django.db.models import Count, FloatField, IntegerField, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from batteries.models import PackInstallation
-from charging.models import Charger
+from batteries.admin import VehiclePackHistoryInline
+from batteries.selectors import active_pack_serial
+from charging.selectors import depot_charger_totals
 from fleet.admin import DepotAdmin, VehicleAdmin
-from fleet.admin_scoping import DepotScopedInline
-from fleet.models import Depot, Vehicle
+from fleet.models import Depot, Vehicle  # to register the composed admins, not to query
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -34,19 +35,7 @@ class DepotWithChargersAdmin(DepotAdmin):
     list_display = [*DepotAdmin.list_display, "charger_count", "installed_vs_grid_limit"]
 
     def get_queryset(self, request):
-        chargers = Charger.objects.filter(depot=OuterRef("pk")).order_by().values("depot")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                charger_count=Coalesce(
-                    Subquery(chargers.annotate(n=Count("pk")).values("n"), output_field=IntegerField()), Value(0)
-                ),
-                installed_charger_kw=Coalesce(
-                    Subquery(chargers.annotate(kw=Sum("max_kw")).values("kw"), output_field=FloatField()), Value(0.0)
-                ),
-            )
-        )
+        return super().get_queryset(request).annotate(**depot_charger_totals())
 
     @admin.display(description=_("chargers"), ordering="charger_count")
     def charger_count(self, obj: WithAnnotations[Depot, _DepotChargers]) -> int:
@@ -59,29 +48,12 @@ class DepotWithChargersAdmin(DepotAdmin):
         return f"{obj.installed_charger_kw:,.0f} / {obj.grid_limit_kw:,.0f} kW ({ratio_pct:.0f} %)"
 
 
-class PackInstallationHistoryInline(DepotScopedInline, admin.TabularInline):
-    """Which packs the vehicle has carried; installs and swaps go through the pack installation admin."""
-
-    model = PackInstallation
-    fields = readonly_fields = ("pack", "installed_at", "removed_at")
-    extra = 0
-    can_delete = False
-    change_action = add_action = delete_action = None
-    verbose_name_plural = _("battery pack history")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("pack")
-
-
 class VehicleWithPacksAdmin(VehicleAdmin):
     list_display = [*VehicleAdmin.list_display[:5], "active_pack", *VehicleAdmin.list_display[5:]]
-    inlines = [*VehicleAdmin.inlines, PackInstallationHistoryInline]
+    inlines = [*VehicleAdmin.inlines, VehiclePackHistoryInline]
 
     def get_queryset(self, request):
-        active_pack = PackInstallation.objects.filter(vehicle=OuterRef("pk"), removed_at__isnull=True)
-        return (
-            super().get_queryset(request).annotate(active_pack_serial=Subquery(active_pack.values("pack__serial")[:1]))
-        )
+        return super().get_queryset(request).annotate(active_pack_serial=active_pack_serial())
 
     @admin.display(description=_("active pack"), ordering="active_pack_serial", empty_value="-")
     def active_pack(self, obj: WithAnnotations[Vehicle, _VehiclePack]) -> str | None:

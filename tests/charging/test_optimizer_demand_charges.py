@@ -15,7 +15,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charging.optimizer import DemandCharge, Instance, InstanceError, Plan, evaluate, solve
+from charging.optimizer import (
+    DemandCharge,
+    DemandCharges,
+    Instance,
+    InstanceError,
+    Plan,
+    demand_charges_from_dict,
+    evaluate,
+    solve,
+)
 from charging.optimizer.lp import LpModel, build_core, power_matrix
 from charging.optimizer.plan import PlanTotals, SolverInfo, VehiclePlan
 from charging.optimizer.replan import remaining_instance
@@ -232,3 +241,50 @@ def test_plans_with_two_charges_are_feasible_and_never_beat_the_bound(instance):
     plan = solve(instance, "auto")
     assert evaluate(instance, plan).ok
     assert plan.totals.objective_mxn >= plan.solver.lp_bound_mxn - 1e-6 * max(1.0, abs(plan.solver.lp_bound_mxn))
+
+
+# ---- the rule as one object: DemandCharges -------------------------------------------------------------------
+
+
+def test_demand_charges_bill_a_load_charge_by_charge():
+    capacity = DemandCharge("capacity", 10.0, (True, True, False, False), month_peak_kw=30.0, periods=("punta",))
+    charges = DemandCharges.of([DemandCharge("distribution", 20.0, None, month_peak_kw=40.0), capacity])
+
+    assert charges.main == capacity  # the windowed charge leads, whatever order the tariff listed them in
+    load_kw = [50.0, 20.0, 45.0, 10.0]
+    lines = {line.name: line for line in charges.bill(load_kw)}
+    # Capacity: 50 kW in punta, 30 paid -> 20 new kW at 10. Distribution: 50 kW anywhere, 40 paid -> 10 at 20.
+    assert (lines["capacity"].added_kw, lines["capacity"].cost_mxn) == (20.0, 200.0)
+    assert (lines["distribution"].peak_after_kw, lines["distribution"].cost_mxn) == (50.0, 200.0)
+    assert charges.cost_mxn(load_kw) == 400.0
+    assert charges.cost_mxn([10.0] * 4) == 0.0  # under both month peaks: nothing new to pay
+    assert charges.month_peaks_after(charges.peaks_kw(load_kw)) == {"capacity": 50.0, "distribution": 50.0}
+    assert charges.with_month_peaks({"distribution": 60.0}).cost_mxn(load_kw) == 200.0
+
+
+def test_demand_charges_go_into_an_instance_and_come_back_from_its_json():
+    charges = DemandCharges.of(
+        [
+            DemandCharge("distribution", 20.0, None, month_peak_kw=40.0),
+            DemandCharge("capacity", 10.0, tuple(PUNTA), month_peak_kw=30.0, periods=("punta",)),
+        ]
+    )
+    instance = dataclasses.replace(night(), **charges.instance_fields())
+
+    assert instance.demand_charges() == charges
+    assert Instance.from_dict(instance.to_dict()) == instance
+    assert demand_charges_from_dict(instance.to_dict()) == charges
+
+
+def test_an_instance_stored_before_charges_were_named_reads_back_with_the_names_given():
+    legacy = night(demand_charge_mxn_per_kw=10, demand_slots=PUNTA, additional_demand_charges=[distribution()])
+    stored = legacy.to_dict()
+    for key in ("demand_charge_name", "demand_periods"):
+        del stored[key]
+
+    charges = demand_charges_from_dict(stored)
+    assert charges.names() == ["demand", "distribution"]
+    assert charges.named(["capacity", "distribution"]).names() == ["capacity", "distribution"]
+    assert charges.named([]).names() == ["demand", "distribution"]  # no names known: kept as stored
+    with pytest.raises(InstanceError, match="additional_demand_charges"):
+        demand_charges_from_dict({**stored, "additional_demand_charges": "distribution"})

@@ -120,16 +120,16 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
     from django_celery_beat.models import PeriodicTask
 
     from config.celery import app
-    from fleet.models import Depot
+    from fleet.selectors import all_depots
     from jobs import nightly
-    from jobs.models import JobRun
+    from jobs.selectors import latest_attempt
 
     schedules = {t.name: t for t in PeriodicTask.objects.filter(name__startswith=nightly.NIGHTLY_SCHEDULE_PREFIX)}
     if not schedules:
         status = WARN if app.conf.task_always_eager else FAIL
         return [Check("nightly jobs", status, "no schedules: run manage.py seed_schedules (and one celery beat)")]
     checks = []
-    for depot in Depot.objects.order_by("pk"):
+    for depot in all_depots():
         for job in nightly.registered_jobs():
             entry = schedules.get(nightly.schedule_name(job, depot))
             name = f"{job.name} @ {depot.code}"
@@ -140,7 +140,7 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
                 checks.append(Check(name, WARN, "schedule disabled in the admin"))
                 continue
             night = _due_night(nightly.scheduled_time(job, depot), depot.zone, now)
-            run = JobRun.objects.filter(key=job.key(depot.pk, night)).order_by("-attempt").first()
+            run = latest_attempt(job.key(depot.pk, night))
             if run is None:
                 never_sent = entry.last_run_at is None
                 checks.append(
@@ -150,9 +150,9 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
                         f"night {night}: no run" + (" (beat has not sent this schedule yet)" if never_sent else ""),
                     )
                 )
-            elif run.status == JobRun.Status.SUCCEEDED:
+            elif run.status == run.Status.SUCCEEDED:
                 checks.append(Check(name, OK, f"night {night}: {run.summary}"))
-            elif run.status in (JobRun.Status.RUNNING, JobRun.Status.PENDING):
+            elif run.status in (run.Status.RUNNING, run.Status.PENDING):
                 checks.append(Check(name, OK, f"night {night}: {run.status} since {run.started_at or run.created_at}"))
             else:
                 first_line = (run.error.strip().splitlines() or [""])[-1][:200]
@@ -162,12 +162,10 @@ def check_nightly_jobs(now: dt.datetime) -> list[Check]:
 
 def check_stuck_runs(now: dt.datetime) -> list[Check]:
     from config.celery import app
-    from jobs.models import JobRun
+    from jobs.selectors import runs_queued_since_before, runs_running_since_before
 
     limit_s = app.conf.task_time_limit or 3600
-    stuck = JobRun.objects.filter(
-        status=JobRun.Status.RUNNING, started_at__lt=now - dt.timedelta(seconds=limit_s)
-    ).order_by("started_at")
+    stuck = runs_running_since_before(now - dt.timedelta(seconds=limit_s))
     keys = list(stuck.values_list("key", flat=True)[:5])
     checks = [
         Check(
@@ -181,9 +179,7 @@ def check_stuck_runs(now: dt.datetime) -> list[Check]:
     ]
     # A queued run normally starts within seconds; after the visibility timeout its message is probably lost.
     visibility_s = (app.conf.broker_transport_options or {}).get("visibility_timeout", 3600)
-    waiting = JobRun.objects.filter(
-        status=JobRun.Status.PENDING, created_at__lt=now - dt.timedelta(seconds=visibility_s)
-    )
+    waiting = runs_queued_since_before(now - dt.timedelta(seconds=visibility_s))
     if waiting.exists():
         checks.append(
             Check(

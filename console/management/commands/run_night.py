@@ -13,14 +13,18 @@ import argparse
 import datetime as dt
 import time
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.models import Depot
+from fleet.selectors import all_depots, depot_codes, depots_with_code
 from jobs import nightly, runs
+
+if TYPE_CHECKING:
+    from fleet.models import Depot
 
 
 def _date(value: str) -> dt.date:
@@ -57,9 +61,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        depots = (
-            self._depots(options["depot"]) if options["depot"] else list(Depot.objects.select_related("organization"))
-        )
+        depots = self._depots(options["depot"]) if options["depot"] else list(all_depots())
         jobs = nightly.registered_jobs()
         if not jobs:
             self.stdout.write(self.style.WARNING("no nightly jobs registered (each arrives with its app's nightly.py)"))
@@ -123,12 +125,9 @@ class Command(BaseCommand):
 
     def _depots(self, wanted: str) -> list[Depot]:
         organization_slug, _, code = wanted.rpartition("/")
-        depots = Depot.objects.select_related("organization").filter(code__iexact=code)
-        if organization_slug:
-            depots = depots.filter(organization__slug=organization_slug)
-        found = list(depots)
+        found = depots_with_code(code, organization_slug=organization_slug)
         if not found:
-            known = ", ".join(Depot.objects.order_by("code").values_list("code", flat=True)) or "none"
+            known = ", ".join(depot_codes()) or "none"
             raise CommandError(f"No depot with code {wanted!r}. Known codes: {known}.")
         if len(found) > 1:
             choices = ", ".join(f"{d.organization.slug}/{d.code}" for d in found)

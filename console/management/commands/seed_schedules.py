@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from fleet.models import Depot
+from fleet.selectors import all_depots
 from jobs import nightly
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        report = nightly.schedules_seed(Depot.objects.order_by("pk"), remove_stale=True)
+        report = nightly.schedules_seed(all_depots(), remove_stale=True)
         for label, names in (("created", report.created), ("updated", report.updated), ("removed", report.removed)):
             for name in names:
                 self.stdout.write(f"{label:<8} {name}")
