@@ -190,10 +190,10 @@ def test_a_soc_reported_by_a_depot_event_is_recorded_as_reported_at_its_time(dep
 
 
 def test_the_plan_api_shows_each_vehicles_sources_and_old_plans_stay_readable(two_depots, api_client):
-    depot, bus = two_depots["depot_a"], two_depots["vehicle_a"]
-    f.ConnectorFactory(charger=f.ChargerFactory(depot=depot), connector_id=1)
-    _report_soc(bus, 70.0, _at(20, 45, zone=depot.zone))
-    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+    home, bus = two_depots["depot_a"], two_depots["vehicle_a"]
+    f.ConnectorFactory(charger=f.ChargerFactory(depot=home), connector_id=1)
+    _report_soc(bus, 70.0, _at(20, 45, zone=home.zone))
+    plan = plan_depot_night(depot=home, service_night=NIGHT)
     api_client.force_authenticate(two_depots["staff_a"])
 
     body = api_client.get(f"/api/v1/charging-plans/{plan.pk}/").json()
@@ -201,7 +201,7 @@ def test_the_plan_api_shows_each_vehicles_sources_and_old_plans_stay_readable(tw
     (charge,) = body["charges"]
     arrival = charge["sources"]["arrival_soc"]
     assert arrival["kind"] == "live" and arrival["label"] == "live 20:45"
-    assert dt.datetime.fromisoformat(arrival["at"]) == _at(20, 45, zone=depot.zone)
+    assert dt.datetime.fromisoformat(arrival["at"]) == _at(20, 45, zone=home.zone)
     assert charge["sources"]["consumption"]["kind"] == "nominal"
     one = api_client.get(f"/api/v1/vehicle-plans/{bus.pk}/", {"service_night": NIGHT.isoformat()}).json()
     assert one["sources"]["arrival_soc"]["label"] == "live 20:45"
@@ -229,11 +229,11 @@ def test_the_sources_are_documented_in_the_openapi_schema():
 
 
 def test_the_plan_page_lists_the_sources_in_the_depots_time(two_depots, client):
-    depot, bus = two_depots["depot_a"], two_depots["vehicle_a"]
-    f.ConnectorFactory(charger=f.ChargerFactory(depot=depot), connector_id=1)
+    home, bus = two_depots["depot_a"], two_depots["vehicle_a"]
+    f.ConnectorFactory(charger=f.ChargerFactory(depot=home), connector_id=1)
     _report_soc(bus, 70.0, _at(20, 45, zone=dt.UTC))  # 13:45 in Hermosillo (UTC-7)
     _duty_days(bus, 1.05, [NIGHT - dt.timedelta(days=d) for d in range(1, 4)])
-    plan = plan_depot_night(depot=depot, service_night=NIGHT)
+    plan = plan_depot_night(depot=home, service_night=NIGHT)
     client.force_login(two_depots["manager_a"])
 
     page = client.get(admin_url(plan)).content.decode()
