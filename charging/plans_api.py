@@ -66,7 +66,8 @@ class ArrivalSocSourceSerializer(serializers.Serializer):
         required=False, help_text="predicted_from_live: energy still to be used by its blocks after the reading."
     )
     blocks_kwh = serializers.FloatField(required=False, help_text="block_estimate: energy of the day's blocks.")
-    label = serializers.CharField(help_text='For people, in the depot\'s time: e.g. "live 14:32".')
+    # DRF's metaclass takes declared fields out of the class, so "label" does not shadow Field.label at runtime.
+    label = serializers.CharField(help_text='For people, in the depot\'s time: e.g. "live 14:32".')  # type: ignore[assignment]
 
 
 class ConsumptionSourceSerializer(serializers.Serializer):
@@ -81,7 +82,7 @@ class ConsumptionSourceSerializer(serializers.Serializer):
     season = serializers.CharField(
         required=False, allow_null=True, help_text="The season whose days the median is over; null: all days."
     )
-    label = serializers.CharField()
+    label = serializers.CharField(help_text='For people: e.g. "1.12 kWh/km: vehicle\'s median over 14 days".')  # type: ignore[assignment]
 
 
 class PlannedValueSourcesSerializer(serializers.Serializer):

@@ -22,16 +22,17 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 
-from fleet.models import Vehicle
+from fleet.models import Depot, Vehicle, VehicleLiveState
 from fleet.telemetry.validation import FLOAT_FIELD_NAMES, ONE_MICROSECOND, UNIX_EPOCH, ValidatedColumns
 
 logger = logging.getLogger(__name__)
 
 EARTH_RADIUS_M = 6_371_008.8
 _LAT, _LON, _SOC = (FLOAT_FIELD_NAMES.index(name) for name in ("latitude", "longitude", "soc_pct"))
+_OUTSIDE, _INSIDE, _UNKNOWN = 0, 1, 2
 
 # Sent after the ingest's transaction committed, once per entry: keyword arguments ``entry`` (a DepotEntry).
 # One receiver: ``charging.arrivals.record_arrival_from_telemetry``.
@@ -63,58 +64,75 @@ def depot_entries(columns: ValidatedColumns, vehicle_ids: np.ndarray, stored: np
     positioned = stored[~(np.isnan(values[:, _LAT]) | np.isnan(values[:, _LON]))]
     if not len(positioned):
         return []
-    fences = {
-        row[0]: row[1:]
-        for row in Vehicle.objects.filter(
-            pk__in=np.unique(vehicle_ids[positioned]).tolist(),
-            home_depot__geofence_radius_m__isnull=False,
-            home_depot__latitude__isnull=False,
-            home_depot__longitude__isnull=False,
-        ).values_list(
-            "pk",
-            "home_depot_id",
-            "home_depot__latitude",
-            "home_depot__longitude",
-            "home_depot__geofence_radius_m",
-            "live_state__latitude",
-            "live_state__longitude",
-            "live_state__recorded_at",
-        )
-    }
+    fences = _fences_and_last_positions(np.unique(vehicle_ids[positioned]).tolist())
     entries = []
     for vehicle_id, (depot_id, depot_lat, depot_lon, radius_m, last_lat, last_lon, last_at) in fences.items():
         mine = stored[vehicle_ids[stored] == vehicle_id]
         mine = mine[np.argsort(columns.recorded_at_us[mine], kind="stable")]
         if last_at is not None:
             mine = mine[columns.recorded_at_us[mine] > (last_at - UNIX_EPOCH) // ONE_MICROSECOND]
-        if not len(mine):
-            continue
         lat, lon = columns.values[mine, _LAT], columns.values[mine, _LON]
         has_position = ~(np.isnan(lat) | np.isnan(lon))
-        inside = np.zeros(len(mine), dtype=bool)
-        inside[has_position] = distance_m(depot_lat, depot_lon, lat[has_position], lon[has_position]) <= radius_m
-        was_inside = None
-        if last_lat is not None and last_lon is not None:
-            was_inside = bool(distance_m(depot_lat, depot_lon, last_lat, last_lon) <= radius_m)
-        soc_so_far = None
-        for position, index in enumerate(mine.tolist()):
-            soc = columns.values[index, _SOC]
-            if not np.isnan(soc):
-                soc_so_far = float(soc)
-            if not has_position[position]:
-                continue
-            now_inside = bool(inside[position])
-            if now_inside and was_inside is False:
-                entries.append(
-                    DepotEntry(
-                        vehicle_id=int(vehicle_id),
-                        depot_id=int(depot_id),
-                        recorded_at=UNIX_EPOCH + dt.timedelta(microseconds=int(columns.recorded_at_us[index])),
-                        soc_pct=soc_so_far,
-                    )
+        if not has_position.any():
+            continue
+        inside = distance_m(depot_lat, depot_lon, lat[has_position], lon[has_position]) <= radius_m
+        # Where each positioned reading was before it: the previous positioned reading, or the live state's.
+        if last_lat is None or last_lon is None:
+            before = _UNKNOWN
+        else:
+            before = _INSIDE if distance_m(depot_lat, depot_lon, last_lat, last_lon) <= radius_m else _OUTSIDE
+        previous = np.concatenate(([before], inside[:-1].astype(np.int8)))
+        entering = np.flatnonzero(inside & (previous == _OUTSIDE))
+        if not len(entering):
+            continue
+        # Each reading's SoC, else the latest earlier SoC of the batch (forward fill).
+        soc = columns.values[mine, _SOC]
+        last_with_soc = np.maximum.accumulate(np.where(np.isnan(soc), -1, np.arange(len(mine))))
+        for position in np.flatnonzero(has_position)[entering].tolist():
+            soc_at = int(last_with_soc[position])
+            entries.append(
+                DepotEntry(
+                    vehicle_id=int(vehicle_id),
+                    depot_id=int(depot_id),
+                    recorded_at=UNIX_EPOCH + dt.timedelta(microseconds=int(columns.recorded_at_us[mine[position]])),
+                    soc_pct=float(soc[soc_at]) if soc_at >= 0 else None,
                 )
-            was_inside = now_inside
+            )
     return entries
+
+
+# Raw SQL: the ORM takes several times longer to build this query than PostgreSQL to run it, and it runs for
+# every upload that carries positions. Table names are the models' own; the ids travel as parameters.
+_FENCES_SQL = """
+SELECT v.id, v.home_depot_id, d.latitude, d.longitude, d.geofence_radius_m, s.latitude, s.longitude, s.recorded_at
+FROM {vehicle} v
+JOIN {depot} d ON d.id = v.home_depot_id
+LEFT JOIN {live} s ON s.vehicle_id = v.id
+WHERE v.id IN ({ids}) AND d.geofence_radius_m IS NOT NULL AND d.latitude IS NOT NULL AND d.longitude IS NOT NULL
+"""
+
+
+def _fences_and_last_positions(vehicle_ids: list[int]) -> dict[int, tuple]:
+    """Per vehicle whose home depot has a geofence: (depot id, depot latitude, longitude, radius m, the live
+    state's latitude, longitude, recorded_at - None when unknown)."""
+    sql = _FENCES_SQL.format(
+        vehicle=Vehicle._meta.db_table,
+        depot=Depot._meta.db_table,
+        live=VehicleLiveState._meta.db_table,
+        ids=", ".join(["%s"] * len(vehicle_ids)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, vehicle_ids)  # nosec B608  (table names from the models, values as parameters)
+        rows = cursor.fetchall()
+    return {row[0]: (*row[1:7], _aware(row[7])) for row in rows}
+
+
+def _aware(value) -> dt.datetime | None:
+    # SQLite hands back raw cursor timestamps as text.
+    if value is None or isinstance(value, dt.datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def announce_after_commit(entries: list[DepotEntry]) -> None:

@@ -97,7 +97,7 @@ def live_socs(vehicle_ids: list[int]) -> dict[int, LiveSoc]:
     rows = VehicleLiveState.objects.filter(vehicle_id__in=vehicle_ids, soc_pct__isnull=False).values_list(
         "vehicle_id", "soc_pct", "recorded_at"
     )
-    return {vehicle_id: LiveSoc(soc, recorded_at) for vehicle_id, soc, recorded_at in rows}
+    return {vehicle_id: LiveSoc(soc, recorded_at) for vehicle_id, soc, recorded_at in rows if soc is not None}
 
 
 def live_soc_pct(vehicle: Vehicle, *, since: dt.datetime) -> float | None:
