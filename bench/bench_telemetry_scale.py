@@ -162,10 +162,19 @@ def fill(vehicles, *, readings: int, interval_s: float, end: dt.datetime) -> dic
         if offset:
             chunk_start += dt.timedelta(seconds=interval_s - offset)
         for first in range(0, len(ids), FILL_CHUNK_VEHICLES):
+            chunk = ids[first : first + FILL_CHUNK_VEHICLES]
             with transaction.atomic(), connection.cursor() as cursor:
+                # A chunk is one transaction: one stored reading of it means an earlier run wrote all of it.
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM fleet_telemetryreading WHERE vehicle_id = %s "
+                    "AND recorded_at >= %s AND recorded_at < %s)",
+                    [chunk[0], chunk_start, chunk_end],
+                )
+                if cursor.fetchone()[0]:
+                    continue
                 cursor.execute(
                     FILL_SQL,
-                    {"vehicles": ids[first : first + FILL_CHUNK_VEHICLES], "start": chunk_start, "end": chunk_end,
+                    {"vehicles": chunk, "start": chunk_start, "end": chunk_end,
                      "step": interval_s},
                 )  # fmt: skip
                 written += cursor.rowcount
@@ -274,11 +283,24 @@ def main() -> None:
     for vehicle in uploaders:  # the uploaders are not the depot's buses: the duty job covers the fleet alone
         vehicle.home_depot = None
     type(uploaders[0]).objects.filter(pk__in=[v.pk for v in uploaders]).update(home_depot=None)
-    now = timezone.now().replace(microsecond=0)
+    # The fill ends on the hour, so that a run cut short (a shared machine, a time limit) is resumed with
+    # --keep within the same hour on the same sampling grid; the empty-table figure is kept from the first run.
+    state_path = Path(args.out) / f".scale-state-{url.rsplit('/', 1)[1]}.json"
+    state = json.loads(state_path.read_text()) if args.keep and state_path.exists() else {}
+    now = (
+        dt.datetime.fromisoformat(state["end"])
+        if "end" in state
+        else timezone.now().replace(minute=0, second=0, microsecond=0)
+    )
     stored = TelemetryReading.objects.filter(vehicle__in=fleet).count() if args.keep else 0
 
-    print(f"1. ingest on the empty table: {args.batches} batches of {BATCH_SIZE} ...", flush=True)
-    empty = ingest_rate(uploaders, batches=args.batches, start=now - dt.timedelta(hours=3))
+    if "ingest_empty" in state:
+        empty = state["ingest_empty"]
+    else:
+        print(f"1. ingest on the empty table: {args.batches} batches of {BATCH_SIZE} ...", flush=True)
+        empty = ingest_rate(uploaders, batches=args.batches, start=now - dt.timedelta(hours=3))
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps({"end": now.isoformat(), "ingest_empty": empty}))
     if stored < args.readings * 0.99:
         print(f"2. filling {args.readings:,} readings of {args.vehicles} buses ...", flush=True)
         filled = fill(fleet, readings=args.readings, interval_s=args.interval_s, end=now)
@@ -286,7 +308,10 @@ def main() -> None:
         filled = {"readings": stored, "seconds": None, "rows_per_s": None, "reused": True}
     total = TelemetryReading.objects.count()
     print(f"3. ingest on the filled table ({total:,} readings) ...", flush=True)
-    full = ingest_rate(uploaders, batches=args.batches, start=now - dt.timedelta(hours=2))
+    # Fresh keys after the empty-table phase's (which ends 1.6 h before ``now``); a resumed run redoes this.
+    filled_start = now - dt.timedelta(hours=1, minutes=30)
+    TelemetryReading.objects.filter(vehicle__in=uploaders, recorded_at__gte=filled_start).delete()
+    full = ingest_rate(uploaders, batches=args.batches, start=filled_start)
     print("4. a vehicle's last 24 h ...", flush=True)
     reads = last_24h_reads(fleet, reads=args.reads, now=now)
     duty = None
