@@ -348,7 +348,10 @@ def main() -> None:
     ]
     if duty:
         rows.append(
-            (f"nightly duty-cycle job, {len(fleet)} buses (target <= 60 s)", f"{duty['seconds']} s ({duty['summary']})")
+            (
+                f"nightly duty-cycle job, {duty['vehicles']} buses (target <= 60 s for 1,000)",
+                f"{duty['seconds']} s = {duty['seconds_per_1000_vehicles']} s per 1,000 ({duty['summary']})",
+            )
         )
     width = max(len(label) for label, _ in rows)
     print()
