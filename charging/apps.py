@@ -18,6 +18,13 @@ class ChargingConfig(AppConfig):
         # charging listens to the vehicle row being saved (a cheap check; a re-plan only if it is planned).
         post_save.connect(_vehicle_saved, sender=Vehicle, dispatch_uid="charging.vehicle_left_service")
 
+        # A bus whose telemetry enters its depot's geofence has arrived (fleet announces it, charging records
+        # the vehicle_arrived event and its re-plan).
+        from charging.arrivals import record_arrival_from_telemetry
+        from fleet.telemetry.arrivals import vehicle_entered_depot
+
+        vehicle_entered_depot.connect(record_arrival_from_telemetry, dispatch_uid="charging.telemetry_arrival")
+
 
 def _vehicle_saved(sender, instance, raw: bool = False, **kwargs) -> None:
     if raw:  # fixtures being loaded

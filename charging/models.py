@@ -326,6 +326,14 @@ class PlannedCharge(DepotScoped, models.Model):
     shortfall_kwh = models.FloatField(default=0)
     shortfall_reason = models.CharField(max_length=200, blank=True)
     power_kw = models.JSONField(default=list, help_text=_("Grid-side kW in each slot of the plan's horizon."))
+    sources = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Where the planned values came from: the arrival SoC's source and the consumption's "
+            "(charging/measured.py); empty for plans stored before sources were recorded."
+        ),
+    )
 
     class Meta:
         ordering = ["plan", "departure_at"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -29,7 +29,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from batteries.selectors import vehicle_capacity_kwh
-from charging import optimizer
+from charging import measured, optimizer
 from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance, remaining_windows
@@ -38,7 +38,7 @@ from charging.selectors import plan_demand_charges
 from charging.tariffs import demand_charges_on, price_slots
 from config.audit import audit_attribution
 from fleet.models import BlockAssignment, Depot, Vehicle
-from fleet.telemetry.selectors import live_soc_pct, measured_consumption_kwh_per_km
+from fleet.telemetry.selectors import live_socs
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class NightInput:
     # For a re-plan from now: the active plan's connector windows (vehicle id -> (connector id, start,
     # end) in this horizon's slots), tried by the optimizer as an assignment (``optimizer.solve``).
     windows_hint: dict[str, tuple[str, int, int]] | None = None
+    # vehicle id -> where its planned values came from (``charging.measured``), stored with its PlannedCharge.
+    sources: dict[str, dict] = field(default_factory=dict)
 
 
 def _to_usable_pct(soc_pct: float, window: tuple[float, float]) -> float:
@@ -127,22 +129,6 @@ def _to_vehicle_pct(usable_pct: float, window: tuple[float, float]) -> float:
 
 def _pack_capacity_kwh(vehicle: Vehicle) -> float:
     return vehicle_capacity_kwh(vehicle)
-
-
-def _block_energy_kwh(assignment: BlockAssignment, vehicle: Vehicle) -> float:
-    block = assignment.block
-    if block.planned_energy_kwh is not None:
-        return block.planned_energy_kwh
-    return block.distance_km * _consumption_kwh_per_km(vehicle, until=assignment.service_date)
-
-
-def _consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date) -> float:
-    # Telemetry's measured figure when there is one (the vehicle's or its model's median), else the nominal.
-    return measured_consumption_kwh_per_km(vehicle, until=until) or vehicle.model.consumption_kwh_per_km
-
-
-def _live_soc(vehicle: Vehicle, since: dt.datetime) -> float | None:
-    return live_soc_pct(vehicle, since=since)
 
 
 def _vehicle_taper(vehicle: Vehicle, window: tuple[float, float]) -> tuple[tuple[float, float], ...]:
@@ -170,9 +156,12 @@ def build_night(
     *,
     arrivals: dict[int, dt.datetime] | None = None,
     slot_minutes: int = 15,
+    now: dt.datetime | None = None,
 ) -> NightInput:
-    """The night as the registry describes it now. ``arrivals`` (vehicle pk -> when it arrived) overrides
-    the arrival its blocks imply, for vehicles that depot staff reported back early or late."""
+    """The night as the registry and the vehicles' telemetry describe it at ``now`` (default: the present).
+    ``arrivals`` (vehicle pk -> when it arrived) overrides the arrival its blocks imply, for vehicles that
+    depot staff reported back early or late."""
+    now = now or timezone.now()
     horizon = night_horizon(depot, service_night, slot_minutes)
     anchor = dt.datetime.combine(service_night + dt.timedelta(days=1), dt.time(NIGHT_ANCHOR_HOUR), tzinfo=depot.zone)
     starts = horizon.slot_starts()
@@ -194,7 +183,10 @@ def build_night(
             connectors=(*(ch.connectors if ch else ()), connector),
         )
 
-    vehicles = list(Vehicle.objects.filter(home_depot=depot, status=Vehicle.Status.IN_SERVICE).select_related("model"))
+    vehicles = list(
+        Vehicle.objects.filter(home_depot=depot, status=Vehicle.Status.IN_SERVICE).select_related("model", "home_depot")
+    )
+    live = live_socs([v.pk for v in vehicles])
     assignments: dict[int, list[BlockAssignment]] = {v.pk: [] for v in vehicles}
     for a in BlockAssignment.objects.filter(
         vehicle__in=vehicles, ends_at__gt=horizon.start - dt.timedelta(hours=12), starts_at__lt=horizon.end
@@ -202,7 +194,7 @@ def build_night(
         assignments[a.vehicle_id].append(a)
 
     reserve = readiness_reserve_pct()
-    opt_vehicles, by_id, stays, windows, no_connector = [], {}, {}, {}, []
+    opt_vehicles, by_id, stays, windows, no_connector, sources = [], {}, {}, {}, [], {}
     for vehicle in vehicles:
         model = vehicle.model
         window = (model.usable_soc_min_pct, model.usable_soc_max_pct)
@@ -216,14 +208,18 @@ def build_night(
         if arrivals and vehicle.pk in arrivals:
             arrives = max(arrivals[vehicle.pk], horizon.start)
 
-        live = _live_soc(vehicle, since=before[-1].ends_at if before else horizon.start - dt.timedelta(hours=12))
-        if live is not None:
-            arrival_soc = live
-        else:
-            day_energy = sum(_block_energy_kwh(a, vehicle) for a in before)
-            arrival_soc = window[1] - day_energy / capacity_kwh * 100.0
+        consumption = measured.vehicle_consumption(vehicle, until=service_night)
+        arrival_soc, arrival_source = measured.arrival_soc(
+            day_blocks=before,
+            live=live.get(vehicle.pk),
+            back_since=before[-1].ends_at if before else horizon.start - dt.timedelta(hours=12),
+            now=now,
+            capacity_kwh=capacity_kwh,
+            full_soc_pct=window[1],
+            kwh_per_km=consumption.kwh_per_km,
+        )
         if after:
-            need_kwh = _block_energy_kwh(after[0], vehicle)
+            need_kwh = measured.block_energy_kwh(after[0], consumption.kwh_per_km)
             required_usable = need_kwh / usable_kwh * 100.0 + reserve
             priority = PRIORITY_WITH_BLOCK
         else:
@@ -236,6 +232,7 @@ def build_night(
             no_connector.append(vehicle)
         vid = str(vehicle.pk)
         by_id[vid], stays[vid], windows[vid] = vehicle, (arrives, departs), window
+        sources[vid] = {"arrival_soc": arrival_source, "consumption": consumption.source}
         opt_vehicles.append(
             optimizer.Vehicle(
                 id=vid,
@@ -265,7 +262,7 @@ def build_night(
         base_load_kw=tuple(base_load),
         **charges.instance_fields(),
     )
-    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector)
+    return NightInput(instance, horizon, by_id, connectors, stays, windows, no_connector, sources=sources)
 
 
 def tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], optimizer.DemandCharges]:
@@ -314,6 +311,7 @@ def plan_depot_night(
     trigger_detail: str = "",
     now: dt.datetime | None = None,
     soc_now_pct: dict[int, float] | None = None,
+    soc_reported_at: dict[int, dt.datetime] | None = None,
     arrivals: dict[int, dt.datetime] | None = None,
     plugged_into: dict[int, Connector | None] | None = None,
     method: str = "auto",
@@ -323,7 +321,8 @@ def plan_depot_night(
     With ``now`` inside the night and an active plan, it re-plans from now: the registry is read afresh
     (faulted connectors, changed blocks, early arrivals), the energy the active plan delivered before
     ``now`` is kept, vehicles plugged in stay on their connector if it still works, and only the rest of
-    the night is solved. ``soc_now_pct`` (vehicle pk -> SoC % reported now) overrides the estimate.
+    the night is solved. ``soc_now_pct`` (vehicle pk -> SoC % reported now) overrides the estimate;
+    ``soc_reported_at`` (vehicle pk -> when) dates it in the plan's record of sources.
     ``plugged_into`` (vehicle pk -> the connector staff reported it plugged into, None: reported unplugged)
     overrides where the active plan believes each reported vehicle is (``_with_reported_plugs``).
 
@@ -333,13 +332,14 @@ def plan_depot_night(
     Depot.objects.select_for_update().filter(pk=depot.pk).first()
     previous = ChargingPlan.objects.filter(depot=depot, service_night=service_night)
     active = previous.filter(status=ChargingPlan.Status.ACTIVE).first()
-    night = build_night(depot, service_night, arrivals=arrivals)
+    night = build_night(depot, service_night, arrivals=arrivals, now=now)
     now_slot = night.horizon.slot_of(now, round_up=False) if now is not None else 0
     if active is not None and 0 < now_slot < night.horizon.num_slots:
         night = _remainder_of_night(night, active, now_slot, soc_now_pct or {})
     elif soc_now_pct:
         night = _with_measured_soc(night, soc_now_pct)
     night = _with_reported_plugs(night, plugged_into or {})
+    night = _with_reported_sources(night, soc_now_pct or {}, soc_reported_at or {})
     plan = optimizer.solve(night.instance, method=method, windows_hint=night.windows_hint)
     version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
     if active is not None:
@@ -387,6 +387,19 @@ def _month_peaks_after(night: NightInput, plan: optimizer.Plan) -> dict[str, flo
     already counted as paid (earlier nights, this night before a re-plan's start, the base load) or the plan's
     own peak, whichever is higher."""
     return night.instance.demand_charges().month_peaks_after(plan.totals.demand_peaks_kw)
+
+
+def _with_reported_sources(
+    night: NightInput, soc_now_pct: dict[int, float], soc_reported_at: dict[int, dt.datetime]
+) -> NightInput:
+    """Vehicles whose SoC a depot event reported are planned from it: their record says so."""
+    sources = {
+        vid: {**source, "arrival_soc": measured.reported_source(soc_reported_at.get(int(vid)))}
+        if int(vid) in soc_now_pct
+        else source
+        for vid, source in night.sources.items()
+    }
+    return dataclasses.replace(night, sources=sources)
 
 
 def _with_measured_soc(night: NightInput, soc_now_pct: dict[int, float]) -> NightInput:
@@ -532,6 +545,7 @@ def _planned_charges(record: ChargingPlan, night: NightInput, plan: optimizer.Pl
                 shortfall_kwh=round(vp.shortfall_kwh, 3),
                 shortfall_reason=(vp.shortfall_reason or "")[:200],
                 power_kw=[round(p, 3) for p in vp.power_kw],
+                sources=night.sources.get(vp.vehicle_id, {}),
             )
         )
     return rows

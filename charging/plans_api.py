@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
     inline_serializer,
 )
@@ -19,6 +20,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from charging import measured
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.planning import current_service_night
@@ -44,6 +46,50 @@ def _rounded(decimals: int, **kwargs) -> RoundedFloatField:
     return RoundedFloatField(decimals=decimals, read_only=True, **kwargs)
 
 
+class ArrivalSocSourceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[
+            measured.ARRIVAL_LIVE,
+            measured.ARRIVAL_PREDICTED,
+            measured.ARRIVAL_BLOCK_ESTIMATE,
+            measured.ARRIVAL_REPORTED,
+        ],
+        help_text="live: a reading after the vehicle's last block returned; predicted_from_live: a fresh reading "
+        "on the road minus what is left of its blocks at its measured kWh/km; block_estimate: a full morning "
+        "charge minus the day's blocks (no usable reading); reported: the SoC of a depot event.",
+    )
+    at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the reading was taken or the event happened."
+    )
+    live_soc_pct = serializers.FloatField(required=False, help_text="predicted_from_live: the reading's SoC, %.")
+    remaining_kwh = serializers.FloatField(
+        required=False, help_text="predicted_from_live: energy still to be used by its blocks after the reading."
+    )
+    blocks_kwh = serializers.FloatField(required=False, help_text="block_estimate: energy of the day's blocks.")
+    # DRF's metaclass takes declared fields out of the class, so "label" does not shadow Field.label at runtime.
+    label = serializers.CharField(help_text='For people, in the depot\'s time: e.g. "live 14:32".')  # type: ignore[assignment]
+
+
+class ConsumptionSourceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[measured.CONSUMPTION_VEHICLE, measured.CONSUMPTION_MODEL, measured.CONSUMPTION_NOMINAL],
+        help_text="vehicle_median: the vehicle's own duty days; model_median: its model's vehicles' days; "
+        "nominal: the model's figure (too few measured days).",
+    )
+    kwh_per_km = serializers.FloatField()
+    days = serializers.IntegerField(required=False, help_text="Duty days the median is over.")
+    window_days = serializers.IntegerField(required=False, help_text="How far back those days were taken from.")
+    season = serializers.CharField(
+        required=False, allow_null=True, help_text="The season whose days the median is over; null: all days."
+    )
+    label = serializers.CharField(help_text='For people: e.g. "1.12 kWh/km: vehicle\'s median over 14 days".')  # type: ignore[assignment]
+
+
+class PlannedValueSourcesSerializer(serializers.Serializer):
+    arrival_soc = ArrivalSocSourceSerializer(allow_null=True, help_text="Null for plans stored before 2026-12.")
+    consumption = ConsumptionSourceSerializer(allow_null=True, help_text="Null for plans stored before 2026-12.")
+
+
 class PlannedChargeSerializer(serializers.ModelSerializer):
     arrival_soc_pct = _rounded(2)
     required_soc_pct = _rounded(2)
@@ -56,6 +102,9 @@ class PlannedChargeSerializer(serializers.ModelSerializer):
     fleet_number = serializers.CharField(source="vehicle.fleet_number", read_only=True)
     connector_label = serializers.SerializerMethodField()
     ready = serializers.BooleanField(read_only=True)
+    sources = serializers.SerializerMethodField(
+        help_text="Where the arrival SoC and the kWh/km the vehicle was planned with came from."
+    )
 
     class Meta:
         model = PlannedCharge
@@ -76,9 +125,22 @@ class PlannedChargeSerializer(serializers.ModelSerializer):
             "shortfall_kwh",
             "shortfall_reason",
             "ready",
+            "sources",
             "power_kw",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(PlannedValueSourcesSerializer)
+    def get_sources(self, charge: PlannedCharge) -> dict:
+        stored = charge.sources or {}
+        arrival, consumption = stored.get("arrival_soc"), stored.get("consumption")
+        zone = charge.plan.depot.zone
+        return {
+            "arrival_soc": {**arrival, "label": measured.arrival_source_label(arrival, zone)} if arrival else None,
+            "consumption": (
+                {**consumption, "label": measured.consumption_source_label(consumption)} if consumption else None
+            ),
+        }
 
     def get_connector_label(self, charge: PlannedCharge) -> str | None:
         if charge.connector is None:
@@ -210,7 +272,7 @@ class VehiclePlanViewSet(ScopedGenericViewSet):
         vehicle = self.get_object()
         if vehicle.home_depot is None:
             return Response({"detail": "This vehicle has no home depot, so no depot plan."}, status=404)
-        charges = PlannedCharge.objects.select_related("vehicle", "connector__charger").filter(
+        charges = PlannedCharge.objects.select_related("vehicle", "connector__charger", "plan__depot").filter(
             vehicle=vehicle, plan__status=ChargingPlan.Status.ACTIVE
         )
         charge = _first_for(charges, "plan__service_night", nights_param(request, vehicle.home_depot))

@@ -71,6 +71,7 @@ class NightEventInputs(TypedDict):
 
     arrivals: dict[int, dt.datetime]
     soc_now_pct: dict[int, float]
+    soc_reported_at: dict[int, dt.datetime]
     plugged_into: dict[int, Connector | None]
 
 
@@ -79,6 +80,7 @@ def night_event_inputs(depot: Depot, service_night: dt.date) -> NightEventInputs
     connector each reported vehicle is plugged into now (``plugged_into``, see ``plugged_into_now``)."""
     arrivals: dict[int, dt.datetime] = {}
     soc_now_pct: dict[int, float] = {}
+    soc_reported_at: dict[int, dt.datetime] = {}
     events = list(
         DepotEvent.objects.filter(depot=depot, service_night=service_night, vehicle__isnull=False)
         .select_related("connector__charger")
@@ -91,7 +93,13 @@ def night_event_inputs(depot: Depot, service_night: dt.date) -> NightEventInputs
             arrivals.setdefault(event.vehicle_id, event.occurred_at)
         if event.soc_pct is not None:
             soc_now_pct[event.vehicle_id] = event.soc_pct
-    return {"arrivals": arrivals, "soc_now_pct": soc_now_pct, "plugged_into": plugged_into_now(events)}
+            soc_reported_at[event.vehicle_id] = event.occurred_at
+    return {
+        "arrivals": arrivals,
+        "soc_now_pct": soc_now_pct,
+        "soc_reported_at": soc_reported_at,
+        "plugged_into": plugged_into_now(events),
+    }
 
 
 def plugged_into_now(events: list[DepotEvent]) -> dict[int, Connector | None]:

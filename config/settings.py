@@ -216,6 +216,8 @@ EVFLEET_MQTT_ADMIN_PASSWORD = env.str("EVFLEET_MQTT_ADMIN_PASSWORD", default="")
 # Domain settings (docs/planning.md, docs/forecast.md, docs/operations.md).
 EVFLEET_READINESS_RESERVE_PCT = env.float("EVFLEET_READINESS_RESERVE_PCT", default=10.0)
 EVFLEET_STANDBY_SOC_PCT = env.float("EVFLEET_STANDBY_SOC_PCT", default=60.0)
+# A vehicle on its block is planned from its live SoC only when the reading is at most this old.
+EVFLEET_LIVE_SOC_MAX_AGE_MINUTES = env.float("EVFLEET_LIVE_SOC_MAX_AGE_MINUTES", default=15.0)
 EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH = env.float("EVFLEET_DEFAULT_ENERGY_PRICE_PER_KWH", default=1.5)
 EVFLEET_FORECAST_HORIZON_YEARS = env.float("EVFLEET_FORECAST_HORIZON_YEARS", default=10.0)
 EVFLEET_FORECAST_CHUNK_SIZE = env.int("EVFLEET_FORECAST_CHUNK_SIZE", default=200)

@@ -112,7 +112,7 @@ class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
     search_fields = ["name", "code"]
     autocomplete_fields = ["tariff"]
     fieldsets = [
-        (None, {"fields": ["organization", "name", "code", "time_zone", "latitude", "longitude"]}),
+        (None, {"fields": ["organization", "name", "code", "time_zone", "latitude", "longitude", "geofence_radius_m"]}),
         (_("Grid and tariff"), {"fields": ["grid_limit_kw", "base_load_kw", "tariff", "planning_time"]}),
         (_("Climate"), {"fields": ["monthly_mean_temperature_c"]}),
     ]

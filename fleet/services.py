@@ -31,6 +31,7 @@ DEPOT_UPDATABLE_FIELDS = (
     "time_zone",
     "latitude",
     "longitude",
+    "geofence_radius_m",
     "grid_limit_kw",
     "base_load_kw",
     "tariff",

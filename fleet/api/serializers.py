@@ -72,6 +72,7 @@ class DepotSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             "time_zone",
             "latitude",
             "longitude",
+            "geofence_radius_m",
             "grid_limit_kw",
             "base_load_kw",
             "tariff",

@@ -76,6 +76,15 @@ class Depot(DepotScoped, models.Model):
     time_zone = models.CharField(max_length=64, default=default_depot_time_zone, validators=[validate_time_zone])
     latitude = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-90), MaxValueValidator(90)])
     longitude = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)])
+    geofence_radius_m = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(10), MaxValueValidator(10_000)],
+        help_text=_(
+            "Radius around the depot's position, in metres: a vehicle whose telemetry enters it has arrived "
+            "(empty: arrivals are not detected from telemetry)."
+        ),
+    )
     grid_limit_kw = models.FloatField(
         validators=[MinValueValidator(0.1)], help_text=_("Grid connection (transformer) limit in kW.")
     )
@@ -105,6 +114,10 @@ class Depot(DepotScoped, models.Model):
             models.UniqueConstraint(fields=["organization", "code"], name="depot_code_unique_per_organization"),
             models.UniqueConstraint(fields=["organization", "name"], name="depot_name_unique_per_organization"),
             models.CheckConstraint(condition=Q(grid_limit_kw__gt=0), name="depot_grid_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(geofence_radius_m__isnull=True) | Q(geofence_radius_m__gt=0),
+                name="depot_geofence_radius_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -126,6 +139,8 @@ class Depot(DepotScoped, models.Model):
             and all(-50 <= t <= 60 for t in self.monthly_mean_temperature_c)
         ):
             errors["monthly_mean_temperature_c"] = _("Give 12 monthly means in °C between -50 and 60.")
+        if self.geofence_radius_m is not None and (self.latitude is None or self.longitude is None):
+            errors["geofence_radius_m"] = _("Give the depot's latitude and longitude for its geofence.")
         tariff = self.tariff if self.tariff_id and self.organization_id else None
         if tariff is not None and tariff.organization_id != self.organization_id:
             errors["tariff"] = _("The tariff belongs to another organisation.")

@@ -31,6 +31,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from fleet.models import TelemetryReading, Vehicle, VehicleLiveState
+from fleet.telemetry.arrivals import announce_after_commit, depot_entries
 from fleet.telemetry.validation import (
     FLOAT_FIELD_NAMES,
     NULL_CHARGING_STATE,
@@ -162,6 +163,9 @@ def _store_and_move_live_states(
             not_created = _store_with_orm(columns, vehicle_ids, store_indexes)
         for index in store_indexes.tolist():
             statuses[index] = not_created.get(index, CREATED)
+        created = store_indexes[[statuses[i] == CREATED for i in store_indexes.tolist()]]
+        # Before the live state moves: an entry compares with the position the vehicle had before the batch.
+        announce_after_commit(depot_entries(columns, vehicle_ids, created))
         _move_live_states(columns, vehicle_ids, statuses, store_indexes, received_at=now)
 
 

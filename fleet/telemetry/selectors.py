@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -59,8 +60,44 @@ def capacity_samples(vehicle: Vehicle, since, until) -> list[tuple]:
 
 # A vehicle's own median needs this many days of duty; fewer, and its model's fleet median stands in.
 MIN_DUTY_DAYS_FOR_MEDIAN = 3
+# The median of the same season's days replaces the plain one once this many such days exist (air
+# conditioning in a Sonora summer, heating in a Duisburg winter: the season moves kWh/km by 20-40 %).
+MIN_SEASON_DAYS_FOR_MEDIAN = 10
 MIN_DUTY_DISTANCE_KM = 5.0  # a day of shunting in the yard says nothing about consumption on the road
 CONSUMPTION_WINDOW_DAYS = 30
+SEASON_LOOKBACK_DAYS = 365
+_MAX_DUTY_DAYS_READ = 20_000  # a model's days over a year; bounds the read for very large fleets
+
+
+@dataclass(frozen=True)
+class LiveSoc:
+    """A vehicle's last reported SoC and when it was measured."""
+
+    soc_pct: float
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class MeasuredConsumption:
+    """Energy per km measured in duty cycles, and where the figure comes from.
+
+    ``scope``: ``"vehicle"`` (its own days) or ``"model"`` (the days of every vehicle of its model);
+    ``season``: the meteorological season whose days the median was taken over, or None (all of the last
+    ``CONSUMPTION_WINDOW_DAYS`` days); ``days``: how many duty days the median is over."""
+
+    kwh_per_km: float
+    scope: str
+    days: int
+    window_days: int
+    season: str | None = None
+
+
+def live_socs(vehicle_ids: list[int]) -> dict[int, LiveSoc]:
+    """Each vehicle's last reported SoC with its time (one query), for vehicles that reported one."""
+    rows = VehicleLiveState.objects.filter(vehicle_id__in=vehicle_ids, soc_pct__isnull=False).values_list(
+        "vehicle_id", "soc_pct", "recorded_at"
+    )
+    return {vehicle_id: LiveSoc(soc, recorded_at) for vehicle_id, soc, recorded_at in rows if soc is not None}
 
 
 def live_soc_pct(vehicle: Vehicle, *, since: dt.datetime) -> float | None:
@@ -70,18 +107,68 @@ def live_soc_pct(vehicle: Vehicle, *, since: dt.datetime) -> float | None:
     return state.soc_pct if state is not None else None
 
 
-def measured_consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date | None = None) -> float | None:
-    """Measured energy per km: the median over the vehicle's own duty days of the last 30 days, else the median
-    over its model's vehicles' days, else None (then the model's nominal figure applies)."""
+def season_of(day: dt.date, *, southern_hemisphere: bool = False) -> str:
+    """The meteorological season of a day: ``winter`` (Dec-Feb), ``spring``, ``summer`` (Jun-Aug) or
+    ``autumn`` in the northern hemisphere; shifted by six months in the southern one."""
+    month = day.month if not southern_hemisphere else (day.month + 5) % 12 + 1
+    return ("winter", "spring", "summer", "autumn")[month % 12 // 3]
+
+
+def measured_consumption(vehicle: Vehicle, *, until: dt.date | None = None) -> MeasuredConsumption | None:
+    """Measured energy per km for planning a day up to ``until``, from the vehicle's own duty days, else its
+    model's, else None (then the model's nominal figure applies). At each level, in order:
+
+    1. the median of the last ``CONSUMPTION_WINDOW_DAYS`` days that fall in ``until``'s season, when there are
+       at least ``MIN_SEASON_DAYS_FOR_MEDIAN`` of them;
+    2. the median of the same season's days over the last year (e.g. last summer's for the first days of
+       this summer), when there are at least ``MIN_SEASON_DAYS_FOR_MEDIAN``;
+    3. the median of all the last ``CONSUMPTION_WINDOW_DAYS`` days, when there are at least
+       ``MIN_DUTY_DAYS_FOR_MEDIAN``.
+    Days with less than ``MIN_DUTY_DISTANCE_KM`` driven do not count. Two queries at most.
+    """
     until = until or timezone.localdate()
-    recent = DailyDutyCycle.objects.filter(
-        date__gt=until - dt.timedelta(days=CONSUMPTION_WINDOW_DAYS),
+    depot = vehicle.home_depot if vehicle.home_depot_id else None
+    southern = bool(depot is not None and depot.latitude is not None and depot.latitude < 0)
+    season = season_of(until, southern_hemisphere=southern)
+    year = DailyDutyCycle.objects.filter(
+        date__gt=until - dt.timedelta(days=SEASON_LOOKBACK_DAYS),
         date__lte=until,
         distance_km__gte=MIN_DUTY_DISTANCE_KM,
         kwh_per_km__isnull=False,
     )
-    for days in (recent.filter(vehicle=vehicle), recent.filter(vehicle__model_id=vehicle.model_id)):
-        values = [value for value in days.values_list("kwh_per_km", flat=True)[:5000] if value is not None]
-        if len(values) >= MIN_DUTY_DAYS_FOR_MEDIAN:
-            return float(statistics.median(values))
+    recent_from = until - dt.timedelta(days=CONSUMPTION_WINDOW_DAYS)
+    for scope, days in (
+        ("vehicle", year.filter(vehicle=vehicle)),
+        ("model", year.filter(vehicle__model_id=vehicle.model_id)),
+    ):
+        rows = [
+            (day, value)
+            for day, value in days.values_list("date", "kwh_per_km")[:_MAX_DUTY_DAYS_READ]
+            if value is not None
+        ]
+        recent = [value for day, value in rows if day > recent_from]
+        recent_in_season = [
+            value for day, value in rows if day > recent_from and season_of(day, southern_hemisphere=southern) == season
+        ]
+        year_in_season = [value for day, value in rows if season_of(day, southern_hemisphere=southern) == season]
+        if len(recent_in_season) >= MIN_SEASON_DAYS_FOR_MEDIAN:
+            return MeasuredConsumption(
+                float(statistics.median(recent_in_season)),
+                scope,
+                len(recent_in_season),
+                CONSUMPTION_WINDOW_DAYS,
+                season,
+            )
+        if len(year_in_season) >= MIN_SEASON_DAYS_FOR_MEDIAN:
+            return MeasuredConsumption(
+                float(statistics.median(year_in_season)), scope, len(year_in_season), SEASON_LOOKBACK_DAYS, season
+            )
+        if len(recent) >= MIN_DUTY_DAYS_FOR_MEDIAN:
+            return MeasuredConsumption(float(statistics.median(recent)), scope, len(recent), CONSUMPTION_WINDOW_DAYS)
     return None
+
+
+def measured_consumption_kwh_per_km(vehicle: Vehicle, *, until: dt.date | None = None) -> float | None:
+    """``measured_consumption``'s figure alone (kWh/km), or None."""
+    measured = measured_consumption(vehicle, until=until)
+    return measured.kwh_per_km if measured is not None else None

@@ -112,3 +112,17 @@ def test_vehicle_models_are_a_catalogue_only_superusers_change(two_depots, api_c
     assert bad_taper.status_code == 400 and "charging_taper" in bad_taper.json()
     in_use = api_client.delete(f"/api/v1/vehicle-models/{bus.pk}/")
     assert in_use.status_code == 409
+
+
+def test_a_manager_sets_the_depots_geofence_which_needs_its_position(two_depots, api_client):
+    depot = two_depots["depot_a"]
+    api_client.force_authenticate(two_depots["manager_a"])
+
+    without_position = api_client.patch(f"{DEPOTS}{depot.pk}/", {"geofence_radius_m": 200}, format="json")
+    Depot.objects.filter(pk=depot.pk).update(latitude=29.07, longitude=-110.96)
+    too_small = api_client.patch(f"{DEPOTS}{depot.pk}/", {"geofence_radius_m": 1}, format="json")
+    ok = api_client.patch(f"{DEPOTS}{depot.pk}/", {"geofence_radius_m": 200}, format="json")
+
+    assert without_position.status_code == 400 and "geofence_radius_m" in without_position.json()
+    assert too_small.status_code == 400 and "geofence_radius_m" in too_small.json()
+    assert ok.status_code == 200 and ok.json()["geofence_radius_m"] == 200
