@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge, Tariff, TariffSeason
+from charging.models import (
+    Alert,
+    Charger,
+    ChargingPlan,
+    ChargingSession,
+    Connector,
+    DepotEvent,
+    PlannedCharge,
+    Tariff,
+    TariffSeason,
+)
+from charging.optimizer.online import PastSession
 from fleet.models import Depot, Vehicle
 
 if TYPE_CHECKING:
@@ -182,3 +193,14 @@ def night_peak_kw_by_plan(plans: list[ChargingPlan]) -> dict[int, float]:
     return {
         plan.pk: max(site_demand_kw(base.get(plan.pk), rows[plan.pk], plan.num_slots), default=0.0) for plan in plans
     }
+
+
+def unscheduled_sessions(depot: Depot, *, since: dt.datetime, until: dt.datetime) -> list[PastSession]:
+    """The depot's charging sessions started in ``[since, until)`` by vehicles based elsewhere or nowhere: the
+    arrivals its plans cannot know in advance (``charging.unscheduled``)."""
+    rows = (
+        ChargingSession.objects.filter(depot=depot, started_at__gte=since, started_at__lt=until)
+        .exclude(vehicle__home_depot=depot)
+        .values_list("started_at", "ended_at", "energy_kwh", "max_kw")
+    )
+    return [PastSession(started, ended, energy, max_kw) for started, ended, energy, max_kw in rows]
