@@ -40,12 +40,16 @@ from .solve import solve
 # Ids of the expected vehicles and of their virtual connectors and chargers.
 EXPECTED_PREFIX = "expected:"
 DEFAULT_LOOKAHEAD_HOURS = 24.0
+# Reserve a quarter more than the mean expected energy: arrivals vary from day to day, and reserving too
+# little costs undelivered energy while reserving too much costs only a little money (ACN-Data weeks:
+# 1.0 delivered 99.5 % of hindsight's energy at JPL, 1.25 99.9 %, both at most +2.6 % cost; docs/optimizer.md).
+DEFAULT_SCALE = 1.25
 # Hours with fewer expected battery kWh than this get no expected vehicle (keeps the LP small).
-MIN_EXPECTED_KWH = 0.05
+MIN_EXPECTED_KWH = 0.5
 
 # Sessions are grouped by stay (upper bounds in hours, the last group open): long and short stays need
 # different headroom (a car leaving at noon cannot wait for the evening's cheap energy).
-STAY_GROUP_BOUNDS_H = (2.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+STAY_GROUP_BOUNDS_H = (3.0, 6.0, 9.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def with_expected_arrivals(
     profile: ArrivalProfile,
     *,
     lookahead_hours: float = DEFAULT_LOOKAHEAD_HOURS,
-    scale: float = 1.0,
+    scale: float = DEFAULT_SCALE,
     expected_penalty_mxn_per_kwh: float | None = None,
 ) -> Instance:
     """The instance plus one aggregate expected vehicle per hour ahead (see the module docstring).
@@ -133,6 +137,8 @@ def with_expected_arrivals(
     only its remaining slots; an expected vehicle whose stay runs past the horizon keeps the share of
     its energy that falls inside. Real vehicles that could use any connector are restricted to the
     real ones. ``scale`` multiplies the expected energy (1 = the mean; more = a safer reserve).
+    ``expected_penalty_mxn_per_kwh`` sets the expected vehicles' shortfall penalty (default: the
+    instance's rule for the lowest priority level).
     """
     per_hour = 60 // instance.slot_minutes
     end = min(instance.num_slots, 1 + round(lookahead_hours * per_hour))
@@ -199,7 +205,7 @@ def solve_with_expected_arrivals(
     time_limit_s: float | None = None,
     windows_hint: Mapping[str, tuple[str, int, int]] | None = None,
     lookahead_hours: float = DEFAULT_LOOKAHEAD_HOURS,
-    scale: float = 1.0,
+    scale: float = DEFAULT_SCALE,
     expected_penalty_mxn_per_kwh: float | None = None,
 ) -> Plan:
     """Solve with headroom for expected arrivals; the plan of the real vehicles, priced on ``instance``.

@@ -93,14 +93,14 @@ def _week(seed: int, days: int = 5) -> Instance:
 
 def test_arrival_profile_counts_arrivals_per_weekday_and_hour():
     profile = learn_arrival_profile(_history(seed=1, weeks=4), ZONE)
-    arrivals, kwh, stay_h, kw = profile.at(MONDAY + dt.timedelta(hours=11, minutes=30))
-    assert arrivals == pytest.approx(3.0)
-    assert 11 <= kwh <= 13 and stay_h == pytest.approx(2.0) and kw == CAR_KW
-    assert profile.at(MONDAY + dt.timedelta(hours=9))[0] == 0.0
-    saturday = MONDAY + dt.timedelta(days=5, hours=11)
-    assert profile.at(saturday)[0] == 0.0
-    # An hour with no history borrows energy and stay from the same hour on other days.
-    assert profile.at(saturday)[2] == pytest.approx(2.0)
+    (late,) = profile.at(MONDAY + dt.timedelta(hours=11, minutes=30))
+    assert late.arrivals == pytest.approx(3.0)
+    assert 11 <= late.energy_kwh <= 13 and late.stay_hours == pytest.approx(2.0) and late.max_kw == CAR_KW
+    (early,) = profile.at(MONDAY + dt.timedelta(hours=7))
+    assert early.arrivals == pytest.approx(3.0) and 6 < early.stay_hours <= 7
+    assert profile.at(MONDAY + dt.timedelta(hours=9)) == ()
+    assert profile.at(MONDAY + dt.timedelta(days=5, hours=11)) == ()  # Saturday: nobody
+    assert profile.sessions == 4 * 5 * 6
 
 
 def test_expected_vehicles_take_site_headroom_never_a_real_connector():
@@ -152,10 +152,14 @@ def test_reserve_policy_delivers_what_plain_replanning_leaves_short():
         for name, plan in (("hindsight", hindsight), ("plain", plain.plan), ("reserve", reserve.plan))
     }
     assert hindsight.totals.shortfall_kwh == pytest.approx(0, abs=1e-6)
-    # Plain re-planning leaves tens of kWh a week short; the reserve delivers what hindsight does.
-    assert delivered["plain"] < delivered["hindsight"] - 20
+    # Plain re-planning leaves over a third of the two-hour cars' energy short (~170 of 476 kWh); the reserve
+    # (a quarter above the mean, the default) delivers nearly what hindsight does, at ~10 % more cost here:
+    # energy is three times dearer outside the cheap hours, and the reserve sometimes buys it for arrivals
+    # that turn out smaller than expected.
+    assert delivered["plain"] < delivered["hindsight"] - 100
+    assert delivered["reserve"] > delivered["plain"] + 100
     assert delivered["reserve"] >= 0.99 * delivered["hindsight"]
-    assert reserve.plan.totals.energy_cost_mxn <= 1.03 * hindsight.totals.energy_cost_mxn
+    assert reserve.plan.totals.energy_cost_mxn <= 1.12 * hindsight.totals.energy_cost_mxn
     # Least laxity first ignores prices: it charges on arrival, at the dear price.
     assert llf.totals.energy_cost_mxn > reserve.plan.totals.energy_cost_mxn
     assert len(reserve.replan_seconds) == len({v.arrival_slot for v in week.vehicles})
