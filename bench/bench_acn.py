@@ -157,9 +157,7 @@ def week_instance(rows: list[dict], limit_kw: float) -> Instance:
 
 
 def history(rows: list[dict]) -> list[PastSession]:
-    return [
-        PastSession(r["arrival"], r["departure"], r["kwh"], STATION_KW) for r in rows if r["arrival"] < WEEK_START
-    ]
+    return [PastSession(r["arrival"], r["departure"], r["kwh"], STATION_KW) for r in rows if r["arrival"] < WEEK_START]
 
 
 def summary(instance: Instance, plan, seconds: float) -> dict:
@@ -184,7 +182,9 @@ def run_site(site: str, limit_kw: float, scale: float) -> dict:
 
     started = time.perf_counter()
     out["hindsight"] = summary(instance, solve(instance, "lp"), time.perf_counter() - started)
-    out["uncontrolled_peak_kw"] = round(max(sum(p) for p in zip(*(vp.power_kw for vp in uncontrolled(instance).vehicles))), 1)
+    out["uncontrolled_peak_kw"] = round(
+        max(sum(p) for p in zip(*(vp.power_kw for vp in uncontrolled(instance).vehicles), strict=True)), 1
+    )
     started = time.perf_counter()
     out["llf"] = summary(instance, least_laxity_first(instance), time.perf_counter() - started)
     for name, policy in (
@@ -216,7 +216,9 @@ def replan_100(site: str, limit_kw: float, scale: float) -> dict:
     now = max({v.arrival_slot for v in week.vehicles}, key=lambda t: present[t])
     copies = -(-100 // present[now])
     vehicles = tuple(
-        replace(v, id=f"{v.id}c{k}", compatible_connector_ids=tuple(f"{c}c{k}" for c in v.compatible_connector_ids or ()))
+        replace(
+            v, id=f"{v.id}c{k}", compatible_connector_ids=tuple(f"{c}c{k}" for c in v.compatible_connector_ids or ())
+        )
         for k in range(copies)
         for v in week.vehicles
         if v.arrival_slot <= now < v.departure_slot
@@ -226,7 +228,9 @@ def replan_100(site: str, limit_kw: float, scale: float) -> dict:
         for k in range(copies)
         for ch in week.chargers
     )
-    big = replace(week, vehicles=vehicles, chargers=chargers, site_limit_kw=tuple(x * copies for x in week.site_limit_kw))
+    big = replace(
+        week, vehicles=vehicles, chargers=chargers, site_limit_kw=tuple(x * copies for x in week.site_limit_kw)
+    )
     scaled = replace(
         profile,
         groups=tuple(
@@ -260,7 +264,9 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace) -
         "# Unscheduled arrivals on ACN-Data weeks (issue 14): online vs hindsight vs least laxity first",
         "",
         f"Machine: {json.dumps(info)}. Week of 2019-07-08, 15-min slots, site limits "
-        + ", ".join(f"{r['site']} {r['limit_kw']:g} kW (uncontrolled peak {r['uncontrolled_peak_kw']:.0f} kW)" for r in results)
+        + ", ".join(
+            f"{r['site']} {r['limit_kw']:g} kW (uncontrolled peak {r['uncontrolled_peak_kw']:.0f} kW)" for r in results
+        )
         + ", "
         f"SCE TOU-EV-4 summer prices ($/kWh), reserve scale {args.scale:g}; set-up in `bench/bench_acn.py`. "
         "Cost = energy cost (no demand charge, no penalty). Shared 2-core machine: times are loaded.",
@@ -294,9 +300,11 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace) -
             )
     lines += [
         "",
-        f"Load average per site (start -> end): "
-        + "; ".join(f"{r['site']} {[round(v, 2) for v in r['load_start']]} -> {[round(v, 2) for v in r['load_end']]}"
-                    for r in results),
+        "Load average per site (start -> end): "
+        + "; ".join(
+            f"{r['site']} {[round(v, 2) for v in r['load_start']]} -> {[round(v, 2) for v in r['load_end']]}"
+            for r in results
+        ),
         "",
         "Re-plan of >= 100 vehicles (target <= 0.5 s; best of 3): "
         + "; ".join(

@@ -30,10 +30,11 @@ from machine_info import load_average, machine_info  # noqa: E402  (bench/, next
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from exact_by_charger import solve_by_charger  # noqa: E402
+
 from charging.optimizer import evaluate, generate_instance, solve  # noqa: E402
 from charging.optimizer.quantities import compatible_connectors, vehicle_arrays  # noqa: E402
 from charging.optimizer.solve import _milp_plan, _plan_assignment  # noqa: E402
-from exact_by_charger import solve_by_charger  # noqa: E402
 
 SCARCE = [
     # (name, vehicles, connectors, seed, all_back_at)
@@ -47,7 +48,9 @@ SCARCE = [
 SHARED = [("100 on 50", 100, 50, 1), ("300 on 150", 300, 150, 1)]
 
 
-def scarce_row(name, vehicles, connectors, seed, all_back_at, exact_limit_s: float, formulation: str = "connector") -> dict:
+def scarce_row(
+    name, vehicles, connectors, seed, all_back_at, exact_limit_s: float, formulation: str = "connector"
+) -> dict:
     instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
     row: dict = {"night": name, "vehicles": vehicles, "connectors": connectors, "seed": seed}
     row["load_average_at_start"] = load_average()

@@ -62,10 +62,7 @@ def solve_by_charger(
                 raise NotApplicable("a vehicle may use only some connectors of a charger")
         chargers_of_vehicle.append(ks)
     kw = np.array(
-        [
-            [effective_max_kw(vehicle, ch, ch.connectors[0]) for ch in instance.chargers]
-            for vehicle in instance.vehicles
-        ]
+        [[effective_max_kw(vehicle, ch, ch.connectors[0]) for ch in instance.chargers] for vehicle in instance.vehicles]
     ).reshape(n_vehicles, len(instance.chargers))
     best_kw = np.array([max((kw[v, k] for k in chargers_of_vehicle[v]), default=0.0) for v in range(n_vehicles)])
     windows = Windows.whole_stays(va, compatible, best_kw)
@@ -145,13 +142,19 @@ def solve_by_charger(
         on_charger = np.where(a.connector >= 0, charger_of[np.maximum(a.connector, 0)], -1)
         relabel = {}
         for members in classes.values():
-            used = sorted({k for k in on_charger.tolist() if k in members}, key=lambda k: np.flatnonzero(on_charger == k).min())
+            used = sorted(
+                {k for k in on_charger.tolist() if k in members}, key=lambda k: np.flatnonzero(on_charger == k).min()
+            )
             relabel.update(dict(zip(used, members, strict=False)))
         mapped = np.array([relabel.get(k, -1) for k in on_charger.tolist()])
         on = (mapped[trip_v] == trip_k) & (trip_t >= a.start[trip_v]) & (trip_t < a.end[trip_v])
         warm = (z + idx, on.astype(float))
     solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
-    bound = solution.mip_dual_bound if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound) else None
+    bound = (
+        solution.mip_dual_bound
+        if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound)
+        else None
+    )
     if solution.x is None:
         return None, bound, False, solution.status
     on = solution.x[z : z + n] > 0.5
@@ -177,4 +180,3 @@ def connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t) -> Assig
         free_at[c] = end
         result.connector[v], result.start[v], result.end[v] = c, begin, end
     return result
-

@@ -359,8 +359,9 @@ def plan_depot_night(
     active = previous.filter(status=ChargingPlan.Status.ACTIVE).first()
     night = build_night(depot, service_night, arrivals=arrivals)
     now_slot = night.horizon.slot_of(now, round_up=False) if now is not None else 0
-    replanning = active is not None and 0 < now_slot < night.horizon.num_slots
-    if replanning:
+    replanning = False
+    if active is not None and 0 < now_slot < night.horizon.num_slots:
+        replanning = True
         night = _remainder_of_night(night, active, now_slot, soc_now_pct or {})
     elif soc_now_pct:
         night = _with_measured_soc(night, soc_now_pct)

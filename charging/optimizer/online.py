@@ -99,8 +99,8 @@ def learn_arrival_profile(sessions: Iterable[PastSession], zone: tzinfo) -> Arri
             day += timedelta(days=1)
         for session, at in zip(rows, local, strict=True):
             stay_h = (session.departed_at - session.arrived_at).total_seconds() / 3600.0
-            group = sum(stay_h > bound for bound in STAY_GROUP_BOUNDS_H)
-            cells.setdefault((at.weekday(), at.hour, group), []).append(session)
+            stay_group = sum(stay_h > bound for bound in STAY_GROUP_BOUNDS_H)
+            cells.setdefault((at.weekday(), at.hour, stay_group), []).append(session)
 
     def group(d: int, members: list[PastSession]) -> ExpectedGroup:
         powers = [s.max_kw for s in members if s.max_kw is not None and s.max_kw > 0]
@@ -113,9 +113,7 @@ def learn_arrival_profile(sessions: Iterable[PastSession], zone: tzinfo) -> Arri
 
     groups = tuple(
         tuple(
-            tuple(
-                group(d, cells[(d, h, g)]) for g in range(len(STAY_GROUP_BOUNDS_H) + 1) if (d, h, g) in cells
-            )
+            tuple(group(d, cells[(d, h, g)]) for g in range(len(STAY_GROUP_BOUNDS_H) + 1) if (d, h, g) in cells)
             for h in range(24)
         )
         for d in range(7)
@@ -347,4 +345,3 @@ def truncated(instance: Instance, num_slots: int) -> Instance:
         additional_demand_charges=tuple(replace(c, slots=head(c.slots)) for c in instance.additional_demand_charges),
         vehicles=tuple(replace(v, departure_slot=min(v.departure_slot, keep)) for v in instance.vehicles),
     )
-

@@ -51,6 +51,7 @@ def test_rows_never_ask_for_more_hours_than_the_curve_needs(curve):
     energy, hours = next((e, h) for e, h in reached if e >= target)
     assert max(slope * energy + rhs for slope, rhs in cuts) >= 0.9 * hours
 
+
 def test_plans_the_optimizer_makes_satisfy_the_rows():
     instance = generate_instance(vehicles=8, connectors=2, seed=1)
     va = vehicle_arrays(instance)
