@@ -24,8 +24,10 @@ from .instance import Instance
 from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
 from .quantities import VehicleArrays, effective_max_kw, taper_limit_kw
 
-# Grid steps of the time-to-charge curve (its lower convex hull gives the rows).
+# Grid steps of the time-to-charge curve (its lower convex hull gives the rows), and at most this many rows
+# per vehicle (each row spans all the vehicle's binaries: many would slow the neighbourhood search).
 TIME_TO_CHARGE_STEPS = 200
+TIME_TO_CHARGE_MAX_ROWS = 6
 
 
 def count_binaries(instance: Instance, compatible: list[np.ndarray]) -> int:
@@ -133,10 +135,10 @@ def solve_milp(
     row = model.add_rows(-INF, 1.0, num_vehicles)
     model.add_entries(row + trip_vehicle, s_col + k, 1.0)
 
-    # hours plugged in >= slope * departure energy + rhs
+    # hours plugged in >= slope * departure energy + rhs (not in a neighbourhood: most z are fixed there)
     hours = instance.slot_hours
     for v in range(num_vehicles):
-        if core.first_pair[v + 1] == core.first_pair[v]:
+        if core.first_pair[v + 1] == core.first_pair[v] or free is not None:
             continue
         mine = np.flatnonzero(trip_vehicle == v)
         for slope, rhs in time_to_charge_cuts(instance, va, v, float(best_kw[v])):
@@ -162,7 +164,12 @@ def solve_milp(
 
 
 def time_to_charge_cuts(
-    instance: Instance, va: VehicleArrays, v: int, max_kw: float, steps: int = TIME_TO_CHARGE_STEPS
+    instance: Instance,
+    va: VehicleArrays,
+    v: int,
+    max_kw: float,
+    steps: int = TIME_TO_CHARGE_STEPS,
+    max_rows: int = TIME_TO_CHARGE_MAX_ROWS,
 ) -> list[tuple[float, float]]:
     """Rows ``hours plugged in >= slope * e_end + rhs`` valid for every plan of vehicle v, as (slope, rhs).
 
@@ -195,6 +202,11 @@ def time_to_charge_cuts(
         slope = (yb - ya) / (xb - xa)
         if slope > 1e-12:
             cuts.append((slope, ya - slope * xa))
+    # Each hull edge's line is under every point, so any subset of them is valid: keep a spread of them,
+    # the last (steepest, near full) always.
+    if len(cuts) > max_rows:
+        keep = np.unique(np.linspace(len(cuts) - 1, 0, max_rows).round().astype(int))
+        cuts = [cuts[i] for i in keep]
     return cuts
 
 
