@@ -30,6 +30,8 @@ from machine_info import load_average, machine_info  # noqa: E402  (bench/, next
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from exact_by_charger import solve_by_charger  # noqa: E402
+
 from charging.optimizer import evaluate, generate_instance, solve  # noqa: E402
 from charging.optimizer.quantities import compatible_connectors, vehicle_arrays  # noqa: E402
 from charging.optimizer.solve import _milp_plan, _plan_assignment  # noqa: E402
@@ -46,7 +48,9 @@ SCARCE = [
 SHARED = [("100 on 50", 100, 50, 1), ("300 on 150", 300, 150, 1)]
 
 
-def scarce_row(name, vehicles, connectors, seed, all_back_at, exact_limit_s: float) -> dict:
+def scarce_row(
+    name, vehicles, connectors, seed, all_back_at, exact_limit_s: float, formulation: str = "connector"
+) -> dict:
     instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
     row: dict = {"night": name, "vehicles": vehicles, "connectors": connectors, "seed": seed}
     row["load_average_at_start"] = load_average()
@@ -58,27 +62,38 @@ def scarce_row(name, vehicles, connectors, seed, all_back_at, exact_limit_s: flo
     row["ours_s"] = round(time.perf_counter() - started, 2)
     va, compatible = vehicle_arrays(instance), compatible_connectors(instance)
     started = time.perf_counter()
-    exact, exact_bound = _milp_plan(
-        instance, va, compatible, exact_limit_s, start=_plan_assignment(instance, heuristic), mip_rel_gap=1e-6
-    )
+    row["formulation"] = formulation
+    if formulation == "charger":
+        # Started from our best plan (auto's), so the exact solve only has to prove or improve it.
+        exact, exact_bound, proven, _status = solve_by_charger(instance, time_limit_s=exact_limit_s, start=ours)
+        start_plan = ours
+    else:
+        exact, exact_bound = _milp_plan(
+            instance, va, compatible, exact_limit_s, start=_plan_assignment(instance, heuristic), mip_rel_gap=1e-6
+        )
+        proven = exact is not None and exact.solver.optimal
+        start_plan = heuristic
     row["exact_s"] = round(time.perf_counter() - started, 2)
-    if exact is None or exact.totals.objective_mxn > heuristic.totals.objective_mxn:
-        exact = heuristic  # what the exact MILP was started from
+    if exact is None or exact.totals.objective_mxn > start_plan.totals.objective_mxn:
+        exact, proven = start_plan, proven and exact is not None  # what the exact MILP was started from
     bound = max(b for b in (exact_bound, ours.solver.lp_bound_mxn) if b is not None)
     for label, plan in (("heuristic", heuristic), ("ours", ours), ("exact", exact)):
         row[f"{label}_objective_mxn"] = round(plan.totals.objective_mxn, 2)
         row[f"{label}_shortfall_kwh"] = round(plan.totals.shortfall_kwh, 2)
         row[f"{label}_violations"] = evaluate(instance, plan).violation_counts()
-    row["exact_proven"] = bool(exact.solver.optimal and exact.solver.method == "milp")
+    row["exact_proven"] = bool(proven)
     row["exact_bound_mxn"] = round(bound, 2)
     row["ours_status"] = ours.solver.status
     row["ours_vs_exact_pct"] = round(100 * (ours.totals.objective_mxn / exact.totals.objective_mxn - 1), 3)
     row["ours_shortfall_minus_exact_kwh"] = round(ours.totals.shortfall_kwh - exact.totals.shortfall_kwh, 2)
     row["ours_vs_bound_pct"] = round(100 * (ours.totals.objective_mxn / bound - 1), 3)
-    # The target is against an exact optimum: unproven, the comparison is with the MILP's best plan.
+    # The target is against the exact optimum. Proven: against it. Unproven: the optimum lies between the
+    # bound and the exact MILP's best plan, so ours within 1 % of the bound (and within 1 kWh of no shortfall)
+    # shows the target without the proof.
     row["target_met"] = (
         row["exact_proven"] and row["ours_shortfall_minus_exact_kwh"] <= 1.0 and row["ours_vs_exact_pct"] <= 1.0
     )
+    row["target_met_vs_bound"] = row["ours_vs_bound_pct"] <= 1.0 and row["ours_shortfall_kwh"] <= 1.0
     return row
 
 
@@ -104,10 +119,19 @@ def main() -> None:
     parser.add_argument("--exact-limit", type=float, default=60.0, help="seconds for the exact MILP per night")
     parser.add_argument("--only-scarce", action="store_true")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--formulation",
+        choices=["connector", "charger"],
+        default="charger",
+        help="exact MILP: milp.py's per connector, or exact_by_charger's per charger with symmetry breaking",
+    )
+    parser.add_argument("--nights", nargs="*", help="only these scarce nights (names as in the table)")
     args = parser.parse_args()
     scarce = []
     for spec in SCARCE:
-        row = scarce_row(*spec, exact_limit_s=args.exact_limit)
+        if args.nights and spec[0] not in args.nights:
+            continue
+        row = scarce_row(*spec, exact_limit_s=args.exact_limit, formulation=args.formulation)
         print(json.dumps(row), flush=True)
         scarce.append(row)
     shared = []
@@ -120,6 +144,7 @@ def main() -> None:
         "machine": machine_info(),
         "load_average_at_end": load_average(),
         "exact_limit_s": args.exact_limit,
+        "formulation": args.formulation,
         "scarce": scarce,
         "shared": shared,
     }
@@ -137,8 +162,13 @@ def markdown(result: dict) -> str:
         f"Machine: {json.dumps(result['machine'])}; load average at end {result['load_average_at_end']} "
         "(shared 2-core machine: times are inflated, re-run quietly for speed figures).",
         "",
-        f"## Scarce nights: ours (auto) vs the exact MILP ({result['exact_limit_s']:.0f} s, started from the "
-        "heuristic) vs the heuristic (lp)",
+        f"## Scarce nights: ours (auto) vs the exact MILP ({result['exact_limit_s']:.0f} s, "
+        + (
+            "per charger with symmetry breaking, started from ours"
+            if result.get("formulation") == "charger"
+            else "per connector, started from the heuristic"
+        )
+        + ") vs the heuristic (lp)",
         "",
         "| night | heuristic MXN / kWh short | ours MXN / kWh short (s) | exact MXN / kWh short (s) | exact proven |"
         " bound MXN | ours vs exact | ours vs bound | target (<= 1 kWh, <= 1 %) | load |",
@@ -173,6 +203,8 @@ def markdown(result: dict) -> str:
 def _verdict(row: dict) -> str:
     if row["target_met"]:
         return "met"
+    if row.get("target_met_vs_bound"):
+        return "met (within 1 % of the bound, so of the optimum)"
     if not row["exact_proven"]:
         return "unknown: exact not proven in time"
     return "NOT met"

@@ -36,6 +36,7 @@ from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.readiness import is_ready
 from charging.selectors import plan_demand_charges
 from charging.tariffs import demand_charges_on, price_slots
+from charging.unscheduled import solve_keeping_headroom
 from config.audit import audit_attribution
 from fleet.models import BlockAssignment, Depot, Vehicle
 from fleet.telemetry.selectors import live_socs
@@ -334,13 +335,21 @@ def plan_depot_night(
     active = previous.filter(status=ChargingPlan.Status.ACTIVE).first()
     night = build_night(depot, service_night, arrivals=arrivals, now=now)
     now_slot = night.horizon.slot_of(now, round_up=False) if now is not None else 0
+    replanning = False
     if active is not None and 0 < now_slot < night.horizon.num_slots:
+        replanning = True
         night = _remainder_of_night(night, active, now_slot, soc_now_pct or {})
     elif soc_now_pct:
         night = _with_measured_soc(night, soc_now_pct)
     night = _with_reported_plugs(night, plugged_into or {})
     night = _with_reported_sources(night, soc_now_pct or {}, soc_reported_at or {})
-    plan = optimizer.solve(night.instance, method=method, windows_hint=night.windows_hint)
+    if replanning and now is not None:
+        # Vehicles nobody announced (visiting buses, cars on outlets) may still come: keep headroom for them.
+        plan = solve_keeping_headroom(
+            depot=depot, instance=night.instance, now=now, method=method, windows_hint=night.windows_hint
+        )
+    else:
+        plan = optimizer.solve(night.instance, method=method, windows_hint=night.windows_hint)
     version = (previous.aggregate(v=Max("version"))["v"] or 0) + 1
     if active is not None:
         # Before the new plan exists (one active plan per depot night), and saved as a row rather than by a

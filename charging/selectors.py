@@ -23,8 +23,19 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge, Tariff, TariffSeason
+from charging.models import (
+    Alert,
+    Charger,
+    ChargingPlan,
+    ChargingSession,
+    Connector,
+    DepotEvent,
+    PlannedCharge,
+    Tariff,
+    TariffSeason,
+)
 from charging.optimizer import DemandCharges, demand_charges_from_dict
+from charging.optimizer.online import PastSession
 from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
@@ -341,3 +352,14 @@ def readiness_by_plan(plans: Iterable[ChargingPlan], *, short_shown: int) -> dic
         if len(listed) < short_shown:
             listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
     return result
+
+
+def unscheduled_sessions(depot: Depot, *, since: dt.datetime, until: dt.datetime) -> list[PastSession]:
+    """The depot's charging sessions started in ``[since, until)`` by vehicles based elsewhere or nowhere: the
+    arrivals its plans cannot know in advance (``charging.unscheduled``)."""
+    rows = (
+        ChargingSession.objects.filter(depot=depot, started_at__gte=since, started_at__lt=until)
+        .exclude(vehicle__home_depot=depot)
+        .values_list("started_at", "ended_at", "energy_kwh", "max_kw")
+    )
+    return [PastSession(started, ended, energy, max_kw) for started, ended, energy, max_kw in rows]

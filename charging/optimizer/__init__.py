@@ -10,7 +10,7 @@ Public API (see docs/optimizer.md)::
     plan2 = replan(instance, plan, now_slot=12)  # freeze the past, re-solve the rest
 """
 
-from .baselines import earliest_deadline_first, uncontrolled
+from .baselines import earliest_deadline_first, least_laxity_first, uncontrolled
 from .demand import DemandCharge, DemandChargeLine, DemandCharges
 from .evaluate import Evaluation, Violation, evaluate
 from .generate import generate_instance
@@ -49,6 +49,7 @@ __all__ = [
     "evaluate",
     "demand_charges_from_dict",
     "generate_instance",
+    "least_laxity_first",
     "load_instance",
     "load_plan",
     "replan",

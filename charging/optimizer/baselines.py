@@ -10,6 +10,10 @@ charging less), and is then unplugged, freeing the connector for the next vehicl
   is what happens without smart charging: the evaluator reports the site-limit violations).
   Chargers still enforce their own limit.
 - ``earliest_deadline_first``: queue and power by departure (then priority), within the site limit.
+- ``least_laxity_first``: queue by arrival; in every slot, power to the least laxity first (hours
+  left before departure minus the hours still needed at the vehicle's full power), within the site
+  limit. The classic online rule for unscheduled arrivals (acnportal's ``LeastLaxityFirst``): it
+  knows nothing of the future and nothing of prices.
 """
 
 from __future__ import annotations
@@ -38,8 +42,18 @@ def earliest_deadline_first(instance: Instance) -> Plan:
     )
 
 
+def least_laxity_first(instance: Instance) -> Plan:
+    """Least laxity first in every slot, within the site limit (see the module docstring)."""
+    return _simulate(instance, "llf", order=lambda v: (v.arrival_slot,), respect_site_limit=True, by_laxity=True)
+
+
 def _simulate(
-    instance: Instance, method: str, *, order: Callable[[Vehicle], tuple[int, ...]], respect_site_limit: bool
+    instance: Instance,
+    method: str,
+    *,
+    order: Callable[[Vehicle], tuple[int, ...]],
+    respect_site_limit: bool,
+    by_laxity: bool = False,
 ) -> Plan:
     started = time.perf_counter()
     va = vehicle_arrays(instance)
@@ -76,7 +90,13 @@ def _simulate(
                     occupant[free[0]], connector_of[i], plug_in[i] = i, free[0], t
         site_left = instance.site_limit_kw[t] if respect_site_limit else np.inf
         charger_left = [ch.max_kw for ch in instance.chargers]
-        for i in rank:  # share power in queue order
+        sharing = rank
+        if by_laxity:
+            hours_left = (va.departure_slot - t) * instance.slot_hours
+            hours_needed = np.maximum(va.target_kwh - energy, 0.0) / (va.efficiency * np.maximum(va.max_kw, 1e-9))
+            laxity = hours_left - hours_needed
+            sharing = sorted(rank, key=lambda i: (laxity[i], i))
+        for i in sharing:  # share power in queue (or laxity) order
             c = connector_of[i]
             if c < 0 or occupant[c] != i:
                 continue

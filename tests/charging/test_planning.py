@@ -334,3 +334,32 @@ def test_the_plan_page_explains_what_each_demand_charge_costs_tonight(gdmth_depo
     # figure, it does not compute another.
     assert sum(r["cost"] for r in rows) == pytest.approx(float(plan.demand_cost), abs=0.5)
     assert b'id="demand-charges"' in page.content
+
+
+def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects(depot):
+    bus = _bus_with_blocks(depot, evening_return=dt.time(22, 0))
+    elsewhere = f.DepotFactory(organization=depot.organization)
+    # Four Monday nights before: two buses from another depot charged here from 23:00 to 02:00.
+    for week in range(1, 5):
+        for _ in range(2):
+            visitor = f.VehicleFactory(organization=depot.organization, home_depot=elsewhere)
+            f.ChargingSessionFactory(
+                depot=depot,
+                vehicle=visitor,
+                started_at=_local(NIGHT - dt.timedelta(weeks=week), 23),
+                ended_at=_local(NIGHT - dt.timedelta(weeks=week) + dt.timedelta(days=1), 2),
+                energy_kwh=120.0,
+            )
+    # The depot's own bus charging here is not an unannounced arrival.
+    f.ChargingSessionFactory(depot=depot, vehicle=bus, started_at=_local(NIGHT - dt.timedelta(days=1), 23))
+    first = plan_depot_night(depot=depot, service_night=NIGHT)
+    assert "expected arrivals" not in first.solver_status  # the nightly plan is unchanged
+
+    second = plan_depot_night(depot=depot, service_night=NIGHT, now=_local(NIGHT, 22), trigger="event")
+
+    # two buses x 120 kWh at 23:00 on a Monday, a quarter more for safety (online.DEFAULT_SCALE)
+    assert "300.0 kWh of expected arrivals" in second.solver_status
+    assert not second.optimal
+    charge = second.charges.get()  # only the depot's own bus is planned; the expected ones are not stored
+    assert charge.vehicle == bus
+    assert charge.departure_soc_pct >= charge.required_soc_pct - 0.1

@@ -1,0 +1,182 @@
+"""A stronger exact MILP for the scarce-night benchmark: plugged into a *charger*, not a connector.
+
+``charging.optimizer.milp`` has one binary per (vehicle, connector, slot). The connectors of one charger
+are identical, and so are chargers of one kind, so that model has many copies of every solution and
+branch and bound proves little in a minute (``bench/results/optimizer-scarce-2026-12-06.md``). Here:
+
+- ``z[v,k,t]`` in {0, 1}: vehicle v is plugged into charger k in slot t; at most (k's connectors)
+  vehicles at once, ``q[v,k,t] <= kW(v,k) * z``, ``p[v,t] = sum_k q``, ``sum_v q[v,k,t] <=`` k's limit;
+  one contiguous window per vehicle (``s >= z - z_prev``, ``sum s <= 1``), as in ``milp.py``.
+  Exact when a charger's connectors are alike (same kW): intervals of which at most n overlap can be
+  given n connectors so each vehicle keeps one (an interval graph is perfect; ``connector_windows``).
+- The time-to-charge rows of ``milp.py`` (hours plugged in >= hours the curve needs for the energy).
+- Symmetry breaking among identical chargers (same limit, same connectors): relabelled by the lowest
+  vehicle index each holds, charger j of a class holds no vehicle below index j, so ``z[v, k_j, t] = 0``
+  for j > v. Every solution has a relabelling that satisfies it; the MIP start is relabelled alike.
+
+Bench only: the product keeps ``milp.py``, which also handles mixed connectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from charging.optimizer.assignment import Assignment
+from charging.optimizer.evaluate import finalize
+from charging.optimizer.instance import Instance
+from charging.optimizer.lp import INF, LpModel, Windows, build_core, power_matrix
+from charging.optimizer.milp import time_to_charge_cuts
+from charging.optimizer.plan import Plan
+from charging.optimizer.quantities import compatible_connectors, effective_max_kw, vehicle_arrays
+from charging.optimizer.reasons import explain_shortfalls
+from charging.optimizer.solve import _plan, _plan_assignment, _window_mask
+
+
+class NotApplicable(ValueError):
+    pass
+
+
+def solve_by_charger(
+    instance: Instance,
+    *,
+    time_limit_s: float,
+    start: Plan | None = None,
+    mip_rel_gap: float = 1e-6,
+    occupancy_cuts: bool = True,
+) -> tuple[Plan | None, float | None, bool, str]:
+    """(plan or None, proven lower bound or None, proven optimal, HiGHS status)."""
+    va, compatible = vehicle_arrays(instance), compatible_connectors(instance)
+    connectors = instance.connectors()
+    charger_of = np.array([next(k for k, ch in enumerate(instance.chargers) if ch is c[0]) for c in connectors])
+    for ch in instance.chargers:
+        if len({co.max_kw for co in ch.connectors}) > 1:
+            raise NotApplicable(f"charger {ch.id} has connectors of different power")
+    if any(v.fixed_connector_id is not None for v in instance.vehicles):
+        raise NotApplicable("a vehicle is already plugged in")
+    n_vehicles = len(instance.vehicles)
+    chargers_of_vehicle = []
+    for v in range(n_vehicles):
+        ks = sorted(set(charger_of[compatible[v]].tolist()))
+        for k in ks:
+            if not set(np.flatnonzero(charger_of == k).tolist()) <= set(compatible[v].tolist()):
+                raise NotApplicable("a vehicle may use only some connectors of a charger")
+        chargers_of_vehicle.append(ks)
+    kw = np.array(
+        [[effective_max_kw(vehicle, ch, ch.connectors[0]) for ch in instance.chargers] for vehicle in instance.vehicles]
+    ).reshape(n_vehicles, len(instance.chargers))
+    best_kw = np.array([max((kw[v, k] for k in chargers_of_vehicle[v]), default=0.0) for v in range(n_vehicles)])
+    windows = Windows.whole_stays(va, compatible, best_kw)
+    model = LpModel()
+    core = build_core(instance, va, windows, model)
+
+    # Identical chargers: position of each charger within its class.
+    classes: dict[tuple, list[int]] = {}
+    for k, ch in enumerate(instance.chargers):
+        classes.setdefault((ch.kind, ch.max_kw, tuple(co.max_kw for co in ch.connectors)), []).append(k)
+    position = np.zeros(len(instance.chargers), dtype=int)
+    for members in classes.values():
+        for j, k in enumerate(members):
+            position[k] = j
+
+    pair_blocks, charger_blocks = [], []
+    for v in range(n_vehicles):
+        pairs = np.arange(core.first_pair[v], core.first_pair[v + 1])
+        for k in chargers_of_vehicle[v]:
+            pair_blocks.append(pairs)
+            charger_blocks.append(np.full(pairs.size, k))
+    trip_pair = np.concatenate(pair_blocks)
+    trip_k = np.concatenate(charger_blocks)
+    trip_v = core.pair_vehicle[trip_pair]
+    trip_t = core.pair_slot[trip_pair]
+    n = trip_pair.size
+    trip_kw = kw[trip_v, trip_k]
+    idx = np.arange(n)
+    z_upper = np.where(position[trip_k] > trip_v, 0.0, 1.0)  # symmetry breaking
+    z = model.add_cols(np.zeros(n), 0.0, z_upper, integer=True)
+    q = model.add_cols(np.zeros(n), 0.0, trip_kw)
+    s = model.add_cols(np.zeros(n), 0.0, 1.0)
+
+    row = model.add_rows(0.0, 0.0, core.num_pairs)  # p = sum_k q
+    model.add_entries(row + np.arange(core.num_pairs), core.p_col + np.arange(core.num_pairs), 1.0)
+    model.add_entries(row + trip_pair, q + idx, -1.0)
+    row = model.add_rows(-INF, 0.0, n)  # q <= kW z
+    model.add_entries(row + idx, q + idx, 1.0)
+    model.add_entries(row + idx, z + idx, -trip_kw)
+    key = trip_k * instance.num_slots + trip_t
+    keys, key_of = np.unique(key, return_inverse=True)
+    plugs = np.array([len(ch.connectors) for ch in instance.chargers])[keys // instance.num_slots]
+    row = model.add_rows(-INF, plugs, keys.size)  # at most its connectors
+    model.add_entries(row + key_of, z + idx, 1.0)
+    limits = np.array([ch.max_kw for ch in instance.chargers])[keys // instance.num_slots]
+    row = model.add_rows(-INF, limits, keys.size)  # its power
+    model.add_entries(row + key_of, q + idx, 1.0)
+    row = model.add_rows(0.0, INF, n)  # s >= z - z_prev
+    model.add_entries(row + idx, s + idx, 1.0)
+    model.add_entries(row + idx, z + idx, -1.0)
+    continues = np.flatnonzero((idx > 0) & (np.roll(trip_v, 1) == trip_v) & (np.roll(trip_k, 1) == trip_k))
+    model.add_entries(row + continues, z + continues - 1, 1.0)
+    row = model.add_rows(-INF, 1.0, n_vehicles)  # one window
+    model.add_entries(row + trip_v, s + idx, 1.0)
+
+    if occupancy_cuts:
+        hours = instance.slot_hours
+        rows_v, rows_rhs, rows_slope = [], [], []
+        for v in range(n_vehicles):
+            if core.first_pair[v + 1] == core.first_pair[v]:
+                continue
+            for slope, rhs in time_to_charge_cuts(instance, va, v, best_kw[v]):
+                rows_v.append(v)
+                rows_slope.append(slope)
+                rows_rhs.append(rhs)
+        if rows_v:
+            cut_v = np.array(rows_v)
+            row = model.add_rows(np.array(rows_rhs), INF, cut_v.size)
+            for j, v in enumerate(rows_v):
+                mine = np.flatnonzero(trip_v == v)
+                model.add_entries(np.full(mine.size, row + j), z + mine, hours)
+                model.add_entries([row + j], [core.e_col + core.first_pair[v + 1] - 1], -rows_slope[j])
+
+    warm = None
+    if start is not None:
+        a = _plan_assignment(instance, start)
+        on_charger = np.where(a.connector >= 0, charger_of[np.maximum(a.connector, 0)], -1)
+        relabel = {}
+        for members in classes.values():
+            used = sorted(
+                {k for k in on_charger.tolist() if k in members}, key=lambda k: np.flatnonzero(on_charger == k).min()
+            )
+            relabel.update(dict(zip(used, members, strict=False)))
+        mapped = np.array([relabel.get(k, -1) for k in on_charger.tolist()])
+        on = (mapped[trip_v] == trip_k) & (trip_t >= a.start[trip_v]) & (trip_t < a.end[trip_v])
+        warm = (z + idx, on.astype(float))
+    solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
+    bound = (
+        solution.mip_dual_bound
+        if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound)
+        else None
+    )
+    if solution.x is None:
+        return None, bound, False, solution.status
+    on = solution.x[z : z + n] > 0.5
+    assignment = connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t)
+    power = power_matrix(core, windows, solution.x, n_vehicles, instance.num_slots)
+    plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp-by-charger", solution.status)
+    return explain_shortfalls(instance, finalize(instance, plan)), bound, solution.optimal, solution.status
+
+
+def connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t) -> Assignment:
+    """Each vehicle's window on its charger, given a connector of it: by start, the connector free first."""
+    n_vehicles = len(instance.vehicles)
+    result = Assignment(np.full(n_vehicles, -1), np.zeros(n_vehicles, int), np.zeros(n_vehicles, int))
+    windows = []
+    for v in range(n_vehicles):
+        mine = np.flatnonzero(on & (trip_v == v))
+        if mine.size:
+            windows.append((int(trip_t[mine].min()), int(trip_t[mine].max()) + 1, v, int(trip_k[mine[0]])))
+    free_at: dict[int, int] = {}
+    for begin, end, v, k in sorted(windows):
+        options = [c for c in np.flatnonzero(charger_of == k).tolist() if free_at.get(c, 0) <= begin]
+        c = options[0]  # exists: at most len(connectors) windows overlap on k
+        free_at[c] = end
+        result.connector[v], result.start[v], result.end[v] = c, begin, end
+    return result
