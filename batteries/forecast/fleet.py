@@ -36,7 +36,7 @@ import numpy as np
 
 from .calibrate import SohResponse, fit_observed, observation_arrays, prior_calibration, screen_observations
 from .duty import representative_day
-from .forecast import PreparedJob, assemble, band_factors, horizon_end, prepare, run_members
+from .forecast import PreparedJob, assemble, band_factors, forecast_pack, horizon_end, prepare, run_members
 from .trajectory import MemberTrajectory, TrajectorySettings, add_months
 from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResult, HealthObservation
 
@@ -341,9 +341,17 @@ def forecast_fleet(
     grouped: dict[tuple[Any, ...], list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
     in_service: dict[str, dt.date] = {}
     chemistry: dict[str, str] = {}
+    alone: dict[str, ForecastResult] = {}
+    alone_days = 0
     for job in jobs:
         try:
             prepared = prepare(job)
+            if job.calibration.two_factors:
+                # A pack with its own two-factor fit (calendar and cycling rates in its own proportion)
+                # is not on its group's one-factor grid: it is forecast on its own.
+                alone[job.pack_id] = forecast_pack(job, settings)
+                alone_days += alone[job.pack_id].simulated_days
+                continue
         except ForecastRefused as refusal:
             refused[job.pack_id] = refusal
             continue
@@ -393,11 +401,11 @@ def forecast_fleet(
     for items, run in zip(with_obs, runs, strict=True):
         _cover(run, _band_span(items), settings)
     runs += _simulate_all(without, [_band_span(items) for items in without], settings, workers)
-    results: dict[str, ForecastResult] = {}
+    results: dict[str, ForecastResult] = dict(alone)
     for items, run in zip(with_obs + without, runs, strict=True):
         for outcome in _assemble_group(run, items):
             if isinstance(outcome, ForecastRefused):
                 refused[outcome.pack_id] = outcome
             else:
                 results[outcome.pack_id] = outcome
-    return FleetRun(results, len(ordered), sum(run.simulated_days for run in runs), refused)
+    return FleetRun(results, len(ordered), alone_days + sum(run.simulated_days for run in runs), refused)
