@@ -130,9 +130,9 @@ def day_pieces(name: str, capacity_fraction: float, rng: random.Random, cut: flo
     top = min(start, 0.90) if legs > 1 else start
     leg_dod = max(min(profile.energy_fraction / cap / legs, min(start, top) - spec.usable_soc_min - cut), 0.0)
     pieces: list[tuple[float, float]] = []
-    topup_h = [(top - (start - leg_dod)) * cap / profile.charge_c_rate] + [leg_dod * cap / profile.charge_c_rate] * (
-        legs - 2
-    )
+    # Charging between legs only (a one-leg day has none: the whole operating time is driving).
+    topup_h = [(top - (start - leg_dod)) * cap / profile.charge_c_rate] if legs > 1 else []
+    topup_h += [leg_dod * cap / profile.charge_c_rate] * max(legs - 2, 0)
     drive_h = max((profile.operating_hours - sum(topup_h)) / legs, 1.0)
     for k in range(legs):
         n = max(1, round(drive_h / PIECE_H))

@@ -19,8 +19,9 @@ Guard: each member's representative day is checked against its current capacity.
 deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
 member goes on, with ``duty_end`` at the first month that did not fit and the flag
 ``duty_exceeds_capacity``. When a day cannot be completed even on a dense grid (a voltage limit or a
-solver failure), the duty is cut further - a charge target above 90 % lowered first (the top of the
-window), then the floor raised, in steps; only when that fails too does the member stop, with a flag.
+solver failure), the duty is cut further: the floor raised in steps, and if that cannot help (the day
+stops at the upper voltage limit) a charge target above 90 % lowered (the top of the window); only
+when that fails too does the member stop, with a flag.
 Nothing raises.
 """
 
@@ -97,8 +98,10 @@ class TrajectorySettings:
 #: in these steps (SoC fraction), up to ``MAX_FLOOR_RAISE``; beyond that the member stops.
 FLOOR_RAISE_STEP = 0.05
 MAX_FLOOR_RAISE = 0.5
-#: A charge target above ``TOP_CUT_ABOVE_SOC`` is lowered first, in these steps, down to that value: on an
-#: aged cell the last per cent to 100 % is where the charge hits the voltage limit (the top of the window).
+#: A day that still stops at the upper voltage limit with the floor raised all the way has its charge
+#: target (if above ``TOP_CUT_ABOVE_SOC``) lowered in these steps, down to that value, and the floor put
+#: back: on an aged cell the last per cent to 100 % is where the charge hits the voltage limit (the top
+#: of the window).
 TOP_CUT_STEP = 0.025
 TOP_CUT_ABOVE_SOC = 0.9
 
@@ -173,17 +176,19 @@ def simulate_members(
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
                     continue
                 bad = next(o for o in chunk if not o.ok)
-                if top_cut[i] < top_room - 1e-9:
-                    # The cell cannot take the charge to (near) 100 % here: charge it a little less
-                    # (the duty is cut at the top of the window), try again.
-                    top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
-                    members[i].mark_duty_end(date)
-                    pending.append((i, state))
-                    continue
                 if floor_raise[i] < MAX_FLOOR_RAISE - 1e-9:
                     # The cell cannot deliver the day here (or the solver fails on it): cut the duty
                     # further and try again; the duty no longer fits from this date.
                     floor_raise[i] += FLOOR_RAISE_STEP
+                    members[i].mark_duty_end(date)
+                    pending.append((i, state))
+                    continue
+                if "Maximum voltage" in bad.message and top_cut[i] < top_room - 1e-9:
+                    # No floor helps: the day stops at the upper voltage limit, the aged cell cannot take
+                    # the charge to (near) 100 %. Charge it a little less - the duty is cut at the top of
+                    # the window - with the floor back where it was, and try again.
+                    top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
+                    floor_raise[i] = 0.0
                     members[i].mark_duty_end(date)
                     pending.append((i, state))
                     continue
