@@ -204,3 +204,30 @@ def test_ordinary_bus_packs_are_forecast_ten_years_without_a_false_stop():
         result = forecast_pack(job)
         assert_whole_forecast(result, job)
         assert result.points[-1].date >= dt.date(2034, 1, 1)
+
+
+def test_a_fast_member_whose_duty_was_cut_never_becomes_the_median():
+    """The P10 member of the 2 EFC/day bus had its duty cut in its second year and then faded slower than
+    the median; sorting the three values of each month made it the P50 (2.8 pp off the reference). The
+    P50 is the median member's own value; the edges are clamped to it."""
+    from batteries.forecast.forecast import assemble, prepare
+    from batteries.forecast.trajectory import MemberTrajectory, add_months
+
+    job = make_job(BlockPlan(km_per_day=200, kwh_per_km=1.1), years=1.0)
+
+    def member(factor, values):
+        m = MemberTrajectory(factor)
+        for k, v in enumerate(values):
+            m.dates.append(add_months(START, k))
+            m.soh_pct.append(v)
+            m.resistance_factor.append(1.0)
+        return m
+
+    median = [100.0 - 0.5 * k for k in range(13)]
+    cut_fast = [100.0 - 0.8 * k if k < 4 else 96.8 - 0.1 * (k - 4) for k in range(13)]  # above the median late
+    slow = [100.0 - 0.3 * k for k in range(13)]
+    result = assemble(job, prepare(job), member(1.8, cut_fast), member(1.0, median), member(0.56, slow), 0)
+    assert [p.soh_pct for p in result.points] == pytest.approx(median[: len(result.points)])
+    for p in result.points:
+        assert p.soh_p10_pct <= p.soh_pct <= p.soh_p90_pct
+    assert result.points[-1].soh_p10_pct == result.points[-1].soh_pct  # clamped, not swapped
