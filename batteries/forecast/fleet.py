@@ -320,7 +320,9 @@ def forecast_fleet(
 ) -> FleetRun:
     """Forecast many packs, calibrating them on the way; returns per-pack results keyed by ``pack_id``.
 
-    Without ``observations`` each pack uses ``job.calibration``. With ``observations`` (pack id -> its
+    Without ``observations`` each pack uses ``job.calibration``; a job whose calibration has two factors
+    (``calibrate_pack``) is forecast on its own with ``forecast_pack`` (the group runs are a one-factor
+    grid) and its observations are not refitted here. With ``observations`` (pack id -> its
     health observations), a pack with enough of them (3+ over 90+ days) is fitted to them; a pack
     without takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs
     two or more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default
