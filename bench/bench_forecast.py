@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
@@ -98,19 +99,28 @@ def bench_single() -> dict:
             t, c = time.perf_counter(), time.process_time()
             r = forecast_pack(bus_job(chem, climate))
             el, cpu = time.perf_counter() - t, time.process_time() - c
-            last = r.points[-1]
-            out[f"{chem}/{climate}"] = {
-                "seconds": el,
-                "cpu_seconds": cpu,
-                "simulated_days": r.simulated_days,
-                "fade_pct_per_year": r.fade_pct_per_year,
-                "soh_end": last.soh_pct,
-                "soh_end_p10": last.soh_p10_pct,
-                "soh_end_p90": last.soh_p90_pct,
-                "eol_80": str(r.eol_80.date),
-                "flags": r.flags,
-            }
+            out[f"{chem}/{climate}"] = _single_row(r, el, cpu)
+    # A two-factor calibration (calendar and cycling factors, posterior band): 5 lockstep members, not 3.
+    two = AgeingCalibration(1.1, 0.3, "pack", 6, cycling_factor=1.3, cycling_log_sigma=0.2, log_correlation=-0.5)
+    t, c = time.perf_counter(), time.process_time()
+    r = forecast_pack(replace(bus_job("LFP", "Hermosillo"), calibration=two))
+    out["LFP/Hermosillo, two-factor calibration"] = _single_row(r, time.perf_counter() - t, time.process_time() - c)
     return out
+
+
+def _single_row(r, el: float, cpu: float) -> dict:
+    last = r.points[-1]
+    return {
+        "seconds": el,
+        "cpu_seconds": cpu,
+        "simulated_days": r.simulated_days,
+        "fade_pct_per_year": r.fade_pct_per_year,
+        "soh_end": last.soh_pct,
+        "soh_end_p10": last.soh_p10_pct,
+        "soh_end_p90": last.soh_p90_pct,
+        "eol_80": str(r.eol_80.date),
+        "flags": r.flags,
+    }
 
 
 def fleet_jobs(n_packs: int, n_signatures: int, seed: int = 7) -> list[ForecastJob]:
@@ -244,6 +254,9 @@ def main() -> None:
         help="skip the accelerated-vs-day-by-day check (it compares the method with itself; the independent "
         "reference is bench/forecast_reference.py)",
     )
+    parser.add_argument(
+        "--single-only", action="store_true", help="only the model build and the one-pack 10-year forecasts"
+    )
     args = parser.parse_args()
     n_packs, n_sig, years = (100, 10, 1) if args.quick else (1000, 50, 3)
     years = args.accuracy_years or years
@@ -253,13 +266,14 @@ def main() -> None:
     results["build"] = bench_build()
     print("single pack, 10 years with P10/P50/P90 ...", flush=True)
     results["single_pack"] = bench_single()
-    print(f"fleet: {n_packs} packs, {n_sig} signatures ...", flush=True)
-    results["fleet"] = bench_fleet(n_packs, n_sig, check_packs=12)
-    if args.workers > 1:
+    if not args.single_only:
+        print(f"fleet: {n_packs} packs, {n_sig} signatures ...", flush=True)
+        results["fleet"] = bench_fleet(n_packs, n_sig, check_packs=12)
+    if args.workers > 1 and not args.single_only:
         print(f"fleet again with {args.workers} worker processes ...", flush=True)
         results["fleet_workers"] = bench_fleet(n_packs, n_sig, workers=args.workers)
     results["accuracy"] = {}
-    if not args.no_accuracy:
+    if not args.no_accuracy and not args.single_only:
         print(f"accuracy vs day-by-day, {years} year(s) ...", flush=True)
         results["accuracy"] = bench_accuracy(years)
     results["machine"]["load_average_at_end"] = load_average()
@@ -310,7 +324,7 @@ def main() -> None:
     print(table)
     out_dir = Path(__file__).resolve().parent / "results"
     out_dir.mkdir(exist_ok=True)
-    stem = f"forecast-{results['date']}{'-quick' if args.quick else ''}"
+    stem = f"forecast-{results['date']}{'-quick' if args.quick else ''}{'-single' if args.single_only else ''}"
     (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
     (out_dir / f"{stem}.md").write_text(table + "\n")
 

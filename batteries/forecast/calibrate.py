@@ -27,12 +27,14 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import CubicSpline, RectBivariateSpline
 from scipy.optimize import least_squares
 
-from .forecast import PreparedJob, prepare, run_members
+from .forecast import PreparedJob, log_covariance, prepare, run_members
 from .presets import get_preset
-from .types import AgeingCalibration, ForecastJob, HealthObservation
+from .types import AgeingCalibration, CalibrationSource, ForecastJob, HealthObservation
+
+Aside = tuple[str, str, str]
 
 MIN_OBSERVATIONS = 1
 #: A capacity check may read a little above nameplate (new packs, test tolerance); beyond this it is wrong.
@@ -44,6 +46,16 @@ OUTLIER_PP = 4.0
 NEIGHBOUR_DAYS = 180
 #: Rate factors simulated for the response (ln-spaced, 0.25x to 4x the prior).
 FACTOR_GRID = tuple(float(f) for f in np.exp(np.linspace(math.log(0.25), math.log(4.0), 9)))
+#: Two-factor response (``calibrate_pack``, ``calibrate_cluster``): every pair of these ln-spaced factors
+#: (calendar/SEI x cycling/LAM, 0.25x to 4x the prior) is simulated, 25 lockstep members.
+FACTOR_GRID_2D = tuple(float(f) for f in np.exp(np.linspace(math.log(0.25), math.log(4.0), 5)))
+#: Correlation of ln(calendar factor) and ln(cycling factor) in the prior of a two-factor fit built from
+#: a one-factor prior (same factor, same spread for both): a pack that ages fast one way tends to age
+#: fast the other (cell quality, temperature), but not always, so the data can split the two.
+PRIOR_LOG_CORRELATION = 0.5
+#: A date of the two-factor response needs this many grid members still running (a full cubic in the two
+#: log factors has 10 coefficients).
+MIN_MEMBERS_2D = 10
 #: Packs of one cluster still differ: a cluster value is never trusted more than this (ln units).
 CLUSTER_LOG_SIGMA_FLOOR = 0.25
 #: Nor is a pack's own fit (model error, unmodelled events).
@@ -142,6 +154,116 @@ def _fit(parts: list[tuple[SohResponse, np.ndarray, np.ndarray]], prior: AgeingC
     return theta, 1.0 / math.sqrt(information), n
 
 
+class SohResponse2D:
+    """SoH at given dates as a smooth function of (ln calendar factor, ln cycling factor).
+
+    Per date: a bicubic spline through the simulated grid, or, where some grid members had stopped, a
+    least-squares cubic in the two log factors through those still running (None if too few)."""
+
+    def __init__(self, dates: Sequence[dt.date], log_factors: np.ndarray, soh_pct: np.ndarray):
+        self.dates = tuple(dates)
+        self.log_factors = log_factors
+        self.soh_pct = soh_pct  # (n, n, n_dates): [calendar index, cycling index, date]
+        self._surfaces = [self._surface(soh_pct[:, :, k]) for k in range(len(self.dates))]
+
+    @staticmethod
+    def _basis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.stack([np.ones_like(a), a, b, a * a, a * b, b * b, a**3, a * a * b, a * b * b, b**3], axis=-1)
+
+    def _surface(self, z: np.ndarray) -> RectBivariateSpline | np.ndarray | None:
+        if np.isfinite(z).all():
+            return RectBivariateSpline(self.log_factors, self.log_factors, z, kx=3, ky=3, s=0)
+        ok = np.isfinite(z)
+        if ok.sum() < MIN_MEMBERS_2D:
+            return None
+        grid_a, grid_b = np.meshgrid(self.log_factors, self.log_factors, indexing="ij")
+        coefficients, *_ = np.linalg.lstsq(self._basis(grid_a[ok], grid_b[ok]), z[ok], rcond=None)
+        return np.asarray(coefficients)
+
+    def usable(self) -> np.ndarray:
+        return np.array([surface is not None for surface in self._surfaces], dtype=bool)
+
+    def only(self, keep: np.ndarray) -> SohResponse2D:
+        dates = [d for d, ok in zip(self.dates, keep, strict=True) if ok]
+        return SohResponse2D(dates, self.log_factors, self.soh_pct[:, :, keep])
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        a, b = float(theta[0]), float(theta[1])
+        out = np.full(len(self.dates), np.nan)
+        for k, surface in enumerate(self._surfaces):
+            if isinstance(surface, RectBivariateSpline):
+                out[k] = float(surface.ev(a, b))
+            elif surface is not None:
+                out[k] = float(self._basis(np.array(a), np.array(b)) @ surface)
+        return out
+
+
+def soh_response_2d(prepared: PreparedJob, in_service: dt.date, dates: Sequence[dt.date]) -> SohResponse2D:
+    pairs = [(a, b) for a in FACTOR_GRID_2D for b in FACTOR_GRID_2D]
+    members, _ = run_members(prepared, in_service, max(dates) + dt.timedelta(days=1), pairs)
+    n = len(FACTOR_GRID_2D)
+    soh = np.full((n, n, len(dates)), np.nan)
+    for index, member in enumerate(members):
+        x = [d.toordinal() for d in member.dates]
+        for k, date in enumerate(dates):
+            if date <= member.dates[-1]:
+                soh[index // n, index % n, k] = np.interp(date.toordinal(), x, member.soh_pct)
+    return SohResponse2D(dates, np.log(np.array(FACTOR_GRID_2D)), soh)
+
+
+def prior_2d(prior: AgeingCalibration) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of (ln calendar factor, ln cycling factor) under ``prior``. A one-factor prior
+    gives both its factor and spread, correlated by ``PRIOR_LOG_CORRELATION``."""
+    if prior.cycling_factor is not None:
+        return np.log([prior.rate_factor, prior.cycling_factor]), log_covariance(prior)
+    s = max(prior.log_sigma, 1e-3)
+    rho = PRIOR_LOG_CORRELATION
+    return np.log([prior.rate_factor, prior.rate_factor]), s * s * np.array([[1.0, rho], [rho, 1.0]])
+
+
+def _fit_2d(
+    parts: list[tuple[SohResponse2D, np.ndarray, np.ndarray]], prior: AgeingCalibration
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """MAP of (ln calendar factor, ln cycling factor) under a bivariate normal prior; the posterior
+    covariance is the Laplace approximation (inverse Hessian of the negative log posterior, from the
+    Jacobian at the optimum). Returns (MAP, covariance, number of observations)."""
+    mean, cov = prior_2d(prior)
+    chol = np.linalg.cholesky(cov)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        data = [(resp(theta) - obs) / unc for resp, obs, unc in parts]
+        return np.concatenate([*data, np.linalg.solve(chol, theta - mean)])
+
+    low, high = math.log(FACTOR_GRID_2D[0]), math.log(FACTOR_GRID_2D[-1])
+    start = np.clip(mean, low + 1e-6, high - 1e-6)
+    fit = least_squares(residuals, x0=start, bounds=(low, high), x_scale=[0.3, 0.3])
+    n = len(fit.fun) - 2
+    data_jac = fit.jac[:-2]
+    chi2 = float(fit.fun[:-2] @ fit.fun[:-2]) / max(n - 2, 1) if n >= 4 else 1.0
+    information = data_jac.T @ data_jac / max(chi2, 1.0) + np.linalg.inv(cov)
+    theta = np.asarray(fit.x, dtype=float)
+    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(information))):
+        return mean, cov, 0
+    return theta, np.linalg.inv(information), n
+
+
+def _two_factor_calibration(
+    theta: np.ndarray, cov: np.ndarray, source: CalibrationSource, n: int, floor: float, aside: Sequence[Aside] = ()
+) -> AgeingCalibration:
+    s1, s2 = math.sqrt(max(float(cov[0, 0]), 0.0)), math.sqrt(max(float(cov[1, 1]), 0.0))
+    rho = float(cov[0, 1]) / (s1 * s2) if s1 > 0 and s2 > 0 else 0.0
+    return AgeingCalibration(
+        rate_factor=math.exp(float(theta[0])),
+        log_sigma=max(s1, floor),
+        source=source,
+        n_observations=n,
+        set_aside=tuple(sorted(aside)),
+        cycling_factor=math.exp(float(theta[1])),
+        cycling_log_sigma=max(s2, floor),
+        log_correlation=float(np.clip(rho, -0.99, 0.99)),
+    )
+
+
 def observation_arrays(observations: Sequence[HealthObservation]) -> tuple[list[dt.date], np.ndarray, np.ndarray]:
     obs = sorted(observations, key=lambda o: o.date)
     return (
@@ -156,42 +278,38 @@ def calibrate_pack(
     observations: Sequence[HealthObservation],
     fallback: AgeingCalibration | None = None,
 ) -> AgeingCalibration:
-    """Fit the pack's ageing rate factor to its observations (SoH %, uncertainty %), MAP against the
-    prior ``fallback`` (e.g. its cluster's value) or the chemistry prior.
+    """Fit the pack's two ageing rate factors - calendar (SEI) and cycling (loss of active material),
+    in log space - to its observations (SoH %, uncertainty %), MAP against the prior ``fallback`` (e.g.
+    its cluster's value) or the chemistry prior (``prior_2d``).
 
     Never raises for bad data: observations that cannot be right, or that fall where the model cannot
     simulate the duty, are set aside with the reason (``set_aside``). With none left, returns the prior
-    (with what was set aside). The result's ``log_sigma`` is the posterior standard deviation of
-    ln(factor), floored at ``PACK_LOG_SIGMA_FLOOR``.
+    (with what was set aside). The result's ``log_sigma``/``cycling_log_sigma``/``log_correlation``
+    are the Laplace posterior of the two log factors, each sigma floored at ``PACK_LOG_SIGMA_FLOOR``.
+    One observation leaves the posterior close to the prior (and the band nearly as wide).
     """
     prior = fallback or prior_calibration(job.pack.chemistry)
     kept, aside = screen_observations(observations, job.in_service_date)
     if kept:
         dates, soh, unc = observation_arrays(kept)
-        response = soh_response(prepare(job), job.in_service_date, dates)
-        usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
+        response = soh_response_2d(prepare(job), job.in_service_date, dates)
+        usable = response.usable()
         for date, value, ok in zip(dates, soh, usable, strict=True):
             if not ok:
                 aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
         if usable.any():
-            response = SohResponse(
-                tuple(d for d, ok in zip(dates, usable, strict=True) if ok),
-                response.log_factors,
-                response.soh_pct[:, usable],
-            )
-            theta, se, n = _fit([(response, soh[usable], unc[usable])], prior)
+            theta, cov, n = _fit_2d([(response.only(usable), soh[usable], unc[usable])], prior)
             if n:
-                sigma = max(se, PACK_LOG_SIGMA_FLOOR)
-                return AgeingCalibration(math.exp(theta), sigma, "pack", n, tuple(sorted(aside)))
+                return _two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside)
     return replace(prior, set_aside=tuple(sorted(aside)))
 
 
 def calibrate_cluster(
     packs: Sequence[tuple[ForecastJob, Sequence[HealthObservation]]],
 ) -> AgeingCalibration:
-    """One rate factor for a cluster of similar packs (same chemistry, similar use), fitted to all
-    their observations together. Packs with fewer than 3 observations still contribute what they have.
-    """
+    """Two rate factors (calendar, cycling) for a cluster of similar packs (same chemistry, similar use),
+    fitted to all their observations together. Packs with few observations still contribute what they
+    have."""
     parts = []
     chemistry = packs[0][0].pack.chemistry if packs else "LFP"
     for job, observations in packs:
@@ -199,19 +317,14 @@ def calibrate_cluster(
         if not kept:
             continue
         dates, soh, unc = observation_arrays(kept)
-        response = soh_response(prepare(job), job.in_service_date, dates)
-        usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
+        response = soh_response_2d(prepare(job), job.in_service_date, dates)
+        usable = response.usable()
         if usable.any():
-            trimmed = SohResponse(
-                tuple(d for d, ok in zip(dates, usable, strict=True) if ok),
-                response.log_factors,
-                response.soh_pct[:, usable],
-            )
-            parts.append((trimmed, soh[usable], unc[usable]))
+            parts.append((response.only(usable), soh[usable], unc[usable]))
     if not parts:
         raise ValueError("no usable observations in the cluster")
-    theta, se, n = _fit(parts, prior_calibration(chemistry))
-    return AgeingCalibration(math.exp(theta), max(se, CLUSTER_LOG_SIGMA_FLOOR), "cluster", n)
+    theta, cov, n = _fit_2d(parts, prior_calibration(chemistry))
+    return _two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
 
 
 def prior_calibration(chemistry: str) -> AgeingCalibration:

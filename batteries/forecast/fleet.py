@@ -36,7 +36,7 @@ import numpy as np
 
 from .calibrate import SohResponse, fit_observed, observation_arrays, prior_calibration, screen_observations
 from .duty import representative_day
-from .forecast import PreparedJob, assemble, band_factors, horizon_end, prepare, run_members
+from .forecast import PreparedJob, assemble, band_factors, forecast_pack, horizon_end, prepare, run_members
 from .trajectory import MemberTrajectory, TrajectorySettings, add_months
 from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResult, HealthObservation
 
@@ -320,7 +320,9 @@ def forecast_fleet(
 ) -> FleetRun:
     """Forecast many packs, calibrating them on the way; returns per-pack results keyed by ``pack_id``.
 
-    Without ``observations`` each pack uses ``job.calibration``. With ``observations`` (pack id -> its
+    Without ``observations`` each pack uses ``job.calibration``; a job whose calibration has two factors
+    (``calibrate_pack``) is forecast on its own with ``forecast_pack`` (the group runs are a one-factor
+    grid) and its observations are not refitted here. With ``observations`` (pack id -> its
     health observations), a pack with enough of them (3+ over 90+ days) is fitted to them; a pack
     without takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs
     two or more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default
@@ -341,9 +343,17 @@ def forecast_fleet(
     grouped: dict[tuple[Any, ...], list[tuple[ForecastJob, PreparedJob]]] = defaultdict(list)
     in_service: dict[str, dt.date] = {}
     chemistry: dict[str, str] = {}
+    alone: dict[str, ForecastResult] = {}
+    alone_days = 0
     for job in jobs:
         try:
             prepared = prepare(job)
+            if job.calibration.two_factors:
+                # A pack with its own two-factor fit (calendar and cycling rates in its own proportion)
+                # is not on its group's one-factor grid: it is forecast on its own.
+                alone[job.pack_id] = forecast_pack(job, settings)
+                alone_days += alone[job.pack_id].simulated_days
+                continue
         except ForecastRefused as refusal:
             refused[job.pack_id] = refusal
             continue
@@ -393,11 +403,11 @@ def forecast_fleet(
     for items, run in zip(with_obs, runs, strict=True):
         _cover(run, _band_span(items), settings)
     runs += _simulate_all(without, [_band_span(items) for items in without], settings, workers)
-    results: dict[str, ForecastResult] = {}
+    results: dict[str, ForecastResult] = dict(alone)
     for items, run in zip(with_obs + without, runs, strict=True):
         for outcome in _assemble_group(run, items):
             if isinstance(outcome, ForecastRefused):
                 refused[outcome.pack_id] = outcome
             else:
                 results[outcome.pack_id] = outcome
-    return FleetRun(results, len(ordered), sum(run.simulated_days for run in runs), refused)
+    return FleetRun(results, len(ordered), alone_days + sum(run.simulated_days for run in runs), refused)

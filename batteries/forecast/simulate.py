@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .duty import N_SEGMENTS, SECONDS_PER_DAY, RepresentativeDay
-from .presets import AGEING_FACTOR, FARADAY, TEMPERATURE, CellConstants, cell_constants, get_preset
+from .presets import AGEING_FACTOR, CYCLING_FACTOR, FARADAY, TEMPERATURE, CellConstants, cell_constants, get_preset
 from .state import DegradationState, Window, electrode_window
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
@@ -142,8 +142,15 @@ class DayModel:
             self.cell.eps_negative_new,
         )
 
-    def inputs(self, state: DegradationState, day: RepresentativeDay, rate_factor: float) -> dict[str, float]:
-        """PyBaMM inputs for ``day`` starting from ``state`` at the day's start SoC."""
+    def inputs(
+        self,
+        state: DegradationState,
+        day: RepresentativeDay,
+        rate_factor: float,
+        cycling_factor: float | None = None,
+    ) -> dict[str, float]:
+        """PyBaMM inputs for ``day`` starting from ``state`` at the day's start SoC. ``rate_factor``
+        multiplies the SEI rate, ``cycling_factor`` the loss of active material (None: the same)."""
         cell = self.cell
         window = self.window(state)
         x = window.negative_stoichiometry(day.start_soc)
@@ -152,6 +159,7 @@ class DayModel:
             TEMPERATURE: day.temperature_k,
             "Initial temperature [K]": day.temperature_k,
             AGEING_FACTOR: rate_factor,
+            CYCLING_FACTOR: rate_factor if cycling_factor is None else cycling_factor,
             _C_NEG: x * cell.c_max_negative,
             _C_POS: float(np.clip(y, 1e-4, 1 - 1e-4)) * cell.c_max_positive,
             _L_SEI: state.sei_thickness_m,

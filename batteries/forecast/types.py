@@ -127,7 +127,7 @@ class HealthObservation(_ToDict):
 
 @dataclass(frozen=True)
 class AgeingCalibration(_ToDict):
-    """The pack's ageing-rate factor (1.0 = the chemistry prior) with its lognormal spread.
+    """The pack's ageing-rate factor(s) (1.0 = the chemistry prior) with their lognormal spread.
 
     ``log_sigma`` is the standard deviation of ln(rate_factor): narrow when fitted to the pack's own
     observations, wider for a cluster value, widest for the uncalibrated prior.
@@ -139,6 +139,17 @@ class AgeingCalibration(_ToDict):
     n_observations: int = 0
     #: Observations left out of the fit, each as (date ISO, SoH as given, reason).
     set_aside: tuple[tuple[str, str, str], ...] = ()
+    #: Two-parameter fits (``calibrate_pack``): the cycling (loss of active material) rate factor, and
+    #: ``rate_factor``/``log_sigma`` are then the calendar (SEI) one's. None: one common factor for both
+    #: mechanisms (the prior, and the fleet's own fits).
+    cycling_factor: float | None = None
+    #: Standard deviation of ln(cycling_factor) and its correlation with ln(rate_factor) (posterior).
+    cycling_log_sigma: float = 0.0
+    log_correlation: float = 0.0
+
+    @property
+    def two_factors(self) -> bool:
+        return self.cycling_factor is not None
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,17 @@ def test_nmc_car_with_a_midday_top_up_to_100_percent_is_forecast():
     assert_whole_forecast(forecast_pack(job), job)
 
 
+def test_nmc_car_charged_to_100_percent_is_forecast_with_the_top_cut_when_the_aged_cell_cannot_take_it():
+    """The prior's P10 member of this car stopped in its third year (refused): the day's charge to 100 %
+    could not be simulated on the aged cell, and only the floor was ever cut. A fast-ageing pack gets there
+    in a year: now the charge target is lowered, flagged with the date, and the forecast goes on."""
+    duty = BlockPlan(300, 0.16, target_soc=1.0, charge_c_rate=0.12, operating_hours=6.0)
+    job = make_job(duty, pack=car_pack(usable_soc_max=1.0), years=1.5, calibration=AgeingCalibration(4.0, 0.05))
+    result = forecast_pack(job)
+    assert_whole_forecast(result, job)
+    assert FLAG_DUTY_EXCEEDS_CAPACITY in result.flags and result.end_of_duty_date is not None
+
+
 def test_two_equivalent_full_cycles_a_day_with_top_ups_are_forecast():
     duty = telemetry_day(energy_kwh=700, soc_min=0.15, soc_max=0.95, charge_c=1.0, temp_c=30)
     job = make_job(duty)
@@ -143,6 +154,7 @@ def test_calibration_from_one_observation_moves_towards_it_and_keeps_a_wide_band
     assert fitted.source == "pack" and fitted.n_observations == 1
     assert fitted.rate_factor > 1.05  # 94 % after a year is faster than the prior's ~97.5 %
     assert 0.15 < fitted.log_sigma < prior.log_sigma
+    assert fitted.cycling_factor is not None and 0.15 < fitted.cycling_log_sigma <= prior.log_sigma
 
 
 def test_calibration_over_a_60_day_span_stays_near_the_prior():
@@ -155,6 +167,8 @@ def test_calibration_over_a_60_day_span_stays_near_the_prior():
     assert fitted.source == "pack"
     assert 0.7 < fitted.rate_factor < 1.6
     assert fitted.log_sigma > 0.2  # two months say little about ten years
+    assert fitted.cycling_factor is not None and 0.6 < fitted.cycling_factor < 1.7
+    assert fitted.cycling_log_sigma > 0.2
 
 
 def test_bad_observations_are_set_aside_with_their_reasons():
@@ -190,3 +204,30 @@ def test_ordinary_bus_packs_are_forecast_ten_years_without_a_false_stop():
         result = forecast_pack(job)
         assert_whole_forecast(result, job)
         assert result.points[-1].date >= dt.date(2034, 1, 1)
+
+
+def test_a_fast_member_whose_duty_was_cut_never_becomes_the_median():
+    """The P10 member of the 2 EFC/day bus had its duty cut in its second year and then faded slower than
+    the median; sorting the three values of each month made it the P50 (2.8 pp off the reference). The
+    P50 is the median member's own value; the edges are clamped to it."""
+    from batteries.forecast.forecast import assemble, prepare
+    from batteries.forecast.trajectory import MemberTrajectory, add_months
+
+    job = make_job(BlockPlan(km_per_day=200, kwh_per_km=1.1), years=1.0)
+
+    def member(factor, values):
+        m = MemberTrajectory(factor)
+        for k, v in enumerate(values):
+            m.dates.append(add_months(START, k))
+            m.soh_pct.append(v)
+            m.resistance_factor.append(1.0)
+        return m
+
+    median = [100.0 - 0.5 * k for k in range(13)]
+    cut_fast = [100.0 - 0.8 * k if k < 4 else 96.8 - 0.1 * (k - 4) for k in range(13)]  # above the median late
+    slow = [100.0 - 0.3 * k for k in range(13)]
+    result = assemble(job, prepare(job), member(1.8, cut_fast), member(1.0, median), member(0.56, slow), 0)
+    assert [p.soh_pct for p in result.points] == pytest.approx(median[: len(result.points)])
+    for p in result.points:
+        assert p.soh_p10_pct <= p.soh_pct <= p.soh_p90_pct
+    assert result.points[-1].soh_p10_pct == result.points[-1].soh_pct  # clamped, not swapped

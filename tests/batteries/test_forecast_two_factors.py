@@ -1,0 +1,99 @@
+"""Two fitted ageing factors (calendar/SEI and cycling/LAM): the posterior band's construction, and the
+fleet handing a two-factor pack to the single-pack forecast."""
+
+import datetime as dt
+import math
+import os
+
+import pytest
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+
+from batteries.forecast import (  # noqa: E402
+    AgeingCalibration,
+    BlockPlan,
+    Climate,
+    ForecastJob,
+    PackSpec,
+    forecast_fleet,
+    forecast_pack,
+)
+from batteries.forecast.calibrate import PRIOR_LOG_CORRELATION, prior_2d  # noqa: E402
+from batteries.forecast.forecast import combine_band, posterior_members  # noqa: E402
+from batteries.forecast.trajectory import MemberTrajectory  # noqa: E402
+
+START = dt.date(2024, 1, 1)
+HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
+
+
+def two_factors(calendar, cycling, s1=0.3, s2=0.2, rho=-0.5):
+    return AgeingCalibration(calendar, s1, "pack", 4, cycling_factor=cycling, cycling_log_sigma=s2, log_correlation=rho)
+
+
+def test_posterior_members_sit_on_the_principal_axes_at_the_10_and_90_percent_quantiles():
+    calibration = two_factors(1.2, 0.8)
+    members = posterior_members(calibration)
+    assert len(members) == 5 and members[0] == (1.2, 0.8)
+    centre = (math.log(1.2), math.log(0.8))
+    cov = [[0.09, -0.5 * 0.3 * 0.2], [-0.5 * 0.3 * 0.2, 0.04]]
+    det = cov[0][0] * cov[1][1] - cov[0][1] ** 2
+    for a, b in members[1:]:
+        d = (math.log(a) - centre[0], math.log(b) - centre[1])
+        # Mahalanobis distance 1.2816 (z of the 90 % quantile) from the MAP.
+        m2 = (cov[1][1] * d[0] ** 2 - 2 * cov[0][1] * d[0] * d[1] + cov[0][0] * d[1] ** 2) / det
+        assert math.sqrt(m2) == pytest.approx(1.2815515655446004, rel=1e-6)
+    # An axis with no spread is not simulated.
+    assert len(posterior_members(two_factors(1.0, 1.0, s1=0.3, s2=1e-4, rho=0.0))) == 3
+
+
+def test_a_one_factor_prior_becomes_two_correlated_factors_with_its_spread():
+    mean, cov = prior_2d(AgeingCalibration(1.3, 0.25, "cluster"))
+    assert mean == pytest.approx([math.log(1.3)] * 2)
+    assert cov[0][0] == pytest.approx(0.0625) and cov[1][1] == pytest.approx(0.0625)
+    assert cov[0][1] == pytest.approx(PRIOR_LOG_CORRELATION * 0.0625)
+    assert 0 < PRIOR_LOG_CORRELATION < 1
+
+
+def _member(values):
+    member = MemberTrajectory(1.0)
+    for k, v in enumerate(values):
+        member.dates.append(dt.date(2024, 1 + k, 1))
+        member.soh_pct.append(v)
+        member.resistance_factor.append(1.0)
+    return member
+
+
+def test_combined_band_is_the_root_sum_of_squares_of_each_axis_and_keeps_asymmetry():
+    mid = _member([100.0, 99.0, 98.0])
+    axis1 = (_member([100.0, 98.7, 97.4]), _member([100.0, 99.2, 98.5]))  # -0.6 / +0.5 at the end
+    axis2 = (_member([100.0, 99.1, 98.8]), _member([100.0, 98.9, 97.2]))  # the minus member fades more
+    low, high = combine_band(mid, [axis1, axis2])
+    assert low.soh_pct[-1] == pytest.approx(98.0 - math.hypot(0.6, 0.8))
+    assert high.soh_pct[-1] == pytest.approx(98.0 + math.hypot(0.5, 0.8))
+    assert all(lo <= m <= hi for lo, m, hi in zip(low.soh_pct, mid.soh_pct, high.soh_pct, strict=True))
+    # A member that stopped stops the band (the forecast is then refused, never given with a hole).
+    stopped = _member([100.0, 98.0])
+    stopped.stopped = dt.date(2024, 2, 1)
+    low, _ = combine_band(mid, [(stopped, axis1[1])])
+    assert low.stopped == dt.date(2024, 2, 1) and len(low.dates) == 2
+
+
+def test_two_factor_pack_is_forecast_alone_by_the_fleet_with_the_same_answer():
+    job = ForecastJob(
+        "bus-2f",
+        PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3),
+        BlockPlan(km_per_day=200, kwh_per_km=1.1),
+        HERMOSILLO,
+        START,
+        START,
+        two_factors(0.7, 1.8),
+        horizon_years=1.0,
+    )
+    alone = forecast_pack(job)
+    run = forecast_fleet([job])
+    assert run.results["bus-2f"].points == alone.points
+    # More cycling ageing than calendar: the cycling factor is wired to the model (not the calendar one).
+    slower_cycling = forecast_pack(ForecastJob(**{**job.__dict__, "calibration": two_factors(0.7, 0.7)}))
+    assert alone.points[-1].soh_pct < slower_cycling.points[-1].soh_pct - 0.5
+    for p in alone.points:
+        assert p.soh_p10_pct <= p.soh_pct <= p.soh_p90_pct
