@@ -408,18 +408,25 @@ def vehicles_assign(*, depot: Depot, service_date: dt.date, dry_run: bool = Fals
     if not dry_run:
         # Only what changes is written: assignments that stay are left alone (a re-run costs little), the others
         # are removed first so that a bus moving between blocks never clashes with its old one.
+        # In bulk: one delete, one overlap check and one insert-or-update, whatever the number of blocks.
         pinned_blocks = {p.block_id for p in inputs.pins}
         kept: set[str] = set()
+        removed = []
         for a in timetable_selectors.assignments_on(depot, service_date):
             block_id = str(a.block_id)
             if block_id in pinned_blocks or result.assigned.get(block_id) == str(a.vehicle_id):
                 kept.add(block_id)
             else:
-                fleet_services.block_unassign(assignment=a)
-        for block_id, vehicle_id in result.assigned.items():
-            if block_id not in kept:
-                block, vehicle = inputs.blocks[block_id], inputs.vehicles[vehicle_id]
-                fleet_services.block_assign(block=block, vehicle=vehicle, service_date=service_date)
+                removed.append(a)
+        fleet_services.blocks_unassign(assignments=removed)
+        fleet_services.blocks_assign(
+            pairs=[
+                (inputs.blocks[block_id], inputs.vehicles[vehicle_id])
+                for block_id, vehicle_id in result.assigned.items()
+                if block_id not in kept
+            ],
+            service_date=service_date,
+        )
     left = result.budget_left_kwh(inputs.buses, inputs.duties)
     naive = assignment.naive_assign(inputs.buses, inputs.duties)
     naive_left = dict.fromkeys((b.vehicle_id for b in inputs.buses), 0.0)
