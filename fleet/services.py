@@ -184,7 +184,9 @@ def blocks_assign(*, pairs: Sequence[tuple[Block, Vehicle]], service_date: dt.da
         starts_at, ends_at = block.window_on(service_date)
         windows.setdefault(vehicle.pk, []).append((starts_at, ends_at, block, True))
         rows.append(
-            BlockAssignment(block=block, vehicle=vehicle, service_date=service_date, starts_at=starts_at, ends_at=ends_at)
+            BlockAssignment(
+                block=block, vehicle=vehicle, service_date=service_date, starts_at=starts_at, ends_at=ends_at
+            )
         )
     vehicles = {vehicle.pk: vehicle for _block, vehicle in pairs}
     # Locked in one order (by pk), as block_assign locks one: concurrent callers see each other's result.

@@ -24,6 +24,7 @@ from timetable.models import PinnedAssignment, TimetableBlock
 DC_STANDARDS = {Connector.Standard.CCS2, Connector.Standard.CCS1, Connector.Standard.PANTOGRAPH}
 AC_STANDARDS = {Connector.Standard.TYPE2, Connector.Standard.J1772, Connector.Standard.OUTLET}
 USABLE_CONNECTOR_STATUSES = ("available", "charging")
+PLAN_SOC_ROUNDING_PCT = 0.005  # PlannedCharge.departure_soc_pct is rounded to 2 decimals
 
 
 def readiness_reserve_pct() -> float:
@@ -119,7 +120,9 @@ def assignment_inputs(depot: Depot, day: dt.date, *, pull_out_soc: dict[int, flo
         capacity = capacities[v.pk]
         window = model.usable_soc_max_pct - model.usable_soc_min_pct
         usable = capacity.capacity_kwh * window / 100.0
-        soc = planned_soc.get(v.pk, model.usable_soc_max_pct)
+        # The plan stores SoC rounded to 0.01 % and charges a bus just to what its block needs: half a step
+        # back keeps that bus able to run the block it was planned for.
+        soc = planned_soc[v.pk] + PLAN_SOC_ROUNDING_PCT if v.pk in planned_soc else model.usable_soc_max_pct
         pull_out = max(0.0, (min(soc, model.usable_soc_max_pct) - model.usable_soc_min_pct) / window) * usable
         can_charge = _can_charge_here(v, standards)
         buses.append(

@@ -362,7 +362,12 @@ class _Day:
                 clique_rows += [count] * len(group)
                 clique_cols += [int(col_of[v, k]) for k in group]
                 count += 1
-        add(np.array(clique_rows, dtype=int), np.array(clique_cols, dtype=int), np.ones(len(clique_rows)), np.ones(count))
+        add(
+            np.array(clique_rows, dtype=int),
+            np.array(clique_cols, dtype=int),
+            np.ones(len(clique_rows)),
+            np.ones(count),
+        )
         matrix = sp.csc_array(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols)
         )
