@@ -372,8 +372,8 @@ class _Day:
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols)
         )
         lower = np.zeros(n_cols)
-        for k, v in self.pinned.items():
-            lower[col_of[v, k]] = 1.0
+        for block, bus in self.pinned.items():
+            lower[col_of[bus, block]] = 1.0
         return pair_bus, pair_duty, cost, matrix, np.concatenate(upper), lower
 
     def solve(
@@ -525,7 +525,7 @@ class _Day:
 
 
 def _quiet_highs() -> Any:
-    h = highspy.Highs()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     return h
 

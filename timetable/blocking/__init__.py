@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, milp
+from scipy.optimize import Bounds, linear_sum_assignment, milp
 from scipy.sparse.csgraph import maximum_flow
 
 from timetable.sparse_rows import SparseRows
@@ -223,6 +223,63 @@ def _milp(
     return chosen, result.status == 0, best_links
 
 
+LAGRANGIAN_MAX_TRIPS = 3_000  # a dense n x n assignment per step: above this the bound is skipped
+LAGRANGIAN_STEPS = 18  # golden-section steps over the multiplier
+
+
+def _lagrangian_bound(
+    trips: Sequence[Trip], edges: list[tuple[int, int, float]], limit: float, usable: list[int]
+) -> tuple[float, dict[int, int]]:
+    """A lower bound on the number of blocks that counts the energy limit, and the matching that gave it.
+
+    For any plan whose blocks p all keep energy(p) <= limit, and any multiplier lam >= 0,
+    ``blocks = sum_p 1 >= sum_p (1 + lam * (energy(p) - limit))``. The right side is a min-cost path cover
+    with no energy limit at all: every block costs (1 - lam * limit) plus lam x its pull-out and pull-in, every
+    link lam x its deadhead, every trip lam x its energy - that is, a min-cost bipartite matching of the links
+    (Hungarian method). Its value, maximised over lam (concave: golden-section search), bounds the count from
+    below; lam = 0 gives the plain matching bound. (The over-limit trips are left out: each is a block.)"""
+    index = {trip: i for i, trip in enumerate(usable)}
+    n = len(usable)
+    heads = np.array([index[i] for i, j, _kwh in edges], dtype=int)
+    tails = np.array([index[j] for i, j, _kwh in edges], dtype=int)
+    deadhead = np.array([kwh for _i, _j, kwh in edges], dtype=float)
+    pull_in = np.array([trips[k].pull_in_kwh for k in usable])
+    pull_out = np.array([trips[k].pull_out_kwh for k in usable])
+    fixed = float(sum(trips[k].energy_kwh for k in usable) + pull_in.sum() + pull_out.sum())
+
+    def value(lam: float) -> tuple[float, dict[int, int]]:
+        weight = -(1.0 - lam * limit) + lam * (deadhead - pull_in[heads] - pull_out[tails])
+        useful = weight < 0
+        cost = np.zeros((n, n))
+        cost[heads[useful], tails[useful]] = weight[useful]
+        rows, cols = linear_sum_assignment(cost)
+        matched = cost[rows, cols] < 0
+        successor = {usable[int(r)]: usable[int(c)] for r, c in zip(rows[matched], cols[matched], strict=True)}
+        return (1.0 - lam * limit) * n + lam * fixed + float(cost[rows, cols].sum()), successor
+
+    best_value, best_successor = value(0.0)
+    low, high = 0.0, 2.0 / limit
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    (fa, sa), (fb, sb) = value(a), value(b)
+    for _ in range(LAGRANGIAN_STEPS):
+        for f, succ in ((fa, sa), (fb, sb)):
+            if f > best_value:
+                best_value, best_successor = f, succ
+        if fa < fb:
+            low, a, fa, sa = a, b, fb, sb
+            b = low + ratio * (high - low)
+            fb, sb = value(b)
+        else:
+            high, b, fb, sb = b, a, fa, sa
+            a = high - ratio * (high - low)
+            fa, sa = value(a)
+    for f, succ in ((fa, sa), (fb, sb)):
+        if f > best_value:
+            best_value, best_successor = f, succ
+    return best_value, best_successor
+
+
 def chain_trips(trips: Sequence[Trip], rules: Rules, deadhead: Deadhead) -> Blocking:
     """The fewest blocks covering ``trips`` under ``rules`` (see the module's docstring for the method)."""
     n = len(trips)
@@ -250,6 +307,17 @@ def chain_trips(trips: Sequence[Trip], rules: Rules, deadhead: Deadhead) -> Bloc
             ("matching+split", [piece for c in chains for piece in _split(c, trips, link_kwh, limit)]),
             ("greedy", _greedy(n, trips, edges, link_kwh, limit)),
         ]
+        usable = [k for k in range(n) if k not in over_limit]
+        if 0 < len(usable) <= LAGRANGIAN_MAX_TRIPS:
+            bound, priced = _lagrangian_bound(trips, edges, limit, usable)
+            lower_bound = max(lower_bound, math.ceil(bound - 1e-6) + len(over_limit))
+            # Its matching, split where it runs out of energy, is one more candidate plan.
+            candidates.append(
+                (
+                    "energy-priced matching+split",
+                    [p for c in _chains(n, priced) for p in _split(c, trips, link_kwh, limit)],
+                )
+            )
         if solved is not None:
             chosen, proven, best_links = solved
             candidates.insert(0, ("milp", _chains(n, chosen)))
