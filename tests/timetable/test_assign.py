@@ -265,3 +265,27 @@ def test_assignment_and_charging_plan_are_iterated_until_they_agree(two_depots, 
     assert active.pk == rounds[-1]["plan"]  # the active plan is the one made for the final assignment
     charge = active.charges.get(vehicle=other)
     assert charge.required_soc_pct > 80  # planned for the long block
+
+
+def test_bulk_assignment_checks_what_block_assign_checks(day):
+    """``fleet.services.blocks_assign`` (the assignment's bulk write): a bus in two places is refused, whether
+    both blocks are in the batch or one was assigned before; a block's own earlier row is replaced."""
+    from django.core.exceptions import ValidationError
+
+    from fleet import services as fleet_services
+
+    with pytest.raises(ValidationError, match="already does block"):
+        fleet_services.blocks_assign(pairs=[(day["long"], day["worn"]), (day["mid"], day["worn"])], service_date=DAY)
+    assert not BlockAssignment.objects.filter(service_date=DAY).exists()
+
+    fleet_services.block_assign(block=day["short"], vehicle=day["healthy_1"], service_date=DAY)
+    with pytest.raises(ValidationError, match="SHORT"):
+        fleet_services.blocks_assign(pairs=[(day["long"], day["healthy_1"])], service_date=DAY)
+
+    # SHORT moves to the worn bus in the same batch that gives LONG to healthy_1: no clash with SHORT's old row.
+    rows = fleet_services.blocks_assign(
+        pairs=[(day["long"], day["healthy_1"]), (day["short"], day["worn"])], service_date=DAY
+    )
+    assert len(rows) == 2
+    given = {a.block.code: a.vehicle for a in BlockAssignment.objects.filter(service_date=DAY)}
+    assert given == {"LONG": day["healthy_1"], "SHORT": day["worn"]}

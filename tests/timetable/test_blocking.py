@@ -136,7 +136,7 @@ def test_the_energy_priced_bound_never_exceeds_brute_force_and_beats_the_plain_b
     it is worth having: on some instances it is above both the matching bound and sum(energy) / limit."""
     import math
 
-    from timetable.blocking import _lagrangian_bound, _matching
+    from timetable.blocking import _energy_priced, _matching
 
     stronger = 0
     for seed in range(30):
@@ -146,7 +146,8 @@ def test_the_energy_priced_bound_never_exceeds_brute_force_and_beats_the_plain_b
         over = [k for k, t in enumerate(trips) if t.pull_out_kwh + t.energy_kwh + t.pull_in_kwh > 90.0]
         edges = [e for e in edges if e[0] not in over and e[1] not in over]
         usable = [k for k in range(len(trips)) if k not in over]
-        value, _matched = _lagrangian_bound(trips, edges, 90.0, usable)
+        link_kwh = {(i, j): kwh for i, j, kwh in edges}
+        value, _plan = _energy_priced(trips, edges, 90.0, usable, link_kwh)
         bound = math.ceil(value - 1e-6) + len(over)
         optimum = brute_force_count(trips, rules)
         assert bound <= optimum

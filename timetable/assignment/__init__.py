@@ -189,15 +189,17 @@ def assign(
         )
 
     incumbent = day.hungarian()
+    bound: float | None
     if not day.multi.any():
         # Every bus runs at most one block: the Hungarian solution is optimal for the whole problem.
-        solution, objective, bound = incumbent, day.objective(incumbent), day.objective(incumbent)
+        objective = day.objective(incumbent)
+        solution, bound = incumbent, objective
         status, method = "optimal (one block per bus: an assignment problem, solved exactly)", "assignment"
     else:
-        solution, objective, bound, status = day.solve(
+        solution, objective, proven, status = day.solve(
             incumbent, bound_by=started + BOUND_SHARE_OF_TIME * time_limit_s, deadline=started + time_limit_s
         )
-        method = "column generation + MIP"
+        method, bound = "column generation + MIP", proven
     assigned = {duties[k].block_id: buses[v].vehicle_id for k, v in solution.items()}
     candidates = day.feasible.sum(axis=0)
     uncovered = {
@@ -283,8 +285,8 @@ class _Day:
             # A bus's spread is f(its day's depth of discharge), f convex with f(0) = 0: each block's own
             # f(depth) is in its cost; the day adds f(sum) - sum f(each) >= 0 (the spread column).
             own = sum(float(self.single_cost[v, k] - self.pair_cost[v, k]) for k, w in solution.items() if w == v)
-            total += SPREAD_WEIGHT * max(0.0, kwh / self.usable[v] - SPREAD_DOD) - own
-        return total
+            total += SPREAD_WEIGHT * max(0.0, float(kwh / self.usable[v]) - SPREAD_DOD) - own
+        return float(total)
 
     def hungarian(self) -> dict[int, int]:
         """The best plan with at most one block per bus (pins fixed first): exact for that problem, and a
@@ -378,7 +380,7 @@ class _Day:
 
     def solve(
         self, incumbent: dict[int, int], *, bound_by: float, deadline: float
-    ) -> tuple[dict[int, int], float, float, str]:
+    ) -> tuple[dict[int, int], float, float | None, str]:
         """Column generation for the LP bound, reduced-cost fixing against ``incumbent``, then the MIP on what
         is left, started from ``incumbent``. Returns (solution, objective, proven bound, status)."""
         pair_bus, pair_duty, cost, matrix, row_upper, lower = self._model()
@@ -425,7 +427,8 @@ class _Day:
         reduced = np.zeros(n_cols)
         finite = np.isfinite(upper)
         for _round in range(MAX_PRICING_ROUNDS):
-            lp.setOptionValue("time_limit", max(0.05, bound_by - time.monotonic()))
+            # HiGHS's clock runs across re-solves of one model: the limit is its time so far plus what is left.
+            lp.setOptionValue("time_limit", lp.getRunTime() + max(0.05, bound_by - time.monotonic()))
             lp.run()
             if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 break
@@ -494,6 +497,8 @@ class _Day:
             if exact and np.isfinite(info.mip_dual_bound):
                 # Every plan better than the incumbent lies in these columns: their bound holds for all.
                 bound = max(bound, min(best_known, float(info.mip_dual_bound)))
+        if not np.isfinite(bound):
+            return solution, objective, None, "feasible (no bound proven within the time limit)"
         bound = min(bound, objective)
         gap = objective - bound
         if gap <= MIP_ABS_GAP + 1e-9:
