@@ -54,10 +54,13 @@ SPREAD_WEIGHT = 2.0
 MIP_ABS_GAP = 0.05
 COLUMNS_PER_BLOCK = 10  # the column generation starts with each block's cheapest buses ...
 COLUMNS_PER_BUS = 10  # ... each bus's cheapest blocks, and the Hungarian solution
-COLUMNS_PER_BUS_PER_ROUND = 20  # pricing adds each bus's most negative columns
+COLUMNS_PER_BUS_PER_ROUND = 40  # pricing adds each bus's most negative columns
 MAX_PRICING_ROUNDS = 40
 MAX_MIP_COLUMNS = 3_000  # above this the MIP keeps the columns of least reduced cost (and proves nothing)
 BOUND_SHARE_OF_TIME = 0.7  # the column generation may use this share of the time limit, the MIP the rest
+# Primal simplex: added columns leave the previous basis primal feasible, so it goes on from there (half the
+# CPU time of HiGHS's default choice on the 300 x 320 benchmark: 1.7 s against 3.3 s for the bound).
+LP_OPTIONS: dict[str, Any] = {"simplex_strategy": 4}
 DEFAULT_TIME_LIMIT_S = 4.0  # the services' budget: the issue's target is 5 s for 300 blocks on 320 buses
 
 
@@ -405,6 +408,8 @@ class _Day:
 
         # The LP, grown column by column; HiGHS re-solves from the previous basis (a few pivots per round).
         lp = _quiet_highs()
+        for option, setting in LP_OPTIONS.items():
+            lp.setOptionValue(option, setting)
         n_rows = len(row_upper)
         lp.addRows(n_rows, np.full(n_rows, -highspy.kHighsInf), row_upper, 0, np.zeros(n_rows, dtype=np.int32), [], [])
         order: list[np.ndarray] = []
@@ -508,6 +513,8 @@ class _Day:
             wear_and_spread = objective + COVER_WEIGHT * len(solution)
             share = f", {gap / wear_and_spread:.1%} of the wear and spread cost" if wear_and_spread > 1e-9 else ""
             status = f"within {gap:.2f} of the bound{share} (time limit)"
+            if gap > wear_and_spread:
+                status = "feasible (at the time limit the bound was still far: no useful gap)"
         return solution, objective, bound, status
 
     def _column_values(
