@@ -211,6 +211,15 @@ def test_admin_action_assigns_the_selected_blocks_day(day, client):
     assert "3 blocks assigned, 0 uncovered" in response.content.decode()
     assert BlockAssignment.objects.filter(service_date=DAY).count() == 3
 
+    response = client.post(
+        "/admin/timetable/timetableblock/",
+        {"action": "assign_buses_with_plan", "_selected_action": [link.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    # Every bus is home and full all night: the first plan changes nothing, so one plan settles it.
+    assert "1 charging plans; assignment and plan agree: yes" in response.content.decode()
+
 
 def test_assignment_and_charging_plan_are_iterated_until_they_agree(two_depots, api_client):
     from charging.models import ChargingPlan
