@@ -285,6 +285,8 @@ class _Day:
             total += float(self.single_cost[v, k])
             load[v] = load.get(v, 0.0) + float(self.energy[k])
         for v, kwh in load.items():
+            if not self.multi[v]:
+                continue  # one block (or only pinned ones, fixed): its blocks' own spread is all the model has
             # A bus's spread is f(its day's depth of discharge), f convex with f(0) = 0: each block's own
             # f(depth) is in its cost; the day adds f(sum) - sum f(each) >= 0 (the spread column).
             own = sum(float(self.single_cost[v, k] - self.pair_cost[v, k]) for k, w in solution.items() if w == v)
