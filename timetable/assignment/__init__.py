@@ -52,8 +52,11 @@ SPREAD_WEIGHT = 2.0
 # The MIP stops within this much of its bound, in objective units: the wear of one 200 kWh block on a new
 # 300 kWh pack is ~0.7, a block's cover weight 1,000, so every coverable block is covered exactly.
 MIP_ABS_GAP = 0.05
-COLUMNS_PER_BLOCK = 10  # the column generation starts with each block's cheapest buses ...
-COLUMNS_PER_BUS = 10  # ... each bus's cheapest blocks, and the Hungarian solution
+# The column generation starts small - the Hungarian plan's columns, each block's cheapest bus, each bus's
+# cheapest block - and lets pricing do the rest: on the 300 x 320 benchmark that reached the bound in 0.8 CPU
+# seconds, against 1.4 starting from 10 per block and per bus.
+COLUMNS_PER_BLOCK = 1
+COLUMNS_PER_BUS = 1
 COLUMNS_PER_BUS_PER_ROUND = 40  # pricing adds each bus's most negative columns
 MAX_PRICING_ROUNDS = 40
 MAX_MIP_COLUMNS = 3_000  # above this the MIP keeps the columns of least reduced cost (and proves nothing)
