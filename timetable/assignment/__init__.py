@@ -478,6 +478,7 @@ class _Day:
             for k, v in incumbent.items():
                 keep[col_of[v, k]] = True
         columns = np.flatnonzero(keep)
+        why = "" if exact else f"; MIP over the {MAX_MIP_COLUMNS:,} columns of least reduced cost"
         solution, objective, bound = incumbent, best_known, lp_bound
         remaining = deadline - time.monotonic()
         if remaining > 0.1 and best_known - lp_bound > MIP_ABS_GAP:
@@ -517,7 +518,8 @@ class _Day:
             # The cover part is counted exactly; the gap is in wear and spread, so say it against those.
             wear_and_spread = objective + COVER_WEIGHT * len(solution)
             share = f", {gap / wear_and_spread:.1%} of the wear and spread cost" if wear_and_spread > 1e-9 else ""
-            status = f"within {gap:.2f} of the bound{share} (time limit)"
+            why += "; time limit" if time.monotonic() >= deadline - 0.05 else ""
+            status = f"within {gap:.2f} of the bound{share} ({why.lstrip('; ') or 'MIP gap'})"
             if gap > wear_and_spread:
                 status = "feasible (at the time limit the bound was still far: no useful gap)"
         return solution, objective, bound, status
