@@ -116,3 +116,23 @@ def test_assign_matches_brute_force_on_random_small_days():
         assert result.status.startswith("optimal")
         assert stranded(result.assigned, buses, duties) == []
     assert multi_days > 5  # the MIP path was exercised, not only the Hungarian one
+
+
+def test_out_of_time_the_answer_is_a_feasible_plan_and_claims_no_optimality():
+    import random
+
+    rng = random.Random(5)
+    buses = [bus(f"B{v}", usable=rng.uniform(200, 300), soh=rng.uniform(78, 100)) for v in range(40)]
+    duties = [Duty(f"L{k}", "H", 300 + k, 1100 + k, rng.uniform(120, 230)) for k in range(25)]
+    duties += [Duty(f"AM{k}", "H", 330 + k, 600, rng.uniform(40, 90)) for k in range(10)]
+    duties += [Duty(f"PM{k}", "H", 930 + k, 1200, rng.uniform(40, 90)) for k in range(10)]
+    hurried = assign(buses, duties, time_limit_s=1e-4)
+    assert not hurried.status.startswith("optimal") and hurried.method == "column generation + MIP"
+    assert stranded(hurried.assigned, buses, duties) == []
+    settled = assign(buses, duties, time_limit_s=60)
+    assert settled.bound is not None and settled.objective is not None
+    assert settled.objective <= hurried.objective + 1e-6  # more time never gives a worse plan
+    assert settled.bound <= settled.objective + 1e-6
+    # 40 buses, 45 blocks: one block per bus covers 40; the hurried answer's repair (a short block moved onto a
+    # bus with the other peak's, its bus given a long one) and the settled MIP both cover all 45.
+    assert len(hurried.assigned) == 45 and len(settled.assigned) == 45

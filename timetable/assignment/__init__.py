@@ -310,6 +310,59 @@ class _Day:
                 v, k = int(free_buses[r]), int(free_duties[c])
                 if self.feasible[v, k]:
                     solution[k] = v
+        return self._fill(solution)
+
+    def _fill(self, solution: dict[int, int]) -> dict[int, int]:
+        """Cover blocks left over, largest first: on a bus that can run one besides its own (no overlap, energy
+        fits), else on a bus whose only block can move to such a bus (one ejection). Pins stay. The incumbent
+        then covers what a hurried answer can (the Hungarian plan alone leaves long blocks to pairs of short
+        ones it cannot form)."""
+        runs: dict[int, list[int]] = {}
+        for k, v in solution.items():
+            runs.setdefault(v, []).append(k)
+
+        def fits(k: int, v: int) -> bool:
+            mine = runs.get(v, [])
+            a = self.duties[k]
+            apart = all(
+                a.start_min >= self.duties[m].end_min + self.turnaround_min
+                or self.duties[m].start_min >= a.end_min + self.turnaround_min
+                for m in mine
+            )
+            return bool(
+                self.feasible[v, k]
+                and apart
+                and sum(self.energy[m] for m in mine) + self.energy[k] <= self.budget[v] + 1e-9
+            )
+
+        def move(k: int, v: int) -> None:
+            old = solution.get(k)
+            if old is not None:
+                runs[old].remove(k)
+            solution[k] = v
+            runs.setdefault(v, []).append(k)
+
+        def cheapest_first(k: int) -> list[int]:
+            buses = np.flatnonzero(self.feasible[:, k])
+            return [int(v) for v in buses[np.argsort(self.single_cost[buses, k])]]
+
+        for k in sorted(set(range(len(self.duties))) - set(solution), key=lambda k: -self.energy[k]):
+            placed = next((v for v in cheapest_first(k) if self.multi[v] and fits(k, v)), None)
+            if placed is not None:
+                move(k, placed)
+                continue
+            for v in cheapest_first(k):
+                mine = runs.get(v, [])
+                if len(mine) != 1 or mine[0] in self.pinned:
+                    continue
+                other = mine[0]
+                runs[v] = []  # as if empty while looking for a new home for its block
+                home = next((w for w in cheapest_first(other) if w != v and self.multi[w] and fits(other, w)), None)
+                runs[v] = mine
+                if home is not None and self.energy[k] <= self.budget[v] + 1e-9:
+                    move(other, home)
+                    move(k, v)
+                    break
         return solution
 
     def _model(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csc_array, np.ndarray, np.ndarray]:
