@@ -26,7 +26,8 @@ How it is solved, fastest case first:
   whole model (60,000 columns at 300 blocks x 320 buses) took 22 s, so it is solved by column generation:
   an LP over a few columns per block and bus (and the Hungarian solution's), priced against all the others
   with the LP's duals (a sparse product), growing until no column prices out. That LP's value is a valid lower
-  bound for the whole MIP. The Hungarian solution is a feasible plan (one block per bus); a column whose
+  bound for the whole MIP. The Hungarian solution, repaired (blocks left over put on buses that can run them
+  besides their own, with one ejection), is a feasible plan; a column whose
   reduced cost exceeds (that plan's cost - the bound) cannot be in any better plan (reduced-cost fixing), so
   the MIP runs on the generated columns plus those that survive the test: what it proves optimal is optimal
   for the whole model. The answer states the gap between the plan's cost and the bound on the wear and
