@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils.formats import number_format
@@ -36,20 +38,70 @@ def latest_soh_pct(pack: BatteryPack) -> float | None:
     return observation.soh_pct if observation else None
 
 
+def _plausible_soh_pct(soh: float | None) -> float:
+    """A SoH that is unknown or not a plausible number (NaN, infinite, <= 0 or above 120 %: a broken measurement
+    or forecast) counts as new rather than poisoning a plan."""
+    if soh is None or not math.isfinite(soh) or not 0 < soh <= 120:
+        return 100.0
+    return soh
+
+
 def vehicle_capacity_kwh(vehicle: Vehicle) -> float:
     """The vehicle's battery capacity now, in kWh: its installed pack's as-new capacity x the pack's latest SoH.
 
-    The one home of this rule (planning, sessions and reports read it). A vehicle with no registered pack has
-    its model's nameplate; a pack whose SoH is unknown or not a plausible number (NaN, infinite, <= 0 or above
-    120 %: a broken measurement or forecast) counts as new rather than poisoning a plan.
+    The one home of this rule (planning, sessions and reports read it; ``vehicle_capacities`` is the same for
+    many vehicles at once). A vehicle with no registered pack has its model's nameplate; an implausible SoH
+    counts as new (``_plausible_soh_pct``).
     """
     pack = active_pack(vehicle)
     if pack is None:
         return vehicle.model.nominal_pack_kwh
-    soh = latest_soh_pct(pack)
-    if soh is None or not math.isfinite(soh) or not 0 < soh <= 120:
-        soh = 100.0
-    return pack.baseline_capacity_kwh * soh / 100.0
+    return pack.baseline_capacity_kwh * _plausible_soh_pct(latest_soh_pct(pack)) / 100.0
+
+
+@dataclass(frozen=True)
+class VehicleCapacity:
+    capacity_kwh: float  # as ``vehicle_capacity_kwh``
+    soh_pct: float  # the SoH it used (100 when unknown or implausible)
+    has_pack: bool
+
+
+def vehicle_capacities(vehicles: Iterable[Vehicle]) -> dict[int, VehicleCapacity]:
+    """``vehicle_capacity_kwh`` for many vehicles in one query (vehicle pk -> capacity): each installed pack
+    with its latest observation and latest forecast as subqueries, the newer of the two winning as in
+    ``latest_soh_pct``. The vehicles need their ``model`` (a vehicle with no pack has its nameplate)."""
+    vehicles = list(vehicles)
+    observation = HealthObservation.objects.filter(pack=OuterRef("pack_id")).order_by("-observed_at")
+    forecast = SoHForecast.objects.filter(pack=OuterRef("pack_id")).order_by("-as_of")
+    installed = (
+        PackInstallation.objects.filter(vehicle__in=[v.pk for v in vehicles], removed_at__isnull=True)
+        .annotate(
+            observed_soh=Subquery(observation.values("soh_pct")[:1]),
+            observed_at=Subquery(observation.values("observed_at")[:1]),
+            forecast_soh=Subquery(forecast.values("soh_now_pct")[:1]),
+            forecast_as_of=Subquery(forecast.values("as_of")[:1]),
+        )
+        .values_list(
+            "vehicle_id",
+            "pack__as_new_capacity_kwh",
+            "pack__nominal_kwh",
+            "observed_soh",
+            "observed_at",
+            "forecast_soh",
+            "forecast_as_of",
+        )
+    )
+    packs = {row[0]: row[1:] for row in installed}
+    capacities: dict[int, VehicleCapacity] = {}
+    for vehicle in vehicles:
+        if vehicle.pk not in packs:
+            capacities[vehicle.pk] = VehicleCapacity(vehicle.model.nominal_pack_kwh, 100.0, has_pack=False)
+            continue
+        as_new, nominal, observed_soh, observed_at, forecast_soh, forecast_as_of = packs[vehicle.pk]
+        newer_forecast = forecast_as_of is not None and (observed_at is None or forecast_as_of > observed_at.date())
+        soh = _plausible_soh_pct(forecast_soh if newer_forecast else observed_soh)
+        capacities[vehicle.pk] = VehicleCapacity((as_new or nominal) * soh / 100.0, soh, has_pack=True)
+    return capacities
 
 
 def pack_queryset() -> QuerySet[BatteryPack]:

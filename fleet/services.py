@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -161,5 +162,77 @@ def block_assign(*, block: Block, vehicle: Vehicle, service_date: dt.date) -> Bl
 
 
 @transaction.atomic
+def blocks_assign(*, pairs: Sequence[tuple[Block, Vehicle]], service_date: dt.date) -> list[BlockAssignment]:
+    """``block_assign`` for many blocks of one day at once, with the same checks, in a handful of queries:
+    the vehicles locked together, one overlap query, one insert-or-update. The blocks' existing rows of that
+    day are being replaced, so they do not count as clashes; two of the new ones on one vehicle do."""
+    if not pairs:
+        return []
+    windows: dict[int, list[tuple[dt.datetime, dt.datetime, Block, bool]]] = {}  # (start, end, block, new?)
+    rows: list[BlockAssignment] = []
+    for block, vehicle in pairs:
+        if not block.runs_on(service_date):
+            raise ValidationError(
+                {
+                    "service_date": _("Block %(block)s does not run on %(date)s.")
+                    % {"block": block.code, "date": service_date.isoformat()}
+                }
+            )
+        if vehicle.organization_id != block.depot.organization_id:
+            raise ValidationError({"vehicle": _("The vehicle belongs to another organisation.")})
+        if vehicle.status == Vehicle.Status.RETIRED:
+            raise ValidationError({"vehicle": _("A retired vehicle cannot take a block.")})
+        starts_at, ends_at = block.window_on(service_date)
+        windows.setdefault(vehicle.pk, []).append((starts_at, ends_at, block, True))
+        rows.append(
+            BlockAssignment(
+                block=block, vehicle=vehicle, service_date=service_date, starts_at=starts_at, ends_at=ends_at
+            )
+        )
+    vehicles = {vehicle.pk: vehicle for _block, vehicle in pairs}
+    # Locked in one order (by pk), as block_assign locks one: concurrent callers see each other's result.
+    list(Vehicle.objects.select_for_update().filter(pk__in=sorted(vehicles)).order_by("pk").values_list("pk"))
+    earliest = min(w[0] for ws in windows.values() for w in ws)
+    latest = max(w[1] for ws in windows.values() for w in ws)
+    others = (
+        BlockAssignment.objects.filter(vehicle__in=list(vehicles), starts_at__lt=latest, ends_at__gt=earliest)
+        .exclude(block__in=[block.pk for block, _vehicle in pairs], service_date=service_date)
+        .select_related("block__depot")
+    )
+    for other in others:
+        windows[other.vehicle_id].append((other.starts_at, other.ends_at, other.block, False))
+    for vehicle_pk, spans in windows.items():
+        spans.sort(key=lambda w: w[0])
+        for before, after in zip(spans, spans[1:], strict=False):
+            if after[0] < before[1]:
+                clash = after if not after[3] else before  # name the block the vehicle already had, if any
+                zone = clash[2].depot.zone
+                raise ValidationError(
+                    {
+                        "vehicle": _("%(vehicle)s already does block %(block)s from %(start)s to %(end)s.")
+                        % {
+                            "vehicle": vehicles[vehicle_pk].fleet_number,
+                            "block": clash[2].code,
+                            "start": clash[0].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                            "end": clash[1].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                        }
+                    }
+                )
+    return BlockAssignment.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["block", "service_date"],
+        update_fields=["vehicle", "starts_at", "ends_at"],
+    )
+
+
+@transaction.atomic
 def block_unassign(*, assignment: BlockAssignment) -> None:
     assignment.delete()
+
+
+@transaction.atomic
+def blocks_unassign(*, assignments: Sequence[BlockAssignment]) -> None:
+    """``block_unassign`` for many at once (one delete)."""
+    if assignments:
+        BlockAssignment.objects.filter(pk__in=[a.pk for a in assignments]).delete()

@@ -108,7 +108,7 @@ class TimetableBlockAdmin(DepotScopedAdmin):
     list_select_related = ["block__depot"]
     list_filter = ["current", "block__service_date"]
     readonly_fields = [f.name for f in TimetableBlock._meta.fields]
-    actions = ["assign_buses"]
+    actions = ["assign_buses", "assign_buses_with_plan"]
 
     @admin.display(description=_("service date"), ordering="block__service_date")
     def service_date(self, link: TimetableBlock) -> dt.date | None:
@@ -121,13 +121,26 @@ class TimetableBlockAdmin(DepotScopedAdmin):
         description=_("Assign buses by energy for the selected blocks' depots and days"), permissions=["assign_buses"]
     )
     def assign_buses(self, request: HttpRequest, queryset) -> None:
+        self._assign(request, queryset, with_plan=False)
+
+    @admin.action(
+        description=_("Assign buses and plan the night before, until the assignment and the plan agree"),
+        permissions=["assign_buses"],
+    )
+    def assign_buses_with_plan(self, request: HttpRequest, queryset) -> None:
+        self._assign(request, queryset, with_plan=True)
+
+    def _assign(self, request: HttpRequest, queryset, *, with_plan: bool) -> None:
         runs = sorted({(link.block.depot_id, link.block.service_date) for link in queryset.select_related("block")})
         depots = {d.pk: d for d in restrict(Depot.objects.all(), request.user, Action.OPERATE)}
         for depot_id, day in runs:
             if depot_id not in depots or day is None:
                 continue
             try:
-                result = services.vehicles_assign(depot=depots[depot_id], service_date=day)
+                if with_plan:
+                    result = services.vehicles_assign_with_plan(depot=depots[depot_id], service_date=day)
+                else:
+                    result = services.vehicles_assign(depot=depots[depot_id], service_date=day)
             except ValidationError as exc:
                 self.message_user(request, f"{depots[depot_id].code} {day}: {'; '.join(exc.messages)}", messages.ERROR)
                 continue
@@ -139,6 +152,14 @@ class TimetableBlockAdmin(DepotScopedAdmin):
                 f"{len(result['naive_buses_below_reserve'])} buses below reserve",
                 level,
             )
+            if with_plan:
+                plans = len(result["plan_rounds"]) - 1
+                self.message_user(
+                    request,
+                    _("%(plans)d charging plans; assignment and plan agree: %(agreed)s")
+                    % {"plans": plans, "agreed": _("yes") if result["plan_agreed"] else _("no")},
+                    messages.SUCCESS if result["plan_agreed"] else messages.WARNING,
+                )
             for item in result["uncovered"][:10]:
                 self.message_user(request, f"  {item['block']}: {item['reason']}", messages.WARNING)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -19,6 +20,13 @@ from timetable.models import PinnedAssignment
 class AssignmentRunSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     service_date = serializers.DateField()
     dry_run = serializers.BooleanField(default=False)
+    with_charging_plan = serializers.BooleanField(
+        default=False,
+        help_text=_(
+            "Plan the night before with the assignment and re-assign with the plan's pull-out SoC until the two "
+            "agree (at most 4 plans)."
+        ),
+    )
 
 
 class DepotAssignmentViewSet(ScopedGenericViewSet):
@@ -42,7 +50,12 @@ class DepotAssignmentViewSet(ScopedGenericViewSet):
         serializer = AssignmentRunSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.vehicles_assign(depot=depot, service_date=data["service_date"], dry_run=data["dry_run"])
+        if data["with_charging_plan"]:
+            result = services.vehicles_assign_with_plan(
+                depot=depot, service_date=data["service_date"], dry_run=data["dry_run"]
+            )
+        else:
+            result = services.vehicles_assign(depot=depot, service_date=data["service_date"], dry_run=data["dry_run"])
         return Response(result, status=status.HTTP_200_OK)
 
 

@@ -12,7 +12,7 @@ import statistics
 
 from django.db.models import QuerySet
 
-from batteries.selectors import active_pack, latest_soh_pct
+from batteries.selectors import vehicle_capacities
 from charging import planning
 from charging.models import ChargingPlan, Connector, PlannedCharge
 from charging.selectors import connector_queryset
@@ -24,6 +24,7 @@ from timetable.models import PinnedAssignment, TimetableBlock
 DC_STANDARDS = {Connector.Standard.CCS2, Connector.Standard.CCS1, Connector.Standard.PANTOGRAPH}
 AC_STANDARDS = {Connector.Standard.TYPE2, Connector.Standard.J1772, Connector.Standard.OUTLET}
 USABLE_CONNECTOR_STATUSES = ("available", "charging")
+PLAN_SOC_ROUNDING_PCT = 0.005  # PlannedCharge.departure_soc_pct is rounded to 2 decimals
 
 
 def readiness_reserve_pct() -> float:
@@ -80,8 +81,25 @@ def _can_charge_here(vehicle: Vehicle, standards: set[str]) -> bool:
     )
 
 
-def assignment_inputs(depot: Depot, day: dt.date) -> AssignmentInputs:
-    """Buses with usable capacity at their latest SoH and expected pull-out energy; blocks with energy."""
+def planned_pull_out_soc(depot: Depot, day: dt.date) -> dict[int, float] | None:
+    """Vehicle pk -> SoC % (of the pack) at departure in the depot's active plan for the night before ``day``,
+    in one query; None when there is no such plan."""
+    plan = ChargingPlan.objects.filter(
+        depot=depot, service_night=day - dt.timedelta(days=1), status=ChargingPlan.Status.ACTIVE
+    )
+    rows = PlannedCharge.objects.filter(plan__in=plan).values_list("vehicle_id", "departure_soc_pct")
+    planned = dict(rows)
+    if not planned and not plan.exists():
+        return None
+    return planned
+
+
+def assignment_inputs(depot: Depot, day: dt.date, *, pull_out_soc: dict[int, float] | None = None) -> AssignmentInputs:
+    """Buses with usable capacity at their latest SoH and expected pull-out energy; blocks with energy.
+
+    A fixed number of queries whatever the fleet's size: the buses with their models, their packs' capacities
+    and SoH (``batteries.selectors.vehicle_capacities``), the connectors, the plan's pull-out SoC (or
+    ``pull_out_soc``, vehicle pk -> SoC %, when the caller has it: the plan-and-assign loop), blocks and pins."""
     notes: list[str] = []
     vehicles = list(depot_vehicles(depot))
     standards = {
@@ -90,24 +108,21 @@ def assignment_inputs(depot: Depot, day: dt.date) -> AssignmentInputs:
             charger__depot=depot, status__in=USABLE_CONNECTOR_STATUSES, charger__status__in=USABLE_CONNECTOR_STATUSES
         )
     }
-    plan = ChargingPlan.objects.filter(
-        depot=depot, service_night=day - dt.timedelta(days=1), status=ChargingPlan.Status.ACTIVE
-    ).first()
-    planned_soc = (
-        dict(PlannedCharge.objects.filter(plan=plan).values_list("vehicle_id", "departure_soc_pct")) if plan else {}
-    )
-    if plan is None:
+    planned_soc = pull_out_soc if pull_out_soc is not None else planned_pull_out_soc(depot, day)
+    if planned_soc is None:
         notes.append(f"no charging plan for the night of {day - dt.timedelta(days=1)}: buses assumed fully charged")
+        planned_soc = {}
+    capacities = vehicle_capacities(vehicles)
     reserve_pct = readiness_reserve_pct()
     buses: list[assignment.Bus] = []
     for v in vehicles:
         model = v.model
-        pack = active_pack(v)
-        soh = latest_soh_pct(pack) if pack is not None else None
-        as_new_kwh = pack.baseline_capacity_kwh if pack is not None else model.nominal_pack_kwh
+        capacity = capacities[v.pk]
         window = model.usable_soc_max_pct - model.usable_soc_min_pct
-        usable = as_new_kwh * (soh if soh is not None else 100.0) / 100.0 * window / 100.0
-        soc = planned_soc.get(v.pk, model.usable_soc_max_pct)
+        usable = capacity.capacity_kwh * window / 100.0
+        # The plan stores SoC rounded to 0.01 % and charges a bus just to what its block needs: half a step
+        # back keeps that bus able to run the block it was planned for.
+        soc = planned_soc[v.pk] + PLAN_SOC_ROUNDING_PCT if v.pk in planned_soc else model.usable_soc_max_pct
         pull_out = max(0.0, (min(soc, model.usable_soc_max_pct) - model.usable_soc_min_pct) / window) * usable
         can_charge = _can_charge_here(v, standards)
         buses.append(
@@ -117,7 +132,7 @@ def assignment_inputs(depot: Depot, day: dt.date) -> AssignmentInputs:
                 usable_kwh=usable,
                 pull_out_kwh=pull_out if (can_charge or v.pk in planned_soc) else 0.0,
                 reserve_kwh=usable * reserve_pct / 100.0,
-                soh_pct=soh if soh is not None else 100.0,
+                soh_pct=capacity.soh_pct,
                 can_charge=can_charge or v.pk in planned_soc,
                 note="" if can_charge else f"{v.fleet_number}: no compatible connector at {depot.code}",
             )

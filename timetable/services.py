@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from charging import planning
+from charging.models import ChargingPlan
 from fleet import services as fleet_services
 from fleet.models import Block, Depot, Vehicle, VehicleModel
 from timetable import assignment, blocking, gtfs
@@ -408,18 +410,25 @@ def vehicles_assign(*, depot: Depot, service_date: dt.date, dry_run: bool = Fals
     if not dry_run:
         # Only what changes is written: assignments that stay are left alone (a re-run costs little), the others
         # are removed first so that a bus moving between blocks never clashes with its old one.
+        # In bulk: one delete, one overlap check and one insert-or-update, whatever the number of blocks.
         pinned_blocks = {p.block_id for p in inputs.pins}
         kept: set[str] = set()
+        removed = []
         for a in timetable_selectors.assignments_on(depot, service_date):
             block_id = str(a.block_id)
             if block_id in pinned_blocks or result.assigned.get(block_id) == str(a.vehicle_id):
                 kept.add(block_id)
             else:
-                fleet_services.block_unassign(assignment=a)
-        for block_id, vehicle_id in result.assigned.items():
-            if block_id not in kept:
-                block, vehicle = inputs.blocks[block_id], inputs.vehicles[vehicle_id]
-                fleet_services.block_assign(block=block, vehicle=vehicle, service_date=service_date)
+                removed.append(a)
+        fleet_services.blocks_unassign(assignments=removed)
+        fleet_services.blocks_assign(
+            pairs=[
+                (inputs.blocks[block_id], inputs.vehicles[vehicle_id])
+                for block_id, vehicle_id in result.assigned.items()
+                if block_id not in kept
+            ],
+            service_date=service_date,
+        )
     left = result.budget_left_kwh(inputs.buses, inputs.duties)
     naive = assignment.naive_assign(inputs.buses, inputs.duties)
     naive_left = dict.fromkeys((b.vehicle_id for b in inputs.buses), 0.0)
@@ -432,6 +441,9 @@ def vehicles_assign(*, depot: Depot, service_date: dt.date, dry_run: bool = Fals
         "depot": depot.code,
         "service_date": service_date.isoformat(),
         "status": result.status,
+        "method": result.method,
+        "objective": round(result.objective, 3) if result.objective is not None else None,
+        "bound": round(result.bound, 3) if result.bound is not None else None,
         "solve_seconds": round(result.solve_seconds, 3),
         "dry_run": dry_run,
         "assigned": [
@@ -456,6 +468,69 @@ def vehicles_assign(*, depot: Depot, service_date: dt.date, dry_run: bool = Fals
         ),
         "warnings": list(result.warnings) + inputs.notes,
     }
+
+
+MAX_PLAN_ROUNDS = 4
+
+
+@transaction.atomic
+def vehicles_assign_with_plan(
+    *, depot: Depot, service_date: dt.date, max_rounds: int = MAX_PLAN_ROUNDS, dry_run: bool = False
+) -> dict[str, Any]:
+    """Assign, then plan the night before with those blocks (``charging.planning.plan_depot_night``), then
+    assign again with the plan's pull-out SoC, ... until the assignment no longer changes: the plan then was
+    made for the very blocks the buses run. After ``max_rounds`` plans without that, the last assignment stands
+    and the answer says the two did not agree.
+
+    The assignment reads the plan's *planned* departure SoC, which the plan chose for the previous assignment
+    (a bus planned for a short block is charged for that block): a re-assignment therefore moves blocks only
+    off buses the plan could not charge enough, which is why the loop settles in a few rounds.
+    ``dry_run`` rolls everything back (plans included)."""
+    night = service_date - dt.timedelta(days=1)
+    result = vehicles_assign(depot=depot, service_date=service_date)
+    previous = _assigned_pairs(result)
+    rounds: list[dict[str, Any]] = [{"round": 0, "plan": None, "assigned": len(previous), "changed": None}]
+    agreed = False
+    for round_number in range(1, max_rounds + 1):
+        plan = planning.plan_depot_night(
+            depot=depot,
+            service_night=night,
+            trigger=ChargingPlan.Trigger.MANUAL,
+            trigger_detail=f"timetable: assignment and plan, round {round_number}",
+        )
+        result = vehicles_assign(depot=depot, service_date=service_date)
+        current = _assigned_pairs(result)
+        changed = sorted(block for block, vehicle in current.items() if previous.get(block) != vehicle)
+        changed += sorted(block for block in previous if block not in current)
+        rounds.append(
+            {
+                "round": round_number,
+                "plan": plan.pk,
+                "plan_version": plan.version,
+                "vehicles_short": plan.vehicles_short,
+                "assigned": len(current),
+                "changed": changed,
+            }
+        )
+        previous = current
+        if not changed:
+            agreed = True
+            break
+    if dry_run:
+        transaction.set_rollback(True)
+    result["dry_run"] = dry_run
+    result["plan_rounds"] = rounds
+    result["plan_agreed"] = agreed
+    if not agreed:
+        result["warnings"].append(
+            f"the assignment still changed after {max_rounds} charging plans: the last assignment stands, and the "
+            "active plan was made for the one before it"
+        )
+    return result
+
+
+def _assigned_pairs(result: dict[str, Any]) -> dict[str, str]:
+    return {a["block"]: a["vehicle"] for a in result["assigned"]}
 
 
 @transaction.atomic

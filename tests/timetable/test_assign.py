@@ -210,3 +210,91 @@ def test_admin_action_assigns_the_selected_blocks_day(day, client):
     assert response.status_code == 200
     assert "3 blocks assigned, 0 uncovered" in response.content.decode()
     assert BlockAssignment.objects.filter(service_date=DAY).count() == 3
+
+    response = client.post(
+        "/admin/timetable/timetableblock/",
+        {"action": "assign_buses_with_plan", "_selected_action": [link.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    # Every bus is home and full all night: the first plan changes nothing, so one plan settles it.
+    assert "1 charging plans; assignment and plan agree: yes" in response.content.decode()
+
+
+def test_assignment_and_charging_plan_are_iterated_until_they_agree(two_depots, api_client):
+    from charging.models import ChargingPlan
+
+    """The healthy bus comes back at 03:30 from a late block on a 50 kW charger: assuming full packs, the first
+    assignment gives it the long block; the plan cannot charge it for that, so the next assignment moves the
+    long block to the other bus, the next plan charges for the new assignment, and the one after changes
+    nothing."""
+    from fleet import services as fleet_services
+
+    w = two_depots
+    w["vehicle_a"].status = "retired"
+    w["vehicle_a"].save()
+    f.ConnectorFactory(charger=f.ChargerFactory(depot=w["depot_a"], max_kw=50.0), max_kw=50.0)
+    healthy = bus_with_pack(w, 98.0)  # 262 kWh above reserve when full
+    other = bus_with_pack(w, 90.0)  # 241 kWh above reserve when full
+    late = f.BlockFactory(
+        depot=w["depot_a"],
+        code="LATE",
+        service_date=DAY - dt.timedelta(days=1),
+        departs_at=dt.time(19, 0),
+        returns_at=dt.time(3, 30),
+        distance_km=180,
+        planned_energy_kwh=220.0,
+    )
+    fleet_services.block_assign(block=late, vehicle=healthy, service_date=DAY - dt.timedelta(days=1))
+    for code, departs, returns, kwh in (("LONG", (5, 0), (21, 0), 230.0), ("SHORT", (5, 30), (13, 0), 60.0)):
+        f.BlockFactory(
+            depot=w["depot_a"],
+            code=code,
+            service_date=DAY,
+            departs_at=dt.time(*departs),
+            returns_at=dt.time(*returns),
+            distance_km=kwh / 1.2,
+            planned_energy_kwh=kwh,
+        )
+
+    api_client.force_authenticate(w["staff_a"])
+    response = api_client.post(
+        run(w["depot_a"]), {"service_date": DAY.isoformat(), "with_charging_plan": True}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    rounds = body["plan_rounds"]
+    assert body["plan_agreed"] is True
+    assert rounds[1]["changed"] == ["LONG", "SHORT"]  # the first plan moved the long block off the healthy bus
+    assert rounds[-1]["changed"] == [] and len(rounds) == 3
+    given = {a.block.code: a.vehicle for a in BlockAssignment.objects.filter(service_date=DAY)}
+    assert given == {"LONG": other, "SHORT": healthy}
+    assert body["buses_below_reserve"] == []
+    active = ChargingPlan.objects.get(depot=w["depot_a"], service_night=DAY - dt.timedelta(days=1), status="active")
+    assert active.pk == rounds[-1]["plan"]  # the active plan is the one made for the final assignment
+    charge = active.charges.get(vehicle=other)
+    assert charge.required_soc_pct > 80  # planned for the long block
+
+
+def test_bulk_assignment_checks_what_block_assign_checks(day):
+    """``fleet.services.blocks_assign`` (the assignment's bulk write): a bus in two places is refused, whether
+    both blocks are in the batch or one was assigned before; a block's own earlier row is replaced."""
+    from django.core.exceptions import ValidationError
+
+    from fleet import services as fleet_services
+
+    with pytest.raises(ValidationError, match="already does block"):
+        fleet_services.blocks_assign(pairs=[(day["long"], day["worn"]), (day["mid"], day["worn"])], service_date=DAY)
+    assert not BlockAssignment.objects.filter(service_date=DAY).exists()
+
+    fleet_services.block_assign(block=day["short"], vehicle=day["healthy_1"], service_date=DAY)
+    with pytest.raises(ValidationError, match="SHORT"):
+        fleet_services.blocks_assign(pairs=[(day["long"], day["healthy_1"])], service_date=DAY)
+
+    # SHORT moves to the worn bus in the same batch that gives LONG to healthy_1: no clash with SHORT's old row.
+    rows = fleet_services.blocks_assign(
+        pairs=[(day["long"], day["healthy_1"]), (day["short"], day["worn"])], service_date=DAY
+    )
+    assert len(rows) == 2
+    given = {a.block.code: a.vehicle for a in BlockAssignment.objects.filter(service_date=DAY)}
+    assert given == {"LONG": day["healthy_1"], "SHORT": day["worn"]}
