@@ -24,7 +24,13 @@ from django.utils import timezone
 from charging.models import Alert, ChargingPlan
 from charging.planning import current_service_night
 from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
-from charging.selectors import faulted_charger_counts, night_peak_kw_by_plan, planned_charges_in_service
+from charging.selectors import (
+    NightCost,
+    faulted_charger_counts,
+    night_costs,
+    night_peak_kw_by_plan,
+    planned_charges_in_service,
+)
 from fleet.models import Depot, Vehicle
 from fleet.scoping import Action, restrict
 
@@ -66,6 +72,7 @@ class DepotCard:
     job_runs: list = field(default_factory=list)  # the latest run of each overnight job, newest first
     faulted_chargers: int = 0  # chargers out of order, or with a connector out of order
     night_peak_kw: float | None = None  # the plan's highest site demand (base load + charging) all night
+    night_cost: NightCost | None = None  # delivered before a re-plan + the plan's own (remaining) cost
 
     @property
     def peak_share_pct(self) -> float | None:
@@ -99,6 +106,7 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
 
     plans = _next_plans(user, depots, now)
     night_peaks = night_peak_kw_by_plan(list(plans.values())) if plans else {}
+    costs = night_costs(plans.values())
     faulted = faulted_charger_counts(depot_ids)
     readiness = _readiness(plans, {d.pk: by_status[d.pk].get(Vehicle.Status.IN_SERVICE, 0) for d in depots})
 
@@ -153,6 +161,7 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
                 job_runs=job_runs.get(depot.pk, []),
                 faulted_chargers=faulted.get(depot.pk, 0),
                 night_peak_kw=night_peaks.get(plans[depot.pk].pk) if depot.pk in plans else None,
+                night_cost=costs.get(plans[depot.pk].pk) if depot.pk in plans else None,
             )
         )
     return cards
