@@ -53,7 +53,8 @@ class SeriesField(forms.MultiValueField):
 
     def clean(self, value):
         values = value if isinstance(value, list | tuple) else self.widget.decompress(value)
-        cleaned, errors = [], []
+        cleaned: list[float | None] = []
+        errors: list[str] = []
         for label, field, raw in zip(self.labels, self.fields, values, strict=True):
             try:
                 cleaned.append(field.clean(raw))
