@@ -198,6 +198,12 @@ class NightCost:
     delivered: Decimal
     remaining: Decimal
     replanned_at: dt.datetime | None  # the plan's own start when it re-planned a night in progress
+    delivered_kwh: float = 0.0  # energy the superseded versions delivered before this plan started
+    remaining_kwh: float = 0.0  # this plan's own energy
+
+    @property
+    def night_kwh(self) -> float:
+        return self.delivered_kwh + self.remaining_kwh
 
     @property
     def night(self) -> Decimal:
@@ -246,11 +252,12 @@ def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
     costs = {}
     for plan in plans:
         ran_before = [r for r in versions.get((plan.depot_id, plan.service_night), []) if r["version"] <= plan.version]
-        delivered = 0.0
+        delivered, delivered_kwh = 0.0, 0.0
         for row, following in zip(ran_before, ran_before[1:], strict=False):
             slot = dt.timedelta(minutes=row["slot_minutes"])
             ran = max(0, min(row["num_slots"], round((following["horizon_start"] - row["horizon_start"]) / slot)))
             load = charging_load_kw(power[row["pk"]], ran)
+            delivered_kwh += sum(load) * row["slot_minutes"] / 60
             delivered += sum(kw * price for kw, price in zip(load, row["prices"] or [], strict=False)) * (
                 row["slot_minutes"] / 60
             )
@@ -261,6 +268,8 @@ def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
             delivered=Decimal(f"{delivered:.2f}"),
             remaining=plan.total_cost,
             replanned_at=plan.horizon_start if plan.horizon_start > first_start else None,
+            delivered_kwh=delivered_kwh,
+            remaining_kwh=plan.energy_kwh,
         )
     return costs
 

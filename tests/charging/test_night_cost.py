@@ -53,6 +53,7 @@ def test_after_a_replan_the_night_costs_what_was_delivered_plus_what_remains(req
     assert cost[second.pk].replanned_at == _local(NEXT_DAY, 4, 30)
     # Nothing changed at 04:30: the night costs what the first plan said (the LP may share the rest otherwise).
     assert float(cost[second.pk].night) == pytest.approx(float(first.total_cost), rel=0.01, abs=1.0)
+    assert cost[second.pk].night_kwh == pytest.approx(first.energy_kwh, rel=0.01)
     # The superseded plan itself still reads as a plan of the whole night.
     assert cost[first.pk].night == first.total_cost
 
