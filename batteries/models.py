@@ -90,7 +90,7 @@ class PackInstallation(DepotScoped, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.pack} in {self.vehicle}"
+        return _("%(pack)s in %(vehicle)s") % {"pack": self.pack, "vehicle": self.vehicle}
 
     def clean(self) -> None:
         if self.pack_id and self.vehicle_id and self.pack.organization_id != self.vehicle.organization_id:
@@ -162,7 +162,8 @@ class ForecastRun(models.Model):
         verbose_name = _("forecast run")
 
     def __str__(self) -> str:
-        return f"forecast run {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+        started = f"{self.started_at:%Y-%m-%d %H:%M}"
+        return _("forecast run %(started)s (%(status)s)") % {"started": started, "status": self.get_status_display()}
 
 
 class SoHForecast(DepotScoped, models.Model):
@@ -210,7 +211,8 @@ class SoHForecast(DepotScoped, models.Model):
         constraints = [models.UniqueConstraint(fields=["pack", "as_of"], name="one_forecast_per_pack_and_day")]
 
     def __str__(self) -> str:
-        return f"{self.pack} as of {self.as_of}: {self.soh_now_pct:.1f} %"
+        soh = f"{self.soh_now_pct:.1f}"
+        return _("%(pack)s as of %(date)s: %(soh)s %%") % {"pack": self.pack, "date": self.as_of, "soh": soh}
 
     @classmethod
     def scope_q(cls, depot_ids, managed_organization_ids) -> Q:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404
@@ -31,7 +32,7 @@ from charging.models import (
     TariffPeriod,
     TariffSeason,
 )
-from charging.selectors import OUT_OF_ORDER, charger_status_shown
+from charging.selectors import OUT_OF_ORDER, charger_status_shown, night_costs
 from charging.services import alerts_acknowledge, alerts_resolve
 from config.audit import AuditedAdmin
 from fleet.admin_scoping import (
@@ -343,6 +344,17 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         return get_object_or_404(
             ChargingPlanAdmin.get_queryset(self, request).select_related("depot__tariff").defer(None), pk=plan_id
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        plan = self.get_object(request, unquote(object_id))
+        if plan is not None:  # else Django's own answer (404 or a redirect) follows
+            extra_context = {
+                **(extra_context or {}),
+                "plan": plan,
+                "night_cost": night_costs([plan])[plan.pk],
+                "currency": plan.depot.tariff.currency if plan.depot.tariff is not None else "MXN",
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def overview_view(self, request, plan_id: int):
         plan = self._plan(request, plan_id)

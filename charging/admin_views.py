@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from charging import optimizer, readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
-from charging.selectors import charging_load_kw, plan_demand_charges, site_demand_kw
+from charging.selectors import charging_load_kw, night_costs, plan_demand_charges, site_demand_kw
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -201,6 +201,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "grid_limit_kw": min(chart_data["grid_limit_kw"], default=None),
         "ready_count": sum(1 for c in shown if c.level == "green"),
         "currency": currency,
+        "night_cost": night_costs([plan])[plan.pk],
         "depot_zone": plan.depot.zone,
     }
     return TemplateResponse(request, "admin/charging/chargingplan/overview.html", context)

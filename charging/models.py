@@ -340,7 +340,7 @@ class PlannedCharge(DepotScoped, models.Model):
         constraints = [models.UniqueConstraint(fields=["plan", "vehicle"], name="one_charge_per_vehicle_in_plan")]
 
     def __str__(self) -> str:
-        return f"{self.vehicle} in {self.plan}"
+        return _("%(vehicle)s in %(plan)s") % {"vehicle": self.vehicle, "plan": self.plan}
 
     @property
     def ready(self) -> bool:
@@ -441,7 +441,12 @@ class DepotEvent(DepotScoped, models.Model):
         indexes = [models.Index(fields=["depot", "service_night"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} at {self.depot} ({self.occurred_at:%Y-%m-%d %H:%M})"
+        when = f"{self.occurred_at:%Y-%m-%d %H:%M}"
+        return _("%(kind)s at %(depot)s (%(when)s)") % {
+            "kind": self.get_kind_display(),
+            "depot": self.depot,
+            "when": when,
+        }
 
 
 class ChargingSession(DepotScoped, models.Model):
@@ -524,7 +529,8 @@ class ChargingSession(DepotScoped, models.Model):
 
     def __str__(self) -> str:
         where = self.depot or _("away")
-        return f"{self.vehicle} at {where} {self.started_at:%Y-%m-%d %H:%M}"
+        when = f"{self.started_at:%Y-%m-%d %H:%M}"
+        return _("%(vehicle)s at %(where)s %(when)s") % {"vehicle": self.vehicle, "where": where, "when": when}
 
     def clean(self) -> None:
         errors = {}

@@ -24,6 +24,7 @@ from charging import measured
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.planning import current_service_night
+from charging.selectors import night_costs
 from config.api import Conflict, RejectUnknownFieldsMixin
 from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Block, Depot, Vehicle
@@ -204,12 +205,36 @@ class ChargingPlanSerializer(serializers.ModelSerializer):
         return plan.depot.tariff.currency if plan.depot.tariff else "MXN"
 
 
+class NightCostSerializer(serializers.Serializer):
+    """The night's cost after re-plans: ``total_cost`` of a re-plan is only what remains of the night."""
+
+    delivered = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        help_text="Cost of what the superseded versions of this night delivered before this plan started.",
+    )
+    remaining = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="This plan's own cost, from its start: its total_cost."
+    )
+    night = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="The whole night's cost: delivered plus remaining."
+    )
+    replanned_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this plan took over a night in progress; null: it plans the whole night."
+    )
+
+
 class ChargingPlanDetailSerializer(ChargingPlanSerializer):
     charges = PlannedChargeSerializer(many=True, read_only=True)
+    night_cost = serializers.SerializerMethodField()
 
     class Meta(ChargingPlanSerializer.Meta):
-        fields = [*ChargingPlanSerializer.Meta.fields, "charges"]
+        fields = [*ChargingPlanSerializer.Meta.fields, "night_cost", "charges"]
         read_only_fields = fields
+
+    @extend_schema_field(NightCostSerializer)
+    def get_night_cost(self, plan: ChargingPlan) -> dict:
+        return NightCostSerializer(night_costs([plan])[plan.pk]).data
 
 
 _charges = Prefetch(

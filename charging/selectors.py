@@ -3,8 +3,10 @@ viewsets do it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import (
@@ -35,6 +37,7 @@ from charging.models import (
     TariffSeason,
 )
 from charging.optimizer import DemandCharges, demand_charges_from_dict
+from charging.optimizer.instance import DEMAND_FIELDS
 from charging.optimizer.online import PastSession
 from charging.readiness import AMBER_SHORT_PCT, READY_SHORTFALL_KWH
 from fleet.models import Depot, Vehicle
@@ -363,3 +366,110 @@ def unscheduled_sessions(depot: Depot, *, since: dt.datetime, until: dt.datetime
         .values_list("started_at", "ended_at", "energy_kwh", "max_kw")
     )
     return [PastSession(started, ended, energy, max_kw) for started, ended, energy, max_kw in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class NightCost:
+    """What a depot night costs, in the tariff's currency, once a plan has been re-planned.
+
+    A re-plan solves only the rest of the night: its ``total_cost`` is the *remaining* cost. The night's cost
+    adds what the plans it superseded delivered before each re-plan (their slots up to the next version's
+    start, at their prices) and the demand charges those slots raised (the month's peaks a re-plan counts as
+    already paid, against those before the night)."""
+
+    delivered: Decimal
+    remaining: Decimal
+    replanned_at: dt.datetime | None  # the plan's own start when it re-planned a night in progress
+    delivered_kwh: float = 0.0  # energy the superseded versions delivered before this plan started
+    remaining_kwh: float = 0.0  # this plan's own energy
+
+    @property
+    def night_kwh(self) -> float:
+        return self.delivered_kwh + self.remaining_kwh
+
+    @property
+    def night(self) -> Decimal:
+        return self.delivered + self.remaining
+
+    @property
+    def replanned(self) -> bool:
+        return self.replanned_at is not None
+
+
+def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
+    """Per plan (by pk), its night's cost: delivered before the plan started and remaining. No query when no
+    night was re-planned, two when one was, whatever the number of plans."""
+    plans = list(plans)
+    if not plans:
+        return {}
+    nights = Q()
+    for plan in plans:
+        if plan.version > 1:  # a first version has no earlier one to have delivered anything
+            nights |= Q(depot_id=plan.depot_id, service_night=plan.service_night, version__lte=plan.version)
+    versions: dict[tuple[int, dt.date], list[dict]] = {}
+    # The energy prices and the instance's demand-charge fields (read back by ``demand_charges_from_dict``),
+    # not the whole instance with its vehicles.
+    priced = {"prices": "instance__energy_price_mxn_per_kwh"} | {
+        f"demand:{key}": f"instance__{key}" for key in DEMAND_FIELDS
+    }
+    rows = (
+        ChargingPlan.objects.filter(nights)
+        .order_by("version")
+        .values(
+            "pk", "depot_id", "service_night", "version", "horizon_start", "slot_minutes", "num_slots", *priced.values()
+        )
+        if nights
+        else []
+    )
+    for row in rows:
+        row.update({name: row.pop(path) for name, path in priced.items()})
+        versions.setdefault((row["depot_id"], row["service_night"]), []).append(row)
+    earlier = [row["pk"] for rows in versions.values() for row in rows[:-1]]
+    power: dict[int, list[list[float]]] = {pk: [] for pk in earlier}
+    if earlier:  # only re-planned nights have delivered slots to price
+        for plan_id, row in PlannedCharge.objects.filter(plan_id__in=earlier).values_list("plan_id", "power_kw"):
+            power[plan_id].append(row or [])
+
+    costs = {}
+    for plan in plans:
+        ran_before = [r for r in versions.get((plan.depot_id, plan.service_night), []) if r["version"] <= plan.version]
+        delivered, delivered_kwh = 0.0, 0.0
+        for row, following in zip(ran_before, ran_before[1:], strict=False):
+            slot = dt.timedelta(minutes=row["slot_minutes"])
+            ran = max(0, min(row["num_slots"], round((following["horizon_start"] - row["horizon_start"]) / slot)))
+            load = charging_load_kw(power[row["pk"]], ran)
+            delivered_kwh += sum(load) * row["slot_minutes"] / 60
+            delivered += sum(kw * price for kw, price in zip(load, row["prices"] or [], strict=False)) * (
+                row["slot_minutes"] / 60
+            )
+        if len(ran_before) > 1:
+            delivered += _demand_raised_before(first=ran_before[0], current=ran_before[-1])
+        first_start = ran_before[0]["horizon_start"] if ran_before else plan.horizon_start
+        costs[plan.pk] = NightCost(
+            delivered=Decimal(f"{delivered:.2f}"),
+            remaining=plan.total_cost,
+            replanned_at=plan.horizon_start if plan.horizon_start > first_start else None,
+            delivered_kwh=delivered_kwh,
+            remaining_kwh=plan.energy_kwh,
+        )
+    return costs
+
+
+def _demand_raised_before(*, first: dict, current: dict) -> float:
+    """The demand charges the night paid before ``current`` started: how far the slots already run raised each
+    charge's month peak, which ``current`` (a re-plan) counts as paid and the night's first plan did not. Each
+    charge's bill line is the one rule (``DemandChargeLine.cost_mxn``)."""
+    before = {charge.name: charge for charge in _stored_demand_charges(first)}
+    return sum(
+        before[charge.name].line(charge.month_peak_kw).cost_mxn
+        for charge in _stored_demand_charges(current)
+        if charge.name in before
+    )
+
+
+def _stored_demand_charges(row: dict) -> DemandCharges:
+    """A ``night_costs`` row's demand charges, from the instance fields it read."""
+    fields = {key.split(":", 1)[1]: value for key, value in row.items() if key.startswith("demand:")}
+    return demand_charges_from_dict(
+        {"num_slots": row["num_slots"], **{key: value for key, value in fields.items() if value is not None}}
+    )

@@ -36,7 +36,8 @@ class FeedSettings(OrganizationScoped, models.Model):
         verbose_name_plural = _("city feed settings")
 
     def __str__(self) -> str:
-        return f"{self.organization}: {'public' if self.gtfs_rt_public else 'token'} GTFS-RT"
+        access = _("public") if self.gtfs_rt_public else _("token")
+        return f"{self.organization}: {access} GTFS-RT"
 
 
 class EntityType(models.TextChoices):

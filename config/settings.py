@@ -119,7 +119,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Everything is stored in UTC; each depot carries its own local time zone for plans and schedules.
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("es-mx", "Español (México)")]
+LANGUAGES = [("en", "English"), ("es-mx", "Español (México)"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True

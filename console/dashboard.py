@@ -23,9 +23,11 @@ from django.utils import timezone
 from batteries.selectors import last_forecast_at_by_depot
 from charging.planning import current_service_night
 from charging.selectors import (
+    NightCost,
     PlanReadiness,
     faulted_charger_counts,
     next_active_plans,
+    night_costs,
     night_peak_kw_by_plan,
     open_alerts_by_depot,
     plan_activity_by_depot,
@@ -76,6 +78,7 @@ class DepotCard:
     job_runs: list = field(default_factory=list)  # the latest run of each overnight job, newest first
     faulted_chargers: int = 0  # chargers out of order, or with a connector out of order
     night_peak_kw: float | None = None  # the plan's highest site demand (base load + charging) all night
+    night_cost: NightCost | None = None  # delivered before a re-plan + the plan's own (remaining) cost
 
     @property
     def peak_share_pct(self) -> float | None:
@@ -103,6 +106,7 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
     vehicle_counts = vehicle_counts_by_depot(user, depot_ids)
     plans = next_active_plans(user, {d.pk: current_service_night(d, now) for d in depots})
     night_peaks = night_peak_kw_by_plan(list(plans.values())) if plans else {}
+    costs = night_costs(plans.values())
     faulted = faulted_charger_counts(depot_ids)
     readiness = _readiness(plans, vehicle_counts)
     alerts = open_alerts_by_depot(user, depot_ids, latest_per_depot=ALERTS_SHOWN)
@@ -128,6 +132,7 @@ def depot_cards(user, *, now: dt.datetime | None = None) -> list[DepotCard]:
                 job_runs=job_runs.get(depot.pk, []),
                 faulted_chargers=faulted.get(depot.pk, 0),
                 night_peak_kw=night_peaks.get(plans[depot.pk].pk) if depot.pk in plans else None,
+                night_cost=costs.get(plans[depot.pk].pk) if depot.pk in plans else None,
             )
         )
     return cards

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CsmsConfig(AppConfig):
@@ -6,4 +7,4 @@ class CsmsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "csms"
-    verbose_name = "Charger link (OCPP)"
+    verbose_name = _("Charger link (OCPP)")

@@ -157,7 +157,12 @@ class MeterSample(models.Model):
         indexes = [models.Index(fields=["transaction", "measured_at"])]
 
     def __str__(self) -> str:
-        return f"{self.charge_point} #{self.connector_number} at {self.measured_at:%Y-%m-%d %H:%M:%S}"
+        when = f"{self.measured_at:%Y-%m-%d %H:%M:%S}"
+        return _("%(charge_point)s #%(connector)s at %(when)s") % {
+            "charge_point": self.charge_point,
+            "connector": self.connector_number,
+            "when": when,
+        }
 
 
 class ProfileDelivery(DepotScoped, models.Model):
@@ -205,4 +210,4 @@ class PlanScan(models.Model):
     scanned_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.plan} scanned"
+        return _("%(plan)s scanned") % {"plan": self.plan}

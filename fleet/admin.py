@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from config.audit import AuditedAdmin
@@ -42,6 +43,7 @@ from fleet.models import (
 )
 from fleet.models.telemetry import VehicleApiKey
 from fleet.scoping import Action
+from fleet.series import base_load_field, monthly_temperature_field
 from fleet.telemetry.admin import VehicleApiKeyAdmin, issue_vehicle_api_key, rotate_vehicle_api_keys
 from fleet.telemetry.pages import vehicle_page_context
 from fleet.telemetry.selectors import live_state_summary
@@ -111,11 +113,20 @@ class DepotAdmin(AuditedAdmin, DepotScopedAdmin):
     list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "code"]
     autocomplete_fields = ["tariff"]
+    series_fields = {"base_load_kw": base_load_field, "monthly_mean_temperature_c": monthly_temperature_field}
     fieldsets = [
         (None, {"fields": ["organization", "name", "code", "time_zone", "latitude", "longitude", "geofence_radius_m"]}),
         (_("Grid and tariff"), {"fields": ["grid_limit_kw", "base_load_kw", "tariff", "planning_time"]}),
         (_("Climate"), {"fields": ["monthly_mean_temperature_c"]}),
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # The hourly and monthly series as one labelled number input per value (fleet/series.py).
+        if db_field.name in self.series_fields:
+            return self.series_fields[db_field.name](
+                label=capfirst(db_field.verbose_name), help_text=db_field.help_text
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(vehicle_count=_count_of(Vehicle, "home_depot"))

@@ -85,7 +85,8 @@ class NotificationRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} - {self.depot or _('every depot')}"
+        depots = self.depot or _("every depot")  # outside the f-string, where makemessages can read it
+        return f"{self.user} - {depots}"
 
     def clean(self) -> None:
         errors: dict[str, StrOrPromise] = {}
@@ -119,7 +120,7 @@ class AlertDispatch(models.Model):
         indexes = [models.Index(fields=["dispatched_at", "claimed_at"])]
 
     def __str__(self) -> str:
-        return f"dispatch of alert {self.alert_id}"
+        return _("dispatch of alert %(alert)s") % {"alert": self.alert_id}
 
 
 class Delivery(models.Model):
@@ -153,7 +154,11 @@ class Delivery(models.Model):
         indexes = [models.Index(fields=["status", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.get_channel_display()} to {self.to}: {self.subject}"
+        return _("%(channel)s to %(to)s: %(subject)s") % {
+            "channel": self.get_channel_display(),
+            "to": self.to,
+            "subject": self.subject,
+        }
 
 
 class Notification(models.Model):

@@ -23,12 +23,18 @@ from timetable.models import FeedImport, PinnedAssignment, TimetableBlock
 
 
 class FeedUploadForm(forms.Form):
-    depot = forms.ModelChoiceField(queryset=Depot.objects.none())
-    feed = forms.FileField(help_text=_("A GTFS .zip"))
-    date_from = forms.DateField(required=False, help_text=_("First service date (default: today)"))
-    date_to = forms.DateField(required=False, help_text=_("Last service date (default: a week)"))
-    vehicle_model = forms.ModelChoiceField(queryset=VehicleModel.objects.all(), required=False)
-    confirm = forms.BooleanField(required=False, help_text=_("Unticked: only preview what would change."))
+    depot = forms.ModelChoiceField(label=_("Depot"), queryset=Depot.objects.none())
+    feed = forms.FileField(label=_("Feed"), help_text=_("A GTFS .zip"))
+    date_from = forms.DateField(
+        label=_("Date from"), required=False, help_text=_("First service date (default: today)")
+    )
+    date_to = forms.DateField(label=_("Date to"), required=False, help_text=_("Last service date (default: a week)"))
+    vehicle_model = forms.ModelChoiceField(
+        label=_("Vehicle model"), queryset=VehicleModel.objects.all(), required=False
+    )
+    confirm = forms.BooleanField(
+        label=_("Confirm"), required=False, help_text=_("Unticked: only preview what would change.")
+    )
 
 
 @admin.register(FeedImport)

@@ -76,4 +76,8 @@ class PinnedAssignment(DepotScoped, models.Model):
         constraints = [models.UniqueConstraint(fields=["block", "service_date"], name="one_pin_per_block_and_day")]
 
     def __str__(self) -> str:
-        return f"{self.block} on {self.service_date}: {self.vehicle} (pinned)"
+        return _("%(block)s on %(date)s: %(vehicle)s (pinned)") % {
+            "block": self.block,
+            "date": self.service_date,
+            "vehicle": self.vehicle,
+        }

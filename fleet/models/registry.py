@@ -34,10 +34,10 @@ def default_depot_time_zone() -> str:
 
 
 class Chemistry(models.TextChoices):
-    LFP = "LFP", "LFP (lithium iron phosphate)"
-    NMC = "NMC", "NMC (nickel manganese cobalt)"
-    NCA = "NCA", "NCA (nickel cobalt aluminium)"
-    LTO = "LTO", "LTO (lithium titanate)"
+    LFP = "LFP", _("LFP (lithium iron phosphate)")
+    NMC = "NMC", _("NMC (nickel manganese cobalt)")
+    NCA = "NCA", _("NCA (nickel cobalt aluminium)")
+    LTO = "LTO", _("LTO (lithium titanate)")
 
 
 class Organization(OrganizationScoped, models.Model):
@@ -449,4 +449,8 @@ class BlockAssignment(DepotScoped, models.Model):
         indexes = [models.Index(fields=["vehicle", "starts_at"])]
 
     def __str__(self) -> str:
-        return f"{self.block} on {self.service_date}: {self.vehicle}"
+        return _("%(block)s on %(date)s: %(vehicle)s") % {
+            "block": self.block,
+            "date": self.service_date,
+            "vehicle": self.vehicle,
+        }

@@ -117,7 +117,8 @@ class VehicleLiveState(VehicleScoped, models.Model):
         ordering = ["vehicle"]
 
     def __str__(self) -> str:
-        return f"{self.vehicle_id} last seen {self.recorded_at:%Y-%m-%d %H:%M}"
+        when = f"{self.recorded_at:%Y-%m-%d %H:%M}"
+        return _("%(vehicle)s last seen %(when)s") % {"vehicle": self.vehicle_id, "when": when}
 
 
 class DailyDutyCycle(VehicleScoped, models.Model):

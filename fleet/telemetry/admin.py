@@ -17,8 +17,10 @@ import datetime as dt
 
 from django.contrib import admin, messages
 from django.http import HttpResponse
-from django.template import RequestContext, Template
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from fleet.admin_scoping import has_role_for
 from fleet.models import VehicleApiKey
@@ -27,34 +29,17 @@ from fleet.telemetry.keys import vehicle_key_issue, vehicle_key_revoke, vehicle_
 
 ROTATION_GRACE = dt.timedelta(hours=1)
 
-_KEYS_PAGE = Template(
-    """{% extends "admin/base_site.html" %}
-{% block content %}
-<h1>{{ title }}</h1>
-<p><strong>Copy each key now: it is stored only as a hash and will not be shown again.</strong>
-{% if rotated %}The vehicles' previous keys stop working at {{ retire_at }}.{% endif %}</p>
-<table>
-<thead><tr><th>Vehicle</th><th>Key</th></tr></thead>
-<tbody>{% for vehicle, key in keys %}<tr><td>{{ vehicle }}</td><td><code>{{ key }}</code></td></tr>{% endfor %}</tbody>
-</table>
-<p><a href="{{ back }}">Back to the vehicles</a></p>
-{% endblock %}"""
-)
-
 
 def _keys_page(request, *, title: str, keys: list, rotated: bool = False, retire_at=None):
-    context = RequestContext(
-        request,
-        {
-            **admin.site.each_context(request),
-            "title": title,
-            "keys": keys,
-            "rotated": rotated,
-            "retire_at": retire_at,
-            "back": request.get_full_path(),
-        },
-    )
-    response = HttpResponse(_KEYS_PAGE.render(context))
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "keys": keys,
+        "rotated": rotated,
+        "retire_at": retire_at,
+        "back": request.get_full_path(),
+    }
+    response = HttpResponse(render_to_string("admin/fleet/vehicle/api_keys.html", context, request=request))
     response["Cache-Control"] = "no-store"  # the page holds secrets
     return response
 
@@ -62,37 +47,41 @@ def _keys_page(request, *, title: str, keys: list, rotated: bool = False, retire
 def _manageable(request, queryset):
     allowed = restrict(queryset, request.user, Action.MANAGE)
     if allowed.count() < queryset.count():
-        messages.warning(request, "Keys were issued only for the vehicles of depots you manage.")
+        messages.warning(request, gettext("Keys were issued only for the vehicles of depots you manage."))
     return allowed
 
 
-@admin.action(description="Issue an API key (existing keys keep working)")
+@admin.action(description=_("Issue an API key (existing keys keep working)"))
 def issue_vehicle_api_key(modeladmin, request, queryset):
     keys = [
         (vehicle, vehicle_key_issue(vehicle=vehicle, created_by=request.user, label="admin")[1])
         for vehicle in _manageable(request, queryset)
     ]
-    return _keys_page(request, title="New vehicle API keys", keys=keys)
+    return _keys_page(request, title=gettext("New vehicle API keys"), keys=keys)
 
 
-@admin.action(description="Rotate API keys (old keys stop in 1 hour)")
+@admin.action(description=_("Rotate API keys (old keys stop in 1 hour)"))
 def rotate_vehicle_api_keys(modeladmin, request, queryset):
     keys = [
         (vehicle, vehicle_key_rotate(vehicle=vehicle, created_by=request.user, grace=ROTATION_GRACE)[1])
         for vehicle in _manageable(request, queryset)
     ]
     return _keys_page(
-        request, title="Rotated vehicle API keys", keys=keys, rotated=True, retire_at=timezone.now() + ROTATION_GRACE
+        request,
+        title=gettext("Rotated vehicle API keys"),
+        keys=keys,
+        rotated=True,
+        retire_at=timezone.now() + ROTATION_GRACE,
     )
 
 
-@admin.action(description="Revoke the selected keys now")
+@admin.action(description=_("Revoke the selected keys now"))
 def revoke_vehicle_api_keys(modeladmin, request, queryset):
     revoked = 0
     for key in restrict(queryset, request.user, Action.MANAGE):
         vehicle_key_revoke(key=key)
         revoked += 1
-    messages.success(request, f"{revoked} key(s) revoked.")
+    messages.success(request, gettext("%(n)d key(s) revoked.") % {"n": revoked})
 
 
 class VehicleApiKeyAdmin(admin.ModelAdmin):
@@ -106,7 +95,7 @@ class VehicleApiKeyAdmin(admin.ModelAdmin):
     fields = ["vehicle", "prefix", "label", "created_at", "created_by", "last_used_at", "revoked_at"]
     actions = [revoke_vehicle_api_keys]
 
-    @admin.display(boolean=True, description="active")
+    @admin.display(boolean=True, description=_("active"))
     def active(self, obj: VehicleApiKey) -> bool:
         return obj.is_active_at(timezone.now())
 

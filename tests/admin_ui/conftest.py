@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tests import factories as f
 
@@ -25,6 +25,15 @@ CHROMEDRIVER = os.environ.get("EVFLEET_CHROMEDRIVER", "/usr/bin/chromedriver")
 def pytest_configure(config):
     # Also declared in pyproject.toml's markers; repeated here so that --strict-markers never trips on it.
     config.addinivalue_line("markers", "browser: drives headless Chromium (Selenium); required in CI")
+
+
+@pytest.fixture(autouse=True)
+def _language_reset():
+    """Each test starts and ends in the default language: the test client's LocaleMiddleware leaves the last
+    request's language active in the thread, so a test that asks for German would change the next one's text."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 def synthetic_forecast(pack, *, soh_now_pct: float, fade_pct_per_year: float, as_of: dt.date | None = None):
