@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from charging import readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
+from charging.plan_delivery import plan_delivery
 from charging.selectors import charging_load_kw, site_demand_kw
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "ready_count": sum(1 for c in shown if c.level == "green"),
         "currency": currency,
         "depot_zone": plan.depot.zone,
+        "plan_delivery": plan_delivery(plan),
     }
     return TemplateResponse(request, "admin/charging/chargingplan/overview.html", context)
 
