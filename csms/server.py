@@ -41,7 +41,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from csms import services
+from csms import services, validation
 from csms.models import OcppVersion
 
 logger = logging.getLogger(__name__)
@@ -682,6 +682,7 @@ class CentralSystem:
         # The ocpp package validates each message in the default executor, i.e. behind our database calls; a
         # schema check takes a fraction of a millisecond, the hop to a busy pool far more: validate in the loop.
         ocpp_messages.ASYNC_VALIDATION = False
+        validation.install()  # jsonschema-rs first: a 2.0.1 message's check from 4 ms to microseconds
         loop = asyncio.get_running_loop()
         threads = settings.EVFLEET_CSMS_DB_THREADS
         executor = ThreadPoolExecutor(threads, thread_name_prefix="csms-db")

@@ -21,6 +21,8 @@ from batteries.models import BatteryPack, HealthObservation, PackInstallation
 from batteries.services import health_observation_record, pack_create, pack_install, pack_update
 from charging import services as charging_services
 from charging.models import Charger, Connector, Tariff
+from csms.models import ChargePoint
+from csms.services import charger_password_issue
 from config.services import model_create, model_update
 from console.demo.data import (
     ARCHETYPES,
@@ -277,6 +279,10 @@ def _step_chargers(step: StepResult, depots: dict[str, Depot]) -> None:
                     create=charging_services.charger_create,
                     update=lambda charger, data: charging_services.charger_update(charger=charger, data=data),
                 )
+                # The charger's OCPP link: a password (only its hash is kept; none is shown) so the central system
+                # delivers plans to it. `simulate_chargers` and `charger_password` issue new ones; a re-run keeps it.
+                if not ChargePoint.objects.filter(charger=charger).exclude(password_hash="").exists():
+                    charger_password_issue(charger=charger)
                 existing = {c.connector_id: c for c in charger.connectors.all()}
                 for connector_id, (standard, max_kw) in enumerate(group.connectors, start=1):
                     _sync(
