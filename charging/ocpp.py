@@ -149,9 +149,10 @@ def charger_profiles(plan, charger, *, ocpp_version: str = "1.6", plan_charges=N
     if plan_charges is None:
         plan_charges = plan.charges.filter(connector__charger=charger).select_related("connector")
     for charge in plan_charges:
-        if charge.connector is None or charge.connector.charger_id != charger.pk:
+        connector = charge.connector
+        if connector is None or connector.charger_id != charger.pk:
             continue
-        powers = by_connector[charge.connector.connector_id]
+        powers = by_connector[connector.connector_id]
         for slot, kw in enumerate(charge.power_kw):
             powers[slot] += kw
     build = set_charging_profile_v16 if ocpp_version == "1.6" else set_charging_profile_v201

@@ -174,7 +174,7 @@ class ChargingPlanDetailSerializer(ChargingPlanSerializer):
     @extend_schema_field(ChargerDeliverySerializer(many=True, allow_null=True))
     def get_delivery(self, plan: ChargingPlan) -> list[dict] | None:
         rows = plan_delivery(plan)
-        return None if rows is None else ChargerDeliverySerializer(rows, many=True).data
+        return None if rows is None else list(ChargerDeliverySerializer(rows, many=True).data)
 
 
 _charges = Prefetch(

@@ -116,7 +116,7 @@ class GroupCommit:
 
     def __init__(
         self,
-        write: Callable[[list[Any]], Any],
+        write: Callable[..., Any],  # write(items=[...]) in a database thread
         *,
         max_batch: int = 1000,
         written: Callable[[Any], None] | None = None,

@@ -21,8 +21,6 @@ from batteries.models import BatteryPack, HealthObservation, PackInstallation
 from batteries.services import health_observation_record, pack_create, pack_install, pack_update
 from charging import services as charging_services
 from charging.models import Charger, Connector, Tariff
-from csms.models import ChargePoint
-from csms.services import charger_password_issue
 from config.services import model_create, model_update
 from console.demo.data import (
     ARCHETYPES,
@@ -45,6 +43,8 @@ from console.demo.data import (
     period_hours,
 )
 from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
+from csms.models import ChargePoint
+from csms.services import charger_password_issue
 from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.models.registry import default_connector_standards

@@ -31,7 +31,9 @@ def test_the_demo_chargers_connect_to_a_central_system_and_accept_tonights_plan(
     assert not ChargePoint.objects.filter(charger__depot=nogales, password_hash="").exists()
     plan = plan_depot_night(depot=nogales, service_night=current_service_night(nogales))
     # The plan is in the outbox before any charger is connected: "offline - pending" for all of them.
-    eventually(lambda: ProfileDelivery.objects.filter(plan=plan).count() == Charger.objects.filter(depot=nogales).count())
+    eventually(
+        lambda: ProfileDelivery.objects.filter(plan=plan).count() == Charger.objects.filter(depot=nogales).count()
+    )
 
     out = StringIO()
     call_command(

@@ -38,9 +38,7 @@ async def _up(sim: SimulatedCharger) -> SimulatedCharger:
     return sim
 
 
-def test_the_plan_page_and_api_show_accepted_rejected_offline_and_unlinked_chargers(
-    csms, sims, client, api_client
-):
+def test_the_plan_page_and_api_show_accepted_rejected_offline_and_unlinked_chargers(csms, sims, client, api_client):
     depot, chargers = _depot()
     accepting = SimulatedCharger.make(csms.url, "CP-OK", chargers["CP-OK"][1], "1.6", {1: 150e3, 2: 150e3})
     # This one only knows connector 1: it rejects connector 2's profile.
@@ -49,9 +47,7 @@ def test_the_plan_page_and_api_show_accepted_rejected_offline_and_unlinked_charg
         sims.run(_up(sim))
 
     plan = plan_depot_night(depot=depot, service_night=current_service_night(depot))
-    eventually(
-        lambda: ProfileDelivery.objects.filter(plan=plan, status__in=("accepted", "rejected")).count() == 2
-    )
+    eventually(lambda: ProfileDelivery.objects.filter(plan=plan, status__in=("accepted", "rejected")).count() == 2)
     expected = {
         "CP-OK": ("accepted", "Accepted"),
         "CP-REJ": ("rejected", "Rejected"),
@@ -87,7 +83,12 @@ def test_the_plan_page_and_api_show_accepted_rejected_offline_and_unlinked_charg
     # The offline charger comes up: it gets the plan, and the page says so.
     offline_sim = SimulatedCharger.make(csms.url, "CP-OFF", chargers["CP-OFF"][1], "1.6", {1: 150e3, 2: 150e3})
     sims.run(_up(offline_sim))
-    eventually(lambda: ProfileDelivery.objects.get(plan=plan, charge_point__charger__ocpp_charge_point_id="CP-OFF").status == "accepted")
+    eventually(
+        lambda: (
+            ProfileDelivery.objects.get(plan=plan, charge_point__charger__ocpp_charge_point_id="CP-OFF").status
+            == "accepted"
+        )
+    )
     page = client.get(reverse("admin:charging_chargingplan_overview", args=[plan.pk])).content.decode()
     assert 'data-charger="CP-OFF" data-status="accepted"' in page
 
@@ -104,7 +105,10 @@ def test_a_connected_charger_waits_as_pending_and_a_plan_not_seen_yet_too(api_cl
     ChargePoint.objects.filter(charger=chargers["CP-OK"][0]).update(connected=True)
     plan = plan_depot_night(depot=depot, service_night=current_service_night(depot))
     api_client.force_authenticate(f.UserFactory(is_superuser=True, is_staff=True))
-    statuses = {r["charge_point_id"]: r["status"] for r in api_client.get(f"/api/v1/charging-plans/{plan.pk}/").json()["delivery"]}
+    statuses = {
+        r["charge_point_id"]: r["status"]
+        for r in api_client.get(f"/api/v1/charging-plans/{plan.pk}/").json()["delivery"]
+    }
     assert statuses == {"CP-OK": "pending", "CP-REJ": "offline", "CP-OFF": "offline", "CP-NOLINK": "not_linked"}
 
 

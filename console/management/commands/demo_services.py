@@ -44,29 +44,35 @@ class Command(BaseCommand):
             raise CommandError("demo_services resets chargers' passwords: it does not run with DJANGO_ENV=production.")
         depots = options["depot"] or [spec.code for spec in DEPOTS]
         host, port = options["ocpp_host"], options["ocpp_port"]
-        children: list[subprocess.Popen] = []
+        children: dict[str, subprocess.Popen] = {}  # by command, in starting order
         deadline = time.monotonic() + options["seconds"] if options["seconds"] is not None else None
         try:
             self._start(children, ["run_csms", "--host", host, "--port", str(port)], wait_for="listening")
-            simulate = ["simulate_chargers", "--url", f"ws://{host}:{port}/ocpp", "--interval", str(options["interval"])]
+            simulate = [
+                "simulate_chargers",
+                "--url",
+                f"ws://{host}:{port}/ocpp",
+                "--interval",
+                str(options["interval"]),
+            ]
             for code in depots:
                 simulate += ["--depot", code]
             self._start(children, simulate)
             if options["runserver"]:
                 self._start(children, ["runserver", "--noreload", options["runserver"]])
-            while all(child.poll() is None for child in children):
+            while all(child.poll() is None for child in children.values()):
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
-            failed = [c for c in children if c.poll() not in (None, 0)]
+            failed = [(name, c) for name, c in children.items() if c.poll() not in (None, 0)]
             if failed:
-                raise CommandError(f"{' '.join(failed[0].args[2:4])} stopped (exit {failed[0].returncode}).")
+                raise CommandError(f"{failed[0][0]} stopped (exit {failed[0][1].returncode}).")
         except KeyboardInterrupt:  # Ctrl-C reaches the children too; they stop on their own, the rest below
             pass
         finally:
             self._stop(children)
 
-    def _start(self, children: list[subprocess.Popen], command: list[str], wait_for: str = "") -> subprocess.Popen:
+    def _start(self, children: dict[str, subprocess.Popen], command: list[str], wait_for: str = "") -> subprocess.Popen:
         child = subprocess.Popen(
             [sys.executable, str(MANAGE_PY), *command],
             stdout=subprocess.PIPE,
@@ -74,7 +80,7 @@ class Command(BaseCommand):
             text=True,
             bufsize=1,
         )
-        children.append(child)
+        children[command[0]] = child
         ready = threading.Event()
         prefix = f"[{command[0]}] "
 
@@ -94,9 +100,10 @@ class Command(BaseCommand):
                     raise CommandError(f"{command[0]} did not start (exit {child.poll()}).")
         return child
 
-    def _stop(self, children: list[subprocess.Popen]) -> None:
-        # The simulated chargers first (they stop their transactions), then the central system, then the web app.
-        for child in children[1:] + children[:1]:
+    def _stop(self, children: dict[str, subprocess.Popen]) -> None:
+        # The simulated chargers first (they stop their transactions), then the web app, then the central system.
+        started = list(children.values())
+        for child in started[1:] + started[:1]:
             if child.poll() is None:
                 child.terminate()
             try:
