@@ -107,6 +107,22 @@ def charge_point_connected(*, charge_point_id: int, ocpp_version: str) -> None:
     )
     charge_point = ChargePoint.objects.select_related("charger").get(pk=charge_point_id)
     alert_resolve(key=_offline_alert_key(charge_point))
+    _join_outbox(charge_point, now)
+
+
+def _join_outbox(charge_point: ChargePoint, now: dt.datetime) -> None:
+    """A charger linked after its depot's plan was scanned (a password issued since) gets that plan too: one
+    delivery row per active plan still running, as the scan would have made."""
+    scanned = active_plans().filter(depot_id=charge_point.charger.depot_id, csms_scan__isnull=False)
+    running = [
+        plan
+        for plan in scanned.select_related(None).only("pk", "horizon_start", "num_slots", "slot_minutes")
+        if plan.horizon_start + dt.timedelta(minutes=plan.slot_minutes * plan.num_slots) > now
+    ]
+    if running:
+        ProfileDelivery.objects.bulk_create(
+            [ProfileDelivery(plan=plan, charge_point=charge_point) for plan in running], ignore_conflicts=True
+        )
 
 
 @transaction.atomic
