@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -34,6 +35,8 @@ class Command(BaseCommand):
     def handle(
         self, *args, depot: list[str], url: str, interval: float, versions: str, seconds: float | None, **options
     ) -> None:
+        if options["verbosity"] < 2:
+            logging.getLogger("ocpp").setLevel(logging.WARNING)  # it logs every message at INFO
         depots = list(depot_queryset().filter(code__in=depot))
         missing = sorted(set(depot) - {d.code for d in depots})
         if missing:
