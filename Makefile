@@ -11,7 +11,7 @@ export PYBAMM_DISABLE_TELEMETRY := true
 .PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench schema clean messages vendor-static smoke faults
 
 help:
-	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT)"
+	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT) with the OCPP central system and simulated chargers"
 	@echo "make test   - lint, Django checks, migrations check, OpenAPI validation, the test suite"
 	@echo "make bench  - the speed and scale benchmarks (writes bench/results/)"
 	@echo "make smoke  - production settings, collectstatic, check --deploy, gunicorn answering (in make test too)"
@@ -29,12 +29,18 @@ migrate: venv
 	@mkdir -p var
 	$(MANAGE) migrate --no-input
 
+# The demo's live depot runs beside the web app: the OCPP central system on ws://$(HOST):$(OCPP_PORT)/ocpp and the
+# demo depots' chargers simulated against it (console's demo_services); Ctrl-C stops all three.
+OCPP_PORT ?= 9000
+
 demo: migrate
 	$(MANAGE) load_demo
 	$(MANAGE) run_night --all-depots
 	@echo
-	@echo "evfleet is serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it."
-	$(MANAGE) runserver $(HOST):$(PORT)
+	@echo "evfleet is serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/), its OCPP central"
+	@echo "system on ws://$(HOST):$(OCPP_PORT)/ocpp with the demo's chargers simulated (admin: Charge points -> Charger board)."
+	@echo "Ctrl-C stops them all."
+	$(MANAGE) demo_services --ocpp-host $(HOST) --ocpp-port $(OCPP_PORT) --runserver $(HOST):$(PORT)
 
 serve: migrate
 	$(MANAGE) runserver $(HOST):$(PORT)

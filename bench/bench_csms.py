@@ -177,16 +177,18 @@ async def _clients(url: str, chargers: list[dict], interval: float, meter_second
         sim.meter_latencies_s.clear()
         while not stop.is_set():
             for number in sim.connectors:
-                await sim.meter_values(number, interval_s=interval)
+                sent_at = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+                latency = await sim.meter_values(number, interval_s=interval)
+                timeline.append((sent_at, latency))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
+    timeline: list[tuple[float, float]] = []  # (sent at, round trip) of every meter value
     tasks = [asyncio.create_task(meter(sim, interval * i / len(sims))) for i, sim in enumerate(sims)]
     await asyncio.sleep(meter_seconds)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    latencies = [x for sim in sims for x in sim.meter_latencies_s]
-    queue.put(("meter", latencies))
+    queue.put(("meter", timeline))
     # Stay connected for the plan: report how many profiles arrived, when asked.
     await asyncio.get_running_loop().run_in_executor(None, report.wait)
     queue.put(("profiles", sum(len(sim.received) for sim in sims)))
@@ -194,6 +196,12 @@ async def _clients(url: str, chargers: list[dict], interval: float, meter_second
 
 
 # --- The run ------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -267,21 +275,36 @@ def main() -> None:
         )
 
         load_during_meter = None
+        cpu_boot = cpu_seconds(server.pid)
         go.set()
-        time.sleep(args.meter_seconds / 2)
+        # The first interval also holds every charger's StartTransaction (plug-in events, re-plans queued); the
+        # steady state, after it, is meter values only: its CPU per message is the figure that scales.
+        warmup_s = min(1.5 * args.interval, args.meter_seconds / 2)
+        time.sleep(warmup_s)
+        cpu_steady, steady_from = cpu_seconds(server.pid), time.monotonic()
+        time.sleep(max(args.meter_seconds / 2 - warmup_s, 0.0))
         load_during_meter = load_average()
-        latencies = []
+        timeline = []
         for _ in procs:
             kind, values = queue.get(timeout=args.meter_seconds + 300)
-            latencies.extend(values)
+            timeline.extend(values)
+        cpu_end = cpu_seconds(server.pid)
+        cpu_meter = cpu_end - cpu_boot
+        latencies = [latency for _sent, latency in timeline]
+        steady = [latency for sent, latency in timeline if sent >= steady_from]
+        cpu_steady_ms = 1000 * (cpu_end - cpu_steady) / max(len(steady), 1)
         p50, p95, p99 = (percentile(latencies, q) * 1000 for q in (50, 95, 99))
+        steady_p95 = percentile(steady, 95) * 1000 if steady else float("nan")
         rate = len(latencies) / args.meter_seconds
         print(
-            f"meter values: {len(latencies)} ({rate:.0f}/s), p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms",
+            f"meter values: {len(latencies)} ({rate:.0f}/s), p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; "
+            f"steady state (after the starts) p95 {steady_p95:.1f} ms, central system CPU {cpu_steady_ms:.2f} ms "
+            f"a message ({cpu_meter:.1f} s over the whole phase)",
             flush=True,
         )
 
         depots = list(Depot.objects.filter(code__startswith="bcs"))
+        cpu_before_plan = cpu_seconds(server.pid)
         solve_started = time.monotonic()
         with transaction.atomic():
             plans = [plan_depot_night(depot=d, service_night=current_service_night(d)) for d in depots]
@@ -295,6 +318,7 @@ def main() -> None:
                 break
             time.sleep(0.1)
         delivered_s = time.monotonic() - committed
+        cpu_plan = cpu_seconds(server.pid) - cpu_before_plan
         connection.close()
         print(
             f"plans for {len(depots)} depots solved in {committed - solve_started:.1f} s; "
@@ -336,6 +360,14 @@ def main() -> None:
             "p95_ms": round(p95, 1),
             "p99_ms": round(p99, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+            # The central system's CPU (user + system) over the meter phase, which also holds the 500 starts,
+            # and per meter value in the steady state after them.
+            "csms_cpu_s": round(cpu_meter, 2),
+            "steady_state": {
+                "count": len(steady),
+                "p95_ms": round(steady_p95, 1),
+                "csms_cpu_ms_per_message": round(cpu_steady_ms, 2),
+            },
         },  # fmt: skip
         "plan": {
             "depots": len(plan_ids),
@@ -343,6 +375,7 @@ def main() -> None:
             "chargers_accepted": accepted,
             "delivered_s_after_commit": round(delivered_s, 2),
             "profiles_received_by_clients": profiles,
+            "csms_cpu_s_while_delivering": round(cpu_plan, 2),  # meter values still arriving meanwhile
         },  # fmt: skip
         "targets": {"connect_and_boot_s": 30, "meter_values_p95_ms": 100, "plan_delivered_s": 10},
     }
@@ -362,6 +395,10 @@ def main() -> None:
         f"| meter values round trip p95 ({len(latencies)} at {rate:.0f}/s) "
         f"| {p95:.1f} ms (p50 {p50:.1f}, p99 {p99:.1f}) | <= 100 ms |",
         f"| plan delivered (commit -> all Accepted recorded) | {delivered_s:.1f} s ({accepted}/{expected}) | <= 10 s |",
+        "",
+        f"Central system CPU (user + system): {cpu_steady_ms:.2f} ms per meter value in the steady state after "
+        f"every charger's StartTransaction (there p95 {steady_p95:.1f} ms over {len(steady)} values); "
+        f"{cpu_meter:.1f} s over the whole meter phase with the starts; {cpu_plan:.1f} s while delivering the plan.",
         "",
         "Re-run: `.venv/bin/python bench/bench_csms.py` (see its docstring).",
     ]  # fmt: skip

@@ -32,6 +32,7 @@ from charging.models import (
     TariffPeriod,
     TariffSeason,
 )
+from charging.plan_delivery import plan_delivery
 from charging.selectors import OUT_OF_ORDER, charger_status_shown, night_costs
 from charging.services import alerts_acknowledge, alerts_resolve
 from config.audit import AuditedAdmin
@@ -317,6 +318,11 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
     def get_queryset(self, request):
         # The optimizer input is large (every slot of every vehicle): lists and exports never need it.
         return super().get_queryset(request).defer("instance")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Whether each charger got this plan's profiles (the central system's answer; None without one).
+        context["plan_delivery"] = plan_delivery(obj) if obj is not None else None
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description=_("plan"))
     def overview_link(self, plan: ChargingPlan) -> str:

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from charging import optimizer, readiness
 from charging.models import Charger, ChargingPlan, Connector, PlannedCharge
+from charging.plan_delivery import plan_delivery
 from charging.selectors import charging_load_kw, night_costs, plan_demand_charges, site_demand_kw
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def overview(request: HttpRequest, plan: ChargingPlan, *, admin_context: dict, m
         "currency": currency,
         "night_cost": night_costs([plan])[plan.pk],
         "depot_zone": plan.depot.zone,
+        "plan_delivery": plan_delivery(plan),
     }
     return TemplateResponse(request, "admin/charging/chargingplan/overview.html", context)
 

@@ -139,12 +139,20 @@ def _iso(moment: dt.datetime) -> str:
 # --- From a stored plan ---------------------------------------------------------------------------------
 
 
-def charger_profiles(plan, charger, *, ocpp_version: str = "1.6") -> list[dict]:
-    """Every connector of ``charger`` as a validated SetChargingProfile request for ``plan``."""
+def charger_profiles(plan, charger, *, ocpp_version: str = "1.6", plan_charges=None) -> list[dict]:
+    """Every connector of ``charger`` as a validated SetChargingProfile request for ``plan``.
+
+    ``plan_charges``: the plan's charges with their connectors, when the caller builds many chargers' profiles
+    (one query for all instead of one per charger)."""
     unit = "A" if charger.kind == "ac" else "W"
     by_connector: dict[int, list[float]] = {c.connector_id: [0.0] * plan.num_slots for c in charger.connectors.all()}
-    for charge in plan.charges.filter(connector__charger=charger).select_related("connector"):
-        powers = by_connector[charge.connector.connector_id]
+    if plan_charges is None:
+        plan_charges = plan.charges.filter(connector__charger=charger).select_related("connector")
+    for charge in plan_charges:
+        connector = charge.connector
+        if connector is None or connector.charger_id != charger.pk:
+            continue
+        powers = by_connector[connector.connector_id]
         for slot, kw in enumerate(charge.power_kw):
             powers[slot] += kw
     build = set_charging_profile_v16 if ocpp_version == "1.6" else set_charging_profile_v201

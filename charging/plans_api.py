@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from charging import measured
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
+from charging.plan_delivery import DeliveryStatus, plan_delivery
 from charging.planning import current_service_night
 from charging.selectors import night_costs
 from config.api import Conflict, RejectUnknownFieldsMixin
@@ -224,17 +225,42 @@ class NightCostSerializer(serializers.Serializer):
     )
 
 
+class ChargerDeliverySerializer(serializers.Serializer):
+    """One charger's delivery of the plan (``charging.plan_delivery.ChargerDelivery``)."""
+
+    charger = serializers.IntegerField(source="charger_id")
+    charger_name = serializers.CharField()
+    charge_point_id = serializers.CharField(help_text="The charger's OCPP identity; empty when it has none.")
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices)
+    status_label = serializers.CharField()
+    connected = serializers.BooleanField()
+    attempts = serializers.IntegerField()
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    answered_at = serializers.DateTimeField(allow_null=True)
+    answers = serializers.DictField(child=serializers.CharField(), help_text="Per connector id: the charger's answer.")
+
+
 class ChargingPlanDetailSerializer(ChargingPlanSerializer):
     charges = PlannedChargeSerializer(many=True, read_only=True)
     night_cost = serializers.SerializerMethodField()
+    delivery = serializers.SerializerMethodField(
+        help_text="Per charger of the depot, whether the plan's charging profiles reached it: accepted, rejected, "
+        "error, no_answer (asked again), pending (connected, being sent), offline (sent when it reconnects), "
+        "superseded, not_linked (no OCPP link). Null when no OCPP central system is installed."
+    )
 
     class Meta(ChargingPlanSerializer.Meta):
-        fields = [*ChargingPlanSerializer.Meta.fields, "night_cost", "charges"]
+        fields = [*ChargingPlanSerializer.Meta.fields, "night_cost", "charges", "delivery"]
         read_only_fields = fields
 
     @extend_schema_field(NightCostSerializer)
     def get_night_cost(self, plan: ChargingPlan) -> dict:
         return NightCostSerializer(night_costs([plan])[plan.pk]).data
+
+    @extend_schema_field(ChargerDeliverySerializer(many=True, allow_null=True))
+    def get_delivery(self, plan: ChargingPlan) -> list[dict] | None:
+        rows = plan_delivery(plan)
+        return None if rows is None else list(ChargerDeliverySerializer(rows, many=True).data)
 
 
 _charges = Prefetch(

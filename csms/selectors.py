@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charging.models import Charger, ChargingPlan
+from charging.plan_delivery import ChargerDelivery, DeliveryStatus
 from charging.selectors import charger_queryset
 from csms.models import ChargePoint, ProfileDelivery
 from fleet.models import Depot
@@ -67,3 +68,58 @@ def depot_board(depot: Depot) -> list[BoardRow]:
         )
     rows.sort(key=lambda r: (not r.faulted, r.connected, r.charger.name))
     return rows
+
+
+# What a charger's outbox row says about a plan, read together with whether the charger is connected.
+_DELIVERY_STATUS = {
+    ProfileDelivery.Status.ACCEPTED: DeliveryStatus.ACCEPTED,
+    ProfileDelivery.Status.REJECTED: DeliveryStatus.REJECTED,
+    ProfileDelivery.Status.ERROR: DeliveryStatus.ERROR,
+    ProfileDelivery.Status.SUPERSEDED: DeliveryStatus.SUPERSEDED,
+}
+
+
+def plan_delivery(plan: ChargingPlan) -> list[ChargerDelivery]:
+    """Per charger of the plan's depot (by name), whether this plan's profiles reached it, from the outbox:
+    the charger's answer (Accepted / Rejected / an error), no answer yet (asked again), pending while it is
+    connected, "offline - pending" while it is not (it gets them when it reconnects), superseded, or no OCPP
+    link at all. Two queries whatever the depot's size."""
+    chargers = Charger.objects.filter(depot_id=plan.depot_id).select_related("charge_point").order_by("name", "pk")
+    rows = {d.charge_point_id: d for d in ProfileDelivery.objects.filter(plan=plan)}
+    out = []
+    for charger in chargers:
+        charge_point = getattr(charger, "charge_point", None)
+        linked = charge_point is not None and bool(charge_point.password_hash) and bool(charger.ocpp_charge_point_id)
+        connected = bool(charge_point and charge_point.connected)
+        row = rows.get(charge_point.pk) if charge_point is not None else None
+        if row is None:
+            # Not in the outbox (yet): the central system has not seen the plan, or the charger has no link.
+            status = DeliveryStatus.NOT_LINKED if not linked else _waiting(connected, plan)
+        elif row.status in _DELIVERY_STATUS:
+            status = _DELIVERY_STATUS[ProfileDelivery.Status(row.status)]
+        elif not connected:
+            status = DeliveryStatus.OFFLINE
+        elif row.status == ProfileDelivery.Status.NO_ANSWER:
+            status = DeliveryStatus.NO_ANSWER
+        else:
+            status = DeliveryStatus.PENDING
+        out.append(
+            ChargerDelivery(
+                charger_id=charger.pk,
+                charger_name=charger.name,
+                charge_point_id=charger.ocpp_charge_point_id,
+                status=status,
+                connected=connected,
+                attempts=row.attempts if row else 0,
+                last_attempt_at=row.last_attempt_at if row else None,
+                answered_at=row.answered_at if row else None,
+                answers=dict(row.answers) if row else {},
+            )
+        )
+    return out
+
+
+def _waiting(connected: bool, plan: ChargingPlan) -> DeliveryStatus:
+    if plan.status != ChargingPlan.Status.ACTIVE:
+        return DeliveryStatus.SUPERSEDED
+    return DeliveryStatus.PENDING if connected else DeliveryStatus.OFFLINE

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Iterable
@@ -17,18 +19,19 @@ from dataclasses import dataclass
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from charging.alerts import alert_raise, alert_resolve
 from charging.events import EventConflict, depot_event_record
-from charging.models import Alert, Charger, ChargingPlan, ChargingSession, Connector, DepotEvent
+from charging.models import Alert, Charger, ChargingPlan, ChargingSession, Connector, DepotEvent, PlannedCharge
 from charging.ocpp import charger_profiles
 from charging.selectors import active_plans
 from charging.sessions import SessionConflict, charging_session_record
 from csms.models import ChargePoint, IdToken, MeterSample, OcppVersion, PlanScan, ProfileDelivery, Transaction
+from fleet.models import Vehicle
 from fleet.telemetry.ingest import telemetry_ingest
 
 logger = logging.getLogger(__name__)
@@ -104,6 +107,22 @@ def charge_point_connected(*, charge_point_id: int, ocpp_version: str) -> None:
     )
     charge_point = ChargePoint.objects.select_related("charger").get(pk=charge_point_id)
     alert_resolve(key=_offline_alert_key(charge_point))
+    _join_outbox(charge_point, now)
+
+
+def _join_outbox(charge_point: ChargePoint, now: dt.datetime) -> None:
+    """A charger linked after its depot's plan was scanned (a password issued since) gets that plan too: one
+    delivery row per active plan still running, as the scan would have made."""
+    scanned = active_plans().filter(depot_id=charge_point.charger.depot_id, csms_scan__isnull=False)
+    running = [
+        plan
+        for plan in scanned.select_related(None).only("pk", "horizon_start", "num_slots", "slot_minutes")
+        if plan.horizon_start + dt.timedelta(minutes=plan.slot_minutes * plan.num_slots) > now
+    ]
+    if running:
+        ProfileDelivery.objects.bulk_create(
+            [ProfileDelivery(plan=plan, charge_point=charge_point) for plan in running], ignore_conflicts=True
+        )
 
 
 @transaction.atomic
@@ -397,65 +416,134 @@ class Sample:
     soc_pct: float | None
 
 
-def meter_values_store(
-    *, charge_point_id: int, connector_number: int, transaction_id: str | None, samples: Iterable[Sample]
-) -> int:
-    """Store samples (a re-sent moment is ignored), update the transaction's SoC and peak power, and pass the SoC
-    on to the vehicle's live state. Returns how many samples it was given."""
-    samples = list(samples)
-    if not samples:
-        return 0
-    tx = None
+@dataclass
+class TransactionRef:
+    """What storing a meter value needs of its transaction: the central system keeps these per connection, so a
+    meter value costs no lookup (only this charger's transactions are ever found)."""
+
+    pk: int
+    transaction_id: str
+    connector_number: int
+    vehicle_id: int | None
+    charger_kind: str
+    soc_sent_at: dt.datetime | None = None
+
+
+def transaction_ref(
+    *, charge_point_id: int, transaction_id: str | None = None, connector_number: int | None = None
+) -> TransactionRef | None:
+    """This charger's transaction by its id or, without one (1.6 may leave it out), the connector's open one."""
+    rows = Transaction.objects.filter(charge_point_id=charge_point_id)
     if transaction_id:
-        tx = transaction_find(charge_point_id=charge_point_id, transaction_id=transaction_id)
-    if tx is None:  # 1.6 may leave the id out: the connector's open transaction
-        tx = (
-            Transaction.objects.select_related("charge_point__charger", "vehicle")
-            .filter(charge_point_id=charge_point_id, connector_number=connector_number, ended_at__isnull=True)
-            .order_by("-started_at")
-            .first()
-        )
+        rows = rows.filter(transaction_id=str(transaction_id))
+    elif connector_number is not None:
+        rows = rows.filter(connector_number=connector_number, ended_at__isnull=True).order_by("-started_at")
+    else:
+        return None
+    found = rows.values(
+        "pk", "transaction_id", "connector_number", "vehicle_id", "charge_point__charger__kind", "soc_sent_at"
+    ).first()
+    if found is None:
+        return None
+    return TransactionRef(
+        pk=found["pk"],
+        transaction_id=found["transaction_id"],
+        connector_number=found["connector_number"],
+        vehicle_id=found["vehicle_id"],
+        charger_kind=found["charge_point__charger__kind"],
+        soc_sent_at=found["soc_sent_at"],
+    )
+
+
+@dataclass(frozen=True)
+class MeterValuesMessage:
+    """One MeterValues (or TransactionEvent's meter values) of one connector, its transaction already resolved."""
+
+    charge_point_id: int
+    connector_number: int
+    transaction: TransactionRef | None
+    samples: tuple[Sample, ...]
+
+
+def meter_values_store_batch(*, messages: list[MeterValuesMessage]) -> None:
+    """Store the samples of many messages in one database transaction: a re-sent moment is ignored, and each
+    transaction's SoC at start and last, peak power and meter start follow its samples (one UPDATE for all).
+
+    The central system acknowledges the messages only after this commits, so an accepted meter value is stored.
+    """
     rows = [
         MeterSample(
-            charge_point_id=charge_point_id,
-            connector_number=connector_number,
-            transaction=tx,
+            charge_point_id=m.charge_point_id,
+            connector_number=m.connector_number,
+            transaction_id=m.transaction.pk if m.transaction else None,
             measured_at=s.measured_at,
             energy_wh=s.energy_wh,
             power_w=s.power_w,
             soc_pct=s.soc_pct,
         )
-        for s in samples
+        for m in messages
+        for s in m.samples
     ]
-    # No transaction around the two writes: one round trip each (the transaction's fields are derived from samples).
-    MeterSample.objects.bulk_create(rows, ignore_conflicts=True)
-    if tx is not None:
-        _follow_transaction(tx, samples)
-    if tx is not None and tx.vehicle_id is not None:
-        _live_soc(tx, samples)
-    return len(rows)
+    if not rows:
+        return
+    followed: dict[int, list[Sample]] = {}
+    for message in messages:
+        if message.transaction is not None:
+            followed.setdefault(message.transaction.pk, []).extend(message.samples)
+    with transaction.atomic():
+        MeterSample.objects.bulk_create(rows, ignore_conflicts=True)
+        if followed:
+            with connection.cursor() as cursor:
+                cursor.executemany(_follow_sql(), [_follows(pk, samples) for pk, samples in followed.items()])
 
 
-def _follow_transaction(tx: Transaction, samples: list[Sample]) -> None:
-    fields = []
+@functools.cache
+def _follow_sql() -> str:
+    """One UPDATE of a transaction's derived fields from its new samples (SQL written once, for PostgreSQL and
+    SQLite: the ORM's bulk_update compiles a CASE per row and field, the largest CPU cost of a batch). A field the
+    samples say nothing about (a NULL parameter) keeps its value; the start values are set once."""
+    q = connection.ops.quote_name
+    table = q(Transaction._meta.db_table)
+    columns = {f.name: str(f.column) for f in Transaction._meta.concrete_fields}
+    start_soc, last_soc, peak, meter_start = (
+        q(columns[name]) for name in ("start_soc_pct", "last_soc_pct", "max_power_w", "meter_start_wh")
+    )
+    real = "CAST(%s AS DOUBLE PRECISION)"
+    # Identifiers from the model's own metadata, quoted; every value is a parameter.
+    return (
+        f"UPDATE {table} SET {start_soc} = COALESCE({start_soc}, {real}), "  # nosec B608
+        f"{last_soc} = COALESCE({real}, {last_soc}), "
+        f"{peak} = CASE WHEN {peak} IS NULL OR {peak} < {real} THEN COALESCE({real}, {peak}) ELSE {peak} END, "
+        f"{meter_start} = COALESCE({meter_start}, {real}) WHERE {q('id')} = %s"
+    )
+
+
+def _follows(pk: int, samples: list[Sample]) -> tuple[float | None, ...]:
+    """The parameters of ``_follow_sql`` for one transaction's new samples."""
     ordered = sorted(samples, key=lambda s: s.measured_at)
     socs = [s.soc_pct for s in ordered if s.soc_pct is not None]
-    if socs:
-        if tx.start_soc_pct is None:
-            tx.start_soc_pct = socs[0]
-            fields.append("start_soc_pct")
-        tx.last_soc_pct = socs[-1]
-        fields.append("last_soc_pct")
     powers = [s.power_w for s in ordered if s.power_w is not None]
-    if powers and (tx.max_power_w is None or max(powers) > tx.max_power_w):
-        tx.max_power_w = max(powers)
-        fields.append("max_power_w")
     energies = [s.energy_wh for s in ordered if s.energy_wh is not None]
-    if energies and tx.meter_start_wh is None:
-        tx.meter_start_wh = energies[0]
-        fields.append("meter_start_wh")
-    if fields:
-        tx.save(update_fields=fields)
+    first_soc, last_soc = (socs[0], socs[-1]) if socs else (None, None)
+    peak = max(powers) if powers else None
+    return (first_soc, last_soc, peak, peak, energies[0] if energies else None, pk)
+
+
+def meter_values_store(
+    *, charge_point_id: int, connector_number: int, transaction_id: str | None, samples: Iterable[Sample]
+) -> int:
+    """One message's samples, stored at once (the central system batches instead: ``meter_values_store_batch``).
+    Returns how many samples it was given."""
+    samples = tuple(samples)
+    if not samples:
+        return 0
+    ref = transaction_ref(charge_point_id=charge_point_id, transaction_id=transaction_id)
+    if ref is None:
+        ref = transaction_ref(charge_point_id=charge_point_id, connector_number=connector_number)
+    meter_values_store_batch(messages=[MeterValuesMessage(charge_point_id, connector_number, ref, samples)])
+    if ref is not None:
+        live_soc_push(latest=live_soc_due([(ref, samples)]))
+    return len(samples)
 
 
 # The vehicle's live state needs the latest SoC, not every sample (those stay in MeterSample): at most one
@@ -463,20 +551,57 @@ def _follow_transaction(tx: Transaction, samples: list[Sample]) -> None:
 LIVE_SOC_EVERY = dt.timedelta(seconds=60)
 
 
-def _live_soc(tx: Transaction, samples: list[Sample]) -> None:
-    with_soc = [s for s in samples if s.soc_pct is not None]
-    if not with_soc:
+@dataclass(frozen=True)
+class LiveSoc:
+    transaction: TransactionRef
+    sample: Sample
+
+
+def live_soc_due(stored: Iterable[tuple[TransactionRef, Iterable[Sample]]]) -> list[LiveSoc]:
+    """The SoC readings due for the vehicles' live state: per transaction with a vehicle, its latest SoC once
+    ``LIVE_SOC_EVERY`` has passed since the last one sent. Marks them sent on the refs (no database)."""
+    latest: dict[int, LiveSoc] = {}
+    for ref, samples in stored:
+        if ref.vehicle_id is None:
+            continue
+        for sample in samples:
+            if sample.soc_pct is None:
+                continue
+            held = latest.get(ref.pk)
+            if held is None or sample.measured_at > held.sample.measured_at:
+                latest[ref.pk] = LiveSoc(ref, sample)
+    due = []
+    for item in latest.values():
+        sent = item.transaction.soc_sent_at
+        if sent is not None and item.sample.measured_at - sent < LIVE_SOC_EVERY:
+            continue
+        item.transaction.soc_sent_at = item.sample.measured_at
+        due.append(item)
+    return due
+
+
+def live_soc_push(*, latest: list[LiveSoc]) -> None:
+    """Pass SoC readings to the vehicles' live state through fleet's telemetry ingest, in one batch."""
+    if not latest:
         return
-    latest = max(with_soc, key=lambda s: s.measured_at)
-    if tx.soc_sent_at is not None and latest.measured_at - tx.soc_sent_at < LIVE_SOC_EVERY:
-        return
-    state = "ac" if tx.charge_point.charger.kind == "ac" else "dc"
-    readings = [{"recorded_at": latest.measured_at.isoformat(), "soc_pct": latest.soc_pct, "charging_state": state}]
-    Transaction.objects.filter(pk=tx.pk).update(soc_sent_at=latest.measured_at)
+    readings = [
+        {
+            "vehicle": item.transaction.vehicle_id,
+            "recorded_at": item.sample.measured_at.isoformat(),
+            "soc_pct": item.sample.soc_pct,
+            "charging_state": "ac" if item.transaction.charger_kind == "ac" else "dc",
+        }
+        for item in latest
+    ]
+    for item in latest:
+        Transaction.objects.filter(pk=item.transaction.pk).update(soc_sent_at=item.sample.measured_at)
+    vehicles = Vehicle.objects.filter(pk__in={item.transaction.vehicle_id for item in latest})
     try:
-        telemetry_ingest(readings=readings, vehicle=tx.vehicle)
-    except ValidationError as exc:  # e.g. a charger clock far in the future: the sample is kept, the SoC not passed on
-        logger.info("SoC of transaction %s not passed to the vehicle: %s", tx.pk, exc)
+        telemetry_ingest(readings=readings, allowed_vehicles=vehicles)
+    except (
+        ValidationError
+    ) as exc:  # e.g. a charger clock far in the future: the samples are kept, the SoC not passed on
+        logger.info("SoC of %d transactions not passed to the vehicles: %s", len(latest), exc)
 
 
 # --- Plans to chargers (the outbox) -------------------------------------------------------------------------
@@ -535,36 +660,58 @@ def deliveries_due(
         )
         .exclude(pk__in=list(exclude_ids))
         .select_related("plan", "charge_point__charger")
+        .prefetch_related("charge_point__charger__connectors")
         .order_by("created_at")
     )
     due = []
+    charges_by_plan: dict[int, dict[int, list[PlannedCharge]]] = {}  # plan -> charger -> its charges
     for delivery in rows:
-        version = ocpp_versions[delivery.charge_point_id]
-        payloads = charger_profiles(delivery.plan, delivery.charge_point.charger, ocpp_version=version)
+        if delivery.plan_id not in charges_by_plan:
+            by_charger: dict[int, list[PlannedCharge]] = {}
+            for charge in delivery.plan.charges.filter(connector__isnull=False).select_related("connector"):
+                if charge.connector is not None:
+                    by_charger.setdefault(charge.connector.charger_id, []).append(charge)
+            charges_by_plan[delivery.plan_id] = by_charger
+        charger = delivery.charge_point.charger
+        payloads = charger_profiles(
+            delivery.plan,
+            charger,
+            ocpp_version=ocpp_versions[delivery.charge_point_id],
+            plan_charges=charges_by_plan[delivery.plan_id].get(charger.pk, []),
+        )
         due.append(DueDelivery(delivery.pk, delivery.charge_point_id, payloads))
     return due
 
 
-def delivery_record(*, delivery_id: int, answers: dict[str, str]) -> ProfileDelivery:
-    """The charger's answer per connector ("Accepted", "Rejected", "no answer", "error: ...")."""
+def _delivery_status(answers: dict[str, str]) -> str:
     values = set(answers.values())
     if values and values <= {"Accepted"}:
-        status = ProfileDelivery.Status.ACCEPTED
-    elif "no answer" in values:
-        status = ProfileDelivery.Status.NO_ANSWER
-    elif any(v.startswith("error") for v in values):
-        status = ProfileDelivery.Status.ERROR
-    else:
-        status = ProfileDelivery.Status.REJECTED
+        return ProfileDelivery.Status.ACCEPTED
+    if "no answer" in values:
+        return ProfileDelivery.Status.NO_ANSWER
+    if any(v.startswith("error") for v in values):
+        return ProfileDelivery.Status.ERROR
+    return ProfileDelivery.Status.REJECTED
+
+
+def delivery_record(*, delivery_id: int, answers: dict[str, str]) -> ProfileDelivery:
+    """The charger's answer per connector ("Accepted", "Rejected", "no answer", "error: ...")."""
+    deliveries_record(answers_by_delivery={delivery_id: answers})
+    return ProfileDelivery.objects.get(pk=delivery_id)
+
+
+def deliveries_record(*, answers_by_delivery: dict[int, dict[str, str]]) -> None:
+    """Many chargers' answers in one transaction: one UPDATE per distinct answer (after a plan, nearly all
+    chargers answer alike). A superseded row keeps its status but records the answer."""
     now = timezone.now()
+    groups: dict[tuple[str, str], list[int]] = {}
+    for delivery_id, answers in answers_by_delivery.items():
+        key = json.dumps(answers, sort_keys=True)
+        groups.setdefault((_delivery_status(answers), key), []).append(delivery_id)
     with transaction.atomic():
-        delivery = ProfileDelivery.objects.select_for_update().get(pk=delivery_id)
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.answers = answers
-        if status != ProfileDelivery.Status.NO_ANSWER:
-            delivery.answered_at = now
-        if delivery.status != ProfileDelivery.Status.SUPERSEDED:
-            delivery.status = status
-        delivery.save()
-    return delivery
+        for (status, key), ids in groups.items():
+            answered = {} if status == ProfileDelivery.Status.NO_ANSWER else {"answered_at": now}
+            common = {"attempts": F("attempts") + 1, "last_attempt_at": now, "answers": json.loads(key), **answered}
+            rows = ProfileDelivery.objects.filter(pk__in=ids)
+            rows.exclude(status=ProfileDelivery.Status.SUPERSEDED).update(status=status, **common)
+            rows.filter(status=ProfileDelivery.Status.SUPERSEDED).update(**common)

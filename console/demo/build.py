@@ -43,6 +43,8 @@ from console.demo.data import (
     period_hours,
 )
 from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
+from csms.models import ChargePoint
+from csms.services import charger_password_issue
 from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
 from fleet.models.registry import default_connector_standards
@@ -277,6 +279,10 @@ def _step_chargers(step: StepResult, depots: dict[str, Depot]) -> None:
                     create=charging_services.charger_create,
                     update=lambda charger, data: charging_services.charger_update(charger=charger, data=data),
                 )
+                # The charger's OCPP link: a password (only its hash is kept; none is shown) so the central system
+                # delivers plans to it. `simulate_chargers` and `charger_password` issue new ones; a re-run keeps it.
+                if not ChargePoint.objects.filter(charger=charger).exclude(password_hash="").exists():
+                    charger_password_issue(charger=charger)
                 existing = {c.connector_id: c for c in charger.connectors.all()}
                 for connector_id, (standard, max_kw) in enumerate(group.connectors, start=1):
                     _sync(

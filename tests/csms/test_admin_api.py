@@ -105,3 +105,24 @@ def test_the_admin_shows_a_manager_only_their_depots_chargers(client, two_depots
     assert "CP-MINE" in board and "CP-THEIRS" not in board  # another depot's id falls back to their own
     other = ChargePoint.objects.get(charger=theirs)
     assert client.get(f"/admin/csms/chargepoint/{other.pk}/change/").status_code == 302  # "doesn't exist"
+
+
+def test_a_charger_linked_after_the_plan_was_scanned_gets_it_when_it_connects():
+    from csms.services import charge_point_connected
+
+    depot = f.DepotFactory()
+    early = f.ChargerFactory(depot=depot)
+    late = f.ChargerFactory(depot=depot)
+    for charger in (early, late):
+        f.ConnectorFactory(charger=charger, connector_id=1)
+    charger_password_issue(charger=early)
+    plan = plan_depot_night(depot=depot, service_night=depot_night(depot))
+    plans_scan()
+    assert list(ProfileDelivery.objects.filter(plan=plan).values_list("charge_point__charger", flat=True)) == [early.pk]
+
+    late_point, _password = charger_password_issue(charger=late)  # e.g. simulate_chargers, after the scan
+    charge_point_connected(charge_point_id=late_point.pk, ocpp_version="1.6")
+
+    assert ProfileDelivery.objects.get(plan=plan, charge_point=late_point).status == "pending"
+    charge_point_connected(charge_point_id=late_point.pk, ocpp_version="1.6")  # again: still one row
+    assert ProfileDelivery.objects.filter(plan=plan).count() == 2

@@ -20,7 +20,7 @@ from fleet.services import vehicle_update
 from fleet.vin import validate_vin
 
 FIRST_DAY = dt.date(2026, 11, 23)  # a Monday
-DEMO_APPS = ("fleet", "batteries", "charging", "auth")
+DEMO_APPS = ("fleet", "batteries", "charging", "csms", "auth")
 MD5 = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 
@@ -98,6 +98,16 @@ def test_depots_must_share_their_grid_connection(demo):
     assert (hermosillo.grid_limit_kw, hermosillo.time_zone) == (1600.0, "America/Hermosillo")
     assert (hermosillo.monthly_mean_temperature_c[0], hermosillo.monthly_mean_temperature_c[6]) == (17.0, 32.0)
     assert demo["nog"].monthly_mean_temperature_c[0] == 9.0  # Nogales, 1,200 m up, is the coldest
+
+
+def test_every_charger_has_an_ocpp_identity_and_a_password_for_the_central_system(demo):
+    from csms.models import ChargePoint
+
+    chargers = list(Charger.objects.select_related("charge_point"))
+    identities = [c.ocpp_charge_point_id for c in chargers]
+    assert all(identities) and len(set(identities)) == len(chargers) == 42
+    assert all(c.charge_point.password_hash.startswith("pbkdf2_sha256$") for c in chargers)
+    assert ChargePoint.objects.count() == 42  # so tonight's plans go into the outbox for every charger
 
 
 def test_every_vehicle_is_registered_correctly(demo):

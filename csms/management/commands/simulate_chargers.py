@@ -1,13 +1,15 @@
-"""python manage.py simulate_chargers --depot CODE: the depot's chargers as simulated OCPP clients.
+"""python manage.py simulate_chargers --depot CODE [--depot CODE ...]: the depots' chargers as simulated OCPP clients.
 
 It gives each charger a fresh password (so do not point it at a depot with real chargers), connects them to the
-central system, follows the profiles they receive and reports meter values until stopped (Ctrl-C).
+central system, follows the profiles they receive and reports meter values until stopped (Ctrl-C, or after
+``--seconds``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -19,23 +21,29 @@ from fleet.selectors import depot_queryset
 
 
 class Command(BaseCommand):
-    help = "Connect a depot's chargers as simulated OCPP 1.6J / 2.0.1 clients (new passwords are issued)."
+    help = "Connect depots' chargers as simulated OCPP 1.6J / 2.0.1 clients (new passwords are issued)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--depot", required=True, help="Depot code.")
+        parser.add_argument("--depot", required=True, action="append", help="Depot code (repeat for several).")
         parser.add_argument("--url", default="ws://127.0.0.1:9000/ocpp")
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between meter values.")
         parser.add_argument(
             "--versions", default="1.6,2.0.1", help="OCPP versions to use in turn, e.g. '1.6' or '1.6,2.0.1'."
         )
+        parser.add_argument("--seconds", type=float, default=None, help="Stop after this long (default: Ctrl-C).")
 
-    def handle(self, *args, depot: str, url: str, interval: float, versions: str, **options) -> None:
-        found = depot_queryset().filter(code=depot).first()
-        if found is None:
-            raise CommandError(f"No depot has the code {depot!r}.")
-        chargers = list(charger_queryset().filter(depot=found))
+    def handle(
+        self, *args, depot: list[str], url: str, interval: float, versions: str, seconds: float | None, **options
+    ) -> None:
+        if options["verbosity"] < 2:
+            logging.getLogger("ocpp").setLevel(logging.WARNING)  # it logs every message at INFO
+        depots = list(depot_queryset().filter(code__in=depot))
+        missing = sorted(set(depot) - {d.code for d in depots})
+        if missing:
+            raise CommandError(f"No depot has the code {', '.join(map(repr, missing))}.")
+        chargers = list(charger_queryset().filter(depot__in=depots).exclude(ocpp_charge_point_id="").order_by("pk"))
         if not chargers:
-            raise CommandError(f"Depot {depot} has no chargers.")
+            raise CommandError(f"Depot {', '.join(depot)} has no chargers with an OCPP charge point id.")
         cycle = [v.strip() for v in versions.split(",") if v.strip()]
         sims = []
         for i, charger in enumerate(chargers):
@@ -49,19 +57,23 @@ class Command(BaseCommand):
                     {c.connector_id: c.max_kw * 1000.0 for c in charger.connectors.all()},
                 )
             )
-        self.stdout.write(f"Simulating {len(sims)} charger(s) of {depot} against {url}; Ctrl-C stops.")
-        asyncio.run(self._run(sims, interval))
+        until = f"for {seconds:g} s" if seconds is not None else "Ctrl-C stops"
+        self.stdout.write(f"Simulating {len(sims)} charger(s) of {', '.join(depot)} against {url}; {until}.")
+        self.stdout.flush()
+        asyncio.run(self._run(sims, interval, seconds))
 
-    async def _run(self, sims: list[SimulatedCharger], interval: float) -> None:
+    async def _run(self, sims: list[SimulatedCharger], interval: float, seconds: float | None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (a test): no handlers
+                loop.add_signal_handler(sig, stop.set)
+        if seconds is not None:
+            loop.call_later(seconds, stop.set)
         results = await asyncio.gather(
             *(sim.run(stop=stop, interval_s=interval) for sim in sims), return_exceptions=True
         )
         for sim, result in zip(sims, results, strict=True):
-            with contextlib.suppress(Exception):
-                if isinstance(result, BaseException):
-                    self.stderr.write(f"{sim.identity}: {result!r}")
+            if isinstance(result, BaseException):
+                self.stderr.write(f"{sim.identity}: {result!r}")
             self.stdout.write(f"{sim.identity}: {len(sim.received)} profile(s) received")
