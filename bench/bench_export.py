@@ -61,9 +61,7 @@ def fill(readings: int, vehicle_count: int):
 
     from fleet.models import Depot, DepotMembership, Organization, TelemetryReading, Vehicle, VehicleModel
 
-    org, _ = Organization.objects.get_or_create(
-        slug="bench-export", defaults={"name": "Bench export"}
-    )
+    org, _ = Organization.objects.get_or_create(slug="bench-export", defaults={"name": "Bench export"})
     depot, _ = Depot.objects.get_or_create(
         organization=org, code="bexp", defaults={"name": "Bench export", "grid_limit_kw": 1000}
     )

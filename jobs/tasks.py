@@ -4,6 +4,8 @@
   the night is the depot's local date when the task runs.
 - ``nightly_depot_task(depot_id, night)``: all of a depot's jobs in stage order (``run_night --dispatch``).
 - ``job_chunk_task(job, ids, key, ...)``: one chunk of a fanned-out job (``jobs.runs.fan_out``).
+- ``outbox_send_task()``: sends the task outbox's pending rows (``jobs.outbox``); beat sends it every 30 s,
+  and every worker drains the outbox when it starts.
 
 All are idempotent (each run is claimed by its natural key), hence acknowledged late and redelivered when
 their worker is lost; transient database and broker errors retry with backoff (``IDEMPOTENT_TASK_OPTIONS``).
@@ -15,10 +17,11 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.apps import apps
 from django.utils import timezone
 
-from jobs import nightly, registry
+from jobs import nightly, outbox, registry
 from jobs import runs as jobs
 from jobs.retry import IDEMPOTENT_TASK_OPTIONS, TRANSIENT_ERRORS
 
@@ -116,3 +119,20 @@ def job_chunk_task(
         celery_task_id=self.request.id or "",
     )
     return done.outcome.summary
+
+
+@shared_task(ignore_result=True)
+def outbox_send_task() -> str:
+    """Send what the outbox holds (tasks asked for while Redis was away) and prune rows sent long ago."""
+    done = outbox.outbox_dispatch()
+    pruned = outbox.outbox_prune()
+    return f"outbox: {done.sent} sent, {done.pending} pending, {pruned} pruned"
+
+
+@worker_ready.connect
+def _send_the_outbox_when_a_worker_starts(**_kwargs) -> None:
+    # A worker that starts after an outage (or a deployment) need not wait for beat's next drain.
+    try:
+        logger.info(outbox_send_task())
+    except Exception:  # the drain is retried by beat; a worker must start regardless
+        logger.exception("sending the task outbox at worker start failed")

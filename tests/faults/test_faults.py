@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import http.client
-import json
 import os
 import re
 import signal
@@ -21,71 +20,16 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
-import psycopg
 import pytest
 
-from tests.conftest import SERVICES_REQUIRED
-from tests.deploy.production import Gunicorn, manage, manage_steps, production_env
+from tests.deploy.production import Gunicorn
 from tests.factories import DEFAULT_PASSWORD
-from tests.faults.services import PrivatePostgres, PrivateRedis, binaries_missing
+from tests.faults.conftest import TELEMETRY_CLIENTS, Stack
 
 pytestmark = pytest.mark.faults
 
-TELEMETRY_CLIENTS = 3
 BATCH_SIZE = 100
 RETRYABLE = {503}  # and dropped connections (a killed worker, a refused connection)
-
-
-@dataclass
-class Stack:
-    postgres: PrivatePostgres
-    redis: PrivateRedis
-    server: Gunicorn
-    database_url: str
-    world: dict
-
-    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
-        with psycopg.connect(self.database_url) as conn:
-            return conn.execute(query, params).fetchall()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    missing = binaries_missing()
-    if missing:  # CI has them (.ci/run); a developer machine may not
-        if SERVICES_REQUIRED:
-            pytest.fail(f"{missing} (EVFLEET_REQUIRE_SERVICES=1)")
-        pytest.skip(missing)
-    tmp = tmp_path_factory.mktemp("faults")
-    postgres, redis = PrivatePostgres(), PrivateRedis()
-    server = None
-    try:
-        postgres.start()
-        redis.start()
-        database_url = postgres.create_database("evfleet")
-        env = production_env(
-            database_url=database_url,
-            redis_url=redis.url,
-            static_root=tmp / "static",
-            DB_CONN_MAX_AGE="60",
-            CELERY_TASK_DEFAULT_QUEUE=f"faults-{os.getpid()}",
-            # Clients here send far more than a bus would: the rate limits are not what is tested.
-            EVFLEET_API_RATE_USER="100000/min",
-            EVFLEET_API_RATE_TELEMETRY_BATCH="100000/min",
-            EVFLEET_LOGIN_RATE="1000/min",
-        )
-        manage_steps(env, "migrate --no-input --verbosity=0", "collectstatic --no-input --verbosity=0")
-        seeded = manage(
-            env, "shell", "-c", f"from tests.faults.seed import main; main({TELEMETRY_CLIENTS})", timeout=120
-        )
-        world = json.loads(seeded.stdout.strip().splitlines()[-1])
-        server = Gunicorn(env, tmp / "gunicorn.log", workers=2, preload=True).start()
-        yield Stack(postgres, redis, server, database_url, world)
-    finally:
-        if server is not None:
-            server.stop()
-        redis.destroy()
-        postgres.destroy()
 
 
 # --- clients ---------------------------------------------------------------------------------------------
