@@ -166,7 +166,10 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
             )
         staff = [User(username=f"{tag}-staff-{depot.pk}", is_staff=True) for depot in depots]
         staff = _bulk(User, staff)
-        _bulk(DepotMembership, [DepotMembership(user=u, depot=d, role="staff") for u, d in zip(staff, depots, strict=True)])
+        _bulk(
+            DepotMembership,
+            [DepotMembership(user=u, depot=d, role="staff") for u, d in zip(staff, depots, strict=True)],
+        )
         superuser = User.objects.create_superuser(f"{tag}-admin", password="bench")
 
         by_depot: dict[int, list] = {}
@@ -208,7 +211,9 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
 
         weeks = list(range(0, size.days, 7))
         observations, forecasts = [], []
-        points = [{"date": (FIRST_NIGHT + dt.timedelta(days=365 * y)).isoformat(), "p50": 95 - 2 * y} for y in range(10)]
+        points = [
+            {"date": (FIRST_NIGHT + dt.timedelta(days=365 * y)).isoformat(), "p50": 95 - 2 * y} for y in range(10)
+        ]
         for pack in packs:
             for week in weeks:
                 day = FIRST_NIGHT + dt.timedelta(days=week)
@@ -474,9 +479,8 @@ def main() -> None:
     args = parser.parse_args()
     prepare_database()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from machine_info import load_average, machine_info
-
     from django.conf import settings
+    from machine_info import load_average, machine_info
 
     settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
     size = CitySize.scaled(args.scale, days=args.days, readings_per_day=args.readings_per_day)
