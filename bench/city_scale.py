@@ -423,7 +423,7 @@ def list_parameters(world: dict) -> list[str]:
 
 def measure_all(world: dict, *, repeat: int = 3) -> list[dict]:
     """Every admin changelist (as the superuser, who sees every depot, and as an organisation's manager) and every
-    API list (as the superuser). A list that needs a depot or an organisation (400 without) is asked for the first one."""
+    API list (as the superuser). A list that needs a depot or an organisation (400 without) gets the first one."""
     from django.contrib.auth import get_user_model
     from django.test import Client
     from rest_framework.authtoken.models import Token
