@@ -262,7 +262,7 @@ def dashboard_context(request: HttpRequest) -> dict:
     # A page of cards: a city's hundred depots on one page made a page of most of a megabyte.
     # The depots are read whole (hundreds of short rows, one query, no count): the cards' reads are per page.
     page = Paginator(list(visible_depots(request.user)), DEPOTS_PER_PAGE).get_page(request.GET.get("page"))
-    return {"depot_cards": depot_cards(request.user, depots=page.object_list), "depot_page": page}
+    return {"depot_cards": depot_cards(request.user, depots=list(page.object_list)), "depot_page": page}
 
 
 # --- Vehicle page -----------------------------------------------------------------------------------------
