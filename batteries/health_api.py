@@ -107,10 +107,12 @@ class BatteryHealthViewSet(ScopedGenericViewSet, mixins.ListModelMixin, mixins.R
             if not depot.isdigit():
                 raise serializers.ValidationError({"depot": ["Give the depot's id."]})
             packs = packs.filter(installations__removed_at__isnull=True, installations__vehicle__home_depot=depot)
-        latest = SoHForecast.objects.filter(pack=OuterRef("pack")).order_by("-as_of").values("pk")[:1]
-        # The list leaves the points out: loading every pack's curve to show one page cost seconds at city scale.
+        # The latest forecast looked up once per pack (not once per stored forecast: weekly forecasts of every pack
+        # made that the slow part at city scale), and the list leaves the points out.
+        latest = SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values("pk")[:1]  # one a day
+        latest_ids = BatteryPack.objects.filter(pk__in=packs.values("pk")).annotate(latest=Subquery(latest))
         forecasts = (
-            SoHForecast.objects.filter(pack__in=packs.values("pk"), pk=Subquery(latest))
+            SoHForecast.objects.filter(pk__in=latest_ids.values("latest"))
             .select_related("pack")
             .defer("points")
             .order_by("rul_days", "pack__serial", "pk")

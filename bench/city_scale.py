@@ -534,8 +534,8 @@ def main() -> None:
         "over_target": [r["url"] for r in results if not r["ok"]],
     }
     label = f"-{args.label}" if args.label else ""
-    out = ROOT / "bench" / "results" / f"city-scale-{report['date']}{label}"
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = ROOT / "bench" / "results" / f"city-scale-{report['date']}{label}"
+    stem.parent.joinpath(stem.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# City scale, {report['date']}{label}",
         "",
@@ -550,7 +550,7 @@ def main() -> None:
             for r in results
         ),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.parent.joinpath(stem.name + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

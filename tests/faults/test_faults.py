@@ -15,6 +15,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import threading
 import time
 import urllib.parse
@@ -289,3 +290,20 @@ def test_every_endpoint_answers_503_json_while_the_database_is_away_and_recovers
     assert admin_status == 503 and int(admin_headers["Retry-After"]) > 0
     assert b"briefly unavailable" in admin_page
     assert recovered_s < 1.0
+
+
+# --- what gunicorn answers itself ---------------------------------------------------------------------------
+
+
+def test_a_request_line_gunicorn_cannot_parse_is_answered_400_by_gunicorn_in_html_a_documented_limitation(stack):
+    """docs/operations.md, "Known limitation": gunicorn answers before Django, and has no setting for the body.
+    If this starts failing because the body is JSON, gunicorn grew the setting: use it and update the docs."""
+    with socket.create_connection(("127.0.0.1", stack.server.port), timeout=10) as conn:
+        conn.sendall(b"GET /api/v1/vehicles/ HTTP/1.1 trailing-garbage\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    print(f"\nfaults: malformed request line: {head.splitlines()[0].decode()}, body {body[:40]!r}...")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"Content-Type: text/html" in head and body.lstrip().startswith(b"<html>")
