@@ -72,7 +72,7 @@ _BROKER = _BrokerState()
 @dataclass(frozen=True)
 class Dispatched:
     sent: int = 0
-    pending: int = 0  # left pending: the broker refused or was skipped
+    pending: int = 0  # left pending (when known): the broker refused, or max_rows was reached
     broker_down: bool = False
 
 
@@ -110,7 +110,8 @@ def outbox_task_send(
 
 
 def _dispatch_after_commit() -> None:
-    outbox_dispatch(respect_backoff=True)
+    # A request sends its own row and, after an outage, a batch of older ones; beat's drain sends the rest.
+    outbox_dispatch(respect_backoff=True, max_rows=DISPATCH_BATCH)
 
 
 def _eager() -> bool:
@@ -173,25 +174,22 @@ def _send_one(row_id: int, eager: bool) -> OutboxTask | bool | None:
     return row if eager else True
 
 
-def outbox_dispatch(*, respect_backoff: bool = False, ids: Sequence[int] | None = None) -> Dispatched:
-    """Send pending rows, oldest first, until none is left or the broker refuses one.
+def outbox_dispatch(*, respect_backoff: bool = False, max_rows: int | None = None) -> Dispatched:
+    """Send pending rows, oldest first, until none is left, the broker refuses one or ``max_rows`` were sent.
 
     ``respect_backoff``: skip the broker for ``BROKER_RETRY_AFTER_S`` after it refused (what commits do); the
     periodic drain and the command always try. In the embedded mode (no broker) the tasks run in this process:
     a task's failure is its own (recorded on its job row, logged here), not the caller's.
     """
     if respect_backoff and time.monotonic() < _BROKER.retry_at:
-        pending = OutboxTask.objects.filter(sent_at__isnull=True).count()
-        return Dispatched(pending=pending, broker_down=True)
+        return Dispatched(broker_down=True)  # the rows wait; not even a count during an outage
     eager = _eager()
     sent = 0
     while True:
         pending_rows = OutboxTask.objects.filter(sent_at__isnull=True)
-        if ids is not None:
-            pending_rows = pending_rows.filter(pk__in=ids)
         batch = list(pending_rows.order_by("created_at", "pk").values_list("pk", flat=True)[:DISPATCH_BATCH])
-        if not batch:
-            return Dispatched(sent=sent)
+        if not batch or (max_rows is not None and sent >= max_rows):
+            return Dispatched(sent=sent, pending=len(batch))
         progressed = False
         for row_id in batch:
             result = _send_one(row_id, eager)
