@@ -68,8 +68,8 @@ class OutboxTask(models.Model):
     """A Celery task to send, written in the transaction that asked for it (a transactional outbox).
 
     ``jobs.outbox`` sends it after the commit and marks it sent; a row the broker refused (Redis away) stays
-    pending and is sent by the next dispatch (the next commit that sends, the periodic drain, a worker
-    starting, ``manage.py outbox_send``). The Celery task id is derived from ``dedupe_key``, so a row sent
+    pending and is sent by the next dispatch (the next commit that sends, the periodic drain,
+    ``manage.py outbox_send``). The Celery task id is derived from ``dedupe_key``, so a row sent
     twice (the sender died between the send and the mark) is the same message to the job records.
     """
 

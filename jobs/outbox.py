@@ -10,8 +10,8 @@ for it: a rolled-back transaction leaves no task, a committed one leaves a row t
   request goes on (a depot event answers 201). For ``BROKER_RETRY_AFTER_S`` after a failure, commits do not
   try the broker again (a request does not pay a broker timeout each time).
 - **Redis back**: pending rows are sent, oldest first, by whichever comes first: the next commit that sends,
-  the periodic drain (``jobs.tasks.outbox_send_task``, every 30 s by beat), a worker starting, or
-  ``manage.py outbox_send``.
+  the periodic drain (``jobs.tasks.outbox_send_task``, every 30 s by beat) or ``manage.py outbox_send``.
+  (Not at a worker's start: publishing from the worker's main process while its consumer starts hung it.)
 
 Exactly once: each row's Celery task id is derived from its ``dedupe_key`` (``task_id_for``), and a row is
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two dispatchers never send one row together. A sender

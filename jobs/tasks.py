@@ -4,8 +4,7 @@
   the night is the depot's local date when the task runs.
 - ``nightly_depot_task(depot_id, night)``: all of a depot's jobs in stage order (``run_night --dispatch``).
 - ``job_chunk_task(job, ids, key, ...)``: one chunk of a fanned-out job (``jobs.runs.fan_out``).
-- ``outbox_send_task()``: sends the task outbox's pending rows (``jobs.outbox``); beat sends it every 30 s,
-  and every worker drains the outbox when it starts.
+- ``outbox_send_task()``: sends the task outbox's pending rows (``jobs.outbox``); beat sends it every 30 s.
 
 All are idempotent (each run is claimed by its natural key), hence acknowledged late and redelivered when
 their worker is lost; transient database and broker errors retry with backoff (``IDEMPOTENT_TASK_OPTIONS``).
@@ -17,7 +16,6 @@ import datetime as dt
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
 from django.apps import apps
 from django.utils import timezone
 
@@ -128,11 +126,3 @@ def outbox_send_task() -> str:
     pruned = outbox.outbox_prune()
     return f"outbox: {done.sent} sent, {done.pending} pending, {pruned} pruned"
 
-
-@worker_ready.connect
-def _send_the_outbox_when_a_worker_starts(**_kwargs) -> None:
-    # A worker that starts after an outage (or a deployment) need not wait for beat's next drain.
-    try:
-        logger.info(outbox_send_task())
-    except Exception:  # the drain is retried by beat; a worker must start regardless
-        logger.exception("sending the task outbox at worker start failed")
