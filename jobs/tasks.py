@@ -125,4 +125,3 @@ def outbox_send_task() -> str:
     done = outbox.outbox_dispatch()
     pruned = outbox.outbox_prune()
     return f"outbox: {done.sent} sent, {done.pending} pending, {pruned} pruned"
-
