@@ -159,7 +159,11 @@ class CeleryWorker:
             self.process = subprocess.Popen(
                 self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self.wait_for_log(self.READY_MARK, timeout_s=self.START_TIMEOUT_S)
+        try:
+            self.wait_for_log(self.READY_MARK, timeout_s=self.START_TIMEOUT_S)
+        except BaseException:
+            self.kill()  # never leave a half-started process behind (it would hold the database's connections)
+            raise
         return self
 
     def log(self) -> str:
