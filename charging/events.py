@@ -93,7 +93,9 @@ def depot_event_record(
     event.full_clean()
     event.save()
     _apply(event)
-    request_replan(depot=depot, service_night=night, reason=f"{kind} ({client_event_id})")
+    request_replan(
+        depot=depot, service_night=night, reason=f"{kind} ({client_event_id})", request_key=f"event={event.pk}"
+    )
     return event, True
 
 

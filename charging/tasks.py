@@ -12,7 +12,6 @@ import uuid
 
 from celery import shared_task
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from charging.models import ChargingPlan
@@ -22,6 +21,7 @@ from charging.selectors import night_event_inputs
 from fleet.models import Depot
 from jobs import nightly
 from jobs import runs as jobs
+from jobs.outbox import outbox_task_send
 from jobs.retry import IDEMPOTENT_TASK_OPTIONS
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def replan_depot_task(
     return done.run.counts.get("plan_id")
 
 
-def request_replan(*, depot: Depot, service_night: dt.date, reason: str) -> bool:
+def request_replan(*, depot: Depot, service_night: dt.date, reason: str, request_key: str = "") -> bool:
     """Ask for a re-plan of ``depot`` after the current transaction commits; bursts coalesce.
 
     The first request sets a marker in the cache (Redis in production, shared by every process) and sends
@@ -105,14 +105,19 @@ def request_replan(*, depot: Depot, service_night: dt.date, reason: str) -> bool
     it. The re-plan clears the marker when it starts, so a change made while it runs gets a re-plan of its
     own: a burst gives one re-plan, or two if it straddles the start of the first.
 
+    The re-plan goes through the task outbox (``jobs.outbox``): it is a row of the caller's transaction, sent
+    after the commit, or when Redis is back if Redis is away then. ``request_key`` names the request (an
+    event's id) so that recording it twice queues one re-plan; without it each call is its own request.
+
     Returns whether a new re-plan was scheduled (False: one is already pending and will see this change).
     """
     if not cache.add(_replan_pending_key(depot.pk), reason, timeout=REPLAN_COALESCE_SECONDS * 12):
         return False
-    transaction.on_commit(
-        lambda: replan_depot_task.apply_async(
-            args=(depot.pk, service_night.isoformat(), reason), countdown=REPLAN_COALESCE_SECONDS
-        )
+    outbox_task_send(
+        task=replan_depot_task,
+        args=(depot.pk, service_night.isoformat(), reason),
+        dedupe_key=f"{REPLAN_JOB}:depot={depot.pk}:{request_key or uuid.uuid4().hex}",
+        countdown_seconds=REPLAN_COALESCE_SECONDS,
     )
     return True
 

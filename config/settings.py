@@ -258,6 +258,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)}
 # Installed into django_celery_beat's tables by the database scheduler at start-up.
 CELERY_BEAT_SCHEDULE = {
+    # The task outbox (jobs/outbox.py): what could not be queued while Redis was away is sent when it is back.
+    "jobs.outbox_send": {
+        "task": "jobs.tasks.outbox_send_task",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
     "citydata.ngsi_notifications": {
         "task": "citydata.tasks.notify_ngsi_subscriptions",
         "schedule": 60.0,

@@ -76,7 +76,7 @@ def depot_codes() -> list[str]:
 
 def depots_visible_to(user) -> list[Depot]:
     """The depots ``user`` may see, with their organisation, by name. One query."""
-    return list(restrict(Depot.objects.all(), user, Action.VIEW).select_related("organization").order_by("name"))
+    return list(restrict(Depot.objects.all(), user, Action.VIEW).select_related("organization").order_by("name", "pk"))
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,33 @@ class JobRun(DepotScoped, models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} #{self.attempt} {self.status}"
+
+
+class OutboxTask(models.Model):
+    """A Celery task to send, written in the transaction that asked for it (a transactional outbox).
+
+    ``jobs.outbox`` sends it after the commit and marks it sent; a row the broker refused (Redis away) stays
+    pending and is sent by the next dispatch (the next commit that sends, the periodic drain,
+    ``manage.py outbox_send``). The Celery task id is derived from ``dedupe_key``, so a row sent
+    twice (the sender died between the send and the mark) is the same message to the job records.
+    """
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    countdown_seconds = models.PositiveIntegerField(default=0, help_text=_("Run no earlier than this after created."))
+    dedupe_key = models.CharField(max_length=255, unique=True, help_text=_("What this task is for; one row per key."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text=_("Sends tried, including the one that worked."))
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="outbox_task_pending"),
+        ]
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else "pending"
+        return f"{self.task_name} [{self.dedupe_key}] {state}"

@@ -27,6 +27,7 @@ import os
 import socket
 import time
 import traceback
+import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from jobs.models import JobRun
+from jobs.outbox import outbox_task_send
 
 logger = logging.getLogger(__name__)
 
@@ -318,13 +320,12 @@ def job_enqueue(
     The row makes the queued work visible (admin, healthcheck) and makes it a deliberate run: it runs even if
     ``key`` succeeded before. Queueing a key that is already pending reuses that row (a double click runs once).
     """
-    from config.celery import app
-
     run = job_pending_row(job=job, key=key, task_name=task.name, arguments=arguments, depot_id=depot_id, night=night)
-    kwargs = {**arguments, "job_run_id": run.pk}
-    # Run in-process (no broker), a queued job's failure is its own, recorded on its row: it must not fail
-    # the job that queued it. Sent to a broker, a failure to send must surface (and retry the sender).
-    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs), robust=bool(app.conf.task_always_eager))
+    # Through the outbox: queued with the row, sent after the commit or, Redis away, when it is back. Each
+    # call sends (the row says what runs, and runs it once), as a second "Run now" did before.
+    outbox_task_send(
+        task=task, kwargs={**arguments, "job_run_id": run.pk}, dedupe_key=f"jobrun={run.pk}:{uuid.uuid4().hex}"
+    )
     return run
 
 

@@ -4,6 +4,7 @@
   the night is the depot's local date when the task runs.
 - ``nightly_depot_task(depot_id, night)``: all of a depot's jobs in stage order (``run_night --dispatch``).
 - ``job_chunk_task(job, ids, key, ...)``: one chunk of a fanned-out job (``jobs.runs.fan_out``).
+- ``outbox_send_task()``: sends the task outbox's pending rows (``jobs.outbox``); beat sends it every 30 s.
 
 All are idempotent (each run is claimed by its natural key), hence acknowledged late and redelivered when
 their worker is lost; transient database and broker errors retry with backoff (``IDEMPOTENT_TASK_OPTIONS``).
@@ -18,7 +19,7 @@ from celery import shared_task
 from django.apps import apps
 from django.utils import timezone
 
-from jobs import nightly, registry
+from jobs import nightly, outbox, registry
 from jobs import runs as jobs
 from jobs.retry import IDEMPOTENT_TASK_OPTIONS, TRANSIENT_ERRORS
 
@@ -116,3 +117,11 @@ def job_chunk_task(
         celery_task_id=self.request.id or "",
     )
     return done.outcome.summary
+
+
+@shared_task(ignore_result=True)
+def outbox_send_task() -> str:
+    """Send what the outbox holds (tasks asked for while Redis was away) and prune rows sent long ago."""
+    done = outbox.outbox_dispatch()
+    pruned = outbox.outbox_prune()
+    return f"outbox: {done.sent} sent, {done.pending} pending, {pruned} pruned"

@@ -353,3 +353,26 @@ def test_a_list_page_costs_the_same_queries_for_one_row_or_many(client, fleet_wo
         synthetic_forecast(pack, soh_now_pct=95 - n, fade_pct_per_year=2 + n / 10)
     plan_tonight(w["depot_a"])
     assert _queries(client, url) == few
+
+
+def test_a_manager_of_more_depots_than_a_page_gets_the_dashboard_a_page_at_a_time(client, fleet_world, monkeypatch):
+    from console import dashboard
+
+    monkeypatch.setattr(dashboard, "DEPOTS_PER_PAGE", 2)
+    w = fleet_world
+    client.force_login(w["manager_a"])
+    for n in range(4):
+        f.MembershipFactory(
+            user=w["manager_a"],
+            depot=f.DepotFactory(organization=w["org"], name=f"Zone {n}", code=f"z{n}"),
+            role="manager",
+        )
+    visible = list(dashboard.visible_depots(w["manager_a"]))
+
+    first = client.get(reverse("admin:index"))
+    last = client.get(reverse("admin:index"), {"page": 3})
+
+    assert [card.depot for card in first.context["depot_cards"]] == visible[:2]
+    assert [card.depot for card in last.context["depot_cards"]] == visible[4:]
+    assert f"Depots 1–2 of {len(visible)}" in first.content.decode() and 'rel="next"' in first.content.decode()
+    assert 'rel="next"' not in last.content.decode()

@@ -6,15 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
-from tests.deploy.production import free_port
+from tests.deploy.production import ROOT, free_port
 
 PG_BIN = Path(os.environ.get("EVFLEET_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -130,3 +132,73 @@ class PrivateRedis:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CeleryWorker:
+    """``celery -A config worker`` (prefork, one child) in its own process group, logging to a file."""
+
+    START_TIMEOUT_S = 120
+    READY_MARK = " ready."
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        queue = self.env.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+        return [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=1",
+            "-Q", queue, "-n", f"{self.name}@{queue}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--loglevel=INFO",
+        ]  # fmt: skip
+
+    def start(self) -> CeleryWorker:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            self.wait_for_log(self.READY_MARK, timeout_s=self.START_TIMEOUT_S)
+        except BaseException:
+            self.kill()  # never leave a half-started process behind (it would hold the database's connections)
+            raise
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, *, count: int = 1, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.log().count(text) < count:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited before {text!r}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.name}: no {text!r} within {timeout_s} s:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool children at once, as if the machine died."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class CeleryBeat(CeleryWorker):
+    """``celery -A config beat`` with the database scheduler (the production one), in its own process group."""
+
+    READY_MARK = "beat: Starting..."
+
+    def command(self) -> list[str]:
+        schedule = self.log_path.with_suffix(".schedule")
+        return [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "-s", str(schedule)]

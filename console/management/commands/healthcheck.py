@@ -2,7 +2,8 @@
 
 Exit status 0 when every check passes (warnings allowed), 1 otherwise; ``--json`` for monitoring systems.
 Checks: the database, the broker (Redis) and the workers listening on it, the Celery settings that make
-redelivery safe, and for every enabled beat schedule of a nightly job, the run of its latest due night.
+redelivery safe, for every enabled beat schedule of a nightly job the run of its latest due night, and the
+task outbox (tasks not yet sent).
 """
 
 from __future__ import annotations
@@ -192,6 +193,27 @@ def check_stuck_runs(now: dt.datetime) -> list[Check]:
     return checks
 
 
+# Pending outbox rows are sent within seconds of Redis answering (beat drains every 30 s): older ones mean the
+# broker is still away, or no beat and no worker runs.
+OUTBOX_STALE_S = 300
+
+
+def check_outbox() -> list[Check]:
+    from jobs.outbox import outbox_status
+
+    status = outbox_status()
+    if status["pending"] and status["oldest_pending_age_s"] > OUTBOX_STALE_S:
+        return [
+            Check(
+                "task outbox",
+                FAIL,
+                f"{status['pending']} task(s) not sent, the oldest {status['oldest_pending_age_s']:.0f} s ago: is "
+                "Redis reachable, are beat and a worker running? (manage.py outbox_send sends them now)",
+            )
+        ]
+    return [Check("task outbox", OK, f"{status['pending']} pending")]
+
+
 class Command(BaseCommand):
     help = "Check the database, the broker and its workers, and last night's jobs; exit 1 if anything is wrong."
 
@@ -211,6 +233,7 @@ class Command(BaseCommand):
             ("celery settings", check_celery_settings),
             ("nightly jobs", lambda: check_nightly_jobs(now)),
             ("stuck runs", lambda: check_stuck_runs(now)),
+            ("task outbox", check_outbox),
         ]
         for name, step in steps:
             try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from functools import partial
+import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -92,6 +92,7 @@ class Command(BaseCommand):
             raise CommandError(f"{failures} nightly job run(s) failed; see above and the log.")
 
     def _dispatch(self, depots: list[Depot], night: dt.date | None, *, force: bool) -> None:
+        from jobs.outbox import outbox_task_send
         from jobs.tasks import nightly_depot_task
 
         if not settings.REDIS_URL:
@@ -103,7 +104,10 @@ class Command(BaseCommand):
                     kwargs["forced_job_run_ids"] = self._forced_runs(
                         depot, night or timezone.localdate(timezone=depot.zone)
                     )
-                transaction.on_commit(partial(nightly_depot_task.apply_async, kwargs=kwargs))
+                # Through the task outbox: with Redis away, the depot's night is sent when it is back.
+                outbox_task_send(
+                    task=nightly_depot_task, kwargs=kwargs, dedupe_key=f"run_night:depot={depot.pk}:{uuid.uuid4().hex}"
+                )
                 self.stdout.write(f"sent: {depot.name} ({depot.code}), night of {night or 'today (depot time)'}")
         self.stdout.write(f"{len(depots)} depot task(s) sent; follow them in the admin under Job runs.")
 

@@ -1,0 +1,558 @@
+"""City scale: a generated fleet of 100 depots, 5,000 vehicles and 90 days of history, and every admin changelist
+and API list timed on it, with its query count.
+
+    .venv/bin/python bench/city_scale.py [--scale 1.0] [--readings-per-day 4] [--skip-generate]
+
+``--scale`` shrinks everything but the days (0.1: 10 depots, 500 vehicles). Uses ``DATABASE_URL`` if it names
+PostgreSQL, else its own database ``evfleet_bench_city`` on 127.0.0.1; the generator empties the tables it fills
+first. Writes bench/results/city-scale-<date>[-<label>].json and .md.
+
+What is generated (``generate``, also used by tests/hardening/test_city_scale_queries.py at tiny sizes): one
+organisation per 10 depots, each depot with 50 buses (their packs installed), 10 DC chargers of two connectors, a
+manager per organisation and a staff member per depot; per vehicle and day a duty cycle and
+``readings_per_day`` telemetry readings; per pack a weekly health observation and a weekly forecast (with its
+points); per depot and night an active charging plan charging every bus, a depot event, an alert and a job run.
+Bulk: ``bulk_create`` in batches and, for the readings, ``INSERT ... SELECT generate_series``.
+
+Target (issue 20): every admin changelist and API list answers in <= 300 ms, with a query count that does not
+grow with the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import zoneinfo
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/evfleet_bench_city"
+TARGET_MS = 300
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class CitySize:
+    depots: int = 100
+    vehicles_per_depot: int = 50
+    chargers_per_depot: int = 10
+    days: int = 90
+    readings_per_day: int = 4
+
+    @classmethod
+    def scaled(cls, scale: float, *, days: int = 90, readings_per_day: int = 4) -> CitySize:
+        return cls(depots=max(1, round(100 * scale)), days=days, readings_per_day=readings_per_day)
+
+    @property
+    def vehicles(self) -> int:
+        return self.depots * self.vehicles_per_depot
+
+
+def _bulk(model, rows: list) -> list:
+    return model.objects.bulk_create(rows, batch_size=BATCH)
+
+
+def generate(size: CitySize, *, tag: str = "city") -> dict:
+    """Fill the database with a city of ``size``; returns ids of the people to sign in as and row counts."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
+    from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge
+    from fleet.models import DailyDutyCycle, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+    from jobs.models import JobRun
+
+    User = get_user_model()
+    counts: dict[str, int] = {}
+    # The history ends tonight (the depots' local date), so that "tonight's plan" exists.
+    first_night = timezone.localdate(timezone=zoneinfo.ZoneInfo("America/Hermosillo")) - dt.timedelta(
+        days=size.days - 1
+    )
+    nights = [first_night + dt.timedelta(days=d) for d in range(size.days)]
+    with transaction.atomic():
+        organizations = _bulk(
+            Organization,
+            [Organization(name=f"{tag} city {n}", slug=f"{tag}-city-{n}") for n in range((size.depots + 9) // 10)],
+        )
+        depots = _bulk(
+            Depot,
+            [
+                Depot(
+                    organization=organizations[n // 10],
+                    name=f"{tag} depot {n:03d}",
+                    code=f"{tag}{n:03d}",
+                    time_zone="America/Hermosillo",
+                    grid_limit_kw=2000.0,
+                )
+                for n in range(size.depots)
+            ],
+        )
+        model, _ = VehicleModel.objects.get_or_create(
+            manufacturer="Bench",
+            name="City 12 m",
+            defaults={"kind": "bus", "nominal_pack_kwh": 350, "consumption_kwh_per_km": 1.2, "max_dc_kw": 150},
+        )
+        vehicles = _bulk(
+            Vehicle,
+            [
+                Vehicle(
+                    organization=depot.organization,
+                    fleet_number=f"{depot.code}-{i:03d}",
+                    vin=f"{tag[:3].upper()}{depot.pk:06d}{i:08d}"[:17].replace("I", "1").replace("O", "0"),
+                    model=model,
+                    home_depot=depot,
+                )
+                for depot in depots
+                for i in range(size.vehicles_per_depot)
+            ],
+        )
+        packs = _bulk(
+            BatteryPack,
+            [
+                BatteryPack(
+                    organization=vehicle.organization,
+                    serial=f"{tag.upper()}-{vehicle.pk:08d}",
+                    nominal_kwh=350.0,
+                    nominal_ah=544.0,
+                    cells_in_series=200,
+                    cells_in_parallel=2,
+                    manufactured_on=dt.date(2023, 1, 1) + dt.timedelta(days=vehicle.pk % 700),
+                    warranty_years=8,
+                    warranty_min_soh_pct=70.0,
+                )
+                for vehicle in vehicles
+            ],
+        )
+        installed = timezone.make_aware(dt.datetime(2024, 1, 1))
+        _bulk(
+            PackInstallation,
+            [PackInstallation(pack=p, vehicle=v, installed_at=installed) for p, v in zip(packs, vehicles, strict=True)],
+        )
+        chargers = _bulk(
+            Charger,
+            [
+                Charger(
+                    depot=depot,
+                    ocpp_charge_point_id=f"{tag.upper()}-{depot.pk}-{c:02d}",
+                    name=f"DC {c}",
+                    kind="dc",
+                    max_kw=150.0,
+                )
+                for depot in depots
+                for c in range(size.chargers_per_depot)
+            ],
+        )
+        connectors = _bulk(
+            Connector,
+            [
+                Connector(charger=charger, connector_id=k, standard="ccs2", max_kw=150.0)
+                for charger in chargers
+                for k in (1, 2)
+            ],
+        )
+        managers = []
+        for organization in organizations:
+            manager = User.objects.create_user(f"{tag}-manager-{organization.pk}", password="bench", is_staff=True)
+            managers.append(manager)
+            _bulk(
+                DepotMembership,
+                [
+                    DepotMembership(user=manager, depot=d, role="manager")
+                    for d in depots
+                    if d.organization_id == organization.pk
+                ],
+            )
+        staff = [User(username=f"{tag}-staff-{depot.pk}", is_staff=True) for depot in depots]
+        staff = _bulk(User, staff)
+        _bulk(
+            DepotMembership,
+            [DepotMembership(user=u, depot=d, role="staff") for u, d in zip(staff, depots, strict=True)],
+        )
+        superuser = User.objects.create_superuser(f"{tag}-admin", password="bench")
+
+        by_depot: dict[int, list] = {}
+        for vehicle in vehicles:
+            by_depot.setdefault(vehicle.home_depot_id, []).append(vehicle)
+        connectors_by_depot: dict[int, list] = {}
+        charger_depot = {c.pk: c.depot_id for c in chargers}
+        for connector in connectors:
+            connectors_by_depot.setdefault(charger_depot[connector.charger_id], []).append(connector)
+
+        duty = []
+        for vehicle in vehicles:
+            for night in nights:
+                duty.append(
+                    DailyDutyCycle(
+                        vehicle=vehicle,
+                        date=night,
+                        time_zone="America/Hermosillo",
+                        reading_count=size.readings_per_day,
+                        distance_km=180.0 + vehicle.pk % 40,
+                        energy_used_kwh=220.0,
+                        energy_charged_kwh=215.0,
+                        kwh_per_km=1.2,
+                        capacity_kwh=340.0,
+                        equivalent_full_cycles=0.32,
+                        soc_min_pct=25.0,
+                        soc_max_pct=95.0,
+                        soc_mean_pct=60.0,
+                        minutes_above_90_soc=40.0,
+                        pack_temp_mean_c=31.0,
+                        pack_temp_max_c=38.0,
+                    )
+                )
+            if len(duty) >= BATCH:
+                DailyDutyCycle.objects.bulk_create(duty)
+                duty = []
+        DailyDutyCycle.objects.bulk_create(duty)
+        counts["duty_cycles"] = size.vehicles * size.days
+
+        weeks = list(range(0, size.days, 7))
+        observations, forecasts = [], []
+        points = [
+            {"date": (first_night + dt.timedelta(days=365 * y)).isoformat(), "p50": 95 - 2 * y} for y in range(10)
+        ]
+        for pack in packs:
+            for week in weeks:
+                day = first_night + dt.timedelta(days=week)
+                soh = 96.0 - (pack.pk % 50) * 0.2 - week * 0.005
+                observations.append(
+                    HealthObservation(
+                        pack=pack,
+                        observed_at=timezone.make_aware(dt.datetime.combine(day, dt.time(3))),
+                        source="telemetry",
+                        soh_pct=soh,
+                        uncertainty_pct=1.5,
+                    )
+                )
+                forecasts.append(
+                    SoHForecast(
+                        pack=pack,
+                        as_of=day,
+                        method="bench",
+                        calibration_source="prior",
+                        rate_factor=1.0,
+                        rate_log_sigma=0.45,
+                        soh_now_pct=soh,
+                        fade_pct_per_year=2.0,
+                        rul_days=2000 + pack.pk % 1000,
+                        rul_efc=2500.0,
+                        points=points,
+                    )
+                )
+            if len(forecasts) >= BATCH:
+                _bulk(HealthObservation, observations)
+                _bulk(SoHForecast, forecasts)
+                observations, forecasts = [], []
+        _bulk(HealthObservation, observations)
+        _bulk(SoHForecast, forecasts)
+        counts["health_observations"] = counts["forecasts"] = len(packs) * len(weeks)
+
+        horizon_hour = dt.time(18)
+        for depot in depots:
+            plans = _bulk(
+                ChargingPlan,
+                [
+                    ChargingPlan(
+                        depot=depot,
+                        service_night=night,
+                        version=1,
+                        horizon_start=timezone.make_aware(dt.datetime.combine(night, horizon_hour)),
+                        slot_minutes=15,
+                        num_slots=56,
+                        method="bench",
+                        energy_kwh=5000.0,
+                        site_limit_kw=2000.0,
+                        instance={},
+                    )
+                    for night in nights
+                ],
+            )
+            fleet, plugs = by_depot[depot.pk], connectors_by_depot[depot.pk]
+            charges = []
+            for plan in plans:
+                for i, vehicle in enumerate(fleet):
+                    arrival = plan.horizon_start + dt.timedelta(hours=2)
+                    charges.append(
+                        PlannedCharge(
+                            plan=plan,
+                            vehicle=vehicle,
+                            connector=plugs[i % len(plugs)],
+                            arrival_at=arrival,
+                            departure_at=arrival + dt.timedelta(hours=9),
+                            arrival_soc_pct=35.0,
+                            required_soc_pct=90.0,
+                            departure_soc_pct=92.0,
+                            energy_kwh=190.0,
+                            power_kw=[0.0, 75.0, 75.0, 60.0],
+                        )
+                    )
+            _bulk(PlannedCharge, charges)
+            _bulk(
+                DepotEvent,
+                [
+                    DepotEvent(
+                        depot=depot,
+                        service_night=night,
+                        kind="vehicle_arrived",
+                        occurred_at=timezone.make_aware(dt.datetime.combine(night, dt.time(21))),
+                        client_event_id=f"{tag}-{night:%Y%m%d}",
+                        vehicle=fleet[n % len(fleet)],
+                        soc_pct=40.0,
+                    )
+                    for n, night in enumerate(nights)
+                ],
+            )
+            _bulk(
+                Alert,
+                [
+                    Alert(
+                        organization_id=depot.organization_id,
+                        depot=depot,
+                        kind="vehicle_not_ready",
+                        status="resolved" if n < len(nights) - 1 else "open",
+                        key=f"{tag}:{depot.pk}:{night}",
+                        message=f"Bus {fleet[0].fleet_number} will leave 20 kWh short.",
+                        vehicle=fleet[n % len(fleet)],
+                        plan=plans[n],
+                    )
+                    for n, night in enumerate(nights)
+                ],
+            )
+            _bulk(
+                JobRun,
+                [
+                    JobRun(
+                        job="charging.plan_depot_night",
+                        key=f"charging.plan_depot_night:depot={depot.pk}:night={night}",
+                        depot=depot,
+                        night=night,
+                        status="succeeded",
+                        summary="plan v1",
+                    )
+                    for night in nights
+                ],
+            )
+        counts["plans"] = size.depots * size.days
+        counts["planned_charges"] = size.vehicles * size.days
+
+    start = dt.datetime.combine(first_night, dt.time(0), tzinfo=dt.UTC)
+    step_s = 86400 // max(size.readings_per_day, 1)
+    ids = [vehicle.pk for vehicle in vehicles]
+    with connection.cursor() as cursor:
+        for first in range(0, len(ids), 200):
+            cursor.execute(
+                """
+                INSERT INTO fleet_telemetryreading (vehicle_id, recorded_at, soc_pct, odometer_km, speed_kmh,
+                    pack_temp_c, energy_discharged_kwh, energy_charged_kwh, charging_state)
+                SELECT v, %s + n * make_interval(secs => %s), 20 + (n %% 70), 10000 + n * 45.0, (n %% 50),
+                    30 + (n %% 7) * 0.5, 40000 + n * 55.0, 39000 + n * 54.0, 0
+                FROM unnest(%s::bigint[]) AS v, generate_series(0, %s - 1) AS n
+                """,
+                [start, step_s, ids[first : first + 200], size.days * size.readings_per_day],
+            )
+        cursor.execute("ANALYZE")
+    counts["readings"] = size.vehicles * size.days * size.readings_per_day
+    counts.update(depots=size.depots, vehicles=size.vehicles, packs=len(packs), chargers=len(chargers))
+    return {
+        "superuser": superuser.pk,
+        "manager": managers[0].pk,
+        "staff": staff[0].pk,
+        "depot": depots[0].pk,
+        "organization": organizations[0].slug,
+        "counts": counts,
+    }
+
+
+# --- measuring -------------------------------------------------------------------------------------------------
+
+
+def admin_changelist_urls() -> list[str]:
+    """The changelist of every model registered in the admin, and the admin's own pages."""
+    from django.contrib import admin
+    from django.urls import NoReverseMatch, reverse
+
+    urls = [reverse("admin:index")]
+    for model in admin.site._registry:
+        try:
+            urls.append(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"))
+        except NoReverseMatch:
+            continue
+    return sorted(set(urls))
+
+
+def api_list_urls(client) -> list[str]:
+    """Every GET of the API schema without a path parameter: the lists."""
+    schema = client.get("/api/schema/?format=json").json()
+    return sorted(
+        path
+        for path, operations in schema["paths"].items()
+        if path.startswith("/api/v1/") and "get" in operations and "{" not in path
+    )
+
+
+def measure(client, url: str, *, repeat: int = 3) -> dict:
+    """Best of ``repeat`` (the first warms caches), with the query count and the answer's size."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    best = None
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(url)
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        if best is None or elapsed_ms < best["ms"]:
+            sql_ms = 1000 * sum(float(query["time"]) for query in queries.captured_queries)
+            best = {
+                "url": url,
+                "status": response.status_code,
+                "ms": round(elapsed_ms, 1),
+                "sql_ms": round(sql_ms, 1),
+                "queries": len(queries),
+            }
+            best["kib"] = round(len(body) / 1024, 1)
+    assert best is not None
+    best["ok"] = best["status"] == 200 and best["ms"] <= TARGET_MS
+    return best
+
+
+def list_parameters(world: dict) -> list[str]:
+    return [f"depot={world['depot']}", f"organization={world['organization']}"]
+
+
+def measure_all(world: dict, *, repeat: int = 3) -> list[dict]:
+    """Every admin changelist (as the superuser, who sees every depot, and as an organisation's manager) and every
+    API list (as the superuser). A list that needs a depot or an organisation (400 without) gets the first one."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    User = get_user_model()
+    results = []
+    for who, user_id in (("superuser", world["superuser"]), ("manager", world["manager"])):
+        admin_client = Client()
+        admin_client.force_login(User.objects.get(pk=user_id))
+        for url in admin_changelist_urls():
+            result = measure(admin_client, url, repeat=repeat)
+            if result["status"] != 403:  # beat's schedules are the superuser's
+                results.append({"as": f"{who} (admin)", **result})
+    token, _ = Token.objects.get_or_create(user=User.objects.get(pk=world["superuser"]))
+    api_client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    for url in api_list_urls(api_client):
+        result = measure(api_client, url, repeat=repeat)
+        for parameter in list_parameters(world):  # a list that needs its depot or organisation (400 without)
+            if result["status"] != 400:
+                break
+            result = measure(api_client, f"{url}?{parameter}", repeat=repeat)
+        results.append({"as": "superuser (API)", **result})
+    return results
+
+
+def prepare_database() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = DEFAULT_URL
+        os.environ["DATABASE_URL"] = url
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+    os.environ.pop("REDIS_URL", None)  # in-process: the cache and tasks are not what is measured
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def empty_database() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        tables = [t for t in connection.introspection.table_names(cursor) if not t.startswith("django_migrations")]
+        cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0: 100 depots, 5,000 vehicles")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--readings-per-day", type=int, default=4)
+    parser.add_argument("--skip-generate", action="store_true", help="Measure the city already in the database.")
+    parser.add_argument("--generate-only", action="store_true", help="Generate, measure later (--skip-generate).")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    prepare_database()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from django.conf import settings
+    from machine_info import load_average, machine_info
+
+    settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+    size = CitySize.scaled(args.scale, days=args.days, readings_per_day=args.readings_per_day)
+    generated_s = None
+    world_path = ROOT / "var" / "city-scale-world.json"
+    if args.skip_generate:
+        world = json.loads(world_path.read_text())
+        generated_s = world.get("generated_s")
+    else:
+        empty_database()
+        started = time.perf_counter()
+        world = generate(size)
+        generated_s = round(time.perf_counter() - started, 1)
+        world_path.parent.mkdir(exist_ok=True)
+        world_path.write_text(json.dumps(world))
+        print(f"generated in {generated_s} s: {world['counts']}")
+        world["generated_s"] = generated_s
+        world["size"] = asdict(size)
+        world_path.write_text(json.dumps(world))
+        if args.generate_only:
+            return
+    load_before = load_average()
+    results = measure_all(world)
+    report = {
+        "date": dt.date.today().isoformat(),
+        "size": world.get("size", asdict(size)),
+        "counts": world["counts"],
+        "generated_s": generated_s,
+        "target_ms": TARGET_MS,
+        "machine": machine_info("django", load_before=load_before, load_after=load_average()),
+        "results": results,
+        "over_target": [r["url"] for r in results if not r["ok"]],
+    }
+    label = f"-{args.label}" if args.label else ""
+    stem = ROOT / "bench" / "results" / f"city-scale-{report['date']}{label}"
+    stem.parent.joinpath(stem.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# City scale, {report['date']}{label}",
+        "",
+        f"Size: {world['counts']}. Generated in {generated_s} s. Load average before/after: "
+        f"{load_before} / {report['machine']['load_after']} (shared, loaded machine: times are 'loaded').",
+        "",
+        "| as | page | status | ms (best of 3) | of which SQL ms | queries | KiB |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['as']} | `{r['url']}` | {r['status']} | {r['ms']}{'' if r['ok'] else ' **over**'} | "
+            f"{r['sql_ms']} | {r['queries']} | {r['kib']} |"
+            for r in results
+        ),
+    ]
+    stem.parent.joinpath(stem.name + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

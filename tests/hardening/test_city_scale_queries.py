@@ -1,0 +1,59 @@
+"""Query counts do not grow with rows: every admin changelist and every API list, on a generated city
+(bench/city_scale.py's generator) at two sizes - the second with twice the depots and vehicles and twice the days -
+asks the database no more often than on the first. The times at the full size are the benchmark's business."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+
+from bench.city_scale import CitySize, admin_changelist_urls, api_list_urls, generate, list_parameters
+
+pytestmark = pytest.mark.django_db
+
+SMALL = CitySize(depots=2, vehicles_per_depot=3, chargers_per_depot=2, days=3, readings_per_day=2)
+LARGER = CitySize(depots=4, vehicles_per_depot=6, chargers_per_depot=3, days=6, readings_per_day=2)
+
+
+def pages(world) -> dict[str, Client]:
+    from django.contrib.auth import get_user_model
+
+    superuser = get_user_model().objects.get(pk=world["superuser"])
+    admin_client = Client()
+    admin_client.force_login(superuser)
+    api_client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=superuser)[0].key}")
+    urls: dict[str, Client] = dict.fromkeys(admin_changelist_urls(), admin_client)
+    for url in api_list_urls(api_client):
+        urls[url] = api_client
+    return urls
+
+
+def get(client: Client, url: str, world: dict):
+    response = client.get(url)
+    for parameter in list_parameters(world):  # a list that needs its depot or organisation
+        if response.status_code != 400:
+            break
+        response = client.get(f"{url}?{parameter}")
+    return response
+
+
+def test_no_admin_changelist_or_api_list_asks_more_queries_when_the_city_grows(django_assert_max_num_queries):
+    small = generate(SMALL, tag="small")
+    clients = pages(small)
+    queries_at_small = {}
+    for url, client in clients.items():
+        get(client, url, small)  # warm per-process caches (content types, schema) before counting
+        with CaptureQueriesContext(connection) as queries:
+            response = get(client, url, small)
+        assert response.status_code == 200, (url, response.status_code)
+        queries_at_small[url] = len(queries)
+
+    larger = generate(LARGER, tag="large")
+    for url, client in clients.items():
+        with django_assert_max_num_queries(queries_at_small[url], info=url):
+            assert get(client, url, larger).status_code == 200
+
+    assert len(queries_at_small) > 40  # every page was asked: the admin's changelists and the API's lists
