@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import struct
 from dataclasses import dataclass
 
+import numpy as np
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -53,6 +56,108 @@ def capacity_samples(vehicle: Vehicle, since, until) -> list[tuple]:
         TelemetryReading.objects.filter(vehicle=vehicle, recorded_at__gte=since, recorded_at__lt=until)
         .order_by("recorded_at")
         .values_list(*CAPACITY_SAMPLE_FIELDS)
+    )
+
+
+# --- Readings as numpy arrays (duty cycles, charts, benchmarks) ---------------------------------------------
+
+# The readings' measurements, all double precision in the table; charging_state is a code, read elsewhere.
+READING_MEASUREMENTS = (
+    "soc_pct",
+    "odometer_km",
+    "latitude",
+    "longitude",
+    "speed_kmh",
+    "pack_voltage_v",
+    "pack_current_a",
+    "pack_temp_c",
+    "pack_temp_min_c",
+    "pack_temp_max_c",
+    "energy_discharged_kwh",
+    "energy_charged_kwh",
+)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970 (binary timestamptz's zero)
+
+
+@dataclass(frozen=True)
+class ReadingArrays:
+    """Readings ordered by (vehicle, time): ``vehicle_id`` (int64), ``t_s`` (seconds since 1970, float64, equal
+    to ``recorded_at.timestamp()``) and one float64 array per measurement asked for, NaN = not reported."""
+
+    vehicle_id: np.ndarray
+    t_s: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    def by_vehicle(self) -> dict[int, dict[str, np.ndarray]]:
+        """Each vehicle's arrays (``t_s`` and the measurements), as slices of these ones."""
+        if not len(self):
+            return {}
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(self.vehicle_id)) + 1))
+        ends = np.concatenate((starts[1:], [len(self)]))
+        return {
+            int(self.vehicle_id[first]): {
+                "t_s": self.t_s[first:end],
+                **{name: column[first:end] for name, column in self.values.items()},
+            }
+            for first, end in zip(starts, ends, strict=True)
+        }
+
+
+def reading_arrays(
+    vehicle_ids: list[int], *, start: dt.datetime, end: dt.datetime | None = None, measurements=READING_MEASUREMENTS
+) -> ReadingArrays:
+    """The readings of ``vehicle_ids`` in ``[start, end)`` (``end`` None: up to now and beyond), ordered by
+    vehicle and time, read with one binary ``COPY`` straight into numpy arrays.
+
+    Why not the ORM: at scale (a bus's 2,880 readings a day, a depot's 1,000 buses a night) building a Python
+    datetime and a float object per value costs ten times what PostgreSQL spends finding the rows. NULL is sent
+    as NaN by PostgreSQL itself, so every row has the same width and numpy reads the stream as one record
+    array. Read in chunks of vehicles: about 100 bytes a reading stay in memory until the call returns.
+    """
+    unknown = set(measurements) - set(READING_MEASUREMENTS)
+    if unknown:
+        raise ValueError(f"Not a reading measurement: {sorted(unknown)}")
+    columns = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in measurements)
+    until = "AND recorded_at < %s " if end is not None else ""
+    # Only the fixed names above go into the statement; the values stay parameters.
+    statement = (
+        f"COPY (SELECT vehicle_id::int8, recorded_at, {columns} FROM fleet_telemetryreading "  # nosec B608
+        f"WHERE vehicle_id = ANY(%s) AND recorded_at >= %s {until}"
+        "ORDER BY vehicle_id, recorded_at) TO STDOUT (FORMAT BINARY)"
+    )
+    params = [list(vehicle_ids), start] + ([end] if end is not None else [])
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": statement % tuple(map(repr, params)), "time": "0"})
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        data = b"".join(copy)
+    return _parse_binary_copy(data, measurements)
+
+
+def _parse_binary_copy(data: bytes, measurements) -> ReadingArrays:
+    # PostgreSQL's binary COPY: a signature, flags, a header extension; then per row a field count and per
+    # field a length and big-endian bytes; then -1. Every field here is 8 bytes wide and never NULL.
+    if not data.startswith(_COPY_SIGNATURE):
+        raise ValueError("Not a binary COPY stream")
+    extension_bytes = struct.unpack_from(">i", data, len(_COPY_SIGNATURE) + 4)[0]
+    header_bytes = len(_COPY_SIGNATURE) + 8 + extension_bytes
+    row_dtype = np.dtype(
+        [("fields", ">i2"), ("vehicle_len", ">i4"), ("vehicle_id", ">i8"), ("t_len", ">i4"), ("t_us", ">i8")]
+        + [item for name in measurements for item in ((f"{name}_len", ">i4"), (name, ">f8"))]
+    )
+    body_bytes = len(data) - header_bytes - 2  # the trailer
+    if body_bytes % row_dtype.itemsize:
+        raise ValueError("Binary COPY rows of an unexpected width")
+    rows = np.frombuffer(data, dtype=row_dtype, count=body_bytes // row_dtype.itemsize, offset=header_bytes)
+    # Native byte order, contiguous: the arithmetic downstream (sums, diffs) is the same as on any other array.
+    microseconds = rows["t_us"].astype(np.int64) + _POSTGRES_EPOCH_US
+    return ReadingArrays(
+        vehicle_id=rows["vehicle_id"].astype(np.int64),
+        t_s=microseconds.astype(np.float64) / 1e6,  # exact below 2**53 us; then one correctly rounded division
+        values={name: rows[name].astype(np.float64) for name in measurements},
     )
 
 
