@@ -137,6 +137,17 @@ def reading_arrays(
     return _parse_binary_copy(data, measurements)
 
 
+def vehicle_readings(
+    vehicle: Vehicle, *, since: dt.datetime, until: dt.datetime | None = None, measurements=READING_MEASUREMENTS
+) -> dict[str, np.ndarray]:
+    """One vehicle's readings in ``[since, until)``, oldest first, as arrays: ``t_s`` (seconds since 1970) and
+    the measurements asked for (NaN = not reported); empty arrays when there are none. What the admin's charts
+    and a vehicle's last 24 h read: ~35 ms for a day at 30 s where the ORM takes ~90 (its timestamps are parsed
+    in Python), see docs/telemetry.md."""
+    readings = reading_arrays([vehicle.pk], start=since, end=until, measurements=measurements)
+    return {"t_s": readings.t_s, **readings.values}
+
+
 def _parse_binary_copy(data: bytes, measurements) -> ReadingArrays:
     # PostgreSQL's binary COPY: a signature, flags, a header extension; then per row a field count and per
     # field a length and big-endian bytes; then -1. Every field here is 8 bytes wide and never NULL.
