@@ -11,7 +11,7 @@ Uses ``DATABASE_URL`` if it names PostgreSQL, else its own database ``evfleet_be
    over ``generate_series``, one statement per UTC day and 100 buses, into day partitions created ahead.
 3. The ingest rate again on the **filled** table, same workload on fresh keys. Target: within 10 % of (1).
 4. A vehicle's last 24 h read (every measurement, in time order) for ``--reads`` random buses, through the
-   selector (``vehicle_readings``: binary COPY into numpy), the ORM and the bare cursor, with CPU time.
+   selector (``vehicle_readings``: a binary fetch into numpy), the ORM and the bare cursor, with CPU time.
    Target: <= 50 ms.
 5. The nightly duty-cycle job (``fleet.telemetry_duty_cycles``) for the depot's buses: yesterday in full and
    today provisionally. Target: <= 60 s for 1,000 vehicles.
@@ -189,7 +189,7 @@ def fill(vehicles, *, readings: int, interval_s: float, end: dt.datetime) -> dic
 
 def last_24h_reads(vehicles, *, reads: int, now: dt.datetime) -> dict:
     """A bus's last 24 h three ways: the selector the admin and the duty cycles use (``vehicle_readings``:
-    binary COPY into numpy arrays), the ORM (``values_list`` of every field) and the bare cursor (the driver
+    a binary fetch into numpy arrays), the ORM (``values_list`` of every field) and the bare cursor (the driver
     alone). Wall time and this process's CPU time: on a loaded machine the wall time is mostly waiting."""
     from django.db import connection
 
@@ -362,7 +362,7 @@ def main() -> None:
                 f"(load {reads['load_average'][0]})",
             )
             for way, label in (
-                ("selector", "vehicle_readings (binary COPY to numpy)"),
+                ("selector", "vehicle_readings (binary fetch into numpy)"),
                 ("orm", "the ORM, every field"),
                 ("cursor", "the bare cursor, every field"),
             )

@@ -226,7 +226,7 @@ _STORED_FIELDS = [
 @transaction.atomic
 def _duty_cycles_store_batch(vehicles: list[Vehicle], *, day: dt.date, zone: zoneinfo.ZoneInfo) -> int:
     """``duty_cycle_compute`` for vehicles of one time zone at once: one read of all their readings (binary
-    COPY into numpy), the same aggregation per vehicle, one upsert. Returns how many duty cycles the day has."""
+    fetch into numpy), the same aggregation per vehicle, one upsert. Returns how many duty cycles the day has."""
     start, end = local_day_window(day, zone)
     ids = [vehicle.pk for vehicle in vehicles]
     downsampled = set(
