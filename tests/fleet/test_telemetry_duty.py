@@ -6,12 +6,14 @@ import datetime as dt
 import random
 import zoneinfo
 
+import numpy as np
 import pytest
 
 from fleet.models import DailyDutyCycle
 from fleet.tasks import telemetry_duty_cycles
 from fleet.telemetry.duty import duty_cycle_compute, duty_cycles_compute, duty_cycles_for_depot_night
 from fleet.telemetry.ingest import telemetry_ingest
+from fleet.telemetry.selectors import vehicle_readings
 from tests import factories as f
 from tests.fleet.test_telemetry_support import DUTY_URL, URLCONF, fast_password_hashing
 
@@ -193,6 +195,19 @@ def test_the_batched_night_job_stores_exactly_what_the_one_vehicle_path_stores()
     assert stored == 5
     assert sorted(DailyDutyCycle.objects.values_list(*fields)) == expected  # float for float, not approximately
     assert len({row[fields.index("reading_count")] for row in expected}) > 1  # the gap and the silence differ
+
+
+def test_a_vehicles_readings_come_as_arrays_in_time_order_with_nan_for_what_was_not_reported(bus):
+    since = dt.datetime.combine(DAY, dt.time(0), tzinfo=HERMOSILLO)
+
+    readings = vehicle_readings(bus, since=since, until=since + dt.timedelta(days=1), measurements=("pack_temp_max_c",))
+
+    assert list(readings) == ["t_s", "pack_temp_max_c"]
+    assert readings["t_s"].tolist() == [dt.datetime.fromisoformat(r["recorded_at"]).timestamp() for r in MORNING]
+    assert readings["pack_temp_max_c"][[0, 2]].tolist() == [26.0, 33.0]
+    assert np.isnan(readings["pack_temp_max_c"][[1, 3, 4]]).all()
+    with pytest.raises(ValueError, match="Not a reading measurement"):
+        vehicle_readings(bus, since=since, measurements=("vehicle_id; DROP TABLE x",))
 
 
 def test_the_batched_job_replaces_an_earlier_duty_cycle(bus):
