@@ -6,6 +6,9 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 
+import numpy as np
+import psycopg
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -54,6 +57,107 @@ def capacity_samples(vehicle: Vehicle, since, until) -> list[tuple]:
         .order_by("recorded_at")
         .values_list(*CAPACITY_SAMPLE_FIELDS)
     )
+
+
+# --- Readings as numpy arrays (duty cycles, charts, benchmarks) ---------------------------------------------
+
+# The readings' measurements, all double precision in the table; charging_state is a code, read elsewhere.
+READING_MEASUREMENTS = (
+    "soc_pct",
+    "odometer_km",
+    "latitude",
+    "longitude",
+    "speed_kmh",
+    "pack_voltage_v",
+    "pack_current_a",
+    "pack_temp_c",
+    "pack_temp_min_c",
+    "pack_temp_max_c",
+    "energy_discharged_kwh",
+    "energy_charged_kwh",
+)
+_FETCH_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class ReadingArrays:
+    """Readings ordered by (vehicle, time): ``vehicle_id`` (int64), ``t_s`` (seconds since 1970, float64, equal
+    to ``recorded_at.timestamp()``) and one float64 array per measurement asked for, NaN = not reported."""
+
+    vehicle_id: np.ndarray
+    t_s: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    def by_vehicle(self) -> dict[int, dict[str, np.ndarray]]:
+        """Each vehicle's arrays (``t_s`` and the measurements), as slices of these ones."""
+        if not len(self):
+            return {}
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(self.vehicle_id)) + 1))
+        ends = np.concatenate((starts[1:], [len(self)]))
+        return {
+            int(self.vehicle_id[first]): {
+                "t_s": self.t_s[first:end],
+                **{name: column[first:end] for name, column in self.values.items()},
+            }
+            for first, end in zip(starts, ends, strict=True)
+        }
+
+
+def reading_arrays(
+    vehicle_ids: list[int], *, start: dt.datetime, end: dt.datetime | None = None, measurements=READING_MEASUREMENTS
+) -> ReadingArrays:
+    """The readings of ``vehicle_ids`` in ``[start, end)`` (``end`` None: up to now and beyond), ordered by
+    vehicle and time, fetched in binary straight into numpy arrays.
+
+    Why not the ORM: Django's timestamptz loader parses each timestamp's text in Python, which costs a bus's
+    day (2,880 readings) ~25 ms of CPU where PostgreSQL spends ~20 ms finding the rows; in binary, psycopg's C
+    loaders read plain integers and floats (~4 ms). NULL is sent as NaN by PostgreSQL itself and the time as
+    integer microseconds, so every row is numbers only; fetched in blocks to bound the memory of the tuples.
+    (A binary COPY was tried: psycopg hands it over a row at a time in Python, twice this CPU.)
+    """
+    unknown = set(measurements) - set(READING_MEASUREMENTS)
+    if unknown:
+        raise ValueError(f"Not a reading measurement: {sorted(unknown)}")
+    columns = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in measurements)
+    until = "AND recorded_at < %s " if end is not None else ""
+    # Only the fixed names above go into the statement; the values stay parameters.
+    statement = (
+        "SELECT vehicle_id::int8, (extract(epoch FROM recorded_at) * 1000000)::int8, "  # nosec B608
+        f"{columns} FROM fleet_telemetryreading WHERE vehicle_id = ANY(%s) AND recorded_at >= %s {until}"
+        "ORDER BY vehicle_id, recorded_at"
+    )
+    params = [list(vehicle_ids), start] + ([end] if end is not None else [])
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": statement % tuple(map(repr, params)), "time": "0"})
+    connection.ensure_connection()
+    blocks = []
+    # A plain psycopg cursor on Django's connection (inside its transaction): Django's own cursors bind
+    # parameters on the client side, which rules out binary results.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(statement, params, binary=True)
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            blocks.append(np.array(rows, dtype=np.float64))
+    # float64 holds the ids and the microseconds (below 2**53) exactly; the one division then rounds as
+    # ``datetime.timestamp()`` does, so ``t_s`` is equal to it, not merely close.
+    table = np.concatenate(blocks) if blocks else np.zeros((0, 2 + len(measurements)))
+    return ReadingArrays(
+        vehicle_id=table[:, 0].astype(np.int64),
+        t_s=table[:, 1] / 1e6,
+        values={name: np.ascontiguousarray(table[:, 2 + position]) for position, name in enumerate(measurements)},
+    )
+
+
+def vehicle_readings(
+    vehicle: Vehicle, *, since: dt.datetime, until: dt.datetime | None = None, measurements=READING_MEASUREMENTS
+) -> dict[str, np.ndarray]:
+    """One vehicle's readings in ``[since, until)``, oldest first, as arrays: ``t_s`` (seconds since 1970) and
+    the measurements asked for (NaN = not reported); empty arrays when there are none. What the admin's charts
+    read: ~5 ms of client CPU for a day at 30 s where the ORM takes ~25 (docs/telemetry.md)."""
+    readings = reading_arrays([vehicle.pk], start=since, end=until, measurements=measurements)
+    return {"t_s": readings.t_s, **readings.values}
 
 
 # --- What planning reads of telemetry -------------------------------------------------------------------

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import zoneinfo
 
+import numpy as np
 import pytest
 
 from fleet.models import DailyDutyCycle
 from fleet.tasks import telemetry_duty_cycles
-from fleet.telemetry.duty import duty_cycle_compute, duty_cycles_for_depot_night
+from fleet.telemetry.duty import duty_cycle_compute, duty_cycles_compute, duty_cycles_for_depot_night
 from fleet.telemetry.ingest import telemetry_ingest
+from fleet.telemetry.selectors import vehicle_readings
 from tests import factories as f
 from tests.fleet.test_telemetry_support import DUTY_URL, URLCONF, fast_password_hashing
 
@@ -123,6 +126,96 @@ def test_a_depot_less_car_uses_the_default_time_zone():
     )
 
     assert duty_cycle_compute(vehicle=car, day=DAY).time_zone == "America/Hermosillo"
+
+
+def service_day(seed: int, *, counters: bool = True, gap: bool = True) -> list[dict]:
+    """A bus's day as it uploads it: a reading every ~30 s (jittered to the millisecond) from 05:00 to 23:00
+    local, driving and charging; some measurements missing, a 40-minute silence, an odometer swap."""
+    rng = random.Random(seed)
+    at = dt.datetime.combine(DAY, dt.time(5, 0), tzinfo=HERMOSILLO)
+    soc, odometer, discharged, charged = 92.0, 120_000.0 + seed, 40_000.0, 38_000.0
+    readings = []
+    while at.hour < 23:
+        driving = at.hour < 19
+        current = rng.uniform(-80, 320) if driving else -rng.uniform(150, 250)
+        speed = rng.uniform(0, 45) if driving and rng.random() > 0.2 else 0.0
+        odometer += speed * 30 / 3600
+        soc = min(100.0, max(5.0, soc - current * 0.0015))
+        discharged += max(current, 0) * 0.65 * 30 / 3600
+        charged += max(-current, 0) * 0.65 * 30 / 3600
+        reading = {
+            "recorded_at": at.isoformat(),
+            "soc_pct": round(soc, 1),
+            "odometer_km": odometer,
+            "speed_kmh": speed,
+            "pack_voltage_v": rng.uniform(600, 690),
+            "pack_current_a": current,
+            "pack_temp_c": rng.uniform(24, 38),
+            "pack_temp_max_c": rng.uniform(30, 42) if rng.random() < 0.3 else None,
+        }
+        if counters:
+            reading |= {"energy_discharged_kwh": discharged, "energy_charged_kwh": charged}
+        for name in ("soc_pct", "pack_current_a", "pack_temp_c", "pack_voltage_v"):
+            if rng.random() < 0.03:  # a measurement the BMS did not report this time
+                reading[name] = None
+        readings.append(reading)
+        if gap and at.hour == 12 and at.minute < 1:
+            at += dt.timedelta(minutes=40)  # the modem lost the network
+        if at.hour == 15 and at.minute < 1 and seed % 2:
+            odometer = 12.0  # the odometer swapped: its decrease counts nothing
+        at += dt.timedelta(seconds=30, milliseconds=rng.randint(-400, 400))
+    return readings
+
+
+def test_the_batched_night_job_stores_exactly_what_the_one_vehicle_path_stores():
+    depot = f.DepotFactory(time_zone="America/Hermosillo")
+    with_pack = f.VehicleFactory(organization=depot.organization, home_depot=depot)
+    f.PackInstallationFactory(vehicle=with_pack, pack__organization=with_pack.organization)
+    buses = [
+        with_pack,  # its pack's Ah for the C-rates
+        f.VehicleFactory(organization=depot.organization, home_depot=depot),  # Ah from the median voltage
+        f.VehicleFactory(organization=depot.organization, home_depot=depot),  # no counters: the power integral
+        f.VehicleFactory(organization=depot.organization, home_depot=depot),  # no gap
+    ]
+    silent = f.VehicleFactory(organization=depot.organization, home_depot=depot)  # no readings at all
+    car = f.VehicleFactory(home_depot=None)  # the default time zone, its own batch
+    days = [service_day(1), service_day(2), service_day(3, counters=False), service_day(4, gap=False)]
+    for vehicle, readings in zip([*buses, car], [*days, service_day(5)], strict=True):
+        telemetry_ingest(readings=readings, vehicle=vehicle, now=dt.datetime(2026, 3, 12, tzinfo=dt.UTC))
+    vehicles = [*buses, silent, car]
+    fields = [name for name in (field.name for field in DailyDutyCycle._meta.concrete_fields) if name != "id"]
+    fields.remove("computed_at")
+
+    one_by_one = [duty_cycle_compute(vehicle=vehicle, day=DAY) for vehicle in vehicles]
+    expected = sorted(DailyDutyCycle.objects.values_list(*fields))
+    DailyDutyCycle.objects.all().delete()
+    stored = duty_cycles_compute(day=DAY, vehicle_ids=[vehicle.pk for vehicle in vehicles])
+
+    assert [cycle is None for cycle in one_by_one] == [False, False, False, False, True, False]
+    assert stored == 5
+    assert sorted(DailyDutyCycle.objects.values_list(*fields)) == expected  # float for float, not approximately
+    assert len({row[fields.index("reading_count")] for row in expected}) > 1  # the gap and the silence differ
+
+
+def test_a_vehicles_readings_come_as_arrays_in_time_order_with_nan_for_what_was_not_reported(bus):
+    since = dt.datetime.combine(DAY, dt.time(0), tzinfo=HERMOSILLO)
+
+    readings = vehicle_readings(bus, since=since, until=since + dt.timedelta(days=1), measurements=("pack_temp_max_c",))
+
+    assert list(readings) == ["t_s", "pack_temp_max_c"]
+    assert readings["t_s"].tolist() == [dt.datetime.fromisoformat(r["recorded_at"]).timestamp() for r in MORNING]
+    assert readings["pack_temp_max_c"][[0, 2]].tolist() == [26.0, 33.0]
+    assert np.isnan(readings["pack_temp_max_c"][[1, 3, 4]]).all()
+    with pytest.raises(ValueError, match="Not a reading measurement"):
+        vehicle_readings(bus, since=since, measurements=("vehicle_id; DROP TABLE x",))
+
+
+def test_the_batched_job_replaces_an_earlier_duty_cycle(bus):
+    duty_cycle_compute(vehicle=bus, day=DAY)
+    DailyDutyCycle.objects.update(distance_km=999.0)
+
+    assert duty_cycles_compute(day=DAY, vehicle_ids=[bus.pk]) == 1
+    assert DailyDutyCycle.objects.get().distance_km == pytest.approx(10.0)
 
 
 @pytest.mark.urls(URLCONF)
