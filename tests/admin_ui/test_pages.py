@@ -357,6 +357,7 @@ def test_a_list_page_costs_the_same_queries_for_one_row_or_many(client, fleet_wo
 
 def test_a_manager_of_more_depots_than_a_page_gets_the_dashboard_a_page_at_a_time(client, fleet_world, monkeypatch):
     from console import dashboard
+    from fleet.selectors import depots_visible_to
 
     monkeypatch.setattr(dashboard, "DEPOTS_PER_PAGE", 2)
     w = fleet_world
@@ -367,7 +368,7 @@ def test_a_manager_of_more_depots_than_a_page_gets_the_dashboard_a_page_at_a_tim
             depot=f.DepotFactory(organization=w["org"], name=f"Zone {n}", code=f"z{n}"),
             role="manager",
         )
-    visible = list(dashboard.visible_depots(w["manager_a"]))
+    visible = depots_visible_to(w["manager_a"])
 
     first = client.get(reverse("admin:index"))
     last = client.get(reverse("admin:index"), {"page": 3})

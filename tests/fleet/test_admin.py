@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from django.urls import reverse
@@ -185,8 +184,8 @@ def test_a_manager_changes_the_grid_limit_and_a_bad_base_load_is_a_form_error(cl
     w = depot_world
     client.force_login(w["manager_a"])
     url = admin_url(w["depot_a"])
-    too_high = json.dumps([2000.0] * 24)  # above the new limit in every hour
-    response = client.post(url, form_data(client.get(url), grid_limit_kw="1800", base_load_kw=too_high))
+    too_high = {f"base_load_kw_{hour}": "2000" for hour in range(24)}  # above the new limit in every hour
+    response = client.post(url, form_data(client.get(url), grid_limit_kw="1800", **too_high))
     assert "no room under the grid limit" in error_text(response)
     response = client.post(url, form_data(client.get(url), grid_limit_kw="1800"))
     assert response.status_code == 302, error_text(response)
