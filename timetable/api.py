@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
@@ -16,6 +19,8 @@ from fleet.scoping import Action
 from timetable import services
 from timetable.models import PinnedAssignment
 
+PLAN_DAYS_AHEAD = 31  # how far ahead an assignment run may also plan the charging night
+
 
 class AssignmentRunSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     service_date = serializers.DateField()
@@ -27,6 +32,22 @@ class AssignmentRunSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
             "agree (at most 4 plans)."
         ),
     )
+
+    def validate(self, attrs: dict) -> dict:
+        # A charging plan needs tonight's tariff, holidays and the fleet as it is: only near nights can be planned.
+        if attrs.get("with_charging_plan"):
+            today = timezone.localdate()
+            earliest, latest = today - dt.timedelta(days=1), today + dt.timedelta(days=PLAN_DAYS_AHEAD)
+            if not earliest <= attrs["service_date"] <= latest:
+                raise serializers.ValidationError(
+                    {
+                        "service_date": _(
+                            "With a charging plan, the service date must be between %(earliest)s and %(latest)s."
+                        )
+                        % {"earliest": earliest.isoformat(), "latest": latest.isoformat()}
+                    }
+                )
+        return attrs
 
 
 class DepotAssignmentViewSet(ScopedGenericViewSet):

@@ -156,6 +156,7 @@ def test_an_expected_pull_out_soc_from_tonights_plan_counts(day, api_client):
         ({"service_date": "tomorrow"}, "service_date"),
         ({"dry_run": "perhaps"}, "dry_run"),
         ({"colour": "red"}, "colour"),
+        ({"service_date": "5922-08-07", "with_charging_plan": True}, "service_date"),  # found by the schema fuzzer
     ],
 )
 def test_bad_input_is_a_400_with_the_field(day, api_client, body, field):
