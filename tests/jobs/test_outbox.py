@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import kombu.pools
 import pytest
 import redis as redis_client
 from django.core.management import call_command
@@ -30,9 +31,11 @@ QUEUE = "evfleet-outbox-test"
 
 def _use_broker(url: str) -> None:
     # Celery keeps one connection pool per app, made from broker_url on first use: drop it to switch brokers.
+    # The pools live in kombu's process-wide registry (keyed by connection): closing one by hand left a closed
+    # pool registered for the shared broker, and every later test in this process failed on "Acquire on closed
+    # pool". ``kombu.pools.reset`` closes them and empties the registry.
     app.conf.broker_url = url
-    if app._pool is not None:
-        app._pool.force_close_all()
+    kombu.pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
