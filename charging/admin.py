@@ -273,7 +273,9 @@ class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
     change_action = None  # plans are the optimizer's output: never edited by hand
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("vehicle", "connector__charger")
+        # Each row shows its own name ("B-07 in <plan>"), which reads the plan and its depot: joined, not a
+        # query per row.
+        return super().get_queryset(request).select_related("vehicle", "connector__charger", "plan__depot")
 
 
 @admin.register(ChargingPlan)
