@@ -222,7 +222,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = prepare_database()
-    info = machine_info("ocpp", "websockets", "Django", note="shared 2-core machine, other engineers' jobs running")
+    info = machine_info("ocpp", "websockets", "Django")
     print(f"machine load at start: {info['load_average_at_start']}", flush=True)
     chargers = make_depots(args.chargers, args.depots)
     print(f"{len(chargers)} chargers ready", flush=True)
@@ -385,7 +385,7 @@ def main() -> None:
     md = [
         f"# OCPP central system, {len(chargers)} simulated chargers ({stamp})",
         "",
-        f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, {info['note']}.",
+        f"Machine: {info['cpu_model']}, {info['cpu_count']} cores (shared or quiet: see the load averages).",
         f"Load average at start {info['load_average_at_start']}, during meter values {load_during_meter}, "
         f"at end {result['machine']['load_average_at_end']}.",
         "",
