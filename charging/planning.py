@@ -34,7 +34,7 @@ from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance, remaining_windows
 from charging.readiness import is_ready
-from charging.selectors import plan_demand_charges
+from charging.selectors import month_peaks_paid, plan_demand_charges
 from charging.tariffs import demand_charges_on, price_slots
 from charging.unscheduled import solve_keeping_headroom
 from config.audit import audit_attribution
@@ -251,7 +251,10 @@ def build_night(
 
     prices, tariff_charges = tariff_night(depot, horizon)
     base_load = [depot.base_load_kw_at_hour(s.hour) for s in starts]
-    charges = _with_month_peaks(depot, service_night, tariff_charges, base_load)
+    # The plan pays only for the demand it adds to the month's peak so far (``month_peaks_paid``): at least the
+    # base load's own peak tonight, which the site's other loads reach whatever we do.
+    paid = month_peaks_paid(depot, service_night, tariff_charges)
+    charges = tariff_charges.with_month_peaks({c.name: max(paid[c.name], c.peak_kw(base_load)) for c in tariff_charges})
     instance = optimizer.Instance(
         horizon_start=horizon.start,
         num_slots=horizon.num_slots,
@@ -274,33 +277,6 @@ def tariff_night(depot: Depot, horizon: Horizon) -> tuple[list[float], optimizer
     slots = price_slots(depot.tariff, horizon.start, horizon.slot_minutes, horizon.num_slots)
     prices = [float(s.energy_price_per_kwh) for s in slots]
     return prices, demand_charges_on(depot.tariff, slots).priced()
-
-
-def _with_month_peaks(
-    depot: Depot, service_night: dt.date, charges: optimizer.DemandCharges, base_load: list[float]
-) -> optimizer.DemandCharges:
-    """Each charge with the month's peak so far in its slots: the highest of this month's earlier active plans'
-    (``ChargingPlan.month_peaks_kw``), and at least the base load's own peak in the charge's slots tonight.
-
-    The site's other loads reach their own peak whatever we do: that part of the month's demand charge is not
-    tonight's charging's doing, so the plan pays only for what it adds. Plans stored before ``month_peaks_kw``
-    existed only have ``peak_kw`` (the main charge's peak): it counts for the main charge, and as a lower bound
-    for a charge on every hour.
-    """
-    earlier = list(
-        ChargingPlan.objects.filter(
-            depot=depot,
-            status=ChargingPlan.Status.ACTIVE,
-            service_night__gte=service_night.replace(day=1),
-            service_night__lt=service_night,
-        ).values_list("peak_kw", "month_peaks_kw")
-    )
-    paid = {}
-    for index, charge in enumerate(charges):
-        peak_kw_counts = index == 0 or charge.slots is None
-        stored = [peaks.get(charge.name, peak_kw if peak_kw_counts else 0.0) for peak_kw, peaks in earlier]
-        paid[charge.name] = max([charge.peak_kw(base_load), *stored])
-    return charges.with_month_peaks(paid)
 
 
 @transaction.atomic

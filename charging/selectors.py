@@ -70,6 +70,27 @@ def plan_demand_charges(plan: ChargingPlan, names: Iterable[str] = ()) -> Demand
     return charges.named(list(names) or list(plan.month_peaks_kw or {}))
 
 
+def month_peaks_paid(depot: Depot, service_night: dt.date, charges: DemandCharges) -> dict[str, float]:
+    """Each charge's peak so far this month, as this month's earlier active plans of the depot stored it
+    (``ChargingPlan.month_peaks_kw``), 0 if none. Plans stored before ``month_peaks_kw`` existed only have
+    ``peak_kw`` (the main charge's peak): it counts for the main charge (the first), and as a lower bound for a
+    charge on every hour."""
+    earlier = list(
+        ChargingPlan.objects.filter(
+            depot=depot,
+            status=ChargingPlan.Status.ACTIVE,
+            service_night__gte=service_night.replace(day=1),
+            service_night__lt=service_night,
+        ).values_list("peak_kw", "month_peaks_kw")
+    )
+    paid = {}
+    for index, charge in enumerate(charges):
+        peak_kw_counts = index == 0 or charge.slots is None
+        stored = [peaks.get(charge.name, peak_kw if peak_kw_counts else 0.0) for peak_kw, peaks in earlier]
+        paid[charge.name] = max([0.0, *stored])
+    return paid
+
+
 def charger_queryset() -> QuerySet[Charger]:
     return Charger.objects.select_related("depot").prefetch_related(
         Prefetch("connectors", queryset=Connector.objects.order_by("connector_id"))

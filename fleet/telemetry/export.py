@@ -33,25 +33,11 @@ from rest_framework.response import Response
 from fleet.api.scoped import DepotScopedViewSetMixin
 from fleet.models import TelemetryReading
 from fleet.models.telemetry import CHARGING_STATE_NAMES
+from fleet.telemetry.selectors import READING_MEASUREMENTS
 
-# The columns of every format, in order (the reading's fields; ``charging_state`` spelled as in the upload).
-EXPORT_COLUMNS = (
-    "vehicle",
-    "recorded_at",
-    "soc_pct",
-    "odometer_km",
-    "latitude",
-    "longitude",
-    "speed_kmh",
-    "pack_voltage_v",
-    "pack_current_a",
-    "pack_temp_c",
-    "pack_temp_min_c",
-    "pack_temp_max_c",
-    "energy_discharged_kwh",
-    "energy_charged_kwh",
-    "charging_state",
-)
+# The columns of every format, in order: the reading's key, its measurements (one list of them, the selectors'),
+# and ``charging_state`` spelled as in the upload.
+EXPORT_COLUMNS = ("vehicle", "recorded_at", *READING_MEASUREMENTS, "charging_state")
 _DB_COLUMNS = tuple("vehicle_id" if c == "vehicle" else c for c in EXPORT_COLUMNS)
 _CHARGING_INDEX = EXPORT_COLUMNS.index("charging_state")
 _RECORDED_INDEX = EXPORT_COLUMNS.index("recorded_at")
