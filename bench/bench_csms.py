@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402  (bench/, next to this script)
 from machine_info import load_average, machine_info  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/evfleet_bench_csms"
@@ -50,24 +51,7 @@ def free_port() -> int:
 
 
 def prepare_database() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return url
+    return common.prepare_database(DEFAULT_URL)
 
 
 def make_depots(chargers: int, depots: int) -> list[dict]:

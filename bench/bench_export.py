@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import common  # noqa: E402  (bench/, next to this script)
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,23 +37,7 @@ def rss_mb() -> float:
 
 
 def prepare_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    common.prepare_database(DEFAULT_URL)
 
 
 def fill(readings: int, vehicle_count: int):

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import common  # noqa: E402  (bench/, next to this script)
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,24 +42,7 @@ BLOCK_KM = (120, 150, 180, 210, 240, 270)
 
 
 def prepare_database() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return url
+    return common.prepare_database(DEFAULT_URL)
 
 
 def build_fleet(packs: int, observed_share: float, seed: int = 7, rebuild: bool = False) -> None:

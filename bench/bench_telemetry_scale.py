@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import common  # noqa: E402  (bench/, next to this script)
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,28 +42,7 @@ INGEST_VEHICLES = 20
 
 
 def prepare_database(*, keep: bool) -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not keep:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        if not exists or not keep:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return url
+    return common.prepare_database(DEFAULT_URL, fresh=not keep)
 
 
 def make_fleet(count: int, prefix: str):

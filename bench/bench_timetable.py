@@ -33,6 +33,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import common  # noqa: E402  (bench/, next to this script)
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,23 +45,8 @@ CENTRE = (29.0892, -110.9613)
 
 
 def prepare_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")) or url.endswith("/evfleet_gtfs"):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    # evfleet_gtfs is the GTFS import tool's own database, never filled by this benchmark.
+    common.prepare_database(DEFAULT_URL, refuse=("evfleet_gtfs",))
 
 
 def generated_feed(path: Path, trips: int, seed: int = 18) -> Path:

@@ -457,26 +457,11 @@ def measure_all(world: dict, *, repeat: int = 3) -> list[dict]:
 
 
 def prepare_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = DEFAULT_URL
-        os.environ["DATABASE_URL"] = url
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
     os.environ.pop("REDIS_URL", None)  # in-process: the cache and tasks are not what is measured
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench import common
 
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    common.prepare_database(DEFAULT_URL)
 
 
 def empty_database() -> None:
