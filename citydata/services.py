@@ -1,4 +1,8 @@
-"""Writes of the city feeds: NGSI-LD notifications made for due subscriptions, and their signed delivery."""
+"""Writes of the city feeds: NGSI-LD notifications made for due subscriptions, and their signed delivery.
+
+A notification's delivery is queued through the task outbox (``jobs.outbox``) in the transaction that made it:
+with Redis away it waits there and is sent once Redis is back, instead of being lost with the failed send.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from charging.selectors import charger_queryset
 from citydata import entities, ngsi_ld
 from citydata.models import EntityType, NgsiNotification, NgsiSubscription
 from citydata.selectors import subscriptions_to_notify
+from jobs.outbox import outbox_task_send
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +72,7 @@ def notification_payload(subscription: NgsiSubscription, data: list[dict], *, at
 
 def subscription_notify(*, subscription: NgsiSubscription, now: dt.datetime | None = None) -> NgsiNotification | None:
     """A notification of the subscription's entities changed since its last one (None if nothing changed);
-    its delivery is queued after the commit."""
+    its delivery is queued in the task outbox with it (sent after the commit, or when Redis is back)."""
     from citydata.tasks import deliver_notification
 
     now = now or timezone.now()
@@ -83,7 +88,11 @@ def subscription_notify(*, subscription: NgsiSubscription, now: dt.datetime | No
             payload=notification_payload(subscription, data, at=now),
             entity_count=len(data),
         )
-        transaction.on_commit(lambda: deliver_notification.delay(notification.pk))
+        outbox_task_send(
+            task=deliver_notification,
+            args=[notification.pk],
+            dedupe_key=f"citydata.notification:notification={notification.pk}",
+        )
     return notification
 
 

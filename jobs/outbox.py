@@ -19,10 +19,15 @@ killed between the send and the mark sends it again later *with the same task id
 message id (the re-plan) or by a ``JobRun`` find that work done. The task's own idempotency is still needed
 for Redis's redelivery of an unacknowledged message (acks late).
 
+Every task a domain app queues goes through here (none calls ``.delay``/``.apply_async`` itself): re-plans
+(``charging.tasks.request_replan``), queued job runs (``jobs.runs``, ``run_night --force``), alert messages
+(``notifications.services.deliveries_queue``: one row per e-mail or webhook message) and NGSI-LD notifications
+(``citydata.services.subscription_notify``). Only beat's own schedule and Celery's retries publish directly.
+
 django-celery-outbox (PyPI) was considered: it replaces the Celery app so that *every* task goes through the
 table and a relay daemon, which adds a process to every deployment and a database round trip to every send;
-here only the tasks whose loss would be silent (re-plans, queued jobs) need it, and on-commit sending keeps
-their latency.
+here only the tasks whose loss would be silent (re-plans, queued jobs, messages to people and subscribers)
+need it, and on-commit sending keeps their latency.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ The flow (docs/notifications.md):
 3. ``digests_build`` sends each recipient's waiting notifications as one message once the oldest has
    waited ``NOTIFICATIONS_DIGEST_MINUTES``.
 4. ``delivery_send`` sends one message: an e-mail through Django's mail, or a webhook request signed with the
-   endpoint's secret (``notifications.signing``). The Celery task retries failures with backoff.
+   endpoint's secret (``notifications.signing``). The Celery task retries failures with backoff. In the periodic
+   round each message is handed to that task through the task outbox (``jobs.outbox``), in the transaction
+   that made it: Redis away, the message waits in the outbox and is sent once when Redis is back.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -38,6 +39,7 @@ from django.utils import timezone
 from charging.models import Alert
 from charging.selectors import alerts_raised_since
 from fleet.scoping import Action, restrict
+from jobs.outbox import outbox_task_send
 from notifications import signing
 from notifications.models import AlertDispatch, Channel, Delivery, Notification, NotificationRule, WebhookEndpoint
 
@@ -101,8 +103,11 @@ def alerts_claim(*, now: dt.datetime, batch_size: int = 500) -> tuple[str, list[
     return token, claims
 
 
-def alerts_dispatch(*, now: dt.datetime | None = None, summary: RunSummary | None = None) -> RunSummary:
-    """Claim undispatched alerts and turn them into notifications and messages (not sent here)."""
+def alerts_dispatch(
+    *, now: dt.datetime | None = None, summary: RunSummary | None = None, queue_sends: bool = False
+) -> RunSummary:
+    """Claim undispatched alerts and turn them into notifications and messages (not sent here; with
+    ``queue_sends`` each message's send is queued in the transaction that made it, ``deliveries_queue``)."""
     now = now or timezone.now()
     summary = summary or RunSummary()
     token, claims = alerts_claim(now=now)
@@ -121,8 +126,11 @@ def alerts_dispatch(*, now: dt.datetime | None = None, summary: RunSummary | Non
 
     for claim in claims:
         with transaction.atomic():
+            made_before = len(summary.deliveries)
             _dispatch_one(claim.alert, rules_by_user, visible, now, summary)
             AlertDispatch.objects.filter(pk=claim.pk, claimed_by=token).update(dispatched_at=now)
+            if queue_sends:
+                deliveries_queue(delivery_ids=summary.deliveries[made_before:])
         summary.alerts_dispatched += 1
     return summary
 
@@ -188,9 +196,15 @@ def _notify(alert: Alert, channel: str, at_once: bool, now: dt.datetime, summary
 # --- 3: digests --------------------------------------------------------------------------------------------------
 
 
-def digests_build(*, now: dt.datetime | None = None, force: bool = False, summary: RunSummary | None = None):
+def digests_build(
+    *,
+    now: dt.datetime | None = None,
+    force: bool = False,
+    summary: RunSummary | None = None,
+    queue_sends: bool = False,
+):
     """One message per recipient and channel for the notifications waiting since at least a digest interval
-    (all waiting ones with ``force``)."""
+    (all waiting ones with ``force``); ``queue_sends`` as in ``alerts_dispatch``."""
     now = now or timezone.now()
     summary = summary or RunSummary()
     waiting = Notification.objects.filter(status__in=WAITING, claim_token="")
@@ -209,6 +223,8 @@ def digests_build(*, now: dt.datetime | None = None, force: bool = False, summar
             delivery = _delivery_for(channel, [n.alert for n in items], digest=True, **recipient)
             claimed.update(status=Notification.Status.DIGESTED, delivery=delivery)
             summary.deliveries.append(delivery.pk)
+            if queue_sends:
+                deliveries_queue(delivery_ids=[delivery.pk])
     return summary
 
 
@@ -297,6 +313,19 @@ def _delivery_for(channel: str, alerts: list[Alert], *, digest: bool, user=None,
 # --- 4: sending --------------------------------------------------------------------------------------------------
 
 
+def deliveries_queue(*, delivery_ids: Iterable[int]) -> None:
+    """Hand each message to the retrying send task through the task outbox: recorded in the caller's
+    transaction (the one that made the message), sent to Celery after its commit or, Redis away, when Redis is
+    back. Keyed by the message, so a message is queued once whoever asks again; the task sends it once
+    (``delivery_send`` claims it), even when the outbox re-sends it after a crash."""
+    from notifications.tasks import delivery_send_task  # the task module imports this one
+
+    for delivery_id in delivery_ids:
+        outbox_task_send(
+            task=delivery_send_task, args=[delivery_id], dedupe_key=f"notifications.delivery:delivery={delivery_id}"
+        )
+
+
 def delivery_send(*, delivery_id: int) -> Delivery | None:
     """Send one message. Returns it when sent, None when it is not this caller's to send (already sent or
     being sent). Raises ``DeliveryFailed`` when sending failed; the delivery is then ``retrying``."""
@@ -353,10 +382,12 @@ def notifications_run(
     *, now: dt.datetime | None = None, send_in_process: bool = True, force_digests: bool = False
 ) -> RunSummary:
     """Dispatch new alerts, build due digests, and send the messages: here, one attempt each
-    (``send_in_process``, for ``run_night`` and tests), or through the retrying Celery task after commit."""
+    (``send_in_process``, for tests and a round run by hand), or through the retrying Celery task, queued in
+    the task outbox with the message (``deliveries_queue``; what beat's round does)."""
     now = now or timezone.now()
-    summary = alerts_dispatch(now=now)
-    digests_build(now=now, force=force_digests, summary=summary)
+    queue_sends = not send_in_process
+    summary = alerts_dispatch(now=now, queue_sends=queue_sends)
+    digests_build(now=now, force=force_digests, summary=summary, queue_sends=queue_sends)
     if send_in_process:
         for delivery_id in summary.deliveries:
             try:
@@ -366,9 +397,4 @@ def notifications_run(
                 summary.failed += 1
             else:
                 summary.sent += sent is not None
-    else:
-        from notifications.tasks import delivery_send_task  # the task module imports this one
-
-        for delivery_id in summary.deliveries:
-            transaction.on_commit(partial(delivery_send_task.delay, delivery_id))
     return summary

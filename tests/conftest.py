@@ -72,6 +72,72 @@ def redis_url():
     return settings.REDIS_URL
 
 
+@pytest.fixture
+def private_redis():
+    """A redis-server of this test's own on a free port (``tests.faults.services.PrivateRedis``), free to stop and
+    start; removed afterwards. The shared Redis is never stopped."""
+    import shutil
+
+    if not shutil.which("redis-server"):
+        _missing_service("needs redis-server on PATH (a private Redis is started and stopped)")
+    from tests.faults.services import PrivateRedis
+
+    redis = PrivateRedis()
+    redis.start()
+    yield redis
+    redis.destroy()
+
+
+@pytest.fixture
+def private_redis_cache(private_redis, settings):
+    """The cache on ``private_redis``, through the failover backend as in production (``config.cache``)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "config.cache.FailoverRedisCache",
+            "LOCATION": private_redis.url,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    }
+    return private_redis
+
+
+@pytest.fixture
+def private_broker(private_redis):
+    """Celery's broker is ``private_redis`` (on a queue of the test's own, tasks not eager) for this test; the
+    app's broker, queue and the outbox's memory of a broker outage are restored afterwards. What is queued can
+    be read and run in-process (``tests.support.broker.PrivateBroker``)."""
+    import kombu.pools
+
+    from config.celery import app
+    from jobs import outbox
+    from tests.support.broker import PrivateBroker
+
+    def use_broker(url: str) -> None:
+        # Celery keeps one connection pool per app, made from broker_url on first use: drop it to switch brokers.
+        # The pools live in kombu's process-wide registry (keyed by connection): closing one by hand left a closed
+        # pool registered for the shared broker, and every later test in this process failed on "Acquire on
+        # closed pool". ``kombu.pools.reset`` closes them and empties the registry.
+        app.conf.broker_url = url
+        kombu.pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    def forget_outage() -> None:
+        outbox._BROKER.retry_at = 0.0
+        outbox._BROKER.down_since = None
+
+    broker = PrivateBroker(private_redis)
+    previous = (app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager)
+    app.conf.task_default_queue = broker.queue
+    app.conf.task_always_eager = False
+    use_broker(broker.url)
+    forget_outage()
+    yield broker
+    use_broker(previous[0])
+    app.conf.task_default_queue, app.conf.task_always_eager = previous[1], previous[2]
+    forget_outage()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache(request):
     # The locmem/Redis cache outlives a test's database transaction: clear it so tests stay independent.

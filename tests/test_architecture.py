@@ -1,5 +1,7 @@
 """The house's layers hold (pyproject.toml, ``[tool.importlinter]``): the contracts pass on the code as it is and
-break when a lower app imports a higher one or a pure core imports Django, so `make lint` would fail."""
+break when a lower app imports a higher one or a pure core imports Django, so `make lint` would fail. Two rules
+import-linter cannot see are read from the source: the console reads other apps through their selectors, and
+tasks are queued through the task outbox. Each rule is shown to hold today and to catch a planted breach."""
 
 from __future__ import annotations
 
@@ -35,12 +37,18 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def copy_of_the_code(tmp_path) -> Path:
-    for package in PACKAGES:
+def copy_with_a_line_added(tmp_path: Path, module: str, line: str, *, packages: list[str] = PACKAGES) -> int:
+    """Copy ``packages`` (without caches and migrations) and pyproject.toml under ``tmp_path``, then append
+    ``line`` to ``module`` (relative to the root) in the copy. Returns the line's number there, for the report
+    that should name it. Every "this rule catches a breach" test below plants its breach this way."""
+    for package in packages:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "migrations"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    target = tmp_path / module
+    number = len(target.read_text().splitlines()) + 2  # after the blank line written first
+    with target.open("a") as source:
+        source.write(f"\n{line}  # deliberately breaking the rule\n")
+    return number
 
 
 def test_the_layers_and_the_pure_cores_hold_today():
@@ -58,11 +66,10 @@ def test_the_layers_and_the_pure_cores_hold_today():
         ("batteries/forecast/types.py", "import batteries.models", "batteries.forecast.types -> batteries.models"),
     ],
 )
-def test_an_upward_import_breaks_the_contracts(copy_of_the_code, module, line, reported):
-    with (copy_of_the_code / module).open("a") as source:
-        source.write(f"\n{line}  # deliberately upward\n")
+def test_an_upward_import_breaks_the_contracts(tmp_path, module, line, reported):
+    copy_with_a_line_added(tmp_path, module, line)
 
-    result = lint_imports(copy_of_the_code)
+    result = lint_imports(tmp_path)
 
     assert result.returncode != 0
     assert "BROKEN" in result.stdout and reported in result.stdout, result.stdout
@@ -188,12 +195,53 @@ def test_the_console_reads_other_apps_through_their_selectors_today():
     ],
 )
 def test_a_direct_read_of_another_apps_models_is_caught(tmp_path, module, code, reported):
-    shutil.copytree(ROOT / "console", tmp_path / "console", ignore=shutil.ignore_patterns("__pycache__"))
-    target = tmp_path / module
-    line = len(target.read_text().splitlines()) + 2
-    with target.open("a") as source:
-        source.write(f"\n{code}  # deliberately past the selectors\n")
+    line = copy_with_a_line_added(tmp_path, module, code, packages=["console"])
 
     problems = console_model_reads(tmp_path)
 
     assert any(reported.format(line=line) in problem for problem in problems), problems
+
+
+# --- Tasks are queued through the task outbox -------------------------------------------------------------------
+#
+# A task sent straight to Celery (``.delay``, ``.apply_async``, ``send_task``) is lost, or raises in its
+# caller, while Redis is away; through ``jobs.outbox.outbox_task_send`` it is a row of the caller's transaction,
+# sent when Redis answers (docs/operations.md). The outbox is the one module that publishes.
+
+DIRECT_SENDS = {"delay", "apply_async", "send_task"}
+PUBLISHERS = {"jobs/outbox.py"}
+
+
+def direct_task_sends(root: Path, packages: list[str] = PACKAGES) -> list[str]:
+    problems = []
+    for package in packages:
+        for source in sorted((root / package).rglob("*.py")):
+            path = source.relative_to(root).as_posix()
+            if path in PUBLISHERS or "/migrations/" in path:
+                continue
+            for node in ast.walk(ast.parse(source.read_text(), filename=path)):
+                sends = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                if sends and node.func.attr in DIRECT_SENDS:
+                    problems.append(f"{path}:{node.lineno} sends {ast.unparse(node.func)} (use jobs.outbox)")
+    return problems
+
+
+def test_no_app_sends_a_task_but_through_the_outbox_today():
+    assert direct_task_sends(ROOT) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "code", "reported"),
+    [
+        ("notifications/services.py", "delivery_send_task.delay(1)", "delivery_send_task.delay"),
+        ("citydata/services.py", "deliver_notification.apply_async(args=[1])", "deliver_notification.apply_async"),
+        ("charging/tasks.py", "app.send_task('charging.tasks.replan_depot_task')", "app.send_task"),
+    ],
+)
+def test_a_task_sent_past_the_outbox_is_caught(tmp_path, module, code, reported):
+    package = module.partition("/")[0]
+    line = copy_with_a_line_added(tmp_path, module, code, packages=[package])
+
+    problems = direct_task_sends(tmp_path, [package])
+
+    assert problems == [f"{module}:{line} sends {reported} (use jobs.outbox)"]

@@ -1,62 +1,18 @@
-"""NGSI-LD subscriptions: a loopback HTTP receiver gets signed notifications, and a 500 is retried."""
+"""NGSI-LD subscriptions: a loopback HTTP receiver (``receiver`` in conftest) gets signed notifications, and a 500
+is retried."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 
 import pytest
 
 from citydata.models import EntityType, NgsiNotification, NgsiSubscription
-from citydata.services import SIGNATURE_HEADER, TIMESTAMP_HEADER, subscription_notify
+from citydata.services import subscription_notify
 from citydata.tasks import deliver_notification
+from tests.citydata.conftest import valid_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that answers the given statuses in turn and keeps what it got."""
-
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.received: list[dict] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (the http.server API)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append({"headers": dict(self.headers), "body": body})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made: list[Receiver] = []
-
-    def make(statuses):
-        made.append(Receiver(statuses))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 @pytest.fixture(autouse=True)
@@ -67,13 +23,6 @@ def retries_in_place():
     conf.task_eager_propagates = False
     yield
     conf.task_eager_propagates = before
-
-
-def valid_signature(message: dict, secret: str) -> bool:
-    mac = hmac.new(
-        secret.encode(), f"{message['headers'][TIMESTAMP_HEADER]}.".encode() + message["body"], hashlib.sha256
-    )
-    return hmac.compare_digest(message["headers"][SIGNATURE_HEADER], f"sha256={mac.hexdigest()}")
 
 
 def test_a_notification_is_signed_and_retried_after_a_500(receiver, two_depots, recorded):

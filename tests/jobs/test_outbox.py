@@ -1,71 +1,25 @@
 """The task outbox (jobs/outbox.py): a task asked for in a transaction is a row of it, sent after the commit, kept
 while the broker is away and sent when it is back, once. On a real Redis broker of the test's own (a private
-redis-server, stopped and started by the test); the shared Redis is never stopped."""
+redis-server, stopped and started by the test: the ``private_broker`` fixture); the shared Redis is never
+stopped."""
 
 from __future__ import annotations
 
-import json
 import time
 
-import kombu.pools
 import pytest
-import redis as redis_client
 from django.core.management import call_command
 from django.db import transaction
 
 from charging.events import depot_event_record
 from charging.models import DepotEvent
-from config.celery import app
 from console.management.commands.healthcheck import OUTBOX_STALE_S, check_outbox
 from jobs import outbox
 from jobs.models import OutboxTask
 from jobs.tasks import outbox_send_task
 from tests import factories as f
-from tests.conftest import SERVICES_REQUIRED
-from tests.faults.services import PrivateRedis, binaries_missing
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-QUEUE = "evfleet-outbox-test"
-
-
-def _use_broker(url: str) -> None:
-    # Celery keeps one connection pool per app, made from broker_url on first use: drop it to switch brokers.
-    # The pools live in kombu's process-wide registry (keyed by connection): closing one by hand left a closed
-    # pool registered for the shared broker, and every later test in this process failed on "Acquire on closed
-    # pool". ``kombu.pools.reset`` closes them and empties the registry.
-    app.conf.broker_url = url
-    kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker(redis_url):
-    """A private Redis as the Celery broker, on a queue of this test; the app's broker restored afterwards."""
-    missing = binaries_missing()
-    if missing:
-        if SERVICES_REQUIRED:
-            pytest.fail(missing)
-        pytest.skip(missing)
-    private = PrivateRedis()
-    private.start()
-    previous = (app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager)
-    app.conf.task_default_queue = QUEUE
-    app.conf.task_always_eager = False
-    _use_broker(private.url)
-    outbox._BROKER.retry_at = 0.0
-    yield private
-    _use_broker(previous[0])
-    app.conf.task_default_queue, app.conf.task_always_eager = previous[1], previous[2]
-    outbox._BROKER.retry_at = 0.0
-    outbox._BROKER.down_since = None
-    private.destroy()
-
-
-def queued_task_ids(private: PrivateRedis) -> list[str]:
-    messages = redis_client.Redis.from_url(private.url).lrange(QUEUE, 0, -1)
-    return [json.loads(message)["headers"]["id"] for message in reversed(messages)]  # LPUSHed: oldest last
 
 
 @pytest.fixture
@@ -85,29 +39,29 @@ def arrival(depot, client_event_id: str):
     )
 
 
-def test_an_event_writes_its_replan_in_its_transaction_and_it_is_sent_after_the_commit(broker, depot):
+def test_an_event_writes_its_replan_in_its_transaction_and_it_is_sent_after_the_commit(private_broker, depot):
     event, created = arrival(depot, "gw-1")
 
     row = OutboxTask.objects.get()
     assert created and row.task_name == "charging.tasks.replan_depot_task"
     assert row.dedupe_key == f"charging.replan:depot={depot.pk}:event={event.pk}"
     assert row.sent_at is not None and row.attempts == 1
-    assert queued_task_ids(broker) == [outbox.task_id_for(row.dedupe_key)]
+    assert private_broker.queued_task_ids() == [outbox.task_id_for(row.dedupe_key)]
 
 
-def test_a_rolled_back_transaction_leaves_no_task(broker, depot):
+def test_a_rolled_back_transaction_leaves_no_task(private_broker, depot):
     with pytest.raises(RuntimeError), transaction.atomic():
         arrival(depot, "gw-1")
         raise RuntimeError("the request failed after the event")
 
     assert not OutboxTask.objects.exists()
-    assert queued_task_ids(broker) == []
+    assert private_broker.queued_task_ids() == []
 
 
-def test_with_the_broker_away_events_are_recorded_and_their_tasks_sent_once_when_it_is_back(broker, depot):
+def test_with_the_broker_away_events_are_recorded_and_their_tasks_sent_once_when_it_is_back(private_broker, depot):
     other = f.DepotFactory()
     f.VehicleFactory(organization=other.organization, home_depot=other)
-    broker.stop()
+    private_broker.stop()
 
     started = time.monotonic()
     arrival(depot, "gw-1")
@@ -119,26 +73,28 @@ def test_with_the_broker_away_events_are_recorded_and_their_tasks_sent_once_when
     assert recorded_s < 5  # the broker's refusal is quick, and the second commit does not wait for it again
     assert check_outbox()[0].status == "ok"  # young rows: not an alarm yet
 
-    broker.start()
+    private_broker.start()
     first = outbox.outbox_dispatch()
     again = outbox.outbox_dispatch()
 
     assert (first.sent, first.pending, again.sent) == (2, 0, 0)
-    assert queued_task_ids(broker) == [outbox.task_id_for(row.dedupe_key) for row in pending]
+    assert private_broker.queued_task_ids() == [outbox.task_id_for(row.dedupe_key) for row in pending]
     assert not OutboxTask.objects.filter(sent_at__isnull=True).exists()
 
 
-def test_the_same_request_recorded_twice_is_one_task(broker, depot):
+def test_the_same_request_recorded_twice_is_one_task(private_broker, depot):
     arrival(depot, "gw-1")
     event, created = arrival(depot, "gw-1")  # the client's re-send
 
     assert not created
     assert OutboxTask.objects.count() == 1
-    assert len(queued_task_ids(broker)) == 1
+    assert len(private_broker.queued_task_ids()) == 1
 
 
-def test_pending_rows_are_sent_by_the_drain_task_and_the_command_and_an_old_one_fails_the_healthcheck(broker, depot):
-    broker.stop()
+def test_pending_rows_are_sent_by_the_drain_task_and_the_command_and_an_old_one_fails_the_healthcheck(
+    private_broker, depot
+):
+    private_broker.stop()
     arrival(depot, "gw-1")
     OutboxTask.objects.update(created_at=OutboxTask.objects.get().created_at.replace(year=2020))
     stale = check_outbox()[0]
@@ -146,8 +102,8 @@ def test_pending_rows_are_sent_by_the_drain_task_and_the_command_and_an_old_one_
 
     with pytest.raises(Exception, match="still unavailable"):
         call_command("outbox_send")
-    broker.start()
+    private_broker.start()
     assert outbox_send_task.run().startswith("outbox: 1 sent, 0 pending")
 
-    assert len(queued_task_ids(broker)) == 1
+    assert len(private_broker.queued_task_ids()) == 1
     assert check_outbox()[0].status == "ok"

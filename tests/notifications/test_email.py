@@ -7,6 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from charging.alerts import alert_raise
+from jobs.models import OutboxTask
 from notifications.models import AlertDispatch, Delivery, Notification, NotificationRule
 from notifications.services import alerts_claim, notifications_run
 from notifications.tasks import delivery_send_task
@@ -112,24 +113,48 @@ def test_a_taken_over_claim_does_not_mail_twice(world):
     assert len(mail.outbox) == 1
 
 
-def test_the_periodic_round_hands_each_message_to_the_retrying_task_after_commit(
+def test_the_periodic_round_queues_each_message_for_the_retrying_task_through_the_outbox(
     world, django_capture_on_commit_callbacks
 ):
     NotificationRule.objects.create(user=world["manager_a"])
     _raise(world["depot_a"], key="a")
     _raise(world["depot_a"], key="b", message="Bus 8 will leave short.")
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False):
         summary = notifications_run(send_in_process=False)
 
-    assert len(callbacks) == len(summary.deliveries) == 2
+    # One outbox row per message, written with it (sent to Celery after the commit, or when Redis is back).
+    rows = OutboxTask.objects.order_by("pk")
+    assert [(row.task_name, row.args) for row in rows] == [
+        (delivery_send_task.name, [delivery_id]) for delivery_id in summary.deliveries
+    ]
+    assert [row.dedupe_key for row in rows] == [f"notifications.delivery:delivery={d}" for d in summary.deliveries]
     assert mail.outbox == []  # nothing sent before the transaction commits
-    for delivery_id in summary.deliveries:
-        delivery_send_task.run(delivery_id)  # the worker's side, in-process
+    for row in rows:
+        delivery_send_task.run(*row.args)  # the worker's side, in-process
     assert sorted(m.subject for m in mail.outbox) == [
         "[evfleet] Critical: Bus 7 will leave short.",
         "[evfleet] Critical: Bus 8 will leave short.",
     ]
+
+
+def test_the_periodic_round_queues_a_digest_once_through_the_outbox(world, settings):
+    NotificationRule.objects.create(user=world["manager_a"], mode="digest")
+    for n in range(3):
+        _raise(world["depot_a"], key=f"k{n}", message=f"Problem {n}.")
+    now = timezone.now()
+    later = now + dt.timedelta(minutes=settings.NOTIFICATIONS_DIGEST_MINUTES + 1)
+
+    notifications_run(now=now, send_in_process=False)
+    assert not OutboxTask.objects.exists()  # waiting for the digest: no message yet
+    first = notifications_run(now=later, send_in_process=False)
+    again = notifications_run(now=later, send_in_process=False)
+
+    [digest] = first.deliveries
+    assert again.deliveries == []
+    [row] = OutboxTask.objects.all()
+    assert (row.task_name, row.args) == (delivery_send_task.name, [digest])
+    assert Delivery.objects.get(pk=digest).is_digest
 
 
 def test_beat_runs_the_round_every_minute_with_a_task_that_exists(settings):
