@@ -390,17 +390,27 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         return admin_views.plans_csv(queryset)
 
 
+STORED_WORDING = ("message", "message_code", "message_params")
+
+
 @admin.register(Alert)
 class AlertAdmin(DepotScopedAdmin):
     change_action = Action.OPERATE
     add_action = delete_action = None
     operate_fields = ()
-    list_display = ["message", "depot", "kind", "severity", "status", "raised"]
+    list_display = ["text", "depot", "kind", "severity", "status", "raised"]
     list_select_related = ["depot"]
     list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "severity", "kind"]
-    search_fields = ["message"]
-    readonly_fields = [f.name for f in Alert._meta.fields]
+    # The words are chosen when shown (charging.alert_messages): search what the row stores about the subject.
+    search_fields = ["message", "key", "vehicle__fleet_number", "pack__serial"]
+    # What it says, worded in the reader's language, instead of the stored code, parameters and old text.
+    readonly_fields = ["text", *(f.name for f in Alert._meta.fields if f.name not in STORED_WORDING)]
+    exclude = STORED_WORDING
     actions = ["acknowledge", "resolve"]
+
+    @admin.display(description=_("message"))
+    def text(self, obj: Alert) -> str:
+        return obj.text
 
     @admin.display(description=_("raised"), ordering="created_at")
     def raised(self, obj: Alert) -> str:

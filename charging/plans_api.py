@@ -429,6 +429,19 @@ class DepotEventViewSet(
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    message = serializers.CharField(
+        source="text",
+        read_only=True,
+        help_text="What the alert says, in the request's language (Accept-Language).",
+    )
+    message_code = serializers.CharField(
+        read_only=True, help_text="The message's code (empty for alerts stored before codes: their text is English)."
+    )
+    message_params = serializers.JSONField(
+        read_only=True,
+        help_text="The message's parameters; a parameter may itself be a message: {code, params}, or a list of them.",
+    )
+
     class Meta:
         model = Alert
         fields = [
@@ -438,6 +451,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "severity",
             "status",
             "message",
+            "message_code",
+            "message_params",
             "details",
             "vehicle",
             "pack",

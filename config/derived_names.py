@@ -202,6 +202,8 @@ DERIVED_NAMES = [
     _("max power w"),
     _("measured at"),
     _("message"),
+    _("message code"),
+    _("message params"),
     _("meter sample"),
     _("meter samples"),
     _("meter start wh"),

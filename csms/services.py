@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from charging import alert_messages
 from charging.alerts import alert_raise, alert_resolve
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, Charger, ChargingPlan, ChargingSession, Connector, DepotEvent, PlannedCharge
@@ -142,7 +143,7 @@ def charge_point_disconnected(*, charge_point_id: int, since: dt.datetime) -> No
         severity=Alert.Severity.WARNING,
         depot=charger.depot,
         organization_id=charger.depot.organization_id,
-        message=f"Charger {charger.name} ({charger.ocpp_charge_point_id}) is offline.",
+        says=alert_messages.message("charge_point_offline", charger=charger.name, charge_point_id=charger.ocpp_charge_point_id),
         details={"charge_point_id": charger.ocpp_charge_point_id, "since": now.isoformat()},
     )
 
