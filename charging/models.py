@@ -498,6 +498,14 @@ class ChargingSession(DepotScoped, models.Model):
     start_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     end_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     max_kw = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    meter_readings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "The charger's meter during the session: [moment, kWh since the start] pairs (OCPP MeterValues); "
+            "empty when none were reported."
+        ),
+    )
     cost = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     cost_note = models.CharField(max_length=200, blank=True, help_text=_("Why the cost is empty, if it is."))

@@ -204,6 +204,7 @@ DERIVED_NAMES = [
     _("message"),
     _("message code"),
     _("message params"),
+    _("meter readings"),
     _("meter sample"),
     _("meter samples"),
     _("meter start wh"),

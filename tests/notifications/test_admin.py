@@ -21,7 +21,8 @@ def test_a_manager_sees_the_deliveries_sent_to_them_and_not_anothers(two_depots,
     for depot in (two_depots["depot_a"], two_depots["depot_b"]):
         alert_raise(
             key=f"k{depot.pk}", kind="job_failed", severity="critical", depot=depot,
-            organization_id=depot.organization_id, says=message("grid_limit_too_low", depot=depot.name, grid_limit_kw=100, vehicles=2),
+            organization_id=depot.organization_id,
+            says=message("grid_limit_too_low", depot=depot.name, grid_limit_kw=100, vehicles=2),
         )  # fmt: skip
     notifications_run()
     assert len(mail.outbox) == 2

@@ -67,7 +67,12 @@ def test_rules_filter_by_depot_kind_and_severity(world):
     _raise(world["depot_a"], key="1", kind="charger_fault")  # another depot than the rule's
     _raise(world["depot_b"], key="2", kind="vehicle_not_ready")  # another kind
     _raise(world["depot_b"], key="3", kind="charger_fault", severity="info")  # below warning
-    _raise(world["depot_b"], key="4", kind="charger_fault", says=message("charger_faulted", equipment="DC 1", depot="Nogales"))
+    _raise(
+        world["depot_b"],
+        key="4",
+        kind="charger_fault",
+        says=message("charger_faulted", equipment="DC 1", depot="Nogales"),
+    )
 
     notifications_run()
 
