@@ -332,7 +332,7 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         rows = list(changelist.result_list)
         costs = night_costs(rows)  # one read for the page, not one per row
         for plan in rows:
-            plan.night_cost = costs[plan.pk]  # type: ignore[attr-defined]
+            plan.night_cost = costs[plan.pk]
         changelist.result_list = rows
         return changelist
 

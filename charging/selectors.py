@@ -481,7 +481,7 @@ def _sessions_before_replans(versions: dict[tuple[int, dt.date], list[dict]]) ->
     for session in ChargingSession.objects.filter(overlapping).values(
         "depot_id", "vehicle_id", "started_at", "ended_at", "energy_kwh", "meter_readings"
     ):
-        found.setdefault(session["depot_id"], []).append(session)
+        found.setdefault(session["depot_id"], []).append(dict(session))
     return found
 
 
@@ -493,7 +493,9 @@ class _Delivered:
     source: str
 
 
-def _delivered(ran_before: list[dict], power: dict[int, list[tuple[int, list[float]]]], sessions: list[dict]):
+def _delivered(
+    ran_before: list[dict], power: dict[int, list[tuple[int, list[float]]]], sessions: list[dict]
+) -> _Delivered:
     """What the night delivered before the last of ``ran_before`` (its versions, oldest first) started: from
     the sessions' meter data where a vehicle has any, from the superseded versions' slots for the others."""
     first, current = ran_before[0], ran_before[-1]

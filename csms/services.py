@@ -414,7 +414,7 @@ def _meter_readings(tx: Transaction) -> list[tuple[dt.datetime, float]]:
     the night's cost can price each interval's energy (``charging.metered_energy``)."""
     start_wh = tx.meter_start_wh or 0.0
     samples = tx.meter_samples.exclude(energy_wh=None).order_by("measured_at").values_list("measured_at", "energy_wh")
-    return [(moment, max(energy_wh - start_wh, 0.0) / 1000.0) for moment, energy_wh in samples]
+    return [(moment, max((energy_wh or 0.0) - start_wh, 0.0) / 1000.0) for moment, energy_wh in samples]
 
 
 # --- Meter values -------------------------------------------------------------------------------------------
