@@ -307,15 +307,22 @@ def check_abnormal_ageing(pack: BatteryPack):
     than its own model allows), or its forecast fade rate is more than ``FLEET_FADE_RATIO_ALERT`` times the
     median of packs of the same vehicle model and depot.
     """
-    reasons = []
+    # Each reason as a message of charging.alert_messages (code and parameters): the alert words it per reader.
+    reasons: list[dict] = []
     latest = pack.health_observations.order_by("-observed_at").first()
     if latest is not None:
         earlier = pack.forecasts.filter(as_of__lt=latest.observed_at.date()).order_by("-as_of").first()
         band = earlier.band_at(latest.observed_at.date()) if earlier else None
         if band is not None and latest.soh_pct < band[0]:
             reasons.append(
-                f"observed {latest.soh_pct:.1f} % on {latest.observed_at.date()} is below the forecast's "
-                f"P10 of {band[0]:.1f} %"
+                {
+                    "code": "ageing_below_forecast",
+                    "params": {
+                        "soh_pct": round(latest.soh_pct, 2),
+                        "date": latest.observed_at.date().isoformat(),
+                        "p10_pct": round(band[0], 2),
+                    },
+                }
             )
     current = pack.forecasts.order_by("-as_of").first()
     vehicle = _current_vehicle(pack)
@@ -325,8 +332,15 @@ def check_abnormal_ageing(pack: BatteryPack):
             median = statistics.median(peers)
             if median > 0 and current.fade_pct_per_year > FLEET_FADE_RATIO_ALERT * median:
                 reasons.append(
-                    f"fades {current.fade_pct_per_year:.1f} %/yr, {current.fade_pct_per_year / median:.1f}x the "
-                    f"median of {len(peers)} comparable packs ({median:.1f} %/yr)"
+                    {
+                        "code": "ageing_faster_than_peers",
+                        "params": {
+                            "fade_pct_per_year": round(current.fade_pct_per_year, 3),
+                            "ratio": round(current.fade_pct_per_year / median, 3),
+                            "peers": len(peers),
+                            "median_pct_per_year": round(median, 3),
+                        },
+                    }
                 )
     # Alerts live in charging, above this app: it hears the verdict and raises or resolves the pack's alert.
     depot = vehicle.home_depot if vehicle else None

@@ -33,7 +33,7 @@ from charging.models import (
     TariffSeason,
 )
 from charging.plan_delivery import plan_delivery
-from charging.selectors import OUT_OF_ORDER, charger_status_shown, night_costs
+from charging.selectors import OUT_OF_ORDER, NightCost, charger_status_shown, night_costs
 from charging.services import alerts_acknowledge, alerts_resolve
 from config.audit import AuditedAdmin
 from fleet.admin_scoping import (
@@ -305,17 +305,36 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
     readonly_fields = [f.name for f in ChargingPlan._meta.fields if f.name != "instance"]
     inlines = [PlannedChargeInline]
 
-    @admin.display(description=_("energy (kWh)"), ordering="energy_kwh")
+    # A re-plan's own figures are only what remains of the night: the energy and cost columns show the night's
+    # total and, after a re-plan, the remaining part, labelled (``night_costs`` for the page's rows at once).
+    @admin.display(description=_("night's energy (kWh)"))
     def energy_kwh_rounded(self, plan: ChargingPlan) -> str:
-        return f"{plan.energy_kwh:,.0f}"
+        cost = self._night_cost(plan)
+        return _night_and_remaining(f"{cost.night_kwh:,.0f}", f"{cost.remaining_kwh:,.0f}", cost.replanned)
 
     @admin.display(description=_("peak (kW)"), ordering="peak_kw")
     def peak_kw_rounded(self, plan: ChargingPlan) -> str:
         return f"{plan.peak_kw:,.0f}"
 
-    @admin.display(description=_("cost"))
+    @admin.display(description=_("night's cost"))
     def total_cost(self, plan: ChargingPlan) -> str:
-        return f"{plan.total_cost:,.2f}"
+        cost = self._night_cost(plan)
+        return _night_and_remaining(f"{cost.night:,.2f}", f"{cost.remaining:,.2f}", cost.replanned)
+
+    @staticmethod
+    def _night_cost(plan: ChargingPlan) -> NightCost:
+        # Set on the page's rows by get_changelist_instance; a plan shown elsewhere is costed on its own.
+        found = getattr(plan, "night_cost", None)
+        return found if found is not None else night_costs([plan])[plan.pk]
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        rows = list(changelist.result_list)
+        costs = night_costs(rows)  # one read for the page, not one per row
+        for plan in rows:
+            plan.night_cost = costs[plan.pk]
+        changelist.result_list = rows
+        return changelist
 
     def get_queryset(self, request):
         # The optimizer input is large (every slot of every vehicle): lists and exports never need it.
@@ -390,17 +409,37 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         return admin_views.plans_csv(queryset)
 
 
+def _night_and_remaining(night: str, remaining: str, replanned: bool) -> str:
+    if not replanned:
+        return night
+    return format_html(
+        '{}<br><span class="evf-night-cost-split">{}</span>',
+        night,
+        _("%(remaining)s remaining") % {"remaining": remaining},
+    )
+
+
+STORED_WORDING = ("message", "message_code", "message_params")
+
+
 @admin.register(Alert)
 class AlertAdmin(DepotScopedAdmin):
     change_action = Action.OPERATE
     add_action = delete_action = None
     operate_fields = ()
-    list_display = ["message", "depot", "kind", "severity", "status", "raised"]
+    list_display = ["text", "depot", "kind", "severity", "status", "raised"]
     list_select_related = ["depot"]
     list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "severity", "kind"]
-    search_fields = ["message"]
-    readonly_fields = [f.name for f in Alert._meta.fields]
+    # The words are chosen when shown (charging.alert_messages): search what the row stores about the subject.
+    search_fields = ["message", "key", "vehicle__fleet_number", "pack__serial"]
+    # What it says, worded in the reader's language, instead of the stored code, parameters and old text.
+    readonly_fields = ["text", *(f.name for f in Alert._meta.fields if f.name not in STORED_WORDING)]
+    exclude = STORED_WORDING
     actions = ["acknowledge", "resolve"]
+
+    @admin.display(description=_("message"))
+    def text(self, obj: Alert) -> str:
+        return obj.text
 
     @admin.display(description=_("raised"), ordering="created_at")
     def raised(self, obj: Alert) -> str:

@@ -1,4 +1,7 @@
-"""Opening and closing alerts. ``key`` says what an alert is about: one unresolved alert per key."""
+"""Opening and closing alerts. ``key`` says what an alert is about: one unresolved alert per key.
+
+What an alert says is stored as a message code and parameters (``charging.alert_messages``, the catalogue),
+worded when it is shown in the reader's language."""
 
 from __future__ import annotations
 
@@ -7,14 +10,17 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from batteries.signals import pack_ageing_checked
+from charging.alert_messages import message
 from charging.models import Alert, Charger, Connector
 
 UNRESOLVED = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
 
 @transaction.atomic
-def alert_raise(*, key: str, **fields) -> Alert:
-    """Open the alert for ``key``, or refresh the unresolved one (keeping its acknowledgement)."""
+def alert_raise(*, key: str, says: dict, **fields) -> Alert:
+    """Open the alert for ``key``, or refresh the unresolved one (keeping its acknowledgement). ``says`` is its
+    message (``charging.alert_messages.message(code, **params)``)."""
+    fields |= {"message_code": says["code"], "message_params": says["params"], "message": ""}
     alert, _created = Alert.objects.update_or_create(
         key=key, status__in=UNRESOLVED, defaults=fields, create_defaults={**fields, "key": key}
     )
@@ -29,8 +35,9 @@ def alert_resolve(*, key: str) -> int:
 
 
 @receiver(pack_ageing_checked)
-def pack_ageing_alert(*, pack, vehicle, depot, reasons: list[str], **_signal) -> Alert | None:
-    """The pack's abnormal-ageing alert, raised (or refreshed) with the reasons, or resolved when there are none."""
+def pack_ageing_alert(*, pack, vehicle, depot, reasons: list[dict], **_signal) -> Alert | None:
+    """The pack's abnormal-ageing alert, raised (or refreshed) with the reasons (each ``{"code", "params"}`` of
+    ``charging.alert_messages``), or resolved when there are none."""
     key = f"ageing:{pack.pk}"
     if not reasons:
         alert_resolve(key=key)
@@ -43,7 +50,7 @@ def pack_ageing_alert(*, pack, vehicle, depot, reasons: list[str], **_signal) ->
         depot=depot,
         vehicle=vehicle,
         pack=pack,
-        message=f"Pack {pack.serial} ages abnormally: " + "; ".join(reasons) + ".",
+        says=message("pack_ages_abnormally", pack=pack.serial, reasons=reasons),
         details={"reasons": reasons},
     )
 
@@ -70,16 +77,17 @@ def equipment_status_alert(equipment: Charger | Connector, *, reported: str = ""
         alert_resolve(key=key)
         return None
     depot = equipment.depot if isinstance(equipment, Charger) else equipment.charger.depot
-    # Stored in English like the planner's alerts: the row is shared by readers of every language.
-    what = "Charger" if isinstance(equipment, Charger) else "Connector"
-    state = "in maintenance" if equipment.status == Charger.Status.MAINTENANCE else equipment.status
-    message = f"{what} {equipment} at {depot.name} is {state}." + (f" Reported: {reported}." if reported else "")
+    what = "charger" if isinstance(equipment, Charger) else "connector"
+    state = "in_maintenance" if equipment.status == Charger.Status.MAINTENANCE else equipment.status
+    says = message(f"{what}_{state}", equipment=str(equipment), depot=depot.name)
+    if reported:
+        says = message("equipment_reported", status=says, reported=reported[:300])
     return alert_raise(
         key=key,
         kind=Alert.Kind.CHARGER_FAULT,
         severity=severity,
         depot=depot,
         organization_id=depot.organization_id,
-        message=message[:500],
+        says=says,
         details={"equipment": type(equipment).__name__.lower(), "id": equipment.pk, "status": equipment.status},
     )

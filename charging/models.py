@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from charging.alert_messages import render_message
 from charging.readiness import is_ready
 from charging.tariffs import parse_holiday_calendar
 from fleet.models import ConnectorStandard, Depot, Organization
@@ -377,7 +378,13 @@ class Alert(DepotScoped, models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.OPEN)
     key = models.CharField(max_length=200, help_text=_("What the alert is about; one open alert per key."))
-    message = models.CharField(max_length=500)
+    # What the alert says is stored as a code and parameters and worded when shown, in the reader's language
+    # (charging.alert_messages). ``message`` is the English text of alerts stored before codes existed.
+    message_code = models.CharField(max_length=60, blank=True)
+    message_params = models.JSONField(default=dict, blank=True)
+    message = models.CharField(
+        max_length=500, blank=True, help_text=_("The text of an alert stored before alerts had message codes.")
+    )
     details = models.JSONField(default=dict, blank=True)
     vehicle = models.ForeignKey("fleet.Vehicle", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     pack = models.ForeignKey("batteries.BatteryPack", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
@@ -397,7 +404,12 @@ class Alert(DepotScoped, models.Model):
         indexes = [models.Index(fields=["depot", "status"])]
 
     def __str__(self) -> str:
-        return self.message
+        return self.text
+
+    @property
+    def text(self) -> str:
+        """What the alert says, in the active language (an old row without a code: its stored English text)."""
+        return render_message(self.message_code, self.message_params) if self.message_code else self.message
 
 
 class DepotEvent(DepotScoped, models.Model):
@@ -486,6 +498,14 @@ class ChargingSession(DepotScoped, models.Model):
     start_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     end_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     max_kw = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    meter_readings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "The charger's meter during the session: [moment, kWh since the start] pairs (OCPP MeterValues); "
+            "empty when none were reported."
+        ),
+    )
     cost = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     cost_note = models.CharField(max_length=200, blank=True, help_text=_("Why the cost is empty, if it is."))

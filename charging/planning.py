@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from batteries.selectors import vehicle_capacity_kwh
 from charging import measured, optimizer
+from charging.alert_messages import message, shortfall_reason
 from charging.alerts import UNRESOLVED, alert_raise, alert_resolve
 from charging.models import Alert, Charger, ChargingPlan, Connector, PlannedCharge
 from charging.optimizer.replan import remaining_instance, remaining_windows
@@ -546,18 +547,20 @@ def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan)
             "kind": Alert.Kind.NO_COMPATIBLE_CONNECTOR,
             "severity": Alert.Severity.CRITICAL,
             "vehicle": vehicle,
-            "message": f"{vehicle.fleet_number} has no compatible working connector at {depot.name} tonight.",
+            "says": message("no_compatible_connector", vehicle=vehicle.fleet_number, depot=depot.name),
         }
     for vp in plan.vehicles:
         if not is_ready(vp.shortfall_kwh) and f"{prefix}no-connector:{vp.vehicle_id}" not in wanted:
             vehicle = night.vehicles[vp.vehicle_id]
+            short = {"vehicle": vehicle.fleet_number, "shortfall_kwh": round(vp.shortfall_kwh, 1)}
             wanted[f"{prefix}not-ready:{vp.vehicle_id}"] = {
                 "kind": Alert.Kind.VEHICLE_NOT_READY,
                 "severity": Alert.Severity.CRITICAL,
                 "vehicle": vehicle,
-                "message": (
-                    f"{vehicle.fleet_number} will leave {vp.shortfall_kwh:.0f} kWh short"
-                    f"{': ' + vp.shortfall_reason if vp.shortfall_reason else ''}."
+                "says": (
+                    message("vehicle_short_because", **short, reason=shortfall_reason(vp.shortfall_reason))
+                    if vp.shortfall_reason
+                    else message("vehicle_short", **short)
                 ),
                 "details": {"shortfall_kwh": vp.shortfall_kwh, "reason": vp.shortfall_reason},
             }
@@ -566,9 +569,11 @@ def _raise_alerts(record: ChargingPlan, night: NightInput, plan: optimizer.Plan)
         wanted[f"{prefix}grid"] = {
             "kind": Alert.Kind.GRID_LIMIT_TOO_LOW,
             "severity": Alert.Severity.WARNING,
-            "message": (
-                f"The grid limit of {depot.name} ({depot.grid_limit_kw:.0f} kW) is too low to charge "
-                f"{len(grid_short)} vehicle(s) for their blocks tonight."
+            "says": message(
+                "grid_limit_too_low",
+                depot=depot.name,
+                grid_limit_kw=round(depot.grid_limit_kw, 1),
+                vehicles=len(grid_short),
             ),
             "details": {"vehicles": [vp.vehicle_id for vp in grid_short]},
         }

@@ -25,7 +25,7 @@ from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, ChargingPlan, Connector, DepotEvent, PlannedCharge
 from charging.plan_delivery import DeliveryStatus, plan_delivery
 from charging.planning import current_service_night
-from charging.selectors import night_costs
+from charging.selectors import DeliveredSource, night_costs
 from config.api import Conflict, RejectUnknownFieldsMixin
 from fleet.api.scoped import ScopedGenericViewSet, ScopedPrimaryKeyRelatedField
 from fleet.models import Block, Depot, Vehicle
@@ -212,8 +212,19 @@ class NightCostSerializer(serializers.Serializer):
     delivered = serializers.DecimalField(
         max_digits=14,
         decimal_places=2,
-        help_text="Cost of what the superseded versions of this night delivered before this plan started.",
+        help_text="Cost of what the night delivered before this plan started: from the charging sessions' meter "
+        "data where it exists, else from the superseded versions' slots (see delivered_source).",
     )
+    delivered_source = serializers.ChoiceField(
+        choices=[DeliveredSource.METERED, DeliveredSource.PLANNED, DeliveredSource.MIXED, ""],
+        help_text="Where the delivered part comes from: metered (the sessions' meter data), planned (the superseded "
+        "plans' slots: no meter data), mixed (meter data for some vehicles); empty when nothing was delivered "
+        "before this plan.",
+    )
+    delivered_kwh = serializers.FloatField(help_text="Energy delivered before this plan started (kWh).")
+    metered_kwh = serializers.FloatField(help_text="The part of delivered_kwh read from meter data (kWh).")
+    remaining_kwh = serializers.FloatField(help_text="This plan's own energy (kWh): its energy_kwh.")
+    night_kwh = serializers.FloatField(help_text="The whole night's energy: delivered plus remaining (kWh).")
     remaining = serializers.DecimalField(
         max_digits=14, decimal_places=2, help_text="This plan's own cost, from its start: its total_cost."
     )
@@ -429,6 +440,19 @@ class DepotEventViewSet(
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    message = serializers.CharField(
+        source="text",
+        read_only=True,
+        help_text="What the alert says, in the request's language (Accept-Language).",
+    )
+    message_code = serializers.CharField(
+        read_only=True, help_text="The message's code (empty for alerts stored before codes: their text is English)."
+    )
+    message_params = serializers.JSONField(
+        read_only=True,
+        help_text="The message's parameters; a parameter may itself be a message: {code, params}, or a list of them.",
+    )
+
     class Meta:
         model = Alert
         fields = [
@@ -438,6 +462,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "severity",
             "status",
             "message",
+            "message_code",
+            "message_params",
             "details",
             "vehicle",
             "pack",

@@ -25,6 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from charging.metered_energy import session_kwh_by_slot
 from charging.models import (
     Alert,
     Charger,
@@ -389,24 +390,37 @@ def unscheduled_sessions(depot: Depot, *, since: dt.datetime, until: dt.datetime
     return [PastSession(started, ended, energy, max_kw) for started, ended, energy, max_kw in rows]
 
 
+class DeliveredSource:
+    """Where the delivered part of a night's cost comes from."""
+
+    METERED = "metered"  # the charging sessions' meter data
+    PLANNED = "planned"  # the superseded plans' slots (no meter data for the night)
+    MIXED = "mixed"  # meter data for some vehicles, the superseded plans' slots for the others
+
+
 @dataclasses.dataclass(frozen=True)
 class NightCost:
     """What a depot night costs, in the tariff's currency, once a plan has been re-planned.
 
     A re-plan solves only the rest of the night: its ``total_cost`` is the *remaining* cost. The night's cost
-    adds what the plans it superseded delivered before each re-plan (their slots up to the next version's
-    start, at their prices) and the demand charges those slots raised (the month's peaks a re-plan counts as
-    already paid, against those before the night)."""
+    adds what was delivered before each re-plan. Where the night has meter data (the depot's charging sessions
+    before the re-plan, with the charger's meter readings when it sent them), that energy is priced interval
+    by interval at the night's tariff and its demand charges are the bill of the metered site demand (the one
+    rule, ``DemandCharges``); vehicles without meter data fall back to the slots of the plans the re-plans
+    superseded (their slots up to the next version's start, at their prices, and the demand charges those
+    slots raised). ``delivered_source`` says which was used."""
 
     delivered: Decimal
     remaining: Decimal
     replanned_at: dt.datetime | None  # the plan's own start when it re-planned a night in progress
-    delivered_kwh: float = 0.0  # energy the superseded versions delivered before this plan started
+    delivered_kwh: float = 0.0  # energy delivered before this plan started
     remaining_kwh: float = 0.0  # this plan's own energy
+    delivered_source: str = ""  # a DeliveredSource; empty when nothing was delivered before this plan
+    metered_kwh: float = 0.0  # the part of ``delivered_kwh`` read from meter data
 
     @property
     def night_kwh(self) -> float:
-        return self.delivered_kwh + self.remaining_kwh
+        return round(self.delivered_kwh + self.remaining_kwh, 3)
 
     @property
     def night(self) -> Decimal:
@@ -419,7 +433,8 @@ class NightCost:
 
 def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
     """Per plan (by pk), its night's cost: delivered before the plan started and remaining. No query when no
-    night was re-planned, two when one was, whatever the number of plans."""
+    night was re-planned, three when one was (versions, their charges, the nights' sessions), whatever the
+    number of plans."""
     plans = list(plans)
     if not plans:
         return {}
@@ -428,9 +443,9 @@ def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
         if plan.version > 1:  # a first version has no earlier one to have delivered anything
             nights |= Q(depot_id=plan.depot_id, service_night=plan.service_night, version__lte=plan.version)
     versions: dict[tuple[int, dt.date], list[dict]] = {}
-    # The energy prices and the instance's demand-charge fields (read back by ``demand_charges_from_dict``),
-    # not the whole instance with its vehicles.
-    priced = {"prices": "instance__energy_price_mxn_per_kwh"} | {
+    # The energy prices, the base load and the instance's demand-charge fields (read back by
+    # ``demand_charges_from_dict``), not the whole instance with its vehicles.
+    priced = {"prices": "instance__energy_price_mxn_per_kwh", "base_load": "instance__base_load_kw"} | {
         f"demand:{key}": f"instance__{key}" for key in DEMAND_FIELDS
     }
     rows = (
@@ -446,34 +461,116 @@ def night_costs(plans: Iterable[ChargingPlan]) -> dict[int, NightCost]:
         row.update({name: row.pop(path) for name, path in priced.items()})
         versions.setdefault((row["depot_id"], row["service_night"]), []).append(row)
     earlier = [row["pk"] for rows in versions.values() for row in rows[:-1]]
-    power: dict[int, list[list[float]]] = {pk: [] for pk in earlier}
+    power: dict[int, list[tuple[int, list[float]]]] = {pk: [] for pk in earlier}
     if earlier:  # only re-planned nights have delivered slots to price
-        for plan_id, row in PlannedCharge.objects.filter(plan_id__in=earlier).values_list("plan_id", "power_kw"):
-            power[plan_id].append(row or [])
+        charges = PlannedCharge.objects.filter(plan_id__in=earlier).values_list("plan_id", "vehicle_id", "power_kw")
+        for plan_id, vehicle_id, row in charges:
+            power[plan_id].append((vehicle_id, row or []))
+    sessions = _sessions_before_replans(versions)
 
     costs = {}
     for plan in plans:
         ran_before = [r for r in versions.get((plan.depot_id, plan.service_night), []) if r["version"] <= plan.version]
-        delivered, delivered_kwh = 0.0, 0.0
-        for row, following in zip(ran_before, ran_before[1:], strict=False):
-            slot = dt.timedelta(minutes=row["slot_minutes"])
-            ran = max(0, min(row["num_slots"], round((following["horizon_start"] - row["horizon_start"]) / slot)))
-            load = charging_load_kw(power[row["pk"]], ran)
-            delivered_kwh += sum(load) * row["slot_minutes"] / 60
-            delivered += sum(kw * price for kw, price in zip(load, row["prices"] or [], strict=False)) * (
-                row["slot_minutes"] / 60
-            )
-        if len(ran_before) > 1:
-            delivered += _demand_raised_before(first=ran_before[0], current=ran_before[-1])
+        delivered = _delivered(ran_before, power, sessions.get(plan.depot_id, [])) if len(ran_before) > 1 else None
         first_start = ran_before[0]["horizon_start"] if ran_before else plan.horizon_start
         costs[plan.pk] = NightCost(
-            delivered=Decimal(f"{delivered:.2f}"),
+            delivered=Decimal(f"{delivered.cost if delivered else 0.0:.2f}"),
             remaining=plan.total_cost,
             replanned_at=plan.horizon_start if plan.horizon_start > first_start else None,
-            delivered_kwh=delivered_kwh,
-            remaining_kwh=plan.energy_kwh,
+            delivered_kwh=round(delivered.kwh, 3) if delivered else 0.0,
+            remaining_kwh=round(plan.energy_kwh, 3),
+            delivered_source=delivered.source if delivered else "",
+            metered_kwh=round(delivered.metered_kwh, 3) if delivered else 0.0,
         )
     return costs
+
+
+def _sessions_before_replans(versions: dict[tuple[int, dt.date], list[dict]]) -> dict[int, list[dict]]:
+    """Per depot, its charging sessions that overlap a re-planned night before its latest version started
+    (one query for every night)."""
+    overlapping = Q()
+    for rows in versions.values():
+        if len(rows) > 1:
+            overlapping |= Q(
+                depot_id=rows[0]["depot_id"],
+                started_at__lt=rows[-1]["horizon_start"],
+                ended_at__gt=rows[0]["horizon_start"],
+            )
+    if not overlapping:
+        return {}
+    found: dict[int, list[dict]] = {}
+    for session in ChargingSession.objects.filter(overlapping).values(
+        "depot_id", "vehicle_id", "started_at", "ended_at", "energy_kwh", "meter_readings"
+    ):
+        found.setdefault(session["depot_id"], []).append(dict(session))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class _Delivered:
+    cost: float
+    kwh: float
+    metered_kwh: float
+    source: str
+
+
+def _delivered(
+    ran_before: list[dict], power: dict[int, list[tuple[int, list[float]]]], sessions: list[dict]
+) -> _Delivered:
+    """What the night delivered before the last of ``ran_before`` (its versions, oldest first) started: from
+    the sessions' meter data where a vehicle has any, from the superseded versions' slots for the others."""
+    first, current = ran_before[0], ran_before[-1]
+    slot_minutes, slot_h = first["slot_minutes"], first["slot_minutes"] / 60
+    slot = dt.timedelta(minutes=slot_minutes)
+    # The night on the first version's grid (it covers the whole night), up to the latest re-plan.
+    ran_slots = max(0, min(first["num_slots"], round((current["horizon_start"] - first["horizon_start"]) / slot)))
+    metered_kwh = [0.0] * ran_slots
+    metered_vehicles = set()
+    for session in sessions:
+        by_slot = session_kwh_by_slot(
+            started_at=session["started_at"],
+            ended_at=session["ended_at"],
+            energy_kwh=session["energy_kwh"],
+            readings=session["meter_readings"],
+            grid_start=first["horizon_start"],
+            slot_minutes=slot_minutes,
+            num_slots=ran_slots,
+        )
+        if any(kwh > 0 for kwh in by_slot):
+            metered_vehicles.add(session["vehicle_id"])
+            metered_kwh = [a + b for a, b in zip(metered_kwh, by_slot, strict=True)]
+    # Vehicles with no meter data: each superseded version's slots, up to the next version's start.
+    planned_kw = [0.0] * ran_slots
+    planned_cost = 0.0
+    for row, following in zip(ran_before, ran_before[1:], strict=False):
+        ran = max(0, min(row["num_slots"], round((following["horizon_start"] - row["horizon_start"]) / slot)))
+        offset = round((row["horizon_start"] - first["horizon_start"]) / slot)
+        rows = [kw for vehicle_id, kw in power[row["pk"]] if vehicle_id not in metered_vehicles]
+        load = charging_load_kw(rows, ran)
+        planned_cost += sum(kw * price for kw, price in zip(load, row["prices"] or [], strict=False)) * slot_h
+        for i, kw in enumerate(load):
+            if 0 <= offset + i < ran_slots:
+                planned_kw[offset + i] += kw
+    prices = first["prices"] or []
+    metered_cost = sum(kwh * price for kwh, price in zip(metered_kwh, prices, strict=False))
+    planned_total_kwh = sum(planned_kw) * slot_h
+    if not metered_vehicles:
+        source, demand = DeliveredSource.PLANNED, _demand_raised_before(first=first, current=current)
+    else:
+        source = DeliveredSource.METERED if planned_total_kwh < 1e-6 else DeliveredSource.MIXED
+        # The site's demand before the re-plan (base load + metered + planned-only charging), billed by the
+        # night's demand charges against the month's peaks the first version counted as paid.
+        base = [float(kw) for kw in (first["base_load"] or [])]
+        site_kw = [
+            (base[i] if i < len(base) else 0.0) + metered_kwh[i] / slot_h + planned_kw[i] for i in range(ran_slots)
+        ]
+        demand = _stored_demand_charges(first).cost_mxn(site_kw)
+    return _Delivered(
+        cost=metered_cost + planned_cost + demand,
+        kwh=sum(metered_kwh) + planned_total_kwh,
+        metered_kwh=sum(metered_kwh),
+        source=source,
+    )
 
 
 def _demand_raised_before(*, first: dict, current: dict) -> float:

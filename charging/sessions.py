@@ -30,6 +30,7 @@ import datetime as dt
 import math
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -43,6 +44,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from batteries.selectors import vehicle_capacity_kwh
+from charging.metered_energy import meter_readings_json
 from charging.models import ChargingPlan, ChargingSession, Connector, Tariff
 from charging.planning import current_service_night
 from charging.tariffs import TariffError, TariffSchedule, energy_price_at
@@ -253,10 +255,15 @@ def charging_session_record(
     start_soc_pct: float | None = None,
     end_soc_pct: float | None = None,
     max_kw: float | None = None,
+    meter_readings: Sequence[tuple[dt.datetime, float]] = (),
     recorded_by=None,
     now: dt.datetime | None = None,
 ) -> tuple[ChargingSession, bool]:
     """Record a session that has ended, priced at the tariff. Returns (session, created).
+
+    ``meter_readings`` are the charger's meter during the session, (moment, kWh since the start): the night's
+    cost prices the energy of each interval from them (``charging.metered_energy``). They are not part of
+    what a re-send must repeat.
 
     The same ``external_id`` from the same source (at the same depot; away: for the same vehicle) is the same
     session: sent again with the same values it returns the stored one; with other values it raises
@@ -301,6 +308,7 @@ def charging_session_record(
                 start_soc_pct=start_soc_pct,
                 end_soc_pct=end_soc_pct,
                 max_kw=max_kw,
+                meter_readings=meter_readings_json(meter_readings, started_at=started_at, ended_at=ended_at),
                 cost=priced.cost,
                 currency=priced.currency,
                 cost_note=priced.note,

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from charging import alert_messages
 from charging.alerts import alert_raise, alert_resolve
 from charging.events import EventConflict, depot_event_record
 from charging.models import Alert, Charger, ChargingPlan, ChargingSession, Connector, DepotEvent, PlannedCharge
@@ -142,7 +143,9 @@ def charge_point_disconnected(*, charge_point_id: int, since: dt.datetime) -> No
         severity=Alert.Severity.WARNING,
         depot=charger.depot,
         organization_id=charger.depot.organization_id,
-        message=f"Charger {charger.name} ({charger.ocpp_charge_point_id}) is offline.",
+        says=alert_messages.message(
+            "charge_point_offline", charger=charger.name, charge_point_id=charger.ocpp_charge_point_id
+        ),
         details={"charge_point_id": charger.ocpp_charge_point_id, "since": now.isoformat()},
     )
 
@@ -397,12 +400,21 @@ def _record_session(tx: Transaction) -> None:
                     start_soc_pct=tx.start_soc_pct,
                     end_soc_pct=tx.last_soc_pct,
                     max_kw=round(tx.max_power_w / 1000.0, 3) if tx.max_power_w is not None else None,
+                    meter_readings=_meter_readings(tx),
                 )
             tx.session = session
         except (ValidationError, SessionConflict) as exc:
             note = f"Session refused: {exc}"[:300]
     tx.note = note
     tx.save(update_fields=["session", "note"])
+
+
+def _meter_readings(tx: Transaction) -> list[tuple[dt.datetime, float]]:
+    """The transaction's energy register samples as (moment, kWh since its start): what the session keeps so
+    the night's cost can price each interval's energy (``charging.metered_energy``)."""
+    start_wh = tx.meter_start_wh or 0.0
+    samples = tx.meter_samples.exclude(energy_wh=None).order_by("measured_at").values_list("measured_at", "energy_wh")
+    return [(moment, max((energy_wh or 0.0) - start_wh, 0.0) / 1000.0) for moment, energy_wh in samples]
 
 
 # --- Meter values -------------------------------------------------------------------------------------------

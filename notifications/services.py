@@ -34,7 +34,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from charging.models import Alert
 from charging.selectors import alerts_raised_since
@@ -245,7 +246,9 @@ def alert_payload(alert: Alert) -> dict:
         "kind": alert.kind,
         "severity": alert.severity,
         "status": alert.status,
-        "message": alert.message,
+        "message": alert.text,
+        "message_code": alert.message_code,
+        "message_params": alert.message_params,
         "organization": alert.organization_id,
         "depot": None if depot is None else {"id": depot.pk, "code": depot.code, "name": depot.name},
         "created_at": alert.created_at.isoformat(),
@@ -263,32 +266,53 @@ def _email_text(alerts: list[Alert], digest: bool) -> tuple[str, str]:
     if not digest:
         alert = alerts[0]
         where = alert.depot.name if alert.depot else "-"
-        subject = f"{SUBJECT_PREFIX} {alert.get_severity_display()}: {alert.message}"
-        body = (
-            f"{alert.message}\n\n"
-            f"Depot: {where}\nKind: {alert.get_kind_display()}\nSeverity: {alert.get_severity_display()}\n"
-            f"Raised: {_local(alert.created_at, alert)}\n"
-            "Repeats of this alert in the next hour come in one digest."
+        subject = f"{SUBJECT_PREFIX} {alert.get_severity_display()}: {alert.text}"
+        body = "\n".join(
+            [
+                alert.text,
+                "",
+                _("Depot: %(depot)s") % {"depot": where},
+                _("Kind: %(kind)s") % {"kind": alert.get_kind_display()},
+                _("Severity: %(severity)s") % {"severity": alert.get_severity_display()},
+                _("Raised: %(when)s") % {"when": _local(alert.created_at, alert)},
+                _("Repeats of this alert in the next hour come in one digest."),
+            ]
         )
         return subject[:200], body
     groups = _groups(alerts)
-    subject = f"{SUBJECT_PREFIX} Digest: {len(alerts)} alert(s) about {len(groups)} thing(s)"
+    subject = f"{SUBJECT_PREFIX} " + _("Digest: %(alerts)d alert(s) about %(things)d thing(s)") % {
+        "alerts": len(alerts),
+        "things": len(groups),
+    }
     lines = []
     for group in groups:
         latest = group[-1]
         where = latest.depot.name if latest.depot else "-"
-        times = f"{_local(group[0].created_at, latest)}" + (
-            f" to {_local(latest.created_at, latest)}" if len(group) > 1 else ""
+        first, last = _local(group[0].created_at, latest), _local(latest.created_at, latest)
+        raised = (
+            _("raised %(count)d times, %(first)s to %(last)s") % {"count": len(group), "first": first, "last": last}
+            if len(group) > 1
+            else _("raised once, %(when)s") % {"when": first}
         )
-        count = f"{len(group)} times" if len(group) > 1 else "once"
-        lines.append(
-            f"- [{latest.get_severity_display()}] {latest.message} ({where}): raised {count}, {times}; "
-            f"now {latest.get_status_display().lower()}"
-        )
+        now = _("now %(status)s") % {"status": str(latest.get_status_display()).lower()}
+        lines.append(f"- [{latest.get_severity_display()}] {latest.text} ({where}): {raised}; {now}")
     return subject[:200], "\n".join(lines)
 
 
+def recipient_language(user=None) -> str:
+    """The language a recipient reads. Users have no language of their own (yet), so every message is written
+    in the site's default language (``LANGUAGE_CODE``), whatever language the admin that triggered it uses."""
+    return settings.LANGUAGE_CODE
+
+
 def _delivery_for(channel: str, alerts: list[Alert], *, digest: bool, user=None, endpoint=None) -> Delivery:
+    with translation.override(recipient_language(user)):
+        return _delivery_in_active_language(channel, alerts, digest=digest, user=user, endpoint=endpoint)
+
+
+def _delivery_in_active_language(
+    channel: str, alerts: list[Alert], *, digest: bool, user=None, endpoint=None
+) -> Delivery:
     subject, text = _email_text(alerts, digest)
     if channel == Channel.EMAIL:
         return Delivery.objects.create(

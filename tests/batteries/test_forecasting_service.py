@@ -123,7 +123,7 @@ def test_observation_below_the_forecasts_p10_raises_an_abnormal_ageing_alert(dep
     alert = check_abnormal_ageing(pack)
 
     assert alert.kind == Alert.Kind.ABNORMAL_AGEING and alert.pack == pack and alert.depot == depot
-    assert "below the forecast's P10" in alert.message
+    assert "below the forecast's P10" in alert.text
 
     # A new capacity test back inside the band resolves it.
     f.HealthObservationFactory(pack=pack, observed_at=observed_at + dt.timedelta(days=1), soh_pct=94.5)
@@ -141,7 +141,7 @@ def test_fade_far_above_comparable_packs_raises_an_alert(depot):
     assert check_abnormal_ageing(packs[0]) is None
     alert = check_abnormal_ageing(packs[3])
 
-    assert "2.2x the median of 3 comparable packs" in alert.message
+    assert "2.2x the median of 3 comparable packs" in alert.text
 
 
 def test_health_api_shows_observations_and_forecast_and_ranks_the_fleet(two_depots, api_client):

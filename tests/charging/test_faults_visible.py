@@ -29,7 +29,7 @@ def test_a_connector_fault_reported_by_staff_raises_an_alert_and_the_restore_res
 
     alert = _open_alerts(depot=depot).get()
     assert (alert.severity, alert.organization_id) == ("critical", depot.organization_id)
-    assert "DC 7 #2" in alert.message and "faulted" in alert.message
+    assert "DC 7 #2" in alert.text and "faulted" in alert.text
 
     depot_event_record(depot=depot, kind="connector_restored", client_event_id="e2", connector=connector)
 

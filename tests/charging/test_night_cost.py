@@ -90,6 +90,11 @@ def test_the_plan_page_the_api_and_the_dashboard_show_both_labelled(client, depo
         "remaining": str(cost.remaining),
         "night": str(cost.night),
         "replanned_at": body["night_cost"]["replanned_at"],
+        "delivered_source": "planned",  # no charging sessions: the superseded plan's slots
+        "delivered_kwh": cost.delivered_kwh,
+        "metered_kwh": 0.0,
+        "remaining_kwh": cost.remaining_kwh,
+        "night_kwh": cost.night_kwh,
     }
     assert body["total_cost"] == str(second.total_cost)
 
@@ -100,3 +105,49 @@ def test_the_plan_page_the_api_and_the_dashboard_show_both_labelled(client, depo
     dashboard = response.content.decode()
     assert f"{cost.night:,.0f} MXN" in dashboard
     assert "remaining after the re-plan" in dashboard
+
+
+def test_the_plan_pages_energy_and_the_plan_lists_columns_show_the_night_and_the_remaining_part(client, depot):
+    first, second = _replan_at_half_past_four(depot)
+    cost = night_costs([second])[second.pk]
+    assert cost.night_kwh == pytest.approx(first.energy_kwh, rel=0.01) and cost.remaining_kwh < cost.night_kwh
+    manager = f.UserFactory(is_staff=True)
+    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    client.force_login(manager)
+
+    page = client.get(
+        reverse("admin:charging_chargingplan_overview", args=[second.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    assert f'data-night-kwh="{cost.night_kwh}"' in page and f'data-remaining-kwh="{cost.remaining_kwh}"' in page
+    assert "Night&#x27;s energy" in page or "Night's energy" in page
+    assert f"{cost.remaining_kwh:,.0f} kWh remaining" in page
+
+    listing = client.get(reverse("admin:charging_chargingplan_changelist"), HTTP_ACCEPT_LANGUAGE="en")
+    rows = {plan.pk: plan for plan in listing.context["cl"].result_list}
+    assert rows[second.pk].night_cost == cost
+    html = listing.content.decode()
+    assert f'{cost.night_kwh:,.0f}<br><span class="evf-night-cost-split">{cost.remaining_kwh:,.0f} remaining' in html
+    assert f'{cost.night:,.2f}<br><span class="evf-night-cost-split">{cost.remaining:,.2f} remaining' in html
+    # The superseded version planned the whole night: its own figures, with no remaining part.
+    assert f"{first.total_cost:,.2f}</td>" in html
+
+
+def test_the_plan_list_costs_the_same_queries_for_one_re_planned_night_or_many(client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.charging.test_planning import depot as make_depot
+
+    manager = f.UserFactory(is_superuser=True, is_staff=True)
+    client.force_login(manager)
+
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("admin:charging_chargingplan_changelist")).status_code == 200
+        return len(queries)
+
+    _replan_at_half_past_four(make_depot.__wrapped__())
+    one_night = list_queries()
+    for _ in range(3):
+        _replan_at_half_past_four(make_depot.__wrapped__())
+    assert list_queries() == one_night

@@ -97,7 +97,7 @@ def test_plan_to_chargers_meter_values_to_sessions_and_a_fault_replans(csms, sim
     before = ChargingPlan.objects.filter(depot=depot).count()
     sims.run(spare.status(1, "Faulted", "GroundFailure"))
     alert = eventually(lambda: Alert.objects.filter(kind=Alert.Kind.CHARGER_FAULT, status="open").first())
-    assert "GroundFailure" in alert.message and alert.depot_id == depot.pk
+    assert "GroundFailure" in alert.text and alert.depot_id == depot.pk
     assert Connector.objects.get(charger__ocpp_charge_point_id="CP-SPARE", connector_id=1).status == "faulted"
     replan = eventually(
         lambda: (

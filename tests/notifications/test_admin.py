@@ -3,6 +3,7 @@
 import pytest
 from django.core import mail
 
+from charging.alert_messages import message
 from charging.alerts import alert_raise
 from notifications.models import Delivery, NotificationRule
 from notifications.services import notifications_run
@@ -20,7 +21,8 @@ def test_a_manager_sees_the_deliveries_sent_to_them_and_not_anothers(two_depots,
     for depot in (two_depots["depot_a"], two_depots["depot_b"]):
         alert_raise(
             key=f"k{depot.pk}", kind="job_failed", severity="critical", depot=depot,
-            organization_id=depot.organization_id, message=f"Planning failed at {depot.name}.",
+            organization_id=depot.organization_id,
+            says=message("grid_limit_too_low", depot=depot.name, grid_limit_kw=100, vehicles=2),
         )  # fmt: skip
     notifications_run()
     assert len(mail.outbox) == 2
@@ -30,8 +32,8 @@ def test_a_manager_sees_the_deliveries_sent_to_them_and_not_anothers(two_depots,
     listing = client.get("/admin/notifications/delivery/").content.decode()
     page = client.get(f"/admin/notifications/delivery/{mine.pk}/change/")
 
-    assert "Planning failed at Hermosillo." in listing and "Nogales" not in listing
+    assert "The grid limit of Hermosillo (100 kW)" in listing and "Nogales" not in listing
     assert page.status_code == 200 and "sent" in page.content.decode()
     superuser = f.UserFactory(is_staff=True, is_superuser=True)
     client.force_login(superuser)
-    assert "Planning failed at Nogales." in client.get("/admin/notifications/delivery/").content.decode()
+    assert "The grid limit of Nogales (100 kW)" in client.get("/admin/notifications/delivery/").content.decode()

@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
+from charging.alert_messages import message
 from charging.alerts import alert_raise
 from notifications.models import AlertDispatch, Notification, NotificationRule
 from notifications.services import alerts_dispatch
@@ -21,7 +22,7 @@ def test_two_dispatchers_at_once_split_the_alerts_without_overlap(postgres):
     for n in range(ALERTS):
         alert_raise(
             key=f"k{n}", kind="job_failed", severity="critical", depot=depot,
-            organization_id=depot.organization_id, message=f"Job {n} failed.",
+            organization_id=depot.organization_id, says=message("vehicle_short", vehicle=f"Bus {n}", shortfall_kwh=n),
         )  # fmt: skip
     start = threading.Barrier(2)
     counts, errors = [], []

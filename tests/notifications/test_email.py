@@ -6,6 +6,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from charging.alert_messages import message
 from charging.alerts import alert_raise
 from jobs.models import OutboxTask
 from notifications.models import AlertDispatch, Delivery, Notification, NotificationRule
@@ -25,9 +26,12 @@ def world(two_depots):
     return two_depots
 
 
-def _raise(depot, key="plan:x", severity="critical", kind="vehicle_not_ready", message="Bus 7 will leave short."):
+BUS_7_SHORT = message("vehicle_short", vehicle="Bus 7", shortfall_kwh=20)
+
+
+def _raise(depot, key="plan:x", severity="critical", kind="vehicle_not_ready", says=BUS_7_SHORT):
     return alert_raise(
-        key=key, kind=kind, severity=severity, depot=depot, organization_id=depot.organization_id, message=message
+        key=key, kind=kind, severity=severity, depot=depot, organization_id=depot.organization_id, says=says
     )
 
 
@@ -39,7 +43,7 @@ def test_a_new_alert_is_mailed_once_to_whoever_asked_for_it(world):
     again = notifications_run()
 
     assert [m.to for m in mail.outbox] == [["manager_a@example.org"]]
-    assert alert.message in mail.outbox[0].subject and "Hermosillo" in mail.outbox[0].body
+    assert alert.text in mail.outbox[0].subject and "Hermosillo" in mail.outbox[0].body
     assert (summary.sent, again.sent, again.alerts_dispatched) == (1, 0, 0)
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.is_digest) == ("sent", 1, False)
@@ -49,11 +53,11 @@ def test_a_new_alert_is_mailed_once_to_whoever_asked_for_it(world):
 def test_nobody_hears_of_a_depot_they_may_not_view(world):
     NotificationRule.objects.create(user=world["staff_b"])  # staff of Nogales only
     _raise(world["depot_a"], key="a")
-    _raise(world["depot_b"], key="b", message="Nogales bus short.")
+    _raise(world["depot_b"], key="b", says=message("vehicle_short", vehicle="Nogales bus", shortfall_kwh=12))
 
     notifications_run()
 
-    assert [m.subject for m in mail.outbox] == ["[evfleet] Critical: Nogales bus short."]
+    assert [m.subject for m in mail.outbox] == ["[evfleet] Critical: Nogales bus will leave 12 kWh short."]
     assert mail.outbox[0].to == ["staff_b@example.org"]
 
 
@@ -64,7 +68,12 @@ def test_rules_filter_by_depot_kind_and_severity(world):
     _raise(world["depot_a"], key="1", kind="charger_fault")  # another depot than the rule's
     _raise(world["depot_b"], key="2", kind="vehicle_not_ready")  # another kind
     _raise(world["depot_b"], key="3", kind="charger_fault", severity="info")  # below warning
-    _raise(world["depot_b"], key="4", kind="charger_fault", message="Charger DC 1 at Nogales is faulted.")
+    _raise(
+        world["depot_b"],
+        key="4",
+        kind="charger_fault",
+        says=message("charger_faulted", equipment="DC 1", depot="Nogales"),
+    )
 
     notifications_run()
 
@@ -74,7 +83,7 @@ def test_rules_filter_by_depot_kind_and_severity(world):
 def test_a_digest_rule_sends_one_message_after_the_digest_interval(world, settings):
     NotificationRule.objects.create(user=world["manager_a"], mode="digest")
     for n in range(3):
-        _raise(world["depot_a"], key=f"k{n}", message=f"Problem {n}.")
+        _raise(world["depot_a"], key=f"k{n}", says=message("vehicle_short", vehicle=f"Bus {n}", shortfall_kwh=n))
     now = timezone.now()
 
     notifications_run(now=now)
@@ -84,7 +93,7 @@ def test_a_digest_rule_sends_one_message_after_the_digest_interval(world, settin
 
     assert len(mail.outbox) == 1
     assert "3 alert(s)" in mail.outbox[0].subject
-    assert all(f"Problem {n}." in mail.outbox[0].body for n in range(3))
+    assert all(f"Bus {n} will leave {n} kWh short." in mail.outbox[0].body for n in range(3))
     assert set(Notification.objects.values_list("status", flat=True)) == {"digested"}
 
 
@@ -118,7 +127,7 @@ def test_the_periodic_round_queues_each_message_for_the_retrying_task_through_th
 ):
     NotificationRule.objects.create(user=world["manager_a"])
     _raise(world["depot_a"], key="a")
-    _raise(world["depot_a"], key="b", message="Bus 8 will leave short.")
+    _raise(world["depot_a"], key="b", says=message("vehicle_short", vehicle="Bus 8", shortfall_kwh=8))
 
     with django_capture_on_commit_callbacks(execute=False):
         summary = notifications_run(send_in_process=False)
@@ -133,8 +142,8 @@ def test_the_periodic_round_queues_each_message_for_the_retrying_task_through_th
     for row in rows:
         delivery_send_task.run(*row.args)  # the worker's side, in-process
     assert sorted(m.subject for m in mail.outbox) == [
-        "[evfleet] Critical: Bus 7 will leave short.",
-        "[evfleet] Critical: Bus 8 will leave short.",
+        "[evfleet] Critical: Bus 7 will leave 20 kWh short.",
+        "[evfleet] Critical: Bus 8 will leave 8 kWh short.",
     ]
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from charging.alert_messages import message
 from charging.alerts import alert_raise
 from notifications import signing
 from notifications.models import Delivery, NotificationRule, WebhookEndpoint
@@ -21,14 +22,17 @@ def hooked(two_depots, receiver):
     return endpoint
 
 
-def _raise(depot, key="equipment:connector:1", message="Connector DC 1 #1 at Hermosillo is faulted."):
+CONNECTOR_FAULTED = message("connector_faulted", equipment="DC 1 #1", depot="Hermosillo")
+
+
+def _raise(depot, key="equipment:connector:1", says=CONNECTOR_FAULTED):
     return alert_raise(
         key=key,
         kind="charger_fault",
         severity="critical",
         depot=depot,
         organization_id=depot.organization_id,
-        message=message,
+        says=says,
     )
 
 
