@@ -150,7 +150,7 @@ def test_the_periodic_round_queues_each_message_for_the_retrying_task_through_th
 def test_the_periodic_round_queues_a_digest_once_through_the_outbox(world, settings):
     NotificationRule.objects.create(user=world["manager_a"], mode="digest")
     for n in range(3):
-        _raise(world["depot_a"], key=f"k{n}", message=f"Problem {n}.")
+        _raise(world["depot_a"], key=f"k{n}", says=message("vehicle_short", vehicle=f"Bus {n}", shortfall_kwh=n + 1))
     now = timezone.now()
     later = now + dt.timedelta(minutes=settings.NOTIFICATIONS_DIGEST_MINUTES + 1)
 
