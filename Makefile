@@ -8,12 +8,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYBAMM_DISABLE_TELEMETRY := true
 
-.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench schema clean messages vendor-static smoke faults
+.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench bench-peers schema clean messages vendor-static smoke faults
 
 help:
 	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT) with the OCPP central system and simulated chargers"
 	@echo "make test   - lint, Django checks, migrations check, OpenAPI validation, the test suite"
 	@echo "make bench  - the speed and scale benchmarks (writes bench/results/)"
+	@echo "make bench-peers - acnportal's own LLF/EDF (in its own venv, $(ACN_VENV)) beside ours on the ACN-Data weeks"
 	@echo "make smoke  - production settings, collectstatic, check --deploy, gunicorn answering (in make test too)"
 	@echo "make faults - gunicorn, PostgreSQL and Redis outages under load, counted (in make test too)"
 
@@ -85,6 +86,20 @@ test-fast: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# Issue 14's peer: acnportal's LeastLaxityFirst/EarliestDeadlineFirst on bench_acn.py's weeks, in a venv of its own
+# (never the project's), then bench_acn.py with those rows in its table. Not part of `make test` or `make bench`.
+ACN_VENV ?= var/acnportal-venv
+PEERS_TAG ?= acnportal
+PEERS_JSON ?= bench/results/acnportal-$(shell date +%F)-$(PEERS_TAG).json
+bench-peers: venv $(ACN_VENV)/.installed
+	$(ACN_VENV)/bin/python bench/peers/acnportal_llf.py --out $(PEERS_JSON)
+	$(PY) bench/bench_acn.py --peers $(PEERS_JSON) --tag $(PEERS_TAG)
+
+$(ACN_VENV)/.installed: bench/peers/requirements.txt
+	@test -x $(ACN_VENV)/bin/python || $(PYTHON) -m venv $(ACN_VENV)
+	$(ACN_VENV)/bin/python -m pip install --quiet -r bench/peers/requirements.txt
+	@touch $@
 
 # Translations: update the catalogue after changing strings, then compile (needs gettext).
 # Our catalogues: Mexican Spanish and German. The model and field names Django derives are written out first

