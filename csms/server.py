@@ -186,11 +186,18 @@ class _Link:
         async def start(self) -> None: ...
 
     def __init__(
-        self, identity: str, websocket: ServerConnection, *, charge_point_id: int, meter_writer: GroupCommit
+        self,
+        identity: str,
+        websocket: ServerConnection,
+        *,
+        charge_point_id: int,
+        meter_writer: GroupCommit,
+        deliveries_queued: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(identity, websocket, response_timeout=settings.EVFLEET_CSMS_RESPONSE_TIMEOUT_S)  # type: ignore[call-arg]
         self.charge_point_id = charge_point_id
         self.meter_writer = meter_writer
+        self.deliveries_queued = deliveries_queued  # wakes the delivery loop
         self.limiter = RateLimiter(settings.EVFLEET_CSMS_MESSAGES_PER_MINUTE)
         self.rate_limited = 0
         # This connection's transactions, so a meter value costs no lookup. Per connection: a charger that
@@ -292,6 +299,13 @@ class _Link:
     def profile_request(self, payload: dict) -> Any:
         raise NotImplementedError
 
+    async def booted(self, **said: str) -> None:
+        """Keep what the charger said at boot; its current profiles are queued again (it may have lost them), and
+        sent once the boot is answered (the delivery loop runs after this handler's answer is on its way)."""
+        queued = await in_db(services.charge_point_booted, charge_point_id=self.charge_point_id, **said)
+        if queued:
+            self.deliveries_queued()
+
     async def seen(self, heartbeat: bool = False) -> dt.datetime:
         return await in_db(services.charge_point_seen, charge_point_id=self.charge_point_id, heartbeat=heartbeat)
 
@@ -354,9 +368,7 @@ class Link16(_Link, ChargePoint16):
 
     @on("BootNotification")
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **extra: Any) -> Any:
-        await in_db(
-            services.charge_point_booted,
-            charge_point_id=self.charge_point_id,
+        await self.booted(
             vendor=charge_point_vendor,
             model=charge_point_model,
             firmware_version=extra.get("firmware_version", ""),
@@ -439,9 +451,7 @@ class Link201(_Link, ChargePoint201):
 
     @on("BootNotification")
     async def on_boot(self, charging_station: dict, reason: str, **extra: Any) -> Any:
-        await in_db(
-            services.charge_point_booted,
-            charge_point_id=self.charge_point_id,
+        await self.booted(
             vendor=charging_station.get("vendor_name", ""),
             model=charging_station.get("model", ""),
             firmware_version=charging_station.get("firmware_version", ""),
@@ -588,7 +598,9 @@ class CentralSystem:
             return
         identity = websocket.request.path[len(PATH_PREFIX) :].strip("/")  # type: ignore[union-attr]
         pk: int = websocket.charge_point_pk  # type: ignore[attr-defined]
-        link = LINKS[version](identity, websocket, charge_point_id=pk, meter_writer=self.meter_writer)
+        link = LINKS[version](
+            identity, websocket, charge_point_id=pk, meter_writer=self.meter_writer, deliveries_queued=self.wake.set
+        )
         previous = self.links.get(pk)
         if previous is not None:  # the same charger again (a dropped link it has not noticed): the new one wins
             with contextlib.suppress(Exception):

@@ -156,9 +156,12 @@ def charge_point_seen(*, charge_point_id: int, heartbeat: bool = False) -> dt.da
     return now
 
 
+@transaction.atomic
 def charge_point_booted(
     *, charge_point_id: int, vendor: str, model: str, firmware_version: str = "", serial_number: str = ""
-) -> None:
+) -> int:
+    """Keep what the charger said at boot, and queue its current profiles again (``profiles_resend_after_boot``).
+    Returns how many deliveries it queued."""
     now = timezone.now()
     ChargePoint.objects.filter(pk=charge_point_id).update(
         vendor=vendor[:50],
@@ -168,6 +171,33 @@ def charge_point_booted(
         booted_at=now,
         last_seen_at=now,
     )
+    return profiles_resend_after_boot(charge_point_id=charge_point_id, now=now)
+
+
+def profiles_resend_after_boot(*, charge_point_id: int, now: dt.datetime | None = None) -> int:
+    """A charger that boots may have lost its charging profiles (a power cut, a new controller, a reset): its
+    deliveries of the active plans still running that it has answered go back to pending, so the delivery loop
+    sends it the current profiles again and records the new answer. Returns how many.
+
+    Only the active plans' rows (a superseded plan is never sent again), and not the rows already waiting:
+    pending and unanswered ones are sent at the reconnection anyway, so nothing is sent twice.
+    """
+    now = now or timezone.now()
+    running = [
+        plan.pk
+        for plan in active_plans()
+        .filter(profile_deliveries__charge_point_id=charge_point_id)
+        .select_related(None)
+        .only("pk", "horizon_start", "num_slots", "slot_minutes")
+        if plan.horizon_start + dt.timedelta(minutes=plan.slot_minutes * plan.num_slots) > now
+    ]
+    if not running:
+        return 0
+    return ProfileDelivery.objects.filter(
+        charge_point_id=charge_point_id,
+        plan_id__in=running,
+        status__in=(ProfileDelivery.Status.ACCEPTED, ProfileDelivery.Status.REJECTED, ProfileDelivery.Status.ERROR),
+    ).update(status=ProfileDelivery.Status.PENDING)
 
 
 # --- Status -------------------------------------------------------------------------------------------------
