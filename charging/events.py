@@ -123,9 +123,10 @@ class EventReport:
 @transaction.atomic
 def depot_events_record_many(*, reports: list[EventReport]) -> int:
     """Record a burst of events (e.g. a charger gateway's plug-ins) as ``depot_event_record`` records one: the
-    same checks, idempotency and effects on the registry, but one query to find the known ids, one insert, and
-    one re-plan request per depot night instead of one per event. An event that fails its checks is left out
-    (logged), not the batch. Returns how many events were new."""
+    same checks and effects on the registry, but one query to find the known ids, one insert, and one re-plan
+    request per depot night instead of one per event. An id already recorded is skipped (not compared: the
+    senders here derive their ids from the message, so a known id is a re-send). An event that fails its checks
+    is left out (logged), not the batch. Returns how many events were new."""
     if not reports:
         return 0
     known = set(
