@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,6 +20,8 @@ from charging.planning import current_service_night, night_horizon
 from charging.tasks import request_replan
 from config.audit import audit_attribution
 from fleet.models import Block, BlockAssignment, Depot, Vehicle
+
+logger = logging.getLogger(__name__)
 
 Kind = DepotEvent.Kind
 NEEDS_VEHICLE = {Kind.VEHICLE_ARRIVED, Kind.VEHICLE_PLUGGED_IN, Kind.VEHICLE_PLUGGED_OUT}
@@ -97,6 +103,83 @@ def depot_event_record(
         depot=depot, service_night=night, reason=f"{kind} ({client_event_id})", request_key=f"event={event.pk}"
     )
     return event, True
+
+
+@dataclass(frozen=True)
+class EventReport:
+    """One event of a batch for ``depot_events_record_many`` (the arguments of ``depot_event_record``)."""
+
+    depot: Depot
+    kind: str
+    client_event_id: str
+    occurred_at: dt.datetime
+    vehicle: Vehicle | None = None
+    connector: Connector | None = None
+    block: Block | None = None
+    soc_pct: float | None = None
+    note: str = ""
+
+
+@transaction.atomic
+def depot_events_record_many(*, reports: list[EventReport]) -> int:
+    """Record a burst of events (e.g. a charger gateway's plug-ins) as ``depot_event_record`` records one: the
+    same checks and effects on the registry, but one query to find the known ids, one insert, and one re-plan
+    request per depot night instead of one per event. An id already recorded is skipped (not compared: the
+    senders here derive their ids from the message, so a known id is a re-send). An event that fails its checks
+    is left out (logged), not the batch. Returns how many events were new."""
+    if not reports:
+        return 0
+    known = set(
+        DepotEvent.objects.filter(
+            client_event_id__in={r.client_event_id for r in reports},
+            depot_id__in={r.depot.pk for r in reports},
+        ).values_list("depot_id", "client_event_id")
+    )
+    new: list[DepotEvent] = []
+    nights: dict[tuple[int, dt.date], tuple[Depot, str]] = {}
+    for report in reports:
+        if (report.depot.pk, report.client_event_id) in known:
+            continue
+        known.add((report.depot.pk, report.client_event_id))
+        try:
+            _check_references(report.depot, report.kind, report.vehicle, report.connector, report.block)
+            night = current_service_night(report.depot, report.occurred_at)
+            event = DepotEvent(
+                depot=report.depot,
+                service_night=night,
+                kind=report.kind,
+                occurred_at=report.occurred_at,
+                client_event_id=report.client_event_id,
+                vehicle=report.vehicle,
+                connector=report.connector,
+                block=report.block,
+                soc_pct=report.soc_pct,
+                note=report.note,
+            )
+            # Not full_clean: it costs a query per foreign key and one for the (depot, id) uniqueness. The
+            # references are the objects checked above, and a twin id is the insert's ON CONFLICT below.
+            event.clean_fields(exclude=["depot", "vehicle", "connector", "block", "reported_by"])
+        except ValidationError as exc:
+            logger.info("event %s not recorded: %s", report.client_event_id, exc)
+            continue
+        new.append(event)
+        nights.setdefault((report.depot.pk, night), (report.depot, f"{report.kind} ({report.client_event_id})"))
+    DepotEvent.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent twin already in: nothing new
+    for event in new:
+        _apply(event)
+    for (_depot_id, night), (depot, reason) in nights.items():
+        more = sum(1 for e in new if e.depot_id == depot.pk and e.service_night == night) - 1
+        request_replan(
+            depot=depot,
+            service_night=night,
+            reason=reason + (f" and {more} more" if more else ""),
+            request_key="events=" + _digest(e.client_event_id for e in new if e.depot_id == depot.pk),
+        )
+    return len(new)
+
+
+def _digest(ids: Iterable[str]) -> str:
+    return hashlib.sha256("|".join(sorted(ids)).encode()).hexdigest()[:32]
 
 
 CONNECTOR_STATUS_AFTER = {

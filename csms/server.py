@@ -120,17 +120,19 @@ class GroupCommit:
         *,
         max_batch: int = 1000,
         written: Callable[[Any], None] | None = None,
+        answers: bool = False,
     ) -> None:
-        self.write, self.max_batch, self.written = write, max_batch, written
+        # answers: write returns one answer per item, in order, and each caller gets its own from submit().
+        self.write, self.max_batch, self.written, self.answers = write, max_batch, written, answers
         self.pending: list[tuple[Any, asyncio.Future]] = []
         self.arrived = asyncio.Event()
         self.batches = 0
 
-    async def submit(self, item: Any) -> None:
+    async def submit(self, item: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
         self.arrived.set()
-        await future
+        return await future
 
     async def run(self) -> None:
         while True:
@@ -155,22 +157,24 @@ class GroupCommit:
                     _settle([(item, future)], exc)
                 else:
                     self._done(result)
-                    _settle([(item, future)], None)
+                    _settle([(item, future)], None, result if self.answers else None)
         else:
             self._done(result)
-            _settle(batch, None)
+            _settle(batch, None, result if self.answers else None)
 
     def _done(self, result: Any) -> None:
         if self.written is not None:
             self.written(result)
 
 
-def _settle(batch: list[tuple[Any, asyncio.Future]], error: BaseException | None) -> None:
-    for _item, future in batch:
+def _settle(
+    batch: list[tuple[Any, asyncio.Future]], error: BaseException | None, answers: list[Any] | None = None
+) -> None:
+    for i, (_item, future) in enumerate(batch):
         if future.done():  # the connection went away meanwhile
             continue
         if error is None:
-            future.set_result(None)
+            future.set_result(answers[i] if answers is not None else None)
         else:
             future.set_exception(error)
 
@@ -186,11 +190,20 @@ class _Link:
         async def start(self) -> None: ...
 
     def __init__(
-        self, identity: str, websocket: ServerConnection, *, charge_point_id: int, meter_writer: GroupCommit
+        self,
+        identity: str,
+        websocket: ServerConnection,
+        *,
+        charge_point_id: int,
+        meter_writer: GroupCommit,
+        start_writer: GroupCommit,
+        deliveries_queued: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(identity, websocket, response_timeout=settings.EVFLEET_CSMS_RESPONSE_TIMEOUT_S)  # type: ignore[call-arg]
         self.charge_point_id = charge_point_id
         self.meter_writer = meter_writer
+        self.start_writer = start_writer
+        self.deliveries_queued = deliveries_queued  # wakes the delivery loop
         self.limiter = RateLimiter(settings.EVFLEET_CSMS_MESSAGES_PER_MINUTE)
         self.rate_limited = 0
         # This connection's transactions, so a meter value costs no lookup. Per connection: a charger that
@@ -223,8 +236,17 @@ class _Link:
                 self.transactions[ref.transaction_id] = ref
         return self.open_on_connector[connector_number]
 
-    def transaction_started(self, connector_number: int) -> None:
-        self.open_on_connector.pop(connector_number, None)
+    async def transaction_start(self, **start: Any) -> services.StartAnswer:
+        """Open the transaction (and its plug-in event) in the next group commit of starts: when a depot's buses
+        plug in together, their starts and events are a few queries and one re-plan request per depot, not a
+        dozen queries each in the pool that the meter values wait for."""
+        answer: services.StartAnswer = await self.start_writer.submit(
+            services.StartRequest(charge_point_id=self.charge_point_id, **start)
+        )
+        self.open_on_connector.pop(start["connector_number"], None)
+        if answer.ref is not None:
+            self.transactions.setdefault(answer.ref.transaction_id, answer.ref)
+        return answer
 
     def transaction_stopped(self, transaction_id: str) -> None:
         ref = self.transactions.pop(str(transaction_id), None)
@@ -292,6 +314,13 @@ class _Link:
     def profile_request(self, payload: dict) -> Any:
         raise NotImplementedError
 
+    async def booted(self, **said: str) -> None:
+        """Keep what the charger said at boot; its current profiles are queued again (it may have lost them), and
+        sent once the boot is answered (the delivery loop runs after this handler's answer is on its way)."""
+        queued = await in_db(services.charge_point_booted, charge_point_id=self.charge_point_id, **said)
+        if queued:
+            self.deliveries_queued()
+
     async def seen(self, heartbeat: bool = False) -> dt.datetime:
         return await in_db(services.charge_point_seen, charge_point_id=self.charge_point_id, heartbeat=heartbeat)
 
@@ -354,9 +383,7 @@ class Link16(_Link, ChargePoint16):
 
     @on("BootNotification")
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **extra: Any) -> Any:
-        await in_db(
-            services.charge_point_booted,
-            charge_point_id=self.charge_point_id,
+        await self.booted(
             vendor=charge_point_vendor,
             model=charge_point_model,
             firmware_version=extra.get("firmware_version", ""),
@@ -390,16 +417,13 @@ class Link16(_Link, ChargePoint16):
 
     @on("StartTransaction")
     async def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **extra: Any) -> Any:
-        answer = await in_db(
-            services.transaction_start,
-            charge_point_id=self.charge_point_id,
+        answer = await self.transaction_start(
             connector_number=connector_id,
             id_tag=id_tag,
             timestamp=timestamp,
             meter_start_wh=float(meter_start),
             ocpp_version=OcppVersion.V16,
         )
-        self.transaction_started(connector_id)
         return result16.StartTransaction(
             transaction_id=int(answer.transaction_id), id_tag_info={"status": answer.status}
         )
@@ -439,9 +463,7 @@ class Link201(_Link, ChargePoint201):
 
     @on("BootNotification")
     async def on_boot(self, charging_station: dict, reason: str, **extra: Any) -> Any:
-        await in_db(
-            services.charge_point_booted,
-            charge_point_id=self.charge_point_id,
+        await self.booted(
             vendor=charging_station.get("vendor_name", ""),
             model=charging_station.get("model", ""),
             firmware_version=charging_station.get("firmware_version", ""),
@@ -491,9 +513,7 @@ class Link201(_Link, ChargePoint201):
         answer = None
         if event_type == "Started" or await self.transaction_ref(tx_id, None) is None:
             energies = [s.energy_wh for s in samples if s.energy_wh is not None]
-            answer = await in_db(
-                services.transaction_start,
-                charge_point_id=self.charge_point_id,
+            answer = await self.transaction_start(
                 connector_number=evse.get("id", 1),
                 id_tag=token,
                 timestamp=timestamp,
@@ -501,7 +521,6 @@ class Link201(_Link, ChargePoint201):
                 transaction_id=tx_id,
                 ocpp_version=OcppVersion.V201,
             )
-            self.transaction_started(evse.get("id", 1))
         if samples:
             ref = await self.transaction_ref(tx_id, None)
             await self.store_meter_values(ref.connector_number if ref else evse.get("id", 1), tx_id, samples)
@@ -553,6 +572,7 @@ class CentralSystem:
         # SoC, derived from stored samples, follows every few seconds off the chargers' path.
         self.meter_writer = GroupCommit(_write_meter_values, written=self._soc_due)
         self.delivery_writer = GroupCommit(_write_delivery_answers)
+        self.start_writer = GroupCommit(_write_transaction_starts, answers=True)
         self.soc_pending: dict[int, services.LiveSoc] = {}
 
     # --- Handshake ------------------------------------------------------------------------------------------
@@ -588,7 +608,14 @@ class CentralSystem:
             return
         identity = websocket.request.path[len(PATH_PREFIX) :].strip("/")  # type: ignore[union-attr]
         pk: int = websocket.charge_point_pk  # type: ignore[attr-defined]
-        link = LINKS[version](identity, websocket, charge_point_id=pk, meter_writer=self.meter_writer)
+        link = LINKS[version](
+            identity,
+            websocket,
+            charge_point_id=pk,
+            meter_writer=self.meter_writer,
+            start_writer=self.start_writer,
+            deliveries_queued=self.wake.set,
+        )
         previous = self.links.get(pk)
         if previous is not None:  # the same charger again (a dropped link it has not noticed): the new one wins
             with contextlib.suppress(Exception):
@@ -716,6 +743,7 @@ class CentralSystem:
                 asyncio.create_task(self.delivery_loop()),
                 asyncio.create_task(self.meter_writer.run()),
                 asyncio.create_task(self.delivery_writer.run()),
+                asyncio.create_task(self.start_writer.run()),
                 asyncio.create_task(self.soc_loop()),
             ]
             if ready is not None:
@@ -734,6 +762,10 @@ class CentralSystem:
 def _write_meter_values(*, items: list[services.MeterValuesMessage]) -> list[services.LiveSoc]:
     services.meter_values_store_batch(messages=items)
     return services.live_soc_due((m.transaction, m.samples) for m in items if m.transaction is not None)
+
+
+def _write_transaction_starts(*, items: list[services.StartRequest]) -> list[services.StartAnswer]:
+    return services.transactions_start(requests=items)
 
 
 def _write_delivery_answers(*, items: list[tuple[int, dict[str, str]]]) -> None:

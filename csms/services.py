@@ -16,6 +16,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.exceptions import ValidationError
@@ -26,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from charging import alert_messages
 from charging.alerts import alert_raise, alert_resolve
-from charging.events import EventConflict, depot_event_record
+from charging.events import EventConflict, EventReport, depot_event_record, depot_events_record_many
 from charging.models import Alert, Charger, ChargingPlan, ChargingSession, Connector, DepotEvent, PlannedCharge
 from charging.ocpp import charger_profiles
 from charging.selectors import active_plans
@@ -159,9 +160,12 @@ def charge_point_seen(*, charge_point_id: int, heartbeat: bool = False) -> dt.da
     return now
 
 
+@transaction.atomic
 def charge_point_booted(
     *, charge_point_id: int, vendor: str, model: str, firmware_version: str = "", serial_number: str = ""
-) -> None:
+) -> int:
+    """Keep what the charger said at boot, and queue its current profiles again (``profiles_resend_after_boot``).
+    Returns how many deliveries it queued."""
     now = timezone.now()
     ChargePoint.objects.filter(pk=charge_point_id).update(
         vendor=vendor[:50],
@@ -171,6 +175,33 @@ def charge_point_booted(
         booted_at=now,
         last_seen_at=now,
     )
+    return profiles_resend_after_boot(charge_point_id=charge_point_id, now=now)
+
+
+def profiles_resend_after_boot(*, charge_point_id: int, now: dt.datetime | None = None) -> int:
+    """A charger that boots may have lost its charging profiles (a power cut, a new controller, a reset): its
+    deliveries of the active plans still running that it has answered go back to pending, so the delivery loop
+    sends it the current profiles again and records the new answer. Returns how many.
+
+    Only the active plans' rows (a superseded plan is never sent again), and not the rows already waiting:
+    pending and unanswered ones are sent at the reconnection anyway, so nothing is sent twice.
+    """
+    now = now or timezone.now()
+    running = [
+        plan.pk
+        for plan in active_plans()
+        .filter(profile_deliveries__charge_point_id=charge_point_id)
+        .select_related(None)
+        .only("pk", "horizon_start", "num_slots", "slot_minutes")
+        if plan.horizon_start + dt.timedelta(minutes=plan.slot_minutes * plan.num_slots) > now
+    ]
+    if not running:
+        return 0
+    return ProfileDelivery.objects.filter(
+        charge_point_id=charge_point_id,
+        plan_id__in=running,
+        status__in=(ProfileDelivery.Status.ACCEPTED, ProfileDelivery.Status.REJECTED, ProfileDelivery.Status.ERROR),
+    ).update(status=ProfileDelivery.Status.PENDING)
 
 
 # --- Status -------------------------------------------------------------------------------------------------
@@ -255,79 +286,161 @@ def _moment(value: str | dt.datetime | None) -> dt.datetime:
 class StartAnswer:
     transaction_id: str
     status: str  # Accepted / Invalid
+    ref: TransactionRef | None = None  # for the link's cache: its meter values then cost no lookup
 
 
-def transaction_start(
-    *,
-    charge_point_id: int,
-    connector_number: int,
-    id_tag: str,
-    timestamp: str | dt.datetime | None,
-    meter_start_wh: float | None,
-    transaction_id: str = "",
-    ocpp_version: str = OcppVersion.V16,
-) -> StartAnswer:
-    """Open a transaction (1.6 StartTransaction, 2.0.1 TransactionEvent Started). A re-send returns the same one.
+@dataclass(frozen=True)
+class StartRequest:
+    """One StartTransaction (1.6) or TransactionEvent Started (2.0.1)."""
 
-    For 1.6 the transaction id is ours (the row id); for 2.0.1 the charger's.
+    charge_point_id: int
+    connector_number: int
+    id_tag: str
+    timestamp: str | dt.datetime | None
+    meter_start_wh: float | None
+    transaction_id: str = ""  # 2.0.1: the charger's; 1.6: ours, given in the answer
+    ocpp_version: str = OcppVersion.V16
+
+    @property
+    def started_at(self) -> dt.datetime:
+        return _moment(self.timestamp)
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        """What makes a re-send the same transaction: 1.6 has no id of its own, so its content; 2.0.1 its id."""
+        if self.ocpp_version == OcppVersion.V16:
+            content = f"{self.connector_number}|{self.id_tag}|{self.started_at.isoformat()}|{self.meter_start_wh}"
+            return (self.charge_point_id, "start_key", content)
+        return (self.charge_point_id, "transaction_id", self.transaction_id)
+
+
+def transaction_start(**request: Any) -> StartAnswer:
+    """Open one transaction (``transactions_start`` for one request)."""
+    return transactions_start(requests=[StartRequest(**request)])[0]
+
+
+def transactions_start(*, requests: list[StartRequest]) -> list[StartAnswer]:
+    """Open the transactions of many starts in one database transaction, with their plug-in events (one insert,
+    one re-plan request per depot night): a depot where every bus plugs in within minutes costs a few queries per
+    batch, not a dozen per start. A re-sent start returns the same transaction (and records nothing twice).
+
+    For 1.6 the transaction id is ours (the row id); for 2.0.1 the charger's. Answers in the order of ``requests``.
     """
-    charge_point = ChargePoint.objects.select_related("charger__depot").get(pk=charge_point_id)
-    charger = charge_point.charger
-    started_at = _moment(timestamp)
-    vehicle = _vehicle_for_token(charger, id_tag) if id_tag else None
-    connector = Connector.objects.filter(charger=charger, connector_id=connector_number).first()
-    if ocpp_version == OcppVersion.V16:
-        start_key = f"{connector_number}|{id_tag}|{started_at.isoformat()}|{meter_start_wh}"
-        lookup = {"start_key": start_key}
-    else:
-        start_key = ""
-        lookup = {"transaction_id": transaction_id}
-    try:
-        with transaction.atomic():
-            tx, created = Transaction.objects.get_or_create(
-                charge_point=charge_point,
-                **lookup,
-                defaults={
-                    "connector": connector,
-                    "connector_number": connector_number,
-                    "transaction_id": transaction_id,
-                    "id_tag": id_tag or "",
-                    "vehicle": vehicle,
-                    "started_at": started_at,
-                    "meter_start_wh": meter_start_wh,
-                    "note": "" if connector else f"Connector {connector_number} is not in the registry.",
-                },
-            )
-            if created and ocpp_version == OcppVersion.V16:
+    charge_points = ChargePoint.objects.select_related("charger__depot").in_bulk({r.charge_point_id for r in requests})
+    tokens = {
+        t.token: t
+        for t in IdToken.objects.select_related("vehicle").filter(
+            token__in={r.id_tag for r in requests if r.id_tag}, active=True
+        )
+    }
+    connectors = {
+        (c.charger_id, c.connector_id): c
+        for c in Connector.objects.select_related("charger").filter(
+            charger__in={cp.charger_id for cp in charge_points.values()}
+        )
+    }
+
+    def vehicle_of(request: StartRequest) -> Vehicle | None:
+        # As _vehicle_for_token: an active token of a vehicle of the charger's organisation.
+        token = tokens.get(request.id_tag)
+        depot = charge_points[request.charge_point_id].charger.depot
+        if token is None or token.vehicle.organization_id != depot.organization_id:
+            return None
+        return token.vehicle
+
+    with transaction.atomic():
+        for _attempt in range(2):  # a concurrent twin inserted meanwhile: the second look finds it
+            found = _transactions_by_key(requests)
+            new: dict[tuple[int, str, str], Transaction] = {}
+            for request in requests:
+                if request.key in found or request.key in new:
+                    continue
+                charger = charge_points[request.charge_point_id].charger
+                connector = connectors.get((charger.pk, request.connector_number))
+                new[request.key] = Transaction(
+                    charge_point_id=request.charge_point_id,
+                    connector=connector,
+                    connector_number=request.connector_number,
+                    transaction_id=request.transaction_id if request.ocpp_version != OcppVersion.V16 else "",
+                    start_key=request.key[2] if request.ocpp_version == OcppVersion.V16 else "",
+                    id_tag=request.id_tag or "",
+                    vehicle=vehicle_of(request) if request.id_tag else None,
+                    started_at=request.started_at,
+                    meter_start_wh=request.meter_start_wh,
+                    note="" if connector else f"Connector {request.connector_number} is not in the registry.",
+                )
+            try:
+                with transaction.atomic():
+                    Transaction.objects.bulk_create(new.values())
+            except IntegrityError:
+                continue
+            ours = [tx for tx in new.values() if not tx.transaction_id]
+            for tx in ours:
                 tx.transaction_id = str(tx.pk)
-                tx.save(update_fields=["transaction_id"])
-    except IntegrityError:  # a concurrent twin won
-        tx = Transaction.objects.get(charge_point=charge_point, **lookup)
-        created = False
-    if created and vehicle is not None and connector is not None:
-        _plug_event(charger, DepotEvent.Kind.VEHICLE_PLUGGED_IN, vehicle, connector, started_at, tx)
-    status = "Accepted" if tx.vehicle_id is not None else "Invalid"
-    return StartAnswer(transaction_id=tx.transaction_id, status=status)
-
-
-def _plug_event(charger: Charger, kind: str, vehicle, connector: Connector, at: dt.datetime, tx: Transaction) -> None:
-    """Tell the planner where the vehicle is (only for the depot's own vehicles: a visitor is not planned)."""
-    if vehicle.home_depot_id != charger.depot_id:
-        return
-    try:
-        with transaction.atomic():
-            depot_event_record(
-                depot=charger.depot,
-                kind=kind,
-                client_event_id=_event_id(charger.ocpp_charge_point_id, tx.transaction_id, kind),
-                occurred_at=at,
-                vehicle=vehicle,
-                connector=connector if kind == DepotEvent.Kind.VEHICLE_PLUGGED_IN else None,
-                soc_pct=tx.last_soc_pct if kind == DepotEvent.Kind.VEHICLE_PLUGGED_OUT else tx.start_soc_pct,
-                note=f"OCPP transaction {tx.transaction_id}",
+            Transaction.objects.bulk_update(ours, ["transaction_id"])
+            found.update(new)
+            break
+        else:
+            raise IntegrityError("transactions kept colliding with concurrent starts")
+        answers, plugged_in = [], []
+        for request in requests:
+            tx = found[request.key]
+            tx.charge_point = charge_points[request.charge_point_id]
+            event = None
+            if tx.ended_at is None and tx.vehicle is not None and tx.connector is not None:
+                event = _plug_event(
+                    tx.charge_point.charger, DepotEvent.Kind.VEHICLE_PLUGGED_IN, tx.vehicle, tx.connector, tx
+                )
+            if event is not None:
+                plugged_in.append(event)
+            status = "Accepted" if tx.vehicle_id is not None else "Invalid"
+            ref = TransactionRef(
+                pk=tx.pk,
+                transaction_id=tx.transaction_id,
+                connector_number=tx.connector_number,
+                vehicle_id=tx.vehicle_id,
+                charger_kind=tx.charge_point.charger.kind,
+                soc_sent_at=tx.soc_sent_at,
             )
-    except (EventConflict, ValidationError) as exc:
-        logger.info("no %s event for transaction %s: %s", kind, tx.pk, exc)
+            answers.append(StartAnswer(transaction_id=tx.transaction_id, status=status, ref=ref))
+        depot_events_record_many(reports=plugged_in)
+    return answers
+
+
+def _transactions_by_key(requests: list[StartRequest]) -> dict[tuple[int, str, str], Transaction]:
+    start_keys = {r.key[2] for r in requests if r.key[1] == "start_key"}
+    transaction_ids = {r.key[2] for r in requests if r.key[1] == "transaction_id"}
+    rows = (
+        Transaction.objects.select_related("vehicle", "connector__charger")
+        .filter(charge_point_id__in={r.charge_point_id for r in requests})
+        .filter(Q(start_key__in=start_keys) | Q(start_key="", transaction_id__in=transaction_ids))
+    )
+    found = {}
+    for tx in rows:
+        if tx.start_key:
+            found[(tx.charge_point_id, "start_key", tx.start_key)] = tx
+        else:
+            found[(tx.charge_point_id, "transaction_id", tx.transaction_id)] = tx
+    return found
+
+
+def _plug_event(charger: Charger, kind: str, vehicle, connector: Connector, tx: Transaction) -> EventReport | None:
+    """Where the vehicle is, for the planner (only the depot's own vehicles: a visitor is not planned)."""
+    if vehicle.home_depot_id != charger.depot_id:
+        return None
+    plugged_in = kind == DepotEvent.Kind.VEHICLE_PLUGGED_IN
+    at = tx.started_at if plugged_in else tx.ended_at
+    assert at is not None  # a plug-out is reported for an ended transaction
+    return EventReport(
+        depot=charger.depot,
+        kind=kind,
+        client_event_id=_event_id(charger.ocpp_charge_point_id, tx.transaction_id, kind),
+        occurred_at=at,
+        vehicle=vehicle,
+        connector=connector if plugged_in else None,
+        soc_pct=tx.start_soc_pct if plugged_in else tx.last_soc_pct,
+        note=f"OCPP transaction {tx.transaction_id}",
+    )
 
 
 def transaction_find(*, charge_point_id: int, transaction_id: str) -> Transaction | None:
@@ -373,8 +486,11 @@ def transaction_stop(
         tx.save(update_fields=["ended_at", "meter_stop_wh", "stop_reason", "vehicle"])
     _record_session(tx)
     if tx.vehicle is not None and tx.connector is not None:
-        charger = tx.charge_point.charger
-        _plug_event(charger, DepotEvent.Kind.VEHICLE_PLUGGED_OUT, tx.vehicle, tx.connector, tx.ended_at, tx)
+        plugged_out = _plug_event(
+            tx.charge_point.charger, DepotEvent.Kind.VEHICLE_PLUGGED_OUT, tx.vehicle, tx.connector, tx
+        )
+        if plugged_out is not None:
+            depot_events_record_many(reports=[plugged_out])
     return tx
 
 

@@ -60,6 +60,18 @@ def limit_w(profile: dict | None, now: dt.datetime) -> float | None:
     return limit * AC_W_PER_A if schedule["chargingRateUnit"] == "A" else limit
 
 
+@dataclass(frozen=True)
+class PluggedVehicle:
+    """A vehicle that plugs into a connector once the connector has a profile (the plan assigns it there): it
+    presents ``token``, charges from ``soc_pct`` and unplugs at ``target_soc_pct`` or at ``departs_at``."""
+
+    token: str
+    soc_pct: float
+    battery_wh: float
+    target_soc_pct: float
+    departs_at: dt.datetime
+
+
 @dataclass
 class ConnectorState:
     number: int
@@ -70,6 +82,8 @@ class ConnectorState:
     transaction_id: str | None = None
     seq_no: int = 0
     profile: dict | None = None
+    vehicles: list[PluggedVehicle] = field(default_factory=list)  # to plug in, in turn
+    vehicle: PluggedVehicle | None = None  # plugged in now
 
 
 @dataclass
@@ -80,6 +94,11 @@ class SimulatedCharger:
     version: str  # "1.6" or "2.0.1"
     connectors: dict[int, ConnectorState]
     response_timeout: float = 30.0
+    # Simulated time runs ``speed`` times faster than the wall clock (from the moment the object is made): the
+    # profile in force and the energy charged follow it, the timestamps sent stay real. 1: real time.
+    speed: float = 1.0
+    started_monotonic: float = field(default_factory=time.monotonic)
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     received: list[dict] = field(default_factory=list)  # every SetChargingProfile payload, as sent
     meter_latencies_s: list[float] = field(default_factory=list)
     boot_status: str | None = None
@@ -221,21 +240,32 @@ class SimulatedCharger:
         )
         return (answer.id_token_info or {}).get("status", "")
 
+    def clock(self) -> dt.datetime:
+        """Simulated now (the wall clock when ``speed`` is 1)."""
+        if self.speed == 1.0:
+            return dt.datetime.now(dt.UTC)
+        elapsed = (time.monotonic() - self.started_monotonic) * self.speed
+        return self.started_at + dt.timedelta(seconds=elapsed)
+
     def power_now_w(self, number: int, now: dt.datetime | None = None) -> float:
-        """What the connector draws: the profile's limit now (0 outside it), at most the connector's maximum."""
+        """What the connector draws: the profile's limit now (0 outside it), at most the connector's maximum, and
+        nothing once a plugged-in vehicle is full."""
         state = self.connectors[number]
-        limit = limit_w(state.profile, now or dt.datetime.now(dt.UTC))
+        limit = limit_w(state.profile, now or self.clock())
+        if state.soc_pct is not None and state.soc_pct >= 100.0:
+            return 0.0
         return min(limit or 0.0, state.max_w)
 
     async def meter_values(self, number: int, *, power_w: float | None = None, interval_s: float = 0.0) -> float:
         """Advance the connector by ``interval_s`` at the power in force and report it. Returns the round trip (s)."""
         state = self.connectors[number]
         now = dt.datetime.now(dt.UTC)
-        power = self.power_now_w(number, now) if power_w is None else power_w
+        power = self.power_now_w(number) if power_w is None else power_w
         if state.transaction_id is not None:
-            state.energy_wh += power * interval_s / 3600.0
+            charged_wh = power * interval_s * self.speed / 3600.0
+            state.energy_wh += charged_wh
             if state.soc_pct is not None:
-                state.soc_pct = min(100.0, state.soc_pct + 100.0 * power * interval_s / 3600.0 / state.battery_wh)
+                state.soc_pct = min(100.0, state.soc_pct + 100.0 * charged_wh / state.battery_wh)
         sampled = self._sampled(state, power)
         started = time.perf_counter()
         if self.version == "1.6":
@@ -302,8 +332,40 @@ class SimulatedCharger:
         self.profile_arrived.set()
         return "Accepted" if number in self.connectors or number == 0 else "Rejected"
 
+    async def plug_in(self, number: int) -> bool:
+        """The connector's next vehicle plugs in: Authorize, then a transaction at its SoC. Whether it started."""
+        state = self.connectors[number]
+        vehicle = state.vehicles.pop(0)
+        if await self.authorize(vehicle.token) != "Accepted":
+            return False
+        state.battery_wh = vehicle.battery_wh
+        await self.status(number, "Charging")
+        if await self.start_transaction(number, vehicle.token, soc_pct=vehicle.soc_pct) != "Accepted":
+            await self.stop_transaction(number)
+            return False
+        state.vehicle = vehicle
+        return True
+
+    async def unplug(self, number: int) -> None:
+        state = self.connectors[number]
+        await self.stop_transaction(number)
+        state.vehicle, state.soc_pct = None, None
+        await self.status(number, "Available")
+
+    def vehicle_done(self, number: int) -> bool:
+        """The plugged-in vehicle reached its target SoC, or its departure came."""
+        state = self.connectors[number]
+        if state.vehicle is None:
+            return False
+        full = state.soc_pct is not None and state.soc_pct >= state.vehicle.target_soc_pct
+        return full or self.clock() >= state.vehicle.departs_at
+
     async def run(self, *, stop: asyncio.Event, interval_s: float, tokens: dict[int, str] | None = None) -> None:
-        """Boot, report Available, start a transaction per given token, report meter values until ``stop``."""
+        """Boot, report Available, start a transaction per given token, report meter values until ``stop``.
+
+        A connector with vehicles to plug in (``ConnectorState.vehicles``) starts the first one's transaction once
+        the connector has a profile, reports meter values following the profile, stops it at the vehicle's target
+        SoC or departure, then the next vehicle plugs in."""
         await self.connect()
         try:
             await self.boot()
@@ -312,8 +374,12 @@ class SimulatedCharger:
             for number, token in (tokens or {}).items():
                 await self.start_transaction(number, token, soc_pct=30.0)
             while not stop.is_set():
-                for number in self.connectors:
+                for number, state in self.connectors.items():
+                    if state.transaction_id is None and state.vehicles and state.profile is not None:
+                        await self.plug_in(number)
                     await self.meter_values(number, interval_s=interval_s)
+                    if self.vehicle_done(number):
+                        await self.unplug(number)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
             for number in self.connectors:

@@ -43,7 +43,7 @@ from console.demo.data import (
     period_hours,
 )
 from console.demo.plan import VehiclePlan, plan_duties, plan_vehicles
-from csms.models import ChargePoint
+from csms.models import ChargePoint, IdToken
 from csms.services import charger_password_issue
 from fleet import services
 from fleet.models import Block, BlockAssignment, Depot, DepotMembership, Organization, Vehicle, VehicleModel
@@ -316,7 +316,16 @@ def _step_vehicles(step, org, catalogue, depots, plans: list[VehiclePlan]) -> di
             create=functools.partial(services.vehicle_create, status=plan.status),
             update=lambda vehicle, data: services.vehicle_update(vehicle=vehicle, data=data),
         )
+        # Its RFID card, so the simulated chargers can start its transactions (csms Authorize); kept on a re-run.
+        IdToken.objects.get_or_create(
+            token=demo_id_token(plan.fleet_number), defaults={"vehicle": vehicles[plan.fleet_number]}
+        )
     return vehicles
+
+
+def demo_id_token(fleet_number: str) -> str:
+    """A demo vehicle's RFID id tag (at most 20 characters, as OCPP 1.6 allows)."""
+    return f"RFID-{fleet_number}"[:20]
 
 
 def _at_depot_morning(day: dt.date) -> dt.datetime:

@@ -14,12 +14,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from charging.models import Charger
+from charging.models import Charger, ChargingSession
 from charging.planning import current_service_night, plan_depot_night
-from csms.models import ChargePoint, ProfileDelivery
+from charging.reports import plan_vs_actual
+from csms.models import ChargePoint, IdToken, MeterSample, ProfileDelivery, Transaction
 from fleet.models import Depot
 from tests import factories as f
-from tests.csms.conftest import eventually, free_port
+from tests.csms.conftest import eventually, free_port, night_time_zone
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -46,6 +47,47 @@ def test_the_demo_chargers_connect_to_a_central_system_and_accept_tonights_plan(
     assert set(ProfileDelivery.objects.filter(plan=plan).values_list("status", flat=True)) == {"accepted"}
     booted = ChargePoint.objects.filter(charger__depot=nogales, booted_at__isnull=False, vendor="evfleet")
     assert booted.count() == chargers
+
+
+def test_the_demo_buses_plug_in_where_the_plan_puts_them_and_their_sessions_reach_plan_vs_actual(csms, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the demo users' passwords
+    settings.EVFLEET_CSMS_MESSAGES_PER_MINUTE = 6000  # an accelerated night: a meter value a second per connector
+    call_command("load_demo", stdout=StringIO())
+    nogales = Depot.objects.get(code="nog")
+    assert IdToken.objects.filter(vehicle__home_depot=nogales, active=True).exists()
+    Depot.objects.filter(pk=nogales.pk).update(time_zone=night_time_zone())  # tonight's plan runs from now on
+    nogales.refresh_from_db()
+    night = current_service_night(nogales)
+    plan = plan_depot_night(depot=nogales, service_night=night)
+    planned = plan.charges.filter(connector__isnull=False, energy_kwh__gt=0)
+    assert planned.exists()
+
+    out = StringIO()
+    call_command(
+        "simulate_chargers",
+        *("--depot", "nog", "--url", csms.url, "--plug-in", "--speed", "3600", "--interval", "1", "--seconds", "12"),
+        stdout=out,
+    )
+
+    assert f"{planned.count()} planned vehicle(s) will plug in." in out.getvalue()
+    transactions = Transaction.objects.filter(charge_point__charger__depot=nogales)
+    # The buses started their transactions where the plan put them (each with its own id token), on every connector
+    # the plan uses.
+    pairs = {(c.vehicle_id, c.connector_id) for c in planned}
+    started = {(t.vehicle_id, t.connector_id) for t in transactions}
+    assert started and started <= pairs
+    assert {connector for _vehicle, connector in started} == {connector for _vehicle, connector in pairs}
+    assert all(t.vehicle_id is not None and t.ended_at is not None for t in transactions)
+    sessions = eventually(
+        lambda: list(ChargingSession.objects.filter(depot=nogales, source=ChargingSession.Source.CHARGER_GATEWAY))
+    )
+    for session in sessions:
+        samples = MeterSample.objects.filter(transaction__session=session)
+        assert samples.filter(soc_pct__isnull=False).exists() and samples.filter(power_w__isnull=False).exists()
+    assert sum(s.energy_kwh for s in sessions) > 0
+    report = plan_vs_actual(depot=nogales, service_night=night, sessions=ChargingSession.objects.filter(depot=nogales))
+    assert report["sessions"] == len(sessions)
+    assert report["actual_energy_kwh"] == pytest.approx(sum(s.energy_kwh for s in sessions), abs=0.01)
 
 
 def test_demo_services_runs_the_central_system_and_the_simulator_and_stops_them(transactional_db):

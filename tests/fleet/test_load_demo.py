@@ -110,6 +110,14 @@ def test_every_charger_has_an_ocpp_identity_and_a_password_for_the_central_syste
     assert ChargePoint.objects.count() == 42  # so tonight's plans go into the outbox for every charger
 
 
+def test_every_vehicle_has_an_rfid_id_tag_the_simulated_chargers_present(demo):
+    from csms.models import IdToken
+
+    tokens = {t.vehicle.fleet_number: t for t in IdToken.objects.select_related("vehicle")}
+    assert set(tokens) == set(Vehicle.objects.values_list("fleet_number", flat=True))
+    assert all(t.active and t.token == f"RFID-{number}" and len(t.token) <= 20 for number, t in tokens.items())
+
+
 def test_every_vehicle_is_registered_correctly(demo):
     vehicles = list(Vehicle.objects.select_related("model"))
     for vehicle in vehicles:

@@ -36,6 +36,9 @@ class Command(BaseCommand):
             help="Depot code whose chargers are simulated (repeat; default: every depot of the demo).",
         )
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between meter values.")
+        parser.add_argument(
+            "--speed", type=float, default=1.0, help="Simulated seconds per second for the chargers (e.g. 60)."
+        )
         parser.add_argument("--runserver", metavar="HOST:PORT", help="Also serve the web app there.")
         parser.add_argument("--seconds", type=float, default=None, help="Stop after this long (default: Ctrl-C).")
 
@@ -54,6 +57,9 @@ class Command(BaseCommand):
                 f"ws://{host}:{port}/ocpp",
                 "--interval",
                 str(options["interval"]),
+                "--speed",
+                str(options["speed"]),
+                "--plug-in",  # the planned vehicles plug in and charge: sessions and meter values in plan vs actual
             ]
             for code in depots:
                 simulate += ["--depot", code]
