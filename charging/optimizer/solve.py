@@ -42,6 +42,8 @@ AUTO_MILP_MAX_NODES = 200  # ``milp`` without a time limit
 # large-neighbourhood search on their windows (``_neighbourhood_search``) before the exact MILP.
 LNS_MAX_BINARIES = 40_000
 LNS_MAX_PASSES = 3
+# Another pass only after one that gained at least this share of the objective.
+LNS_MIN_PASS_GAIN = 5e-4
 LNS_SUB_MAX_NODES = 20
 LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
 LNS_GROUP = 2  # vehicles whose whole stay is free at a time
@@ -132,7 +134,10 @@ def _neighbourhood_search(
     them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
     of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
     ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
-    Passes repeat until one improves nothing or ``budget_s`` runs out.
+    Passes repeat, at most ``LNS_MAX_PASSES``, while a pass gains ``LNS_MIN_PASS_GAIN`` of the
+    objective; sub-MILPs stop at ``LNS_SUB_MAX_NODES`` nodes. Those are work limits, so the result
+    does not depend on the machine's load. ``budget_s`` (the caller's time limit, or None) also
+    stops the search on the clock.
     """
     started = time.perf_counter()
     present = va.departure_slot > va.arrival_slot
@@ -178,7 +183,7 @@ def _neighbourhood_search(
                 candidate.solver.num_constraints = plan.solver.num_constraints
                 plan = candidate
         improved_by += before - plan.totals.objective_mxn
-        if plan.totals.objective_mxn >= before - 1e-6:
+        if plan.totals.objective_mxn >= before - LNS_MIN_PASS_GAIN * max(abs(before), 1.0):
             break
     if improved_by > 0:
         plan.solver.notes.append(
