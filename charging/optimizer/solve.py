@@ -5,8 +5,10 @@
   vehicle; if the relaxed power already fits those windows and every charger limit, it is optimal
   as is, otherwise the LP is solved again on the windows with exact charger limits.
 - ``milp``: the exact time-indexed MILP (``milp.py``), for small depots.
-- ``auto``: ``lp``, then ``milp`` too when the depot is small and ``lp`` left a gap; keeps the
-  cheaper plan.
+- ``auto``: ``lp``, then a large-neighbourhood search on the windows when ``lp`` left a gap and the
+  depot is small enough, then (only within a caller's ``time_limit_s``) ``milp`` too when the
+  depot is small; keeps the cheapest plan. Without ``time_limit_s`` everything stops on work
+  limits (passes, HiGHS nodes), so the same night gives the same plan however loaded the machine.
 - ``uncontrolled`` / ``edf``: the baselines.
 
 Every plan is priced by the evaluator; ``solver.gap`` compares it with the relaxation bound.
