@@ -9,6 +9,8 @@ Measured side by side in one run, on seeded ``generate_instance`` nights:
   then the large-neighbourhood search and, when small, the MILP) against the exact time-indexed
   MILP (``milp.solve_milp``, mip_rel_gap 1e-6, started from the heuristic's windows) given
   ``--exact-limit`` seconds: its best plan, its proven lower bound, and whether it proved optimality;
+  with ``--repeat-auto N`` ``auto`` solves each night N more times and the table says whether the
+  plans were the same (``auto`` stops on work limits, so they must be, whatever the load);
 - shared nights (2 buses per connector, 100 on 50 and 300 on 150): ``solve(method="lp")`` against
   the LP relaxation bound.
 
@@ -19,6 +21,7 @@ bench/results/optimizer-scarce-<date>.json and .md with the machine and its load
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -48,8 +51,23 @@ SCARCE = [
 SHARED = [("100 on 50", 100, 50, 1), ("300 on 150", 300, 150, 1)]
 
 
+def plan_digest(plan) -> str:
+    """A short hash of a plan's windows and power profile (rounded to 1e-6 kW), to compare runs."""
+    text = json.dumps(
+        [[vp.connector_id, vp.plug_in_slot, vp.unplug_slot, [round(p, 6) for p in vp.power_kw]] for vp in plan.vehicles]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def scarce_row(
-    name, vehicles, connectors, seed, all_back_at, exact_limit_s: float, formulation: str = "connector"
+    name,
+    vehicles,
+    connectors,
+    seed,
+    all_back_at,
+    exact_limit_s: float,
+    formulation: str = "connector",
+    repeat_auto: int = 0,
 ) -> dict:
     instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed, all_back_at=all_back_at)
     row: dict = {"night": name, "vehicles": vehicles, "connectors": connectors, "seed": seed}
@@ -60,6 +78,14 @@ def scarce_row(
     started = time.perf_counter()
     ours = solve(instance, "auto")
     row["ours_s"] = round(time.perf_counter() - started, 2)
+    row["ours_plan_digest"] = plan_digest(ours)
+    for _ in range(repeat_auto):
+        # ``auto`` stops on work limits, not the clock: a second solve (under another load) must
+        # give the same plan.
+        again = solve(instance, "auto")
+        row.setdefault("ours_repeat_digests", []).append(plan_digest(again))
+        row.setdefault("ours_repeat_s", []).append(round(again.solver.solve_time_s or 0.0, 2))
+        row.setdefault("ours_repeat_load", []).append(load_average())
     va, compatible = vehicle_arrays(instance), compatible_connectors(instance)
     started = time.perf_counter()
     row["formulation"] = formulation
@@ -126,12 +152,17 @@ def main() -> None:
         help="exact MILP: milp.py's per connector, or exact_by_charger's per charger with symmetry breaking",
     )
     parser.add_argument("--nights", nargs="*", help="only these scarce nights (names as in the table)")
+    parser.add_argument(
+        "--repeat-auto", type=int, default=0, help="solve each scarce night with auto this many times more"
+    )
     args = parser.parse_args()
     scarce = []
     for spec in SCARCE:
         if args.nights and spec[0] not in args.nights:
             continue
-        row = scarce_row(*spec, exact_limit_s=args.exact_limit, formulation=args.formulation)
+        row = scarce_row(
+            *spec, exact_limit_s=args.exact_limit, formulation=args.formulation, repeat_auto=args.repeat_auto
+        )
         print(json.dumps(row), flush=True)
         scarce.append(row)
     shared = []
@@ -171,8 +202,8 @@ def markdown(result: dict) -> str:
         + ") vs the heuristic (lp)",
         "",
         "| night | heuristic MXN / kWh short | ours MXN / kWh short (s) | exact MXN / kWh short (s) | exact proven |"
-        " bound MXN | ours vs exact | ours vs bound | target (<= 1 kWh, <= 1 %) | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " bound MXN | ours vs exact | ours vs bound | target (<= 1 kWh, <= 1 %) | load | same plan again |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["scarce"]:
         lines.append(
@@ -181,7 +212,7 @@ def markdown(result: dict) -> str:
             f"| {r['exact_objective_mxn']:,.2f} / {r['exact_shortfall_kwh']:.2f} ({r['exact_s']}) "
             f"| {'yes' if r['exact_proven'] else 'no'} | {r['exact_bound_mxn']:,.2f} "
             f"| {r['ours_vs_exact_pct']:+.3f} % | {r['ours_vs_bound_pct']:+.3f} % "
-            f"| {_verdict(r)} | {r['load_average_at_start']} |"
+            f"| {_verdict(r)} | {r['load_average_at_start']} | {_repeat(r)} |"
         )
     if result["shared"]:
         lines += [
@@ -198,6 +229,14 @@ def markdown(result: dict) -> str:
                 f"| {'met' if r['target_met'] else 'NOT met'} | {r['load_average_at_start']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _repeat(row: dict) -> str:
+    again = row.get("ours_repeat_digests")
+    if not again:
+        return "not run"
+    same = sum(d == row["ours_plan_digest"] for d in again)
+    return f"{same} of {len(again)} ({', '.join(str(s) for s in row['ours_repeat_s'])} s)"
 
 
 def _verdict(row: dict) -> str:

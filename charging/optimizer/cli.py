@@ -25,7 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("solve", help="plan a night; prints the plan as JSON")
     p.add_argument("instance")
     p.add_argument("--method", choices=METHODS, default="auto")
-    p.add_argument("--time-limit", type=float, default=None, help="seconds per solver call")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds per solver call; without it auto and milp stop on work limits and give the same plan every run",
+    )
 
     p = sub.add_parser("evaluate", help="score a plan: costs and constraint violations, as JSON")
     p.add_argument("instance")

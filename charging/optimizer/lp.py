@@ -111,6 +111,7 @@ class LpModel:
         mip_rel_gap: float = 1e-4,
         lazy: LazyCuts | None = None,
         start: tuple[np.ndarray, np.ndarray] | None = None,
+        max_nodes: int | None = None,
     ) -> LpSolution:
         """Solve with HiGHS. With ``lazy``, add the cuts the solution breaks and re-solve until none.
 
@@ -145,6 +146,8 @@ class LpModel:
                 highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in integer
             ]
             h.setOptionValue("mip_rel_gap", mip_rel_gap)
+            if max_nodes is not None:
+                h.setOptionValue("mip_max_nodes", int(max_nodes))
         elif lazy is None and self.num_cols >= IPM_MIN_COLUMNS:
             # Interior point without crossover: the answer is not a vertex, which a charging plan
             # does not need. Only without lazy cuts: interior point cannot restart from a basis.
@@ -187,6 +190,7 @@ class LpModel:
             num_cols=h.getNumCol(),
             num_rows=h.getNumRow(),
             lazy_rounds=rounds,
+            mip_nodes=int(info.mip_node_count) if is_mip else 0,
             row_dual=np.asarray(h.getSolution().row_dual) if duals else None,
         )
 
@@ -310,6 +314,7 @@ class LpSolution:
     num_cols: int
     num_rows: int
     lazy_rounds: int = 0
+    mip_nodes: int = 0  # branch-and-bound nodes HiGHS explored (a MIP)
     row_dual: np.ndarray | None = None  # with an optimal solution (HiGHS: reduced cost = c - A^T y)
 
 

@@ -41,10 +41,11 @@ def solve_milp(
     va: VehicleArrays,
     compatible: list[np.ndarray],
     *,
-    time_limit_s: float,
+    time_limit_s: float | None,
     start: Assignment | None = None,
     mip_rel_gap: float | None = None,
     free: np.ndarray | None = None,
+    max_nodes: int | None = None,
 ) -> tuple[LpSolution, CoreIndex, Windows, Assignment | None]:
     """Solve the exact MILP; returns (solution, core index, windows, assignment or None).
 
@@ -149,7 +150,10 @@ def solve_milp(
 
     warm = (z_col + k, on.astype(float)) if start is not None else None
     solution = model.solve(
-        time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap if mip_rel_gap is not None else 1e-4, start=warm
+        time_limit_s=time_limit_s,
+        mip_rel_gap=mip_rel_gap if mip_rel_gap is not None else 1e-4,
+        start=warm,
+        max_nodes=max_nodes,
     )
     if solution.x is None:
         return solution, core, windows, None

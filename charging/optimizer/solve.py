@@ -5,8 +5,10 @@
   vehicle; if the relaxed power already fits those windows and every charger limit, it is optimal
   as is, otherwise the LP is solved again on the windows with exact charger limits.
 - ``milp``: the exact time-indexed MILP (``milp.py``), for small depots.
-- ``auto``: ``lp``, then ``milp`` too when the depot is small and ``lp`` left a gap; keeps the
-  cheaper plan.
+- ``auto``: ``lp``, then a large-neighbourhood search on the windows when ``lp`` left a gap and the
+  depot is small enough, then (only within a caller's ``time_limit_s``) ``milp`` too when the
+  depot is small; keeps the cheapest plan. Without ``time_limit_s`` everything stops on work
+  limits (passes, HiGHS nodes), so the same night gives the same plan however loaded the machine.
 - ``uncontrolled`` / ``edf``: the baselines.
 
 Every plan is priced by the evaluator; ``solver.gap`` compares it with the relaxation bound.
@@ -34,14 +36,20 @@ from .sifting import SiftResult, initial_active, solve_sifted
 METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
 # "auto" tries the exact MILP when it has at most this many binaries.
 AUTO_MILP_MAX_BINARIES = 3_000
-AUTO_MILP_TIME_LIMIT_S = 10.0
+# Without a time limit from the caller, the search and the MILP stop on work limits, not on the
+# clock: HiGHS is deterministic for one model and one node limit, so a night gives the same plan on
+# a quiet and on a loaded machine (on a loaded one, later). With ``time_limit_s`` they stop on it too.
+AUTO_MILP_MAX_NODES = 200  # ``milp`` without a time limit
 # Nights with scarce connectors (a gap after the heuristic) and at most this many binaries get a
 # large-neighbourhood search on their windows (``_neighbourhood_search``) before the exact MILP.
 LNS_MAX_BINARIES = 40_000
-LNS_TIME_BUDGET_S = 10.0
+LNS_MAX_PASSES = 3
+# Another pass only after one that gained at least this share of the objective.
+LNS_MIN_PASS_GAIN = 5e-4
+LNS_SUB_MAX_NODES = 20
 LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
 LNS_GROUP = 2  # vehicles whose whole stay is free at a time
-LNS_SUB_TIME_LIMIT_S = 2.0
+LNS_SUB_TIME_LIMIT_S = 2.0  # with a time limit from the caller
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
 # When the relaxed power breaks charger limits for at most this many vehicles, only they are
@@ -82,16 +90,24 @@ def solve(
     small = binaries <= AUTO_MILP_MAX_BINARIES
     gap = _gap(plan.totals.objective_mxn, bound_mxn)
     if method in ("auto", "milp") and gap is not None and gap > GAP_GOOD_ENOUGH and binaries <= LNS_MAX_BINARIES:
-        budget = time_limit_s if time_limit_s is not None else LNS_TIME_BUDGET_S
-        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, budget)
+        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, time_limit_s)
         gap = _gap(plan.totals.objective_mxn, bound_mxn)
     milp_bound: float | None = None
-    if method == "milp" or (method == "auto" and small and gap is not None and gap > GAP_GOOD_ENOUGH):
+    # ``auto`` runs the exact MILP only within a time limit from the caller: its root node alone (cut
+    # rounds, heuristics) takes 10-15 s on the 8-bus, 2-connector night, and no work limit bounds it.
+    timed_auto = method == "auto" and time_limit_s is not None
+    if method == "milp" or (timed_auto and small and gap is not None and gap > GAP_GOOD_ENOUGH):
         # The heuristic's plan first: the MILP starts from its connector windows, and it is the
         # answer whenever the MILP cannot beat it in time (a time limit never returns less).
         heuristic = plan
-        limit = time_limit_s if time_limit_s is not None else AUTO_MILP_TIME_LIMIT_S
-        exact, milp_bound = _milp_plan(instance, va, compatible, limit, start=_plan_assignment(instance, heuristic))
+        exact, milp_bound = _milp_plan(
+            instance,
+            va,
+            compatible,
+            time_limit_s,
+            start=_plan_assignment(instance, heuristic),
+            max_nodes=AUTO_MILP_MAX_NODES if time_limit_s is None else None,
+        )
         if exact is not None and exact.totals.objective_mxn < heuristic.totals.objective_mxn - 1e-9:
             plan = exact
         else:
@@ -112,7 +128,7 @@ def _neighbourhood_search(
     compatible: list[np.ndarray],
     plan: Plan,
     bound_mxn: float | None,
-    budget_s: float,
+    budget_s: float | None,
 ) -> Plan:
     """Large-neighbourhood search on the connector windows, for nights with scarce connectors.
 
@@ -120,7 +136,10 @@ def _neighbourhood_search(
     them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
     of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
     ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
-    Passes repeat until one improves nothing or ``budget_s`` runs out.
+    Passes repeat, at most ``LNS_MAX_PASSES``, while a pass gains ``LNS_MIN_PASS_GAIN`` of the
+    objective; sub-MILPs stop at ``LNS_SUB_MAX_NODES`` nodes. Those are work limits, so the result
+    does not depend on the machine's load. ``budget_s`` (the caller's time limit, or None) also
+    stops the search on the clock.
     """
     started = time.perf_counter()
     present = va.departure_slot > va.arrival_slot
@@ -140,22 +159,25 @@ def _neighbourhood_search(
         free[by_arrival[k : k + LNS_GROUP]] = True
         neighbourhoods.append(free)
     improved_by = 0.0
-    out_of_time = False
-    while not out_of_time:
+    passes = 0
+    done = False
+    while not done and passes < LNS_MAX_PASSES:
+        passes += 1
         before = plan.totals.objective_mxn
         for free in neighbourhoods:
-            left = budget_s - (time.perf_counter() - started)
+            left = None if budget_s is None else budget_s - (time.perf_counter() - started)
             gap = _gap(plan.totals.objective_mxn, bound_mxn)
-            if left <= 0.05 or (gap is not None and gap <= GAP_GOOD_ENOUGH):
-                out_of_time = True
+            if (left is not None and left <= 0.05) or (gap is not None and gap <= GAP_GOOD_ENOUGH):
+                done = True
                 break
             candidate, _ = _milp_plan(
                 instance,
                 va,
                 compatible,
-                min(left, LNS_SUB_TIME_LIMIT_S),
+                None if left is None else min(left, LNS_SUB_TIME_LIMIT_S),
                 start=_plan_assignment(instance, plan),
                 free=free,
+                max_nodes=LNS_SUB_MAX_NODES,
             )
             if candidate is not None and candidate.totals.objective_mxn < plan.totals.objective_mxn - 1e-6:
                 candidate.solver.notes = plan.solver.notes
@@ -163,11 +185,11 @@ def _neighbourhood_search(
                 candidate.solver.num_constraints = plan.solver.num_constraints
                 plan = candidate
         improved_by += before - plan.totals.objective_mxn
-        if plan.totals.objective_mxn >= before - 1e-6:
+        if plan.totals.objective_mxn >= before - LNS_MIN_PASS_GAIN * max(abs(before), 1.0):
             break
     if improved_by > 0:
         plan.solver.notes.append(
-            f"neighbourhood search on the windows: {improved_by:,.2f} MXN better "
+            f"neighbourhood search on the windows: {improved_by:,.2f} MXN better in {passes} pass(es) "
             f"({time.perf_counter() - started:.1f} s)"
         )
     return plan
@@ -418,16 +440,24 @@ def _milp_plan(
     instance: Instance,
     va: VehicleArrays,
     compatible: list[np.ndarray],
-    time_limit_s: float,
+    time_limit_s: float | None,
     *,
     start: Assignment | None = None,
     mip_rel_gap: float | None = None,
     free: np.ndarray | None = None,
+    max_nodes: int | None = None,
 ) -> tuple[Plan | None, float | None]:
     """The exact MILP's plan (None when it found none) and its proven lower bound (None without one,
     or for a neighbourhood: ``free``)."""
     solution, core, windows, assignment = solve_milp(
-        instance, va, compatible, time_limit_s=time_limit_s, start=start, mip_rel_gap=mip_rel_gap, free=free
+        instance,
+        va,
+        compatible,
+        time_limit_s=time_limit_s,
+        start=start,
+        mip_rel_gap=mip_rel_gap,
+        free=free,
+        max_nodes=max_nodes,
     )
     bound = solution.mip_dual_bound if solution.mip_dual_bound is not None and solution.x is not None else None
     if free is not None:
