@@ -28,6 +28,7 @@ import os
 import sys
 import time
 import zoneinfo
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -464,6 +465,146 @@ def measure_all(world: dict, *, repeat: int = 3) -> list[dict]:
     return results
 
 
+# --- the night: in-process and on Celery worker processes ------------------------------------------------------
+
+NIGHT_ZONE = "America/Hermosillo"
+
+
+def _night_depots(depot_count: int) -> list:
+    from fleet.models import Depot
+
+    return list(Depot.objects.order_by("pk")[:depot_count])
+
+
+def night_in_process(depots: list, night: dt.date) -> dict:
+    """Every registered job of each depot, forced, one depot after the other in this process (``run_night``)."""
+    from jobs import nightly
+
+    started = time.perf_counter()
+    results = [result for depot in depots for result in nightly.run_night(depot=depot, night=night, force=True)]
+    return {
+        "wall_s": round(time.perf_counter() - started, 1),
+        "jobs": len(results),
+        "failed": sum(not result.ok for result in results),
+        "seconds_by_job": {
+            name: round(sum(r.seconds for r in results if r.job.name == name), 1)
+            for name in dict.fromkeys(r.job.name for r in results)
+        },
+    }
+
+
+def _start_worker(name: str, env: dict, log_path: Path):
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=1",
+        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "--loglevel=INFO",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def night_on_workers(depots: list, night: dt.date, *, workers: int, redis_url: str) -> dict:
+    """The same forced night sent as one ``nightly_depot_task`` per depot to ``workers`` Celery worker processes
+    (subprocesses on ``redis_url``, a private queue), timed from the first send to the last job run finished."""
+    import signal
+    import uuid
+
+    from config.celery import app
+    from jobs import nightly, runs
+    from jobs.models import JobRun
+    from jobs.tasks import nightly_depot_task
+
+    queue = f"city-scale-night-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = [ROOT / "var" / f"city-scale-worker-{n}.log" for n in range(workers)]
+    processes = [_start_worker(f"city{n}", env, log) for n, log in enumerate(logs)]
+    try:
+        deadline = time.monotonic() + 180
+        while not all(" ready." in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError("a worker did not start: " + logs[0].read_text(errors="replace")[-2000:])
+            time.sleep(0.5)
+        # This process runs eagerly (no REDIS_URL in its settings): send through the workers' broker instead.
+        app.conf.update(broker_url=redis_url, task_always_eager=False, task_default_queue=queue)
+        run_ids: list[int] = []
+        started = time.perf_counter()
+        for depot in depots:
+            forced = {
+                job.name: runs.job_pending_row(
+                    job=job.name,
+                    key=job.key(depot.pk, night),
+                    task_name=nightly.NIGHTLY_JOB_TASK,
+                    arguments={"job": job.name, "depot_id": depot.pk, "night": night.isoformat()},
+                    depot_id=depot.pk,
+                    night=night,
+                ).pk
+                for job in nightly.registered_jobs()
+            }
+            run_ids += forced.values()
+            nightly_depot_task.apply_async(
+                kwargs={"depot_id": depot.pk, "night": night.isoformat(), "forced_job_run_ids": forced}, queue=queue
+            )
+        unfinished = [JobRun.Status.PENDING, JobRun.Status.RUNNING]
+        while JobRun.objects.filter(pk__in=run_ids, status__in=unfinished).exists():
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError("a worker died: " + logs[0].read_text(errors="replace")[-2000:])
+            time.sleep(0.5)
+        wall_s = time.perf_counter() - started
+        finished = JobRun.objects.filter(pk__in=run_ids)
+        return {
+            "wall_s": round(wall_s, 1),
+            "workers": workers,
+            "jobs": finished.count(),
+            "failed": finished.exclude(status=JobRun.Status.SUCCEEDED).count(),
+            "by_worker": dict(Counter(finished.values_list("worker", flat=True))),
+        }
+    finally:
+        app.conf.update(task_always_eager=True)
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except Exception:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def measure_night(depot_count: int, *, workers: int = 2) -> dict:
+    """Tonight (the history's last night) for the first ``depot_count`` depots: on ``workers`` Celery worker
+    processes, then in-process, both forced so that each does the whole work."""
+    from django.utils import timezone
+
+    redis_url = os.environ.get("CITY_SCALE_REDIS_URL", "")
+    if not redis_url:
+        raise SystemExit("--night needs the workers' broker: set CITY_SCALE_REDIS_URL (e.g. your REDIS_URL).")
+    depots = _night_depots(depot_count)
+    night = timezone.localdate(timezone=zoneinfo.ZoneInfo(NIGHT_ZONE))
+    vehicles = sum(depot.vehicles.count() for depot in depots)
+    on_workers = night_on_workers(depots, night, workers=workers, redis_url=redis_url)
+    print(f"night on {workers} workers: {on_workers}", flush=True)
+    in_process = night_in_process(depots, night)
+    print(f"night in-process: {in_process}", flush=True)
+    return {
+        "depots": len(depots),
+        "vehicles": vehicles,
+        "night": night.isoformat(),
+        "in_process": in_process,
+        "on_workers": on_workers,
+        "speed_up": round(in_process["wall_s"] / on_workers["wall_s"], 2) if on_workers["wall_s"] else None,
+    }
+
+
 def prepare_database() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
@@ -503,6 +644,15 @@ def main() -> None:
     parser.add_argument("--skip-generate", action="store_true", help="Measure the city already in the database.")
     parser.add_argument("--generate-only", action="store_true", help="Generate, measure later (--skip-generate).")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--night-depots",
+        type=int,
+        default=0,
+        help="Also run tonight's jobs for this many depots, in-process and on Celery workers (needs "
+        "CITY_SCALE_REDIS_URL, the workers' broker).",
+    )
+    parser.add_argument("--night-workers", type=int, default=2, help="Celery worker processes for the night.")
+    parser.add_argument("--no-pages", action="store_true", help="Do not time the pages (the night only).")
     args = parser.parse_args()
     prepare_database()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -530,15 +680,21 @@ def main() -> None:
         if args.generate_only:
             return
     load_before = load_average()
-    results = measure_all(world)
+    results = [] if args.no_pages else measure_all(world)
+    load_after_pages = load_average()
+    night = measure_night(args.night_depots, workers=args.night_workers) if args.night_depots else None
     report = {
         "date": dt.date.today().isoformat(),
         "size": world.get("size", asdict(size)),
         "counts": world["counts"],
         "generated_s": generated_s,
+        "fill_phases_s": world.get("fill_phases_s"),
         "target_ms": TARGET_MS,
-        "machine": machine_info("django", load_before=load_before, load_after=load_average()),
+        "machine": machine_info(
+            "django", "celery", load_before=load_before, load_after_pages=load_after_pages, load_after=load_average()
+        ),
         "results": results,
+        "night": night,
         "over_target": [r["url"] for r in results if not r["ok"]],
     }
     label = f"-{args.label}" if args.label else ""
@@ -547,17 +703,31 @@ def main() -> None:
     lines = [
         f"# City scale, {report['date']}{label}",
         "",
-        f"Size: {world['counts']}. Generated in {generated_s} s. Load average before/after: "
-        f"{load_before} / {report['machine']['load_after']} (shared, loaded machine: times are 'loaded').",
-        "",
-        "| as | page | status | ms (best of 3) | of which SQL ms | queries | KiB |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {r['as']} | `{r['url']}` | {r['status']} | {r['ms']}{'' if r['ok'] else ' **over**'} | "
-            f"{r['sql_ms']} | {r['queries']} | {r['kib']} |"
-            for r in results
-        ),
+        f"Size: {world['counts']}. Generated in {generated_s} s ({world.get('fill_phases_s')}). Load average "
+        f"before / after the pages / at the end: {load_before} / {load_after_pages} / {report['machine']['load_after']}"
+        " (shared, loaded machine: times are 'loaded').",
     ]
+    if night:
+        lines += [
+            "",
+            f"Night of {night['night']} for {night['depots']} depots ({night['vehicles']} vehicles), every job "
+            f"forced: in-process {night['in_process']['wall_s']} s ({night['in_process']['failed']} of "
+            f"{night['in_process']['jobs']} job runs failed), on {night['on_workers']['workers']} Celery worker "
+            f"processes {night['on_workers']['wall_s']} s ({night['on_workers']['failed']} of "
+            f"{night['on_workers']['jobs']} failed; runs by worker {night['on_workers']['by_worker']}): "
+            f"x{night['speed_up']}. In-process seconds by job: {night['in_process']['seconds_by_job']}.",
+        ]
+    if results:
+        lines += [
+            "",
+            "| as | page | status | ms (best of 3) | of which SQL ms | queries | KiB |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {r['as']} | `{r['url']}` | {r['status']} | {r['ms']}{'' if r['ok'] else ' **over**'} | "
+                f"{r['sql_ms']} | {r['queries']} | {r['kib']} |"
+                for r in results
+            ),
+        ]
     stem.parent.joinpath(stem.name + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
