@@ -219,7 +219,13 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
         weeks = list(range(0, size.days, 7))
         observations, forecasts = [], []
         points = [
-            {"date": (first_night + dt.timedelta(days=365 * y)).isoformat(), "p50": 95 - 2 * y} for y in range(10)
+            {
+                "date": (first_night + dt.timedelta(days=365 * y)).isoformat(),
+                "soh_pct": 95.0 - 2 * y,
+                "soh_p10_pct": 93.0 - 2.5 * y,
+                "soh_p90_pct": 97.0 - 1.5 * y,
+            }
+            for y in range(10)
         ]
         for pack in packs:
             for week in weeks:
