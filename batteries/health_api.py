@@ -60,6 +60,12 @@ def below_warranty_trajectory(pack: BatteryPack, forecast: SoHForecast) -> bool:
     return forecast.soh_now_pct < allowed
 
 
+def forecasts_in_order(ids: list[int]) -> list[SoHForecast]:
+    """The forecasts of ``ids``, in that order, with their packs and without their points."""
+    by_id = SoHForecast.objects.select_related("pack").defer("points").in_bulk(ids)
+    return [by_id[pk] for pk in ids]
+
+
 class PackHealthSummarySerializer(SoHForecastSerializer):
     below_warranty_trajectory = serializers.SerializerMethodField()
 
@@ -120,17 +126,12 @@ class BatteryHealthViewSet(ScopedGenericViewSet, mixins.ListModelMixin, mixins.R
             .order_by("latest_rul_days", "serial", "latest_id")
         )
         if request.query_params.get("below_warranty") in ("true", "1"):
-            forecasts = self._forecasts([pack.latest_id for pack in ranked.only("pk")])
+            forecasts = forecasts_in_order([pack.latest_id for pack in ranked.only("pk")])
             page = self.paginate_queryset([row for row in forecasts if below_warranty_trajectory(row.pack, row)])
         else:  # paginated by the database: a count and one page of packs, then that page's forecasts
-            page = self._forecasts([pack.latest_id for pack in self.paginate_queryset(ranked.only("pk"))])
+            packs_page = self.paginate_queryset(ranked.only("pk")) or []
+            page = forecasts_in_order([pack.latest_id for pack in packs_page])
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    @staticmethod
-    def _forecasts(ids: list[int]) -> list[SoHForecast]:
-        """The forecasts of ``ids``, in that order, with their packs and without their points."""
-        by_id = SoHForecast.objects.select_related("pack").defer("points").in_bulk(ids)
-        return [by_id[pk] for pk in ids]
 
     def retrieve(self, request, pk=None):
         pack = self.get_object()

@@ -52,7 +52,7 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         query = getattr(queryset, "query", None)
         if query is not None and not query.where and not query.distinct and not query.combinator:
-            estimate = estimated_rows(queryset.model)
+            estimate = estimated_rows(query.model)
             if estimate is not None and estimate > ESTIMATE_COUNT_ABOVE:
                 return estimate
         return super().count
