@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from batteries import admin_views, services
 from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
 from batteries.selectors import remaining_life_label
+from fleet.admin_paging import GrowingTableAdmin
 from fleet.admin_scoping import DepotScopedAdmin, DepotScopedInline, ServiceModelForm, adopt_saved, changed_values
 from fleet.models import Depot
 from fleet.scoping import Action, restrict
@@ -261,18 +262,18 @@ class PackInstallationAdmin(DepotScopedAdmin):
 
 
 @admin.register(HealthObservation)
-class HealthObservationAdmin(DepotScopedAdmin):
+class HealthObservationAdmin(GrowingTableAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = Action.MANAGE
     list_display = ["pack", "observed_at", "source", "soh_pct", "capacity_kwh", "uncertainty_pct"]
     list_select_related = ["pack"]
-    list_filter = ["source", "pack__chemistry"]
+    # No date_hierarchy: it reads every observation for its dates on each page; a date filter instead.
+    list_filter = ["source", "pack__chemistry", "observed_at"]
     search_fields = ["pack__serial"]
     autocomplete_fields = ["pack"]
-    date_hierarchy = "observed_at"
 
 
 @admin.register(SoHForecast)
-class SoHForecastAdmin(DepotScopedAdmin):
+class SoHForecastAdmin(GrowingTableAdmin, DepotScopedAdmin):
     """Forecasts are the nightly job's output: read here, never edited."""
 
     change_action = add_action = delete_action = None

@@ -12,7 +12,8 @@ organisation per 10 depots, each depot with 50 buses (their packs installed), 10
 manager per organisation and a staff member per depot; per vehicle and day a duty cycle and
 ``readings_per_day`` telemetry readings; per pack a weekly health observation and a weekly forecast (with its
 points); per depot and night an active charging plan charging every bus, a depot event, an alert and a job run.
-Bulk: ``bulk_create`` in batches and, for the readings, ``INSERT ... SELECT generate_series``.
+Bulk: ``bulk_create`` in batches and, for the big tables (readings, duty cycles, planned charges),
+``INSERT ... SELECT`` over ``generate_series``/``unnest`` made by the database.
 
 Target (issue 20): every admin changelist and API list answers in <= 300 ms, with a query count that does not
 grow with the rows.
@@ -27,6 +28,7 @@ import os
 import sys
 import time
 import zoneinfo
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,12 +66,23 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
     from django.utils import timezone
 
     from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
-    from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent, PlannedCharge
-    from fleet.models import DailyDutyCycle, Depot, DepotMembership, Organization, Vehicle, VehicleModel
+    from charging.models import Alert, Charger, ChargingPlan, Connector, DepotEvent
+    from fleet.models import Depot, DepotMembership, Organization, Vehicle, VehicleModel
     from jobs.models import JobRun
 
     User = get_user_model()
     counts: dict[str, int] = {}
+    phases: dict[str, float] = {}
+    lap_started = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        """Record how long the phase since the previous lap took (the fill's time, by table)."""
+        nonlocal lap_started
+        now = time.perf_counter()
+        phases[phase] = round(now - lap_started, 1)
+        lap_started = now
+        print(f"  {phase}: {phases[phase]} s", flush=True)
+
     # The history ends tonight (the depots' local date), so that "tonight's plan" exists.
     first_night = timezone.localdate(timezone=zoneinfo.ZoneInfo("America/Hermosillo")) - dt.timedelta(
         days=size.days - 1
@@ -176,6 +189,7 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
         )
         superuser = User.objects.create_superuser(f"{tag}-admin", password="bench")
 
+        lap("depots, vehicles, packs, chargers, people")
         by_depot: dict[int, list] = {}
         for vehicle in vehicles:
             by_depot.setdefault(vehicle.home_depot_id, []).append(vehicle)
@@ -184,39 +198,34 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
         for connector in connectors:
             connectors_by_depot.setdefault(charger_depot[connector.charger_id], []).append(connector)
 
-        duty = []
-        for vehicle in vehicles:
-            for night in nights:
-                duty.append(
-                    DailyDutyCycle(
-                        vehicle=vehicle,
-                        date=night,
-                        time_zone="America/Hermosillo",
-                        reading_count=size.readings_per_day,
-                        distance_km=180.0 + vehicle.pk % 40,
-                        energy_used_kwh=220.0,
-                        energy_charged_kwh=215.0,
-                        kwh_per_km=1.2,
-                        capacity_kwh=340.0,
-                        equivalent_full_cycles=0.32,
-                        soc_min_pct=25.0,
-                        soc_max_pct=95.0,
-                        soc_mean_pct=60.0,
-                        minutes_above_90_soc=40.0,
-                        pack_temp_mean_c=31.0,
-                        pack_temp_max_c=38.0,
-                    )
+        # One duty cycle per vehicle and day, made by the database (Python objects cost ~80 s at full size).
+        with connection.cursor() as cursor:
+            for first in range(0, len(vehicles), 500):
+                cursor.execute(
+                    """
+                    INSERT INTO fleet_dailydutycycle (vehicle_id, date, time_zone, reading_count, distance_km,
+                        energy_used_kwh, energy_charged_kwh, kwh_per_km, capacity_kwh, equivalent_full_cycles,
+                        soc_min_pct, soc_max_pct, soc_mean_pct, minutes_above_90_soc, pack_temp_mean_c,
+                        pack_temp_max_c, computed_at)
+                    SELECT v, %s::date + d, 'America/Hermosillo', %s, 180.0 + v %% 40, 220.0, 215.0, 1.2, 340.0,
+                        0.32, 25.0, 95.0, 60.0, 40.0, 31.0, 38.0, now()
+                    FROM unnest(%s::bigint[]) AS v, generate_series(0, %s - 1) AS d
+                    """,
+                    [first_night, size.readings_per_day, [v.pk for v in vehicles[first : first + 500]], size.days],
                 )
-            if len(duty) >= BATCH:
-                DailyDutyCycle.objects.bulk_create(duty)
-                duty = []
-        DailyDutyCycle.objects.bulk_create(duty)
         counts["duty_cycles"] = size.vehicles * size.days
+        lap("duty cycles")
 
         weeks = list(range(0, size.days, 7))
         observations, forecasts = [], []
         points = [
-            {"date": (first_night + dt.timedelta(days=365 * y)).isoformat(), "p50": 95 - 2 * y} for y in range(10)
+            {
+                "date": (first_night + dt.timedelta(days=365 * y)).isoformat(),
+                "soh_pct": 95.0 - 2 * y,
+                "soh_p10_pct": 93.0 - 2.5 * y,
+                "soh_p90_pct": 97.0 - 1.5 * y,
+            }
+            for y in range(10)
         ]
         for pack in packs:
             for week in weeks:
@@ -253,6 +262,7 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
         _bulk(HealthObservation, observations)
         _bulk(SoHForecast, forecasts)
         counts["health_observations"] = counts["forecasts"] = len(packs) * len(weeks)
+        lap("health observations, forecasts")
 
         horizon_hour = dt.time(18)
         for depot in depots:
@@ -275,25 +285,26 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
                 ],
             )
             fleet, plugs = by_depot[depot.pk], connectors_by_depot[depot.pk]
-            charges = []
-            for plan in plans:
-                for i, vehicle in enumerate(fleet):
-                    arrival = plan.horizon_start + dt.timedelta(hours=2)
-                    charges.append(
-                        PlannedCharge(
-                            plan=plan,
-                            vehicle=vehicle,
-                            connector=plugs[i % len(plugs)],
-                            arrival_at=arrival,
-                            departure_at=arrival + dt.timedelta(hours=9),
-                            arrival_soc_pct=35.0,
-                            required_soc_pct=90.0,
-                            departure_soc_pct=92.0,
-                            energy_kwh=190.0,
-                            power_kw=[0.0, 75.0, 75.0, 60.0],
-                        )
-                    )
-            _bulk(PlannedCharge, charges)
+            # Every bus in every plan of the depot, on the depot's connectors in turn: made by the database.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    INSERT INTO charging_plannedcharge (plan_id, vehicle_id, connector_id, arrival_at, departure_at,
+                        arrival_soc_pct, required_soc_pct, departure_soc_pct, energy_kwh, shortfall_kwh,
+                        shortfall_reason, power_kw, sources)
+                    SELECT p, v.id, (%s::bigint[])[1 + (v.i - 1) %% %s], h + interval '2 hours',
+                        h + interval '11 hours', 35.0, 90.0, 92.0, 190.0, 0.0, '', '[0.0, 75.0, 75.0, 60.0]', '{}'
+                    FROM unnest(%s::bigint[], %s::timestamptz[]) AS plan(p, h),
+                        unnest(%s::bigint[]) WITH ORDINALITY AS v(id, i)
+                    """,
+                    [
+                        [c.pk for c in plugs],
+                        len(plugs),
+                        [plan.pk for plan in plans],
+                        [plan.horizon_start for plan in plans],
+                        [v.pk for v in fleet],
+                    ],
+                )
             _bulk(
                 DepotEvent,
                 [
@@ -341,6 +352,7 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
             )
         counts["plans"] = size.depots * size.days
         counts["planned_charges"] = size.vehicles * size.days
+        lap("plans, planned charges, events, alerts, job runs")
 
     start = dt.datetime.combine(first_night, dt.time(0), tzinfo=dt.UTC)
     step_s = 86400 // max(size.readings_per_day, 1)
@@ -357,7 +369,9 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
                 """,
                 [start, step_s, ids[first : first + 200], size.days * size.readings_per_day],
             )
+        lap("commit, readings (generate_series)")
         cursor.execute("ANALYZE")
+    lap("ANALYZE")
     counts["readings"] = size.vehicles * size.days * size.readings_per_day
     counts.update(depots=size.depots, vehicles=size.vehicles, packs=len(packs), chargers=len(chargers))
     return {
@@ -367,6 +381,7 @@ def generate(size: CitySize, *, tag: str = "city") -> dict:
         "depot": depots[0].pk,
         "organization": organizations[0].slug,
         "counts": counts,
+        "fill_phases_s": phases,
     }
 
 
@@ -456,6 +471,146 @@ def measure_all(world: dict, *, repeat: int = 3) -> list[dict]:
     return results
 
 
+# --- the night: in-process and on Celery worker processes ------------------------------------------------------
+
+NIGHT_ZONE = "America/Hermosillo"
+
+
+def _night_depots(depot_count: int) -> list:
+    from fleet.models import Depot
+
+    return list(Depot.objects.order_by("pk")[:depot_count])
+
+
+def night_in_process(depots: list, night: dt.date) -> dict:
+    """Every registered job of each depot, forced, one depot after the other in this process (``run_night``)."""
+    from jobs import nightly
+
+    started = time.perf_counter()
+    results = [result for depot in depots for result in nightly.run_night(depot=depot, night=night, force=True)]
+    return {
+        "wall_s": round(time.perf_counter() - started, 1),
+        "jobs": len(results),
+        "failed": sum(not result.ok for result in results),
+        "seconds_by_job": {
+            name: round(sum(r.seconds for r in results if r.job.name == name), 1)
+            for name in dict.fromkeys(r.job.name for r in results)
+        },
+    }
+
+
+def _start_worker(name: str, env: dict, log_path: Path):
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=1",
+        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "--loglevel=INFO",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def night_on_workers(depots: list, night: dt.date, *, workers: int, redis_url: str) -> dict:
+    """The same forced night sent as one ``nightly_depot_task`` per depot to ``workers`` Celery worker processes
+    (subprocesses on ``redis_url``, a private queue), timed from the first send to the last job run finished."""
+    import signal
+    import uuid
+
+    from config.celery import app
+    from jobs import nightly, runs
+    from jobs.models import JobRun
+    from jobs.tasks import nightly_depot_task
+
+    queue = f"city-scale-night-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = [ROOT / "var" / f"city-scale-worker-{n}.log" for n in range(workers)]
+    processes = [_start_worker(f"city{n}", env, log) for n, log in enumerate(logs)]
+    try:
+        deadline = time.monotonic() + 180
+        while not all(" ready." in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError("a worker did not start: " + logs[0].read_text(errors="replace")[-2000:])
+            time.sleep(0.5)
+        # This process runs eagerly (no REDIS_URL in its settings): send through the workers' broker instead.
+        app.conf.update(broker_url=redis_url, task_always_eager=False, task_default_queue=queue)
+        run_ids: list[int] = []
+        started = time.perf_counter()
+        for depot in depots:
+            forced = {
+                job.name: runs.job_pending_row(
+                    job=job.name,
+                    key=job.key(depot.pk, night),
+                    task_name=nightly.NIGHTLY_JOB_TASK,
+                    arguments={"job": job.name, "depot_id": depot.pk, "night": night.isoformat()},
+                    depot_id=depot.pk,
+                    night=night,
+                ).pk
+                for job in nightly.registered_jobs()
+            }
+            run_ids += forced.values()
+            nightly_depot_task.apply_async(
+                kwargs={"depot_id": depot.pk, "night": night.isoformat(), "forced_job_run_ids": forced}, queue=queue
+            )
+        unfinished = [JobRun.Status.PENDING, JobRun.Status.RUNNING]
+        while JobRun.objects.filter(pk__in=run_ids, status__in=unfinished).exists():
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError("a worker died: " + logs[0].read_text(errors="replace")[-2000:])
+            time.sleep(0.5)
+        wall_s = time.perf_counter() - started
+        finished = JobRun.objects.filter(pk__in=run_ids)
+        return {
+            "wall_s": round(wall_s, 1),
+            "workers": workers,
+            "jobs": finished.count(),
+            "failed": finished.exclude(status=JobRun.Status.SUCCEEDED).count(),
+            "by_worker": dict(Counter(finished.values_list("worker", flat=True))),
+        }
+    finally:
+        app.conf.update(task_always_eager=True)
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except Exception:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def measure_night(depot_count: int, *, workers: int = 2) -> dict:
+    """Tonight (the history's last night) for the first ``depot_count`` depots: on ``workers`` Celery worker
+    processes, then in-process, both forced so that each does the whole work."""
+    from django.utils import timezone
+
+    redis_url = os.environ.get("CITY_SCALE_REDIS_URL", "")
+    if not redis_url:
+        raise SystemExit("--night needs the workers' broker: set CITY_SCALE_REDIS_URL (e.g. your REDIS_URL).")
+    depots = _night_depots(depot_count)
+    night = timezone.localdate(timezone=zoneinfo.ZoneInfo(NIGHT_ZONE))
+    vehicles = sum(depot.vehicles.count() for depot in depots)
+    on_workers = night_on_workers(depots, night, workers=workers, redis_url=redis_url)
+    print(f"night on {workers} workers: {on_workers}", flush=True)
+    in_process = night_in_process(depots, night)
+    print(f"night in-process: {in_process}", flush=True)
+    return {
+        "depots": len(depots),
+        "vehicles": vehicles,
+        "night": night.isoformat(),
+        "in_process": in_process,
+        "on_workers": on_workers,
+        "speed_up": round(in_process["wall_s"] / on_workers["wall_s"], 2) if on_workers["wall_s"] else None,
+    }
+
+
 def prepare_database() -> None:
     os.environ.pop("REDIS_URL", None)  # in-process: the cache and tasks are not what is measured
     sys.path.insert(0, str(ROOT))
@@ -480,6 +635,15 @@ def main() -> None:
     parser.add_argument("--skip-generate", action="store_true", help="Measure the city already in the database.")
     parser.add_argument("--generate-only", action="store_true", help="Generate, measure later (--skip-generate).")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--night-depots",
+        type=int,
+        default=0,
+        help="Also run tonight's jobs for this many depots, in-process and on Celery workers (needs "
+        "CITY_SCALE_REDIS_URL, the workers' broker).",
+    )
+    parser.add_argument("--night-workers", type=int, default=2, help="Celery worker processes for the night.")
+    parser.add_argument("--no-pages", action="store_true", help="Do not time the pages (the night only).")
     args = parser.parse_args()
     prepare_database()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -507,15 +671,21 @@ def main() -> None:
         if args.generate_only:
             return
     load_before = load_average()
-    results = measure_all(world)
+    results = [] if args.no_pages else measure_all(world)
+    load_after_pages = load_average()
+    night = measure_night(args.night_depots, workers=args.night_workers) if args.night_depots else None
     report = {
         "date": dt.date.today().isoformat(),
         "size": world.get("size", asdict(size)),
         "counts": world["counts"],
         "generated_s": generated_s,
+        "fill_phases_s": world.get("fill_phases_s"),
         "target_ms": TARGET_MS,
-        "machine": machine_info("django", load_before=load_before, load_after=load_average()),
+        "machine": machine_info(
+            "django", "celery", load_before=load_before, load_after_pages=load_after_pages, load_after=load_average()
+        ),
         "results": results,
+        "night": night,
         "over_target": [r["url"] for r in results if not r["ok"]],
     }
     label = f"-{args.label}" if args.label else ""
@@ -524,17 +694,31 @@ def main() -> None:
     lines = [
         f"# City scale, {report['date']}{label}",
         "",
-        f"Size: {world['counts']}. Generated in {generated_s} s. Load average before/after: "
-        f"{load_before} / {report['machine']['load_after']} (shared, loaded machine: times are 'loaded').",
-        "",
-        "| as | page | status | ms (best of 3) | of which SQL ms | queries | KiB |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {r['as']} | `{r['url']}` | {r['status']} | {r['ms']}{'' if r['ok'] else ' **over**'} | "
-            f"{r['sql_ms']} | {r['queries']} | {r['kib']} |"
-            for r in results
-        ),
+        f"Size: {world['counts']}. Generated in {generated_s} s ({world.get('fill_phases_s')}). Load average "
+        f"before / after the pages / at the end: {load_before} / {load_after_pages} / {report['machine']['load_after']}"
+        " (shared, loaded machine: times are 'loaded').",
     ]
+    if night:
+        lines += [
+            "",
+            f"Night of {night['night']} for {night['depots']} depots ({night['vehicles']} vehicles), every job "
+            f"forced: in-process {night['in_process']['wall_s']} s ({night['in_process']['failed']} of "
+            f"{night['in_process']['jobs']} job runs failed), on {night['on_workers']['workers']} Celery worker "
+            f"processes {night['on_workers']['wall_s']} s ({night['on_workers']['failed']} of "
+            f"{night['on_workers']['jobs']} failed; runs by worker {night['on_workers']['by_worker']}): "
+            f"x{night['speed_up']}. In-process seconds by job: {night['in_process']['seconds_by_job']}.",
+        ]
+    if results:
+        lines += [
+            "",
+            "| as | page | status | ms (best of 3) | of which SQL ms | queries | KiB |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {r['as']} | `{r['url']}` | {r['status']} | {r['ms']}{'' if r['ok'] else ' **over**'} | "
+                f"{r['sql_ms']} | {r['queries']} | {r['kib']} |"
+                for r in results
+            ),
+        ]
     stem.parent.joinpath(stem.name + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -36,6 +36,7 @@ from charging.plan_delivery import plan_delivery
 from charging.selectors import OUT_OF_ORDER, NightCost, charger_status_shown, night_costs
 from charging.services import alerts_acknowledge, alerts_resolve
 from config.audit import AuditedAdmin
+from fleet.admin_paging import DepotListFilter, GrowingTableAdmin
 from fleet.admin_scoping import (
     DepotScopedAdmin,
     DepotScopedInline,
@@ -279,7 +280,7 @@ class PlannedChargeInline(DepotScopedInline, admin.TabularInline):
 
 
 @admin.register(ChargingPlan)
-class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
+class ChargingPlanAdmin(GrowingTableAdmin, AuditedAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = None
     change_form_template = "admin/charging/chargingplan/change_form.html"
     actions = ["export_csv"]
@@ -299,8 +300,8 @@ class ChargingPlanAdmin(AuditedAdmin, DepotScopedAdmin):
         "optimal",
     ]
     list_select_related = ["depot"]
-    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "trigger", "service_night"]
-    date_hierarchy = "service_night"
+    list_filter = [("depot", DepotListFilter), "status", "trigger", "service_night"]
+    ordering = ["-service_night", "-id"]  # the plan_night_newest index; the model's (by depot name) sorts every plan
     exclude = ["instance"]
     readonly_fields = [f.name for f in ChargingPlan._meta.fields if f.name != "instance"]
     inlines = [PlannedChargeInline]
@@ -423,13 +424,13 @@ STORED_WORDING = ("message", "message_code", "message_params")
 
 
 @admin.register(Alert)
-class AlertAdmin(DepotScopedAdmin):
+class AlertAdmin(GrowingTableAdmin, DepotScopedAdmin):
     change_action = Action.OPERATE
     add_action = delete_action = None
     operate_fields = ()
     list_display = ["text", "depot", "kind", "severity", "status", "raised"]
     list_select_related = ["depot"]
-    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "status", "severity", "kind"]
+    list_filter = [("depot", DepotListFilter), "status", "severity", "kind"]
     # The words are chosen when shown (charging.alert_messages): search what the row stores about the subject.
     search_fields = ["message", "key", "vehicle__fleet_number", "pack__serial"]
     # What it says, worded in the reader's language, instead of the stored code, parameters and old text.
@@ -463,11 +464,11 @@ class AlertAdmin(DepotScopedAdmin):
 
 
 @admin.register(DepotEvent)
-class DepotEventAdmin(DepotScopedAdmin):
+class DepotEventAdmin(GrowingTableAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = None
     list_display = ["occurred_at", "depot", "kind", "vehicle", "connector", "soc_pct", "reported_by"]
     list_select_related = ["depot", "vehicle", "connector__charger", "reported_by"]
-    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), "kind", "service_night"]
+    list_filter = [("depot", DepotListFilter), "kind", "service_night"]
     readonly_fields = [f.name for f in DepotEvent._meta.fields]
 
 

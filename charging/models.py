@@ -289,6 +289,8 @@ class ChargingPlan(DepotScoped, models.Model):
 
     class Meta:
         ordering = ["-service_night", "depot", "-version"]
+        # The admin's list (newest night first, then the newest plan) without sorting every plan of every night.
+        indexes = [models.Index(fields=["service_night", "id"], name="plan_night_newest")]
         constraints = [
             models.UniqueConstraint(fields=["depot", "service_night", "version"], name="plan_version_unique"),
             models.UniqueConstraint(
@@ -401,7 +403,11 @@ class Alert(DepotScoped, models.Model):
                 fields=["key"], condition=~Q(status="resolved"), name="one_unresolved_alert_per_key"
             ),
         ]
-        indexes = [models.Index(fields=["depot", "status"])]
+        indexes = [
+            models.Index(fields=["depot", "status"]),
+            # The admin's list, newest first (the admin adds "-id"), without sorting every alert of every night.
+            models.Index(fields=["created_at", "id"], name="alert_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.text
@@ -450,7 +456,11 @@ class DepotEvent(DepotScoped, models.Model):
                 condition=Q(soc_pct__isnull=True) | Q(soc_pct__gte=0, soc_pct__lte=100), name="event_soc_is_percent"
             ),
         ]
-        indexes = [models.Index(fields=["depot", "service_night"])]
+        indexes = [
+            models.Index(fields=["depot", "service_night"]),
+            # The admin's list, newest first (the admin adds "-id"), without sorting every event of every night.
+            models.Index(fields=["occurred_at", "id"], name="depot_event_newest"),
+        ]
 
     def __str__(self) -> str:
         when = f"{self.occurred_at:%Y-%m-%d %H:%M}"
@@ -545,6 +555,8 @@ class ChargingSession(DepotScoped, models.Model):
         indexes = [
             models.Index(fields=["depot", "started_at"]),
             models.Index(fields=["vehicle", "started_at"]),
+            # The admin's list, newest first, without sorting every session of every night.
+            models.Index(fields=["started_at", "id"], name="session_newest"),
         ]
 
     def __str__(self) -> str:

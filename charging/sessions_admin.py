@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from charging.models import ChargingSession
 from charging.sessions import sessions_visible_to
+from fleet.admin_paging import DepotListFilter, GrowingTableAdmin
 from fleet.admin_scoping import DepotScopedAdmin
 from fleet.scoping import Action
 
@@ -54,7 +55,7 @@ class AwayListFilter(admin.SimpleListFilter):
 
 
 @admin.register(ChargingSession)
-class ChargingSessionAdmin(DepotScopedAdmin):
+class ChargingSessionAdmin(GrowingTableAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = None  # a record of what happened: never edited by hand
     actions = ["export_csv"]
     list_display = [
@@ -70,9 +71,10 @@ class ChargingSessionAdmin(DepotScopedAdmin):
         "currency",
     ]
     list_select_related = ["depot", "vehicle"]
-    list_filter = [("depot", admin.RelatedOnlyFieldListFilter), AwayListFilter, "source"]
+    list_filter = [("depot", DepotListFilter), AwayListFilter, "source", "started_at"]
     search_fields = ["vehicle__fleet_number", "external_id"]
-    date_hierarchy = "started_at"
+    # No date_hierarchy: it reads every session for its dates on each page; "started" filters by date instead.
+    ordering = ["-started_at", "-id"]  # the session_newest index
     readonly_fields = [f.name for f in ChargingSession._meta.fields]
 
     def scope_queryset(self, queryset, user, action):

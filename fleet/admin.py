@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.audit import AuditedAdmin
 from fleet import services
+from fleet.admin_paging import DepotListFilter, GrowingTableAdmin
 from fleet.admin_scoping import (
     DepotScopedAdmin,
     ServiceModelForm,
@@ -374,17 +375,17 @@ class BlockAssignmentForm(ServiceModelForm):
 
 
 @admin.register(BlockAssignment)
-class BlockAssignmentAdmin(DepotScopedAdmin):
+class BlockAssignmentAdmin(GrowingTableAdmin, DepotScopedAdmin):
     change_action = add_action = delete_action = Action.OPERATE
     form = BlockAssignmentForm
     # Another block or day is another assignment: on an existing one only the vehicle changes.
     readonly_on_change = ("block", "service_date")
     list_display = ["block", "depot", "service_date", "vehicle", "local_start", "local_end"]
     list_select_related = ["block__depot", "vehicle"]
-    list_filter = [("block__depot", admin.RelatedOnlyFieldListFilter), "service_date"]
+    # No date_hierarchy: it reads every assignment for its dates on each page; the service date filter instead.
+    list_filter = [("block__depot", DepotListFilter), "service_date"]
     search_fields = ["block__code", "vehicle__fleet_number"]
     autocomplete_fields = ["block", "vehicle"]
-    date_hierarchy = "service_date"
 
     @admin.display(description=_("depot"), ordering="block__depot__name")
     def depot(self, obj: BlockAssignment) -> Depot:

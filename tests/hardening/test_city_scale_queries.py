@@ -4,6 +4,8 @@ asks the database no more often than on the first. The times at the full size ar
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -57,3 +59,20 @@ def test_no_admin_changelist_or_api_list_asks_more_queries_when_the_city_grows(d
             assert get(client, url, larger).status_code == 200
 
     assert len(queries_at_small) > 40  # every page was asked: the admin's changelists and the API's lists
+
+
+def test_the_generator_fills_the_rows_it_reports():
+    # The big tables are filled by SQL (INSERT ... SELECT), not by the models: each row is where it should be.
+    from charging.models import ChargingPlan, PlannedCharge
+    from fleet.models import DailyDutyCycle, TelemetryReading
+
+    counts = generate(SMALL, tag="small")["counts"]
+
+    assert DailyDutyCycle.objects.count() == counts["duty_cycles"] == 2 * 3 * 3
+    assert TelemetryReading.objects.count() == counts["readings"] == 2 * 3 * 3 * 2
+    assert PlannedCharge.objects.count() == counts["planned_charges"] == 2 * 3 * 3
+    for plan in ChargingPlan.objects.prefetch_related("charges__vehicle", "charges__connector__charger"):
+        charges = list(plan.charges.all())
+        assert {charge.vehicle.home_depot_id for charge in charges} == {plan.depot_id}
+        assert {charge.connector.charger.depot_id for charge in charges} == {plan.depot_id}
+        assert all(charge.departure_at - charge.arrival_at == dt.timedelta(hours=9) for charge in charges)
