@@ -113,3 +113,68 @@ def test_retention_folds_and_drops_whole_day_partitions(postgres):
         assert [m.soc_mean_pct for m in minutes] == [statistics.mean(socs[k : k + 3]) for k in (0, 3, 6)]
         assert [m.odometer_max_km for m in minutes] == [1002.0, 1005.0, 1008.0]
         assert DailyDutyCycle.objects.get(vehicle=bus).distance_km == pytest.approx(8.0)
+
+
+def planned_partitions(statement: str, params: list, *, server_side: bool) -> set[str]:
+    """The readings partitions PostgreSQL's plan of ``statement`` reads, after pruning at plan time (a
+    partition pruned only while running still appears in the plan, as a subplan)."""
+    import json
+
+    import psycopg
+
+    connection.ensure_connection()
+    if server_side:  # as reading_arrays sends it: the values bound on the server
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", params)
+            plan = cursor.fetchone()[0]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", params)
+            plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    found: set[str] = set()
+
+    def walk(node: dict) -> None:
+        if node.get("Relation Name", "").startswith(TelemetryReading._meta.db_table):
+            found.add(node["Relation Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def test_a_buses_last_24_hours_plans_only_the_days_it_spans(postgres):
+    """The admin's chart and the benchmark's read: without an upper time bound the plan also covered the two
+    weeks of partitions created ahead and the DEFAULT one."""
+    from fleet.telemetry.selectors import reading_arrays_query, vehicle_readings
+
+    bus = f.VehicleFactory()
+    now = timezone.now()
+    since = now - dt.timedelta(hours=24)
+    telemetry_ingest(readings=[{"recorded_at": now.isoformat(), "soc_pct": 61.0}], vehicle=bus)
+
+    statement, params = reading_arrays_query([bus.pk], start=since)
+
+    spanned = {partition_name((since + dt.timedelta(hours=h)).astimezone(dt.UTC).date()) for h in range(25)}
+    assert planned_partitions(statement, params, server_side=True) == spanned
+    assert list(vehicle_readings(bus, since=since)["soc_pct"]) == [61.0]
+
+
+def test_ingests_check_for_stored_readings_plans_only_the_batchs_days(postgres):
+    """Before each COPY, ingest looks for readings already stored in the batch's spans; the spans come from
+    arrays (run time), so only the batch's constant bounds let the planner drop the other days' partitions."""
+    import numpy as np
+
+    from fleet.telemetry.ingest import _ANY_STORED_IN_SPAN, any_stored_in_span_params
+
+    first = timezone.now().astimezone(dt.UTC).replace(hour=23, minute=50, second=0, microsecond=0)
+    first -= dt.timedelta(days=1)
+    micros = np.array([0, 600, 1200], dtype=np.int64) * 1_000_000 + int(first.timestamp() * 1_000_000)
+    vehicles = np.array([7, 7, 8])
+    params = any_stored_in_span_params(vehicles, micros, starts=np.array([0, 2]), ends=np.array([1, 2]))
+
+    assert planned_partitions(_ANY_STORED_IN_SPAN, params, server_side=False) == {
+        partition_name(first.date()),
+        partition_name(first.date() + dt.timedelta(days=1)),
+    }
