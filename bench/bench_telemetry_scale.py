@@ -313,8 +313,8 @@ def last_24h_reads(vehicles, *, reads: int, now: dt.datetime) -> dict:
 
     The selector is timed cold and warm. Cold: before each read the kernel drops the cached pages of the two
     partitions the read touches (PostgreSQL's 128 MB of shared buffers may still hold a few, mostly index
-    pages; its ``EXPLAIN (BUFFERS)`` for one cold read is recorded); each bus is read for the first time.
-    Warm: the same buses read again at once."""
+    pages; its ``EXPLAIN (BUFFERS)`` for one cold read is recorded). Warm: each bus read twice in a row, the
+    second read timed (the ORM and the cursor: warm too)."""
     from django.db import connection
 
     from fleet.models import TelemetryReading
@@ -347,6 +347,8 @@ def last_24h_reads(vehicles, *, reads: int, now: dt.datetime) -> dict:
     def timed(read, vehicle, *, cold: bool) -> tuple[float, float, int]:
         if cold:
             drop_from_os_cache(files)
+        else:
+            read(vehicle)  # warm: the same bus was just read (the cold pass dropped the pages of the others)
         t0, c0 = time.perf_counter(), time.process_time()
         rows = read(vehicle)
         return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000, rows
@@ -404,10 +406,14 @@ def ingest_phase(*, batches: int, start: dt.datetime, truncate: bool) -> dict:
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE fleet_telemetryreading")
     else:
-        window_end = start + dt.timedelta(seconds=(batches // INGEST_VEHICLES + 1) * BATCH_SIZE)
-        TelemetryReading.objects.filter(
+        # Deleting an earlier run's readings would leave dead index entries on the very keys about to be
+        # inserted (each then costs a heap visit): the filled side needs a window never written.
+        window_end = start + dt.timedelta(seconds=-(-batches // INGEST_VEHICLES) * BATCH_SIZE)
+        used = TelemetryReading.objects.filter(
             vehicle__in=uploaders, recorded_at__gte=start, recorded_at__lt=window_end
-        ).delete()
+        )
+        if used.exists():
+            raise SystemExit(f"ingest window from {start} already written: choose another --ab-offset-hours")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM fleet_telemetryreading WHERE recorded_at >= %s", [start.date()])
         stored_that_day_on = cursor.fetchone()[0]
@@ -416,7 +422,9 @@ def ingest_phase(*, batches: int, start: dt.datetime, truncate: bool) -> dict:
     return figures
 
 
-def ingest_interleaved(*, filled_url: str, repeats: int, batches: int, end: dt.datetime) -> dict:
+def ingest_interleaved(
+    *, filled_url: str, repeats: int, batches: int, end: dt.datetime, offset_hours: float = 3.0
+) -> dict:
     """Ingest on an empty table (A: a second database, migrated, truncated before each phase) and on the filled
     one (B), interleaved A B B A A B ... with the same batches (same vehicles, same times) on both sides, so that
     a change of the machine's load hits both. Each phase is its own process (a fresh connection each)."""
@@ -433,9 +441,10 @@ def ingest_interleaved(*, filled_url: str, repeats: int, batches: int, end: dt.d
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True, cwd=ROOT)  # nosec B603
     phases: dict[str, list] = {"empty": [], "filled": []}
     for repeat in range(repeats):
-        # Fresh keys per repeat on the filled side: windows of 1.5 h going back from 4.5 h before the fill's end
-        # (the first run's own empty-table phase wrote 3 h to 1.6 h before it).
-        start = end - dt.timedelta(hours=3) - dt.timedelta(hours=1.5) * (repeat + 1)
+        # Fresh keys per repeat on the filled side: windows of 1.5 h going back from ``offset_hours`` + 1.5 h
+        # before the fill's end (the first run's own empty-table phase wrote 3 h to 1.6 h before it; a later
+        # run on the same table passes a larger offset).
+        start = end - dt.timedelta(hours=offset_hours) - dt.timedelta(hours=1.5) * (repeat + 1)
         sides = [("empty", empty_url), ("filled", filled_url)]
         for side, url in sides if repeat % 2 == 0 else sides[::-1]:  # A B B A ...: neither side always first
             out = subprocess.run(  # nosec B603
@@ -500,6 +509,9 @@ def main() -> None:
     parser.add_argument("--fill-workers", type=int, default=2, help="days written at a time")
     parser.add_argument("--fill-only", action="store_true", help="stop after the fill (measure later with --keep)")
     parser.add_argument("--ab-repeats", type=int, default=4, help="empty/filled ingest pairs, interleaved")
+    parser.add_argument(
+        "--ab-offset-hours", type=float, default=3.0, help="the interleaved ingest's windows end this long before now"
+    )
     parser.add_argument("--ingest-phase", metavar="START", help=argparse.SUPPRESS)
     parser.add_argument("--truncate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=100, help="ingest batches of 1,000 readings per phase")
@@ -510,6 +522,9 @@ def main() -> None:
         "--duty-vehicles", type=int, default=0, help="time the duty-cycle job on the first N buses (0: all)"
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument(
+        "--reuse", help="results .json of an earlier run on the same table: its ingest and duty-job figures are kept"
+    )
     parser.add_argument("--tag", default="", help="suffix of the results file, e.g. 'loaded'")
     args = parser.parse_args()
 
@@ -576,13 +591,20 @@ def main() -> None:
         # The figures of the run that filled it (--fill-only, then measured with --keep).
         filled = {**state.get("fill", {"readings": stored, "seconds": None, "rows_per_s": None}), "reused": True}
     total = TelemetryReading.objects.count()
-    print(f"3. ingest, empty table and filled ({total:,} readings), interleaved x {args.ab_repeats} ...", flush=True)
-    connection.close()  # the phases run in their own processes
-    interleaved = ingest_interleaved(filled_url=url, repeats=args.ab_repeats, batches=args.batches, end=now)
+    reused = json.loads(Path(args.reuse).read_text())["results"] if args.reuse else None
+    if reused:
+        print(f"3. ingest figures reused from {args.reuse}", flush=True)
+        interleaved = reused["ingest_interleaved"]
+    else:
+        print(f"3. ingest, empty and filled ({total:,} readings), interleaved x {args.ab_repeats} ...", flush=True)
+        connection.close()  # the phases run in their own processes
+        interleaved = ingest_interleaved(
+            filled_url=url, repeats=args.ab_repeats, batches=args.batches, end=now, offset_hours=args.ab_offset_hours
+        )
     print("4. a vehicle's last 24 h ...", flush=True)
     reads = last_24h_reads(fleet, reads=args.reads, now=now)
-    duty = None
-    if not args.skip_duty:
+    duty = reused["duty_job"] if reused else None
+    if not args.skip_duty and not reused:
         duty_fleet = fleet[: args.duty_vehicles] if args.duty_vehicles else fleet
         print(f"5. the nightly duty-cycle job for {len(duty_fleet)} buses ...", flush=True)
         duty = duty_job(depot, duty_fleet, now=now)

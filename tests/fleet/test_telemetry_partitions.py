@@ -178,3 +178,50 @@ def test_ingests_check_for_stored_readings_plans_only_the_batchs_days(postgres):
         partition_name(first.date()),
         partition_name(first.date() + dt.timedelta(days=1)),
     }
+
+
+def test_every_day_partition_has_the_covering_index_and_a_buses_day_is_read_from_it_alone(postgres):
+    """Migration 0010's index (vehicle_id, recorded_at) INCLUDE the measurements, on the partitions created by
+    the migrations and on the ones the nightly job creates later (attaching builds it): a bus's readings
+    come from the index, not from the heap pages its day is spread over."""
+    import json
+
+    import psycopg
+
+    from fleet.telemetry.selectors import reading_arrays_query
+
+    day = utc_day(150)
+    assert telemetry_partitions_ensure(now=day + dt.timedelta(hours=12), days_back=0, days_ahead=0) == [day.date()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.relname FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid WHERE i.inhparent = %s::regclass",
+            [f"{TelemetryReading._meta.db_table}_vehicle_time_covering"],
+        )
+        covered = {row[0] for row in cursor.fetchall()}
+    assert {partition_name(d) for d in day_partitions()} | {DEFAULT_PARTITION} <= covered
+    assert partition_name(day.date()) in covered  # created after the migration
+
+    bus = f.VehicleFactory()
+    now = timezone.now()
+    telemetry_ingest(readings=[{"recorded_at": now.isoformat(), "soc_pct": 61.0}], vehicle=bus)
+    statement, params = reading_arrays_query([bus.pk], start=now - dt.timedelta(hours=24))
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        # A test-sized table has no statistics worth the name: leave the planner only index-only scans, which
+        # it can choose only if an index holds every column the read needs.
+        for method in ("seqscan", "bitmapscan", "indexscan"):
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    scans = []
+
+    def walk(node: dict) -> None:
+        if "Relation Name" in node:
+            scans.append(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    assert scans and set(scans) == {"Index Only Scan"}, scans
