@@ -7,12 +7,15 @@ Uses ``DATABASE_URL`` if it names PostgreSQL, else its own database ``evfleet_be
 1. The ingest service's rate on the **empty** table: ``--batches`` one-vehicle batches of 1,000 readings
    (what a vehicle key uploads), for vehicles apart from the fleet.
 2. The fill: ``--readings`` readings of ``--vehicles`` buses of one depot, one every ``--interval-s`` seconds
-   up to now (50M at 1,000 buses and 30 s: 17 days), written by PostgreSQL itself with ``INSERT ... SELECT``
-   over ``generate_series``, one statement per UTC day and 100 buses, into day partitions created ahead.
-3. The ingest rate again on the **filled** table, same workload on fresh keys. Target: within 10 % of (1).
-4. A vehicle's last 24 h read (every measurement, in time order) for ``--reads`` random buses, through the
-   selector (``vehicle_readings``: a binary fetch into numpy), the ORM and the bare cursor, with CPU time.
-   Target: <= 50 ms.
+   up to now (50M at 1,000 buses and 30 s: 17 days), written by PostgreSQL itself (``FILL_SQL``: INSERT ...
+   SELECT over generate_series, realistic buses, in upload order) into the day partitions the nightly job's
+   code creates, bulk-loaded two days at a time (~70,000 rows/s loaded). ``--fill-only``, then ``--keep``.
+3. Ingest on an empty table (a second database) and on the filled one, interleaved A B B A ... over
+   ``--ab-repeats`` pairs with the same batches, each phase in its own process. Target: within 10 %.
+4. A vehicle's last 24 h read (every measurement, in time order) for ``--reads`` random buses through the
+   selector (``vehicle_readings``: a binary fetch into numpy) cold (its partitions' pages dropped from the
+   kernel's cache before each read) and warm, and through the ORM and the bare cursor, with CPU time and one
+   cold and one warm ``EXPLAIN (ANALYZE, BUFFERS)``. Target: <= 50 ms.
 5. The nightly duty-cycle job (``fleet.telemetry_duty_cycles``) for the depot's buses: yesterday in full and
    today provisionally. Target: <= 60 s for 1,000 vehicles.
 Prints a table and writes bench/results/telemetry-scale-<date>-<readings>.json and .md, with the load average
