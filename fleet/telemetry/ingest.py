@@ -248,13 +248,16 @@ _CREATE_STAGING = (
 )
 _COPY_STAGING = f"COPY {STAGING_TABLE} FROM STDIN WITH (FORMAT BINARY)"
 # LATERAL ... LIMIT 1 makes it one primary-key range probe per vehicle (a plain EXISTS join tempts the
-# planner into a sequential scan of the whole table).
+# planner into a sequential scan of the whole table). The batch's own first and last moments, as constants,
+# let PostgreSQL keep only the day partitions they span when it plans: the spans alone come from the arrays,
+# known only while running, so it would plan (and lock) every partition, the weeks ahead included.
 _ANY_STORED_IN_SPAN = f"""
 SELECT EXISTS (
     SELECT 1 FROM unnest(%s::int8[], %s::timestamptz[], %s::timestamptz[]) AS span(vehicle_id, first_at, last_at)
     CROSS JOIN LATERAL (
         SELECT 1 FROM {_READINGS} r
-        WHERE r.vehicle_id = span.vehicle_id AND r.recorded_at BETWEEN span.first_at AND span.last_at LIMIT 1
+        WHERE r.vehicle_id = span.vehicle_id AND r.recorded_at BETWEEN span.first_at AND span.last_at
+            AND r.recorded_at BETWEEN %s AND %s LIMIT 1
     ) AS hit
 )
 """  # nosec B608
@@ -351,15 +354,20 @@ def _any_stored_in_span(cursor, columns: ValidatedColumns, vehicle_ids: np.ndarr
     micros = columns.recorded_at_us[ordered]
     starts = np.flatnonzero(np.concatenate(([True], vehicles[1:] != vehicles[:-1])))
     ends = np.append(starts[1:], len(ordered)) - 1
-    cursor.execute(
-        _ANY_STORED_IN_SPAN,
-        [
-            vehicles[starts].tolist(),
-            [_datetime_from_us(int(us)) for us in micros[starts]],
-            [_datetime_from_us(int(us)) for us in micros[ends]],
-        ],
-    )
+    cursor.execute(_ANY_STORED_IN_SPAN, any_stored_in_span_params(vehicles, micros, starts, ends))
     return cursor.fetchone()[0]
+
+
+def any_stored_in_span_params(vehicles: np.ndarray, micros: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
+    """``_ANY_STORED_IN_SPAN``'s parameters: each vehicle's span, then the whole batch's (readings ordered by
+    vehicle and time: ``starts``/``ends`` index each vehicle's first and last)."""
+    return [
+        vehicles[starts].tolist(),
+        [_datetime_from_us(int(us)) for us in micros[starts]],
+        [_datetime_from_us(int(us)) for us in micros[ends]],
+        _datetime_from_us(int(micros.min())),
+        _datetime_from_us(int(micros.max())),
+    ]
 
 
 def _insert_via_staging(cursor, columns: ValidatedColumns, vehicle_ids: np.ndarray, ordered: np.ndarray):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from fleet.local_time import local_datetime_label
 from fleet.models import DailyDutyCycle, TelemetryReading, Vehicle, VehicleLiveState
 from fleet.models.telemetry import CHARGING_STATE_NAMES
+from fleet.telemetry.validation import MAX_FUTURE
 
 
 def with_live_state(vehicles: QuerySet[Vehicle]) -> QuerySet[Vehicle]:
@@ -106,10 +107,34 @@ class ReadingArrays:
         }
 
 
+def reading_arrays_query(
+    vehicle_ids: list[int], *, start: dt.datetime, end: dt.datetime | None = None, measurements=READING_MEASUREMENTS
+) -> tuple[str, list]:
+    """``reading_arrays``' statement and its parameters (bound on the server, so sent apart from it).
+
+    Both time bounds are always there: ``end`` None becomes now + ``MAX_FUTURE`` (ingest refuses readings
+    later than that, so none is missed). With values for both, PostgreSQL keeps only the day partitions that
+    overlap ``[start, end)`` when it plans (a bus's last 24 h: today's and yesterday's), instead of also
+    planning and probing the two weeks of partitions created ahead and the DEFAULT one."""
+    unknown = set(measurements) - set(READING_MEASUREMENTS)
+    if unknown:
+        raise ValueError(f"Not a reading measurement: {sorted(unknown)}")
+    if end is None:
+        end = timezone.now() + MAX_FUTURE
+    columns = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in measurements)
+    # Only the fixed names above go into the statement; the values stay parameters.
+    statement = (
+        "SELECT vehicle_id::int8, (extract(epoch FROM recorded_at) * 1000000)::int8, "  # nosec B608
+        f"{columns} FROM fleet_telemetryreading "
+        "WHERE vehicle_id = ANY(%s) AND recorded_at >= %s AND recorded_at < %s ORDER BY vehicle_id, recorded_at"
+    )
+    return statement, [list(vehicle_ids), start, end]
+
+
 def reading_arrays(
     vehicle_ids: list[int], *, start: dt.datetime, end: dt.datetime | None = None, measurements=READING_MEASUREMENTS
 ) -> ReadingArrays:
-    """The readings of ``vehicle_ids`` in ``[start, end)`` (``end`` None: up to now and beyond), ordered by
+    """The readings of ``vehicle_ids`` in ``[start, end)`` (``end`` None: up to now), ordered by
     vehicle and time, fetched in binary straight into numpy arrays.
 
     Why not the ORM: Django's timestamptz loader parses each timestamp's text in Python, which costs a bus's
@@ -118,18 +143,7 @@ def reading_arrays(
     integer microseconds, so every row is numbers only; fetched in blocks to bound the memory of the tuples.
     (A binary COPY was tried: psycopg hands it over a row at a time in Python, twice this CPU.)
     """
-    unknown = set(measurements) - set(READING_MEASUREMENTS)
-    if unknown:
-        raise ValueError(f"Not a reading measurement: {sorted(unknown)}")
-    columns = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in measurements)
-    until = "AND recorded_at < %s " if end is not None else ""
-    # Only the fixed names above go into the statement; the values stay parameters.
-    statement = (
-        "SELECT vehicle_id::int8, (extract(epoch FROM recorded_at) * 1000000)::int8, "  # nosec B608
-        f"{columns} FROM fleet_telemetryreading WHERE vehicle_id = ANY(%s) AND recorded_at >= %s {until}"
-        "ORDER BY vehicle_id, recorded_at"
-    )
-    params = [list(vehicle_ids), start] + ([end] if end is not None else [])
+    statement, params = reading_arrays_query(vehicle_ids, start=start, end=end, measurements=measurements)
     if connection.queries_logged:
         connection.queries_log.append({"sql": statement % tuple(map(repr, params)), "time": "0"})
     connection.ensure_connection()
