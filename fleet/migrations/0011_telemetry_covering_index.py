@@ -61,6 +61,6 @@ def drop(apps, schema_editor):
 
 class Migration(migrations.Migration):
     atomic = False
-    dependencies = [("fleet", "0009_depot_geofence_radius")]
+    dependencies = [("fleet", "0010_block_assignment_start_index")]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
