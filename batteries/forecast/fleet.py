@@ -27,7 +27,7 @@ Common to both:
 * **Guard**: the pack's duty end is the first month its own SoH no longer fits its (quantised) duty, as
   in ``forecast_pack``; the trajectory goes on (the group run's members cut the duty the same way).
 * Where members have stopped (their simulation could not go on), the rest are interpolated with a
-  lower order, and the series ends where too few remain.
+  lower order (the nearest alone when one or two remain), and the series ends where none remains.
 
 Signature quantisation (see docs/forecast.md): daily energy 2 % of nameplate, start SoC 2.5 %, charge
 C-rate 0.05 C, operating hours 1 h, hours at full SoC 1 h, top-ups a day, seasonal pack
@@ -192,13 +192,16 @@ def _design_basis(points: np.ndarray, size: int) -> np.ndarray:
 def surface_weights(design: np.ndarray, running: np.ndarray, theta: np.ndarray) -> np.ndarray | None:
     """Weights over the design's members (0 for those not ``running``) that interpolate a value at
     ``theta`` (ln calendar, ln cycling): the biquadratic through all 9 members (exact at each, the
-    tensor product of quadratics), a least-squares quadratic through 6-8, a plane through 3-5; None
-    with fewer."""
+    tensor product of quadratics), a least-squares quadratic through 6-8, a plane through 3-5, the
+    nearest member with 1-2; None with none."""
     index = np.flatnonzero(running)
     size = 9 if len(index) >= 9 else 6 if len(index) >= 6 else 3 if len(index) >= 3 else 0
-    if not size:
+    if not len(index):
         return None
     weights = np.zeros(len(design))
+    if not size:  # one or two left: the nearest goes on alone (as the one-factor grid extrapolates its slower members)
+        weights[index[np.argmin(np.abs(design[index] - np.asarray(theta)).sum(axis=1))]] = 1.0
+        return weights
     weights[index] = _design_basis(np.asarray(theta, dtype=float).reshape(1, 2), size)[0] @ np.linalg.pinv(
         _design_basis(design[index], size)
     )
