@@ -313,7 +313,8 @@ class _GroupRun:
         """ln factors of the two-factor design's members (members x 2), or None for a one-factor grid."""
         if not self.grid or not isinstance(self.grid[0], tuple):
             return None
-        return np.log(np.asarray(self.grid, dtype=float))
+        design: np.ndarray = np.log(np.asarray(self.grid, dtype=float))
+        return design
 
     def series(self, factors: float | Pair) -> tuple[np.ndarray, np.ndarray, list[str]]:
         design = self.design
@@ -332,7 +333,7 @@ def _simulate_group(
     # A year beyond the oldest-equivalent horizon: the re-phasing reads up to 11 months ahead.
     end = max(horizon_end(job) - (job.in_service_date - start) for job, _ in items) + dt.timedelta(days=366)
     members, n_days = run_members(shared, start, end, grid, settings)
-    return _GroupRun(shared, start, end, list(grid), members, n_days)
+    return _GroupRun(shared, start, end, grid, members, n_days)
 
 
 def _observed_soh(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -> np.ndarray:
