@@ -11,8 +11,10 @@ then built from that run without another PyBaMM call. Two kinds of group run:
   part ~ the LAM factor, each roughly a power of its factor), which ln(fade) turns into a smooth,
   nearly quadratic surface: against members simulated between the design points (4 x 4 at +-0.35 and
   +-1.04 in ln), the surface is within 0.09 pp over the first 3 years inside +-0.35 and 0.25 pp
-  anywhere in the range (docs/forecast.md, "Fleet: two factors"). Each observed pack's two factors are
-  fitted (MAP, Laplace posterior, as ``calibrate_pack``) to its SoH response read off this surface.
+  anywhere in the range while the duty stays whole; where members' duties are cut it misses by several
+  pp, as the one-factor grid does (docs/forecast.md, "Surrogate accuracy"). Each observed pack's two
+  factors are fitted (MAP, Laplace posterior, as ``calibrate_pack``) to its SoH response read off this
+  surface.
 * **One-factor grid** (a group whose packs all have one-factor calibrations, e.g. the prior): members on
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
   month SoH is a cubic in the factor through the 4 nearest members that still run.
