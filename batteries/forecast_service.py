@@ -12,6 +12,7 @@ What a pack's job is made of:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -167,6 +168,22 @@ def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -
     )
 
 
+def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
+    """The packs' ids ordered by duty signature (the core's duty groups), so that consecutive chunks of the
+    nightly job hold whole groups: a group is simulated once, not once per chunk it is spread over (only a
+    group that straddles a chunk boundary is simulated twice). Packs that cannot be forecast come last.
+    Costs building each pack's job (a few queries a pack), far less than a group simulation."""
+    keyed: list[tuple[tuple, str, int]] = []
+    for pack in packs:
+        job = pack_job(pack, as_of)
+        key: tuple = (1,)
+        if job is not None:
+            with contextlib.suppress(core.ForecastRefused):  # refused tonight with its reason, by the chunk
+                key = (0, core.duty_signature(core.prepare(job)))
+        keyed.append((key, pack.serial, pack.pk))
+    return [pk for _key, _serial, pk in sorted(keyed, key=lambda item: (item[0], item[1]))]
+
+
 def _cluster_key(pack: BatteryPack) -> tuple:
     vehicle = _current_vehicle(pack)
     return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
@@ -287,6 +304,17 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
                 "duty": _finite(job.duty.to_dict()),
                 "climate": job.climate.to_dict(),
                 "observations_set_aside": [list(item) for item in calibration.set_aside],
+                # The stored rate_factor/rate_log_sigma are the calendar (SEI) factor; a two-factor fit's
+                # cycling (LAM) factor and the correlation are kept here.
+                "calibration": _finite(
+                    {
+                        "calendar_factor": calibration.rate_factor,
+                        "calendar_log_sigma": calibration.log_sigma,
+                        "cycling_factor": calibration.cycling_factor,
+                        "cycling_log_sigma": calibration.cycling_log_sigma,
+                        "log_correlation": calibration.log_correlation,
+                    }
+                ),
                 "undelivered_kwh_per_day": result.undelivered_kwh_per_day,
             },
         },

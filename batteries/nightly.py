@@ -2,7 +2,9 @@
 
 A depot's packs are split into chunks of ``EVFLEET_FORECAST_CHUNK_SIZE`` (one Celery task each, recorded
 as its own JobRun and retried alone), so adding workers shortens the night. Packs are ordered so that
-similar duties fall into the same chunk: each chunk solves each of its duty signatures once.
+packs of one duty signature (the forecast core's duty group) fall into the same chunk
+(``in_duty_order``): each group is simulated once a night, not once per chunk (only a group that
+straddles a chunk boundary is simulated twice).
 
 Packs in vehicles with no home depot (municipal mini EVs that charge from any outlet) have no depot job:
 ``forecast_depotless_packs`` forecasts them once a night, organisation-wide, in the same chunks
@@ -14,7 +16,7 @@ import datetime as dt
 from django.conf import settings
 from django.db.models import QuerySet
 
-from batteries.forecast_service import forecast_packs
+from batteries.forecast_service import forecast_packs, in_duty_order
 from batteries.models import BatteryPack
 from batteries.selectors import packs_in_depot
 from batteries.telemetry_capacity import capacity_observations_record
@@ -57,11 +59,7 @@ def _forecast_in_chunks(ids: list[int], *, night: dt.date, parent_key: str, depo
 
 @nightly_job(stage=BATTERY_FORECASTS, name=DEPOT_JOB)
 def forecast_depot_packs(*, depot, night: dt.date) -> Outcome:
-    ids = list(
-        packs_in_depot(depot)
-        .order_by("chemistry", "installations__vehicle__model_id", "serial")
-        .values_list("pk", flat=True)
-    )
+    ids = in_duty_order(packs_in_depot(depot).order_by("serial"), night)
     return _forecast_in_chunks(
         ids, night=night, parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night), depot_id=depot.pk
     )
@@ -76,11 +74,7 @@ def packs_without_depot() -> QuerySet[BatteryPack]:
 
 def forecast_depotless_packs(*, night: dt.date) -> Outcome:
     """Forecast tonight every pack whose vehicle has no home depot (no depot job would)."""
-    ids = list(
-        packs_without_depot()
-        .order_by("chemistry", "installations__vehicle__model_id", "serial")
-        .values_list("pk", flat=True)
-    )
+    ids = in_duty_order(packs_without_depot().order_by("serial"), night)
     return _forecast_in_chunks(ids, night=night, parent_key=job_key(DEPOTLESS_JOB, night=night), depot_id=None)
 
 

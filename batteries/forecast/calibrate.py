@@ -1,21 +1,20 @@
-"""Fit a pack's (or a cluster's) ageing rate factor to health observations: maximum a posteriori.
+"""Fit a pack's (or a cluster's) two ageing rate factors to health observations: maximum a posteriori.
 
-The fitted number is ln(rate factor), with a normal prior (the chemistry preset's, or the cluster's
-value for a pack of a fitted cluster). One observation is enough: few or short histories stay close
-to the prior and keep a wide band; long ones are dominated by the data. Observations that cannot be
-right (not a number, above nominal by more than ``ABOVE_NOMINAL_TOLERANCE_PCT``, implausibly low, dated
-before the pack entered service, far off their neighbours) are set aside with the reason recorded in
-``AgeingCalibration.set_aside``; none raises.
+The fitted numbers are ln(calendar factor) and ln(cycling factor), with a bivariate normal prior (the
+chemistry preset's, or the cluster's value for a pack of a fitted cluster). One observation is enough:
+few or short histories stay close to the prior and keep a wide band; long ones are dominated by the
+data. Observations that cannot be right (not a number, above nominal by more than
+``ABOVE_NOMINAL_TOLERANCE_PCT``, implausibly low, dated before the pack entered service, far off their
+neighbours) are set aside with the reason recorded in ``AgeingCalibration.set_aside``; none raises.
 
-Cheap by construction: the SoH response to the rate factor is simulated once, on a grid of factors
-(lockstep members of one trajectory, one batched solve per re-simulation), and the least-squares fit
-in ln(factor) then interpolates that response (cubic spline in ln factor at each observation date).
-No PyBaMM call happens inside the optimiser.
+Cheap by construction: the SoH response to the two factors is simulated once, on a grid of factor
+pairs (lockstep members of one trajectory, one batched solve per re-simulation), and the least-squares
+fit then interpolates that response. No PyBaMM call happens inside the optimiser.
 
-``calibrate_pack``/``calibrate_cluster`` simulate their own response (one pack's life on a grid of
-factors). At fleet scale ``forecast_fleet(jobs, observations=..., clusters=...)`` reads each observed
-pack's response off its duty group's run instead (the run the forecast needs anyway) and fits it with
-``fit_observed``: no simulation per pack.
+``calibrate_pack``/``calibrate_cluster`` simulate their own response (one pack's life on a 5 x 5 grid,
+bicubic). At fleet scale ``forecast_fleet(jobs, observations=..., clusters=...)`` reads each observed
+pack's response off its duty group's run instead (a 3 x 3 design the forecast needs anyway,
+interpolated in ln(fade): ``fleet.py``) and fits it with ``fit_observed``: no simulation per pack.
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
-from scipy.interpolate import CubicSpline, RectBivariateSpline
+from scipy.interpolate import RectBivariateSpline
 from scipy.optimize import least_squares
 
 from .forecast import PreparedJob, log_covariance, prepare, run_members
@@ -44,8 +43,6 @@ LOWEST_PLAUSIBLE_SOH_PCT = 30.0
 #: (other checks within ``NEIGHBOUR_DAYS``, at least two) is an outlier.
 OUTLIER_PP = 4.0
 NEIGHBOUR_DAYS = 180
-#: Rate factors simulated for the response (ln-spaced, 0.25x to 4x the prior).
-FACTOR_GRID = tuple(float(f) for f in np.exp(np.linspace(math.log(0.25), math.log(4.0), 9)))
 #: Two-factor response (``calibrate_pack``, ``calibrate_cluster``): every pair of these ln-spaced factors
 #: (calendar/SEI x cycling/LAM, 0.25x to 4x the prior) is simulated, 25 lockstep members.
 FACTOR_GRID_2D = tuple(float(f) for f in np.exp(np.linspace(math.log(0.25), math.log(4.0), 5)))
@@ -99,59 +96,8 @@ def enough_observations(observations: Sequence[HealthObservation]) -> bool:
     return len(screen_observations(observations)[0]) >= MIN_OBSERVATIONS
 
 
-@dataclass(frozen=True)
-class SohResponse:
-    """SoH at given dates as a smooth function of ln(rate factor)."""
-
-    dates: tuple[dt.date, ...]
-    log_factors: np.ndarray
-    soh_pct: np.ndarray  # (n_factors, n_dates); NaN where the member had stopped
-
-    def __call__(self, log_factor: float) -> np.ndarray:
-        out = np.empty(len(self.dates))
-        for k in range(len(self.dates)):
-            column = self.soh_pct[:, k]
-            ok = np.isfinite(column)
-            if ok.sum() < 2:
-                out[k] = np.nan
-                continue
-            spline = CubicSpline(self.log_factors[ok], column[ok], extrapolate=True)
-            out[k] = spline(log_factor)
-        return out
-
-
-def soh_response(prepared: PreparedJob, in_service: dt.date, dates: Sequence[dt.date]) -> SohResponse:
-    members, _ = run_members(prepared, in_service, max(dates) + dt.timedelta(days=1), list(FACTOR_GRID))
-    soh = np.full((len(members), len(dates)), np.nan)
-    for i, member in enumerate(members):
-        x = [d.toordinal() for d in member.dates]
-        for k, date in enumerate(dates):
-            if date <= member.dates[-1]:
-                soh[i, k] = np.interp(date.toordinal(), x, member.soh_pct)
-    return SohResponse(tuple(dates), np.log(np.array(FACTOR_GRID)), soh)
-
-
-def _fit(parts: list[tuple[SohResponse, np.ndarray, np.ndarray]], prior: AgeingCalibration) -> tuple[float, float, int]:
-    """MAP in ln(factor) with a normal prior. Returns (ln factor, posterior standard deviation, number
-    of observations)."""
-    prior_mean, prior_sigma = math.log(prior.rate_factor), max(prior.log_sigma, 1e-3)
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        data = [(resp(theta[0]) - obs) / unc for resp, obs, unc in parts]
-        return np.concatenate([*data, [(theta[0] - prior_mean) / prior_sigma]])
-
-    bounds = (math.log(FACTOR_GRID[0]) - 0.5, math.log(FACTOR_GRID[-1]) + 0.5)
-    start = float(np.clip(prior_mean, bounds[0] + 1e-6, bounds[1] - 1e-6))
-    fit = least_squares(residuals, x0=[start], bounds=bounds, x_scale=[0.3])
-    n = len(fit.fun) - 1
-    data_jtj = float(fit.jac[:-1, 0] @ fit.jac[:-1, 0])
-    # Scale the data's information down when the scatter exceeds the stated uncertainties (3+ checks).
-    chi2 = float(fit.fun[:-1] @ fit.fun[:-1]) / max(n - 1, 1) if n >= 3 else 1.0
-    information = data_jtj / max(chi2, 1.0) + 1.0 / prior_sigma**2
-    theta = float(fit.x[0])
-    if not math.isfinite(theta) or not math.isfinite(information):
-        return prior_mean, prior_sigma, 0
-    return theta, 1.0 / math.sqrt(information), n
+#: A response of SoH at the observation dates to (ln calendar factor, ln cycling factor).
+Response2D = Callable[[np.ndarray], np.ndarray]
 
 
 class SohResponse2D:
@@ -222,7 +168,7 @@ def prior_2d(prior: AgeingCalibration) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_2d(
-    parts: list[tuple[SohResponse2D, np.ndarray, np.ndarray]], prior: AgeingCalibration
+    parts: Sequence[tuple[Response2D, np.ndarray, np.ndarray]], prior: AgeingCalibration
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """MAP of (ln calendar factor, ln cycling factor) under a bivariate normal prior; the posterior
     covariance is the Laplace approximation (inverse Hessian of the negative log posterior, from the
@@ -332,32 +278,34 @@ def prior_calibration(chemistry: str) -> AgeingCalibration:
 
 
 def fit_observed(
-    parts: Mapping[str, tuple[SohResponse, np.ndarray, np.ndarray]],
+    parts: Mapping[str, tuple[Response2D, np.ndarray, np.ndarray]],
     clusters: Mapping[str, Hashable],
     priors: Mapping[str, AgeingCalibration],
-    set_aside: Mapping[str, tuple[tuple[str, str, str], ...]],
+    set_aside: Mapping[str, Sequence[Aside]],
 ) -> tuple[dict[str, AgeingCalibration], dict[Hashable, AgeingCalibration]]:
-    """Own fits of packs whose SoH responses are known, and cluster values.
+    """Own two-factor fits of packs whose SoH responses are known, and cluster values.
 
     ``parts``: pack id -> (response at its observation dates, observed SoH %, uncertainty %), for packs
-    with usable observations; ``priors``: pack id -> its chemistry prior; ``set_aside``: pack id ->
-    observations left out (recorded on its calibration). ``clusters``: pack id -> cluster key. A
-    cluster with two or more such packs gets one factor fitted to all their observations
-    (floor ``CLUSTER_LOG_SIGMA_FLOOR``).
+    with usable observations; ``priors``: pack id -> its chemistry prior (``prior_2d``); ``set_aside``:
+    pack id -> observations left out (recorded on its calibration). ``clusters``: pack id -> cluster
+    key. A cluster with two or more such packs gets two factors fitted to all their observations
+    (floor ``CLUSTER_LOG_SIGMA_FLOOR``). Same MAP and Laplace posterior as ``calibrate_pack``.
     """
     own: dict[str, AgeingCalibration] = {}
     for pack_id, part in parts.items():
-        theta, se, n = _fit([part], priors[pack_id])
-        own[pack_id] = AgeingCalibration(
-            math.exp(theta), max(se, PACK_LOG_SIGMA_FLOOR), "pack", n, set_aside.get(pack_id, ())
-        )
+        theta, cov, n = _fit_2d([part], priors[pack_id])
+        if n:
+            own[pack_id] = _two_factor_calibration(
+                theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, set_aside.get(pack_id, ())
+            )
     members: dict[Hashable, list[str]] = defaultdict(list)
-    for pack_id in parts:
+    for pack_id in own:
         if clusters.get(pack_id) is not None:
             members[clusters[pack_id]].append(pack_id)
     cluster_value: dict[Hashable, AgeingCalibration] = {}
     for key, pack_ids in members.items():
         if len(pack_ids) >= 2:
-            theta, se, n = _fit([parts[p] for p in pack_ids], priors[pack_ids[0]])
-            cluster_value[key] = AgeingCalibration(math.exp(theta), max(se, CLUSTER_LOG_SIGMA_FLOOR), "cluster", n)
+            theta, cov, n = _fit_2d([parts[p] for p in pack_ids], priors[pack_ids[0]])
+            if n:
+                cluster_value[key] = _two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
     return own, cluster_value

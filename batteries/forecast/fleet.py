@@ -1,13 +1,26 @@
 """Fleet scale: group packs by a quantised duty signature, simulate each group once, answer per pack.
 
 Packs of one chemistry whose duty and climate round to the same signature share one trajectory run
-(``simulate_members``) from the group's earliest in-service date, on a grid of rate factors
-(ln-spaced, step <= ``GRID_LOG_STEP``, spanning every pack's P10..P90 factor). A pack's P10/P50/P90
-trajectory is then built from that run without another PyBaMM call:
+(``simulate_members``) from the group's earliest in-service date. A pack's P10/P50/P90 trajectory is
+then built from that run without another PyBaMM call. Two kinds of group run:
 
-* **Rate factor**: each month, SoH is a cubic in the factor through the 4 nearest grid members that
-  still run (fade is smooth and a little convex in the factor). Where the faster members have stopped
-  (their duty no longer fit), the remaining slower ones are extrapolated.
+* **Two-factor design** (a group with observed packs, or packs given a two-factor cluster value): every
+  (calendar, cycling) pair of ``DESIGN_LOG_FACTORS`` (3 x 3 = 9 members, 0.25x..4x the prior, the fit
+  range of ``calibrate_pack``). Each month, ln(fade) (fade = 100 - SoH) is a biquadratic in the two
+  ln factors through the 9 members. Fade is close to separable (calendar part ~ the SEI factor, cycling
+  part ~ the LAM factor, each roughly a power of its factor), which ln(fade) turns into a smooth,
+  nearly quadratic surface: against members simulated between the design points (4 x 4 at +-0.35 and
+  +-1.04 in ln), the surface is within 0.09 pp over the first 3 years inside +-0.35 and 0.25 pp
+  anywhere in the range while the duty stays whole; where members' duties are cut it misses by several
+  pp, as the one-factor grid does (docs/forecast.md, "Surrogate accuracy"). Each observed pack's two
+  factors are fitted (MAP, Laplace posterior, as ``calibrate_pack``) to its SoH response read off this
+  surface.
+* **One-factor grid** (a group whose packs all have one-factor calibrations, e.g. the prior): members on
+  the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
+  month SoH is a cubic in the factor through the 4 nearest members that still run.
+
+Common to both:
+
 * **Age and season**: a pack that went into service ``o`` months after the group start is as old as
   the group run ``o`` months earlier, but sees the seasons shifted by ``o mod 12`` months. Its monthly
   SoH change is therefore taken from the group run's months with the *same calendar month*, at the
@@ -15,6 +28,8 @@ trajectory is then built from that run without another PyBaMM call:
   linearly in age. Without this, a pack shifted by half a year is off by ~0.5 pp (summer vs winter).
 * **Guard**: the pack's duty end is the first month its own SoH no longer fits its (quantised) duty, as
   in ``forecast_pack``; the trajectory goes on (the group run's members cut the duty the same way).
+* Where members have stopped (their simulation could not go on), the rest are interpolated with a
+  lower order (the nearest alone when one or two remain), and the series ends where none remains.
 
 Signature quantisation (see docs/forecast.md): daily energy 2 % of nameplate, start SoC 2.5 %, charge
 C-rate 0.05 C, operating hours 1 h, hours at full SoC 1 h, top-ups a day, seasonal pack
@@ -34,16 +49,30 @@ from typing import Any
 
 import numpy as np
 
-from .calibrate import SohResponse, fit_observed, observation_arrays, prior_calibration, screen_observations
+from .calibrate import Aside, fit_observed, observation_arrays, prior_calibration, screen_observations
 from .duty import representative_day
-from .forecast import PreparedJob, assemble, band_factors, forecast_pack, horizon_end, prepare, run_members
+from .forecast import (
+    PreparedJob,
+    assemble,
+    band_factors,
+    combine_band,
+    forecast_pack,
+    horizon_end,
+    posterior_members,
+    prepare,
+    run_members,
+)
 from .trajectory import MemberTrajectory, TrajectorySettings, add_months
 from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResult, HealthObservation
 
 #: Largest ln-step between grid factors (SoH is interpolated by a cubic in the factor between them).
 GRID_LOG_STEP = 0.5
-#: The factors a group with observed packs must span so that calibration can find their rate.
-CALIBRATION_FACTORS = (0.25, 4.0)
+#: ln factors of the two-factor design: every (calendar, cycling) pair is a member (module docstring).
+DESIGN_LOG_FACTORS = (math.log(0.25), 0.0, math.log(4.0))
+#: Fade below this (pp) is taken as this in ln(fade) (a new pack's first instants).
+MIN_FADE_PP = 1e-6
+
+Pair = tuple[float, float]
 
 
 def _q(value: float, step: float) -> float:
@@ -146,20 +175,108 @@ def _rephased_changes(step: np.ndarray, offset_months: int) -> np.ndarray:
     return np.asarray(changes, dtype=float)
 
 
+def design_pairs() -> list[Pair]:
+    """The two-factor design's members: (calendar, cycling) factor pairs, calendar-major."""
+    return [(math.exp(a), math.exp(b)) for a in DESIGN_LOG_FACTORS for b in DESIGN_LOG_FACTORS]
+
+
+def _design_basis(points: np.ndarray, size: int) -> np.ndarray:
+    """Polynomial basis in (ln calendar, ln cycling): linear (3), quadratic (6) or biquadratic (9)."""
+    a, b = points[:, 0], points[:, 1]
+    columns = [np.ones_like(a), a, b]
+    if size >= 6:
+        columns += [a * a, a * b, b * b]
+    if size >= 9:
+        columns += [a * a * b, a * b * b, a * a * b * b]
+    return np.stack(columns, axis=-1)
+
+
+def surface_weights(design: np.ndarray, running: np.ndarray, theta: np.ndarray) -> np.ndarray | None:
+    """Weights over the design's members (0 for those not ``running``) that interpolate a value at
+    ``theta`` (ln calendar, ln cycling): the biquadratic through all 9 members (exact at each, the
+    tensor product of quadratics), a least-squares quadratic through 6-8, a plane through 3-5, the
+    nearest member with 1-2; None with none."""
+    index = np.flatnonzero(running)
+    size = 9 if len(index) >= 9 else 6 if len(index) >= 6 else 3 if len(index) >= 3 else 0
+    if not len(index):
+        return None
+    weights = np.zeros(len(design))
+    if not size:  # one or two left: the nearest goes on alone (as the one-factor grid extrapolates its slower members)
+        weights[index[np.argmin(np.abs(design[index] - np.asarray(theta)).sum(axis=1))]] = 1.0
+        return weights
+    weights[index] = _design_basis(np.asarray(theta, dtype=float).reshape(1, 2), size)[0] @ np.linalg.pinv(
+        _design_basis(design[index], size)
+    )
+    return weights
+
+
+def _log_fade(soh_pct: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(100.0 - soh_pct, MIN_FADE_PP))
+
+
+def _surface_series(
+    design: np.ndarray, members: list[MemberTrajectory], theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Monthly SoH and resistance factor of the group run at ``theta`` (ln calendar, ln cycling), and
+    the flags of the members that ended the series: ln(fade) interpolated over the design each month
+    (``surface_weights``), resistance in the same weights."""
+    lengths = np.array([len(m.soh_pct) for m in members])
+    n = int(lengths.max())
+    log_fade = np.full((len(members), n), np.nan)
+    res_all = np.full((len(members), n), np.nan)
+    for i, m in enumerate(members):
+        log_fade[i, : lengths[i]] = _log_fade(np.asarray(m.soh_pct))
+        res_all[i, : lengths[i]] = m.resistance_factor
+    soh, res = np.full(n, np.nan), np.full(n, np.nan)
+    end = n
+    bounds = sorted({0, *(int(x) for x in lengths)})
+    for lo, hi in zip(bounds, bounds[1:], strict=False):  # months lo..hi-1 see the same running members
+        weights = surface_weights(design, lengths >= hi, theta)
+        if weights is None:
+            end = lo
+            break
+        running = weights != 0
+        soh[lo:hi] = 100.0 - np.exp(weights[running] @ log_fade[running, lo:hi])
+        res[lo:hi] = weights[running] @ res_all[running, lo:hi]
+    soh[0] = 100.0
+    longest = [m for m in members if len(m.soh_pct) >= end and m.stopped is not None]
+    if end < n:
+        longest = [m for m in members if m.stopped is not None]
+    return soh[:end], res[:end], sorted({f for m in longest for f in m.flags})
+
+
+class _SurfaceResponse:
+    """A pack's SoH at its observation dates as a function of (ln calendar, ln cycling): the design
+    members' SoH there (re-phased like its forecast), interpolated in ln(fade) like the forecast."""
+
+    def __init__(self, design: np.ndarray, soh_pct: np.ndarray):
+        self.design = design
+        self.log_fade = _log_fade(soh_pct)  # (members, dates), all finite
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        weights = surface_weights(self.design, np.ones(len(self.design), dtype=bool), theta)
+        assert weights is not None
+        return np.asarray(100.0 - np.exp(weights @ self.log_fade), dtype=float)
+
+
 def _pack_trajectory(
-    grid: list[float],
-    members: list[MemberTrajectory],
-    factor: float,
+    series: tuple[np.ndarray, np.ndarray, list[str]],
+    label: float | Pair,
     start: dt.date,
     offset_months: int,
     end: dt.date,
     fits: Callable[[float], bool],
 ) -> MemberTrajectory:
-    """The pack's monthly trajectory from its in-service date ``start`` to ``end``; the pack went into
-    service ``offset_months`` after the group start."""
-    soh_g, res_g, end_flags = _group_series(grid, members, factor)
+    """The pack's monthly trajectory from its in-service date ``start`` to ``end``, from the group run's
+    ``series`` at the pack's factor(s) ``label`` (SoH, resistance, flags that ended it); the pack went
+    into service ``offset_months`` after the group start."""
+    soh_g, res_g, end_flags = series
     changes = _rephased_changes(np.diff(soh_g), offset_months)
-    out = MemberTrajectory(factor, [start], [100.0], [1.0])
+    out = (
+        MemberTrajectory(label[0], [start], [100.0], [1.0], cycling_factor=label[1])
+        if isinstance(label, tuple)
+        else MemberTrajectory(label, [start], [100.0], [1.0])
+    )
     soh, j = 100.0, 0
     while out.dates[-1] < end:
         if j >= len(changes):  # the group run ends here: its horizon, or its members stopped (so does the pack)
@@ -183,49 +300,47 @@ def _months_between(start: dt.date, later: dt.date) -> int:
 
 @dataclass
 class _GroupRun:
-    """One duty group's simulation: grid members from the group's earliest in-service date."""
+    """One duty group's simulation from the group's earliest in-service date: the members of a one-factor
+    grid (``grid`` of floats) or of the two-factor design (``grid`` of (calendar, cycling) pairs)."""
 
     shared: PreparedJob
     start: dt.date
     end: dt.date
-    grid: list[float]
+    grid: list[float] | list[Pair]
     members: list[MemberTrajectory]
     simulated_days: int
 
+    @property
+    def design(self) -> np.ndarray | None:
+        """ln factors of the two-factor design's members (members x 2), or None for a one-factor grid."""
+        if not self.grid or not isinstance(self.grid[0], tuple):
+            return None
+        design: np.ndarray = np.log(np.asarray(self.grid, dtype=float))
+        return design
+
+    def series(self, factors: float | Pair) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        design = self.design
+        if design is None:
+            assert not isinstance(factors, tuple)
+            return _group_series([float(f) for f in self.grid if not isinstance(f, tuple)], self.members, factors)
+        pair = factors if isinstance(factors, tuple) else (factors, factors)
+        return _surface_series(design, self.members, np.log(np.asarray(pair, dtype=float)))
+
 
 def _simulate_group(
-    items: list[tuple[ForecastJob, PreparedJob]], factors: list[float], settings: TrajectorySettings | None
+    items: list[tuple[ForecastJob, PreparedJob]], grid: list[float] | list[Pair], settings: TrajectorySettings | None
 ) -> _GroupRun:
     shared = _quantised(items[0][1])
     start = min(job.in_service_date for job, _ in items)
     # A year beyond the oldest-equivalent horizon: the re-phasing reads up to 11 months ahead.
     end = max(horizon_end(job) - (job.in_service_date - start) for job, _ in items) + dt.timedelta(days=366)
-    grid = factor_grid(factors)
     members, n_days = run_members(shared, start, end, grid, settings)
     return _GroupRun(shared, start, end, grid, members, n_days)
 
 
-def _cover(run: _GroupRun, factors: list[float], settings: TrajectorySettings | None) -> None:
-    """Add grid members (same ln-step, outwards) until the grid spans ``factors``: a fitted pack's band
-    may reach beyond the calibration range."""
-    log_grid = sorted(math.log(f) for f in run.grid)
-    step = min(GRID_LOG_STEP, log_grid[1] - log_grid[0]) if len(log_grid) > 1 else GRID_LOG_STEP
-    extra, lo, hi = [], log_grid[0], log_grid[-1]
-    while math.log(min(factors)) < lo - 1e-6:
-        lo -= step
-        extra.append(math.exp(lo))
-    while math.log(max(factors)) > hi + 1e-6:
-        hi += step
-        extra.append(math.exp(hi))
-    if extra:
-        members, n_days = run_members(run.shared, run.start, run.end, extra, settings)
-        ordered = sorted(zip(run.grid + extra, run.members + members, strict=True), key=lambda pair: pair[0])
-        run.grid, run.members = [f for f, _ in ordered], [m for _, m in ordered]
-        run.simulated_days += n_days
-
-
-def _observed_response(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -> SohResponse:
-    """The pack's SoH at ``dates`` for each grid factor, re-phased from the group run like its forecast."""
+def _observed_soh(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -> np.ndarray:
+    """Each member's SoH at ``dates`` for this pack, re-phased from the group run like its forecast
+    (members x dates; NaN past a member's end)."""
     offset = _months_between(run.start, job.in_service_date)
     x = np.array([d.toordinal() for d in dates], dtype=float)
     soh = np.full((len(run.members), len(dates)), np.nan)
@@ -233,25 +348,26 @@ def _observed_response(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -
         series = 100.0 + np.concatenate([[0.0], np.cumsum(_rephased_changes(np.diff(member.soh_pct), offset))])
         months = np.array([add_months(job.in_service_date, k).toordinal() for k in range(len(series))], dtype=float)
         soh[i] = np.interp(x, months, series, right=np.nan)
-    return SohResponse(tuple(dates), np.log(np.asarray(run.grid)), soh)
+    return soh
 
 
 def _calibration_part(
-    run: _GroupRun, job: ForecastJob, observations: Sequence[HealthObservation]
-) -> tuple[SohResponse, np.ndarray, np.ndarray] | None:
-    """The pack's response with its observed SoH and uncertainties, or None if too few observations
-    remain. An observation is left out where fewer than 3 grid members still run at its date (the
-    group's duty no longer fits there: a spline in the factor needs members on both sides)."""
+    run: _GroupRun, job: ForecastJob, observations: Sequence[HealthObservation], aside: list[Aside]
+) -> tuple[_SurfaceResponse, np.ndarray, np.ndarray] | None:
+    """The pack's response on the group's two-factor design with its observed SoH and uncertainties, or
+    None if no observation is usable. An observation is set aside (reason appended to ``aside``) where a
+    design member no longer runs at its date (the model cannot simulate the duty there)."""
+    design = run.design
+    assert design is not None
     dates, soh, unc = observation_arrays(observations)
-    response = _observed_response(run, job, dates)
-    usable = np.isfinite(response.soh_pct).sum(axis=0) >= 3
-    if usable.all():
-        return response, soh, unc
-    kept = [o for o, ok in zip(sorted(observations, key=lambda o: o.date), usable, strict=True) if ok]
-    if not kept:
+    response = _observed_soh(run, job, dates)
+    usable = np.isfinite(response).all(axis=0)
+    for date, value, ok in zip(dates, soh, usable, strict=True):
+        if not ok:
+            aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
+    if not usable.any():
         return None
-    dates, soh, unc = observation_arrays(kept)
-    return _observed_response(run, job, dates), soh, unc
+    return _SurfaceResponse(design, response[:, usable]), soh[usable], unc[usable]
 
 
 def _assemble_group(
@@ -266,11 +382,18 @@ def _assemble_group(
     out: list[ForecastResult | ForecastRefused] = []
     for job, prepared in items:
         offset = _months_between(run.start, job.in_service_date)
-        pack_end = horizon_end(job)
-        low, mid, high = (
-            _pack_trajectory(run.grid, run.members, f, job.in_service_date, offset, pack_end, fits)
-            for f in band_factors(job.calibration)
-        )
+
+        def trajectory(factors: float | Pair, job: ForecastJob = job, offset: int = offset) -> MemberTrajectory:
+            return _pack_trajectory(run.series(factors), factors, job.in_service_date, offset, horizon_end(job), fits)
+
+        if job.calibration.two_factors:  # the posterior's band, as forecast_pack builds it
+            trajectories = [trajectory(pair) for pair in posterior_members(job.calibration)]
+            mid = trajectories[0]
+            low, high = combine_band(
+                mid, [(trajectories[k], trajectories[k + 1]) for k in range(1, len(trajectories), 2)]
+            )
+        else:
+            low, mid, high = (trajectory(f) for f in band_factors(job.calibration))
         own = PreparedJob(
             shared.chemistry,
             replace(shared.profile, km_per_day=prepared.profile.km_per_day),
@@ -296,19 +419,23 @@ class FleetRun:
 
 def _simulate_all(
     groups: list[list[tuple[ForecastJob, PreparedJob]]],
-    factors: list[list[float]],
+    grids: list[list[float] | list[Pair]],
     settings: TrajectorySettings | None,
     workers: int,
 ) -> list[_GroupRun]:
     if workers > 1 and len(groups) > 1:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding solver threads
         with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context) as pool:
-            return list(pool.map(_simulate_group, groups, factors, [settings] * len(groups)))
-    return [_simulate_group(items, f, settings) for items, f in zip(groups, factors, strict=True)]
+            return list(pool.map(_simulate_group, groups, grids, [settings] * len(groups)))
+    return [_simulate_group(items, grid, settings) for items, grid in zip(groups, grids, strict=True)]
 
 
-def _band_span(items: list[tuple[ForecastJob, PreparedJob]]) -> list[float]:
-    return [f for job, _ in items for f in band_factors(job.calibration)]
+def _grid_for(items: list[tuple[ForecastJob, PreparedJob]]) -> list[float] | list[Pair]:
+    """The two-factor design if any pack of the group has a two-factor calibration, else the one-factor
+    grid over the packs' band factors."""
+    if any(job.calibration.two_factors for job, _ in items):
+        return design_pairs()
+    return factor_grid([f for job, _ in items for f in band_factors(job.calibration)])
 
 
 def forecast_fleet(
@@ -320,18 +447,20 @@ def forecast_fleet(
 ) -> FleetRun:
     """Forecast many packs, calibrating them on the way; returns per-pack results keyed by ``pack_id``.
 
-    Without ``observations`` each pack uses ``job.calibration``; a job whose calibration has two factors
-    (``calibrate_pack``) is forecast on its own with ``forecast_pack`` (the group runs are a one-factor
-    grid) and its observations are not refitted here. With ``observations`` (pack id -> its
-    health observations), a pack with enough of them (3+ over 90+ days) is fitted to them; a pack
-    without takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs
-    two or more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default
-    the prior). ``result.calibration`` says which (source pack/cluster/prior).
+    Without ``observations`` each pack uses ``job.calibration``; a job that comes with a two-factor
+    calibration (``calibrate_pack``) is forecast on its own with ``forecast_pack`` (exactly its own
+    simulation) and its observations are not refitted here. With ``observations`` (pack id -> its
+    health observations), a pack with at least one usable observation gets its own two factors
+    (calendar and cycling, MAP against the chemistry prior, like ``calibrate_pack``); a pack without
+    takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs two or
+    more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default the
+    prior). ``result.calibration`` says which (source pack/cluster/prior).
 
-    Calibration costs no simulation of its own: a group with observed packs is simulated on a factor
-    grid spanning ``CALIBRATION_FACTORS`` and each observed pack's SoH response at its observation
-    dates is read off that run, re-phased exactly like its forecast. Groups without observed packs are
-    simulated afterwards, on the band of their (then known) calibrations.
+    Calibration costs no simulation of its own: a group with observed packs is simulated on the
+    two-factor design (9 members) and each observed pack's SoH response at its observation dates is read
+    off that run, re-phased exactly like its forecast. Groups without observed packs are simulated
+    afterwards: on the design if a pack got a two-factor cluster value, else on the one-factor band grid
+    of their calibrations (3-4 members for the prior).
 
     ``workers`` > 1 runs groups in that many worker processes (each builds its own PyBaMM model, ~1-3 s
     with the compiled model cached on disk); use it where the caller may start processes (a script or
@@ -349,8 +478,7 @@ def forecast_fleet(
         try:
             prepared = prepare(job)
             if job.calibration.two_factors:
-                # A pack with its own two-factor fit (calendar and cycling rates in its own proportion)
-                # is not on its group's one-factor grid: it is forecast on its own.
+                # A pack that comes with its own two-factor fit is forecast exactly on its own.
                 alone[job.pack_id] = forecast_pack(job, settings)
                 alone_days += alone[job.pack_id].simulated_days
                 continue
@@ -361,12 +489,12 @@ def forecast_fleet(
         in_service[job.pack_id] = job.in_service_date
         chemistry[job.pack_id] = job.pack.chemistry
     observed: dict[str, list[HealthObservation]] = {}
-    set_aside: dict[str, tuple[tuple[str, str, str], ...]] = {}
+    set_aside: dict[str, list[Aside]] = {}
     for pid, obs in observations.items():
         if pid not in in_service:
             continue
         kept, aside = screen_observations(obs, in_service[pid])
-        set_aside[pid] = tuple(aside)
+        set_aside[pid] = list(aside)
         if kept:
             observed[pid] = kept
     # Biggest groups first, so that worker processes finish together.
@@ -374,14 +502,12 @@ def forecast_fleet(
     with_obs = [items for items in ordered if any(job.pack_id in observed for job, _ in items)]
     without = [items for items in ordered if not any(job.pack_id in observed for job, _ in items)]
 
-    runs = _simulate_all(
-        with_obs, [[*CALIBRATION_FACTORS, *_band_span(items)] for items in with_obs], settings, workers
-    )
+    runs = _simulate_all(with_obs, [design_pairs() for _ in with_obs], settings, workers)
     parts = {}
     for items, run in zip(with_obs, runs, strict=True):
         for job, _ in items:
             if job.pack_id in observed:
-                part = _calibration_part(run, job, observed[job.pack_id])
+                part = _calibration_part(run, job, observed[job.pack_id], set_aside[job.pack_id])
                 if part is not None:
                     parts[job.pack_id] = part
     priors = {pid: prior_calibration(chemistry[pid]) for pid in parts}
@@ -394,15 +520,13 @@ def forecast_fleet(
                 own.get(job.pack_id) or cluster_value.get(clusters.get(job.pack_id)) or job.calibration
             )
             if job.pack_id not in own and set_aside.get(job.pack_id):
-                value = replace(value, set_aside=set_aside[job.pack_id])
+                value = replace(value, set_aside=tuple(sorted(set_aside[job.pack_id])))
             out.append((replace(job, calibration=value), prepared))
         return out
 
     with_obs = [calibrated(items) for items in with_obs]
     without = [calibrated(items) for items in without]
-    for items, run in zip(with_obs, runs, strict=True):
-        _cover(run, _band_span(items), settings)
-    runs += _simulate_all(without, [_band_span(items) for items in without], settings, workers)
+    runs += _simulate_all(without, [_grid_for(items) for items in without], settings, workers)
     results: dict[str, ForecastResult] = dict(alone)
     for items, run in zip(with_obs + without, runs, strict=True):
         for outcome in _assemble_group(run, items):

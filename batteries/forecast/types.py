@@ -139,9 +139,9 @@ class AgeingCalibration(_ToDict):
     n_observations: int = 0
     #: Observations left out of the fit, each as (date ISO, SoH as given, reason).
     set_aside: tuple[tuple[str, str, str], ...] = ()
-    #: Two-parameter fits (``calibrate_pack``): the cycling (loss of active material) rate factor, and
-    #: ``rate_factor``/``log_sigma`` are then the calendar (SEI) one's. None: one common factor for both
-    #: mechanisms (the prior, and the fleet's own fits).
+    #: Two-parameter fits (``calibrate_pack``, the fleet's own and cluster fits): the cycling (loss of
+    #: active material) rate factor, and ``rate_factor``/``log_sigma`` are then the calendar (SEI) one's.
+    #: None: one common factor for both mechanisms (the prior).
     cycling_factor: float | None = None
     #: Standard deviation of ln(cycling_factor) and its correlation with ln(rate_factor) (posterior).
     cycling_log_sigma: float = 0.0

@@ -27,6 +27,7 @@ from batteries.forecast import (  # noqa: E402
     forecast_pack,
     prepare,
 )
+from batteries.forecast.calibrate import CLUSTER_LOG_SIGMA_FLOOR  # noqa: E402
 
 HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 NOGALES = Climate((9, 11, 14, 17, 21, 26, 26, 25, 23, 18, 13, 9))
@@ -197,18 +198,24 @@ def test_fleet_run_calibrates_each_observed_pack_from_its_group_run():
     fitted = {pack_id: result.calibration for pack_id, result in run.results.items()}
     for pack_id, factor in truths.items():
         assert fitted[pack_id].source == "pack"
-        # MAP against the prior (ln factor ~ N(0, 0.45)): the slow pack's small fade pulls it towards
-        # 1 a little; the truth stays inside the posterior's two standard deviations.
+        # Two factors (calendar, cycling), MAP against the prior (ln factors ~ N(0, 0.45), correlated):
+        # five checks over two years cannot split the two well, but the truth (the same factor for
+        # both) stays inside each factor's two posterior standard deviations.
+        assert fitted[pack_id].two_factors
         assert abs(math.log(fitted[pack_id].rate_factor / factor)) <= 2 * fitted[pack_id].log_sigma
-        if pack_id != "slow":
-            assert fitted[pack_id].rate_factor == pytest.approx(factor, rel=0.1)
+        assert abs(math.log(fitted[pack_id].cycling_factor / factor)) <= 2 * fitted[pack_id].cycling_log_sigma
     assert fitted["unobserved"].source == "cluster"
-    assert fitted["unobserved"].log_sigma >= fitted["fast"].log_sigma
+    # A cluster value is never trusted more than the floor (packs of one cluster still differ): its band
+    # is wider than a pack's own fit.
+    assert min(fitted["unobserved"].log_sigma, fitted["unobserved"].cycling_log_sigma) >= CLUSTER_LOG_SIGMA_FLOOR
+    width = {p: run.results[p].points[-1].soh_p90_pct - run.results[p].points[-1].soh_p10_pct for p in run.results}
+    assert width["unobserved"] > width["fast"]
     assert fitted["elsewhere"].source == "prior"
-    # Each forecast uses its pack's fit: it follows the single-pack forecast at the true rate (the slow
-    # pack's prior pull, above, costs it ~0.1 pp over two years).
+    # Each forecast uses its pack's fit: it follows the single-pack forecast at the true rate. The slow
+    # pack's prior pull (above) costs it ~0.3 pp over two years - as much as calibrate_pack's own fit of
+    # the same checks (0.29 pp; the fleet's fit is within 0.03 in ln of it).
     for pack_id, truth in forecasts.items():
         shared = run.results[pack_id].points
         assert len(shared) == len(truth.points)
         for a, b in zip(shared, truth.points, strict=True):
-            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.15 if pack_id != "slow" else 0.3)
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.15 if pack_id != "slow" else 0.4)

@@ -97,3 +97,79 @@ def test_two_factor_pack_is_forecast_alone_by_the_fleet_with_the_same_answer():
     assert alone.points[-1].soh_pct < slower_cycling.points[-1].soh_pct - 0.5
     for p in alone.points:
         assert p.soh_p10_pct <= p.soh_pct <= p.soh_p90_pct
+
+
+@pytest.mark.slow
+def test_fleet_fits_each_observed_pack_two_factors_like_the_single_pack_fit():
+    """The nightly path reads an observed pack's response off its duty group's 3 x 3 design (ln-fade
+    interpolation) instead of simulating the pack on its own 5 x 5 grid (``calibrate_pack``): the two fits
+    agree, and so do the forecasts they give. The truth splits calendar and cycling ageing unlike the
+    prior (slow calendar, fast cycling); a second pack of the duty, in service 5 months later, shares the
+    group run (re-phased)."""
+    from batteries.forecast import HealthObservation, calibrate_pack
+
+    plan = BlockPlan(km_per_day=220, kwh_per_km=1.1)
+    pack = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
+    jobs, observations = [], {}
+    for pack_id, offset in (("early", 0), ("late", 150)):
+        truth_job = ForecastJob(
+            pack_id,
+            pack,
+            plan,
+            HERMOSILLO,
+            START + dt.timedelta(days=offset),
+            START,
+            two_factors(0.6, 1.8, 0.01, 0.01, 0.0),
+            horizon_years=2.0,
+        )
+        truth = forecast_pack(truth_job)
+        observations[pack_id] = [HealthObservation(p.date, p.soh_pct, 0.3) for p in truth.points[2::4]]
+        jobs.append(ForecastJob(**{**truth_job.__dict__, "calibration": AgeingCalibration()}))
+    run = forecast_fleet(jobs, observations=observations)
+    assert run.n_groups == 1
+    for job in jobs:
+        fleet = run.results[job.pack_id]
+        single = calibrate_pack(job, observations[job.pack_id])
+        assert fleet.calibration.source == "pack" and fleet.calibration.two_factors
+        # Measured: within 0.04 in ln of each other (the fleet's duty is quantised, its response re-phased).
+        assert math.log(fleet.calibration.rate_factor / single.rate_factor) == pytest.approx(0, abs=0.08)
+        assert math.log(fleet.calibration.cycling_factor / single.cycling_factor) == pytest.approx(0, abs=0.08)
+        # The data move the split the right way from the prior (calendar below cycling).
+        assert fleet.calibration.rate_factor < fleet.calibration.cycling_factor
+        alone = forecast_pack(ForecastJob(**{**job.__dict__, "calibration": single}))
+        assert len(fleet.points) == len(alone.points)
+        for a, b in zip(fleet.points, alone.points, strict=True):
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=0.2)
+            assert a.soh_p10_pct == pytest.approx(b.soh_p10_pct, abs=0.3)
+            assert a.soh_p90_pct == pytest.approx(b.soh_p90_pct, abs=0.3)
+
+
+def test_the_fleet_surface_interpolates_the_design_and_degrades_gracefully_when_members_stop():
+    import numpy as np
+
+    from batteries.forecast.fleet import design_pairs, surface_weights
+
+    design = np.log(np.array(design_pairs()))
+    assert design.shape == (9, 2)
+
+    def f(a, b):  # any biquadratic is reproduced exactly by the 9-member design
+        return 1.0 + 0.3 * a - 0.2 * b + 0.1 * a * a + 0.05 * a * b - 0.07 * b * b + 0.02 * a * a * b * b
+
+    values = np.array([f(a, b) for a, b in design])
+    everyone = np.ones(9, dtype=bool)
+    for theta in ([0.0, 0.0], [0.4, -0.9], [-1.2, 1.3], [1.6, 0.2]):
+        weights = surface_weights(design, everyone, np.array(theta))
+        assert weights is not None and weights @ values == pytest.approx(f(*theta), abs=1e-9)
+        assert weights.sum() == pytest.approx(1.0)  # a constant stays constant
+    # Members that stopped get no weight; a plane is still exact through the rest.
+    running = np.array([True, True, True, True, True, False, True, False, False])
+    weights = surface_weights(design, running, np.array([0.3, 0.1]))
+    assert weights is not None and not weights[~running].any()
+    plane = np.array([2.0 + 0.5 * a - 0.25 * b for a, b in design])
+    assert weights @ plane == pytest.approx(2.0 + 0.15 - 0.025, abs=1e-9)
+    # One or two left: the nearest goes on alone; none: no value.
+    two = np.zeros(9, dtype=bool)
+    two[[0, 4]] = True
+    weights = surface_weights(design, two, np.array([0.2, -0.1]))
+    assert weights is not None and weights[4] == 1.0 and weights.sum() == 1.0
+    assert surface_weights(design, np.zeros(9, dtype=bool), np.array([0.0, 0.0])) is None

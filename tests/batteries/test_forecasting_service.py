@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 AS_OF = dt.date(2026, 11, 21)
 
 
-def _bus_with_pack(depot, *, manufactured_years_ago=3.0):
+def _bus_with_pack(depot, *, manufactured_years_ago=3.0, km_per_day=220):
     bus = f.VehicleFactory(organization=depot.organization, home_depot=depot)
     pack = f.BatteryPackFactory(
         organization=depot.organization,
@@ -25,7 +25,7 @@ def _bus_with_pack(depot, *, manufactured_years_ago=3.0):
     f.PackInstallationFactory(pack=pack, vehicle=bus, installed_at=timezone.now() - dt.timedelta(days=900))
     for offset in range(-10, 10):
         day = AS_OF + dt.timedelta(days=offset)
-        block = f.BlockFactory(depot=depot, service_date=day, distance_km=220)
+        block = f.BlockFactory(depot=depot, service_date=day, distance_km=km_per_day)
         block_assign(block=block, vehicle=bus, service_date=day)
     return bus, pack
 
@@ -195,6 +195,22 @@ def test_nightly_job_splits_a_depots_packs_into_chunks_with_their_own_records(
     assert SoHForecast.objects.filter(pack__in=packs, as_of=AS_OF).count() == 3
     chunk_runs = JobRun.objects.filter(job="batteries.forecast_packs", status="succeeded")
     assert sorted(run.key.rsplit(":", 1)[1] for run in chunk_runs) == ["chunk=1/2", "chunk=2/2"]
+
+
+def test_the_nightly_chunks_take_the_packs_in_duty_order_so_a_duty_group_is_simulated_once(depot):
+    from batteries.forecast_service import in_duty_order
+
+    heavy = _bus_with_pack(depot, km_per_day=220)[1]
+    light = _bus_with_pack(depot, km_per_day=60)[1]
+    heavy_too = _bus_with_pack(depot, km_per_day=221)[1]  # rounds to the first one's duty signature
+    spare = f.BatteryPackFactory(organization=depot.organization)  # in no vehicle: cannot be forecast
+
+    order = in_duty_order([heavy, light, spare, heavy_too], AS_OF)
+
+    # Grouped by duty (lighter first), whatever the serials; what cannot be forecast last.
+    assert order[0] == light.pk
+    assert set(order[1:3]) == {heavy.pk, heavy_too.pk}
+    assert order[3] == spare.pk
 
 
 def _mini_ev_pack(organization, *, home_depot=None):
