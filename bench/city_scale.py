@@ -520,7 +520,7 @@ def night_on_workers(depots: list, night: dt.date, *, workers: int, redis_url: s
     import uuid
 
     from config.celery import app
-    from jobs import nightly, runs
+    from jobs import nightly
     from jobs.models import JobRun
     from jobs.tasks import nightly_depot_task
 
@@ -545,17 +545,7 @@ def night_on_workers(depots: list, night: dt.date, *, workers: int, redis_url: s
         run_ids: list[int] = []
         started = time.perf_counter()
         for depot in depots:
-            forced = {
-                job.name: runs.job_pending_row(
-                    job=job.name,
-                    key=job.key(depot.pk, night),
-                    task_name=nightly.NIGHTLY_JOB_TASK,
-                    arguments={"job": job.name, "depot_id": depot.pk, "night": night.isoformat()},
-                    depot_id=depot.pk,
-                    night=night,
-                ).pk
-                for job in nightly.registered_jobs()
-            }
+            forced = nightly.forced_runs(depot_id=depot.pk, night=night)
             run_ids += forced.values()
             nightly_depot_task.apply_async(
                 kwargs={"depot_id": depot.pk, "night": night.isoformat(), "forced_job_run_ids": forced}, queue=queue

@@ -117,6 +117,23 @@ def run_night(
     return results
 
 
+def forced_runs(*, depot_id: int, night: dt.date) -> dict[str, int]:
+    """One pending run per registered job of a depot's night, made for a forced request: the forced work is
+    named by this request, not by a task delivery, so a redelivered or retried task finds it done (issue 20).
+    Returns the run ids by job name, for ``nightly_depot_task(forced_job_run_ids=...)``."""
+    return {
+        job.name: job_runs.job_pending_row(
+            job=job.name,
+            key=job.key(depot_id, night),
+            task_name=NIGHTLY_JOB_TASK,
+            arguments={"job": job.name, "depot_id": depot_id, "night": night.isoformat()},
+            depot_id=depot_id,
+            night=night,
+        ).pk
+        for job in registered_jobs()
+    }
+
+
 # --- schedules ------------------------------------------------------------------------------------------
 
 NIGHTLY_SCHEDULE_PREFIX = "evfleet.nightly:"

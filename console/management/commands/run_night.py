@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.selectors import all_depots, depot_codes, depots_with_code
-from jobs import nightly, runs
+from jobs import nightly
 
 if TYPE_CHECKING:
     from fleet.models import Depot
@@ -101,8 +101,8 @@ class Command(BaseCommand):
             for depot in depots:
                 kwargs: dict[str, object] = {"depot_id": depot.pk, "night": night.isoformat() if night else None}
                 if force:
-                    kwargs["forced_job_run_ids"] = self._forced_runs(
-                        depot, night or timezone.localdate(timezone=depot.zone)
+                    kwargs["forced_job_run_ids"] = nightly.forced_runs(
+                        depot_id=depot.pk, night=night or timezone.localdate(timezone=depot.zone)
                     )
                 # Through the task outbox: with Redis away, the depot's night is sent when it is back.
                 outbox_task_send(
@@ -110,22 +110,6 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"sent: {depot.name} ({depot.code}), night of {night or 'today (depot time)'}")
         self.stdout.write(f"{len(depots)} depot task(s) sent; follow them in the admin under Job runs.")
-
-    @staticmethod
-    def _forced_runs(depot: Depot, night: dt.date) -> dict[str, int]:
-        """One pending run per job: the forced work, named by this request rather than by a task delivery."""
-        forced = {}
-        for job in nightly.registered_jobs():
-            row = runs.job_pending_row(
-                job=job.name,
-                key=job.key(depot.pk, night),
-                task_name=nightly.NIGHTLY_JOB_TASK,
-                arguments={"job": job.name, "depot_id": depot.pk, "night": night.isoformat()},
-                depot_id=depot.pk,
-                night=night,
-            )
-            forced[job.name] = row.pk
-        return forced
 
     def _depots(self, wanted: str) -> list[Depot]:
         organization_slug, _, code = wanted.rpartition("/")
