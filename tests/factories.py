@@ -296,3 +296,10 @@ class ChargingSessionFactory(factory.django.DjangoModelFactory):
         from charging.sessions import charging_session_record
 
         return charging_session_record(**kwargs)[0]
+
+
+def manager_of(depot: Depot, **user_fields):
+    """A user who manages ``depot`` (a depot membership with the manager role); ``user_fields`` go to the user."""
+    manager = UserFactory(**user_fields)
+    MembershipFactory(user=manager, depot=depot, role=DepotMembership.Role.MANAGER)
+    return manager

@@ -90,8 +90,7 @@ def test_an_alert_stored_before_codes_keeps_showing_its_text(depot):
 
 def test_the_api_gives_the_message_in_the_requests_language_with_code_and_params(short_bus_alert, api_client, depot):
     _bus, alert = short_bus_alert
-    manager = f.UserFactory()
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot)
     api_client.force_authenticate(manager)
 
     for language in LANGUAGES:
@@ -103,8 +102,7 @@ def test_the_api_gives_the_message_in_the_requests_language_with_code_and_params
 
 def test_the_admin_list_and_the_dashboard_word_the_alert_in_the_pages_language(short_bus_alert, client, depot):
     _bus, alert = short_bus_alert
-    manager = f.UserFactory(is_staff=True)
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, is_staff=True)
     client.force_login(manager)
 
     for language in LANGUAGES:
@@ -120,8 +118,7 @@ def test_the_admin_list_and_the_dashboard_word_the_alert_in_the_pages_language(s
 
 def test_notifications_are_worded_in_the_site_language_not_the_triggering_requests(short_bus_alert, depot, settings):
     _bus, alert = short_bus_alert
-    manager = f.UserFactory(email="ops@example.org")
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, email="ops@example.org")
     NotificationRule.objects.create(user=manager)
 
     with override("de"):  # e.g. run from a German admin's request: the recipient has no language of their own

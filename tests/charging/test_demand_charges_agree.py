@@ -45,8 +45,7 @@ def night():
             )
             block_assign(block=block, vehicle=bus, service_date=service_date)
         buses.append(bus)
-    manager = f.UserFactory(username="demand_manager", is_staff=True)
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, username="demand_manager", is_staff=True)
     plan = plan_depot_night(depot=depot, service_night=NIGHT)
     return {"depot": depot, "plan": plan, "manager": manager}
 

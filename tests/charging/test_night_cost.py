@@ -70,8 +70,7 @@ def test_the_delivered_part_is_priced_slot_by_slot_from_the_superseded_plan(depo
 def test_the_plan_page_the_api_and_the_dashboard_show_both_labelled(client, depot):
     first, second = _replan_at_half_past_four(depot)
     cost = night_costs([second])[second.pk]
-    manager = f.UserFactory(is_staff=True)
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, is_staff=True)
     client.force_login(manager)
 
     page = client.get(
@@ -111,8 +110,7 @@ def test_the_plan_pages_energy_and_the_plan_lists_columns_show_the_night_and_the
     first, second = _replan_at_half_past_four(depot)
     cost = night_costs([second])[second.pk]
     assert cost.night_kwh == pytest.approx(first.energy_kwh, rel=0.01) and cost.remaining_kwh < cost.night_kwh
-    manager = f.UserFactory(is_staff=True)
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, is_staff=True)
     client.force_login(manager)
 
     page = client.get(

@@ -190,8 +190,7 @@ def test_the_api_and_the_plan_page_say_which_source_was_used(depot, client, api_
     _record(bus_b, start_hour=23, end_hour=1, energy_kwh=80.0, external_id="b")
     second = _replan_at_half_past_four(depot)
     cost = night_costs([second])[second.pk]
-    manager = f.UserFactory(is_staff=True)
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    manager = f.manager_of(depot, is_staff=True)
 
     api_client.force_authenticate(manager)
     body = api_client.get(f"/api/v1/charging-plans/{second.pk}/").json()["night_cost"]

@@ -315,8 +315,7 @@ def test_the_plan_page_explains_what_each_demand_charge_costs_tonight(gdmth_depo
         _bus_with_blocks(gdmth_depot, km=350.0)
     plan = plan_depot_night(depot=gdmth_depot, service_night=NIGHT)
     assert float(plan.demand_cost) > 0  # long blocks: tonight raises a month's peak
-    manager = f.UserFactory(username="gdmth_manager", is_staff=True)
-    f.MembershipFactory(user=manager, depot=gdmth_depot, role="manager")
+    manager = f.manager_of(gdmth_depot, username="gdmth_manager", is_staff=True)
     client.force_login(manager)
 
     page = client.get(reverse("admin:charging_chargingplan_overview", args=[plan.pk]))

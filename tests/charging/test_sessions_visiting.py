@@ -214,10 +214,8 @@ def test_admin_session_list_follows_the_same_reading_rule(visit, client):
     w = visit
     session = visiting_session(w)
     url = reverse("admin:charging_chargingsession_changelist")
-    manager_b = f.UserFactory(username="manager_b", is_staff=True)
-    f.MembershipFactory(user=manager_b, depot=w["depot_b"], role="manager")
-    manager_c = f.UserFactory(username="manager_c", is_staff=True)
-    f.MembershipFactory(user=manager_c, depot=w["depot_c"], role="manager")
+    manager_b = f.manager_of(w["depot_b"], username="manager_b", is_staff=True)
+    manager_c = f.manager_of(w["depot_c"], username="manager_c", is_staff=True)
 
     client.force_login(manager_b)
     listed = client.get(url)

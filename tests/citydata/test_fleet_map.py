@@ -70,8 +70,7 @@ def test_the_map_draws_every_marker_even_without_tiles(live_server, browser, tra
 
     org = f.OrganizationFactory()
     depot = f.DepotFactory(organization=org, name="Hermosillo", code="hmo", latitude=29.0729, longitude=-110.9559)
-    manager = f.UserFactory(username="map-manager")
-    f.MembershipFactory(user=manager, depot=depot, role="manager")
+    f.manager_of(depot, username="map-manager")
     now = timezone.now().replace(microsecond=0)
     buses = []
     for i, (soc, minutes) in enumerate(((12.0, 1), (35.0, 3), (90.0, 180))):
