@@ -673,10 +673,11 @@ class CentralSystem:
 
     async def _deliver(self, link: _Link, item: services.DueDelivery) -> None:
         try:
+            sent_at = timezone.now()
             answers = await link.send_profiles(item.payloads)
             for _attempt in range(30):  # the answer is kept even if the database is away for a while
                 try:
-                    await self.delivery_writer.submit((item.delivery_id, answers))
+                    await self.delivery_writer.submit((item.delivery_id, answers, sent_at))
                     break
                 except (DatabaseUnavailable, DatabaseError):
                     await asyncio.sleep(1.0)
@@ -768,8 +769,11 @@ def _write_transaction_starts(*, items: list[services.StartRequest]) -> list[ser
     return services.transactions_start(requests=items)
 
 
-def _write_delivery_answers(*, items: list[tuple[int, dict[str, str]]]) -> None:
-    services.deliveries_record(answers_by_delivery=dict(items))
+def _write_delivery_answers(*, items: list[tuple[int, dict[str, str], dt.datetime]]) -> None:
+    services.deliveries_record(
+        answers_by_delivery={pk: answers for pk, answers, _sent in items},
+        sent_at={pk: sent for pk, _answers, sent in items},
+    )
 
 
 def _close_connection(barrier: threading.Barrier) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,8 +183,10 @@ def profiles_resend_after_boot(*, charge_point_id: int, now: dt.datetime | None 
     deliveries of the active plans still running that it has answered go back to pending, so the delivery loop
     sends it the current profiles again and records the new answer. Returns how many.
 
-    Only the active plans' rows (a superseded plan is never sent again), and not the rows already waiting:
-    pending and unanswered ones are sent at the reconnection anyway, so nothing is sent twice.
+    Only the active plans' rows (a superseded plan is never sent again), not the rows already waiting (pending
+    and unanswered ones are sent at the reconnection anyway), and not those answered over this connection: the
+    central system sends due profiles as soon as a charger connects, often before its BootNotification, and a
+    charger keeps what it got after it booted. So nothing is sent twice.
     """
     now = now or timezone.now()
     running = [
@@ -197,11 +199,15 @@ def profiles_resend_after_boot(*, charge_point_id: int, now: dt.datetime | None 
     ]
     if not running:
         return 0
-    return ProfileDelivery.objects.filter(
-        charge_point_id=charge_point_id,
-        plan_id__in=running,
-        status__in=(ProfileDelivery.Status.ACCEPTED, ProfileDelivery.Status.REJECTED, ProfileDelivery.Status.ERROR),
-    ).update(status=ProfileDelivery.Status.PENDING)
+    return (
+        ProfileDelivery.objects.filter(
+            charge_point_id=charge_point_id,
+            plan_id__in=running,
+            status__in=(ProfileDelivery.Status.ACCEPTED, ProfileDelivery.Status.REJECTED, ProfileDelivery.Status.ERROR),
+        )
+        .exclude(last_attempt_at__gte=F("charge_point__connected_at"))
+        .update(status=ProfileDelivery.Status.PENDING)
+    )
 
 
 # --- Status -------------------------------------------------------------------------------------------------
@@ -822,18 +828,31 @@ def _delivery_status(answers: dict[str, str]) -> str:
     return ProfileDelivery.Status.REJECTED
 
 
-def delivery_record(*, delivery_id: int, answers: dict[str, str]) -> ProfileDelivery:
+def delivery_record(
+    *, delivery_id: int, answers: dict[str, str], sent_at: dt.datetime | None = None
+) -> ProfileDelivery:
     """The charger's answer per connector ("Accepted", "Rejected", "no answer", "error: ...")."""
-    deliveries_record(answers_by_delivery={delivery_id: answers})
+    deliveries_record(answers_by_delivery={delivery_id: answers}, sent_at={delivery_id: sent_at} if sent_at else None)
     return ProfileDelivery.objects.get(pk=delivery_id)
 
 
-def deliveries_record(*, answers_by_delivery: dict[int, dict[str, str]]) -> None:
+def deliveries_record(
+    *, answers_by_delivery: dict[int, dict[str, str]], sent_at: Mapping[int, dt.datetime] | None = None
+) -> None:
     """Many chargers' answers in one transaction: one UPDATE per distinct answer (after a plan, nearly all
-    chargers answer alike). A superseded row keeps its status but records the answer."""
+    chargers answer alike). A superseded row keeps its status but records the answer.
+
+    ``sent_at``: when each delivery was sent. An answer to profiles sent over an earlier connection than the
+    charger's current one is stale: if the charger rebooted in between it has lost those profiles, and its boot
+    put the row back to pending (``profiles_resend_after_boot``). Recorded, it would mark the row accepted and the
+    charger would never get the profiles again, so it is dropped and the row is sent again if it is still due (an
+    answer can reach the writer after the new connection's boot: answers are written in batches)."""
     now = timezone.now()
+    stale = _sent_over_an_earlier_connection(sent_at or {})
     groups: dict[tuple[str, str], list[int]] = {}
     for delivery_id, answers in answers_by_delivery.items():
+        if delivery_id in stale:
+            continue
         key = json.dumps(answers, sort_keys=True)
         groups.setdefault((_delivery_status(answers), key), []).append(delivery_id)
     with transaction.atomic():
@@ -843,3 +862,16 @@ def deliveries_record(*, answers_by_delivery: dict[int, dict[str, str]]) -> None
             rows = ProfileDelivery.objects.filter(pk__in=ids)
             rows.exclude(status=ProfileDelivery.Status.SUPERSEDED).update(status=status, **common)
             rows.filter(status=ProfileDelivery.Status.SUPERSEDED).update(**common)
+
+
+def _sent_over_an_earlier_connection(sent_at: Mapping[int, dt.datetime]) -> set[int]:
+    """The deliveries sent before their charger's current connection began (one query for the batch)."""
+    if not sent_at:
+        return set()
+    reconnected = ProfileDelivery.objects.filter(
+        pk__in=list(sent_at), charge_point__connected_at__gt=min(sent_at.values())
+    ).values_list("pk", "charge_point__connected_at")
+    stale = {pk for pk, connected_at in reconnected if connected_at > sent_at[pk]}
+    if stale:
+        logger.info("dropped %d answers to profiles sent over a connection since replaced", len(stale))
+    return stale

@@ -82,7 +82,8 @@ def test_plan_to_chargers_meter_values_to_sessions_and_a_fault_replans(csms, sim
     sims.run(sim16.stop_transaction(1))
     sims.run(sim201.stop_transaction(1))
 
-    sessions = eventually(lambda: list(ChargingSession.objects.filter(depot=depot).order_by("vehicle_id")))
+    eventually(lambda: ChargingSession.objects.filter(depot=depot).count() == 2)  # both (a list of one is truthy)
+    sessions = list(ChargingSession.objects.filter(depot=depot).order_by("vehicle_id"))
     assert [s.vehicle_id for s in sessions] == [buses[0].pk, buses[1].pk]
     by_vehicle = {s.vehicle_id: s for s in sessions}
     assert by_vehicle[buses[0].pk].energy_kwh == pytest.approx(round(reported["CP-16"]) / 1000.0, abs=0.001)

@@ -61,7 +61,9 @@ def test_a_rebooted_charger_gets_the_current_profiles_again_and_the_answer_is_re
         eventually(lambda again=again, expected=expected: all(p in again.received for p in expected))
         assert all(again.connectors[n].profile is not None for n in (1, 2))
         sims.run(again.close())
-    rows = eventually(lambda: list(ProfileDelivery.objects.filter(plan=plan, status="accepted", attempts=2)))
+    # Counted, not listed: ``eventually`` returns at the first truthy value, which one row already is.
+    eventually(lambda: ProfileDelivery.objects.filter(plan=plan, status="accepted", attempts=2).count() == 2)
+    rows = list(ProfileDelivery.objects.filter(plan=plan, status="accepted", attempts=2))
     assert len(rows) == 2 and all(set(row.answers.values()) == {"Accepted"} for row in rows)
 
 
@@ -104,3 +106,46 @@ def test_after_the_central_system_restarts_a_rebooted_charger_gets_the_plan(csms
         sims.run(again.close())
     finally:
         restarted.stop()
+
+
+@pytest.mark.django_db
+def test_an_answer_sent_over_the_connection_before_a_reboot_does_not_mark_the_rebooted_charger_served():
+    """Answers are written in batches, so one to profiles sent before a reboot can reach the database after the new
+    connection's boot put the row back to pending. Recorded, it would mark the row accepted, and the charger,
+    which lost those profiles, would never get them again. And what a charger got over its new connection,
+    before its BootNotification, is not sent again at the boot."""
+    from django.utils import timezone
+
+    from csms.services import charge_point_booted, charge_point_connected, deliveries_record, plans_scan
+
+    depot, linked = _depot()
+    plan = plan_depot_night(depot=depot, service_night=current_service_night(depot))
+    plans_scan()
+    charge_points = [charger.charge_point for charger, _pw, _v in linked.values()]
+    first, second = (ProfileDelivery.objects.get(plan=plan, charge_point=cp) for cp in charge_points)
+    accepted = {"1": "Accepted", "2": "Accepted"}
+
+    def connect_and_boot():
+        for cp in charge_points:
+            charge_point_connected(charge_point_id=cp.pk, ocpp_version=cp.ocpp_version or "1.6")
+            charge_point_booted(charge_point_id=cp.pk, vendor="evfleet", model="sim")
+
+    def answer(*rows, sent_at):
+        deliveries_record(
+            answers_by_delivery={row.pk: accepted for row in rows}, sent_at={row.pk: sent_at for row in rows}
+        )
+
+    connect_and_boot()
+    sent_over_the_first_connection = timezone.now()
+    answer(first, sent_at=sent_over_the_first_connection)
+    assert _deliveries(plan, "accepted") == 1
+
+    connect_and_boot()  # both reboot; the second's answer over the first connection is still in the batch
+    answer(second, sent_at=sent_over_the_first_connection)
+    assert _deliveries(plan, "pending") == 2  # both will be sent again
+
+    answer(first, second, sent_at=timezone.now())
+    assert _deliveries(plan, "accepted") == 2
+    for cp in charge_points:  # a boot after what the charger got over this connection: nothing to send again
+        charge_point_booted(charge_point_id=cp.pk, vendor="evfleet", model="sim")
+    assert _deliveries(plan, "accepted") == 2
