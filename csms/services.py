@@ -871,7 +871,7 @@ def _sent_over_an_earlier_connection(sent_at: Mapping[int, dt.datetime]) -> set[
     reconnected = ProfileDelivery.objects.filter(
         pk__in=list(sent_at), charge_point__connected_at__gt=min(sent_at.values())
     ).values_list("pk", "charge_point__connected_at")
-    stale = {pk for pk, connected_at in reconnected if connected_at > sent_at[pk]}
+    stale = {pk for pk, connected_at in reconnected if connected_at is not None and connected_at > sent_at[pk]}
     if stale:
         logger.info("dropped %d answers to profiles sent over a connection since replaced", len(stale))
     return stale
