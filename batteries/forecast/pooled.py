@@ -211,7 +211,7 @@ def fit_observed_pooled(
     one pack). Returns (pack id -> its own fit, group key -> the group's value for packs without a usable
     observation); a group value needs two or more fitted packs, as a cluster value does. The fleet's
     nightly path can call it in place of ``fit_observed`` with the same arguments."""
-    members: dict[Hashable, list[str]] = defaultdict(list)
+    members: dict[tuple[str, Hashable], list[str]] = defaultdict(list)
     for pid in parts:
         key = groups.get(pid)
         members[("alone", pid) if key is None else ("group", key)].append(pid)
