@@ -3,7 +3,8 @@
 Public API (see docs/forecast.md)::
 
     from batteries.forecast import (
-        forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, prior_calibration, ForecastRefused,
+        forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, calibrate_pooled, PooledCalibration,
+        prior_calibration, ForecastRefused,
         PackSpec, DutyStats, BlockPlan, Climate, HealthObservation, AgeingCalibration, ForecastJob,
         ForecastResult, ForecastPoint, Crossing,
     )
@@ -23,6 +24,7 @@ from .calibrate import (  # noqa: E402
 )
 from .fleet import FleetRun, duty_signature, forecast_fleet  # noqa: E402
 from .forecast import FLAG_NOT_FINITE, FLAG_OUTSIDE_MODEL_RANGE, forecast_pack, prepare  # noqa: E402
+from .pooled import PooledCalibration, calibrate_pooled, fit_observed_pooled  # noqa: E402
 from .presets import PRESETS, get_preset  # noqa: E402
 from .trajectory import (  # noqa: E402
     FLAG_DAY_NOT_COMPLETED,
@@ -63,11 +65,14 @@ __all__ = [
     "ForecastResult",
     "HealthObservation",
     "PackSpec",
+    "PooledCalibration",
     "TrajectorySettings",
     "calibrate_cluster",
     "calibrate_pack",
+    "calibrate_pooled",
     "duty_signature",
     "enough_observations",
+    "fit_observed_pooled",
     "forecast_fleet",
     "forecast_pack",
     "get_preset",

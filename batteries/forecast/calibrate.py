@@ -193,7 +193,7 @@ def _fit_2d(
     return theta, np.linalg.inv(information), n
 
 
-def _two_factor_calibration(
+def two_factor_calibration(
     theta: np.ndarray, cov: np.ndarray, source: CalibrationSource, n: int, floor: float, aside: Sequence[Aside] = ()
 ) -> AgeingCalibration:
     s1, s2 = math.sqrt(max(float(cov[0, 0]), 0.0)), math.sqrt(max(float(cov[1, 1]), 0.0))
@@ -235,19 +235,31 @@ def calibrate_pack(
     One observation leaves the posterior close to the prior (and the band nearly as wide).
     """
     prior = fallback or prior_calibration(job.pack.chemistry)
-    kept, aside = screen_observations(observations, job.in_service_date)
-    if kept:
-        dates, soh, unc = observation_arrays(kept)
-        response = soh_response_2d(prepare(job), job.in_service_date, dates)
-        usable = response.usable()
-        for date, value, ok in zip(dates, soh, usable, strict=True):
-            if not ok:
-                aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
-        if usable.any():
-            theta, cov, n = _fit_2d([(response.only(usable), soh[usable], unc[usable])], prior)
-            if n:
-                return _two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside)
+    part, aside = pack_part(job, observations)
+    if part is not None:
+        theta, cov, n = _fit_2d([part], prior)
+        if n:
+            return two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside)
     return replace(prior, set_aside=tuple(sorted(aside)))
+
+
+def pack_part(
+    job: ForecastJob, observations: Sequence[HealthObservation]
+) -> tuple[tuple[SohResponse2D, np.ndarray, np.ndarray] | None, list[Aside]]:
+    """One pack's piece of a fit: (its simulated response at the usable observations' dates, their SoH
+    %, their uncertainty %), or None if none is usable; and what was set aside, with the reason."""
+    kept, aside = screen_observations(observations, job.in_service_date)
+    if not kept:
+        return None, aside
+    dates, soh, unc = observation_arrays(kept)
+    response = soh_response_2d(prepare(job), job.in_service_date, dates)
+    usable = response.usable()
+    for date, value, ok in zip(dates, soh, usable, strict=True):
+        if not ok:
+            aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
+    if not usable.any():
+        return None, aside
+    return (response.only(usable), soh[usable], unc[usable]), aside
 
 
 def calibrate_cluster(
@@ -259,18 +271,13 @@ def calibrate_cluster(
     parts = []
     chemistry = packs[0][0].pack.chemistry if packs else "LFP"
     for job, observations in packs:
-        kept, _aside = screen_observations(observations, job.in_service_date)
-        if not kept:
-            continue
-        dates, soh, unc = observation_arrays(kept)
-        response = soh_response_2d(prepare(job), job.in_service_date, dates)
-        usable = response.usable()
-        if usable.any():
-            parts.append((response.only(usable), soh[usable], unc[usable]))
+        part, _aside = pack_part(job, observations)
+        if part is not None:
+            parts.append(part)
     if not parts:
         raise ValueError("no usable observations in the cluster")
     theta, cov, n = _fit_2d(parts, prior_calibration(chemistry))
-    return _two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
+    return two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
 
 
 def prior_calibration(chemistry: str) -> AgeingCalibration:
@@ -295,7 +302,7 @@ def fit_observed(
     for pack_id, part in parts.items():
         theta, cov, n = _fit_2d([part], priors[pack_id])
         if n:
-            own[pack_id] = _two_factor_calibration(
+            own[pack_id] = two_factor_calibration(
                 theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, set_aside.get(pack_id, ())
             )
     members: dict[Hashable, list[str]] = defaultdict(list)
@@ -307,5 +314,5 @@ def fit_observed(
         if len(pack_ids) >= 2:
             theta, cov, n = _fit_2d([parts[p] for p in pack_ids], priors[pack_ids[0]])
             if n:
-                cluster_value[key] = _two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
+                cluster_value[key] = two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
     return own, cluster_value

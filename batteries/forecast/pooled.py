@@ -1,0 +1,225 @@
+"""Fleet-level (hierarchical) calibration: packs of one battery model share their cell's ageing.
+
+Why: one pack's first months of capacity checks say how much it has faded, hardly why. Its calendar
+(SEI) and cycling (loss of active material) factors trade off along one direction of the fit, and the
+split that the first months allow can be far from the one that fits the later years (the cross-model
+reference: docs/forecast.md, "Independent reference"). Packs of the same cell on different duties - a
+cycling-heavy one with top-ups, a mostly parked one - fade along different directions, so together they
+pin both factors, which the cell shares.
+
+Model, theta = (ln calendar factor, ln cycling factor) as in ``calibrate.py``::
+
+    mu      ~ N(m0, S0 - Omega)     the battery model's factors (what all its packs share)
+    theta_i ~ N(mu, Omega)          pack i's own factors; Omega = PACK_OFFSET_LOG_SIGMA^2 R
+    y_ij    ~ N(SoH_i(theta_i, t_ij), u_ij^2)
+
+(m0, S0) is the usual one-pack prior (``prior_2d``: the chemistry preset's), R its correlation. So every
+pack's prior is unchanged, N(m0, S0); it is only split into the share the packs of a model have in
+common (how far the cell is from the preset) and the share each has of its own (cell-to-cell spread,
+use, events). One pack alone therefore gets exactly ``calibrate_pack``'s fit; packs that observe
+different directions inform each other through mu.
+
+MAP jointly over mu and every theta_i (``scipy.optimize.least_squares``, with the Jacobian's sparsity:
+a pack's residuals depend on its own theta only), on the same interpolated responses as the single-pack
+fit (no PyBaMM call in the optimiser). Posterior: Laplace, from the block-arrow information matrix
+(O(packs), no dense inverse over the fleet); the chi-squared inflation is the single fit's, over all
+observations with two parameters per pack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.sparse import lil_matrix
+
+from .calibrate import (
+    CLUSTER_LOG_SIGMA_FLOOR,
+    FACTOR_GRID_2D,
+    PACK_LOG_SIGMA_FLOOR,
+    Aside,
+    Response2D,
+    pack_part,
+    prior_2d,
+    prior_calibration,
+    two_factor_calibration,
+)
+from .types import AgeingCalibration, ForecastJob, HealthObservation
+
+#: Spread (ln units) of one pack's factors around its battery model's: the value the code already gives
+#: a pack taking its cluster's (``CLUSTER_LOG_SIGMA_FLOOR``), one home for the figure. It is wider than
+#: production spread alone (cells of one batch age within ~10 % of each other, Baumhoefer et al. 2014,
+#: J. Power Sources 247, 332) because packs also differ in use and events the duty does not describe.
+PACK_OFFSET_LOG_SIGMA = CLUSTER_LOG_SIGMA_FLOOR
+#: The model-level share of the prior is never narrower than this (ln units): a preset prior narrower
+#: than the pack spread leaves no room for a shared part, and the fit stays per pack.
+MIN_SHARED_LOG_SIGMA = 1e-3
+
+Part = tuple[Response2D, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PooledCalibration:
+    """``packs``: pack id -> its own two factors (source "pack"), informed by the group; packs without a
+    usable observation are absent. ``group``: the battery model's factors with one pack's spread added
+    (source "cluster"), for a pack of the model with no usable observation. ``set_aside``: pack id ->
+    observations left out (also on its calibration)."""
+
+    packs: dict[str, AgeingCalibration]
+    group: AgeingCalibration
+    set_aside: dict[str, tuple[Aside, ...]]
+
+
+def split_prior(prior: AgeingCalibration, offset_log_sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(m0, covariance of the shared part, covariance of a pack's own part) of the one-pack prior
+    ``prior_2d(prior)``: S0 = shared + own, own = offset_log_sigma^2 x S0's correlation matrix. The shared
+    part's eigenvalues are floored at ``MIN_SHARED_LOG_SIGMA``^2 (positive definite)."""
+    mean, cov = prior_2d(prior)
+    scale = np.sqrt(np.diag(cov))
+    correlation = cov / np.outer(scale, scale)
+    own = offset_log_sigma**2 * correlation
+    values, vectors = np.linalg.eigh(cov - own)
+    shared = vectors @ np.diag(np.maximum(values, MIN_SHARED_LOG_SIGMA**2)) @ vectors.T
+    return mean, shared, own
+
+
+def _jacobian(response: Response2D, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    columns = []
+    for k in range(2):
+        d = np.zeros(2)
+        d[k] = step
+        columns.append((response(theta + d) - response(theta - d)) / (2 * step))
+    return np.stack(columns, axis=1)
+
+
+def fit_pooled(
+    parts: Mapping[str, Part],
+    prior: AgeingCalibration,
+    set_aside: Mapping[str, Sequence[Aside]] | None = None,
+    offset_log_sigma: float = PACK_OFFSET_LOG_SIGMA,
+) -> PooledCalibration:
+    """Hierarchical MAP of packs of one battery model whose SoH responses are known.
+
+    ``parts``: pack id -> (response at its observation dates, observed SoH %, uncertainty %), as
+    ``calibrate.fit_observed`` takes them; ``prior``: the one-pack prior (the chemistry's); ``set_aside``:
+    pack id -> observations left out (recorded on its calibration). Packs' sigmas are floored at
+    ``PACK_LOG_SIGMA_FLOOR``, as a single fit's. With no parts, every pack is absent and the group value
+    is the prior.
+    """
+    set_aside = set_aside or {}
+    asides = {pid: tuple(sorted(set_aside.get(pid, ()))) for pid in {*parts, *set_aside}}
+    ids = list(parts)
+    if not ids:
+        return PooledCalibration({}, prior, asides)
+    m0, shared, own = split_prior(prior, offset_log_sigma)
+    own_root_inv = np.linalg.inv(np.linalg.cholesky(own))
+    shared_root_inv = np.linalg.inv(np.linalg.cholesky(shared))
+    k = len(ids)
+    sizes = [len(parts[p][1]) for p in ids]
+    n = sum(sizes)
+    mu_at = 2 * k  # x = (theta_1, ..., theta_k, mu)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        mu = x[mu_at:]
+        out = []
+        for i, pid in enumerate(ids):
+            response, observed, uncertainty = parts[pid]
+            out.append((response(x[2 * i : 2 * i + 2]) - observed) / uncertainty)
+        for i in range(k):
+            out.append(own_root_inv @ (x[2 * i : 2 * i + 2] - mu))
+        out.append(shared_root_inv @ (mu - m0))
+        return np.concatenate(out)
+
+    sparsity = lil_matrix((n + 2 * k + 2, 2 * k + 2), dtype=int)
+    row = 0
+    for i, size in enumerate(sizes):
+        sparsity[row : row + size, 2 * i : 2 * i + 2] = 1
+        row += size
+    for i in range(k):
+        sparsity[row : row + 2, 2 * i : 2 * i + 2] = 1
+        sparsity[row : row + 2, mu_at:] = 1
+        row += 2
+    sparsity[row:, mu_at:] = 1
+
+    low, high = math.log(FACTOR_GRID_2D[0]), math.log(FACTOR_GRID_2D[-1])
+    start = np.tile(np.clip(m0, low + 1e-6, high - 1e-6), k + 1)
+    fit = least_squares(
+        residuals, x0=start, bounds=(low, high), x_scale=0.3, jac_sparsity=sparsity, method="trf", xtol=1e-10
+    )
+    x = np.asarray(fit.x, dtype=float)
+    data = fit.fun[:n]
+    chi2 = float(data @ data) / max(n - 2 * k, 1) if n >= 2 * k + 2 else 1.0
+
+    # Laplace: information = [[A_i on the diagonal, B = -Omega^-1 to mu], [B^T, C]]; Schur complement on mu.
+    own_inv = np.linalg.inv(own)
+    a_inv = []
+    for i, pid in enumerate(ids):
+        jac = _jacobian(parts[pid][0], x[2 * i : 2 * i + 2]) / parts[pid][2][:, None]
+        a_inv.append(np.linalg.inv(jac.T @ jac / max(chi2, 1.0) + own_inv))
+    schur = np.linalg.inv(shared) + k * own_inv - sum(own_inv @ ai @ own_inv for ai in a_inv)
+    mu_cov = np.linalg.inv(schur)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(mu_cov))):
+        return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides)
+    packs = {}
+    for i, pid in enumerate(ids):
+        link = a_inv[i] @ own_inv  # A_i^-1 B_i with B_i = -Omega^-1 (the sign cancels in the product)
+        cov = a_inv[i] + link @ mu_cov @ link.T
+        packs[pid] = two_factor_calibration(
+            x[2 * i : 2 * i + 2], cov, "pack", sizes[i], PACK_LOG_SIGMA_FLOOR, asides[pid]
+        )
+    group = two_factor_calibration(x[mu_at:], mu_cov + own, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
+    return PooledCalibration(packs, group, asides)
+
+
+def calibrate_pooled(
+    packs: Sequence[tuple[ForecastJob, Sequence[HealthObservation]]],
+    prior: AgeingCalibration | None = None,
+) -> PooledCalibration:
+    """Calibrate packs of one battery model (one chemistry, the same cell) together; see the module.
+
+    Each pack's response is simulated like ``calibrate_pack``'s (its own duty and climate); observations
+    that cannot be right, or where the model cannot simulate the duty, are set aside with the reason,
+    never raising. ``prior``: the one-pack prior (default: the chemistry's). Raises ValueError for packs
+    of more than one chemistry (a caller's mistake: they cannot share a cell).
+    """
+    chemistries = {job.pack.chemistry for job, _ in packs}
+    if len(chemistries) > 1:
+        raise ValueError(f"packs of one battery model share a chemistry, got {sorted(chemistries)}")
+    prior = prior or prior_calibration(chemistries.pop() if chemistries else "LFP")
+    parts: dict[str, Part] = {}
+    set_aside: dict[str, list[Aside]] = {}
+    for job, observations in packs:
+        part, aside = pack_part(job, observations)
+        set_aside[job.pack_id] = aside
+        if part is not None:
+            parts[job.pack_id] = part
+    return fit_pooled(parts, prior, set_aside)
+
+
+def fit_observed_pooled(
+    parts: Mapping[str, Part],
+    groups: Mapping[str, Hashable],
+    priors: Mapping[str, AgeingCalibration],
+    set_aside: Mapping[str, Sequence[Aside]],
+) -> tuple[dict[str, AgeingCalibration], dict[Hashable, AgeingCalibration]]:
+    """``calibrate.fit_observed``'s contract, pooled: packs with the same ``groups`` key (one battery
+    model) are fitted together by ``fit_pooled``; a pack with no key is fitted alone (the same thing for
+    one pack). Returns (pack id -> its own fit, group key -> the group's value for packs without a usable
+    observation); a group value needs two or more fitted packs, as a cluster value does. The fleet's
+    nightly path can call it in place of ``fit_observed`` with the same arguments."""
+    members: dict[tuple[str, Hashable], list[str]] = defaultdict(list)
+    for pid in parts:
+        key = groups.get(pid)
+        members[("alone", pid) if key is None else ("group", key)].append(pid)
+    own: dict[str, AgeingCalibration] = {}
+    group_value: dict[Hashable, AgeingCalibration] = {}
+    for (kind, key), pids in members.items():
+        pooled = fit_pooled({p: parts[p] for p in pids}, priors[pids[0]], {p: set_aside.get(p, ()) for p in pids})
+        own.update(pooled.packs)
+        if kind == "group" and len(pooled.packs) >= 2:
+            group_value[key] = pooled.group
+    return own, group_value
