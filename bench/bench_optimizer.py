@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_optimizer.py           # full: 1,000 and 3,000 buses, ~3 minutes
     .venv/bin/python bench/bench_optimizer.py --quick   # small cases, well under a minute
-    .venv/bin/python bench/bench_optimizer.py --only lp-1000,lp-3000 --label quiet   # the speed targets, ~1 minute
+    .venv/bin/python bench/bench_optimizer.py --only lp-1000,lp-3000 --label quiet   # the speed targets, ~20 s quiet
 
 Prints a table and writes bench/results/optimizer-<date>[-<label>].json and .md (with the machine).
 Times are wall seconds; the CPU seconds of the process are shown next to them (on a shared machine
