@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import highspy
@@ -44,8 +45,48 @@ INF = highspy.kHighsInf
 # point (IPX, or HiPO from highspy-extras) on the full model, and interior point + crossover for
 # the first lazy round alone is 3-5x slower than dual simplex at 1,000 and 3,000 buses.
 IPM_MIN_COLUMNS = 100_000
+# An LP started from a carried basis (sifting's later rounds): 4 = primal simplex. The basis is
+# primal feasible and only the few added columns have a negative reduced cost, the case primal
+# simplex is for (measured on the 3,000-bus night: see docs/optimizer.md).
+SIMPLEX_STRATEGY_WARM = 4
+# After a lazy round's cuts the basis stays dual feasible: 1 = dual simplex (HiGHS's default).
+SIMPLEX_STRATEGY_LAZY = 1
 # Lazy taper rows of the last slots of each window that go into the first model (see build_core).
 TAPER_UPFRONT_SLOTS = 3
+
+
+class Key(IntEnum):
+    """What a column or row is, for recognising it in the next model of a sifting round.
+
+    ``key(kind, first, second)``: ``first`` a vehicle, slot, line, group, charger or charge,
+    ``second`` a slot (or 0). Sifting rebuilds the model with more slots each round and starts the
+    new one from the old basis, matched through these keys (``sifting._carried_basis``).
+    """
+
+    P = 1  # power (vehicle, slot)
+    E = 2  # energy (vehicle, slot)
+    U = 3  # shortfall (vehicle)
+    PEAK = 4  # peak (demand charge)
+    HINGE_COL = 5  # high-SoC hinge (vehicle, slot)
+    OCCUPANCY_COL = 6  # connector occupancy (vehicle, slot)
+    C_RATE_COL = 7  # C-rate hinge (vehicle, slot)
+    BALANCE = 11  # energy balance (vehicle, slot)
+    TARGET = 12  # departure target (vehicle)
+    TAPER = 13  # taper line (line, slot)
+    SITE = 14  # site limit (slot)
+    DEMAND = 15  # peak row (demand charge, slot)
+    HINGE_ROW = 16  # (vehicle, slot)
+    GROUP_POWER = 17  # (group, slot)
+    OCCUPANCY_ROW = 18  # p <= max_kw * x (vehicle, slot)
+    GROUP_COUNT = 19  # (group, slot)
+    CHARGER = 20  # (charger, slot)
+    C_RATE_ROW = 21  # (vehicle, slot)
+
+
+def key(kind: Key, first: Any, second: Any = 0) -> np.ndarray:
+    """Keys of columns or rows: kind in the high bits, then ``first`` (< 2**24), then ``second`` (< 2**16)."""
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    return np.asarray((np.int64(kind) << 40) | (first << 16) | second, dtype=np.int64)
 
 
 @dataclass
@@ -78,14 +119,21 @@ class LpModel:
         self.row_lower: list[np.ndarray] = []
         self.row_upper: list[np.ndarray] = []
         self.entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.col_key: list[np.ndarray] = []  # -1: a column no later model needs to recognise
+        self.row_key: list[np.ndarray] = []
         self.num_cols = 0
         self.num_rows = 0
         self.offset = 0.0
 
-    def add_cols(self, cost: Any, lower: Any, upper: Any, *, integer: bool = False) -> int:
-        """Add a block of columns; returns the index of the first one."""
+    def add_cols(
+        self, cost: Any, lower: Any, upper: Any, *, integer: bool = False, keys: np.ndarray | None = None
+    ) -> int:
+        """Add a block of columns; returns the index of the first one. ``keys``: see ``Key``."""
         cost = np.asarray(cost, dtype=float)
         first = self.num_cols
+        self.col_key.append(
+            np.full(cost.shape, -1, dtype=np.int64) if keys is None else np.broadcast_to(keys, cost.shape)
+        )
         self.cost.append(cost)
         self.col_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), cost.shape))
         self.col_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), cost.shape))
@@ -93,8 +141,9 @@ class LpModel:
         self.num_cols += cost.size
         return first
 
-    def add_rows(self, lower: Any, upper: Any, size: int) -> int:
+    def add_rows(self, lower: Any, upper: Any, size: int, *, keys: np.ndarray | None = None) -> int:
         first = self.num_rows
+        self.row_key.append(np.full(size, -1, dtype=np.int64) if keys is None else np.broadcast_to(keys, (size,)))
         self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (size,)))
         self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (size,)))
         self.num_rows += size
@@ -112,11 +161,15 @@ class LpModel:
         lazy: LazyCuts | None = None,
         start: tuple[np.ndarray, np.ndarray] | None = None,
         max_nodes: int | None = None,
+        basis: tuple[np.ndarray, np.ndarray] | None = None,
+        keep_basis: bool = False,
     ) -> LpSolution:
         """Solve with HiGHS. With ``lazy``, add the cuts the solution breaks and re-solve until none.
 
         Re-solves start from the previous basis (dual simplex: new rows keep it dual feasible),
-        so each round costs a fraction of the first solve.
+        so each round costs a fraction of the first solve. ``basis`` (column and row
+        ``HighsBasisStatus`` codes) starts an LP from a basis (sifting's next round); with
+        ``keep_basis`` the solution carries its final basis and the columns' and rows' keys.
         """
         started = time.perf_counter()
         h = highspy.Highs()  # type: ignore[no-untyped-call]
@@ -158,12 +211,20 @@ class LpModel:
         if time_limit_s is not None:
             h.setOptionValue("time_limit", float(time_limit_s))
         h.passModel(lp)
+        if basis is not None:
+            # Primal simplex: the carried basis is primal feasible (see ``sifting._carried_basis``);
+            # only the added power columns price out.
+            h.setOptionValue("simplex_strategy", SIMPLEX_STRATEGY_WARM)
+            h.setBasis(_highs_basis(*basis))
         if start is not None and is_mip:
             # A partial MIP start (column indices, values): HiGHS fixes the integers given and
             # solves the LP for the rest, which becomes its first incumbent.
             index, value = start
             h.setSolution(int(index.size), np.asarray(index, dtype=np.int32), np.asarray(value, dtype=float))
         h.run()
+        iterations = int(h.getInfo().simplex_iteration_count)
+        if basis is not None:
+            h.setOptionValue("simplex_strategy", SIMPLEX_STRATEGY_LAZY)  # added cuts: dual simplex again
         rounds = 0
         while lazy is not None and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             if not lazy.add_broken(h, np.asarray(h.getSolution().col_value)):
@@ -175,6 +236,7 @@ class LpModel:
                     break
                 h.setOptionValue("time_limit", left)
             h.run()
+            iterations += int(h.getInfo().simplex_iteration_count)
         status = h.getModelStatus()
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
@@ -190,9 +252,44 @@ class LpModel:
             num_cols=h.getNumCol(),
             num_rows=h.getNumRow(),
             lazy_rounds=rounds,
+            simplex_iterations=iterations,
             mip_nodes=int(info.mip_node_count) if is_mip else 0,
             row_dual=np.asarray(h.getSolution().row_dual) if duals else None,
+            basis=_read_basis(h) if keep_basis and has_solution and not is_mip else None,
+            col_key=self._keys(self.col_key, lazy.added_col_keys if lazy is not None else []),
+            row_key=self._keys(self.row_key, lazy.added_row_keys if lazy is not None else []),
         )
+
+    @staticmethod
+    def _keys(blocks: list[np.ndarray], added: list[np.ndarray]) -> np.ndarray:
+        parts = [*blocks, *added]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+_STATUS = list(highspy.HighsBasisStatus.__members__.values())  # indexed by code (kLower = 0, ...)
+BASIC = int(highspy.HighsBasisStatus.kBasic)
+AT_LOWER = int(highspy.HighsBasisStatus.kLower)
+AT_UPPER = int(highspy.HighsBasisStatus.kUpper)
+
+
+def _highs_basis(col_status: np.ndarray, row_status: np.ndarray) -> highspy.HighsBasis:
+    basis = highspy.HighsBasis()
+    basis.col_status = [_STATUS[s] for s in col_status.tolist()]
+    basis.row_status = [_STATUS[s] for s in row_status.tolist()]
+    # "Alien": HiGHS checks it and completes or repairs it if it is not a nonsingular square basis.
+    basis.alien = True
+    basis.valid = True
+    return basis
+
+
+def _read_basis(h: highspy.Highs) -> tuple[np.ndarray, np.ndarray] | None:
+    basis = h.getBasis()
+    if not basis.valid:
+        return None
+    return (
+        np.array([s.value for s in basis.col_status], dtype=np.int8),
+        np.array([s.value for s in basis.row_status], dtype=np.int8),
+    )
 
 
 class LazyCuts:
@@ -227,9 +324,15 @@ class LazyCuts:
         c_rate: tuple[np.ndarray, np.ndarray],
         c_rate_cost: float,
         c_max_kw: np.ndarray,
+        taper_key: np.ndarray,
     ) -> None:
         self.p_col, self.e_col = core.p_col, core.e_col
         self.pair_vehicle = core.pair_vehicle
+        self.taper_key = taper_key  # per taper row (``Key.TAPER``)
+        self.c_vehicle, self.c_slot = core.pair_vehicle[c_rate[0]], core.pair_slot[c_rate[0]]  # per C-rate pair
+        # Keys of what ``add_broken`` appended to the model, in order (``LpSolution.col_key``).
+        self.added_row_keys: list[np.ndarray] = []
+        self.added_col_keys: list[np.ndarray] = []
         self.num_vehicles = core.first_pair.size - 1
         self.taper_pair, self.taper_a, self.taper_b, self.taper_c = taper
         self.taper_added = np.zeros(self.taper_pair.size, dtype=bool)
@@ -255,6 +358,20 @@ class LazyCuts:
         """Whether the last solution checked (``x``) still broke something (e.g. on a time limit)."""
         return x is not None and not self.clean
 
+    def lift_now(self, model: LpModel, lift: np.ndarray) -> None:
+        """Put the C-rate hinges of ``lift`` (mask over the C-rate pairs, whose power bound the
+        caller left at the vehicle's) into ``model`` before it is solved."""
+        pairs = np.flatnonzero(lift & ~self.c_added)
+        if not pairs.size:
+            return
+        self.c_added[pairs] = True
+        v, slot = self.c_vehicle[pairs], self.c_slot[pairs]
+        col = model.add_cols(np.full(pairs.size, self.c_cost), 0.0, INF, keys=key(Key.C_RATE_COL, v, slot))
+        row = model.add_rows(-INF, self.c_limit_kw[pairs], pairs.size, keys=key(Key.C_RATE_ROW, v, slot))
+        k = np.arange(pairs.size)
+        model.add_entries(row + k, self.p_col + self.c_pair[pairs], 1.0)
+        model.add_entries(row + k, col + k, -1.0)
+
     def add_broken(self, h: highspy.Highs, x: np.ndarray) -> bool:
         """Add what the solution ``x`` of ``h`` breaks to the model; returns whether anything was added."""
         taper, fast = self._broken(x, np.asarray(h.getSolution().col_dual))
@@ -274,6 +391,7 @@ class LazyCuts:
             value = np.empty(2 * n)
             value[0::2], value[1::2] = self.taper_c[taper], -self.taper_b[taper]
             h.addRows(n, np.full(n, -INF), self.taper_a[taper], 2 * n, starts, index, value)
+            self.added_row_keys.append(self.taper_key[taper])
             self.added_rows += n
         if fast.size:
             self.c_added[fast] = True
@@ -298,6 +416,8 @@ class LazyCuts:
             index[0::2], index[1::2] = self.p_col + self.c_pair[fast], first_col + np.arange(n)
             value = np.tile([1.0, -1.0], n)
             h.addRows(n, np.full(n, -INF), self.c_limit_kw[fast], 2 * n, starts, index, value)
+            self.added_col_keys.append(key(Key.C_RATE_COL, self.c_vehicle[fast], self.c_slot[fast]))
+            self.added_row_keys.append(key(Key.C_RATE_ROW, self.c_vehicle[fast], self.c_slot[fast]))
             self.added_rows += n
             self.added_cols += n
         return bool(taper.size or fast.size)
@@ -314,8 +434,12 @@ class LpSolution:
     num_cols: int
     num_rows: int
     lazy_rounds: int = 0
+    simplex_iterations: int = 0  # over every run of the solve (HiGHS counts per run)
     mip_nodes: int = 0  # branch-and-bound nodes HiGHS explored (a MIP)
     row_dual: np.ndarray | None = None  # with an optimal solution (HiGHS: reduced cost = c - A^T y)
+    basis: tuple[np.ndarray, np.ndarray] | None = None  # column and row statuses, with ``keep_basis``
+    col_key: np.ndarray | None = None  # per column (``Key``; -1 none)
+    row_key: np.ndarray | None = None
 
 
 @dataclass
@@ -373,11 +497,14 @@ def build_core(
     *,
     lazy: bool = False,
     active: np.ndarray | None = None,
+    carried: LazyCuts | None = None,
 ) -> CoreIndex:
     """Add the power, energy, taper, target, site, demand and wear parts of the model.
 
     With ``lazy``, taper rows and C-rate hinges are not added but kept in ``core.lazy``: pass it
     to ``model.solve(lazy=...)``, which adds those the solution breaks (see ``LazyCuts``).
+    ``carried`` (the ``core.lazy`` of an earlier model of the same night) puts in at once the lazy
+    rows and hinges that model had needed, so a basis carried over from it fits (``sifting``).
 
     ``active`` (bool [vehicle, slot], inside the windows, every non-empty window's last slot
     included) restricts the power variables to those slots: the model is then the full one with
@@ -406,21 +533,34 @@ def build_core(
     held_slots = np.where(is_last, va.departure_slot[pair_vehicle] - pair_slot, np.roll(pair_slot, -1) - pair_slot)
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
 
+    lifted = np.zeros(n, dtype=bool)  # C-rate bounds an earlier model lifted
+    if carried is not None:
+        lifted = np.isin(
+            key(Key.P, pair_vehicle, pair_slot), key(Key.P, carried.c_vehicle, carried.c_slot)[carried.c_added]
+        )
     p_upper = windows.max_kw[pair_vehicle].copy()
     if lazy and instance.wear.high_c_rate_mxn_per_kwh > 0:
         # Lazy C-rate hinges: the power starts bounded by the threshold (see ``LazyCuts``).
         c_rate_kw = instance.wear.c_rate_threshold_per_h * va.capacity_kwh[pair_vehicle]
-        p_upper = np.where(p_upper > c_rate_kw + 1e-9, c_rate_kw, p_upper)  # the pairs ``_add_wear`` returns
-    p_col = model.add_cols(price[pair_slot] * dt, 0.0, p_upper)
-    e_col = model.add_cols(np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle])
+        bounded = (p_upper > c_rate_kw + 1e-9) & ~lifted  # the pairs ``_add_wear`` returns, less the lifted
+        p_upper = np.where(bounded, c_rate_kw, p_upper)
+    p_col = model.add_cols(price[pair_slot] * dt, 0.0, p_upper, keys=key(Key.P, pair_vehicle, pair_slot))
+    e_col = model.add_cols(
+        np.zeros(n), va.initial_kwh[pair_vehicle], va.max_kwh[pair_vehicle], keys=key(Key.E, pair_vehicle, pair_slot)
+    )
     shortfall_max = np.maximum(va.target_kwh - va.initial_kwh, 0.0)
     # A vehicle without pairs leaves with its whole shortfall: fix it through its bounds.
-    u_col = model.add_cols(va.penalty_mxn_per_kwh, np.where(has_pairs, 0.0, shortfall_max), shortfall_max)
+    u_col = model.add_cols(
+        va.penalty_mxn_per_kwh,
+        np.where(has_pairs, 0.0, shortfall_max),
+        shortfall_max,
+        keys=key(Key.U, np.arange(num_vehicles)),
+    )
 
     # Energy balance, one equality row per pair: e[t] - e[t-1] - gain * p[t] = 0 (initial energy
     # on the right-hand side for the first pair of the vehicle).
     rhs = np.where(pair_k == 0, va.initial_kwh[pair_vehicle], 0.0)
-    balance_row = model.add_rows(rhs, rhs, n)
+    balance_row = model.add_rows(rhs, rhs, n, keys=key(Key.BALANCE, pair_vehicle, pair_slot))
     pairs = np.arange(n)
     model.add_entries(balance_row + pairs, e_col + pairs, 1.0)
     model.add_entries(balance_row + pairs, p_col + pairs, -gain)
@@ -429,23 +569,31 @@ def build_core(
 
     # Departure target: e[last] + u >= target.
     with_pairs = np.flatnonzero(has_pairs)
-    row = model.add_rows(va.target_kwh[with_pairs], INF, with_pairs.size)
+    row = model.add_rows(va.target_kwh[with_pairs], INF, with_pairs.size, keys=key(Key.TARGET, with_pairs))
     target_row = np.full(num_vehicles, -1)
     target_row[with_pairs] = row + np.arange(with_pairs.size)
     model.add_entries(row + np.arange(with_pairs.size), e_col + first_pair[with_pairs + 1] - 1, 1.0)
     model.add_entries(row + np.arange(with_pairs.size), u_col + with_pairs, 1.0)
 
-    taper = _taper_rows(instance, va, windows, pair_vehicle, pair_k)
+    *taper_parts, taper_line = _taper_rows(instance, va, windows, pair_vehicle, pair_k)
+    taper = (taper_parts[0], taper_parts[1], taper_parts[2], taper_parts[3])
+    taper_key = key(Key.TAPER, taper_line, pair_slot[taper[0]])
     # Lazy: only the rows of the last slots of each vehicle go in at once. The high-SoC wear makes
     # charging finish close to departure, so that is where the taper binds (see ``LazyCuts``).
-    taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS if lazy else slice(None)
+    taper_now = np.ones(taper[0].size, dtype=bool)
+    if lazy:
+        taper_now = taper[0] >= first_pair[pair_vehicle[taper[0]] + 1] - TAPER_UPFRONT_SLOTS
+        if carried is not None:
+            taper_now |= np.isin(taper_key, carried.taper_key[carried.taper_added])
     pair_t, a_t, b_t, c_t = taper
-    _add_taper(model, (pair_t[taper_now], a_t[taper_now], b_t[taper_now], c_t[taper_now]), p_col, e_col)
+    _add_taper(
+        model, (pair_t[taper_now], a_t[taper_now], b_t[taper_now], c_t[taper_now]), p_col, e_col, taper_key[taper_now]
+    )
 
     # Site limit per slot.
     slots, slot_of_pair = np.unique(pair_slot, return_inverse=True)
     site = np.asarray(instance.site_limit_kw, dtype=float)
-    row = model.add_rows(-INF, site[slots], slots.size)
+    row = model.add_rows(-INF, site[slots], slots.size, keys=key(Key.SITE, slots))
     site_row = np.full(instance.num_slots, -1)
     site_row[slots] = row + np.arange(slots.size)
     model.add_entries(row + slot_of_pair, p_col + pairs, 1.0)
@@ -457,15 +605,19 @@ def build_core(
     c_rate = _add_wear(instance, va, windows, model, core, pair_k, lazy=lazy)
     if lazy:
         c_max_kw = windows.max_kw[pair_vehicle[c_rate[0]]]
-        core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * dt, c_max_kw)
+        core.lazy = LazyCuts(core, taper, c_rate, instance.wear.high_c_rate_mxn_per_kwh * dt, c_max_kw, taper_key)
         core.lazy.taper_added[taper_now] = True
+        if lifted.any():
+            core.lazy.lift_now(model, lifted[c_rate[0]])
     return core
 
 
 def _taper_rows(
     instance: Instance, va: VehicleArrays, windows: Windows, pair_vehicle: np.ndarray, pair_k: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(pair, a, b, c) of every row ``c * p[v,t] - b * e[v,t] <= a`` of a taper line that can bind.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, a, b, c, line) of every row ``c * p[v,t] - b * e[v,t] <= a`` of a taper line that can bind.
+
+    ``line`` numbers the lines of the night (not of the pairs), so it names a row across models.
 
     The line must hold over the whole slot: at its end energy ``e[v,t]`` for a falling line
     (``c = 1``), at its start energy ``e[v,t] - gain * p[v,t]`` for a rising one (``c = 1 + b * gain``).
@@ -479,7 +631,7 @@ def _taper_rows(
             if lowest_kw < windows.max_kw[v]:  # a line that never goes below the bound is idle
                 lines_of.setdefault(v, []).append((a, b))
     if not lines_of:
-        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), np.zeros(0)
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
     # One row per (pair, line): lines of a vehicle repeated over its pairs.
     line_vehicle = np.array([v for v, lines in lines_of.items() for _ in lines])
     line_a = np.array([a for lines in lines_of.values() for a, _ in lines])
@@ -492,7 +644,7 @@ def _taper_rows(
     reachable_kwh = np.minimum(va.initial_kwh[v] + gain * windows.max_kw[v] * (k + 1), va.max_kwh[v])
     lowest_kw = np.minimum(a + b * va.initial_kwh[v], a + b * reachable_kwh)
     keep = lowest_kw < windows.max_kw[v]
-    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain[keep]
+    return pair[keep], a[keep], b[keep], 1.0 + np.maximum(b[keep], 0.0) * gain[keep], line[keep]
 
 
 def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -507,12 +659,16 @@ def _pairs_of_lines(pair_vehicle: np.ndarray, line_vehicle: np.ndarray) -> tuple
 
 
 def _add_taper(
-    model: LpModel, taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], p_col: int, e_col: int
+    model: LpModel,
+    taper: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    p_col: int,
+    e_col: int,
+    keys: np.ndarray,
 ) -> None:
     pair, a, b, c = taper
     if not pair.size:
         return
-    row = model.add_rows(-INF, a, pair.size)
+    row = model.add_rows(-INF, a, pair.size, keys=keys)
     rows = row + np.arange(pair.size)
     model.add_entries(rows, p_col + pair, c)
     model.add_entries(rows, e_col + pair, -b)
@@ -536,12 +692,12 @@ def _add_demand(
             continue
         demand = np.array(charge.mask(instance.num_slots))
         floor_kw = charge.paid_floor_kw(base)
-        peak_col = model.add_cols([charge.mxn_per_kw], floor_kw, INF)
+        peak_col = model.add_cols([charge.mxn_per_kw], floor_kw, INF, keys=key(Key.PEAK, [c]))
         peak_cols.append(peak_col)
         model.offset -= charge.mxn_per_kw * charge.month_peak_kw
         in_demand = np.flatnonzero(demand[pair_slot])
         slots, slot_of_pair = np.unique(pair_slot[in_demand], return_inverse=True)
-        row = model.add_rows(-INF, -base[slots], slots.size)
+        row = model.add_rows(-INF, -base[slots], slots.size, keys=key(Key.DEMAND, c, slots))
         demand_rows[c, slots] = row + np.arange(slots.size)
         model.add_entries(row + slot_of_pair, p_col + in_demand, 1.0)
         model.add_entries(row + np.arange(slots.size), np.full(slots.size, peak_col), -1.0)
@@ -591,8 +747,11 @@ def _add_wear(
             v = pair_vehicle[pairs]
             # A pair's end energy is held until the next pair (the last one's until departure).
             held_slots = core.held_slots if core.held_slots is not None else np.ones(core.num_pairs)
-            col = model.add_cols(wear.high_soc_mxn_per_kwh_h * dt * held_slots[pairs], 0.0, INF)
-            row = model.add_rows(-INF, high_soc_kwh[v], pairs.size)
+            slot = core.pair_slot[pairs]
+            col = model.add_cols(
+                wear.high_soc_mxn_per_kwh_h * dt * held_slots[pairs], 0.0, INF, keys=key(Key.HINGE_COL, v, slot)
+            )
+            row = model.add_rows(-INF, high_soc_kwh[v], pairs.size, keys=key(Key.HINGE_ROW, v, slot))
             core.hinge_row = row
             k = np.arange(pairs.size)
             model.add_entries(row + k, core.e_col + pairs, 1.0)
@@ -626,21 +785,19 @@ def add_charger_limits(
     if not pairs.size:
         return
     charger = charger_of_vehicle[core.pair_vehicle[pairs]]
-    key = charger * instance.num_slots + core.pair_slot[pairs]
-    keys, key_of_pair = np.unique(key, return_inverse=True)
-    possible_kw = np.bincount(key_of_pair, weights=windows.max_kw[core.pair_vehicle[pairs]])
-    limit = np.asarray(chargers)[keys // instance.num_slots]
+    charger_slot, of_pair = np.unique(charger * instance.num_slots + core.pair_slot[pairs], return_inverse=True)
+    possible_kw = np.bincount(of_pair, weights=windows.max_kw[core.pair_vehicle[pairs]])
+    limit = np.asarray(chargers)[charger_slot // instance.num_slots]
     binding = possible_kw > limit + 1e-9
     if not binding.any():
         return
     row_of_key = np.cumsum(binding) - 1
-    row = model.add_rows(-INF, limit[binding], int(binding.sum()))
-    keep = binding[key_of_pair]
-    model.add_entries(row + row_of_key[key_of_pair[keep]], core.p_col + pairs[keep], 1.0)
+    bound_charger, bound_slot = charger_slot[binding] // instance.num_slots, charger_slot[binding] % instance.num_slots
+    row = model.add_rows(-INF, limit[binding], int(binding.sum()), keys=key(Key.CHARGER, bound_charger, bound_slot))
+    keep = binding[of_pair]
+    model.add_entries(row + row_of_key[of_pair[keep]], core.p_col + pairs[keep], 1.0)
     power_rows = np.full((len(chargers), instance.num_slots), -1)
-    power_rows[keys[binding] // instance.num_slots, keys[binding] % instance.num_slots] = row + np.arange(
-        int(binding.sum())
-    )
+    power_rows[bound_charger, bound_slot] = row + np.arange(int(binding.sum()))
     core.extra_rows.append(LimitRows(np.asarray(charger_of_vehicle), power_rows))
 
 
@@ -659,7 +816,7 @@ def add_group_limits(
     ``sum x <= count``. Both are necessary for any assignment, so the LP stays a valid bound.
     """
     occupancy_col: dict[int, int] = {}  # pair -> x column, created once per pair
-    for members, count, capacity_kw in groups:
+    for group, (members, count, capacity_kw) in enumerate(groups):
         in_group = np.zeros(len(instance.vehicles), dtype=bool)
         in_group[members] = True
         pairs = np.flatnonzero(in_group[core.pair_vehicle])
@@ -677,7 +834,7 @@ def add_group_limits(
         if binding.size:
             keep = np.isin(slot_of_pair, binding)
             row_of_slot = np.full(slots.size, -1)
-            row = model.add_rows(-INF, capacity_kw, binding.size)
+            row = model.add_rows(-INF, capacity_kw, binding.size, keys=key(Key.GROUP_POWER, group, slots[binding]))
             row_of_slot[binding] = row + np.arange(binding.size)
             rows.power[0, slots[binding]] = row + np.arange(binding.size)
             model.add_entries(row_of_slot[slot_of_pair[keep]], core.p_col + pairs[keep], 1.0)
@@ -689,16 +846,17 @@ def add_group_limits(
         crowded_pairs = pairs[keep]
         new = np.array([q for q in crowded_pairs if q not in occupancy_col], dtype=int)
         if new.size:
-            col = model.add_cols(np.zeros(new.size), 0.0, 1.0)
+            new_vehicle, new_slot = core.pair_vehicle[new], core.pair_slot[new]
+            col = model.add_cols(np.zeros(new.size), 0.0, 1.0, keys=key(Key.OCCUPANCY_COL, new_vehicle, new_slot))
             occupancy_col.update(zip(new.tolist(), (col + np.arange(new.size)).tolist(), strict=True))
             # p <= max_kw * x
-            row = model.add_rows(-INF, 0.0, new.size)
+            row = model.add_rows(-INF, 0.0, new.size, keys=key(Key.OCCUPANCY_ROW, new_vehicle, new_slot))
             k = np.arange(new.size)
             model.add_entries(row + k, core.p_col + new, 1.0)
             model.add_entries(row + k, col + k, -windows.max_kw[core.pair_vehicle[new]])
         x_cols = np.array([occupancy_col[q] for q in crowded_pairs.tolist()])
         row_of_slot = np.full(slots.size, -1)
-        row = model.add_rows(-INF, float(count), crowded.size)
+        row = model.add_rows(-INF, float(count), crowded.size, keys=key(Key.GROUP_COUNT, group, slots[crowded]))
         row_of_slot[crowded] = row + np.arange(crowded.size)
         assert rows.count is not None
         rows.count[0, slots[crowded]] = row + np.arange(crowded.size)

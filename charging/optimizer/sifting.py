@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .instance import Instance
-from .lp import INF, CoreIndex, LpModel, LpSolution, Windows, build_core
+from .lp import AT_LOWER, AT_UPPER, BASIC, INF, CoreIndex, Key, LpModel, LpSolution, Windows, build_core, key
 from .quantities import VehicleArrays, fastest_charge_kw, free_site_kw, taper_lines
 
 # A left-out slot is added when its reduced cost is below this (MXN per kW of the slot): HiGHS's
@@ -42,6 +42,11 @@ REDUCED_COST_TOLERANCE = 1e-7
 # taper binds there.
 LAST_SLOTS = 4
 MAX_ROUNDS = 50
+# A round starts from the last one's basis when that model had at least this share of its (vehicle,
+# slot) pairs. From the greedy start the next round adds 10-90 % more pairs and the carried basis
+# saves 60-95 % of its simplex iterations (3,000 buses: 26,900 -> 3,400); from a start of one slot
+# per vehicle it adds 20x and primal simplex from that basis took more iterations than a cold start.
+CARRY_MIN_SHARE = 0.25
 
 
 @dataclass
@@ -52,6 +57,7 @@ class SiftResult:
     rounds: int  # LP solves
     active_pairs: list[int]  # per round
     seconds: list[float]  # per round (LP solve only)
+    iterations: list[int]  # simplex iterations per round (lazy re-solves included)
 
 
 def window_mask(windows: Windows, num_slots: int) -> np.ndarray:
@@ -67,8 +73,12 @@ def solve_sifted(
     add_limits: Callable[[CoreIndex, LpModel], None] | None = None,
     *,
     time_limit_s: float | None = None,
+    carry_basis: bool = True,
 ) -> SiftResult:
     """Solve the LP over ``windows`` by sifting from ``active``; the result is the full LP's optimum.
+
+    Each round after the first starts from the last round's basis (``_carried_basis``; without
+    ``carry_basis``, from scratch, which the tests and the benchmark compare with).
 
     ``add_limits(core, model)`` adds connector/charger rows (they must record ``LimitRows``).
     On a time limit or a solver failure the last restricted solution is returned (its plan is
@@ -77,20 +87,26 @@ def solve_sifted(
     in_window = window_mask(windows, instance.num_slots)
     # The departure target hangs on each window's last slot: it is always active.
     active = (active & in_window & (windows.max_kw[:, None] > 0)) | _last_slots(windows, instance.num_slots, 1)
-    rounds, sizes, seconds = 0, list[int](), list[float]()
+    rounds, sizes, seconds, iterations = 0, list[int](), list[float](), list[int]()
     proven = False  # no left-out slot would lower the cost: the restricted optimum is the full LP's
+    previous: tuple[CoreIndex, LpSolution] | None = None
     while True:
         model = LpModel()
-        core = build_core(instance, va, windows, model, lazy=True, active=active)
+        carried = previous[0].lazy if previous is not None else None
+        core = build_core(instance, va, windows, model, lazy=True, active=active, carried=carried)
         if add_limits is not None:
             add_limits(core, model)
         left = None
         if time_limit_s is not None:
             left = max(time_limit_s - sum(seconds), 0.01)
-        solution = model.solve(time_limit_s=left, lazy=core.lazy)
+        basis = None
+        if previous is not None and carry_basis and previous[0].num_pairs >= CARRY_MIN_SHARE * core.num_pairs:
+            basis = _carried_basis(instance, va, *previous, model)
+        solution = model.solve(time_limit_s=left, lazy=core.lazy, basis=basis, keep_basis=True)
         rounds += 1
         sizes.append(core.num_pairs)
         seconds.append(solution.seconds)
+        iterations.append(solution.simplex_iterations)
         if not solution.optimal or solution.row_dual is None:
             break
         worth = full_reduced_costs(instance, va, windows, core, solution.row_dual) < -REDUCED_COST_TOLERANCE
@@ -100,8 +116,84 @@ def solve_sifted(
         if rounds >= MAX_ROUNDS or (time_limit_s is not None and sum(seconds) >= time_limit_s):
             break  # a feasible plan (it only leaves power at zero), but no proven bound
         active = active | worth
+        previous = (core, solution)
     solution.optimal = proven
-    return SiftResult(core, solution, active, rounds, sizes, seconds)
+    return SiftResult(core, solution, active, rounds, sizes, seconds, iterations)
+
+
+def _carried_basis(
+    instance: Instance,
+    va: VehicleArrays,
+    old_core: CoreIndex,
+    old: LpSolution,
+    model: LpModel,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A starting basis for the next round's ``model`` from the last round's optimal one.
+
+    The new model holds every column and row of the old one (same keys: the active set only
+    grows, and ``build_core(carried=...)`` puts the lazy rows the old one needed back in). Those keep
+    their status; each new row gets exactly one new basic variable, chosen so the old solution
+    (power zero at the added slots) stays feasible, so the basis is square, nonsingular and primal
+    feasible, and only the added power columns price out:
+
+    - a new pair's balance row: its energy column is basic (it holds the energy of the slot before);
+    - a new high-SoC hinge: its column is basic if that energy is above the threshold, else its row;
+    - a new occupancy row (``p <= max_kw * x``): the occupancy is basic if the pair charged, else
+      the row; every other new row (site, demand, group, charger, taper): its slack is basic.
+    """
+    if old.basis is None or old.x is None or old.col_key is None or old.row_key is None:
+        return None
+    col_key, row_key = np.concatenate(model.col_key), np.concatenate(model.row_key)
+    col = _match(old.col_key, old.basis[0], col_key, AT_LOWER)
+    row = _match(old.row_key, old.basis[1], row_key, BASIC)
+    new_row = _match(old.row_key, np.zeros(old.row_key.size, dtype=np.int8), row_key, 1).astype(bool)
+    energy, power = _energy_and_power(instance, va, old_core, old.x)
+    high_soc_kwh = instance.wear.high_soc_threshold_pct / 100.0 * va.capacity_kwh
+    kind, vehicle, slot = row_key >> 40, (row_key >> 16) & (2**24 - 1), row_key & (2**16 - 1)
+
+    def pair_with(rows: np.ndarray, column_kind: Key) -> None:
+        """Rows ``rows`` nonbasic, their (vehicle, slot)'s ``column_kind`` basic. A balance row is an
+        equality (either bound); hinge and occupancy rows have only an upper one."""
+        row[rows] = AT_LOWER if column_kind == Key.E else AT_UPPER
+        col[_positions(col_key, key(column_kind, vehicle[rows], slot[rows]))] = BASIC
+
+    pair_with(np.flatnonzero(new_row & (kind == Key.BALANCE)), Key.E)
+    hinge = np.flatnonzero(new_row & (kind == Key.HINGE_ROW))
+    pair_with(hinge[energy[vehicle[hinge], slot[hinge]] > high_soc_kwh[vehicle[hinge]] + 1e-9], Key.HINGE_COL)
+    occupancy = np.flatnonzero(new_row & (kind == Key.OCCUPANCY_ROW))
+    pair_with(occupancy[power[vehicle[occupancy], slot[occupancy]] > 0], Key.OCCUPANCY_COL)
+    return col, row
+
+
+def _match(old_key: np.ndarray, old_status: np.ndarray, new_key: np.ndarray, default: int) -> np.ndarray:
+    """``old_status`` of each new key found among ``old_key`` (>= 0), ``default`` elsewhere."""
+    status = np.full(new_key.size, default, dtype=np.int8)
+    order = np.argsort(old_key, kind="stable")
+    position = np.minimum(np.searchsorted(old_key[order], new_key), max(old_key.size - 1, 0))
+    found = (new_key >= 0) & (old_key.size > 0) & (old_key[order][position] == new_key)
+    status[found] = old_status[order[position[found]]]
+    return status
+
+
+def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Index of each ``wanted`` key in ``keys`` (each present once)."""
+    order = np.argsort(keys, kind="stable")
+    return order[np.searchsorted(keys[order], wanted)]
+
+
+def _energy_and_power(
+    instance: Instance, va: VehicleArrays, core: CoreIndex, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[vehicle, slot] energy (kWh, end of slot) and power (kW) of a restricted solution ``x``."""
+    num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
+    pair_index = np.full((num_vehicles, num_slots), -1)
+    pair_index[core.pair_vehicle, core.pair_slot] = np.arange(core.num_pairs)
+    owner = np.maximum.accumulate(pair_index, axis=1)  # the latest pair at or before each slot
+    e = x[core.e_col : core.e_col + core.num_pairs]
+    energy = np.where(owner >= 0, e[np.maximum(owner, 0)], va.initial_kwh[:, None])
+    power = np.zeros((num_vehicles, num_slots))
+    power[core.pair_vehicle, core.pair_slot] = x[core.p_col : core.p_col + core.num_pairs]
+    return energy, power
 
 
 def _last_slots(windows: Windows, num_slots: int, count: int) -> np.ndarray:

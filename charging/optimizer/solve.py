@@ -305,7 +305,8 @@ def _relaxation(
 def _sifting_note(what: str, result: SiftResult, windows: Windows) -> str:
     return (
         f"{what}: {result.rounds} LP round(s) on {result.active_pairs[-1]:,} of {int(windows.length.sum()):,} "
-        f"(vehicle, slot) pairs ({', '.join(f'{s:.2f}' for s in result.seconds)} s)"
+        f"(vehicle, slot) pairs ({', '.join(f'{s:.2f}' for s in result.seconds)} s; "
+        f"{', '.join(f'{i:,}' for i in result.iterations)} simplex iterations)"
     )
 
 

@@ -163,3 +163,20 @@ def test_sifting_stopped_before_pricing_clears_claims_no_optimum(monkeypatch):
     assert result.rounds == 1 and result.solution.x is not None
     assert not result.solution.optimal
     assert result.solution.objective > _full_objective(instance, va, windows, limits)
+
+
+@pytest.mark.parametrize(("vehicles", "connectors", "seed"), [(60, 30, 3), (100, 50, 1), (100, 100, 1)])
+def test_later_rounds_start_from_the_last_rounds_basis(vehicles, connectors, seed):
+    # From the greedy start pricing adds slots. A later round's model holds the last one's columns and
+    # rows (and the lazy rows it needed), so it starts from that basis: the same optimum as solving each
+    # round from scratch, in a fraction of the simplex iterations.
+    instance = generate_instance(vehicles=vehicles, connectors=connectors, seed=seed)
+    va, windows, limits = relaxation_parts(instance)
+    start = initial_active(instance, va, windows)
+    warm = solve_sifted(instance, va, windows, start, limits)
+    cold = solve_sifted(instance, va, windows, start, limits, carry_basis=False)
+    assert warm.solution.optimal and cold.solution.optimal and warm.rounds >= 2
+    assert abs(warm.solution.objective - cold.solution.objective) <= 1e-6 * abs(cold.solution.objective)
+    later = sum(warm.iterations[1:]) / (warm.rounds - 1)
+    later_cold = sum(cold.iterations[1:]) / (cold.rounds - 1)
+    assert later < 0.5 * later_cold, (warm.iterations, cold.iterations)
