@@ -39,6 +39,11 @@ RESISTANCE_PROBE_S = 1800.0
 VOLTAGE_EVENT_MARGIN_V = 0.4
 #: Output grid of the re-solve check [s].
 DENSE_STEP_S = 600.0
+#: Longest solver step [s]. With output only at the day's ends, IDA's steps grew to hours across the quiet
+#: legs and stepped over a 30-40 min top-up (the current is smooth, its error test never saw it): a day with
+#: two 1C top-ups aged 20 % too little (lithium and active material lost, against the dense re-solve).
+#: At 600 s the difference is <= 0.1 %, for 0-20 % more CPU per day (docs/forecast.md, "Speed").
+MAX_STEP_S = 600.0
 
 _C_NEG = "Initial concentration in negative electrode [mol.m-3]"
 _C_POS = "Initial concentration in positive electrode [mol.m-3]"
@@ -73,7 +78,9 @@ def _segment_input(k: int, what: str) -> str:
 class DayModel:
     """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
 
-    def __init__(self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8):
+    def __init__(
+        self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8, solver_options: dict[str, Any] | None = None
+    ):
         import pybamm
 
         self.chemistry = chemistry
@@ -115,7 +122,7 @@ class DayModel:
             # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
             # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
             # machine. Without a compiler PyBaMM logs a warning and keeps the virtual machine.
-            options={"compile": True},
+            options={"compile": True, "dt_max": MAX_STEP_S, **(solver_options or {})},
         )
         self.sim = pybamm.Simulation(model, parameter_values=values, solver=solver)
         # Reference capacity of the model cell: the eSOH capacity when new (the pack's nameplate).
