@@ -19,8 +19,8 @@ Guard: each member's representative day is checked against its current capacity.
 deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
 member goes on, with ``duty_end`` at the first month that did not fit and the flag
 ``duty_exceeds_capacity``. When a day cannot be completed even on a dense grid (a voltage limit or a
-solver failure), the duty is cut further: the floor raised in steps, and if that cannot help (the day
-stops at the upper voltage limit) a charge target above 90 % lowered (the top of the window); only
+solver failure), the duty is cut further: a day that stops at the upper voltage limit has its charge
+target lowered in steps (the top of the window, down to 60 %), any other its floor raised in steps; only
 when that fails too does the member stop, with a flag.
 Nothing raises.
 """
@@ -101,12 +101,13 @@ class TrajectorySettings:
 #: in these steps (SoC fraction), up to ``MAX_FLOOR_RAISE``; beyond that the member stops.
 FLOOR_RAISE_STEP = 0.05
 MAX_FLOOR_RAISE = 0.5
-#: A day that still stops at the upper voltage limit with the floor raised all the way has its charge
-#: target (if above ``TOP_CUT_ABOVE_SOC``) lowered in these steps, down to that value, and the floor put
-#: back: on an aged cell the last per cent to 100 % is where the charge hits the voltage limit (the top
-#: of the window).
+#: A day that stops at the upper voltage limit has its charge target lowered in these steps, down to
+#: ``TOP_CUT_DOWN_TO_SOC``, before any floor is raised: on an aged cell the top of the window is where a
+#: charge hits the voltage limit (the graphite, with less active material left, fills up), and a CC-CV
+#: charger ends the charge lower. A top-up day (2 EFC/day bus, two 1C top-ups to 90 %) needs that as much
+#: as a charge to 100 %: it used to try ten floor raises, which cannot help, and stop (refused).
 TOP_CUT_STEP = 0.025
-TOP_CUT_ABOVE_SOC = 0.9
+TOP_CUT_DOWN_TO_SOC = 0.6
 
 
 @dataclass
@@ -144,7 +145,7 @@ def simulate_members(
     states = [model.new_state().as_array() for _ in rate_factors]
     floor_raise = [0.0 for _ in rate_factors]
     top_cut = [0.0 for _ in rate_factors]
-    top_room = max(profile.start_soc - max(TOP_CUT_ABOVE_SOC, usable_soc_min + FLOOR_RAISE_STEP), 0.0)
+    top_room = max(profile.start_soc - max(TOP_CUT_DOWN_TO_SOC, usable_soc_min + FLOOR_RAISE_STEP), 0.0)
     counter = [0]
 
     def soh(state: np.ndarray) -> float:
@@ -179,19 +180,18 @@ def simulate_members(
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
                     continue
                 bad = next(o for o in chunk if not o.ok)
+                if "Maximum voltage" in bad.message and top_cut[i] < top_room - 1e-9:
+                    # The day stops at the upper voltage limit: the aged cell cannot take the charge to
+                    # the top of the window. Charge it a little less - the duty is cut at the top - and
+                    # try again (a lower floor would not help).
+                    top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
+                    members[i].mark_duty_end(date)
+                    pending.append((i, state))
+                    continue
                 if floor_raise[i] < MAX_FLOOR_RAISE - 1e-9:
                     # The cell cannot deliver the day here (or the solver fails on it): cut the duty
                     # further and try again; the duty no longer fits from this date.
                     floor_raise[i] += FLOOR_RAISE_STEP
-                    members[i].mark_duty_end(date)
-                    pending.append((i, state))
-                    continue
-                if "Maximum voltage" in bad.message and top_cut[i] < top_room - 1e-9:
-                    # No floor helps: the day stops at the upper voltage limit, the aged cell cannot take
-                    # the charge to (near) 100 %. Charge it a little less - the duty is cut at the top of
-                    # the window - with the floor back where it was, and try again.
-                    top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
-                    floor_raise[i] = 0.0
                     members[i].mark_duty_end(date)
                     pending.append((i, state))
                     continue
