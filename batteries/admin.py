@@ -97,12 +97,6 @@ class BatteryPackAdmin(DepotScopedAdmin):
     change_form_template = "admin/batteries/batterypack/change_form.html"
     change_list_template = "admin/batteries/batterypack/change_list.html"
 
-    def scope_queryset(self, queryset, user, action):
-        # BatteryPack.scope_q joins the installations: a pack outside any depot with several past
-        # installations would come back once per installation (and its change page would crash on get()).
-        # Narrowing through a subquery of primary keys keeps one row per pack.
-        return queryset.filter(pk__in=restrict(BatteryPack.objects.all(), user, action).values("pk"))
-
     def get_queryset(self, request):
         active = PackInstallation.objects.filter(pack=OuterRef("pk"), removed_at__isnull=True)
         latest = HealthObservation.objects.filter(pack=OuterRef("pk")).order_by("-observed_at")
