@@ -288,6 +288,11 @@ class SoHForecastAdmin(GrowingTableAdmin, DepotScopedAdmin):
     exclude = ["points", "inputs"]
     readonly_fields = [f.name for f in SoHForecast._meta.fields if f.name not in ("points", "inputs")]
 
+    def get_queryset(self, request):
+        # The monthly curve and the inputs (a kilobyte or more a row, growing with the horizon) are shown on no
+        # page of this admin: not read for a list of fifty.
+        return super().get_queryset(request).defer("points", "inputs")
+
     @admin.display(description=_("remaining life"), ordering="rul_days")
     def remaining_life(self, forecast: SoHForecast) -> str:
         return remaining_life_label(forecast)  # "> 10 years" when capped at the horizon
