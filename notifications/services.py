@@ -409,6 +409,24 @@ def delivery_retry_later(*, delivery: Delivery, error: str) -> None:
     )
 
 
+def stranded_retries_queue() -> None:
+    """Give every ``retrying`` message its next attempt in the task outbox if it has none. Messages failed before
+    retries went through the outbox were retried by Celery's ``retry()``, which published straight to Redis: a
+    retry due while Redis was away was lost and the message stayed ``retrying``. ``outbox_task_send`` records
+    nothing for a key it already holds, so a message whose retry waits is left alone. One look-up per
+    ``retrying`` message (those within their backoff: normally few); run by beat's round."""
+    from notifications.tasks import delivery_send_task  # the task module imports this one
+
+    retrying = Delivery.objects.filter(status=Delivery.Status.RETRYING).values_list("pk", "attempts")
+    for delivery_id, attempts in retrying:
+        with transaction.atomic():
+            outbox_task_send(
+                task=delivery_send_task,
+                args=[delivery_id],
+                dedupe_key=f"notifications.delivery:delivery={delivery_id}:attempt={attempts + 1}",
+            )
+
+
 def _send_email(delivery: Delivery) -> None:
     # OSError covers smtplib's errors (SMTPException derives from it) and refused connections.
     EmailMessage(subject=delivery.subject, body=delivery.body, to=[delivery.to]).send(fail_silently=False)
@@ -445,6 +463,8 @@ def notifications_run(
     queue_sends = not send_in_process
     summary = alerts_dispatch(now=now, queue_sends=queue_sends)
     digests_build(now=now, force=force_digests, summary=summary, queue_sends=queue_sends)
+    if queue_sends:
+        stranded_retries_queue()
     if send_in_process:
         for delivery_id in summary.deliveries:
             try:

@@ -118,3 +118,22 @@ def test_signing_matches_an_independent_hmac_and_rejects_old_timestamps():
     assert signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
     assert not signing.verify("s3cret", body + b" ", "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
     assert not signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_000 + 3600)
+
+
+def test_a_message_left_retrying_without_its_next_attempt_is_given_one_by_the_round(two_depots, hooked, receiver):
+    # As Celery's retry() left a message when its publish failed (before retries went through the outbox).
+    _raise(two_depots["depot_a"])
+    [delivery_id] = alerts_dispatch().deliveries
+    Delivery.objects.filter(pk=delivery_id).update(status="retrying", attempts=1, last_error="answered 500")
+    assert not OutboxTask.objects.exists()
+
+    notifications_run(send_in_process=False)  # beat's round
+    notifications_run(send_in_process=False)  # and the next: still one next attempt
+
+    [retry] = OutboxTask.objects.all()
+    assert retry.dedupe_key == f"notifications.delivery:delivery={delivery_id}:attempt=2"
+    assert delivery_send_task.run(*retry.args) == "sent"  # the worker's side of the sent row
+    assert [r.status_answered for r in receiver.requests] == [200]
+    assert Delivery.objects.get(pk=delivery_id).status == "sent"
+    notifications_run(send_in_process=False)
+    assert OutboxTask.objects.count() == 1  # a sent message is not retried
