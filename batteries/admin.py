@@ -97,12 +97,6 @@ class BatteryPackAdmin(DepotScopedAdmin):
     change_form_template = "admin/batteries/batterypack/change_form.html"
     change_list_template = "admin/batteries/batterypack/change_list.html"
 
-    def scope_queryset(self, queryset, user, action):
-        # BatteryPack.scope_q joins the installations: a pack outside any depot with several past
-        # installations would come back once per installation (and its change page would crash on get()).
-        # Narrowing through a subquery of primary keys keeps one row per pack.
-        return queryset.filter(pk__in=restrict(BatteryPack.objects.all(), user, action).values("pk"))
-
     def get_queryset(self, request):
         active = PackInstallation.objects.filter(pack=OuterRef("pk"), removed_at__isnull=True)
         latest = HealthObservation.objects.filter(pack=OuterRef("pk")).order_by("-observed_at")
@@ -293,6 +287,11 @@ class SoHForecastAdmin(GrowingTableAdmin, DepotScopedAdmin):
     search_fields = ["pack__serial"]
     exclude = ["points", "inputs"]
     readonly_fields = [f.name for f in SoHForecast._meta.fields if f.name not in ("points", "inputs")]
+
+    def get_queryset(self, request):
+        # The monthly curve and the inputs (a kilobyte or more a row, growing with the horizon) are shown on no
+        # page of this admin: not read for a list of fifty.
+        return super().get_queryset(request).defer("points", "inputs")
 
     @admin.display(description=_("remaining life"), ordering="rul_days")
     def remaining_life(self, forecast: SoHForecast) -> str:

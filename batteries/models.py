@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from fleet.models import Chemistry, Organization, Vehicle
@@ -52,11 +52,14 @@ class BatteryPack(DepotScoped, models.Model):
     @classmethod
     def scope_q(cls, depot_ids, managed_organization_ids) -> Q:
         # Only the *current* installation decides the depot; a pack's history in another depot does not.
-        # Exists() rather than a join: a join would repeat a pack once per past installation.
-        current = PackInstallation.objects.filter(pack=OuterRef("pk"), removed_at__isnull=True)
-        installed_here = Exists(current.filter(vehicle__home_depot__in=depot_ids))
-        in_a_depot = Exists(current.filter(vehicle__home_depot__isnull=False))
-        return Q(installed_here) | (Q(organization__in=managed_organization_ids) & ~Q(in_a_depot))
+        # A semi-join (``pk IN (packs installed there)``) rather than a join, which would repeat a pack once per
+        # past installation, and rather than a correlated EXISTS: under this OR PostgreSQL cannot turn an EXISTS
+        # into a join and ran it once per pack, with JIT compilation on top (250 ms for a manager's 5,000-pack
+        # city, docs/operations.md); each uncorrelated IN is one hashed subplan, read once (13 ms).
+        current = PackInstallation.objects.filter(removed_at__isnull=True)
+        installed_here = current.filter(vehicle__home_depot__in=depot_ids).values("pack_id")
+        in_a_depot = current.filter(vehicle__home_depot__isnull=False).values("pack_id")
+        return Q(pk__in=installed_here) | (Q(organization__in=managed_organization_ids) & ~Q(pk__in=in_a_depot))
 
     @property
     def baseline_capacity_kwh(self) -> float:

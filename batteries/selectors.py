@@ -162,13 +162,15 @@ def active_pack_serial() -> Subquery:
 
 
 def last_forecast_at_by_depot(depot_ids: list[int]) -> dict[int, dt.datetime]:
-    """Per depot, when the latest ageing forecast of a pack installed in one of its vehicles was made. One query."""
+    """Per depot, when the newest ageing forecast (by its as-of date) of a pack installed in one of its vehicles
+    was made. One query, reading one forecast per installed pack whatever the forecast history: each pack's
+    newest is one step down the (pack, as_of) unique index. (The maximum of ``created_at`` over every forecast
+    read the whole history, 13 rows a pack after 90 nights and growing: 1.4 s on the city-scale dashboard.)"""
+    newest = SoHForecast.objects.filter(pack_id=OuterRef("pack_id")).order_by("-as_of").values("created_at")[:1]
     rows = (
-        SoHForecast.objects.filter(
-            pack__installations__removed_at__isnull=True, pack__installations__vehicle__home_depot_id__in=depot_ids
-        )
+        PackInstallation.objects.filter(removed_at__isnull=True, vehicle__home_depot_id__in=depot_ids)
         .order_by()
-        .values("pack__installations__vehicle__home_depot_id")
-        .annotate(latest=Max("created_at"))
+        .values("vehicle__home_depot_id")
+        .annotate(latest=Max(Subquery(newest)))
     )
-    return {row["pack__installations__vehicle__home_depot_id"]: row["latest"] for row in rows}
+    return {row["vehicle__home_depot_id"]: row["latest"] for row in rows if row["latest"] is not None}

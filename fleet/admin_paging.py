@@ -22,6 +22,7 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q
 
+from fleet.admin_scoping import ROWS_PER_PAGE
 from fleet.scoping import Action, restrict
 
 # Above this many rows (the planner's estimate) an unfiltered list shows the estimate, not an exact count.
@@ -63,7 +64,7 @@ class GrowingTableAdmin(admin.ModelAdmin):
 
     paginator = EstimatedCountPaginator
     # Rendering a row costs the admin 1-3 ms (its cells, links, the action checkbox): 50 rows a page, not 100.
-    list_per_page = 50
+    list_per_page = ROWS_PER_PAGE
     # "N results (M total)" costs a second count of the whole table; the admin then links "Show all" instead.
     show_full_result_count = False
 

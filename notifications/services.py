@@ -12,9 +12,10 @@ The flow (docs/notifications.md):
 3. ``digests_build`` sends each recipient's waiting notifications as one message once the oldest has
    waited ``NOTIFICATIONS_DIGEST_MINUTES``.
 4. ``delivery_send`` sends one message: an e-mail through Django's mail, or a webhook request signed with the
-   endpoint's secret (``notifications.signing``). The Celery task retries failures with backoff. In the periodic
-   round each message is handed to that task through the task outbox (``jobs.outbox``), in the transaction
-   that made it: Redis away, the message waits in the outbox and is sent once when Redis is back.
+   endpoint's secret (``notifications.signing``). In the periodic round each message is handed to the send task
+   through the task outbox (``jobs.outbox``), in the transaction that made it, and so is each retry of a failed
+   attempt (with backoff, ``delivery_retry_later``): Redis away, the message or its retry waits in the outbox
+   and is sent once when Redis is back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -45,6 +47,11 @@ from notifications import signing
 from notifications.models import AlertDispatch, Channel, Delivery, Notification, NotificationRule, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
+
+# A message is tried this many times (the first and six retries, about two minutes in all) before it is failed.
+MAX_ATTEMPTS = 7
+RETRY_DELAY_FACTOR_S = 2
+RETRY_DELAY_MAX_S = 600
 
 WAITING = (Notification.Status.DIGEST, Notification.Status.FOLDED)
 SUBJECT_PREFIX = "[evfleet]"
@@ -352,7 +359,8 @@ def deliveries_queue(*, delivery_ids: Iterable[int]) -> None:
 
 def delivery_send(*, delivery_id: int) -> Delivery | None:
     """Send one message. Returns it when sent, None when it is not this caller's to send (already sent or
-    being sent). Raises ``DeliveryFailed`` when sending failed; the delivery is then ``retrying``."""
+    being sent). Raises ``DeliveryFailed`` when sending failed: the delivery is then ``retrying``, its next
+    attempt recorded in the task outbox (``delivery_retry_later``), or ``failed`` after the last attempt."""
     claimed = Delivery.objects.filter(
         pk=delivery_id, status__in=(Delivery.Status.PENDING, Delivery.Status.RETRYING)
     ).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
@@ -365,15 +373,58 @@ def delivery_send(*, delivery_id: int) -> Delivery | None:
         else:
             _send_webhook(delivery)
     except (DeliveryFailed, OSError) as exc:
-        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.RETRYING, last_error=str(exc)[:500])
+        delivery_retry_later(delivery=delivery, error=str(exc))
         raise DeliveryFailed(str(exc)) from exc
     Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
     delivery.refresh_from_db()
     return delivery
 
 
-def delivery_give_up(*, delivery_id: int) -> None:
-    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RETRYING).update(status=Delivery.Status.FAILED)
+def retry_delay_s(attempts: int) -> int:
+    """Seconds before the next attempt of a message tried ``attempts`` times: 2, 4, 8, ... capped at
+    ``RETRY_DELAY_MAX_S``, with full jitter (Celery's own backoff formula, as ``retry_backoff=2`` had it)."""
+    return get_exponential_backoff_interval(
+        factor=RETRY_DELAY_FACTOR_S, retries=attempts - 1, maximum=RETRY_DELAY_MAX_S, full_jitter=True
+    )
+
+
+@transaction.atomic
+def delivery_retry_later(*, delivery: Delivery, error: str) -> None:
+    """A failed attempt: the message is ``retrying`` with its next attempt queued in the task outbox in the same
+    transaction, or ``failed`` after ``MAX_ATTEMPTS``. Why the outbox and not Celery's ``retry()``: a retry
+    published while Redis is away was rejected and lost, leaving the message ``retrying`` for ever; an outbox
+    row waits in the database and is sent when Redis is back (the drain), never lost with the broker."""
+    from notifications.tasks import delivery_send_task  # the task module imports this one
+
+    if delivery.attempts >= MAX_ATTEMPTS:
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, last_error=error[:500])
+        return
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.RETRYING, last_error=error[:500])
+    outbox_task_send(
+        task=delivery_send_task,
+        args=[delivery.pk],
+        # One row per attempt: the first send's row (``deliveries_queue``) is already sent.
+        dedupe_key=f"notifications.delivery:delivery={delivery.pk}:attempt={delivery.attempts + 1}",
+        countdown_seconds=retry_delay_s(delivery.attempts),
+    )
+
+
+def stranded_retries_queue() -> None:
+    """Give every ``retrying`` message its next attempt in the task outbox if it has none. Messages failed before
+    retries went through the outbox were retried by Celery's ``retry()``, which published straight to Redis: a
+    retry due while Redis was away was lost and the message stayed ``retrying``. ``outbox_task_send`` records
+    nothing for a key it already holds, so a message whose retry waits is left alone. One look-up per
+    ``retrying`` message (those within their backoff: normally few); run by beat's round."""
+    from notifications.tasks import delivery_send_task  # the task module imports this one
+
+    retrying = Delivery.objects.filter(status=Delivery.Status.RETRYING).values_list("pk", "attempts")
+    for delivery_id, attempts in retrying:
+        with transaction.atomic():
+            outbox_task_send(
+                task=delivery_send_task,
+                args=[delivery_id],
+                dedupe_key=f"notifications.delivery:delivery={delivery_id}:attempt={attempts + 1}",
+            )
 
 
 def _send_email(delivery: Delivery) -> None:
@@ -412,6 +463,8 @@ def notifications_run(
     queue_sends = not send_in_process
     summary = alerts_dispatch(now=now, queue_sends=queue_sends)
     digests_build(now=now, force=force_digests, summary=summary, queue_sends=queue_sends)
+    if queue_sends:
+        stranded_retries_queue()
     if send_in_process:
         for delivery_id in summary.deliveries:
             try:

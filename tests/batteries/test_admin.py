@@ -153,3 +153,24 @@ def test_pack_changelist_queries_do_not_grow_with_rows(client, depot_world, djan
     with django_assert_max_num_queries(12):
         response = client.get(url)
     assert len(response.context["cl"].result_list) == 31
+
+
+def test_forecast_changelist_reads_no_curves_and_pages_fifty(client, depot_world, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from batteries.models import SoHForecast
+
+    w = depot_world
+    today = timezone.localdate()
+    for weeks in range(1, 61):  # one pack's weekly forecasts for more than a year: more than a page
+        f.SoHForecastFactory(pack=w["pack_a"], as_of=today - dt.timedelta(weeks=weeks))
+    client.force_login(w["manager_a"])
+
+    with django_assert_max_num_queries(12), CaptureQueriesContext(connection) as queries:
+        response = client.get(admin_url(SoHForecast, "changelist"))
+
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 50 and response.context["cl"].result_count > 60
+    listed = [q["sql"] for q in queries.captured_queries if 'FROM "batteries_sohforecast"' in q["sql"]]
+    assert listed and not any('"points"' in sql or '"inputs"' in sql for sql in listed)

@@ -83,3 +83,42 @@ def test_an_alert_raised_while_redis_is_away_is_mailed_and_posted_once_when_it_i
 
     assert len(mail.outbox) == 1 and len(receiver.requests) == 1
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+@pytest.fixture
+def hooked(two_depots, receiver):
+    """Depot A's manager is told at once on the organisation's webhook only."""
+    endpoint = WebhookEndpoint.objects.create(
+        organization=two_depots["org"], name="ops", url=receiver.url, secret=receiver.secret
+    )
+    NotificationRule.objects.create(user=two_depots["manager_a"], by_email=False, webhook=endpoint)
+    two_depots["connector"] = f.ConnectorFactory(charger__depot=two_depots["depot_a"])
+    return two_depots
+
+
+def test_a_webhook_retry_due_while_redis_is_away_is_posted_when_it_is_back(
+    hooked, receiver, api_client, private_broker
+):
+    # Redis up: an alert's message is queued. A worker takes it; then Redis goes away.
+    api_client.force_authenticate(hooked["staff_a"])
+    event = {"depot": hooked["depot_a"].pk, "kind": "connector_faulted", "client_event_id": "gw-fault-2"}
+    assert api_client.post("/api/v1/depot-events/", {**event, "connector": hooked["connector"].pk}).status_code == 201
+    assert notifications_run_task.run()["messages"] == 1
+    [taken] = private_broker.take(delivery_send_task.name)
+    private_broker.stop()
+
+    # The receiver answers 500: the worker's attempt fails and its retry is due while Redis is away.
+    receiver.answers = [500]
+    private_broker.run_as_worker(taken)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("retrying", 1)
+
+    # Redis back: beat's drain sends what waited, a worker runs it, and the message lands (once).
+    private_broker.start()
+    outbox.outbox_dispatch()
+    results = private_broker.run_queued(delivery_send_task.name)
+
+    assert [r.status_answered for r in receiver.requests] == [500, 200]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2), results
+    assert not OutboxTask.objects.filter(sent_at__isnull=True).exists()

@@ -4,10 +4,11 @@ import pytest
 
 from charging.alert_messages import message
 from charging.alerts import alert_raise
+from jobs.models import OutboxTask
 from notifications import signing
 from notifications.models import Delivery, NotificationRule, WebhookEndpoint
-from notifications.services import alerts_dispatch, notifications_run
-from notifications.tasks import MAX_RETRIES, delivery_send_task
+from notifications.services import MAX_ATTEMPTS, alerts_dispatch, notifications_run
+from notifications.tasks import delivery_send_task
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -50,13 +51,19 @@ def test_an_alert_is_posted_signed_with_the_endpoints_secret(two_depots, hooked,
     ]
 
 
-def test_a_500_is_retried_by_the_task_and_the_second_attempt_lands(two_depots, hooked, receiver):
+def test_a_500_is_retried_through_the_outbox_and_the_second_attempt_lands(two_depots, hooked, receiver):
     receiver.answers = [500]
     _raise(two_depots["depot_a"])
     [delivery_id] = alerts_dispatch().deliveries
 
-    # Eagerly: the task's autoretry re-applies it at once (eager mode skips the backoff's countdown).
-    delivery_send_task.apply(args=[delivery_id], throw=False)
+    # The failed attempt records its retry in the task outbox, with a backoff of up to 2 s (jittered).
+    assert delivery_send_task.apply(args=[delivery_id]).get() == "attempt failed"
+    [retry] = OutboxTask.objects.all()
+    assert (retry.dedupe_key, retry.args) == (f"notifications.delivery:delivery={delivery_id}:attempt=2", [delivery_id])
+    assert 0 <= retry.countdown_seconds <= 2
+    assert Delivery.objects.get(pk=delivery_id).status == "retrying"
+
+    assert delivery_send_task.run(*retry.args) == "sent"  # the worker's side of the sent row, in-process
 
     assert [r.status_answered for r in receiver.requests] == [500, 200]
     assert all(r.signature_valid for r in receiver.requests)
@@ -64,19 +71,22 @@ def test_a_500_is_retried_by_the_task_and_the_second_attempt_lands(two_depots, h
     assert (delivery.status, delivery.attempts) == ("sent", 2)
 
 
-def test_an_endpoint_that_keeps_failing_ends_as_failed_after_the_last_retry(two_depots, hooked, receiver):
+def test_an_endpoint_that_keeps_failing_ends_as_failed_after_the_last_attempt(two_depots, hooked, receiver):
     receiver.answers = [503, 503]
     _raise(two_depots["depot_a"])
     summary = notifications_run()  # the first attempt, in-process
     [delivery_id] = summary.deliveries
     assert (summary.failed, Delivery.objects.get(pk=delivery_id).status) == (1, "retrying")
+    assert OutboxTask.objects.filter(dedupe_key__endswith=":attempt=2").count() == 1
 
-    delivery_send_task.apply(args=[delivery_id], retries=MAX_RETRIES)  # the task's last allowed retry
+    Delivery.objects.filter(pk=delivery_id).update(attempts=MAX_ATTEMPTS - 1)  # as if retried all but once
+    delivery_send_task.apply(args=[delivery_id])  # the last allowed attempt
 
     delivery = Delivery.objects.get(pk=delivery_id)
-    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert (delivery.status, delivery.attempts) == ("failed", MAX_ATTEMPTS)
     assert "503" in delivery.last_error
     assert [r.status_answered for r in receiver.requests] == [503, 503]
+    assert not OutboxTask.objects.filter(dedupe_key__endswith=f":attempt={MAX_ATTEMPTS + 1}").exists()
 
 
 def test_a_wrong_secret_is_refused_by_the_receiver(two_depots, hooked, receiver):
@@ -108,3 +118,22 @@ def test_signing_matches_an_independent_hmac_and_rejects_old_timestamps():
     assert signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
     assert not signing.verify("s3cret", body + b" ", "1000000", headers["X-Evfleet-Signature"], now=1_000_100)
     assert not signing.verify("s3cret", body, "1000000", headers["X-Evfleet-Signature"], now=1_000_000 + 3600)
+
+
+def test_a_message_left_retrying_without_its_next_attempt_is_given_one_by_the_round(two_depots, hooked, receiver):
+    # As Celery's retry() left a message when its publish failed (before retries went through the outbox).
+    _raise(two_depots["depot_a"])
+    [delivery_id] = alerts_dispatch().deliveries
+    Delivery.objects.filter(pk=delivery_id).update(status="retrying", attempts=1, last_error="answered 500")
+    assert not OutboxTask.objects.exists()
+
+    notifications_run(send_in_process=False)  # beat's round
+    notifications_run(send_in_process=False)  # and the next: still one next attempt
+
+    [retry] = OutboxTask.objects.all()
+    assert retry.dedupe_key == f"notifications.delivery:delivery={delivery_id}:attempt=2"
+    assert delivery_send_task.run(*retry.args) == "sent"  # the worker's side of the sent row
+    assert [r.status_answered for r in receiver.requests] == [200]
+    assert Delivery.objects.get(pk=delivery_id).status == "sent"
+    notifications_run(send_in_process=False)
+    assert OutboxTask.objects.count() == 1  # a sent message is not retried

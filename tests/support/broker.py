@@ -61,6 +61,25 @@ class PrivateBroker:
     def queued_task_ids(self) -> list[str]:
         return [task.task_id for task in self.queued()]
 
+    def take(self, *names: str) -> list[QueuedTask]:
+        """Take the waiting messages of the tasks ``names`` off the queue, oldest first, as a worker's prefetch
+        does (to run them later with ``run_as_worker``, e.g. after Redis went away); others stay queued."""
+        client = self._client()
+        return [task for task in self.queued() if task.name in names and client.lrem(self.queue, 1, task.raw)]
+
+    def run_as_worker(self, task: QueuedTask) -> object:
+        """Run a taken message as a worker does: not eagerly, so that what the task publishes (a Celery retry)
+        goes to the broker, and fails as it would in a worker when the broker is away. Returns the task's
+        result, or the exception it ended with."""
+        from celery.app.trace import build_tracer
+
+        from config.celery import app
+
+        app.loader.import_default_modules()
+        tracer = build_tracer(task.name, app.tasks[task.name], app=app, eager=False, store_errors=False)
+        outcome = tracer(task.task_id, task.args, task.kwargs, {"id": task.task_id, "retries": 0})
+        return outcome.retval
+
     def run_queued(self, *names: str) -> list[object]:
         """Take the waiting messages of the tasks ``names``, oldest first, and run each in this process with its
         message's id, as a worker would; other tasks' messages stay queued. Returns the tasks' results."""
