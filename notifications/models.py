@@ -146,6 +146,9 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    sending_since = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the current attempt began: a worker lost mid-send leaves it old.")
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

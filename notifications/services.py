@@ -50,11 +50,17 @@ logger = logging.getLogger(__name__)
 
 # A message is tried this many times (the first and six retries, about two minutes in all) before it is failed.
 MAX_ATTEMPTS = 7
+#: A message ``sending`` for longer than this lost its worker mid-send (killed, machine gone): far longer than
+#: an attempt can take (the webhook's timeout, ``NOTIFICATIONS_WEBHOOK_TIMEOUT_S``, or SMTP's), so a live
+#: attempt is never taken over. It may then reach its receiver twice: webhooks carry ``X-Evfleet-Delivery``,
+#: the message's id, for receivers to drop a repeat.
+SENDING_STALE_S = 15 * 60
 RETRY_DELAY_FACTOR_S = 2
 RETRY_DELAY_MAX_S = 600
 
 WAITING = (Notification.Status.DIGEST, Notification.Status.FOLDED)
 SUBJECT_PREFIX = "[evfleet]"
+DELIVERY_HEADER = "X-Evfleet-Delivery"
 
 
 class DeliveryFailed(Exception):
@@ -361,9 +367,12 @@ def delivery_send(*, delivery_id: int) -> Delivery | None:
     """Send one message. Returns it when sent, None when it is not this caller's to send (already sent or
     being sent). Raises ``DeliveryFailed`` when sending failed: the delivery is then ``retrying``, its next
     attempt recorded in the task outbox (``delivery_retry_later``), or ``failed`` after the last attempt."""
-    claimed = Delivery.objects.filter(
-        pk=delivery_id, status__in=(Delivery.Status.PENDING, Delivery.Status.RETRYING)
-    ).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
+    now = timezone.now()
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .filter(_claimable(now))
+        .update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1, sending_since=now)
+    )
     if not claimed:
         return None
     delivery = Delivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -378,6 +387,13 @@ def delivery_send(*, delivery_id: int) -> Delivery | None:
     Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
     delivery.refresh_from_db()
     return delivery
+
+
+def _claimable(now: dt.datetime) -> Q:
+    """Waiting to be sent, or left ``sending`` by a worker lost mid-send (``SENDING_STALE_S``)."""
+    return Q(status__in=(Delivery.Status.PENDING, Delivery.Status.RETRYING)) | Q(
+        status=Delivery.Status.SENDING, sending_since__lt=now - dt.timedelta(seconds=SENDING_STALE_S)
+    )
 
 
 def retry_delay_s(attempts: int) -> int:
@@ -413,11 +429,16 @@ def stranded_retries_queue() -> None:
     """Give every ``retrying`` message its next attempt in the task outbox if it has none. Messages failed before
     retries went through the outbox were retried by Celery's ``retry()``, which published straight to Redis: a
     retry due while Redis was away was lost and the message stayed ``retrying``. ``outbox_task_send`` records
-    nothing for a key it already holds, so a message whose retry waits is left alone. One look-up per
-    ``retrying`` message (those within their backoff: normally few); run by beat's round."""
+    nothing for a key it already holds, so a message whose retry waits is left alone. A message left ``sending``
+    by a worker lost mid-send (``SENDING_STALE_S``) gets one too: the task's redelivery finds it claimed and
+    leaves it. One look-up per such message (normally few); run by beat's round."""
     from notifications.tasks import delivery_send_task  # the task module imports this one
 
-    retrying = Delivery.objects.filter(status=Delivery.Status.RETRYING).values_list("pk", "attempts")
+    retrying = (
+        Delivery.objects.filter(_claimable(timezone.now()))
+        .exclude(status=Delivery.Status.PENDING)  # a pending one's first send is queued with it
+        .values_list("pk", "attempts")
+    )
     for delivery_id, attempts in retrying:
         with transaction.atomic():
             outbox_task_send(
@@ -439,6 +460,7 @@ def _send_webhook(delivery: Delivery) -> None:
     body = delivery.body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": "evfleet-notifications"}
     headers.update(signing.signed_headers(endpoint.secret, body))
+    headers[DELIVERY_HEADER] = str(delivery.pk)  # the same on every attempt: a receiver drops a repeat by it
     if urllib.parse.urlsplit(endpoint.url).scheme not in ("http", "https"):
         raise DeliveryFailed(f"{endpoint.url} is not an http(s) URL")
     request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")

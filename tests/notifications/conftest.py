@@ -20,6 +20,7 @@ class Received:
     timestamp: int
     signature_valid: bool
     status_answered: int
+    delivery_id: str = ""  # the X-Evfleet-Delivery header
 
 
 @dataclass
@@ -47,7 +48,8 @@ def receiver():
             status = state.answers.pop(0) if state.answers else 200
             if not valid:
                 status = 401
-            state.requests.append(Received(json.loads(raw), int(timestamp), valid, status))
+            delivery_id = self.headers.get("X-Evfleet-Delivery", "")
+            state.requests.append(Received(json.loads(raw), int(timestamp), valid, status, delivery_id))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

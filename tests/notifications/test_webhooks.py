@@ -137,3 +137,32 @@ def test_a_message_left_retrying_without_its_next_attempt_is_given_one_by_the_ro
     assert Delivery.objects.get(pk=delivery_id).status == "sent"
     notifications_run(send_in_process=False)
     assert OutboxTask.objects.count() == 1  # a sent message is not retried
+
+
+def test_a_message_left_sending_by_a_lost_worker_is_sent_once_it_is_stale(two_depots, hooked, receiver):
+    """A worker killed mid-send leaves the message ``sending``: the task's redelivery must not take over a live
+    attempt, but one older than ``SENDING_STALE_S`` is a lost one, and beat's round gives it its next attempt."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from notifications.services import SENDING_STALE_S, delivery_send
+
+    _raise(two_depots["depot_a"])
+    [delivery_id] = alerts_dispatch().deliveries
+    began = timezone.now()
+    Delivery.objects.filter(pk=delivery_id).update(status="sending", attempts=1, sending_since=began)
+
+    assert delivery_send(delivery_id=delivery_id) is None  # a live attempt is not taken over
+    notifications_run(send_in_process=False)
+    assert not OutboxTask.objects.exists() and receiver.requests == []
+
+    Delivery.objects.filter(pk=delivery_id).update(sending_since=began - dt.timedelta(seconds=SENDING_STALE_S + 1))
+    notifications_run(send_in_process=False)  # beat's round
+    notifications_run(send_in_process=False)  # and the next: still one next attempt
+    [retry] = OutboxTask.objects.all()
+    assert retry.dedupe_key == f"notifications.delivery:delivery={delivery_id}:attempt=2"
+    assert delivery_send_task.run(*retry.args) == "sent"
+    [request] = receiver.requests
+    assert request.delivery_id == str(delivery_id)  # for the receiver to drop a repeat
+    assert Delivery.objects.get(pk=delivery_id).status == "sent"
