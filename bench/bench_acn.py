@@ -26,6 +26,9 @@ Policies, side by side in one run:
 - online re-plan: ``simulate_online`` re-plans at every arrival with the vehicles present only;
 - online + reserve: the same, each re-plan solved with ``solve_with_expected_arrivals``: expected
   arrivals per weekday and hour learned from the site's own eight weeks before the test week;
+- online + reserve, every slot: the same policy re-planned at every slot a vehicle is there
+  (``simulate_online(every_slot=True)``), not only at arrivals: the headroom a plan keeps for arrivals
+  that then do not come is not left idle until the next arrival (docs/optimizer.md);
 - LLF: least laxity first per slot (``least_laxity_first``, our implementation of acnportal's rule);
 - with ``--peers``: acnportal 0.3.3's own ``least_laxity_first`` and ``earliest_deadline_first``
   (``SortedSchedulingAlgo`` in its ``Simulator``), run in a venv of their own by
@@ -67,7 +70,7 @@ from bench.acn_week import (  # noqa: E402
     week_sessions,
 )
 from bench.machine_info import machine_info  # noqa: E402
-from charging.optimizer import Charger, Connector, Instance, Vehicle, WearWeights, evaluate, solve  # noqa: E402
+from charging.optimizer import Charger, Connector, Instance, Plan, Vehicle, WearWeights, evaluate, solve  # noqa: E402
 from charging.optimizer.baselines import least_laxity_first, uncontrolled  # noqa: E402
 from charging.optimizer.online import (  # noqa: E402
     DEFAULT_SCALE,
@@ -151,6 +154,11 @@ def summary(instance: Instance, plan, seconds: float) -> dict:
 
 
 PEER_POLICIES = {"acnportal_llf": "acnportal LLF (acnportal 0.3.3 run)", "acnportal_edf": "acnportal EDF"}
+ONLINE_POLICIES = {
+    "online": "online re-plan (no reserve)",
+    "online_reserve": "online + expected-arrival reserve",
+    "online_reserve_every_slot": "online + reserve, re-planned every slot",
+}
 
 
 def peer_results(peers: dict, site: str, instance: Instance) -> dict:
@@ -183,12 +191,17 @@ def run_site(site: str, limit_kw: float, scale: float, peers: dict | None = None
     )
     started = time.perf_counter()
     out["llf"] = summary(instance, least_laxity_first(instance), time.perf_counter() - started)
-    for name, policy in (
-        ("online", lambda rest: solve(rest, "lp")),
-        ("online_reserve", lambda rest: solve_with_expected_arrivals(rest, profile, scale=scale)),
+
+    def reserve(rest: Instance) -> Plan:
+        return solve_with_expected_arrivals(rest, profile, scale=scale)
+
+    for name, policy, every_slot in (
+        ("online", lambda rest: solve(rest, "lp"), False),
+        ("online_reserve", reserve, False),
+        ("online_reserve_every_slot", reserve, True),
     ):
         started = time.perf_counter()
-        run = simulate_online(instance, policy, name=name)
+        run = simulate_online(instance, policy, name=name, every_slot=every_slot)
         out[name] = summary(instance, run.plan, time.perf_counter() - started)
         out[name]["replans"] = len(run.replan_seconds)
         out[name]["longest_replan_s"] = round(max(run.replan_seconds), 3)
@@ -197,7 +210,7 @@ def run_site(site: str, limit_kw: float, scale: float, peers: dict | None = None
     if peers is not None:
         out.update(peer_results(peers, site, instance))
     hindsight = out["hindsight"]
-    for name in ("online", "online_reserve", "llf", *(p for p in PEER_POLICIES if p in out)):
+    for name in (*ONLINE_POLICIES, "llf", *(p for p in PEER_POLICIES if p in out)):
         r = out[name]
         r["energy_vs_hindsight_pct"] = round(100 * r["energy_kwh"] / hindsight["energy_kwh"], 3)
         r["cost_vs_hindsight_pct"] = round(100 * (r["cost"] / hindsight["cost"] - 1), 3)
@@ -283,8 +296,7 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace, p
     for r in results:
         for name, label in (
             ("hindsight", "hindsight (all arrivals known)"),
-            ("online", "online re-plan (no reserve)"),
-            ("online_reserve", "online + expected-arrival reserve"),
+            *ONLINE_POLICIES.items(),
             ("llf", "least laxity first (ours, `baselines.least_laxity_first`)"),
             *PEER_POLICIES.items(),
         ):
@@ -292,7 +304,7 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace, p
                 continue
             x = r[name]
             verdict = ""
-            if name == "online_reserve":
+            if name.startswith("online_reserve"):
                 ok = (
                     x["energy_vs_hindsight_pct"] >= 99.5
                     and x["cost_vs_hindsight_pct"] <= 3.0
@@ -318,11 +330,11 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace, p
             if "acnportal_llf" not in r:
                 continue
             peer = r["acnportal_llf"]
-            for name in ("online", "online_reserve"):
+            for name in ONLINE_POLICIES:
                 x = r[name]
                 beats = x["energy_kwh"] >= peer["energy_kwh"] - 1e-6 and x["cost"] <= peer["cost"]
                 lines.append(
-                    f"- {r['site']}, {name.replace('_', ' + ')}: energy {x['energy_kwh'] - peer['energy_kwh']:+,.1f} "
+                    f"- {r['site']}, {ONLINE_POLICIES[name]}: energy {x['energy_kwh'] - peer['energy_kwh']:+,.1f} "
                     f"kWh, cost {100 * (x['cost'] / peer['cost'] - 1):+.2f} % "
                     f"({'beats it on both' if beats else 'does not beat it on both'})"
                 )

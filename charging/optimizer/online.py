@@ -19,6 +19,10 @@ The policy here adds the *expected* arrivals to the instance before solving:
 - ``simulate_online``: replay a known night or week as if arrivals were unknown: re-plan at every
   arrival slot with only the vehicles arrived so far, carry out the plan until the next arrival;
   the result is one plan over the whole horizon, evaluated like any other (benchmark and tests).
+  With ``every_slot``, re-plan at every slot a vehicle is there: a slot where the expected arrivals
+  did not come is news too. Re-planning only at arrivals wastes the headroom a plan kept for slots
+  1, 2, ... whenever nobody arrives then: it is carried out with that headroom idle until the next
+  arrival (on the ACN JPL week, ~12 kWh of a saturated Monday; docs/optimizer.md).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from .solve import solve
 EXPECTED_PREFIX = "expected:"
 DEFAULT_LOOKAHEAD_HOURS = 24.0
 # Reserve a quarter more than the mean expected energy: arrivals vary from day to day, and reserving too
-# little costs undelivered energy while reserving too much costs only a little money (ACN-Data weeks:
-# 1.0 delivered 99.5 % of hindsight's energy at JPL, 1.25 99.9 %, both at most +2.6 % cost; docs/optimizer.md).
+# little costs undelivered energy while reserving too much costs only a little money (ACN-Data, re-planned
+# every slot: JPL's last history week 4.3 kWh short of hindsight at 1.0, none at 1.25; docs/optimizer.md).
 DEFAULT_SCALE = 1.25
 # Hours with fewer expected battery kWh than this get no expected vehicle (keeps the LP small).
 MIN_EXPECTED_KWH = 0.5
@@ -261,14 +265,15 @@ class OnlineRun:
 Policy = Callable[[Instance], Plan]
 
 
-def simulate_online(instance: Instance, policy: Policy, *, name: str = "online") -> OnlineRun:
+def simulate_online(instance: Instance, policy: Policy, *, name: str = "online", every_slot: bool = False) -> OnlineRun:
     """Replay ``instance`` with arrivals unknown until they happen (see the module docstring).
 
-    At each slot where a vehicle arrives, ``policy`` plans the remainder (slot 0 = now) for the
-    vehicles arrived so far (energy carried out so far counted, plugged-in vehicles kept on their
-    connector, horizon cut at their last departure); its first slots are carried out until the next
-    arrival. Vehicles run out of the policy's horizon only at their departure, so the result is
-    one plan over ``instance``'s horizon, finalised by the evaluator.
+    At each slot where a vehicle arrives (with ``every_slot``, at each slot where one is there),
+    ``policy`` plans the remainder (slot 0 = now) for the vehicles arrived so far (energy carried out
+    so far counted, plugged-in vehicles kept on their connector, horizon cut at their last departure);
+    its first slots are carried out until the next re-plan. Vehicles run out of the policy's horizon
+    only at their departure, so the result is one plan over ``instance``'s horizon, finalised by the
+    evaluator.
     """
     started = time.perf_counter()
     n = len(instance.vehicles)
@@ -278,6 +283,10 @@ def simulate_online(instance: Instance, policy: Policy, *, name: str = "online")
     power = np.zeros((n, instance.num_slots))
     connector: list[str | None] = [None] * n
     events = sorted({int(a) for a, d in zip(arrival, departure, strict=True) if a < d and a < instance.num_slots})
+    if every_slot:
+        events = sorted(
+            {t for a, d in zip(arrival, departure, strict=True) for t in range(int(a), min(int(d), instance.num_slots))}
+        )
     run = OnlineRun(plan=Plan([], PlanTotals(), SolverInfo(method=name, status="simulated")))
 
     def carried_out(known: np.ndarray) -> Plan:

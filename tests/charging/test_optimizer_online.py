@@ -15,11 +15,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from charging.optimizer import Charger, Connector, Instance, Vehicle, WearWeights, evaluate, solve
+from charging.optimizer import Charger, Connector, Instance, Plan, Vehicle, WearWeights, evaluate, solve
 from charging.optimizer.baselines import least_laxity_first
 from charging.optimizer.online import (
     DEFAULT_SCALE,
     EXPECTED_PREFIX,
+    ArrivalProfile,
+    ExpectedGroup,
     PastSession,
     learn_arrival_profile,
     simulate_online,
@@ -165,3 +167,43 @@ def test_reserve_policy_delivers_what_plain_replanning_leaves_short():
     # Least laxity first ignores prices: it charges on arrival, at the dear price.
     assert llf.totals.energy_cost_mxn > reserve.plan.totals.energy_cost_mxn
     assert len(reserve.replan_seconds) == len({v.arrival_slot for v in week.vehicles})
+
+
+def test_headroom_kept_for_arrivals_that_do_not_come_is_used_when_replanning_every_slot():
+    """The reserve keeps slots 1-2 for an arrival the profile expects at 00:15; nobody comes. Re-planning only at
+    arrivals carries out the plan made at slot 0 until the next arrival (slot 4): slots 1-2 stay idle, car A gets
+    slots 0 and 3 only, and at slot 4 a car needing the whole site for its stay (B) arrives: someone leaves 5 kWh
+    short. Re-planning every slot (a slot without the expected arrival is news too) gives A those slots."""
+    site_kw, num_slots = 10.0, 8
+
+    def car(vid: str, arrival: int) -> Vehicle:
+        # 10 kWh at 10 kW: four of the 15-min slots at the whole site's limit
+        return Vehicle(vid, arrival, num_slots, 0.0, 100.0, 10.0, site_kw, compatible_connector_ids=(vid,))
+
+    night = Instance(
+        horizon_start=MONDAY,
+        num_slots=num_slots,
+        slot_minutes=SLOT_MINUTES,
+        site_limit_kw=(site_kw,) * num_slots,
+        energy_price_mxn_per_kwh=tuple(1.0 + 0.1 * t for t in range(num_slots)),  # earlier is cheaper
+        chargers=tuple(Charger(c, "AC", site_kw, (Connector(c, site_kw),)) for c in ("A", "B")),
+        vehicles=(car("A", 0), car("B", 4)),
+        charging_efficiency=1.0,
+        wear=WearWeights(high_soc_mxn_per_kwh_h=0.0, high_c_rate_mxn_per_kwh=0.0),
+    )
+    # Four arrivals expected between 00:00 and 01:00 (half an hour, 2.5 kWh each at 10 kW); none after.
+    expected = ExpectedGroup(arrivals=4.0, energy_kwh=2.5, stay_hours=0.5, max_kw=site_kw)
+    profile = ArrivalProfile(ZONE, tuple(tuple((expected,) if h == 0 else () for h in range(24)) for _ in range(7)))
+
+    def policy(rest: Instance) -> Plan:
+        return solve_with_expected_arrivals(rest, profile, scale=1.0)
+
+    assert solve(night, "lp").totals.shortfall_kwh == pytest.approx(0, abs=1e-6)  # hindsight: A in 0-3, B in 4-7
+    at_arrivals = simulate_online(night, policy)
+    every_slot = simulate_online(night, policy, every_slot=True)
+    for run in (at_arrivals, every_slot):
+        assert evaluate(night, run.plan).ok
+    assert at_arrivals.plan.totals.shortfall_kwh == pytest.approx(5.0, abs=1e-3)
+    assert sum(at_arrivals.plan.vehicles[0].power_kw[1:3]) == pytest.approx(0, abs=1e-6)  # the kept headroom, idle
+    assert every_slot.plan.totals.shortfall_kwh == pytest.approx(0, abs=1e-6)
+    assert len(at_arrivals.replan_seconds) == 2 and len(every_slot.replan_seconds) == num_slots
