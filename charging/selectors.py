@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import (
     Count,
+    Exists,
     F,
     FloatField,
     IntegerField,
@@ -377,6 +378,27 @@ def readiness_by_plan(plans: Iterable[ChargingPlan], *, short_shown: int) -> dic
         if len(listed) < short_shown:
             listed.append({**short_row, "level": "amber" if short_row["gap"] < AMBER_SHORT_PCT else "red"})
     return result
+
+
+def plans_keeping_headroom(*, now: dt.datetime, history_since: dt.datetime) -> list[ChargingPlan]:
+    """Active plans running at ``now`` and made at least one of their slots before it, of depots with
+    unannounced arrivals since ``history_since``: the plans that keep headroom for vehicles not yet known
+    (``charging.unscheduled``), which a re-plan each slot hands back to the vehicles there when nobody came."""
+    unannounced = ChargingSession.objects.filter(depot=OuterRef("depot"), started_at__gte=history_since).exclude(
+        vehicle__home_depot=OuterRef("depot")
+    )
+    candidates = (
+        active_plans()
+        .filter(horizon_start__lte=now, created_at__lte=now - dt.timedelta(minutes=1))
+        .filter(Exists(unannounced))
+        .defer("instance", "month_peaks_kw")
+    )
+    return [
+        plan
+        for plan in candidates
+        if plan.horizon_start + dt.timedelta(minutes=plan.slot_minutes * plan.num_slots) > now
+        and plan.created_at <= now - dt.timedelta(minutes=plan.slot_minutes)
+    ]
 
 
 def unscheduled_sessions(depot: Depot, *, since: dt.datetime, until: dt.datetime) -> list[PastSession]:

@@ -18,6 +18,7 @@ from charging.models import ChargingPlan
 from charging.nightly import PLAN_JOB, PLAN_LOCK_GROUP, plan_outcome
 from charging.planning import plan_depot_night
 from charging.selectors import night_event_inputs
+from charging.unscheduled import headroom_replans_request
 from fleet.models import Depot
 from jobs import nightly
 from jobs import runs as jobs
@@ -120,6 +121,12 @@ def request_replan(*, depot: Depot, service_night: dt.date, reason: str, request
         countdown_seconds=REPLAN_COALESCE_SECONDS,
     )
     return True
+
+
+@shared_task(**IDEMPOTENT_TASK_OPTIONS)
+def headroom_replans_task() -> int:
+    """Beat, every minute: re-plan the depots whose plans keep headroom for unannounced arrivals, once a slot."""
+    return headroom_replans_request(now=timezone.now())
 
 
 @shared_task(**IDEMPOTENT_TASK_OPTIONS)

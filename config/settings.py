@@ -269,6 +269,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Plans keeping headroom for unannounced arrivals hand it back each slot (charging.unscheduled).
+    "charging.headroom_replans": {
+        "task": "charging.tasks.headroom_replans_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "notifications.run": {
         "task": "notifications.tasks.notifications_run_task",
         "schedule": 60.0,

@@ -304,7 +304,9 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
     connector_kw = connector_max_kw(instance)
     num_vehicles, num_slots = len(instance.vehicles), instance.num_slots
     site_left = free_site_kw(instance)
-    charger_left = np.repeat(np.array([[ch.max_kw] for ch in instance.chargers], dtype=float), num_slots, axis=1)
+    charger_left = np.repeat(
+        np.array([ch.max_kw for ch in instance.chargers], dtype=float).reshape(-1, 1), num_slots, axis=1
+    )
     occupied = np.zeros((len(connectors), num_slots), dtype=bool)
     price = np.asarray(instance.energy_price_mxn_per_kwh, dtype=float)
     gain = va.efficiency * instance.slot_hours

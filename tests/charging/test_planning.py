@@ -335,10 +335,9 @@ def test_the_plan_page_explains_what_each_demand_charge_costs_tonight(gdmth_depo
     assert b'id="demand-charges"' in page.content
 
 
-def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects(depot):
-    bus = _bus_with_blocks(depot, evening_return=dt.time(22, 0))
+def _visiting_buses_on_monday_nights(depot):
+    """Four Monday nights before: two buses from another depot charged here from 23:00 to 02:00."""
     elsewhere = f.DepotFactory(organization=depot.organization)
-    # Four Monday nights before: two buses from another depot charged here from 23:00 to 02:00.
     for week in range(1, 5):
         for _ in range(2):
             visitor = f.VehicleFactory(organization=depot.organization, home_depot=elsewhere)
@@ -349,6 +348,11 @@ def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects
                 ended_at=_local(NIGHT - dt.timedelta(weeks=week) + dt.timedelta(days=1), 2),
                 energy_kwh=120.0,
             )
+
+
+def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects(depot):
+    bus = _bus_with_blocks(depot, evening_return=dt.time(22, 0))
+    _visiting_buses_on_monday_nights(depot)
     # The depot's own bus charging here is not an unannounced arrival.
     f.ChargingSessionFactory(depot=depot, vehicle=bus, started_at=_local(NIGHT - dt.timedelta(days=1), 23))
     first = plan_depot_night(depot=depot, service_night=NIGHT)
@@ -362,3 +366,38 @@ def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects
     charge = second.charges.get()  # only the depot's own bus is planned; the expected ones are not stored
     assert charge.vehicle == bus
     assert charge.departure_soc_pct >= charge.required_soc_pct - 0.1
+
+
+def test_a_plan_keeping_headroom_is_re_planned_each_slot_so_unused_headroom_goes_to_the_vehicles_there(depot):
+    """Headroom kept for arrivals that do not come sits idle until the next event unless the plan is made again:
+    beat asks for a re-plan of such a depot once a slot (charging.unscheduled.headroom_replans_request)."""
+    from charging.tasks import replan_depot_task
+    from charging.unscheduled import HEADROOM_REPLAN_REASON, headroom_replans_request
+    from jobs.models import OutboxTask
+
+    _bus_with_blocks(depot, evening_return=dt.time(22, 0))
+    _visiting_buses_on_monday_nights(depot)
+    without_visitors = f.DepotFactory(organization=depot.organization, time_zone=depot.time_zone)
+    for d in (depot, without_visitors):
+        plan_depot_night(depot=d, service_night=NIGHT)
+    ChargingPlan.objects.update(created_at=_local(NIGHT, 21))
+    replans = OutboxTask.objects.filter(task_name=replan_depot_task.name)
+
+    assert headroom_replans_request(now=_local(NIGHT, 21, 10)) == 0  # younger than its 15-minute slot
+    assert headroom_replans_request(now=_local(NIGHT, 23)) == 1  # only the depot that has unannounced arrivals
+    assert headroom_replans_request(now=_local(NIGHT, 23, 1)) == 1 and replans.count() == 1  # asked once a plan
+    [request] = replans
+    assert request.args[0] == depot.pk and request.args[2] == HEADROOM_REPLAN_REASON
+    assert headroom_replans_request(now=_local(NEXT_DAY, 12)) == 0  # a night that has ended is left alone
+
+
+def test_a_depot_without_chargers_still_gets_a_plan_that_says_its_buses_are_short():
+    """A new depot, its chargers not registered yet: the night is planned (it crashed in the window builder on an
+    empty charger array), and a bus that needs energy is reported short rather than the whole plan failing."""
+    empty = f.DepotFactory()
+    assert plan_depot_night(depot=empty, service_night=NIGHT).status == ChargingPlan.Status.ACTIVE
+
+    no_chargers = f.DepotFactory()
+    _bus_with_blocks(no_chargers)
+    plan = plan_depot_night(depot=no_chargers, service_night=NIGHT)
+    assert plan.status == ChargingPlan.Status.ACTIVE and plan.vehicles_short == 1 and plan.shortfall_kwh > 0
