@@ -19,9 +19,10 @@ Guard: each member's representative day is checked against its current capacity.
 deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
 member goes on, with ``duty_end`` at the first month that did not fit and the flag
 ``duty_exceeds_capacity``. When a day cannot be completed even on a dense grid (a voltage limit or a
-solver failure), the duty is cut further: the floor raised in steps, and if that cannot help (the day
-stops at the upper voltage limit) a charge target above 90 % lowered (the top of the window); only
-when that fails too does the member stop, with a flag.
+solver failure), the duty is cut further: where the days stop at the upper voltage limit, a charge
+target above 90 % is lowered (the top of the window) - a higher floor does not move where the charge
+ends; otherwise, and once the top cannot come down further, the floor is raised in steps. Only when
+that fails too does the member stop, with a flag.
 Nothing raises.
 """
 
@@ -107,6 +108,8 @@ MAX_FLOOR_RAISE = 0.5
 #: of the window).
 TOP_CUT_STEP = 0.025
 TOP_CUT_ABOVE_SOC = 0.9
+#: How PyBaMM's termination names the upper voltage event (``DayOutcome.message``).
+_MAX_VOLTAGE = "Maximum voltage"
 
 
 @dataclass
@@ -179,6 +182,19 @@ def simulate_members(
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
                     continue
                 bad = next(o for o in chunk if not o.ok)
+                at_top = all(_MAX_VOLTAGE in o.message for o in chunk if not o.ok)
+                if at_top and top_cut[i] < top_room - 1e-9:
+                    # Every failed day stops at the upper voltage limit: the aged cell cannot take the charge
+                    # to (near) 100 %, and a higher floor does not change where the charge ends (it was tried
+                    # first until 2026-12-06: 10 raises, each a batch and a dense re-solve per failed day, that
+                    # never completed such a day on the bench's duties, docs/forecast.md "Speed"). Charge it a
+                    # little less - the duty is cut at the top of the window - with the floor back at its
+                    # place, and try again.
+                    top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
+                    floor_raise[i] = 0.0
+                    members[i].mark_duty_end(date)
+                    pending.append((i, state))
+                    continue
                 if floor_raise[i] < MAX_FLOOR_RAISE - 1e-9:
                     # The cell cannot deliver the day here (or the solver fails on it): cut the duty
                     # further and try again; the duty no longer fits from this date.
@@ -186,7 +202,7 @@ def simulate_members(
                     members[i].mark_duty_end(date)
                     pending.append((i, state))
                     continue
-                if "Maximum voltage" in bad.message and top_cut[i] < top_room - 1e-9:
+                if _MAX_VOLTAGE in bad.message and top_cut[i] < top_room - 1e-9:
                     # No floor helps: the day stops at the upper voltage limit, the aged cell cannot take
                     # the charge to (near) 100 %. Charge it a little less - the duty is cut at the top of
                     # the window - with the floor back where it was, and try again.
