@@ -185,11 +185,11 @@ def simulate_members(
                 at_top = all(_MAX_VOLTAGE in o.message for o in chunk if not o.ok)
                 if at_top and top_cut[i] < top_room - 1e-9:
                     # Every failed day stops at the upper voltage limit: the aged cell cannot take the charge
-                    # to (near) 100 %, and a higher floor does not change where the charge ends (it was tried
-                    # first until 2026-12-06: 10 raises, each a batch and a dense re-solve per failed day, that
-                    # never completed such a day on the bench's duties, docs/forecast.md "Speed"). Charge it a
+                    # to (near) 100 %, and a higher floor does not change where the charge ends. Charge it a
                     # little less - the duty is cut at the top of the window - with the floor back at its
-                    # place, and try again.
+                    # place, and try again. (The floor was raised first until 2026-12-06: up to 10 raises, each
+                    # a batch and a dense re-solve per failed day, ~30 % of a group's CPU; the rare day it did
+                    # complete moved results by <= 0.5 pp, past 60 % SoH: docs/forecast.md, "Robust days".)
                     top_cut[i] = min(top_cut[i] + TOP_CUT_STEP, top_room)
                     floor_raise[i] = 0.0
                     members[i].mark_duty_end(date)

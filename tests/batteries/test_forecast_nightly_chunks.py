@@ -89,3 +89,55 @@ def test_the_duty_fits_threshold_answers_like_the_representative_day_at_every_so
     answers = [day_fits(soh) for soh in grid]
     assert any(answers) and not all(answers)  # the threshold lies inside: a real check, not a constant
     assert [fits(soh) for soh in grid] == answers
+
+
+class _CellThatCannotTakeAFullCharge:
+    """A stand-in for ``DayModel``: lithium fades 0.01 Ah a day; once below 90 % SoH, a day charged above
+    95 % stops at the upper voltage limit (as PyBaMM reports it), whatever the floor. Counts failed days."""
+
+    def __init__(self):
+        self.failed_days = 0
+
+    def new_state(self):
+        from batteries.forecast.state import DegradationState
+
+        return DegradationState(100.0, 5e-9, 0.75)
+
+    def soh_pct(self, state) -> float:
+        return state.lithium_ah
+
+    def inputs(self, state, day, rate_factor, cycling_factor=None) -> dict:
+        return {"soh": state.lithium_ah, "start_soc": day.start_soc}
+
+    def run(self, inputs_list):
+        import numpy as np
+
+        from batteries.forecast.simulate import DayOutcome
+
+        out = []
+        for inputs in inputs_list:
+            if inputs["soh"] < 90.0 and inputs["start_soc"] > 0.95 + 1e-9:
+                self.failed_days += 1
+                out.append(
+                    DayOutcome(False, np.zeros(3), float("nan"), "day stopped early: event: Maximum voltage [V]")
+                )
+            else:
+                out.append(DayOutcome(True, np.array([-0.01, 0.0, 0.0]), 0.01))
+        return out
+
+
+def test_a_day_stopping_at_the_upper_voltage_limit_is_cut_at_the_top_without_trying_every_floor_first():
+    from batteries.forecast.duty import DutyProfile
+    from batteries.forecast.trajectory import FLAG_DUTY_EXCEEDS_CAPACITY, simulate_members
+
+    model = _CellThatCannotTakeAFullCharge()
+    duty = DutyProfile(0.3, 1.0, 0.3, 12.0, 0, 1.0, 2.0, None)  # charged to 100 %, a light day
+
+    (member,), _days = simulate_members(model, duty, [298.0] * 4, 0.1, dt.date(2024, 1, 1), dt.date(2034, 1, 1), [1.0])
+
+    # The top comes down 100 -> 97.5 -> 95 % (two cuts of 2.5 %, 4 seasonal days failing each) and the member
+    # goes on to the horizon. Raising the floor first (the old order) tried 10 floors before each top cut: 88
+    # failed days, each also re-solved on a dense grid by the real model.
+    assert member.stopped is None and member.dates[-1] >= dt.date(2034, 1, 1)
+    assert FLAG_DUTY_EXCEEDS_CAPACITY in member.flags and member.duty_end is not None
+    assert model.failed_days == 8
