@@ -289,6 +289,11 @@ def night_on_worker(depots: list, *, concurrency: int, broker_url: str, timeout_
                 raise RuntimeError("the worker did not start: " + log.read_text(errors="replace")[-2000:])
             time.sleep(0.5)
         app.conf.update(broker_url=broker_url, task_always_eager=False, task_default_queue=queue)
+        # A run of an earlier bench that never finished (stopped, or its queue lost) left pending rows: a new
+        # fan-out would reuse them (a pending key runs once) and this night's count would miss them.
+        JobRun.objects.filter(
+            job__in=[DEPOT_JOB, CHUNK_JOB], depot__in=depots, status__in=[JobRun.Status.PENDING, JobRun.Status.RUNNING]
+        ).update(status=JobRun.Status.INTERRUPTED, error="left unfinished by an earlier bench run")
         cpu_before = os.times()
         started = time.perf_counter()
         sent_at = dt.datetime.now(dt.UTC)
