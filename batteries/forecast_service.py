@@ -168,11 +168,10 @@ def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -
     )
 
 
-def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
-    """The packs' ids ordered by duty signature (the core's duty groups), so that consecutive chunks of the
-    nightly job hold whole groups: a group is simulated once, not once per chunk it is spread over (only a
-    group that straddles a chunk boundary is simulated twice). Packs that cannot be forecast come last.
-    Costs building each pack's job (a few queries a pack), far less than a group simulation."""
+def in_duty_groups(packs: Iterable[BatteryPack], as_of: dt.date) -> list[list[int]]:
+    """The packs' ids in duty groups (the core's duty signature), lighter duties first, each group by
+    serial; the packs that cannot be forecast tonight form the last group (a chunk refuses them with the
+    reason). Costs building each pack's job (a few queries a pack), far less than a group simulation."""
     keyed: list[tuple[tuple, str, int]] = []
     for pack in packs:
         job = pack_job(pack, as_of)
@@ -181,7 +180,15 @@ def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
             with contextlib.suppress(core.ForecastRefused):  # refused tonight with its reason, by the chunk
                 key = (0, core.duty_signature(core.prepare(job)))
         keyed.append((key, pack.serial, pack.pk))
-    return [pk for _key, _serial, pk in sorted(keyed, key=lambda item: (item[0], item[1]))]
+    groups: dict[tuple, list[int]] = {}
+    for key, _serial, pk in sorted(keyed, key=lambda item: (item[0], item[1])):
+        groups.setdefault(key, []).append(pk)
+    return list(groups.values())
+
+
+def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
+    """The packs' ids ordered by duty signature (``in_duty_groups`` one after the other)."""
+    return [pk for group in in_duty_groups(packs, as_of) for pk in group]
 
 
 def _cluster_key(pack: BatteryPack) -> tuple:

@@ -1,10 +1,9 @@
 """Battery health's overnight jobs: forecast every pack, in chunks workers share.
 
-A depot's packs are split into chunks of ``EVFLEET_FORECAST_CHUNK_SIZE`` (one Celery task each, recorded
-as its own JobRun and retried alone), so adding workers shortens the night. Packs are ordered so that
-packs of one duty signature (the forecast core's duty group) fall into the same chunk
-(``in_duty_order``): each group is simulated once a night, not once per chunk (only a group that
-straddles a chunk boundary is simulated twice).
+A depot's packs are split into chunks of at most ``EVFLEET_FORECAST_CHUNK_SIZE`` (one Celery task each,
+recorded as its own JobRun and retried alone), so adding workers shortens the night. A chunk holds whole
+duty groups (``duty_chunks``: packs of one duty signature, the forecast core's group, are simulated
+together), so each group is simulated once a night; only a group larger than a chunk is split.
 
 Packs in vehicles with no home depot (municipal mini EVs that charge from any outlet) have no depot job:
 ``forecast_depotless_packs`` forecasts them once a night, organisation-wide, in the same chunks
@@ -16,7 +15,7 @@ import datetime as dt
 from django.conf import settings
 from django.db.models import QuerySet
 
-from batteries.forecast_service import forecast_packs, in_duty_order
+from batteries.forecast_service import forecast_packs, in_duty_groups
 from batteries.models import BatteryPack
 from batteries.selectors import packs_in_depot
 from batteries.telemetry_capacity import capacity_observations_record
@@ -48,20 +47,41 @@ def forecast_pack_chunk(*, ids: list[int], night: dt.date) -> Outcome:
     )
 
 
-def _forecast_in_chunks(ids: list[int], *, night: dt.date, parent_key: str, depot_id: int | None) -> Outcome:
-    if len(ids) <= chunk_size():
-        return forecast_pack_chunk(ids=ids, night=night)
-    queued = fan_out(
-        job=CHUNK_JOB, ids=ids, chunk_size=chunk_size(), parent_key=parent_key, night=night, depot_id=depot_id
-    )
-    return Outcome(f"{len(ids)} packs in {len(queued)} chunks", {"packs": len(ids), "chunks": len(queued)})
+def duty_chunks(groups: list[list[int]], size: int) -> list[list[int]]:
+    """Chunks of at most ``size`` pack ids made of whole duty groups, in order: a group joins the current
+    chunk if it fits, else starts the next one; a group larger than ``size`` fills chunks of its own. Cutting
+    chunks by count alone split a group at each boundary and simulated it twice (2 of ~13 groups a depot)."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    out: list[list[int]] = []
+    current: list[int] = []
+    for group in groups:
+        if current and len(current) + len(group) > size:
+            out.append(current)
+            current = []
+        while len(group) > size:
+            out.append(group[:size])
+            group = group[size:]
+        current = current + group
+    if current:
+        out.append(current)
+    return out
+
+
+def _forecast_in_chunks(groups: list[list[int]], *, night: dt.date, parent_key: str, depot_id: int | None) -> Outcome:
+    parts = duty_chunks(groups, chunk_size())
+    if len(parts) <= 1:
+        return forecast_pack_chunk(ids=parts[0] if parts else [], night=night)
+    queued = fan_out(job=CHUNK_JOB, parts=parts, parent_key=parent_key, night=night, depot_id=depot_id)
+    n = sum(len(part) for part in parts)
+    return Outcome(f"{n} packs in {len(queued)} chunks", {"packs": n, "chunks": len(queued)})
 
 
 @nightly_job(stage=BATTERY_FORECASTS, name=DEPOT_JOB)
 def forecast_depot_packs(*, depot, night: dt.date) -> Outcome:
-    ids = in_duty_order(packs_in_depot(depot).order_by("serial"), night)
+    groups = in_duty_groups(packs_in_depot(depot).order_by("serial"), night)
     return _forecast_in_chunks(
-        ids, night=night, parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night), depot_id=depot.pk
+        groups, night=night, parent_key=job_key(DEPOT_JOB, depot_id=depot.pk, night=night), depot_id=depot.pk
     )
 
 
@@ -74,8 +94,8 @@ def packs_without_depot() -> QuerySet[BatteryPack]:
 
 def forecast_depotless_packs(*, night: dt.date) -> Outcome:
     """Forecast tonight every pack whose vehicle has no home depot (no depot job would)."""
-    ids = in_duty_order(packs_without_depot().order_by("serial"), night)
-    return _forecast_in_chunks(ids, night=night, parent_key=job_key(DEPOTLESS_JOB, night=night), depot_id=None)
+    groups = in_duty_groups(packs_without_depot().order_by("serial"), night)
+    return _forecast_in_chunks(groups, night=night, parent_key=job_key(DEPOTLESS_JOB, night=night), depot_id=None)
 
 
 # Capacity estimates from the day's charges, with the telemetry stage: tonight's forecasts calibrate on them.

@@ -378,13 +378,15 @@ def chunks(ids: Sequence[int], size: int) -> list[list[int]]:
 def fan_out(
     *,
     job: str,
-    ids: Sequence[int],
-    chunk_size: int,
+    ids: Sequence[int] = (),
+    chunk_size: int = 0,
     parent_key: str,
     night: dt.date | None = None,
     depot_id: int | None = None,
+    parts: Sequence[Sequence[int]] | None = None,
 ) -> list[JobRun]:
-    """Split ``ids`` into chunks and queue one task per chunk (``jobs.tasks.job_chunk_task``).
+    """Split ``ids`` into chunks (or take the caller's ``parts``, e.g. chunks that keep a group whole) and
+    queue one task per chunk (``jobs.tasks.job_chunk_task``).
 
     Each chunk has its own key (``<parent_key>:chunk=2/5``) and rows: chunks run in parallel on as many
     workers as there are, and a chunk that fails is retried alone (Celery's retry of that one task, or
@@ -394,7 +396,7 @@ def fan_out(
     if job not in CHUNK_FUNCTIONS:
         raise LookupError(f"no chunk function registered for {job!r} (use jobs.runs.chunk_job)")
     chunk_task = _task_named(CHUNK_TASK_NAME)
-    parts = chunks(ids, chunk_size)
+    parts = [list(part) for part in parts] if parts is not None else chunks(ids, chunk_size)
     queued = []
     for number, part in enumerate(parts, start=1):
         key = f"{parent_key}:chunk={number}/{len(parts)}"

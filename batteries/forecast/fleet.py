@@ -370,21 +370,50 @@ def _calibration_part(
     return _SurfaceResponse(design, response[:, usable]), soh[usable], unc[usable]
 
 
+def _fits_from(day_fits: Callable[[float], bool]) -> Callable[[float], bool]:
+    """``day_fits`` (does the duty fit a pack at this SoH, %) as one comparison: the duty fits from a
+    threshold SoH up (a smaller capacity only deepens the same day's discharge), found by bisection to
+    the float's resolution. Asking ``representative_day`` every month of every pack's five trajectories
+    was a third of the fleet's assembly time."""
+    if not day_fits(100.0):
+        return lambda soh_pct: False
+    lo, hi = 0.0, 100.0  # day_fits(hi) holds; below lo nothing is known to fit
+    if day_fits(lo):
+        return lambda soh_pct: True
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if day_fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lambda soh_pct: soh_pct >= hi
+
+
 def _assemble_group(
     run: _GroupRun, items: list[tuple[ForecastJob, PreparedJob]]
 ) -> list[ForecastResult | ForecastRefused]:
     shared = run.shared
 
-    def fits(soh_pct: float) -> bool:
+    def day_fits(soh_pct: float) -> bool:
         day = representative_day(shared.profile, soh_pct / 100.0, shared.season_temps_k[0], shared.usable_soc_min)
         return day.feasible
+
+    fits = _fits_from(day_fits)
+    series: dict[float | Pair, tuple[np.ndarray, np.ndarray, list[str]]] = {}  # packs of a cluster share factors
+
+    def series_at(factors: float | Pair) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if factors not in series:
+            series[factors] = run.series(factors)
+        return series[factors]
 
     out: list[ForecastResult | ForecastRefused] = []
     for job, prepared in items:
         offset = _months_between(run.start, job.in_service_date)
 
         def trajectory(factors: float | Pair, job: ForecastJob = job, offset: int = offset) -> MemberTrajectory:
-            return _pack_trajectory(run.series(factors), factors, job.in_service_date, offset, horizon_end(job), fits)
+            return _pack_trajectory(series_at(factors), factors, job.in_service_date, offset, horizon_end(job), fits)
 
         if job.calibration.two_factors:  # the posterior's band, as forecast_pack builds it
             trajectories = [trajectory(pair) for pair in posterior_members(job.calibration)]
