@@ -363,3 +363,25 @@ def test_replan_keeps_headroom_for_the_visiting_buses_the_depots_history_expects
     charge = second.charges.get()  # only the depot's own bus is planned; the expected ones are not stored
     assert charge.vehicle == bus
     assert charge.departure_soc_pct >= charge.required_soc_pct - 0.1
+
+
+def test_a_replan_uses_the_smaller_search_limits_and_the_nightly_plan_the_full_ones(depot, monkeypatch):
+    # A re-plan runs while buses wait: ``auto``'s neighbourhood search gets ``REPLAN_SEARCH`` there,
+    # the nightly plan keeps ``NIGHTLY_SEARCH`` (issue 14: minutes of CPU on scarce nights otherwise).
+    from charging import optimizer
+
+    _bus_with_blocks(depot)
+    seen = []
+    real_solve = optimizer.solve
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("search", optimizer.NIGHTLY_SEARCH))
+        return real_solve(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "solve", spy)
+    plan_depot_night(depot=depot, service_night=NIGHT)
+    plan_depot_night(depot=depot, service_night=NIGHT, now=_local(NIGHT, 22), trigger="event")
+
+    assert seen == [optimizer.NIGHTLY_SEARCH, optimizer.REPLAN_SEARCH]
+    assert optimizer.REPLAN_SEARCH.max_passes < optimizer.NIGHTLY_SEARCH.max_passes
+    assert optimizer.REPLAN_SEARCH.sub_max_nodes < optimizer.NIGHTLY_SEARCH.sub_max_nodes
