@@ -49,7 +49,7 @@ def solve_by_charger(
     mip_rel_gap: float = 1e-6,
     occupancy_cuts: bool = True,
     highs_options: Mapping[str, object] | None = None,
-    perspective_taper: bool = True,
+    perspective_taper: bool = False,
     relax_only: bool = False,
 ) -> tuple[Plan | None, float | None, bool, str]:
     """(plan or None, proven lower bound or None, proven optimal, HiGHS status).

@@ -46,7 +46,6 @@ LNS_MAX_BINARIES = 40_000
 # Another pass only after one that gained at least this share of the objective.
 LNS_MIN_PASS_GAIN = 5e-4
 LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
-LNS_GROUP = 2  # vehicles whose whole stay is free at a time
 LNS_SUB_TIME_LIMIT_S = 2.0  # with a time limit from the caller
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
@@ -55,18 +54,21 @@ GAP_GOOD_ENOUGH = 1e-4
 @dataclass(frozen=True)
 class SearchLimits:
     """Work limits of ``auto``'s neighbourhood search: at most ``max_passes`` passes over the
-    neighbourhoods, each sub-MILP stopped at ``sub_max_nodes`` HiGHS nodes. Work, not seconds, so a
-    night gives the same plan on a quiet and on a loaded machine."""
+    neighbourhoods, each sub-MILP stopped at ``sub_max_nodes`` HiGHS nodes; ``group`` vehicles
+    (consecutive by arrival) have their whole stay free at a time. Work, not seconds, so a night
+    gives the same plan on a quiet and on a loaded machine."""
 
     max_passes: int
     sub_max_nodes: int
+    group: int = 2
 
 
-# The nightly plan: the full search (docs/optimizer.md, "Connectors", for what it gains).
-NIGHTLY_SEARCH = SearchLimits(max_passes=3, sub_max_nodes=20)
+# The nightly plan: the full search. Groups of 4 buses, not 2: on 12 buses on 3 connectors pairs left
+# the plan 1.6 % above the bound and groups of 4 reach 0.34 % (docs/optimizer.md, "Connectors").
+NIGHTLY_SEARCH = SearchLimits(max_passes=3, sub_max_nodes=20, group=4)
 # A re-plan during the night (an arrival, a fault, staff): it runs while buses wait, several times a
 # night, so one pass of smaller sub-MILPs (its quality cost on the scarce nights: docs/optimizer.md).
-REPLAN_SEARCH = SearchLimits(max_passes=1, sub_max_nodes=5)
+REPLAN_SEARCH = SearchLimits(max_passes=1, sub_max_nodes=5, group=4)
 # When the relaxed power breaks charger limits for at most this many vehicles, only they are
 # re-solved (the others keep their relaxed power); above it, the whole night is.
 REPAIR_MAX_VEHICLES = 200
@@ -153,7 +155,7 @@ def _neighbourhood_search(
     The exact MILP with most connector-slot binaries fixed at the incumbent's windows, started from
     them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
     of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
-    ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
+    ``limits.group`` vehicles consecutive by arrival (moves a bus to another connector or time).
     Passes repeat, at most ``limits.max_passes``, while a pass gains ``LNS_MIN_PASS_GAIN`` of the
     objective; sub-MILPs stop at ``limits.sub_max_nodes`` nodes. Those are work limits, so the result
     does not depend on the machine's load. ``budget_s`` (the caller's time limit, or None) also
@@ -172,9 +174,10 @@ def _neighbourhood_search(
         free[:, band_start : band_start + LNS_BAND_SLOTS] = True
         neighbourhoods.append(free)
     by_arrival = np.flatnonzero(present)[np.argsort(va.arrival_slot[present], kind="stable")]
-    for k in range(0, max(by_arrival.size - LNS_GROUP // 2, 1), max(LNS_GROUP // 2, 1)):
+    group = limits.group
+    for k in range(0, max(by_arrival.size - group // 2, 1), max(group // 2, 1)):
         free = np.zeros((num_vehicles, num_slots), dtype=bool)
-        free[by_arrival[k : k + LNS_GROUP]] = True
+        free[by_arrival[k : k + group]] = True
         neighbourhoods.append(free)
     improved_by = 0.0
     passes = 0
