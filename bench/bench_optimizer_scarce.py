@@ -1,21 +1,23 @@
 """Scarce and shared connectors (issue 14): our plans against an exact MILP and the LP bound.
 
-    .venv/bin/python bench/bench_optimizer_scarce.py                 # ~10-15 minutes on a busy machine
-    .venv/bin/python bench/bench_optimizer_scarce.py --exact-limit 30 --only-scarce
+    .venv/bin/python bench/bench_optimizer_scarce.py --only-scarce --exact-limit 300   # quiet: ~45 min
+    .venv/bin/python bench/bench_optimizer_scarce.py --only-scarce --nights "12 on 3" --exact-limit 60
 
 Measured side by side in one run, on seeded ``generate_instance`` nights:
 
 - scarce nights (2-5 buses per connector, <= 40 buses): ``solve(method="auto")`` (the heuristic,
-  then the large-neighbourhood search and, when small, the MILP) against the exact time-indexed
-  MILP (``milp.solve_milp``, mip_rel_gap 1e-6, started from the heuristic's windows) given
-  ``--exact-limit`` seconds: its best plan, its proven lower bound, and whether it proved optimality;
+  then the large-neighbourhood search with the nightly work limits), wall and CPU seconds; the same
+  with the re-plan's limits (``REPLAN_SEARCH``, skip with ``--no-replan-search``); against the exact
+  MILP (default: ``exact_by_charger``, per charger with symmetry breaking, mip_rel_gap 1e-6, started
+  from ``auto``'s plan) given ``--exact-limit`` seconds: its best plan, its proven lower bound,
+  whether it proved optimality and its own gap (``--highs-log DIR`` keeps HiGHS's log per night);
   with ``--repeat-auto N`` ``auto`` solves each night N more times and the table says whether the
   plans were the same (``auto`` stops on work limits, so they must be, whatever the load);
 - shared nights (2 buses per connector, 100 on 50 and 300 on 150): ``solve(method="lp")`` against
   the LP relaxation bound.
 
 Every plan is checked by the evaluator (violations listed). Writes
-bench/results/optimizer-scarce-<date>.json and .md with the machine and its load.
+bench/results/optimizer-scarce-<date>[-label].json and .md with the machine and its load.
 """
 
 from __future__ import annotations

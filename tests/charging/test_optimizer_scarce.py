@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from charging.optimizer import Instance, evaluate, generate_instance, solve
+from charging.optimizer import NIGHTLY_SEARCH, REPLAN_SEARCH, Instance, evaluate, generate_instance, solve
 from charging.optimizer.solve import PROVEN_GAP
 
 
@@ -122,21 +122,25 @@ def meets_quality_bar(instance: Instance, plan) -> bool:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "search"),
     [
-        "10 on 2",
-        pytest.param("8 on 2", marks=pytest.mark.slow),
-        pytest.param("20 on 4 all back at 17:00", marks=pytest.mark.slow),
+        # In CI: the re-plan's cheaper search (10 s of CPU; the nightly one takes 19 s here).
+        ("10 on 2", REPLAN_SEARCH),
+        pytest.param("10 on 2", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        pytest.param("8 on 2", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        # Fails with the old pairs-of-buses neighbourhoods (1.6 % above the bound).
+        pytest.param("12 on 3", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        pytest.param("20 on 4 all back at 17:00", NIGHTLY_SEARCH, marks=pytest.mark.slow),
     ],
 )
-def test_auto_on_a_scarce_night_is_within_the_quality_bar_where_the_heuristic_is_not(name):
+def test_auto_on_a_scarce_night_is_within_the_quality_bar_where_the_heuristic_is_not(name, search):
     instance = scarce_night(**SCARCE_NIGHTS[name])
     assert not meets_quality_bar(instance, solve(instance, "lp"))  # the bar has teeth
-    assert meets_quality_bar(instance, solve(instance, "auto"))
+    assert meets_quality_bar(instance, solve(instance, "auto", search=search))
 
 
 def test_replan_gives_the_search_the_replan_limits(monkeypatch):
-    from charging.optimizer import NIGHTLY_SEARCH, REPLAN_SEARCH, replan
+    from charging.optimizer import replan
 
     # The module, not the package's ``replan`` function of the same name.
     replan_module = importlib.import_module("charging.optimizer.replan")
