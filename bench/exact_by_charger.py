@@ -19,12 +19,17 @@ Bench only: the product keeps ``milp.py``, which also handles mixed connectors.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import highspy
 import numpy as np
 
+import charging.optimizer.lp as lp_module
 from charging.optimizer.assignment import Assignment
 from charging.optimizer.evaluate import finalize
 from charging.optimizer.instance import Instance
-from charging.optimizer.lp import INF, LpModel, Windows, build_core, power_matrix
+from charging.optimizer.lp import INF, LpModel, Windows, _taper_rows, build_core, power_matrix
 from charging.optimizer.milp import time_to_charge_cuts
 from charging.optimizer.plan import Plan
 from charging.optimizer.quantities import compatible_connectors, effective_max_kw, vehicle_arrays
@@ -43,8 +48,17 @@ def solve_by_charger(
     start: Plan | None = None,
     mip_rel_gap: float = 1e-6,
     occupancy_cuts: bool = True,
+    highs_options: Mapping[str, object] | None = None,
+    perspective_taper: bool = False,
+    relax_only: bool = False,
 ) -> tuple[Plan | None, float | None, bool, str]:
-    """(plan or None, proven lower bound or None, proven optimal, HiGHS status)."""
+    """(plan or None, proven lower bound or None, proven optimal, HiGHS status).
+
+    ``highs_options``: extra HiGHS options for the proof run (e.g. ``{"log_file": ...}``), set on top of
+    ``LpModel.solve``'s own (``highs_with``). ``perspective_taper``: the taper rows again, scaled by
+    the plugged-in indicator (``add_perspective_taper``). ``relax_only``: solve the LP relaxation
+    (binaries relaxed to [0, 1]) and return its objective as the bound, no plan.
+    """
     va, compatible = vehicle_arrays(instance), compatible_connectors(instance)
     connectors = instance.connectors()
     charger_of = np.array([next(k for k, ch in enumerate(instance.chargers) if ch is c[0]) for c in connectors])
@@ -92,7 +106,7 @@ def solve_by_charger(
     trip_kw = kw[trip_v, trip_k]
     idx = np.arange(n)
     z_upper = np.where(position[trip_k] > trip_v, 0.0, 1.0)  # symmetry breaking
-    z = model.add_cols(np.zeros(n), 0.0, z_upper, integer=True)
+    z = model.add_cols(np.zeros(n), 0.0, z_upper, integer=not relax_only)
     q = model.add_cols(np.zeros(n), 0.0, trip_kw)
     s = model.add_cols(np.zeros(n), 0.0, 1.0)
 
@@ -136,8 +150,11 @@ def solve_by_charger(
                 model.add_entries(np.full(mine.size, row + j), z + mine, hours)
                 model.add_entries([row + j], [core.e_col + core.first_pair[v + 1] - 1], -rows_slope[j])
 
+    if perspective_taper:
+        add_perspective_taper(instance, va, windows, core, model, z, trip_pair)
+
     warm = None
-    if start is not None:
+    if start is not None and not relax_only:
         a = _plan_assignment(instance, start)
         on_charger = np.where(a.connector >= 0, charger_of[np.maximum(a.connector, 0)], -1)
         relabel = {}
@@ -149,12 +166,15 @@ def solve_by_charger(
         mapped = np.array([relabel.get(k, -1) for k in on_charger.tolist()])
         on = (mapped[trip_v] == trip_k) & (trip_t >= a.start[trip_v]) & (trip_t < a.end[trip_v])
         warm = (z + idx, on.astype(float))
-    solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
+    with highs_with(highs_options or {}):
+        solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
     bound = (
         solution.mip_dual_bound
         if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound)
         else None
     )
+    if relax_only:
+        return None, solution.objective if solution.optimal else None, False, solution.status
     if solution.x is None:
         return None, bound, False, solution.status
     on = solution.x[z : z + n] > 0.5
@@ -162,6 +182,36 @@ def solve_by_charger(
     power = power_matrix(core, windows, solution.x, n_vehicles, instance.num_slots)
     plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp-by-charger", solution.status)
     return explain_shortfalls(instance, finalize(instance, plan)), bound, solution.optimal, solution.status
+
+
+def add_perspective_taper(instance, va, windows, core, model, z, trip_pair) -> None:
+    """The taper rows ``c p - b e <= a`` again with the plugged-in indicator ``y = sum_k z[v,k,t]``:
+    ``c p - b e + (M - a) y <= M``, M the most ``-b e`` can be over the vehicle's energy range.
+
+    Valid for every plan: plugged in (y = 1) it is the taper row itself; not plugged in (y = 0) the
+    power is 0 and ``-b e <= M`` by M's definition. Tighter in the relaxation, where a vehicle
+    half plugged in deep in its taper could otherwise draw the whole taper power on half a
+    connector (the time-to-charge rows cut the same cheat off in aggregate only).
+    """
+    pair_k = np.arange(core.pair_vehicle.size) - core.first_pair[core.pair_vehicle]
+    pair, a, b, c = _taper_rows(instance, va, windows, core.pair_vehicle, pair_k)
+    if not pair.size:
+        return
+    v = core.pair_vehicle[pair]
+    big_m = np.maximum(-b * va.initial_kwh[v], -b * va.max_kwh[v])
+    row = model.add_rows(-INF, big_m, pair.size)
+    rows = row + np.arange(pair.size)
+    model.add_entries(rows, core.p_col + pair, c)
+    model.add_entries(rows, core.e_col + pair, -b)
+    # y: every z of the pair (one per charger of the vehicle).
+    row_of_pair = np.full(core.pair_vehicle.size, -1)
+    # a pair may carry several lines: one row each, every z of the pair in each.
+    order = np.argsort(trip_pair, kind="stable")
+    trips_sorted = trip_pair[order]
+    for j, (q, coef) in enumerate(zip(pair.tolist(), (big_m - a).tolist(), strict=True)):
+        lo, hi = np.searchsorted(trips_sorted, [q, q + 1])
+        model.add_entries(np.full(hi - lo, row + j), z + order[lo:hi], coef)
+    del row_of_pair
 
 
 def connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t) -> Assignment:
@@ -180,3 +230,28 @@ def connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t) -> Assig
         free_at[c] = end
         result.connector[v], result.start[v], result.end[v] = c, begin, end
     return result
+
+
+@contextlib.contextmanager
+def highs_with(options: Mapping[str, object]) -> Iterator[None]:
+    """``LpModel.solve`` with extra HiGHS options, for the benchmark only: the product's solve takes
+    no free-form options, and this keeps it so. The options win over the ones ``solve`` sets."""
+    if not options:
+        yield
+        return
+
+    class Highs(highspy.Highs):  # type: ignore[misc]
+        def setOptionValue(self, name, value):  # noqa: N802 (HiGHS's name)
+            return super().setOptionValue(name, options.get(name, value))
+
+        def run(self):
+            for name, value in options.items():
+                super().setOptionValue(name, value)
+            return super().run()
+
+    original = lp_module.highspy.Highs
+    lp_module.highspy.Highs = Highs
+    try:
+        yield
+    finally:
+        lp_module.highspy.Highs = original

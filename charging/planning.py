@@ -322,8 +322,14 @@ def plan_depot_night(
     night = _with_reported_sources(night, soc_now_pct or {}, soc_reported_at or {})
     if replanning and now is not None:
         # Vehicles nobody announced (visiting buses, cars on outlets) may still come: keep headroom for them.
+        # A re-plan runs while buses wait, several times a night: the search's smaller work limits.
         plan = solve_keeping_headroom(
-            depot=depot, instance=night.instance, now=now, method=method, windows_hint=night.windows_hint
+            depot=depot,
+            instance=night.instance,
+            now=now,
+            method=method,
+            windows_hint=night.windows_hint,
+            search=optimizer.REPLAN_SEARCH,
         )
     else:
         plan = optimizer.solve(night.instance, method=method, windows_hint=night.windows_hint)

@@ -21,14 +21,20 @@ HEADROOM_REPLAN_REASON = "headroom re-plan: the slot's kept headroom goes to the
 
 
 def solve_keeping_headroom(
-    *, depot: Depot, instance: optimizer.Instance, now: dt.datetime, method: str, windows_hint=None
+    *,
+    depot: Depot,
+    instance: optimizer.Instance,
+    now: dt.datetime,
+    method: str,
+    windows_hint=None,
+    search: optimizer.SearchLimits = optimizer.NIGHTLY_SEARCH,
 ) -> optimizer.Plan:
     """Solve ``instance`` (slot 0 = ``now``) with headroom for the depot's usual unannounced arrivals."""
     history = unscheduled_sessions(depot, since=now - dt.timedelta(weeks=HISTORY_WEEKS), until=now)
     if not history:
-        return optimizer.solve(instance, method=method, windows_hint=windows_hint)
+        return optimizer.solve(instance, method=method, windows_hint=windows_hint, search=search)
     profile = learn_arrival_profile(history, depot.zone)
-    return solve_with_expected_arrivals(instance, profile, method=method, windows_hint=windows_hint)
+    return solve_with_expected_arrivals(instance, profile, method=method, windows_hint=windows_hint, search=search)
 
 
 def headroom_replans_request(*, now: dt.datetime) -> int:

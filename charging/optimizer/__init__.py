@@ -26,10 +26,12 @@ from .instance import (
 )
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan, load_plan
 from .replan import replan
-from .solve import METHODS, solve
+from .solve import METHODS, NIGHTLY_SEARCH, REPLAN_SEARCH, SearchLimits, solve
 
 __all__ = [
     "METHODS",
+    "NIGHTLY_SEARCH",
+    "REPLAN_SEARCH",
     "Charger",
     "Connector",
     "DemandCharge",
@@ -40,6 +42,7 @@ __all__ = [
     "InstanceError",
     "Plan",
     "PlanTotals",
+    "SearchLimits",
     "SolverInfo",
     "Vehicle",
     "VehiclePlan",

@@ -39,7 +39,7 @@ from .instance import CONNECTOR_KINDS, Charger, Connector, Instance, Vehicle
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
 from .reasons import explain_shortfalls
 from .replan import remaining_instance
-from .solve import solve
+from .solve import NIGHTLY_SEARCH, SearchLimits, solve
 
 # Ids of the expected vehicles and of their virtual connectors and chargers.
 EXPECTED_PREFIX = "expected:"
@@ -206,6 +206,7 @@ def solve_with_expected_arrivals(
     method: str = "lp",
     time_limit_s: float | None = None,
     windows_hint: Mapping[str, tuple[str, int, int]] | None = None,
+    search: SearchLimits = NIGHTLY_SEARCH,
     lookahead_hours: float = DEFAULT_LOOKAHEAD_HOURS,
     scale: float = DEFAULT_SCALE,
     expected_penalty_mxn_per_kwh: float | None = None,
@@ -224,8 +225,8 @@ def solve_with_expected_arrivals(
         expected_penalty_mxn_per_kwh=expected_penalty_mxn_per_kwh,
     )
     if padded is instance:
-        return solve(instance, method, time_limit_s=time_limit_s, windows_hint=windows_hint)
-    plan = solve(padded, method, time_limit_s=time_limit_s, windows_hint=windows_hint)
+        return solve(instance, method, time_limit_s=time_limit_s, windows_hint=windows_hint, search=search)
+    plan = solve(padded, method, time_limit_s=time_limit_s, windows_hint=windows_hint, search=search)
     expected = [v for v in padded.vehicles if v.id.startswith(EXPECTED_PREFIX)]
     reserved_kwh = sum(v.usable_capacity_kwh for v in expected)
     real = Plan(

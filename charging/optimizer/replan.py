@@ -26,7 +26,7 @@ import numpy as np
 from .demand import DemandCharge
 from .instance import Instance
 from .plan import Plan
-from .solve import solve
+from .solve import REPLAN_SEARCH, solve
 
 T = TypeVar("T")
 
@@ -110,9 +110,12 @@ def replan(
     """Freeze slots before ``now_slot`` and re-solve the rest; returns the remainder and its plan.
 
     ``soc_now_pct`` (vehicle id -> measured SoC %) overrides what the previous plan implies.
+    With ``auto``, the neighbourhood search runs with the re-plan's smaller work limits
+    (``solve.REPLAN_SEARCH``): a re-plan runs while buses wait.
     """
     remainder = remaining_instance(instance, plan, now_slot, soc_now_pct=soc_now_pct)
-    return Replan(remainder, solve(remainder, method, windows_hint=remaining_windows(plan, now_slot)))
+    hint = remaining_windows(plan, now_slot)
+    return Replan(remainder, solve(remainder, method, windows_hint=hint, search=REPLAN_SEARCH))
 
 
 def remaining_windows(plan: Plan, now_slot: int) -> dict[str, tuple[str, int, int]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,15 +43,32 @@ AUTO_MILP_MAX_NODES = 200  # ``milp`` without a time limit
 # Nights with scarce connectors (a gap after the heuristic) and at most this many binaries get a
 # large-neighbourhood search on their windows (``_neighbourhood_search``) before the exact MILP.
 LNS_MAX_BINARIES = 40_000
-LNS_MAX_PASSES = 3
 # Another pass only after one that gained at least this share of the objective.
 LNS_MIN_PASS_GAIN = 5e-4
-LNS_SUB_MAX_NODES = 20
 LNS_BAND_SLOTS = 12  # 3 hours of 15-minute slots free at a time
-LNS_GROUP = 2  # vehicles whose whole stay is free at a time
 LNS_SUB_TIME_LIMIT_S = 2.0  # with a time limit from the caller
 # A plan within this relative gap of the bound is not worth a MILP.
 GAP_GOOD_ENOUGH = 1e-4
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """Work limits of ``auto``'s neighbourhood search: at most ``max_passes`` passes over the
+    neighbourhoods, each sub-MILP stopped at ``sub_max_nodes`` HiGHS nodes; ``group`` vehicles
+    (consecutive by arrival) have their whole stay free at a time. Work, not seconds, so a night
+    gives the same plan on a quiet and on a loaded machine."""
+
+    max_passes: int
+    sub_max_nodes: int
+    group: int = 2
+
+
+# The nightly plan: the full search. Groups of 4 buses, not 2: on 12 buses on 3 connectors pairs left
+# the plan 1.6 % above the bound and groups of 4 reach 0.34 % (docs/optimizer.md, "Connectors").
+NIGHTLY_SEARCH = SearchLimits(max_passes=3, sub_max_nodes=20, group=4)
+# A re-plan during the night (an arrival, a fault, staff): it runs while buses wait, several times a
+# night, so one pass of smaller sub-MILPs (its quality cost on the scarce nights: docs/optimizer.md).
+REPLAN_SEARCH = SearchLimits(max_passes=1, sub_max_nodes=5, group=4)
 # When the relaxed power breaks charger limits for at most this many vehicles, only they are
 # re-solved (the others keep their relaxed power); above it, the whole night is.
 REPAIR_MAX_VEHICLES = 200
@@ -63,13 +80,15 @@ def solve(
     *,
     time_limit_s: float | None = None,
     windows_hint: Mapping[str, tuple[str, int, int]] | None = None,
+    search: SearchLimits = NIGHTLY_SEARCH,
 ) -> Plan:
     """Plan the night. ``method`` is one of ``METHODS``; never raises for an unservable night.
 
     ``windows_hint`` (vehicle id -> (connector id, plug-in slot, unplug slot)), e.g. the windows of
     the plan being re-planned, is tried as a second connector assignment when the greedy one
     leaves a gap to the bound: a re-plan then never does worse than carrying on with the windows
-    it had (where they are still possible).
+    it had (where they are still possible). ``search``: the neighbourhood search's work limits
+    (``auto``/``milp``); re-plans pass ``REPLAN_SEARCH``.
     Returns a ``Plan`` whose vehicles leave short (with a reason) when the night cannot serve them.
     """
     if method not in METHODS:
@@ -90,7 +109,7 @@ def solve(
     small = binaries <= AUTO_MILP_MAX_BINARIES
     gap = _gap(plan.totals.objective_mxn, bound_mxn)
     if method in ("auto", "milp") and gap is not None and gap > GAP_GOOD_ENOUGH and binaries <= LNS_MAX_BINARIES:
-        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, time_limit_s)
+        plan = _neighbourhood_search(instance, va, compatible, plan, bound_mxn, time_limit_s, search)
         gap = _gap(plan.totals.objective_mxn, bound_mxn)
     milp_bound: float | None = None
     # ``auto`` runs the exact MILP only within a time limit from the caller: its root node alone (cut
@@ -129,15 +148,16 @@ def _neighbourhood_search(
     plan: Plan,
     bound_mxn: float | None,
     budget_s: float | None,
+    limits: SearchLimits = NIGHTLY_SEARCH,
 ) -> Plan:
     """Large-neighbourhood search on the connector windows, for nights with scarce connectors.
 
     The exact MILP with most connector-slot binaries fixed at the incumbent's windows, started from
     them (so never worse). Two kinds of neighbourhood, in turn: a band of ``LNS_BAND_SLOTS`` slots
     of every vehicle (re-sequences the buses around one time of the night), and the whole stay of
-    ``LNS_GROUP`` vehicles consecutive by arrival (moves a bus to another connector or time).
-    Passes repeat, at most ``LNS_MAX_PASSES``, while a pass gains ``LNS_MIN_PASS_GAIN`` of the
-    objective; sub-MILPs stop at ``LNS_SUB_MAX_NODES`` nodes. Those are work limits, so the result
+    ``limits.group`` vehicles consecutive by arrival (moves a bus to another connector or time).
+    Passes repeat, at most ``limits.max_passes``, while a pass gains ``LNS_MIN_PASS_GAIN`` of the
+    objective; sub-MILPs stop at ``limits.sub_max_nodes`` nodes. Those are work limits, so the result
     does not depend on the machine's load. ``budget_s`` (the caller's time limit, or None) also
     stops the search on the clock.
     """
@@ -154,14 +174,15 @@ def _neighbourhood_search(
         free[:, band_start : band_start + LNS_BAND_SLOTS] = True
         neighbourhoods.append(free)
     by_arrival = np.flatnonzero(present)[np.argsort(va.arrival_slot[present], kind="stable")]
-    for k in range(0, max(by_arrival.size - LNS_GROUP // 2, 1), max(LNS_GROUP // 2, 1)):
+    group = limits.group
+    for k in range(0, max(by_arrival.size - group // 2, 1), max(group // 2, 1)):
         free = np.zeros((num_vehicles, num_slots), dtype=bool)
-        free[by_arrival[k : k + LNS_GROUP]] = True
+        free[by_arrival[k : k + group]] = True
         neighbourhoods.append(free)
     improved_by = 0.0
     passes = 0
     done = False
-    while not done and passes < LNS_MAX_PASSES:
+    while not done and passes < limits.max_passes:
         passes += 1
         before = plan.totals.objective_mxn
         for free in neighbourhoods:
@@ -177,7 +198,7 @@ def _neighbourhood_search(
                 None if left is None else min(left, LNS_SUB_TIME_LIMIT_S),
                 start=_plan_assignment(instance, plan),
                 free=free,
-                max_nodes=LNS_SUB_MAX_NODES,
+                max_nodes=limits.sub_max_nodes,
             )
             if candidate is not None and candidate.totals.objective_mxn < plan.totals.objective_mxn - 1e-6:
                 candidate.solver.notes = plan.solver.notes

@@ -6,13 +6,14 @@ with fewer connectors than buses, and optionally every bus back at the same time
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import time
 from datetime import timedelta
 
 import pytest
 
-from charging.optimizer import Instance, evaluate, generate_instance, solve
+from charging.optimizer import NIGHTLY_SEARCH, REPLAN_SEARCH, Instance, evaluate, generate_instance, solve
 from charging.optimizer.solve import PROVEN_GAP
 
 
@@ -101,3 +102,58 @@ def test_auto_gives_the_same_plan_however_slow_the_machine(monkeypatch):
     assert windows_and_power(loaded) == windows_and_power(quiet)
     assert loaded.totals.objective_mxn == quiet.totals.objective_mxn
     assert evaluate(instance, loaded).ok
+
+
+# Quality bar on scarce nights (issue 14: within 1 kWh and 1 % of the exact optimum). Checked against
+# the relaxation's bound, which is below the optimum, so the bar is at least as hard as the issue's;
+# 0.5 % rather than 1 % because the old heuristic (``lp``) sits at 0.98 % on "20 on 4 all back at
+# 17:00" and the test must fail on it. The evaluator, not the solver, says the plan is feasible.
+QUALITY_MAX_ABOVE_BOUND = 0.005
+QUALITY_MAX_SHORT_KWH = 1.0
+
+
+def meets_quality_bar(instance: Instance, plan) -> bool:
+    above = plan.totals.objective_mxn / plan.solver.lp_bound_mxn - 1
+    return (
+        evaluate(instance, plan).ok
+        and plan.totals.shortfall_kwh <= QUALITY_MAX_SHORT_KWH
+        and above <= QUALITY_MAX_ABOVE_BOUND
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "search"),
+    [
+        # In CI: the re-plan's cheaper search (10 s of CPU; the nightly one takes 19 s here).
+        ("10 on 2", REPLAN_SEARCH),
+        pytest.param("10 on 2", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        pytest.param("8 on 2", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        # Fails with the old pairs-of-buses neighbourhoods (1.6 % above the bound).
+        pytest.param("12 on 3", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+        pytest.param("20 on 4 all back at 17:00", NIGHTLY_SEARCH, marks=pytest.mark.slow),
+    ],
+)
+def test_auto_on_a_scarce_night_is_within_the_quality_bar_where_the_heuristic_is_not(name, search):
+    instance = scarce_night(**SCARCE_NIGHTS[name])
+    assert not meets_quality_bar(instance, solve(instance, "lp"))  # the bar has teeth
+    assert meets_quality_bar(instance, solve(instance, "auto", search=search))
+
+
+def test_replan_gives_the_search_the_replan_limits(monkeypatch):
+    from charging.optimizer import replan
+
+    # The module, not the package's ``replan`` function of the same name.
+    replan_module = importlib.import_module("charging.optimizer.replan")
+
+    instance = generate_instance(vehicles=5, connectors=2, seed=7, slot_minutes=60)
+    plan = solve(instance, "lp")
+    limits = []
+    real_solve = replan_module.solve
+
+    def spy(*args, **kwargs):
+        limits.append(kwargs.get("search", NIGHTLY_SEARCH))
+        return real_solve(*args, **kwargs)
+
+    monkeypatch.setattr(replan_module, "solve", spy)
+    replan(instance, plan, now_slot=8, method="auto")
+    assert limits == [REPLAN_SEARCH]

@@ -401,3 +401,25 @@ def test_a_depot_without_chargers_still_gets_a_plan_that_says_its_buses_are_shor
     _bus_with_blocks(no_chargers)
     plan = plan_depot_night(depot=no_chargers, service_night=NIGHT)
     assert plan.status == ChargingPlan.Status.ACTIVE and plan.vehicles_short == 1 and plan.shortfall_kwh > 0
+
+
+def test_a_replan_uses_the_smaller_search_limits_and_the_nightly_plan_the_full_ones(depot, monkeypatch):
+    # A re-plan runs while buses wait: ``auto``'s neighbourhood search gets ``REPLAN_SEARCH`` there,
+    # the nightly plan keeps ``NIGHTLY_SEARCH`` (issue 14: minutes of CPU on scarce nights otherwise).
+    from charging import optimizer
+
+    _bus_with_blocks(depot)
+    seen = []
+    real_solve = optimizer.solve
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("search", optimizer.NIGHTLY_SEARCH))
+        return real_solve(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "solve", spy)
+    plan_depot_night(depot=depot, service_night=NIGHT)
+    plan_depot_night(depot=depot, service_night=NIGHT, now=_local(NIGHT, 22), trigger="event")
+
+    assert seen == [optimizer.NIGHTLY_SEARCH, optimizer.REPLAN_SEARCH]
+    assert optimizer.REPLAN_SEARCH.max_passes < optimizer.NIGHTLY_SEARCH.max_passes
+    assert optimizer.REPLAN_SEARCH.sub_max_nodes < optimizer.NIGHTLY_SEARCH.sub_max_nodes
