@@ -310,6 +310,7 @@ DERIVED_NAMES = [
     _("season"),
     _("season factor"),
     _("secret"),
+    _("sending since"),
     _("sent at"),
     _("serial"),
     _("serial number"),
