@@ -157,3 +157,20 @@ def test_replan_gives_the_search_the_replan_limits(monkeypatch):
     monkeypatch.setattr(replan_module, "solve", spy)
     replan(instance, plan, now_slot=8, method="auto")
     assert limits == [REPLAN_SEARCH]
+
+
+def test_auto_does_not_search_a_night_the_heuristic_already_plans_within_the_bar(monkeypatch):
+    # 40 buses on 10 connectors: the heuristic's plan is 0.47 % above the bound, so within 0.5 % of the optimum;
+    # the neighbourhood search's sub-MILPs grow with the night, and it had not finished after 7 minutes.
+    solve_module = importlib.import_module("charging.optimizer.solve")
+
+    instance = generate_instance(vehicles=40, connectors=10, seed=6)
+    heuristic = solve(instance, "lp")
+    assert heuristic.totals.objective_mxn / heuristic.solver.lp_bound_mxn - 1 <= solve_module.SEARCH_WORTH_GAP
+    sub_milps = []
+    real_milp_plan = solve_module._milp_plan
+    monkeypatch.setattr(solve_module, "_milp_plan", lambda *a, **k: sub_milps.append(1) or real_milp_plan(*a, **k))
+    plan = solve(instance, "auto")
+    assert sub_milps == []  # no search
+    assert plan.totals.objective_mxn == heuristic.totals.objective_mxn
+    assert meets_quality_bar(instance, plan)
