@@ -135,7 +135,9 @@ def _improve_hood(
     on_hood = np.flatnonzero(np.isin(charger_of, hood))
     freed = np.isin(current.connector, on_hood)
     index = np.flatnonzero(freed)
-    if index.size < 2:
+    # Only where buses share a connector: one bus per connector leaves nothing to sequence (and
+    # nights of one vehicle per station, e.g. the ACN re-plans, stay as fast as they were).
+    if index.size < 2 or np.bincount(current.connector[index]).max() < 2:
         return 0.0, 0
     others_kw = (power * ~freed[:, None]).sum(axis=0)
     part = replace(
