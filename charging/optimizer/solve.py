@@ -31,6 +31,7 @@ from .milp import count_binaries, solve_milp
 from .plan import Plan, PlanTotals, SolverInfo, VehiclePlan
 from .quantities import VehicleArrays, best_max_kw, connector_max_kw, vehicle_arrays
 from .reasons import explain_shortfalls
+from .reassign import reassign_chargers
 from .sifting import SiftResult, initial_active, solve_sifted
 
 METHODS = ("auto", "lp", "milp", "uncontrolled", "edf")
@@ -289,7 +290,44 @@ def _heuristic_plan(
                 f"{plan.totals.objective_mxn:,.2f} MXN for the best one before it)"
             )
             plan = other
+    gap = _gap(plan.totals.objective_mxn, bound_mxn)
+    if gap is not None and gap > GAP_GOOD_ENOUGH:
+        plan = _reassigned(instance, va, compatible, plan, relaxed_power, time_limit_s)
     return plan
+
+
+def _reassigned(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    plan: Plan,
+    relaxed_power: np.ndarray,
+    time_limit_s: float | None,
+) -> Plan:
+    """``reassign.reassign_chargers`` on the plan's windows, the whole night re-solved once on the
+    windows it found; the cheaper of the two plans."""
+    found = reassign_chargers(
+        instance,
+        va,
+        compatible,
+        _plan_assignment(instance, plan),
+        np.array([vp.power_kw for vp in plan.vehicles], dtype=float).reshape(len(plan.vehicles), -1),
+        relaxed_power,
+        lambda part, part_va, assignment, power: _resolve(part, part_va, assignment, power, time_limit_s),
+        budget_s=time_limit_s,
+    )
+    if not found.moves:
+        return plan
+    other = _resolve(instance, va, found.assignment, relaxed_power, time_limit_s)
+    if other.totals.objective_mxn >= plan.totals.objective_mxn - 1e-9:
+        return plan
+    other.solver.notes[:0] = plan.solver.notes
+    other.solver.notes.append(
+        f"buses re-placed between chargers: {found.moves} move(s) in {found.sweeps} sweep(s), "
+        f"{found.sub_solves} small re-solves ({found.seconds:.1f} s): {other.totals.objective_mxn:,.2f} MXN "
+        f"against {plan.totals.objective_mxn:,.2f} MXN"
+    )
+    return other
 
 
 def _gap(objective_mxn: float, bound_mxn: float | None) -> float | None:
