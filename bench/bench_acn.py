@@ -287,7 +287,12 @@ def write_results(results: list[dict], timing: dict, args: argparse.Namespace, p
         )
         + ", "
         f"SCE TOU-EV-4 summer prices ($/kWh), reserve scale {args.scale:g}; set-up in `bench/bench_acn.py`. "
-        "Cost = energy cost (no demand charge, no penalty). Shared 2-core machine: times are loaded.",
+        "Cost = energy cost (no demand charge, no penalty). "
+        + (
+            "Shared 2-core machine: times are loaded."
+            if info["load_average_at_start"][0] >= 1.5
+            else "Quiet machine (1-minute load average under 1.5 at the start)."
+        ),
         "",
         "| site | policy | delivered kWh | vs hindsight | undelivered kWh | cost $ | cost vs hindsight | re-plans |"
         " longest re-plan s | most vehicles | run s | target |",
