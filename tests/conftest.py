@@ -149,6 +149,18 @@ def _fresh_cache(request):
 
 
 @pytest.fixture
+def eager_tasks():
+    """Celery tasks run where they are sent, in-process, even where CI sets REDIS_URL: for tests of what a task
+    does. The worker's round trip through Redis is tested with the jobs (tests/test_jobs_celery.py)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -30,12 +30,8 @@ NIGHT = dt.date(2026, 11, 23)
 
 
 @pytest.fixture(autouse=True)
-def eager_tasks():
-    """Run tasks in-process even when REDIS_URL is set (CI): these tests are about the job runner."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+def _in_process(eager_tasks):
+    """Tasks in-process even when REDIS_URL is set (CI): these tests are about the job runner."""
 
 
 @pytest.fixture

@@ -127,12 +127,8 @@ def test_schedules_of_a_removed_depot_are_removed(registry, depots):
 
 
 @pytest.fixture
-def in_process_broker():
+def in_process_broker(eager_tasks):
     """Embedded mode for the broker check, even where CI sets REDIS_URL (no workers run here)."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def health(*args) -> tuple[dict, bool]:

@@ -41,16 +41,6 @@ def _bus_with_pack(depot, *, km_per_day):
     return pack
 
 
-@pytest.fixture
-def eager_tasks():
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_a_duty_group_is_simulated_once_even_where_a_count_cut_would_split_it(

@@ -166,17 +166,6 @@ def test_health_api_shows_observations_and_forecast_and_ranks_the_fleet(two_depo
     assert api_client.get(f"/api/v1/battery-health/{pack_b.pk}/").status_code == 404
 
 
-@pytest.fixture
-def eager_tasks():
-    """Chunks run in-process here; the worker side of fan-out is tested with the jobs (tests/test_jobs_*)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 @pytest.mark.slow
 def test_nightly_job_splits_a_depots_packs_into_chunks_with_their_own_records(
     depot, settings, eager_tasks, django_capture_on_commit_callbacks

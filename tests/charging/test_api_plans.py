@@ -7,7 +7,6 @@ import pytest
 from charging.models import ChargingPlan, Connector, DepotEvent
 from charging.ocpp import validate_request
 from charging.planning import plan_depot_night
-from config.celery import app as celery_app
 from fleet.services import block_assign
 from tests import factories as f
 
@@ -15,15 +14,6 @@ pytestmark = pytest.mark.django_db
 
 HERMOSILLO = dt.timezone(dt.timedelta(hours=-7))
 NIGHT = dt.date(2026, 11, 23)
-
-
-@pytest.fixture
-def eager_tasks():
-    """Run re-plan tasks in-process here; the worker round trip through Redis is tested with the jobs."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from charging.models import ChargingPlan, DepotEvent, PlannedCharge
 from charging.planning import current_service_night
-from config.celery import app as celery_app
 from fleet.telemetry.keys import vehicle_key_issue
 from tests import factories as f
 
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.django_db
 DEPOT_AT = (29.0729, -110.9559)
 INSIDE = (29.0738, -110.9559)  # 100 m from the depot
 OUTSIDE = (29.0900, -110.9559)  # 1.9 km
-
-
-@pytest.fixture
-def eager_tasks():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -51,14 +51,8 @@ def csms(transactional_db):
 
 
 @pytest.fixture
-def eager_replans():
+def eager_replans(eager_tasks):
     """Re-plans run where they are requested (no Celery worker in tests): the real task, in-process."""
-    from config.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def night_time_zone() -> str:
