@@ -61,7 +61,9 @@ from batteries.forecast.presets import (  # noqa: E402
     AGEING_FACTOR,
     CYCLING_FACTOR,
     FARADAY,
+    POSITIVE_LOSS,
     TEMPERATURE,
+    add_positive_side_loss,
     cell_constants,
     get_preset,
     parameter_values,
@@ -228,6 +230,8 @@ class ReferenceModel:
             check_already_exists=False,
         )
         model = pybamm.lithium_ion.SPM({"SEI": sei, "loss of active material": ("current-driven", "none")})
+        # Same physics: the NMC preset's positive-side calendar lithium loss too (the other physics has none).
+        self.positive_loss = physics == "same" and add_positive_side_loss(model, preset)
         solver = pybamm.IDAKLUSolver(
             rtol=1e-6,
             atol=1e-8,
@@ -235,7 +239,8 @@ class ReferenceModel:
                 "Total lithium in particles [mol]",
                 "X-averaged negative SEI thickness [m]",
                 "X-averaged negative electrode active material volume fraction",
-            ],
+            ]
+            + ([POSITIVE_LOSS] if self.positive_loss else []),
             on_extrapolation="ignore",
             options={"compile": True},
         )
@@ -284,6 +289,9 @@ class ReferenceModel:
         li = sol["Total lithium in particles [mol]"].entries * FARADAY / 3600.0
         sei = sol["X-averaged negative SEI thickness [m]"].entries
         eps = sol["X-averaged negative electrode active material volume fraction"].entries
+        if self.positive_loss:
+            positive_loss = sol[POSITIVE_LOSS].entries
+            li = li - (positive_loss - positive_loss[0])
         return DegradationState(
             state.lithium_ah + li[-1] - li[0],
             state.sei_thickness_m + sei[-1] - sei[0],

@@ -19,7 +19,17 @@ from typing import Any
 import numpy as np
 
 from .duty import N_SEGMENTS, SECONDS_PER_DAY, RepresentativeDay
-from .presets import AGEING_FACTOR, CYCLING_FACTOR, FARADAY, TEMPERATURE, CellConstants, cell_constants, get_preset
+from .presets import (
+    AGEING_FACTOR,
+    CYCLING_FACTOR,
+    FARADAY,
+    POSITIVE_LOSS,
+    TEMPERATURE,
+    CellConstants,
+    add_positive_side_loss,
+    cell_constants,
+    get_preset,
+)
 from .state import DegradationState, Window, electrode_window
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
@@ -121,10 +131,13 @@ class DayModel:
             check_already_exists=False,
         )
         model = pybamm.lithium_ion.SPM({"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")})
+        #: NMC: the positive electrode's calendar lithium loss (presets.add_positive_side_loss); LFP: none.
+        self.positive_loss = add_positive_side_loss(model, self.preset)
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
             atol=atol,
-            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I],
+            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I]
+            + ([POSITIVE_LOSS] if self.positive_loss else []),
             on_extrapolation="ignore",
             # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
             # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
@@ -235,6 +248,9 @@ class DayModel:
         sei = sol[_OUT_SEI].entries
         eps = sol[_OUT_EPS].entries
         delta = np.array([lithium[-1] - lithium[0], sei[-1] - sei[0], eps[-1] - eps[0]])
+        if self.positive_loss:
+            positive_loss = sol[POSITIVE_LOSS].entries
+            delta[0] -= positive_loss[-1] - positive_loss[0]
         if not np.all(np.isfinite(delta)):
             return DayOutcome(False, np.zeros(3), float("nan"), "solver failed: non-finite state change")
         current = sol[_OUT_I].entries[probe]
