@@ -168,7 +168,7 @@ def fit_pooled(
     schur = np.linalg.inv(shared) + k * own_inv - sum(own_inv @ ai @ own_inv for ai in a_inv)
     mu_cov = np.linalg.inv(schur)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(mu_cov))):
-        return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides)
+        return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides, math.inf)
     packs = {}
     for i, pid in enumerate(ids):
         link = a_inv[i] @ own_inv  # A_i^-1 B_i with B_i = -Omega^-1 (the sign cancels in the product)
@@ -246,6 +246,9 @@ def fit_lam_stress(
     if not values or len(next(iter(parts_at.values()))) < 2:
         return StressFit(mean, 0.0, {})
     profile = {v: fit_pooled(parts_at[v], prior).cost + 0.5 * ((v - mean) / sd) ** 2 for v in values}
+    values = [v for v in values if math.isfinite(profile[v])]  # a failed fit says nothing about its value
+    if not values:
+        return StressFit(mean, 0.0, profile)
     costs = np.array([profile[v] for v in values])
     best = int(np.argmin(costs))
     if len(values) < 3:
