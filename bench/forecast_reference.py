@@ -61,6 +61,7 @@ from batteries.forecast.presets import (  # noqa: E402
     AGEING_FACTOR,
     CYCLING_FACTOR,
     FARADAY,
+    LAM_STRESS_FACTOR,
     POSITIVE_LOSS,
     TEMPERATURE,
     add_positive_side_loss,
@@ -265,6 +266,7 @@ class ReferenceModel:
             "Initial temperature [K]": temperature_k,
             AGEING_FACTOR: 1.0,
             CYCLING_FACTOR: 1.0,
+            LAM_STRESS_FACTOR: 1.0,
             "Initial concentration in negative electrode [mol.m-3]": x * self.cell.c_max_negative,
             "Initial concentration in positive electrode [mol.m-3]": float(np.clip(y, 1e-4, 1 - 1e-4))
             * self.cell.c_max_positive,

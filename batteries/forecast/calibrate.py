@@ -235,12 +235,21 @@ def calibrate_pack(
     One observation leaves the posterior close to the prior (and the band nearly as wide).
     """
     prior = fallback or prior_calibration(job.pack.chemistry)
+    # The fit keeps the battery model's LAM stress factor, the job's: its simulations used it.
     part, aside = pack_part(job, observations)
     if part is not None:
         theta, cov, n = _fit_2d([part], prior)
         if n:
-            return two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside)
-    return replace(prior, set_aside=tuple(sorted(aside)))
+            return same_lam_stress(
+                two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside), job.calibration
+            )
+    return same_lam_stress(replace(prior, set_aside=tuple(sorted(aside))), job.calibration)
+
+
+def same_lam_stress(calibration: AgeingCalibration, of: AgeingCalibration) -> AgeingCalibration:
+    """``calibration`` with the LAM stress factor (and its sigma) of ``of``: a fit keeps the battery model's
+    value its simulations used (the job's)."""
+    return replace(calibration, lam_stress_factor=of.lam_stress_factor, lam_stress_sigma=of.lam_stress_sigma)
 
 
 def pack_part(

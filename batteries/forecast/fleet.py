@@ -49,7 +49,14 @@ from typing import Any
 
 import numpy as np
 
-from .calibrate import Aside, fit_observed, observation_arrays, prior_calibration, screen_observations
+from .calibrate import (
+    Aside,
+    fit_observed,
+    observation_arrays,
+    prior_calibration,
+    same_lam_stress,
+    screen_observations,
+)
 from .duty import representative_day
 from .forecast import (
     PreparedJob,
@@ -92,6 +99,7 @@ def duty_signature(prepared: PreparedJob) -> tuple[Any, ...]:
         _q(min(p.hours_full, 24.0), 1.0),
         tuple(_q(t, 1.0) for t in prepared.season_temps_k),
         _q(prepared.usable_soc_min, 0.05),
+        prepared.lam_stress,
     )
 
 
@@ -106,7 +114,7 @@ def _quantised(prepared: PreparedJob) -> PreparedJob:
         hours_full=sig[6],
         km_per_day=None,
     )
-    return PreparedJob(prepared.chemistry, profile, sig[7], sig[8])
+    return PreparedJob(prepared.chemistry, profile, sig[7], sig[8], prepared.lam_stress)
 
 
 def factor_grid(factors: Sequence[float]) -> list[float]:
@@ -550,6 +558,8 @@ def forecast_fleet(
             )
             if job.pack_id not in own and set_aside.get(job.pack_id):
                 value = replace(value, set_aside=tuple(sorted(set_aside[job.pack_id])))
+            # The battery model's LAM stress factor is the job's: the group was simulated at it.
+            value = same_lam_stress(value, job.calibration)
             out.append((replace(job, calibration=value), prepared))
         return out
 

@@ -35,6 +35,9 @@ class PreparedJob:
     profile: DutyProfile
     season_temps_k: tuple[float, ...]
     usable_soc_min: float
+    #: The battery model's LAM C-rate stress factor (``AgeingCalibration.lam_stress_factor``): packs of
+    #: different values are never simulated together.
+    lam_stress: float = 1.0
 
 
 def prepare(job: ForecastJob) -> PreparedJob:
@@ -48,7 +51,9 @@ def prepare(job: ForecastJob) -> PreparedJob:
     if refusal is not None:
         raise ForecastRefused(job.pack_id, FLAG_OUTSIDE_MODEL_RANGE, refusal)
     temps = season_temperatures_k(job.climate, profile.self_heating_k, preset.activation_energy_j_mol)
-    return PreparedJob(job.pack.chemistry, profile, tuple(temps), job.pack.usable_soc_min)
+    return PreparedJob(
+        job.pack.chemistry, profile, tuple(temps), job.pack.usable_soc_min, job.calibration.lam_stress_factor
+    )
 
 
 def band_factors(calibration: AgeingCalibration) -> tuple[float, float, float]:
@@ -129,7 +134,7 @@ def run_members(
     settings: TrajectorySettings | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     return simulate_members(
-        day_model(prepared.chemistry),
+        day_model(prepared.chemistry).with_lam_stress(prepared.lam_stress),
         prepared.profile,
         list(prepared.season_temps_k),
         prepared.usable_soc_min,

@@ -46,6 +46,8 @@ from .calibrate import (
     pack_part,
     prior_2d,
     prior_calibration,
+    same_lam_stress,
+    screen_observations,
     two_factor_calibration,
 )
 from .types import AgeingCalibration, ForecastJob, HealthObservation
@@ -72,6 +74,9 @@ class PooledCalibration:
     packs: dict[str, AgeingCalibration]
     group: AgeingCalibration
     set_aside: dict[str, tuple[Aside, ...]]
+    #: Half the sum of squared residuals (data and priors) at the MAP: the negative log posterior up to a
+    #: constant (0 with no parts). Compared across LAM stress factors by ``fit_lam_stress``.
+    cost: float = 0.0
 
 
 def split_prior(prior: AgeingCalibration, offset_log_sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +168,7 @@ def fit_pooled(
     schur = np.linalg.inv(shared) + k * own_inv - sum(own_inv @ ai @ own_inv for ai in a_inv)
     mu_cov = np.linalg.inv(schur)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(mu_cov))):
-        return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides)
+        return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides, math.inf)
     packs = {}
     for i, pid in enumerate(ids):
         link = a_inv[i] @ own_inv  # A_i^-1 B_i with B_i = -Omega^-1 (the sign cancels in the product)
@@ -172,7 +177,7 @@ def fit_pooled(
             x[2 * i : 2 * i + 2], cov, "pack", sizes[i], PACK_LOG_SIGMA_FLOOR, asides[pid]
         )
     group = two_factor_calibration(x[mu_at:], mu_cov + own, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
-    return PooledCalibration(packs, group, asides)
+    return PooledCalibration(packs, group, asides, float(fit.cost))
 
 
 def calibrate_pooled(
@@ -197,7 +202,101 @@ def calibrate_pooled(
         set_aside[job.pack_id] = aside
         if part is not None:
             parts[job.pack_id] = part
-    return fit_pooled(parts, prior, set_aside)
+    fit = fit_pooled(parts, prior, set_aside)
+    # Each pack's simulations used its job's LAM stress factor (the battery model's): its fit keeps it.
+    jobs = {job.pack_id: job for job, _ in packs}
+    return replace(fit, packs={pid: same_lam_stress(c, jobs[pid].calibration) for pid, c in fit.packs.items()})
+
+
+#: Prior of the LAM's C-rate stress factor (``presets.LAM_STRESS_FACTOR``; 1.0 = the preset's stress term,
+#: 0 = throughput only): normal, truncated at 0. A judgement: the stress term's size is a literature-shaped
+#: guess (x2 at 1C), so half of it either way is one standard deviation.
+LAM_STRESS_PRIOR = (1.0, 0.5)
+#: Stress factors at which every pack's response is simulated to profile the pooled posterior over it.
+LAM_STRESS_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+@dataclass(frozen=True)
+class StressFit:
+    """The battery model's LAM stress factor: MAP and standard deviation (Laplace, from the profile's
+    curvature), and the profile itself (grid value -> negative log posterior, data and priors)."""
+
+    value: float
+    sigma: float
+    profile: dict[float, float]
+
+
+def fit_lam_stress(
+    parts_at: Mapping[float, Mapping[str, Part]],
+    prior: AgeingCalibration,
+    stress_prior: tuple[float, float] = LAM_STRESS_PRIOR,
+) -> StressFit:
+    """The LAM C-rate stress factor shared by the packs of one battery model, from their pooled fits.
+
+    ``parts_at``: stress factor -> (pack id -> part, as ``fit_pooled`` takes it) with every pack's response
+    simulated at that stress factor (the same packs and observations at every value). For each value the
+    packs' factors are fitted jointly (``fit_pooled``); its cost plus the stress prior is the profile
+    negative log posterior, and the MAP is the minimum of a parabola through the best grid value and its
+    neighbours (clipped to the grid). Only packs on duties of different C-rates tell the stress apart from
+    the cycling factor; otherwise the profile is flat and the prior decides. Fewer than two packs: the
+    prior mean with sigma 0 (not fitted).
+    """
+    mean, sd = stress_prior
+    values = sorted(parts_at)
+    if not values or len(next(iter(parts_at.values()))) < 2:
+        return StressFit(mean, 0.0, {})
+    profile = {v: fit_pooled(parts_at[v], prior).cost + 0.5 * ((v - mean) / sd) ** 2 for v in values}
+    values = [v for v in values if math.isfinite(profile[v])]  # a failed fit says nothing about its value
+    if not values:
+        return StressFit(mean, 0.0, profile)
+    costs = np.array([profile[v] for v in values])
+    best = int(np.argmin(costs))
+    if len(values) < 3:
+        return StressFit(values[best], sd, profile)
+    k = min(max(best, 1), len(values) - 2)
+    a, b, c = np.polyfit(np.array(values[k - 1 : k + 2]), costs[k - 1 : k + 2], 2)
+    if a <= 0:  # flat or concave around the best point: take it, with the prior's spread
+        return StressFit(values[best], sd, profile)
+    return StressFit(float(np.clip(-b / (2 * a), values[0], values[-1])), float(math.sqrt(0.5 / a)), profile)
+
+
+def calibrate_pooled_with_stress(
+    packs: Sequence[tuple[ForecastJob, Sequence[HealthObservation]]],
+    prior: AgeingCalibration | None = None,
+    grid: Sequence[float] = LAM_STRESS_GRID,
+) -> tuple[PooledCalibration, StressFit]:
+    """``calibrate_pooled`` with the battery model's LAM stress factor fitted too (``fit_lam_stress``):
+    every pack's response is simulated at each ``grid`` value, the stress factor is fitted, and the packs
+    are then calibrated (``calibrate_pooled``) at it; each calibration carries it
+    (``lam_stress_factor``/``lam_stress_sigma``). One pack (or none usable): exactly ``calibrate_pooled``,
+    i.e. ``calibrate_pack``, at the jobs' own stress factor. Costs ``len(grid) + 1`` simulations a pack."""
+    usable = [(job, obs) for job, obs in packs if screen_observations(obs, job.in_service_date)[0]]
+    if len(usable) < 2:
+        return calibrate_pooled(packs, prior), StressFit(LAM_STRESS_PRIOR[0], 0.0, {})
+    chemistries = {job.pack.chemistry for job, _ in packs}
+    if len(chemistries) > 1:
+        raise ValueError(f"packs of one battery model share a chemistry, got {sorted(chemistries)}")
+    prior = prior or prior_calibration(chemistries.pop())
+    parts_at: dict[float, dict[str, Part]] = {}
+    for value in grid:
+        parts_at[value] = {}
+        for job, observations in usable:
+            at = replace(job, calibration=replace(job.calibration, lam_stress_factor=value))
+            part, _ = pack_part(at, observations)
+            if part is not None:
+                parts_at[value][job.pack_id] = part
+    common = set.intersection(*(set(p) for p in parts_at.values()))
+    stress = fit_lam_stress({v: {pid: p[pid] for pid in common} for v, p in parts_at.items()}, prior)
+    at_stress = [
+        (replace(job, calibration=replace(job.calibration, lam_stress_factor=stress.value)), obs) for job, obs in packs
+    ]
+    pooled = calibrate_pooled(at_stress, prior)
+    tagged = {
+        pid: replace(c, lam_stress_factor=stress.value, lam_stress_sigma=stress.sigma)
+        for pid, c in pooled.packs.items()
+    }
+    group = replace(pooled.group, lam_stress_factor=stress.value, lam_stress_sigma=stress.sigma)
+    return PooledCalibration(tagged, group, pooled.set_aside, pooled.cost), stress
 
 
 def fit_observed_pooled(

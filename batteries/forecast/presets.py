@@ -43,6 +43,9 @@ T_REF_K = 298.15
 AGEING_FACTOR = "Ageing rate factor"
 #: Multiplies the loss of active material (cycling ageing) only; ``AGEING_FACTOR`` the SEI (calendar ageing).
 CYCLING_FACTOR = "Cycling ageing rate factor"
+#: Multiplies the C-rate stress term of the loss of active material (1.0 = the preset's, 0 = throughput
+#: only). A property of the cell, shared by the packs of one battery model (``pooled.fit_lam_stress``).
+LAM_STRESS_FACTOR = "LAM C-rate stress factor"
 TEMPERATURE = "Ambient temperature [K]"
 
 
@@ -208,6 +211,7 @@ def parameter_values(preset: ChemistryPreset) -> Any:
     values.update(dict(preset.sei_overrides), check_already_exists=False)
     factor = pybamm.InputParameter(AGEING_FACTOR)
     cycling_factor = pybamm.InputParameter(CYCLING_FACTOR)
+    stress_factor = pybamm.InputParameter(LAM_STRESS_FACTOR)
     lam_k = preset.lam_rate_per_a_m2
     e_a = preset.activation_energy_j_mol
     # The cell's current density (current per electrode area, what the LAM rate function is given) at 1C:
@@ -224,8 +228,9 @@ def parameter_values(preset: ChemistryPreset) -> Any:
         magnitude = pybamm.sqrt(current_density**2 + 1e-12 * j_1c**2)
         arrhenius = pybamm.exp(e_a / GAS_CONSTANT * (1 / T_REF_K - 1 / temperature))
         # Throughput-driven, plus a stress term that grows with the square of the C-rate (particle
-        # cracking: diffusion-induced stress scales with the current): 2x at 1C, 5x at 2C, ~1.1x at 0.3C.
-        stress = 1.0 + (magnitude / j_1c) ** 2
+        # cracking: diffusion-induced stress scales with the current): 2x at 1C, 5x at 2C, ~1.1x at 0.3C
+        # at the preset's stress (``LAM_STRESS_FACTOR`` 1.0).
+        stress = 1.0 + stress_factor * (magnitude / j_1c) ** 2
         return -cycling_factor * lam_k * magnitude * stress * arrhenius
 
     values.update(

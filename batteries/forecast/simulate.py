@@ -9,6 +9,7 @@ with a list of input dicts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from .presets import (
     AGEING_FACTOR,
     CYCLING_FACTOR,
     FARADAY,
+    LAM_STRESS_FACTOR,
     POSITIVE_LOSS,
     TEMPERATURE,
     CellConstants,
@@ -93,6 +95,9 @@ def _step_input(k: int, what: str) -> str:
 
 class DayModel:
     """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
+
+    #: The LAM's C-rate stress factor this model's inputs carry (a battery model's, see ``with_lam_stress``).
+    lam_stress: float = 1.0
 
     def __init__(
         self, chemistry: str, rtol: float = 1e-6, atol: float = 1e-8, solver_options: dict[str, Any] | None = None
@@ -178,7 +183,8 @@ class DayModel:
         cycling_factor: float | None = None,
     ) -> dict[str, float]:
         """PyBaMM inputs for ``day`` starting from ``state`` at the day's start SoC. ``rate_factor``
-        multiplies the SEI rate, ``cycling_factor`` the loss of active material (None: the same)."""
+        multiplies the SEI rate, ``cycling_factor`` the loss of active material (None: the same); the
+        LAM's C-rate stress factor is ``self.lam_stress`` (``with_lam_stress``)."""
         cell = self.cell
         window = self.window(state)
         x = window.negative_stoichiometry(day.start_soc)
@@ -188,6 +194,7 @@ class DayModel:
             "Initial temperature [K]": day.temperature_k,
             AGEING_FACTOR: rate_factor,
             CYCLING_FACTOR: rate_factor if cycling_factor is None else cycling_factor,
+            LAM_STRESS_FACTOR: self.lam_stress,
             _C_NEG: x * cell.c_max_negative,
             _C_POS: float(np.clip(y, 1e-4, 1 - 1e-4)) * cell.c_max_positive,
             _L_SEI: state.sei_thickness_m,
@@ -202,6 +209,14 @@ class DayModel:
                 values[_step_input(k, "time [s]")] = bounds[k]
             previous = amps
         return values
+
+    def with_lam_stress(self, lam_stress: float) -> DayModel:
+        """This model (the same built simulation) with another LAM C-rate stress factor in its inputs."""
+        if lam_stress == self.lam_stress:
+            return self
+        other = copy.copy(self)
+        other.lam_stress = float(lam_stress)
+        return other
 
     def run(self, inputs_list: list[dict[str, float]]) -> list[DayOutcome]:
         """Simulate one day per input dict (one batched IDAKLU call); never raises for a failed day.

@@ -146,6 +146,12 @@ class AgeingCalibration(_ToDict):
     #: Standard deviation of ln(cycling_factor) and its correlation with ln(rate_factor) (posterior).
     cycling_log_sigma: float = 0.0
     log_correlation: float = 0.0
+    #: The battery model's C-rate stress factor of the loss of active material (1.0 = the preset's; 0 =
+    #: throughput only), shared by all its packs and fitted across them (``pooled.fit_lam_stress``): an
+    #: input of every simulation of the pack, not a per-pack fit. Its posterior standard deviation (0 = the
+    #: preset's value, not fitted) is recorded but not part of the band.
+    lam_stress_factor: float = 1.0
+    lam_stress_sigma: float = 0.0
 
     @property
     def two_factors(self) -> bool:
