@@ -62,8 +62,10 @@ from batteries.forecast.presets import (  # noqa: E402
     CYCLING_FACTOR,
     FARADAY,
     LAM_STRESS_FACTOR,
+    PLATING_LOSS,
     POSITIVE_LOSS,
     TEMPERATURE,
+    add_plating_loss,
     add_positive_side_loss,
     cell_constants,
     get_preset,
@@ -92,6 +94,8 @@ DUTIES: dict[str, tuple[str, dict, BlockPlan, tuple[float, ...]]] = {
         HERMOSILLO,
     ),
     "LFP bus, 2 EFC/day, top-ups": ("LFP", BUS, BlockPlan(560, 1.1, top_ups_per_day=2, charge_c_rate=1.0), HERMOSILLO),
+    # Lithium plating (NMC only): a 1C depot charge in a cool climate, where the graphite drops below 0 V vs Li.
+    "NMC bus, Nogales, 1C charging": ("NMC", BUS, BlockPlan(220, 1.1, charge_c_rate=1.0), NOGALES),
     "NMC car, charged to 100 %": (
         "NMC",
         {**CAR, "usable_soc_max": 1.0},
@@ -233,6 +237,7 @@ class ReferenceModel:
         model = pybamm.lithium_ion.SPM({"SEI": sei, "loss of active material": ("current-driven", "none")})
         # Same physics: the NMC preset's positive-side calendar lithium loss too (the other physics has none).
         self.positive_loss = physics == "same" and add_positive_side_loss(model, preset)
+        self.plating = physics == "same" and add_plating_loss(model, preset)
         solver = pybamm.IDAKLUSolver(
             rtol=1e-6,
             atol=1e-8,
@@ -241,7 +246,8 @@ class ReferenceModel:
                 "X-averaged negative SEI thickness [m]",
                 "X-averaged negative electrode active material volume fraction",
             ]
-            + ([POSITIVE_LOSS] if self.positive_loss else []),
+            + ([POSITIVE_LOSS] if self.positive_loss else [])
+            + ([PLATING_LOSS] if self.plating else []),
             on_extrapolation="ignore",
             options={"compile": True},
         )
@@ -294,6 +300,9 @@ class ReferenceModel:
         if self.positive_loss:
             positive_loss = sol[POSITIVE_LOSS].entries
             li = li - (positive_loss - positive_loss[0])
+        if self.plating:
+            plated = sol[PLATING_LOSS].entries
+            li = li - (plated - plated[0])
         return DegradationState(
             state.lithium_ah + li[-1] - li[0],
             state.sei_thickness_m + sei[-1] - sei[0],

@@ -25,9 +25,11 @@ from .presets import (
     CYCLING_FACTOR,
     FARADAY,
     LAM_STRESS_FACTOR,
+    PLATING_LOSS,
     POSITIVE_LOSS,
     TEMPERATURE,
     CellConstants,
+    add_plating_loss,
     add_positive_side_loss,
     cell_constants,
     get_preset,
@@ -138,11 +140,14 @@ class DayModel:
         model = pybamm.lithium_ion.SPM({"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")})
         #: NMC: the positive electrode's calendar lithium loss (presets.add_positive_side_loss); LFP: none.
         self.positive_loss = add_positive_side_loss(model, self.preset)
+        #: Irreversible lithium plating where the graphite drops below 0 V vs Li (presets.add_plating_loss).
+        self.plating = add_plating_loss(model, self.preset)
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
             atol=atol,
             output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I]
-            + ([POSITIVE_LOSS] if self.positive_loss else []),
+            + ([POSITIVE_LOSS] if self.positive_loss else [])
+            + ([PLATING_LOSS] if self.plating else []),
             on_extrapolation="ignore",
             # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
             # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
@@ -266,6 +271,9 @@ class DayModel:
         if self.positive_loss:
             positive_loss = sol[POSITIVE_LOSS].entries
             delta[0] -= positive_loss[-1] - positive_loss[0]
+        if self.plating:
+            plated = sol[PLATING_LOSS].entries
+            delta[0] -= plated[-1] - plated[0]
         if not np.all(np.isfinite(delta)):
             return DayOutcome(False, np.zeros(3), float("nan"), "solver failed: non-finite state change")
         current = sol[_OUT_I].entries[probe]

@@ -110,3 +110,52 @@ def test_positive_side_loss_is_calendar_ageing_and_absent_for_lfp():
     # At rest every loss is calendar ageing: it scales with the calendar factor, not the cycling factor.
     assert rest_day_lithium_loss("NMC", 0.95, calendar=2.0) == pytest.approx(2 * base, rel=0.01)
     assert rest_day_lithium_loss("NMC", 0.95, cycling=2.0) == pytest.approx(base, rel=0.01)
+
+
+# Lithium plating is modelled for NMC only (presets.add_plating_loss; LFP: see the LFP preset).
+@FEW
+@given(km=km)
+def test_colder_fast_charging_ages_faster_nmc(km):
+    """Lithium plating: charged at 1C every day, an NMC pack at 5 degC ages faster than one at 25 degC, where
+    without plating the Arrhenius rates made it age ~0.35x as fast. Sized on Waldmann et al. 2014 (1C cycling
+    ages ~5x faster at 5 degC than at 25 degC); over a year the model gives 2.7-3.7x."""
+    duty = BlockPlan(km, 1.1, charge_c_rate=1.0)
+    assert fade_pp("NMC", duty, climate_c=2.0) > 1.5 * fade_pp("NMC", duty, climate_c=22.0)
+
+
+@FEW
+@given(km=km)
+def test_in_the_cold_fast_charging_ages_much_faster_than_slow_nmc(km):
+    """At 5 degC a 0.3C charge keeps the graphite above 0 V vs Li (no plating), a 1C charge does not."""
+    slow = fade_pp("NMC", BlockPlan(km, 1.1, charge_c_rate=0.3), climate_c=2.0)
+    fast = fade_pp("NMC", BlockPlan(km, 1.1, charge_c_rate=1.0), climate_c=2.0)
+    assert fast > 3.0 * slow
+
+
+def charge_day_lithium_loss(chemistry, temperature_k=278.15, calendar=1.0, cycling=1.0):
+    """Lithium [Ah] a new cell loses in a day (default 5 degC): 0.2C down from 90 % to 10 %, back at 1C, rest."""
+    from batteries.forecast.duty import N_SEGMENTS, RepresentativeDay
+    from batteries.forecast.simulate import day_model
+
+    model = day_model(chemistry)
+    segments = [(4 * 3600.0, 0.2), (0.8 * 3600.0, -1.0)]
+    rest = (86_400.0 - sum(d for d, _ in segments)) / (N_SEGMENTS - 2)
+    day = RepresentativeDay(tuple(segments) + ((rest, 0.0),) * (N_SEGMENTS - 2), 0.9, temperature_k, 0.8, True)
+    (outcome,) = model.run([model.inputs(model.new_state(), day, calendar, cycling)])
+    assert outcome.ok
+    return -outcome.delta[0]
+
+
+def test_plating_is_cycling_ageing_and_absent_for_lfp():
+    """A 1C charge at 5 degC plates (NMC): the day loses 4.8x the lithium of the same day at 25 degC (without
+    plating 0.33x, Arrhenius). Plating happens only while charging: it scales with the cycling factor, and it
+    dominates the cold day, so doubling the calendar factor adds little."""
+    from batteries.forecast.simulate import day_model
+
+    assert day_model("NMC").plating and not day_model("LFP").plating
+    base = charge_day_lithium_loss("NMC")
+    assert base > 3.0 * charge_day_lithium_loss("NMC", temperature_k=298.15)
+    assert charge_day_lithium_loss("NMC", cycling=2.0) > 1.7 * base
+    assert charge_day_lithium_loss("NMC", calendar=2.0) < 1.3 * base
+    # LFP without plating: its cold day still loses less than its warm day (Arrhenius only).
+    assert charge_day_lithium_loss("LFP") < charge_day_lithium_loss("LFP", temperature_k=298.15)
