@@ -462,9 +462,10 @@ def _window_lp(
         add_charger_limits(instance, core, windows, charger_of_vehicle, model)
 
     # The relaxed plan's charging slots are where this LP will charge too, mostly.
-    start = initial_active(instance, va, windows, hint=relaxed_power > 1e-9)
-    if not sift:
-        start = np.ones_like(start)
+    if sift:
+        start = initial_active(instance, va, windows, hint=relaxed_power > 1e-9)
+    else:
+        start = np.ones((len(instance.vehicles), instance.num_slots), dtype=bool)
     result = solve_sifted(instance, va, windows, start, charger_limits, time_limit_s=time_limit_s)
     solution = result.solution
     if solution.x is None:
