@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_optimizer_scarce.py --only-scarce --exact-limit 300   # quiet: ~45 min
     .venv/bin/python bench/bench_optimizer_scarce.py --only-scarce --nights "12 on 3" --exact-limit 60
     .venv/bin/python bench/bench_optimizer_scarce.py --only-shared --label shared   # 100 on 50, 300 on 150
+    .venv/bin/python bench/bench_optimizer_scarce.py --only-shared --shared-seeds 1 2 3 --label quiet  # ~40 s
 
 Measured side by side in one run, on seeded ``generate_instance`` nights:
 
@@ -14,8 +15,8 @@ Measured side by side in one run, on seeded ``generate_instance`` nights:
   whether it proved optimality and its own gap (``--highs-log DIR`` keeps HiGHS's log per night);
   with ``--repeat-auto N`` ``auto`` solves each night N more times and the table says whether the
   plans were the same (``auto`` stops on work limits, so they must be, whatever the load);
-- shared nights (2 buses per connector, 100 on 50 and 300 on 150): ``solve(method="lp")`` against
-  the LP relaxation bound.
+- shared nights (2 buses per connector, 100 on 50 and 300 on 150; generator seed 1, or each of
+  ``--shared-seeds``): ``solve(method="lp")`` against the LP relaxation bound, wall and CPU seconds.
 
 Every plan is checked by the evaluator (violations listed). Writes
 bench/results/optimizer-scarce-<date>[-label].json and .md with the machine and its load.
@@ -164,6 +165,9 @@ def shared_row(name, vehicles, connectors, seed) -> dict:
     row["lp_bound_mxn"] = round(plan.solver.lp_bound_mxn or 0.0, 2)
     row["gap_pct"] = round(100 * (plan.solver.gap or 0.0), 3)
     row["shortfall_kwh"] = round(plan.totals.shortfall_kwh, 2)
+    row["wear_cost_mxn"] = round(plan.totals.wear_cost_mxn, 2)
+    row["plan_digest"] = plan_digest(plan)
+    row["re_placing"] = next((n for n in plan.solver.notes if "re-placed between chargers" in n), None)
     row["status"] = plan.solver.status
     row["violations"] = evaluate(instance, plan).violation_counts()
     row["target_met"] = row["gap_pct"] <= 0.1 and (vehicles < 300 or row["time_s"] <= 5.0)
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument(
         "--no-replan-search", action="store_true", help="skip auto with the re-plan's work limits (REPLAN_SEARCH)"
     )
+    parser.add_argument("--shared-seeds", type=int, nargs="*", help="generator seeds of the shared nights (default: 1)")
     parser.add_argument("--highs-log", type=Path, help="directory for the exact MILP's HiGHS logs (one per night)")
     args = parser.parse_args()
     scarce = []
@@ -207,10 +212,11 @@ def main() -> None:
         scarce.append(row)
     shared = []
     if not args.only_scarce:
-        for spec in SHARED:
-            row = shared_row(*spec)
-            print(json.dumps(row), flush=True)
-            shared.append(row)
+        for name, vehicles, connectors, seed in SHARED:
+            for each in args.shared_seeds or [seed]:
+                row = shared_row(name, vehicles, connectors, each)
+                print(json.dumps(row), flush=True)
+                shared.append(row)
     result = {
         "machine": machine_info(),
         "load_average_at_end": load_average(),
@@ -261,12 +267,14 @@ def markdown(result: dict) -> str:
             "",
             "## Shared nights: ours (lp) vs the LP relaxation bound",
             "",
-            "| night | objective MXN | LP bound MXN | gap | kWh short | time s | CPU s | status | target | load |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| night | seed | objective MXN | LP bound MXN | gap | kWh short | time s | CPU s | status | target "
+            "| load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in result["shared"]:
             lines.append(
-                f"| {r['night']} | {r['objective_mxn']:,.2f} | {r['lp_bound_mxn']:,.2f} | {r['gap_pct']:.3f} % "
+                f"| {r['night']} | {r.get('seed', 1)} | {r['objective_mxn']:,.2f} | {r['lp_bound_mxn']:,.2f} "
+                f"| {r['gap_pct']:.3f} % "
                 f"| {r['shortfall_kwh']:.2f} | {r['time_s']} | {r.get('cpu_s', '-')} | {r['status']} "
                 f"| {'met' if r['target_met'] else 'NOT met'} | {r['load_average_at_start']} |"
             )

@@ -35,7 +35,6 @@ from .quantities import (
     VehicleArrays,
     compatible_connectors,
     connector_max_kw,
-    fastest_charge_kw,
     free_site_kw,
     taper_lines,
 )
@@ -285,7 +284,14 @@ def _stretch_into_free_time(result: Assignment, va: VehicleArrays, num_connector
             result.end[v] = min(int(va.departure_slot[v]), int(next_start))
 
 
-def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.ndarray]) -> Assignment:
+def capacity_assign(
+    instance: Instance,
+    va: VehicleArrays,
+    compatible: list[np.ndarray],
+    *,
+    latest_departure_first: bool = False,
+    count_waiting_wear: bool = False,
+) -> Assignment:
     """Windows built against the site limit itself, without the relaxation: a second candidate.
 
     The relaxation-driven greedy (``assign_connectors``) follows where the relaxed power sits; with
@@ -315,11 +321,18 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
         range(num_vehicles),
         key=lambda v: (
             instance.vehicles[v].fixed_connector_id is None,
-            int(va.departure_slot[v]),
+            -int(va.departure_slot[v]) if latest_departure_first else int(va.departure_slot[v]),
             -instance.vehicles[v].priority,
             int(va.arrival_slot[v]),
         ),
     )
+    wear = instance.wear
+
+    def waiting_wear_per_slot(v: int) -> float:
+        # What the high-SoC wear costs per slot the vehicle waits, charged to its target, after its window.
+        held = max(float(va.target_kwh[v]) - wear.high_soc_threshold_pct / 100.0 * float(va.capacity_kwh[v]), 0.0)
+        return wear.high_soc_mxn_per_kwh_h * instance.slot_hours * held
+
     for v in order:
         arrival, departure = int(va.arrival_slot[v]), int(va.departure_slot[v])
         cands = compatible[v]
@@ -344,6 +357,7 @@ def capacity_assign(instance: Instance, va: VehicleArrays, compatible: list[np.n
                     float(gain[v]),
                     instance.slot_hours,
                     at_start=instance.vehicles[v].fixed_connector_id is not None,
+                    hold_mxn_per_slot=waiting_wear_per_slot(v) if count_waiting_wear else 0.0,
                 ),
                 arrival,
                 occupied,
@@ -401,6 +415,7 @@ def _windows_by_cost(
     hours: float,
     *,
     at_start: bool,
+    hold_mxn_per_slot: float = 0.0,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Windows of a stay, the shortest delivering the energy from each start, cheapest first.
 
@@ -411,21 +426,55 @@ def _windows_by_cost(
     stay = limit_kw.size
     deliverable = np.minimum(np.maximum(limit_kw, 0.0), max_kw)
     reach = np.concatenate([[0.0], np.cumsum(deliverable) * gain])
-    found = []
-    for start in [0] if at_start else range(stay):
-        # The shortest window that could deliver the energy before the taper, longer while the
-        # taper-exact power falls short.
-        length = min(max(int(np.searchsorted(reach, reach[start] + need_kwh - 1e-6)) - start, 1), stay - start)
-        while True:
-            window = deliverable[start : start + length]
-            power = fastest_charge_kw(window, lines, initial_kwh, initial_kwh + need_kwh, gain)
-            delivered = float(power.sum()) * gain
-            if delivered >= need_kwh - 1e-6 or start + length >= stay:
-                break
-            length += 1
-        cost = float((price[start : start + length] * power).sum()) * hours
-        cost += penalty * max(need_kwh - delivered, 0.0)
-        found.append((round(cost, 6), length, -start, start, power))
-    found.sort(key=lambda w: w[:3])
-    for _, length, _, start, power in found:
-        yield start, start + length, power
+    starts = np.zeros(1, dtype=int) if at_start else np.arange(stay)
+    # The shortest window that could deliver the energy before the taper (the taper-exact one is
+    # never shorter).
+    reached = np.searchsorted(reach, reach[starts] + need_kwh - 1e-6)
+    shortest = np.minimum(np.maximum(reached - starts, 1), stay - starts)
+    # Charging as fast as possible from every start at once (``fastest_charge_kw``, one row per start,
+    # column = slots since the start): a window's power is its first slots' (it stops at the target).
+    power = _fastest_from_every_start(deliverable, starts, lines, initial_kwh, initial_kwh + need_kwh, gain)
+    delivered = np.cumsum(power, axis=1) * gain
+    enough = delivered >= need_kwh - 1e-6
+    first_enough = np.where(enough.any(axis=1), np.argmax(enough, axis=1) + 1, stay - starts)
+    length = np.minimum(np.maximum(shortest, first_enough), stay - starts)
+    rows = np.arange(starts.size)
+    delivered_in = delivered[rows, length - 1]
+    offset = np.arange(stay)
+    inside = offset[None, :] < length[:, None]
+    slot_price = np.where(inside, price[np.minimum(starts[:, None] + offset[None, :], stay - 1)], 0.0)
+    cost = (slot_price * power).sum(axis=1) * hours
+    cost += penalty * np.maximum(need_kwh - delivered_in, 0.0)
+    cost += hold_mxn_per_slot * (stay - starts - length)
+    # Cheapest first; ties: shorter, then later.
+    for k in sorted(rows.tolist(), key=lambda k: (round(float(cost[k]), 6), int(length[k]), -int(starts[k]))):
+        yield int(starts[k]), int(starts[k] + length[k]), power[k, : length[k]].copy()
+
+
+def _fastest_from_every_start(
+    limit_kw: np.ndarray,
+    starts: np.ndarray,
+    lines: list[tuple[float, float]],
+    initial_kwh: float,
+    target_kwh: float,
+    gain: float,
+) -> np.ndarray:
+    """``fastest_charge_kw`` from each of ``starts`` to the end of ``limit_kw`` at once: row k is the
+    power from ``starts[k]`` on, column i the i-th slot after it (zero past the end)."""
+    num = limit_kw.size
+    power = np.zeros((starts.size, num))
+    energy = np.full(starts.size, float(initial_kwh))
+    charging = np.ones(starts.size, dtype=bool)
+    for i in range(num):
+        live = np.flatnonzero(charging & (starts + i < num))
+        if not live.size:
+            break
+        e = energy[live]
+        p = np.minimum(np.maximum(limit_kw[starts[live] + i], 0.0), (target_kwh - e) / gain)
+        for a, b in lines:
+            p = np.minimum(p, a + b * e if b > 0 else (a + b * e) / (1.0 - b * gain))
+        p = np.maximum(p, 0.0)
+        power[live, i] = p
+        energy[live] = e + gain * p
+        charging[live] = energy[live] < target_kwh - 1e-9
+    return power

@@ -313,7 +313,8 @@ def _reassigned(
         _plan_assignment(instance, plan),
         np.array([vp.power_kw for vp in plan.vehicles], dtype=float).reshape(len(plan.vehicles), -1),
         relaxed_power,
-        lambda part, part_va, assignment, power: _resolve(part, part_va, assignment, power, time_limit_s),
+        # The small instances of a few buses: one LP on every window slot beats sifting's rounds.
+        lambda part, part_va, assignment, power: _resolve(part, part_va, assignment, power, time_limit_s, sift=False),
         budget_s=time_limit_s,
     )
     if not found.moves:
@@ -410,8 +411,11 @@ def _resolve(
     assignment: Assignment,
     relaxed_power: np.ndarray,
     time_limit_s: float | None,
+    *,
+    sift: bool = True,
 ) -> Plan:
-    """The plan for a connector assignment: the relaxed power if it fits, else the LP again."""
+    """The plan for a connector assignment: the relaxed power if it fits, else the LP again
+    (``sift=False``: the LP with every window slot from the start, for small instances)."""
     started = time.perf_counter()
     # If the relaxed power already fits the windows and the chargers, it is optimal: no re-solve.
     candidate = _plan(instance, assignment, relaxed_power, "lp", "Optimal (the relaxation fits the assignment)")
@@ -421,9 +425,9 @@ def _resolve(
         # Only solver dust (below the evaluator's tolerance) can lie outside the windows.
         power, status = relaxed_power * _window_mask(instance, assignment), candidate.solver.status
     else:
-        power, status = _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s)
+        power, status = _repair_chargers(instance, assignment, relaxed_power, evaluation, time_limit_s, sift=sift)
     if power is None:
-        power, status = _window_lp(instance, va, assignment, time_limit_s, relaxed_power)
+        power, status = _window_lp(instance, va, assignment, time_limit_s, relaxed_power, sift=sift)
         if power is None:  # only on a time limit: keep the relaxed profile clipped to windows
             power = relaxed_power * _window_mask(instance, assignment)
     plan = _plan(instance, assignment, power, "lp", status)
@@ -437,8 +441,11 @@ def _window_lp(
     assignment: Assignment,
     time_limit_s: float | None,
     relaxed_power: np.ndarray,
+    *,
+    sift: bool = True,
 ) -> tuple[np.ndarray | None, str]:
-    """The LP again, on the assigned windows with exact per-charger limits: (power, status)."""
+    """The LP again, on the assigned windows with exact per-charger limits: (power, status).
+    ``sift=False``: every window slot active from the first round (one LP solve on a small instance)."""
     connectors = instance.connectors()
     charger_index = {ch.id: k for k, ch in enumerate(instance.chargers)}
     assigned = assignment.connector >= 0
@@ -455,7 +462,10 @@ def _window_lp(
         add_charger_limits(instance, core, windows, charger_of_vehicle, model)
 
     # The relaxed plan's charging slots are where this LP will charge too, mostly.
-    start = initial_active(instance, va, windows, hint=relaxed_power > 1e-9)
+    if sift:
+        start = initial_active(instance, va, windows, hint=relaxed_power > 1e-9)
+    else:
+        start = np.ones((len(instance.vehicles), instance.num_slots), dtype=bool)
     result = solve_sifted(instance, va, windows, start, charger_limits, time_limit_s=time_limit_s)
     solution = result.solution
     if solution.x is None:
@@ -470,6 +480,8 @@ def _repair_chargers(
     relaxed_power: np.ndarray,
     evaluation: Evaluation,
     time_limit_s: float | None,
+    *,
+    sift: bool = True,
 ) -> tuple[np.ndarray | None, str]:
     """When the relaxed power breaks only a few charger limits, re-solve just their vehicles.
 
@@ -493,7 +505,9 @@ def _repair_chargers(
         base_load_kw=tuple((np.asarray(instance.base_load()) + others_kw).tolist()),
     )
     part_assignment = Assignment(assignment.connector[index], assignment.start[index], assignment.end[index])
-    part_power, status = _window_lp(part, vehicle_arrays(part), part_assignment, time_limit_s, relaxed_power[index])
+    part_power, status = _window_lp(
+        part, vehicle_arrays(part), part_assignment, time_limit_s, relaxed_power[index], sift=sift
+    )
     if part_power is None:
         return None, ""
     power = relaxed_power * _window_mask(instance, assignment)

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 
 from charging.optimizer import NIGHTLY_SEARCH, REPLAN_SEARCH, Instance, evaluate, generate_instance, solve
+from charging.optimizer.reassign import ReassignResult
 from charging.optimizer.solve import PROVEN_GAP
 
 
@@ -109,6 +110,14 @@ def test_auto_gives_the_same_plan_however_slow_the_machine(monkeypatch):
 # 0.5 % rather than 1 % because the old heuristic (``lp``) sits at 0.98 % on "20 on 4 all back at
 # 17:00" and the test must fail on it. The evaluator, not the solver, says the plan is feasible.
 QUALITY_MAX_ABOVE_BOUND = 0.005
+# The module, not the function ``charging.optimizer.solve`` the package exports under that name.
+solve_module = importlib.import_module("charging.optimizer.solve")
+
+
+def _no_moves(instance, va, compatible, assignment, power, relaxed_power, resolve, budget_s=None):
+    return ReassignResult(assignment, power, 0, 0, 0, 0.0, 0.0)
+
+
 QUALITY_MAX_SHORT_KWH = 1.0
 
 
@@ -133,9 +142,13 @@ def meets_quality_bar(instance: Instance, plan) -> bool:
         pytest.param("20 on 4 all back at 17:00", NIGHTLY_SEARCH, marks=pytest.mark.slow),
     ],
 )
-def test_auto_on_a_scarce_night_is_within_the_quality_bar_where_the_heuristic_is_not(name, search):
+def test_auto_on_a_scarce_night_is_within_the_quality_bar_where_the_heuristic_is_not(name, search, monkeypatch):
     instance = scarce_night(**SCARCE_NIGHTS[name])
-    assert not meets_quality_bar(instance, solve(instance, "lp"))  # the bar has teeth
+    # The bar has teeth: the heuristic without the re-placing of buses between chargers fails it
+    # (with it, since session 7, ``lp`` itself is 0.33 % above the bound on "20 on 4 all back at 17:00").
+    with monkeypatch.context() as patched:
+        patched.setattr(solve_module, "reassign_chargers", _no_moves)
+        assert not meets_quality_bar(instance, solve(instance, "lp"))
     assert meets_quality_bar(instance, solve(instance, "auto", search=search))
 
 
