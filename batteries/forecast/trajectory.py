@@ -103,8 +103,6 @@ class TrajectorySettings:
     max_jump_months: int = 48
     #: Each member its own step size (still one batched solve per round) instead of lockstep.
     per_member_steps: bool = False
-    #: A member may err by this share of its fade (pp of fade) where that is more than ``tol_pp``.
-    fade_rel_tol: float = 0.0
 
 
 #: When a day cannot be completed even on the dense grid, the duty is cut by raising the usable floor
@@ -261,11 +259,6 @@ def simulate_members(
         if flag not in members[i].flags:
             members[i].flags.append(flag)
 
-    def tolerance(i: int) -> float:
-        # ``fade_rel_tol``: a member deep in fade may err by that share of its fade (ln(fade) is what the
-        # fleet's design surface interpolates); never less than ``tol_pp``.
-        return max(settings.tol_pp, settings.fade_rel_tol * (100.0 - members[i].soh_pct[-1]))
-
     def accept(i: int, a: int, jump: int, corrected: list[np.ndarray], end: _Rates) -> None:
         r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
         r1 = r0
@@ -313,13 +306,13 @@ def simulate_members(
             for i in active:
                 a, jump = anchor[i], jumps[i]
                 stepped, error = corrector(i, a, jump, predicted[i], end_rates[i])
-                if error > tolerance(i) and jump > 1:
+                if error > settings.tol_pp and jump > 1:
                     jumps[i] = max(1, jump // 2)  # redo from the same anchor (its rates are kept)
                     top_cut[i], floor_raise[i], members[i].duty_end, members[i].flags = cuts[i]
                     continue
                 accept(i, a, jump, stepped, end_rates[i])
                 anchor[i] = a + jump
-                if error < tolerance(i) / 4:
+                if error < settings.tol_pp / 4:
                     jumps[i] = min(2 * jump, settings.max_jump_months)
     else:
         a = 0
