@@ -4,22 +4,23 @@ Packs of one chemistry whose duty and climate round to the same signature share 
 (``simulate_members``) from the group's earliest in-service date. A pack's P10/P50/P90 trajectory is
 then built from that run without another PyBaMM call. Two kinds of group run:
 
-* **Two-factor design** (a group with observed packs, or packs given a two-factor cluster value): every
-  (calendar, cycling) pair of ``DESIGN_LOG_FACTORS`` (3 x 3 = 9 members, 0.25x..4x the prior, the fit
-  range of ``calibrate_pack``). Each month, ln(fade) (fade = 100 - SoH) is a biquadratic in the two
-  ln factors through the 9 members. Fade is close to separable (calendar part ~ the SEI factor, cycling
-  part ~ the LAM factor, each roughly a power of its factor), which ln(fade) turns into a smooth,
-  nearly quadratic surface: against members simulated between the design points (4 x 4 at +-0.35 and
-  +-1.04 in ln), the surface is within 0.09 pp over the first 3 years inside +-0.35 and 0.25 pp
-  anywhere in the range while the duty stays whole; where members' duties are cut it misses by several
-  pp, as the one-factor grid does (docs/forecast.md, "Surrogate accuracy"). Each observed pack's two
-  factors are fitted (MAP, Laplace posterior, as ``calibrate_pack``) to its SoH response read off this
-  surface.
+* **Two-factor design** (a group with observed packs, or packs given a two-factor cluster value): 6
+  (calendar, cycling) pairs at the ln factors ``DESIGN_LOG_POINTS`` (the centre, the four axis points
+  at 0.25x and 4x the prior - the fit range of ``calibrate_pack`` - and the corner fast in both). Each
+  month, ln(fade) (fade = 100 - SoH) is the full quadratic in the two ln factors through the 6 members.
+  Fade is close to separable (calendar part ~ the SEI factor, cycling part ~ the LAM factor, each
+  roughly a power of its factor), which ln(fade) turns into a smooth, nearly quadratic surface: against
+  members simulated between the design points (4 x 4 at +-0.35 and +-1.04 in ln), the surface is within
+  0.06 pp over the first 3 years inside +-0.35 and 0.20 pp anywhere in the range on a bus block (as the
+  3 x 3 biquadratic of 9 members used until 2026-12-06: 0.06 / 0.16 pp); where members' duties are cut
+  it misses by several pp, as the 3 x 3 and the one-factor grid do (docs/forecast.md, "Surrogate
+  accuracy"). Each observed pack's two factors are fitted (MAP, Laplace posterior, as
+  ``calibrate_pack``) to its SoH response read off this surface.
 * **One-factor grid** (a group whose packs all have one-factor calibrations, e.g. the prior): members on
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
   month SoH is a cubic in the factor through the 4 nearest members that still run.
 
-Common to both:
+Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``).
 
 * **Age and season**: a pack that went into service ``o`` months after the group start is as old as
   the group run ``o`` months earlier, but sees the seasons shifted by ``o mod 12`` months. Its monthly
@@ -74,10 +75,25 @@ from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResu
 
 #: Largest ln-step between grid factors (SoH is interpolated by a cubic in the factor between them).
 GRID_LOG_STEP = 0.5
-#: ln factors of the two-factor design: every (calendar, cycling) pair is a member (module docstring).
+#: ln factors of the two-factor design's levels, 0.25x..4x the prior (module docstring).
 DESIGN_LOG_FACTORS = (math.log(0.25), 0.0, math.log(4.0))
+#: The design's members in (ln calendar, ln cycling): the centre, the four axis points and the fast diagonal
+#: corner - the 6 points a full quadratic needs. The 3 x 3 (9 members, a biquadratic) until 2026-12-06: the
+#: quadratic through these 6 agrees with the members simulated between the design points as closely inside
+#: +-0.35 (docs/forecast.md, "Surrogate accuracy") for two thirds of the group's simulation.
+DESIGN_LOG_POINTS: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    (DESIGN_LOG_FACTORS[0], 0.0),
+    (DESIGN_LOG_FACTORS[2], 0.0),
+    (0.0, DESIGN_LOG_FACTORS[0]),
+    (0.0, DESIGN_LOG_FACTORS[2]),
+    (DESIGN_LOG_FACTORS[2], DESIGN_LOG_FACTORS[2]),
+)
 #: Fade below this (pp) is taken as this in ln(fade) (a new pack's first instants).
 MIN_FADE_PP = 1e-6
+#: A group run's members each take their own step (``TrajectorySettings.per_member_steps``): in lockstep the
+#: design corner that fades fastest set every member's step (docs/forecast.md, "Speed").
+GROUP_SETTINGS = TrajectorySettings(per_member_steps=True)
 
 Pair = tuple[float, float]
 
@@ -184,8 +200,8 @@ def _rephased_changes(step: np.ndarray, offset_months: int) -> np.ndarray:
 
 
 def design_pairs() -> list[Pair]:
-    """The two-factor design's members: (calendar, cycling) factor pairs, calendar-major."""
-    return [(math.exp(a), math.exp(b)) for a in DESIGN_LOG_FACTORS for b in DESIGN_LOG_FACTORS]
+    """The two-factor design's members: (calendar, cycling) factor pairs (``DESIGN_LOG_POINTS``)."""
+    return [(math.exp(a), math.exp(b)) for a, b in DESIGN_LOG_POINTS]
 
 
 def _design_basis(points: np.ndarray, size: int) -> np.ndarray:
@@ -201,9 +217,9 @@ def _design_basis(points: np.ndarray, size: int) -> np.ndarray:
 
 def surface_weights(design: np.ndarray, running: np.ndarray, theta: np.ndarray) -> np.ndarray | None:
     """Weights over the design's members (0 for those not ``running``) that interpolate a value at
-    ``theta`` (ln calendar, ln cycling): the biquadratic through all 9 members (exact at each, the
-    tensor product of quadratics), a least-squares quadratic through 6-8, a plane through 3-5, the
-    nearest member with 1-2; None with none."""
+    ``theta`` (ln calendar, ln cycling): the biquadratic through 9 members (a 3 x 3: exact at each, the
+    tensor product of quadratics), the quadratic through 6-8 (exact through the 6 of ``DESIGN_LOG_POINTS``,
+    least squares through more), a plane through 3-5, the nearest member with 1-2; None with none."""
     index = np.flatnonzero(running)
     size = 9 if len(index) >= 9 else 6 if len(index) >= 6 else 3 if len(index) >= 3 else 0
     if not len(index):
@@ -494,7 +510,7 @@ def forecast_fleet(
     prior). ``result.calibration`` says which (source pack/cluster/prior).
 
     Calibration costs no simulation of its own: a group with observed packs is simulated on the
-    two-factor design (9 members) and each observed pack's SoH response at its observation dates is read
+    two-factor design (6 members) and each observed pack's SoH response at its observation dates is read
     off that run, re-phased exactly like its forecast. Groups without observed packs are simulated
     afterwards: on the design if a pack got a two-factor cluster value, else on the one-factor band grid
     of their calibrations (3-4 members for the prior).
@@ -539,7 +555,8 @@ def forecast_fleet(
     with_obs = [items for items in ordered if any(job.pack_id in observed for job, _ in items)]
     without = [items for items in ordered if not any(job.pack_id in observed for job, _ in items)]
 
-    runs = _simulate_all(with_obs, [design_pairs() for _ in with_obs], settings, workers)
+    group_settings = settings or GROUP_SETTINGS
+    runs = _simulate_all(with_obs, [design_pairs() for _ in with_obs], group_settings, workers)
     parts = {}
     for items, run in zip(with_obs, runs, strict=True):
         for job, _ in items:
@@ -565,7 +582,7 @@ def forecast_fleet(
 
     with_obs = [calibrated(items) for items in with_obs]
     without = [calibrated(items) for items in without]
-    runs += _simulate_all(without, [_grid_for(items) for items in without], settings, workers)
+    runs += _simulate_all(without, [_grid_for(items) for items in without], group_settings, workers)
     results: dict[str, ForecastResult] = dict(alone)
     for items, run in zip(with_obs + without, runs, strict=True):
         for outcome in _assemble_group(run, items):

@@ -15,6 +15,11 @@ One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with 
    Above ``tol_pp``: halve ``J`` and redo from step 2 (``r_a`` is kept). Far below: double ``J`` next
    time (up to ``max_jump_months``). Accepted end rates ``r_b`` become the next anchor's ``r_a``.
 
+In lockstep (the default) every member takes the same step, set by the largest error of any member. With
+``per_member_steps`` (the fleet's group runs) each member has its own anchor and step, and the members
+due a re-simulation are still solved in one batch; a duty cut found at the end of a step that is then
+rejected is undone with it. A member's trajectory then does not depend on what it is simulated with.
+
 Guard: each member's representative day is checked against its current capacity. When the day's
 deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
 member goes on, with ``duty_end`` at the first month that did not fit and the flag
@@ -96,6 +101,8 @@ class TrajectorySettings:
     #: fewer days for the same 10-year answer (<= 0.04 pp; docs/forecast.md, "Speed").
     first_jump_months: int = 3
     max_jump_months: int = 48
+    #: Each member its own step size (still one batched solve per round) instead of lockstep.
+    per_member_steps: bool = False
 
 
 #: When a day cannot be completed even on the dense grid, the duty is cut by raising the usable floor
@@ -162,7 +169,9 @@ def simulate_members(
     def fits(i: int, state: np.ndarray) -> bool:
         return floor_raise[i] == 0.0 and top_cut[i] == 0.0 and all(d.feasible for d in days_for(i, state))
 
-    def rates(indices: list[int], member_states: list[np.ndarray], date: dt.date) -> dict[int, _Rates]:
+    def rates(
+        indices: list[int], member_states: list[np.ndarray], when: dt.date | dict[int, dt.date]
+    ) -> dict[int, _Rates]:
         result: dict[int, _Rates] = {}
         pending = list(zip(indices, member_states, strict=True))
         while pending:
@@ -177,6 +186,7 @@ def simulate_members(
             counter[0] += len(batch)
             pending = []
             for n, (i, state) in enumerate(owners):
+                date = when[i] if isinstance(when, dict) else when
                 chunk = outcomes[4 * n : 4 * n + 4]
                 if all(o.ok for o in chunk):
                     per_season = np.array([o.delta for o in chunk])
@@ -249,45 +259,101 @@ def simulate_members(
         if flag not in members[i].flags:
             members[i].flags.append(flag)
 
-    a = 0
-    jump = settings.first_jump_months
-    while a < n_months:
-        for i in list(alive):
-            if not current[i].ok:
-                stop(i, a, current[i].flag)
-                alive.remove(i)
-        if not alive:
-            break
-        jump = min(jump, n_months - a)
+    def accept(i: int, a: int, jump: int, corrected: list[np.ndarray], end: _Rates) -> None:
+        r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
+        r1 = r0
+        if end.ok:
+            r1 = _mean_ratio(end.resistance, r_new.get(i, end.resistance))
+        for n, state in enumerate(corrected, start=1):
+            members[i].dates.append(dates[a + n])
+            members[i].soh_pct.append(soh(state))
+            members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
+            if members[i].duty_end is None and not fits(i, state):
+                members[i].mark_duty_end(dates[a + n])
+        states[i] = corrected[-1]
+        current[i] = end
+
+    def corrector(
+        i: int, a: int, jump: int, predicted: list[np.ndarray], end: _Rates
+    ) -> tuple[list[np.ndarray], float]:
+        if not end.ok:  # the end state cannot be simulated: keep the predictor, the member stops next
+            return predicted, 0.0
+        corrected = walk(states[i], a, jump, current[i].per_season, end.per_season)
+        return corrected, abs(soh(corrected[-1]) - soh(predicted[-1]))
+
+    if settings.per_member_steps:
+        # Each member its own step (one batched solve per round still): in lockstep the member that fades
+        # fastest (a design corner far past end of life) set every member's step.
+        anchor = {i: 0 for i in alive}
+        jumps = {i: settings.first_jump_months for i in alive}
         while True:
-            predicted = {i: walk(states[i], a, jump, current[i].per_season, None) for i in alive}
-            end_rates = rates(alive, [predicted[i][-1] for i in alive], dates[a + jump])
-            corrected, error = {}, 0.0
-            for i in alive:
-                if end_rates[i].ok:
-                    corrected[i] = walk(states[i], a, jump, current[i].per_season, end_rates[i].per_season)
-                    error = max(error, abs(soh(corrected[i][-1]) - soh(predicted[i][-1])))
-                else:  # the end state cannot be simulated: keep the predictor, the member stops next
-                    corrected[i] = predicted[i]
-            if error <= settings.tol_pp or jump == 1:
+            for i in list(alive):
+                if anchor[i] < n_months and not current[i].ok:
+                    stop(i, anchor[i], current[i].flag)
+                    alive.remove(i)
+            active = [i for i in alive if anchor[i] < n_months]
+            if not active:
                 break
-            jump = max(1, jump // 2)
-        for i in list(alive):
-            r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
-            r1 = r0
-            if end_rates[i].ok:
-                r1 = _mean_ratio(end_rates[i].resistance, r_new.get(i, end_rates[i].resistance))
-            for n, state in enumerate(corrected[i], start=1):
-                members[i].dates.append(dates[a + n])
-                members[i].soh_pct.append(soh(state))
-                members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
-                if members[i].duty_end is None and not fits(i, state):
-                    members[i].mark_duty_end(dates[a + n])
-            states[i] = corrected[i][-1]
-            current[i] = end_rates[i]
-        a += jump
-        if error < settings.tol_pp / 4:
-            jump = min(2 * jump, settings.max_jump_months)
+            for i in active:
+                jumps[i] = min(jumps[i], n_months - anchor[i])
+            predicted = {i: walk(states[i], anchor[i], jumps[i], current[i].per_season, None) for i in active}
+            # A cut found at a predicted end state belongs to that step: undone if the step is rejected (else
+            # a 24-month predictor far past the duty's limit cut the member's duty 2 years early).
+            cuts = {i: (top_cut[i], floor_raise[i], members[i].duty_end, list(members[i].flags)) for i in active}
+            end_rates = rates(
+                active, [predicted[i][-1] for i in active], {i: dates[anchor[i] + jumps[i]] for i in active}
+            )
+            for i in active:
+                a, jump = anchor[i], jumps[i]
+                stepped, error = corrector(i, a, jump, predicted[i], end_rates[i])
+                if error > settings.tol_pp and jump > 1:
+                    jumps[i] = max(1, jump // 2)  # redo from the same anchor (its rates are kept)
+                    top_cut[i], floor_raise[i], members[i].duty_end, members[i].flags = cuts[i]
+                    continue
+                accept(i, a, jump, stepped, end_rates[i])
+                anchor[i] = a + jump
+                if error < settings.tol_pp / 4:
+                    jumps[i] = min(2 * jump, settings.max_jump_months)
+    else:
+        a = 0
+        jump = settings.first_jump_months
+        while a < n_months:
+            for i in list(alive):
+                if not current[i].ok:
+                    stop(i, a, current[i].flag)
+                    alive.remove(i)
+            if not alive:
+                break
+            jump = min(jump, n_months - a)
+            while True:
+                predicted = {i: walk(states[i], a, jump, current[i].per_season, None) for i in alive}
+                end_rates = rates(alive, [predicted[i][-1] for i in alive], dates[a + jump])
+                corrected, error = {}, 0.0
+                for i in alive:
+                    if end_rates[i].ok:
+                        corrected[i] = walk(states[i], a, jump, current[i].per_season, end_rates[i].per_season)
+                        error = max(error, abs(soh(corrected[i][-1]) - soh(predicted[i][-1])))
+                    else:  # the end state cannot be simulated: keep the predictor, the member stops next
+                        corrected[i] = predicted[i]
+                if error <= settings.tol_pp or jump == 1:
+                    break
+                jump = max(1, jump // 2)
+            for i in list(alive):
+                r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
+                r1 = r0
+                if end_rates[i].ok:
+                    r1 = _mean_ratio(end_rates[i].resistance, r_new.get(i, end_rates[i].resistance))
+                for n, state in enumerate(corrected[i], start=1):
+                    members[i].dates.append(dates[a + n])
+                    members[i].soh_pct.append(soh(state))
+                    members[i].resistance_factor.append(float(r0 + (r1 - r0) * n / jump))
+                    if members[i].duty_end is None and not fits(i, state):
+                        members[i].mark_duty_end(dates[a + n])
+                states[i] = corrected[i][-1]
+                current[i] = end_rates[i]
+            a += jump
+            if error < settings.tol_pp / 4:
+                jump = min(2 * jump, settings.max_jump_months)
     for member in members:
         _extrapolate_deep_fade(member, dates)
     return members, counter[0]

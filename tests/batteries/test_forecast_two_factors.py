@@ -150,26 +150,35 @@ def test_the_fleet_surface_interpolates_the_design_and_degrades_gracefully_when_
     from batteries.forecast.fleet import design_pairs, surface_weights
 
     design = np.log(np.array(design_pairs()))
-    assert design.shape == (9, 2)
+    assert design.shape == (6, 2)
 
-    def f(a, b):  # any biquadratic is reproduced exactly by the 9-member design
-        return 1.0 + 0.3 * a - 0.2 * b + 0.1 * a * a + 0.05 * a * b - 0.07 * b * b + 0.02 * a * a * b * b
+    def f(a, b):  # any quadratic is reproduced exactly by the 6-member design
+        return 1.0 + 0.3 * a - 0.2 * b + 0.1 * a * a + 0.05 * a * b - 0.07 * b * b
 
     values = np.array([f(a, b) for a, b in design])
-    everyone = np.ones(9, dtype=bool)
+    everyone = np.ones(6, dtype=bool)
     for theta in ([0.0, 0.0], [0.4, -0.9], [-1.2, 1.3], [1.6, 0.2]):
         weights = surface_weights(design, everyone, np.array(theta))
         assert weights is not None and weights @ values == pytest.approx(f(*theta), abs=1e-9)
         assert weights.sum() == pytest.approx(1.0)  # a constant stays constant
+    # A 3 x 3 (the design until 2026-12-06) still gets the biquadratic through its 9 members.
+    big = math.log(4.0)
+    grid = np.array([(a, b) for a in (-big, 0.0, big) for b in (-big, 0.0, big)])
+
+    def g(a, b):
+        return f(a, b) + 0.02 * a * a * b * b
+
+    weights = surface_weights(grid, np.ones(9, dtype=bool), np.array([0.4, -0.9]))
+    assert weights is not None and weights @ np.array([g(a, b) for a, b in grid]) == pytest.approx(g(0.4, -0.9))
     # Members that stopped get no weight; a plane is still exact through the rest.
-    running = np.array([True, True, True, True, True, False, True, False, False])
+    running = np.array([True, True, True, False, True, False])
     weights = surface_weights(design, running, np.array([0.3, 0.1]))
     assert weights is not None and not weights[~running].any()
     plane = np.array([2.0 + 0.5 * a - 0.25 * b for a, b in design])
     assert weights @ plane == pytest.approx(2.0 + 0.15 - 0.025, abs=1e-9)
     # One or two left: the nearest goes on alone; none: no value.
-    two = np.zeros(9, dtype=bool)
-    two[[0, 4]] = True
+    two = np.zeros(6, dtype=bool)
+    two[[0, 5]] = True
     weights = surface_weights(design, two, np.array([0.2, -0.1]))
-    assert weights is not None and weights[4] == 1.0 and weights.sum() == 1.0
-    assert surface_weights(design, np.zeros(9, dtype=bool), np.array([0.0, 0.0])) is None
+    assert weights is not None and weights[0] == 1.0 and weights.sum() == 1.0
+    assert surface_weights(design, np.zeros(6, dtype=bool), np.array([0.0, 0.0])) is None
