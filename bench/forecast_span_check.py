@@ -1,6 +1,8 @@
 """Cross-model field case (issue 13, point 4): forecast error and band honesty against the calibration span.
 
-    .venv/bin/python bench/forecast_span_check.py --tag session7-loaded        # ~3-5 min CPU
+    .venv/bin/python bench/forecast_span_check.py --tag T                          # ~1.2 min CPU
+    .venv/bin/python bench/forecast_span_check.py --shape-shares 0.25 0.75 --tag T # ~3.5 min CPU
+    .venv/bin/python bench/forecast_span_check.py --noise-seeds 4 --tag T          # ~5 min CPU
 
 The other-physics references (``forecast_reference.py``: reaction-limited SEI, throughput-only LAM, 1.3x
 rates; never the positive-side term) are calibrated by evfleet, one pack alone (``calibrate_pack``), on the
@@ -19,6 +21,9 @@ before the run, not from the 3-year answer). Each variant keeps the SEI's initia
 D_EC' = D_EC 0.5 / (1 - s)), is calibrated on the same checks and forecast; its P50's offset from the
 base P50 is folded into each side of the band as one more axis, root sum of squares, as
 ``forecast.combine_band`` folds the posterior's axes.
+
+``--noise-seeds N`` (results ``...-span-noise-<tag>``): the checks are the reference plus a seeded
+N(0, 0.3 pp) scatter, N histories per duty; errors and band are measured against the true reference.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import datetime as dt
 import json
 import math
 import os
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -112,13 +119,16 @@ def band_misses(
     }
 
 
-def span_row(name: str, ref: dict[dt.date, float], efc_per_day: float, span: int) -> tuple[dict, list]:
-    """Calibrate on the checks of the first ``span`` days, forecast to 3 years, measure against ``ref``.
-    Also returns the forecast's (date, P50, P10, P90) at the reference's months."""
-    early = [(m, s) for m, s in ref.items() if 0 < (m - START).days <= span]
+def span_row(
+    name: str, ref: dict[dt.date, float], efc_per_day: float, span: int, checks: dict[dt.date, float] | None = None
+) -> tuple[dict, list]:
+    """Calibrate on the checks (``checks``, default the reference itself) of the first ``span`` days, forecast
+    to 3 years, measure against ``ref``. Also returns the forecast's (date, P50, P10, P90) at its months."""
+    checks = checks or ref
+    early = [(m, s) for m, s in checks.items() if 0 < (m - START).days <= span]
     after = [m for m in ref if (m - START).days > span]
     cpu = time.process_time()
-    calibration, result = calibrated(name, ref, span)
+    calibration, result = calibrated(name, checks, span)
     row: dict = {
         "span_days": span,
         "checks": len(early),
@@ -161,6 +171,74 @@ def widened(points: list, variants: list[dict[dt.date, float]]) -> list[tuple[dt
     return out
 
 
+def noisy(args: argparse.Namespace, runs: dict) -> None:
+    """``--noise-seeds N``: the checks are the reference plus a seeded N(0, 0.3 pp) scatter (one noisy
+    history per duty and seed, growing with the span); errors and band against the true reference."""
+    started_load = load_average()
+    wall, cpu = time.perf_counter(), time.process_time()
+    rows = []
+    for key, run in runs.items():
+        physics, name = key.split("|", 1)
+        if physics != "other" or (args.duties and name not in args.duties):
+            continue
+        months = [dt.date.fromisoformat(m) for m in run["months"]]
+        ref = dict(zip(months, run["soh_pct"], strict=True))
+        for seed in range(args.noise_seeds):
+            rng = random.Random(f"{name}:{seed}")
+            checks = {m: s + rng.gauss(0.0, 0.3) for m, s in ref.items()}
+            for span in args.spans:
+                row, _ = span_row(name, ref, run["energy_fraction_per_day"], span, checks)
+                rows.append({"duty": name, "seed": seed, **row})
+                print(json.dumps(rows[-1]), flush=True)
+    out = {
+        "physics": "other",
+        "noise_pp": 0.3,
+        "seeds": args.noise_seeds,
+        "rows": rows,
+        "wall_s": round(time.perf_counter() - wall, 1),
+        "total_cpu_s": round(time.process_time() - cpu, 1),
+        "load_average_at_start": started_load,
+        "machine": machine_info("pybamm", load_average=load_average()),
+    }
+    stem = f"forecast-reference-{dt.date.today().isoformat()}-span-noise-{args.tag}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
+    lines = [
+        f"# Other physics, noisy checks: error and band against the calibration span ({dt.date.today().isoformat()})",
+        "",
+        f"As `-span-` but each check is the reference's SoH plus a seeded N(0, 0.3 pp) scatter ({args.noise_seeds}",
+        "seeds per duty; one noisy history per seed, the span growing along it); errors and band against the",
+        "true reference. Per duty and span: signed error at 3 years of each seed (forecast - reference, pp),",
+        "median |error|, seeds within 1 pp, seeds whose reference lies in P10-P90 at 3 years, months outside",
+        "the band after the span (all seeds), sqrt(EFC) median |error| at 3 years.",
+        "",
+        "| duty | span | at 3 y, each seed | median | within 1 pp | in band at 3 y | months outside after span "
+        "| sqrt(EFC) median |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r["duty"] for r in rows):
+        for span in args.spans:
+            group = [r for r in rows if r["duty"] == name and r["span_days"] == span and "refused" not in r]
+            if not group:
+                continue
+            ends = [r["end_err_pp"] for r in group]
+            lines.append(
+                f"| {name} | {span} d | {' '.join(f'{e:+.2f}' for e in ends)} | "
+                f"{statistics.median(abs(e) for e in ends):.2f} | "
+                f"{sum(abs(e) <= TARGET_PP for e in ends)}/{len(ends)} | "
+                f"{sum(r['in_band_at_end'] for r in group)}/{len(group)} | "
+                f"{sum(r['months_outside_band_after_span'] for r in group)} | "
+                f"{statistics.median(abs(r['sqrt_efc_end_err_pp']) for r in group):.2f} |"
+            )
+    lines += [
+        "",
+        f"Total {out['total_cpu_s']} CPU s, {out['wall_s']} s wall. Load average at the start: {started_load};",
+        f"machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
+        "",
+    ]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tag", default="session7-loaded")
@@ -173,12 +251,16 @@ def main() -> None:
         default=[],
         help="SEI initial reaction shares as P10/P90 (e.g. 0.25 0.75)",
     )
+    parser.add_argument("--noise-seeds", type=int, default=0, help="N > 0: noisy checks, N seeds (-span-noise-)")
     args = parser.parse_args()
-    started_load = load_average()
-    wall, cpu = time.perf_counter(), time.process_time()
     runs: dict = {}
     for f in REFERENCES:
         runs.update(json.loads((RESULTS / f).read_text())["runs"])
+    if args.noise_seeds:
+        noisy(args, runs)
+        return
+    started_load = load_average()
+    wall, cpu = time.perf_counter(), time.process_time()
     rows, cases = [], []
     for key, run in runs.items():
         physics, name = key.split("|", 1)
