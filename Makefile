@@ -8,12 +8,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYBAMM_DISABLE_TELEMETRY := true
 
-.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench bench-peers schema clean messages vendor-static smoke faults
+.PHONY: help venv migrate demo serve test lint format check-project security pytest test-fast bench bench-peers bench-scarce-exact schema clean messages vendor-static smoke faults
 
 help:
 	@echo "make demo   - set up .venv, migrate (SQLite), load the demo fleet, run tonight's jobs, serve on $(HOST):$(PORT) with the OCPP central system and simulated chargers"
 	@echo "make test   - lint, Django checks, migrations check, OpenAPI validation, the test suite"
 	@echo "make bench  - the speed and scale benchmarks (writes bench/results/)"
+	@echo "make bench-scarce-exact - scarce nights vs the exact MILP, HiGHS and SCIP (its own venv, $(SCIP_VENV))"
 	@echo "make bench-peers - acnportal's own LLF/EDF (in its own venv, $(ACN_VENV)) beside ours on the ACN-Data weeks"
 	@echo "make smoke  - production settings, collectstatic, check --deploy, gunicorn answering (in make test too)"
 	@echo "make faults - gunicorn, PostgreSQL and Redis outages under load, counted (in make test too)"
@@ -99,6 +100,19 @@ bench-peers: venv $(ACN_VENV)/.installed
 $(ACN_VENV)/.installed: bench/peers/requirements.txt
 	@test -x $(ACN_VENV)/bin/python || $(PYTHON) -m venv $(ACN_VENV)
 	$(ACN_VENV)/bin/python -m pip install --quiet -r bench/peers/requirements.txt
+	@touch $@
+
+# Issue 14's exact MILP on the scarce nights, proven by HiGHS and SCIP at once: SCIP (PySCIPOpt's wheel) in a venv
+# of its own (never the project's), called by bench/exact_by_charger.py. Not part of `make test` or `make bench`.
+SCIP_VENV ?= var/scip-venv
+EXACT_LIMIT ?= 480
+bench-scarce-exact: venv $(SCIP_VENV)/.installed
+	$(PY) bench/bench_optimizer_scarce.py --only-scarce --exact-limit $(EXACT_LIMIT) --exact-solver both \
+		--scip-python $(SCIP_VENV)/bin/python --no-replan-search --label exact-quiet
+
+$(SCIP_VENV)/.installed: bench/peers/scip-requirements.txt
+	@test -x $(SCIP_VENV)/bin/python || $(PYTHON) -m venv $(SCIP_VENV)
+	$(SCIP_VENV)/bin/python -m pip install --quiet -r bench/peers/scip-requirements.txt
 	@touch $@
 
 # Translations: update the catalogue after changing strings, then compile (needs gettext).

@@ -20,7 +20,13 @@ Bench only: the product keeps ``milp.py``, which also handles mixed connectors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import version
+from pathlib import Path
 
 import highspy
 import numpy as np
@@ -35,6 +41,9 @@ from charging.optimizer.plan import Plan
 from charging.optimizer.quantities import compatible_connectors, effective_max_kw, vehicle_arrays
 from charging.optimizer.reasons import explain_shortfalls
 from charging.optimizer.solve import _plan, _plan_assignment, _window_mask
+
+# SCIP's venv (``make bench-scip-venv``): never the project's.
+SCIP_PYTHON = Path(__file__).resolve().parents[1] / "var" / "scip-venv" / "bin" / "python"
 
 
 class NotApplicable(ValueError):
@@ -51,8 +60,21 @@ def solve_by_charger(
     highs_options: Mapping[str, object] | None = None,
     perspective_taper: bool = False,
     relax_only: bool = False,
+    solver: str = "highs",
+    scip_python: Path | None = None,
+    scip_log: Path | None = None,
+    solver_info: dict | None = None,
+    on_launch: Callable[[], None] | None = None,
 ) -> tuple[Plan | None, float | None, bool, str]:
-    """(plan or None, proven lower bound or None, proven optimal, HiGHS status).
+    """(plan or None, proven lower bound or None, proven optimal, solver status).
+
+    ``solver``: "highs" (in this process) or "scip": the same model written as MPS with a full start
+    (``start``'s windows, the rest from an LP with those fixed) and solved by ``bench/peers/scip_exact.py``
+    in SCIP's own venv (``scip_python``, default ``SCIP_PYTHON``), the proof SCIP's; its best solution
+    comes back column by column and becomes a plan here, checked like HiGHS's. ``solver_info`` (a dict)
+    receives the solver's name, nodes, wall and CPU seconds. ``on_launch`` is called once SCIP is running
+    (its files written): from then on this call only waits and reads, so a HiGHS solve in another
+    thread may start (writing the MPS swaps ``highspy.Highs`` for a moment; see ``write_mps``).
 
     ``highs_options``: extra HiGHS options for the proof run (e.g. ``{"log_file": ...}``), set on top of
     ``LpModel.solve``'s own (``highs_with``). ``perspective_taper``: the taper rows again, scaled by
@@ -106,6 +128,7 @@ def solve_by_charger(
     trip_kw = kw[trip_v, trip_k]
     idx = np.arange(n)
     z_upper = np.where(position[trip_k] > trip_v, 0.0, 1.0)  # symmetry breaking
+    z_block = len(model.col_lower)
     z = model.add_cols(np.zeros(n), 0.0, z_upper, integer=not relax_only)
     q = model.add_cols(np.zeros(n), 0.0, trip_kw)
     s = model.add_cols(np.zeros(n), 0.0, 1.0)
@@ -166,22 +189,119 @@ def solve_by_charger(
         mapped = np.array([relabel.get(k, -1) for k in on_charger.tolist()])
         on = (mapped[trip_v] == trip_k) & (trip_t >= a.start[trip_v]) & (trip_t < a.end[trip_v])
         warm = (z + idx, on.astype(float))
-    with highs_with(highs_options or {}):
-        solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
-    bound = (
-        solution.mip_dual_bound
-        if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound)
-        else None
-    )
-    if relax_only:
-        return None, solution.objective if solution.optimal else None, False, solution.status
-    if solution.x is None:
-        return None, bound, False, solution.status
-    on = solution.x[z : z + n] > 0.5
+    info = solver_info if solver_info is not None else {}
+    if solver == "scip" and not relax_only:
+        x, bound, proven, status = _solve_with_scip(
+            model, z_block, warm, time_limit_s, mip_rel_gap, scip_python or SCIP_PYTHON, scip_log, info, on_launch
+        )
+    else:
+        started, cpu = time.perf_counter(), time.process_time()
+        with highs_with(highs_options or {}):
+            solution = model.solve(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, start=warm)
+        info.update(
+            solver=f"HiGHS {version('highspy')}",
+            nodes=solution.mip_nodes,
+            wall_s=round(time.perf_counter() - started, 2),
+            cpu_s=round(time.process_time() - cpu, 2),
+        )
+        bound = (
+            solution.mip_dual_bound
+            if solution.mip_dual_bound is not None and np.isfinite(solution.mip_dual_bound)
+            else None
+        )
+        if relax_only:
+            return None, solution.objective if solution.optimal else None, False, solution.status
+        x, proven, status = solution.x, solution.optimal, solution.status
+    if x is None:
+        return None, bound, False, status
+    on = x[z : z + n] > 0.5
     assignment = connector_windows(instance, charger_of, on, trip_v, trip_k, trip_t)
-    power = power_matrix(core, windows, solution.x, n_vehicles, instance.num_slots)
-    plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp-by-charger", solution.status)
-    return explain_shortfalls(instance, finalize(instance, plan)), bound, solution.optimal, solution.status
+    power = power_matrix(core, windows, x, n_vehicles, instance.num_slots)
+    plan = _plan(instance, assignment, power * _window_mask(instance, assignment), "milp-by-charger", status)
+    return explain_shortfalls(instance, finalize(instance, plan)), bound, proven, status
+
+
+def _solve_with_scip(
+    model: LpModel,
+    z_block: int,
+    warm: tuple[int | np.ndarray, np.ndarray] | None,
+    time_limit_s: float,
+    mip_rel_gap: float,
+    python: Path,
+    log: Path | None,
+    info: dict,
+    on_launch: Callable[[], None] | None = None,
+) -> tuple[np.ndarray | None, float | None, bool, str]:
+    """The model solved by SCIP in its own venv (``bench/peers/scip_exact.py``): (x, bound, proven, status).
+
+    The start is complete: ``warm``'s binaries, the continuous columns from HiGHS with those binaries
+    fixed (the LP HiGHS itself solves for a partial start). Seconds include writing and reading the files.
+    """
+    if not python.exists():
+        raise NotApplicable(f"no SCIP venv at {python} (make bench-scip-venv)")
+    started, cpu = time.perf_counter(), time.thread_time()  # this thread's: HiGHS may run in another meanwhile
+    with tempfile.TemporaryDirectory(prefix="exact-scip-") as tmp:
+        mps, sol, out = Path(tmp) / "model.mps", Path(tmp) / "start.sol", Path(tmp) / "result.json"
+        write_mps(model, mps)
+        command = [str(python), str(Path(__file__).parent / "peers" / "scip_exact.py"), "--mps", str(mps)]
+        if warm is not None:
+            x = _start_values(model, z_block, warm)
+            if x is not None:
+                sol.write_text(
+                    "".join(f"c{i} {value!r}\n" for i, value in enumerate(x.tolist()) if value != 0.0) or "\n"
+                )
+                command += ["--start", str(sol)]
+        command += ["--time-limit", str(time_limit_s), "--gap", str(mip_rel_gap), "--out", str(out)]
+        if log is not None:
+            command += ["--log", str(log)]
+        with subprocess.Popen(command) as process:
+            if on_launch is not None:
+                on_launch()
+            returncode = process.wait(timeout=time_limit_s + 600)
+        if returncode:
+            raise subprocess.CalledProcessError(returncode, command)
+        result = json.loads(out.read_text())
+    info.update(
+        solver=result["solver"],
+        nodes=result["nodes"],
+        start_accepted=result["start_accepted"],
+        wall_s=round(time.perf_counter() - started, 2),
+        cpu_s=round(time.thread_time() - cpu + result["cpu_s"], 2),  # writing, reading and SCIP's process
+        solver_wall_s=result["wall_s"],
+        solver_cpu_s=result["cpu_s"],
+    )
+    x = np.array(result["values"], dtype=float) if result["values"] is not None else None
+    bound = result["dual_bound"] if np.isfinite(result["dual_bound"]) else None
+    return x, bound, bool(result["optimal"]), result["status"]
+
+
+def write_mps(model: LpModel, path: Path) -> None:
+    """``model`` as HiGHS would solve it, written by HiGHS's MPS writer (columns c0, c1, ...)."""
+
+    class Highs(highspy.Highs):  # type: ignore[misc]
+        def run(self):
+            self.writeModel(str(path))
+            return highspy.HighsStatus.kOk
+
+    original = lp_module.highspy.Highs
+    lp_module.highspy.Highs = Highs
+    try:
+        model.solve()
+    finally:
+        lp_module.highspy.Highs = original
+
+
+def _start_values(model: LpModel, z_block: int, warm: tuple[int | np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """A full solution from a start's binaries: the LP with the binaries fixed at theirs (None if infeasible)."""
+    _, values = warm
+    lower, upper = model.col_lower[z_block], model.col_upper[z_block]
+    fixed = np.minimum(values, upper)
+    model.col_lower[z_block], model.col_upper[z_block] = fixed, fixed
+    try:
+        solution = model.solve()
+    finally:
+        model.col_lower[z_block], model.col_upper[z_block] = lower, upper
+    return solution.x if solution.optimal else None
 
 
 def add_perspective_taper(instance, va, windows, core, model, z, trip_pair) -> None:
