@@ -301,8 +301,8 @@ def main() -> None:
         "--exact-solver",
         choices=["highs", "scip", "both"],
         default="both" if SCIP_PYTHON.exists() else "highs",
-        help="per-charger exact MILP by HiGHS, by SCIP (its venv: make bench-scip-venv) or both at once "
-        "(best plan, largest bound); default both when the SCIP venv exists",
+        help="per-charger exact MILP by HiGHS, by SCIP (its venv: var/scip-venv, made by make bench-scarce-exact) "
+        "or both at once (best plan, largest bound); default both when the SCIP venv exists",
     )
     args = parser.parse_args()
     scarce = []
