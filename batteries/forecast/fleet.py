@@ -27,8 +27,10 @@ Common to both: each member of a group run takes its own step (``GROUP_SETTINGS`
   SoH change is therefore taken from the group run's months with the *same calendar month*, at the
   two ages around the pack's (``r = o mod 12`` months older and ``12 - r`` younger), weighted
   linearly in age. Without this, a pack shifted by half a year is off by ~0.5 pp (summer vs winter).
-* **Guard**: the pack's duty end is the first month its own SoH no longer fits its (quantised) duty, as
-  in ``forecast_pack``; the trajectory goes on (the group run's members cut the duty the same way).
+* **Guard**: the pack's duty end is the first month its own SoH no longer fits its own duty, as in
+  ``forecast_pack``, or the age at which the group members around its factor(s) had their duty cut, if
+  earlier (``_GroupRun.cut_month``: a charge stopping at the upper voltage limit, which capacity alone
+  misses); the trajectory goes on (the group run's members cut the duty the same way).
 * Where members have stopped (their simulation could not go on), the rest are interpolated with a
   lower order (the nearest alone when one or two remain), and the series ends where none remains.
 
@@ -356,14 +358,13 @@ class _GroupRun:
         if design is None:
             grid = np.log(np.asarray(self.grid, dtype=float))
             x = math.log(float(factors if not isinstance(factors, tuple) else factors[0]))
-            k = int(np.clip(np.searchsorted(grid, x), 1, len(grid) - 1)) if len(grid) > 1 else 0
             if len(grid) == 1 or x <= grid[0] or x >= grid[-1]:
-                nearest = ages[0 if x <= grid[0] else -1]
-                return nearest
+                return ages[0 if x <= grid[0] else -1]
+            k = int(np.searchsorted(grid, x))  # grid[k - 1] < x <= grid[k]
             lo, hi = ages[k - 1], ages[k]
             if lo is None or hi is None:
                 return None
-            w = (x - grid[k - 1]) / (grid[k] - grid[k - 1])
+            w = float((x - grid[k - 1]) / (grid[k] - grid[k - 1]))
             return round((1 - w) * lo + w * hi)
         if any(a is None for a in ages):
             return None
