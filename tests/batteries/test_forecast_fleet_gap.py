@@ -26,8 +26,9 @@ HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 START = dt.date(2024, 1, 1)
 PACK = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
 
-#: Stated tolerance of the nightly P50 against forecast_pack at 3 years, on a duty that still fits the pack
-#: (measured on the bench's 12 packs: <= 0.09 pp at 3 y, <= 0.18 pp at 10 y; docs/forecast.md, "Fleet").
+#: Stated tolerance of the nightly P50 against forecast_pack over 3 years, on a duty that still fits the pack
+#: (measured on the bench's 12 packs: <= 0.09 pp at 3 y, <= 0.18 pp at 10 y; docs/forecast.md, "Fleet"; here
+#: 0.17 pp at most, the later pack).
 P50_TOLERANCE_3Y_PP = 0.2
 
 
@@ -58,7 +59,11 @@ def test_nightly_p50_agrees_with_forecast_pack_at_three_years():
         nightly = run.results[single.pack_id]
         assert nightly.points[-1].date == single.points[-1].date
         assert (nightly.points[-1].date - single.as_of).days >= 3 * 365
-        assert nightly.points[-1].soh_pct == pytest.approx(single.points[-1].soh_pct, abs=P50_TOLERANCE_3Y_PP)
+        assert len(nightly.points) == len(single.points)
+        # Every month of the 3 years, not only the last: a pack shifted by age alone (not re-phased by calendar
+        # month) ends within 0.02 pp here but is 0.24 pp off mid-way (measured; the re-phased one 0.17 pp).
+        for a, b in zip(nightly.points, single.points, strict=True):
+            assert a.soh_pct == pytest.approx(b.soh_pct, abs=P50_TOLERANCE_3Y_PP)
         # The band edges drift a little more (their factors sit between grid members): the stated bound
         # is twice as wide.
         assert nightly.points[-1].soh_p10_pct == pytest.approx(single.points[-1].soh_p10_pct, abs=0.4)
