@@ -105,6 +105,10 @@ class TrajectorySettings:
     per_member_steps: bool = False
 
 
+#: A step whose end state first cuts a member's duty is halved down to this many months, so the cut is dated
+#: within them (the step comes back after it). Without it a cut found by a 24-48-month step was dated at that
+#: step's end: end-of-duty dates 89-730 days apart between step sizes (docs/forecast.md, "Fleet").
+CUT_DATE_MONTHS = 2
 #: When a day cannot be completed even on the dense grid, the duty is cut by raising the usable floor
 #: in these steps (SoC fraction), up to ``MAX_FLOOR_RAISE``; beyond that the member stops.
 FLOOR_RAISE_STEP = 0.05
@@ -285,6 +289,7 @@ def simulate_members(
         # Each member its own step (one batched solve per round still): in lockstep the member that fades
         # fastest (a design corner far past end of life) set every member's step.
         anchor = {i: 0 for i in alive}
+        resume: dict[int, int] = {}
         jumps = {i: settings.first_jump_months for i in alive}
         while True:
             for i in list(alive):
@@ -306,7 +311,10 @@ def simulate_members(
             for i in active:
                 a, jump = anchor[i], jumps[i]
                 stepped, error = corrector(i, a, jump, predicted[i], end_rates[i])
-                if error > settings.tol_pp and jump > 1:
+                new_cut = cuts[i][2] is None and members[i].duty_end is not None
+                if (error > settings.tol_pp or (new_cut and jump > CUT_DATE_MONTHS)) and jump > 1:
+                    if error <= settings.tol_pp:  # halved only to date the cut: the step comes back after it
+                        resume[i] = max(resume.get(i, 0), jump)
                     jumps[i] = max(1, jump // 2)  # redo from the same anchor (its rates are kept)
                     top_cut[i], floor_raise[i], members[i].duty_end, members[i].flags = cuts[i]
                     continue
@@ -314,9 +322,12 @@ def simulate_members(
                 anchor[i] = a + jump
                 if error < settings.tol_pp / 4:
                     jumps[i] = min(2 * jump, settings.max_jump_months)
+                if new_cut and i in resume:
+                    jumps[i] = max(jumps[i], resume.pop(i))
     else:
         a = 0
         jump = settings.first_jump_months
+        resume_jump = 0
         while a < n_months:
             for i in list(alive):
                 if not current[i].ok:
@@ -327,6 +338,7 @@ def simulate_members(
             jump = min(jump, n_months - a)
             while True:
                 predicted = {i: walk(states[i], a, jump, current[i].per_season, None) for i in alive}
+                snap = {i: (top_cut[i], floor_raise[i], members[i].duty_end, list(members[i].flags)) for i in alive}
                 end_rates = rates(alive, [predicted[i][-1] for i in alive], dates[a + jump])
                 corrected, error = {}, 0.0
                 for i in alive:
@@ -335,8 +347,13 @@ def simulate_members(
                         error = max(error, abs(soh(corrected[i][-1]) - soh(predicted[i][-1])))
                     else:  # the end state cannot be simulated: keep the predictor, the member stops next
                         corrected[i] = predicted[i]
-                if error <= settings.tol_pp or jump == 1:
+                new_cut = any(snap[i][2] is None and members[i].duty_end is not None for i in alive)
+                if (error <= settings.tol_pp and not (new_cut and jump > CUT_DATE_MONTHS)) or jump == 1:
                     break
+                for i in alive:
+                    top_cut[i], floor_raise[i], members[i].duty_end, members[i].flags = snap[i]
+                if error <= settings.tol_pp:  # halved only to date the cut: the step comes back after it
+                    resume_jump = max(resume_jump, jump)
                 jump = max(1, jump // 2)
             for i in list(alive):
                 r0 = _mean_ratio(current[i].resistance, r_new.get(i, current[i].resistance))
@@ -354,6 +371,8 @@ def simulate_members(
             a += jump
             if error < settings.tol_pp / 4:
                 jump = min(2 * jump, settings.max_jump_months)
+            if new_cut and resume_jump:
+                jump, resume_jump = max(jump, resume_jump), 0
     for member in members:
         _extrapolate_deep_fade(member, dates)
     return members, counter[0]

@@ -89,3 +89,26 @@ def test_nightly_end_of_duty_follows_the_members_voltage_cut():
     nightly = forecast_fleet([job]).results["topups"]
     assert single.end_of_duty_date is not None and nightly.end_of_duty_date is not None
     assert abs((nightly.end_of_duty_date - single.end_of_duty_date).days) <= 120
+
+
+@pytest.mark.slow
+def test_end_of_duty_date_does_not_depend_on_the_step_size():
+    """A voltage cut found at the end of a long step used to be dated at that step's end: the same bus's end
+    of duty moved by 89-730 days between the default steps and steps 6x finer. A step that first cuts the
+    duty is now halved to ``CUT_DATE_MONTHS``, so both runs date the cut within a couple of months."""
+    from batteries.forecast.trajectory import TrajectorySettings
+
+    job = ForecastJob(
+        "topups",
+        PACK,
+        BlockPlan(km_per_day=161.7 * 3, kwh_per_km=1.1, charge_c_rate=1.0, top_ups_per_day=2),
+        HERMOSILLO,
+        START,
+        START,
+        AgeingCalibration(0.94, 0.45, "cluster"),
+        horizon_years=5.0,
+    )
+    default = forecast_pack(job)
+    finer = forecast_pack(job, TrajectorySettings(tol_pp=0.05, first_jump_months=1, max_jump_months=8))
+    assert default.end_of_duty_date is not None and finer.end_of_duty_date is not None
+    assert abs((default.end_of_duty_date - finer.end_of_duty_date).days) <= 75

@@ -118,12 +118,22 @@ class _CellThatCannotTakeAFullCharge:
 
 def test_a_day_stopping_at_the_upper_voltage_limit_is_cut_at_the_top_without_trying_every_floor_first():
     from batteries.forecast.duty import DutyProfile
-    from batteries.forecast.trajectory import FLAG_DUTY_EXCEEDS_CAPACITY, simulate_members
+    from batteries.forecast.trajectory import (
+        CUT_DATE_MONTHS,
+        FLAG_DUTY_EXCEEDS_CAPACITY,
+        TrajectorySettings,
+        simulate_members,
+    )
 
     model = _CellThatCannotTakeAFullCharge()
     duty = DutyProfile(0.3, 1.0, 0.3, 12.0, 0, 1.0, 2.0, None)  # charged to 100 %, a light day
+    # Steps no longer than the cut's dating (CUT_DATE_MONTHS), so every failed day counted here is the order
+    # of cuts, not the halving that dates a cut found by a longer step (tested in test_forecast_fleet_gap).
+    short_steps = TrajectorySettings(first_jump_months=1, max_jump_months=CUT_DATE_MONTHS)
 
-    (member,), _days = simulate_members(model, duty, [298.0] * 4, 0.1, dt.date(2024, 1, 1), dt.date(2034, 1, 1), [1.0])
+    (member,), _days = simulate_members(
+        model, duty, [298.0] * 4, 0.1, dt.date(2024, 1, 1), dt.date(2034, 1, 1), [1.0], short_steps
+    )
 
     # The top comes down 100 -> 97.5 -> 95 % (two cuts of 2.5 %, 4 seasonal days failing each) and the member
     # goes on to the horizon. Raising the floor first (the old order) tried 10 floors before each top cut: 88
