@@ -75,16 +75,7 @@ def test_nightly_end_of_duty_follows_the_members_voltage_cut():
     """A 2-top-up bus at ~1.5 EFC/day: its day stops at the upper voltage limit (the charge is cut) before
     its capacity runs out. The nightly path checked capacity only and put the end of duty 21 months after
     forecast_pack's; it now takes the group members' cut too."""
-    job = ForecastJob(
-        "topups",
-        PACK,
-        BlockPlan(km_per_day=161.7 * 3, kwh_per_km=1.1, charge_c_rate=1.0, top_ups_per_day=2),
-        HERMOSILLO,
-        START,
-        START,
-        AgeingCalibration(0.94, 0.45, "cluster"),
-        horizon_years=5.0,
-    )
+    job = _two_top_up_bus()
     single = forecast_pack(job)
     nightly = forecast_fleet([job]).results["topups"]
     assert single.end_of_duty_date is not None and nightly.end_of_duty_date is not None
@@ -98,7 +89,17 @@ def test_end_of_duty_date_does_not_depend_on_the_step_size():
     duty is now halved to ``CUT_DATE_MONTHS``, so both runs date the cut within a couple of months."""
     from batteries.forecast.trajectory import TrajectorySettings
 
-    job = ForecastJob(
+    job = _two_top_up_bus()
+    default = forecast_pack(job)
+    finer = forecast_pack(job, TrajectorySettings(tol_pp=0.05, first_jump_months=1, max_jump_months=8))
+    assert default.end_of_duty_date is not None and finer.end_of_duty_date is not None
+    assert abs((default.end_of_duty_date - finer.end_of_duty_date).days) <= 75
+
+
+def _two_top_up_bus() -> ForecastJob:
+    """A bus at ~1.5 EFC/day with two 1C top-ups: an aged cell's charge stops at the upper voltage limit, so
+    its duty is cut (at the top) before its capacity runs out."""
+    return ForecastJob(
         "topups",
         PACK,
         BlockPlan(km_per_day=161.7 * 3, kwh_per_km=1.1, charge_c_rate=1.0, top_ups_per_day=2),
@@ -108,7 +109,3 @@ def test_end_of_duty_date_does_not_depend_on_the_step_size():
         AgeingCalibration(0.94, 0.45, "cluster"),
         horizon_years=5.0,
     )
-    default = forecast_pack(job)
-    finer = forecast_pack(job, TrajectorySettings(tol_pp=0.05, first_jump_months=1, max_jump_months=8))
-    assert default.end_of_duty_date is not None and finer.end_of_duty_date is not None
-    assert abs((default.end_of_duty_date - finer.end_of_duty_date).days) <= 75
