@@ -62,11 +62,8 @@ from batteries.forecast.presets import (  # noqa: E402
     CYCLING_FACTOR,
     FARADAY,
     LAM_STRESS_FACTOR,
-    PLATING_LOSS,
-    POSITIVE_LOSS,
     TEMPERATURE,
-    add_plating_loss,
-    add_positive_side_loss,
+    add_lithium_losses,
     cell_constants,
     get_preset,
     parameter_values,
@@ -236,8 +233,7 @@ class ReferenceModel:
         )
         model = pybamm.lithium_ion.SPM({"SEI": sei, "loss of active material": ("current-driven", "none")})
         # Same physics: the NMC preset's positive-side calendar lithium loss too (the other physics has none).
-        self.positive_loss = physics == "same" and add_positive_side_loss(model, preset)
-        self.plating = physics == "same" and add_plating_loss(model, preset)
+        self.lithium_losses = add_lithium_losses(model, preset) if physics == "same" else ()
         solver = pybamm.IDAKLUSolver(
             rtol=1e-6,
             atol=1e-8,
@@ -245,9 +241,8 @@ class ReferenceModel:
                 "Total lithium in particles [mol]",
                 "X-averaged negative SEI thickness [m]",
                 "X-averaged negative electrode active material volume fraction",
-            ]
-            + ([POSITIVE_LOSS] if self.positive_loss else [])
-            + ([PLATING_LOSS] if self.plating else []),
+                *self.lithium_losses,
+            ],
             on_extrapolation="ignore",
             options={"compile": True},
         )
@@ -297,12 +292,9 @@ class ReferenceModel:
         li = sol["Total lithium in particles [mol]"].entries * FARADAY / 3600.0
         sei = sol["X-averaged negative SEI thickness [m]"].entries
         eps = sol["X-averaged negative electrode active material volume fraction"].entries
-        if self.positive_loss:
-            positive_loss = sol[POSITIVE_LOSS].entries
-            li = li - (positive_loss - positive_loss[0])
-        if self.plating:
-            plated = sol[PLATING_LOSS].entries
-            li = li - (plated - plated[0])
+        for name in self.lithium_losses:
+            lost = sol[name].entries
+            li = li - (lost - lost[0])
         return DegradationState(
             state.lithium_ah + li[-1] - li[0],
             state.sei_thickness_m + sei[-1] - sei[0],

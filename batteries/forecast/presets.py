@@ -291,10 +291,7 @@ def add_positive_side_loss(model: Any, preset: ChemistryPreset) -> bool:
     e_a = preset.positive_loss_activation_energy_j_mol
     arrhenius = pybamm.exp(e_a / GAS_CONSTANT * (1.0 / T_REF_K - 1.0 / temperature))
     rate = preset.positive_loss_per_year_v / SECONDS_PER_YEAR * pybamm.Parameter("Nominal cell capacity [A.h]")
-    loss = pybamm.Variable(POSITIVE_LOSS, domain="current collector")
-    model.rhs[loss] = pybamm.InputParameter(AGEING_FACTOR) * rate * above * arrhenius
-    model.initial_conditions[loss] = pybamm.Scalar(0.0)
-    model.variables[POSITIVE_LOSS] = loss
+    _add_lithium_loss_variable(model, POSITIVE_LOSS, pybamm.InputParameter(AGEING_FACTOR) * rate * above * arrhenius)
     return True
 
 
@@ -388,10 +385,30 @@ def add_plating_loss(model: Any, preset: ChemistryPreset) -> bool:
         * pybamm.Parameter("Electrode width [m]")
         * pybamm.Parameter("Number of electrodes connected in parallel to make a cell")
     )
-    loss = pybamm.Variable(PLATING_LOSS, domain="current collector")
-    model.rhs[loss] = (
-        pybamm.InputParameter(CYCLING_FACTOR) * preset.plating_exchange_current_a_m2 * surface_m2 * drive / 3600.0
+    _add_lithium_loss_variable(
+        model,
+        PLATING_LOSS,
+        pybamm.InputParameter(CYCLING_FACTOR) * preset.plating_exchange_current_a_m2 * surface_m2 * drive / 3600.0,
     )
-    model.initial_conditions[loss] = pybamm.Scalar(0.0)
-    model.variables[PLATING_LOSS] = loss
     return True
+
+
+def add_lithium_losses(model: Any, preset: ChemistryPreset) -> tuple[str, ...]:
+    """Add the preset's lithium losses outside PyBaMM's own options (positive side, plating) to ``model``
+    before it is built; returns their output variables. The day's outcome subtracts each one's change from
+    the lithium inventory."""
+    added = (
+        (POSITIVE_LOSS, add_positive_side_loss(model, preset)),
+        (PLATING_LOSS, add_plating_loss(model, preset)),
+    )
+    return tuple(name for name, was_added in added if was_added)
+
+
+def _add_lithium_loss_variable(model: Any, name: str, rate: Any) -> None:
+    """A state ``name`` [A.h] on ``model``: lithium lost since the day began at ``rate`` [A.h/s]."""
+    import pybamm
+
+    loss = pybamm.Variable(name, domain="current collector")
+    model.rhs[loss] = rate
+    model.initial_conditions[loss] = pybamm.Scalar(0.0)
+    model.variables[name] = loss

@@ -25,12 +25,9 @@ from .presets import (
     CYCLING_FACTOR,
     FARADAY,
     LAM_STRESS_FACTOR,
-    PLATING_LOSS,
-    POSITIVE_LOSS,
     TEMPERATURE,
     CellConstants,
-    add_plating_loss,
-    add_positive_side_loss,
+    add_lithium_losses,
     cell_constants,
     get_preset,
 )
@@ -141,16 +138,13 @@ class DayModel:
             check_already_exists=False,
         )
         model = pybamm.lithium_ion.SPM({"SEI": SEI_OPTION, "loss of active material": ("current-driven", "none")})
-        #: NMC: the positive electrode's calendar lithium loss (presets.add_positive_side_loss); LFP: none.
-        self.positive_loss = add_positive_side_loss(model, self.preset)
-        #: Irreversible lithium plating where the graphite drops below 0 V vs Li (presets.add_plating_loss).
-        self.plating = add_plating_loss(model, self.preset)
+        #: NMC: the positive electrode's calendar lithium loss and lithium plating (presets.add_lithium_losses);
+        #: LFP: none.
+        self.lithium_losses = add_lithium_losses(model, self.preset)
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
             atol=atol,
-            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I]
-            + ([POSITIVE_LOSS] if self.positive_loss else [])
-            + ([PLATING_LOSS] if self.plating else []),
+            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I, *self.lithium_losses],
             on_extrapolation="ignore",
             # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
             # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
@@ -278,12 +272,9 @@ class DayModel:
         sei = sol[_OUT_SEI].entries
         eps = sol[_OUT_EPS].entries
         delta = np.array([lithium[-1] - lithium[0], sei[-1] - sei[0], eps[-1] - eps[0]])
-        if self.positive_loss:
-            positive_loss = sol[POSITIVE_LOSS].entries
-            delta[0] -= positive_loss[-1] - positive_loss[0]
-        if self.plating:
-            plated = sol[PLATING_LOSS].entries
-            delta[0] -= plated[-1] - plated[0]
+        for name in self.lithium_losses:
+            lost = sol[name].entries
+            delta[0] -= lost[-1] - lost[0]
         if not np.all(np.isfinite(delta)):
             return DayOutcome(False, np.zeros(3), float("nan"), "solver failed: non-finite state change")
         current = sol[_OUT_I].entries[probe]

@@ -15,6 +15,7 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 from batteries.forecast import BlockPlan, Climate, ForecastJob, PackSpec  # noqa: E402
 from batteries.forecast.forecast import horizon_end, prepare, run_members  # noqa: E402
+from batteries.forecast.presets import PLATING_LOSS, POSITIVE_LOSS  # noqa: E402
 
 START = dt.date(2024, 1, 1)
 FEW = settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,7 +106,7 @@ def test_nmc_calendar_loss_above_70_percent_follows_the_literature_voltage_law()
 def test_positive_side_loss_is_calendar_ageing_and_absent_for_lfp():
     from batteries.forecast.simulate import day_model
 
-    assert day_model("NMC").positive_loss and not day_model("LFP").positive_loss
+    assert POSITIVE_LOSS in day_model("NMC").lithium_losses and not day_model("LFP").lithium_losses
     base = rest_day_lithium_loss("NMC", 0.95)
     # At rest every loss is calendar ageing: it scales with the calendar factor, not the cycling factor.
     assert rest_day_lithium_loss("NMC", 0.95, calendar=2.0) == pytest.approx(2 * base, rel=0.01)
@@ -152,7 +153,7 @@ def test_plating_is_cycling_ageing_and_absent_for_lfp():
     dominates the cold day, so doubling the calendar factor adds little."""
     from batteries.forecast.simulate import day_model
 
-    assert day_model("NMC").plating and not day_model("LFP").plating
+    assert PLATING_LOSS in day_model("NMC").lithium_losses and not day_model("LFP").lithium_losses
     base = charge_day_lithium_loss("NMC")
     assert base > 3.0 * charge_day_lithium_loss("NMC", temperature_k=298.15)
     assert charge_day_lithium_loss("NMC", cycling=2.0) > 1.7 * base
