@@ -35,6 +35,7 @@ from .quantities import (
     VehicleArrays,
     compatible_connectors,
     connector_max_kw,
+    fastest_charge_from_every_start,
     free_site_kw,
     taper_lines,
 )
@@ -433,7 +434,7 @@ def _windows_by_cost(
     shortest = np.minimum(np.maximum(reached - starts, 1), stay - starts)
     # Charging as fast as possible from every start at once (``fastest_charge_kw``, one row per start,
     # column = slots since the start): a window's power is its first slots' (it stops at the target).
-    power = _fastest_from_every_start(deliverable, starts, lines, initial_kwh, initial_kwh + need_kwh, gain)
+    power = fastest_charge_from_every_start(deliverable, starts, lines, initial_kwh, initial_kwh + need_kwh, gain)
     delivered = np.cumsum(power, axis=1) * gain
     enough = delivered >= need_kwh - 1e-6
     first_enough = np.where(enough.any(axis=1), np.argmax(enough, axis=1) + 1, stay - starts)
@@ -449,32 +450,3 @@ def _windows_by_cost(
     # Cheapest first; ties: shorter, then later.
     for k in sorted(rows.tolist(), key=lambda k: (round(float(cost[k]), 6), int(length[k]), -int(starts[k]))):
         yield int(starts[k]), int(starts[k] + length[k]), power[k, : length[k]].copy()
-
-
-def _fastest_from_every_start(
-    limit_kw: np.ndarray,
-    starts: np.ndarray,
-    lines: list[tuple[float, float]],
-    initial_kwh: float,
-    target_kwh: float,
-    gain: float,
-) -> np.ndarray:
-    """``fastest_charge_kw`` from each of ``starts`` to the end of ``limit_kw`` at once: row k is the
-    power from ``starts[k]`` on, column i the i-th slot after it (zero past the end)."""
-    num = limit_kw.size
-    power = np.zeros((starts.size, num))
-    energy = np.full(starts.size, float(initial_kwh))
-    charging = np.ones(starts.size, dtype=bool)
-    for i in range(num):
-        live = np.flatnonzero(charging & (starts + i < num))
-        if not live.size:
-            break
-        e = energy[live]
-        p = np.minimum(np.maximum(limit_kw[starts[live] + i], 0.0), (target_kwh - e) / gain)
-        for a, b in lines:
-            p = np.minimum(p, a + b * e if b > 0 else (a + b * e) / (1.0 - b * gain))
-        p = np.maximum(p, 0.0)
-        power[live, i] = p
-        energy[live] = e + gain * p
-        charging[live] = energy[live] < target_kwh - 1e-9
-    return power

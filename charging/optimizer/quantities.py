@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
+from typing import TypeVar
 
 import numpy as np
 
@@ -235,9 +236,13 @@ def taper_limit_kw(vehicle: Vehicle, energy_kwh: float) -> float:
     return max(0.0, min(a + b * energy_kwh for a, b in lines))
 
 
-def line_power_kw(a: float, b: float, energy_kwh: float, gain: float) -> float:
-    """Largest constant power for one slot starting at ``energy_kwh`` that stays under the line
-    ``a + b * e`` all through the slot (``gain`` battery kWh per kW held for the slot)."""
+_Energy = TypeVar("_Energy", float, np.ndarray)
+
+
+def line_power_kw(a: float, b: float, energy_kwh: _Energy, gain: float) -> _Energy:
+    """Largest constant power for one slot starting at ``energy_kwh`` (one value or an array of them)
+    that stays under the line ``a + b * e`` all through the slot (``gain`` battery kWh per kW held for
+    the slot)."""
     if b > 0:  # rising: lowest at the slot's start
         return a + b * energy_kwh
     # falling: lowest at the end, p <= a + b * (e + gain * p)
@@ -287,4 +292,33 @@ def fastest_charge_kw(
         energy += gain * power[i]
         if energy >= target_kwh - 1e-9:
             break
+    return power
+
+
+def fastest_charge_from_every_start(
+    limit_kw: np.ndarray,
+    starts: np.ndarray,
+    lines: list[tuple[float, float]],
+    initial_kwh: float,
+    target_kwh: float,
+    gain: float,
+) -> np.ndarray:
+    """``fastest_charge_kw`` from each of ``starts`` to the end of ``limit_kw`` at once: row k is the
+    power from ``starts[k]`` on, column i the i-th slot after it (zero past the end)."""
+    num = limit_kw.size
+    power = np.zeros((starts.size, num))
+    energy = np.full(starts.size, float(initial_kwh))
+    charging = np.ones(starts.size, dtype=bool)
+    for i in range(num):
+        live = np.flatnonzero(charging & (starts + i < num))
+        if not live.size:
+            break
+        e = energy[live]
+        p = np.minimum(np.maximum(limit_kw[starts[live] + i], 0.0), (target_kwh - e) / gain)
+        for a, b in lines:
+            p = np.minimum(p, line_power_kw(a, b, e, gain))
+        p = np.maximum(p, 0.0)
+        power[live, i] = p
+        energy[live] = e + gain * p
+        charging[live] = energy[live] < target_kwh - 1e-9
     return power
