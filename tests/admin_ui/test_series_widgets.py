@@ -9,6 +9,7 @@ from django.utils.translation import gettext, override
 
 from fleet.models import Depot
 from tests import factories as f
+from tests.support.climates import HERMOSILLO_C
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def test_values_are_saved_as_the_lists_the_planner_reads(client, depot_form):
     depot, url, data = depot_form
     base = [50.0] * 24
     base[19] = 80.5
-    temperatures = [17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17]
+    temperatures = list(HERMOSILLO_C)
     data = series(series(data, "base_load_kw", base), "monthly_mean_temperature_c", temperatures)
     response = client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors

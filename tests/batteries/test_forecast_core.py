@@ -16,7 +16,6 @@ from batteries.forecast import (  # noqa: E402
     FLAG_DUTY_EXCEEDS_CAPACITY,
     AgeingCalibration,
     BlockPlan,
-    Climate,
     DutyStats,
     ForecastJob,
     HealthObservation,
@@ -28,9 +27,8 @@ from batteries.forecast import (  # noqa: E402
     prepare,
 )
 from batteries.forecast.calibrate import CLUSTER_LOG_SIGMA_FLOOR  # noqa: E402
+from tests.support.climates import HERMOSILLO, NOGALES  # noqa: E402
 
-HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
-NOGALES = Climate((9, 11, 14, 17, 21, 26, 26, 25, 23, 18, 13, 9))
 START = dt.date(2024, 1, 1)
 
 

@@ -15,14 +15,13 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 from batteries.forecast import (  # noqa: E402
     AgeingCalibration,
     BlockPlan,
-    Climate,
     ForecastJob,
     PackSpec,
     forecast_fleet,
     forecast_pack,
 )
+from tests.support.climates import HERMOSILLO  # noqa: E402
 
-HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 START = dt.date(2024, 1, 1)
 PACK = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
 

@@ -13,6 +13,7 @@ from batteries.models import ForecastRun, SoHForecast
 from batteries.nightly import duty_chunks, forecast_depot_packs
 from fleet.services import block_assign
 from tests import factories as f
+from tests.support.climates import HERMOSILLO_C
 
 AS_OF = dt.date(2026, 11, 21)
 
@@ -46,7 +47,7 @@ def _bus_with_pack(depot, *, km_per_day):
 def test_a_duty_group_is_simulated_once_even_where_a_count_cut_would_split_it(
     settings, eager_tasks, django_capture_on_commit_callbacks
 ):
-    depot = f.DepotFactory(monthly_mean_temperature_c=[17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17])
+    depot = f.DepotFactory(monthly_mean_temperature_c=list(HERMOSILLO_C))
     settings.EVFLEET_FORECAST_CHUNK_SIZE = 3
     settings.EVFLEET_FORECAST_HORIZON_YEARS = 1.0
     # Two duty groups of two packs: cut every 3 packs, the second group straddled the chunks and was simulated
@@ -65,7 +66,7 @@ def test_a_duty_group_is_simulated_once_even_where_a_count_cut_would_split_it(
 
 @pytest.mark.django_db
 def test_the_duty_fits_threshold_answers_like_the_representative_day_at_every_soh():
-    depot = f.DepotFactory(monthly_mean_temperature_c=[17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17])
+    depot = f.DepotFactory(monthly_mean_temperature_c=list(HERMOSILLO_C))
     job = pack_job(_bus_with_pack(depot, km_per_day=220), AS_OF)
     assert job is not None
     prepared = prepare(job)

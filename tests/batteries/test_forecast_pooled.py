@@ -18,7 +18,6 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 from batteries.forecast import (  # noqa: E402
     BlockPlan,
-    Climate,
     ForecastJob,
     HealthObservation,
     PackSpec,
@@ -28,9 +27,9 @@ from batteries.forecast import (  # noqa: E402
 )
 from batteries.forecast.calibrate import PACK_LOG_SIGMA_FLOOR, fit_observed  # noqa: E402
 from batteries.forecast.pooled import PACK_OFFSET_LOG_SIGMA, fit_pooled, split_prior  # noqa: E402
+from tests.support.climates import HERMOSILLO  # noqa: E402
 
 START = dt.date(2024, 1, 1)
-HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 DAYS = np.arange(1, 7) * 30.0  # monthly checks over the first 180 days
 #: A split unlike the prior's (which expects both near 1 and correlated): slow calendar, fast cycling.
 TRUTH = np.log([0.6, 1.8])

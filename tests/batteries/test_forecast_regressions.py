@@ -19,7 +19,6 @@ from batteries.forecast import (  # noqa: E402
     FLAG_SOLVER_FAILED,
     AgeingCalibration,
     BlockPlan,
-    Climate,
     DutyStats,
     ForecastJob,
     ForecastRefused,
@@ -31,8 +30,8 @@ from batteries.forecast import (  # noqa: E402
     forecast_pack,
     prior_calibration,
 )
+from tests.support.climates import HERMOSILLO  # noqa: E402
 
-HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 START = dt.date(2024, 1, 1)
 
 

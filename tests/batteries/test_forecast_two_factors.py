@@ -12,7 +12,6 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 from batteries.forecast import (  # noqa: E402
     AgeingCalibration,
     BlockPlan,
-    Climate,
     ForecastJob,
     PackSpec,
     forecast_fleet,
@@ -21,9 +20,9 @@ from batteries.forecast import (  # noqa: E402
 from batteries.forecast.calibrate import PRIOR_LOG_CORRELATION, prior_2d  # noqa: E402
 from batteries.forecast.forecast import combine_band, posterior_members  # noqa: E402
 from batteries.forecast.trajectory import MemberTrajectory  # noqa: E402
+from tests.support.climates import HERMOSILLO  # noqa: E402
 
 START = dt.date(2024, 1, 1)
-HERMOSILLO = Climate((17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17))
 
 
 def two_factors(calendar, cycling, s1=0.3, s2=0.2, rho=-0.5):

@@ -10,6 +10,7 @@ from batteries.models import ForecastRun, SoHForecast
 from charging.models import Alert
 from fleet.services import block_assign
 from tests import factories as f
+from tests.support.climates import HERMOSILLO_C
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def _bus_with_pack(depot, *, manufactured_years_ago=3.0, km_per_day=220):
 
 @pytest.fixture
 def depot():
-    return f.DepotFactory(monthly_mean_temperature_c=[17, 19, 22, 25, 29, 32, 32, 32, 31, 27, 21, 17])
+    return f.DepotFactory(monthly_mean_temperature_c=list(HERMOSILLO_C))
 
 
 @pytest.mark.slow
