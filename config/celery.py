@@ -12,9 +12,23 @@ Operations: docs/operations.md.
 
 import os
 
+import click
 from celery import Celery
 
+
+def celery_command() -> str | None:
+    """The Celery command this process was started for (``worker``, ``beat``, ...), or None when it was not
+    started by Celery's command line (gunicorn, runserver, manage.py, pytest). Known while ``-A config`` imports
+    this module: Celery's command line (click) names the command before it loads the app."""
+    context = click.get_current_context(silent=True)
+    return context.invoked_subcommand if context is not None else None
+
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The process's role for the settings (EVFLEET_PROCESS_ROLE, config/settings.py: the database's JIT), decided here
+# because this module is imported before the settings (config/__init__.py). An explicit value wins.
+if celery_command() == "worker":
+    os.environ.setdefault("EVFLEET_PROCESS_ROLE", "worker")
 
 app = Celery("evfleet")
 app.config_from_object("django.conf:settings", namespace="CELERY")

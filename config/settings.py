@@ -100,6 +100,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The process's role: "web" (gunicorn, runserver, manage.py commands, beat) or "worker" (a Celery worker: config/
+# celery.py says so when Celery's command line starts one). PostgreSQL's JIT compiles every query whose estimated
+# cost passes jit_above_cost; for the web's short queries the compilation costs more than it saves (154 of a
+# 247 ms pack count, docs/operations.md "City scale"), so the web's connections turn it off. A worker keeps the
+# server's setting for the nightly analytical queries. EVFLEET_DB_JIT overrides the role's choice: "on", "off" or
+# "server" (send nothing: the server's or the database role's own setting, e.g. behind PgBouncer, which refuses
+# startup options).
+EVFLEET_PROCESS_ROLE = env.str("EVFLEET_PROCESS_ROLE", default="web")
+EVFLEET_DB_JIT = env.str("EVFLEET_DB_JIT", default="off" if EVFLEET_PROCESS_ROLE == "web" else "server")
+
+
+def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value not in choices:
+        raise ImproperlyConfigured(f"{variable}={value!r}: give one of {', '.join(choices)}")
+
+
+_check_choice("EVFLEET_PROCESS_ROLE", EVFLEET_PROCESS_ROLE, ("web", "worker"))
+_check_choice("EVFLEET_DB_JIT", EVFLEET_DB_JIT, ("on", "off", "server"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and EVFLEET_DB_JIT != "server":
+    # libpq's startup options: set when the connection opens, no extra round trip; kept after options of the URL.
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options["options"] = f"{_db_options.get('options', '')} -c jit={EVFLEET_DB_JIT}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -102,7 +102,7 @@ def queue(redis_url):
 def start_worker(postgres, redis_url, queue, tmp_path) -> Callable[..., Worker]:
     started: list[Worker] = []
 
-    def start(name: str, **env_extra: str) -> Worker:
+    def start(name: str, *, app_module: str = "config", **env_extra: str) -> Worker:
         env = {
             **{key: value for key, value in os.environ.items() if key != jobs.TEST_PAUSE_ENV},
             "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -115,7 +115,7 @@ def start_worker(postgres, redis_url, queue, tmp_path) -> Callable[..., Worker]:
         }
         log_path = tmp_path / f"worker-{name}.log"
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=1",
+            sys.executable, "-m", "celery", "-A", app_module, "worker", "--pool=prefork", "--concurrency=1",
             "-Q", queue, "-n", f"{name}@{queue}", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "--loglevel=INFO",
         ]  # fmt: skip
