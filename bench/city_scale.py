@@ -664,6 +664,11 @@ def main() -> None:
         world_path.write_text(json.dumps(world))
         if args.generate_only:
             return
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # the pages' connection: JIT per EVFLEET_PROCESS_ROLE / EVFLEET_DB_JIT
+        cursor.execute("SHOW jit")
+        jit = cursor.fetchone()[0]
     load_before = load_average()
     results = [] if args.no_pages else measure_all(world)
     load_after_pages = load_average()
@@ -675,6 +680,7 @@ def main() -> None:
         "generated_s": generated_s,
         "fill_phases_s": world.get("fill_phases_s"),
         "target_ms": TARGET_MS,
+        "jit": jit,
         "machine": machine_info(
             "django", "celery", load_before=load_before, load_after_pages=load_after_pages, load_after=load_average()
         ),
@@ -690,7 +696,7 @@ def main() -> None:
         "",
         f"Size: {world['counts']}. Generated in {generated_s} s ({world.get('fill_phases_s')}). Load average "
         f"before / after the pages / at the end: {load_before} / {load_after_pages} / {report['machine']['load_after']}"
-        " (shared, loaded machine: times are 'loaded').",
+        f" (shared, loaded machine: times are 'loaded'). PostgreSQL `jit` on the pages' connection: {jit}.",
     ]
     if night:
         lines += [
