@@ -21,7 +21,9 @@ def celery_command() -> str | None:
     started by Celery's command line (gunicorn, runserver, manage.py, pytest). Known while ``-A config`` imports
     this module: Celery's command line (click) names the command before it loads the app."""
     context = click.get_current_context(silent=True)
-    return context.invoked_subcommand if context is not None else None
+    if context is None or context.find_root().command.name != "celery":  # another click program (uvicorn, ...)
+        return None
+    return context.find_root().invoked_subcommand
 
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -102,11 +102,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 # The process's role: "web" (gunicorn, runserver, manage.py commands, beat) or "worker" (a Celery worker: config/
 # celery.py says so when Celery's command line starts one). PostgreSQL's JIT compiles every query whose estimated
-# cost passes jit_above_cost; for the web's short queries the compilation costs more than it saves (154 of a
-# 247 ms pack count, docs/operations.md "City scale"), so the web's connections turn it off. A worker keeps the
-# server's setting for the nightly analytical queries. EVFLEET_DB_JIT overrides the role's choice: "on", "off" or
-# "server" (send nothing: the server's or the database role's own setting, e.g. behind PgBouncer, which refuses
-# startup options).
+# cost passes jit_above_cost; for the web's short queries the compilation costs more than it saves (46 of the 49 ms
+# of a manager's pack count with the old pack rule, docs/operations.md "City scale"), so the web's connections turn
+# it off. A worker keeps the server's setting for the nightly analytical queries. EVFLEET_DB_JIT overrides the
+# role's choice: "on", "off" or "server" (send nothing: the server's or the database role's own setting, e.g. behind
+# PgBouncer, which refuses a startup option it does not track).
 EVFLEET_PROCESS_ROLE = env.str("EVFLEET_PROCESS_ROLE", default="web")
 EVFLEET_DB_JIT = env.str("EVFLEET_DB_JIT", default="off" if EVFLEET_PROCESS_ROLE == "web" else "server")
 
