@@ -62,6 +62,7 @@ from batteries.forecast import (  # noqa: E402
 
 #: Calibration spans (days of checks); 548 = 1.5 years.
 SPANS = (180, 365, 548, 730)
+CHECKS = {1: "monthly", 3: "quarterly (months 3, 6, 9, ...)"}
 TARGET_PP = 1.0
 
 
@@ -160,6 +161,12 @@ def span_row(
     return row, points
 
 
+def every_n_months(ref: dict[dt.date, float], n: int) -> dict[dt.date, float]:
+    """The capacity checks of a schedule of one every ``n`` months from the start (n = 3: quarterly,
+    at months 3, 6, 9, ...: 91, 182, 274, ... days)."""
+    return {m: s for m, s in ref.items() if ((m.year - START.year) * 12 + m.month - START.month) % n == 0}
+
+
 def widened(points: list, variants: list[dict[dt.date, float]]) -> list[tuple[dt.date, float, float, float]]:
     """``points`` (date, P50, P10, P90) with each variant's P50 offset folded into the band's sides."""
     out = []
@@ -179,19 +186,20 @@ def noisy(args: argparse.Namespace, runs: dict) -> None:
     rows = []
     for key, run in runs.items():
         physics, name = key.split("|", 1)
-        if physics != "other" or (args.duties and name not in args.duties):
+        if physics not in args.physics or (args.duties and name not in args.duties):
             continue
         months = [dt.date.fromisoformat(m) for m in run["months"]]
         ref = dict(zip(months, run["soh_pct"], strict=True))
         for seed in range(args.noise_seeds):
             rng = random.Random(f"{name}:{seed}")
-            checks = {m: s + rng.gauss(0.0, 0.3) for m, s in ref.items()}
+            checks = every_n_months({m: s + rng.gauss(0.0, 0.3) for m, s in ref.items()}, args.check_months)
             for span in args.spans:
                 row, _ = span_row(name, ref, run["energy_fraction_per_day"], span, checks)
-                rows.append({"duty": name, "seed": seed, **row})
+                rows.append({"physics": physics, "duty": name, "seed": seed, **row})
                 print(json.dumps(rows[-1]), flush=True)
     out = {
-        "physics": "other",
+        "physics": args.physics,
+        "check_months": args.check_months,
         "noise_pp": 0.3,
         "seeds": args.noise_seeds,
         "rows": rows,
@@ -201,28 +209,35 @@ def noisy(args: argparse.Namespace, runs: dict) -> None:
         "machine": machine_info("pybamm", load_average=load_average()),
     }
     stem = f"forecast-reference-{dt.date.today().isoformat()}-span-noise-{args.tag}"
+    if (RESULTS / f"{stem}.md").exists():  # never overwrite a stored result
+        raise SystemExit(f"{stem} exists: pick another --tag")
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Other physics, noisy checks: error and band against the calibration span ({dt.date.today().isoformat()})",
         "",
-        f"As `-span-` but each check is the reference's SoH plus a seeded N(0, 0.3 pp) scatter ({args.noise_seeds}",
+        f"As `-span-` ({CHECKS.get(args.check_months, f'one every {args.check_months} months')} checks) but each"
+        f" check is the reference's SoH plus a seeded N(0, 0.3 pp) scatter ({args.noise_seeds}",
         "seeds per duty; one noisy history per seed, the span growing along it); errors and band against the",
         "true reference. Per duty and span: signed error at 3 years of each seed (forecast - reference, pp),",
         "median |error|, seeds within 1 pp, seeds whose reference lies in P10-P90 at 3 years, months outside",
         "the band after the span (all seeds), sqrt(EFC) median |error| at 3 years.",
         "",
-        "| duty | span | at 3 y, each seed | median | within 1 pp | in band at 3 y | months outside after span "
-        "| sqrt(EFC) median |",
-        "|---|---|---|---|---|---|---|---|",
+        "| physics | duty | span | at 3 y, each seed | median | within 1 pp | in band at 3 y "
+        "| months outside after span | sqrt(EFC) median |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in dict.fromkeys(r["duty"] for r in rows):
+    for physics, name in dict.fromkeys((r["physics"], r["duty"]) for r in rows):
         for span in args.spans:
-            group = [r for r in rows if r["duty"] == name and r["span_days"] == span and "refused" not in r]
+            group = [
+                r
+                for r in rows
+                if (r["physics"], r["duty"]) == (physics, name) and r["span_days"] == span and "refused" not in r
+            ]
             if not group:
                 continue
             ends = [r["end_err_pp"] for r in group]
             lines.append(
-                f"| {name} | {span} d | {' '.join(f'{e:+.2f}' for e in ends)} | "
+                f"| {physics} | {name} | {span} d | {' '.join(f'{e:+.2f}' for e in ends)} | "
                 f"{statistics.median(abs(e) for e in ends):.2f} | "
                 f"{sum(abs(e) <= TARGET_PP for e in ends)}/{len(ends)} | "
                 f"{sum(r['in_band_at_end'] for r in group)}/{len(group)} | "
@@ -252,10 +267,17 @@ def main() -> None:
         help="SEI initial reaction shares as P10/P90 (e.g. 0.25 0.75)",
     )
     parser.add_argument("--noise-seeds", type=int, default=0, help="N > 0: noisy checks, N seeds (-span-noise-)")
+    parser.add_argument(
+        "--physics", nargs="*", default=["other"], help="which other-physics references: other and/or diffusion"
+    )
+    parser.add_argument("--check-months", type=int, default=1, help="a capacity check every N months (3: quarterly)")
+    parser.add_argument("--references", nargs="*", default=[], help="more reference files (bench/results/), last")
     args = parser.parse_args()
     runs: dict = {}
-    for f in REFERENCES:
+    for f in (*REFERENCES, *args.references):
         runs.update(json.loads((RESULTS / f).read_text())["runs"])
+    if args.shape_shares and args.check_months != 1:
+        parser.error("--shape-shares is measured on monthly checks only")
     if args.noise_seeds:
         noisy(args, runs)
         return
@@ -264,13 +286,14 @@ def main() -> None:
     rows, cases = [], []
     for key, run in runs.items():
         physics, name = key.split("|", 1)
-        if physics != "other" or (args.duties and name not in args.duties):
+        if physics not in args.physics or (args.duties and name not in args.duties):
             continue
         months = [dt.date.fromisoformat(m) for m in run["months"]]
         ref = dict(zip(months, run["soh_pct"], strict=True))
+        checks = every_n_months(ref, args.check_months)
         for span in args.spans:
-            row, points = span_row(name, ref, run["energy_fraction_per_day"], span)
-            rows.append({"duty": name, "reference_end_soh_pct": run["soh_pct"][-1], **row})
+            row, points = span_row(name, ref, run["energy_fraction_per_day"], span, checks)
+            rows.append({"physics": physics, "duty": name, "reference_end_soh_pct": run["soh_pct"][-1], **row})
             cases.append((rows[-1], ref, points))
             print(json.dumps(rows[-1]), flush=True)
     shape_cpu = time.process_time()
@@ -297,8 +320,9 @@ def main() -> None:
         if points and members:
             row["with_shape"] = band_misses(widened(points, members), ref, row["span_days"])
     out = {
-        "physics": "other",
-        "references": list(REFERENCES),
+        "physics": args.physics,
+        "check_months": args.check_months,
+        "references": [*REFERENCES, *args.references],
         "shape_shares": args.shape_shares,
         "shape_cpu_s": round(time.process_time() - shape_cpu, 1),
         "rows": rows,
@@ -308,13 +332,17 @@ def main() -> None:
         "machine": machine_info("pybamm", load_average=load_average()),
     }
     stem = f"forecast-reference-{dt.date.today().isoformat()}-span-{args.tag}"
+    schedule = CHECKS.get(args.check_months, f"one every {args.check_months} months")
+    if (RESULTS / f"{stem}.md").exists():  # never overwrite a stored result
+        raise SystemExit(f"{stem} exists: pick another --tag")
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Other physics: error and band against the calibration span ({dt.date.today().isoformat()})",
         "",
-        "Other-physics references (reaction-limited SEI, throughput-only LAM, 1.3x rates) calibrated by",
-        "evfleet, each pack alone (`calibrate_pack`, two factors, MAP + Laplace band), on the monthly SoH",
-        "checks (0.3 pp) of the first *span* days, forecast to 3 years (`bench/forecast_span_check.py`).",
+        "Other-physics references (*other*: reaction-limited SEI, throughput-only LAM, 1.3x rates;",
+        "*diffusion*: solvent-diffusion-limited SEI, throughput-only LAM, tuned before comparing) calibrated by",
+        "evfleet, each pack alone (`calibrate_pack`, two factors, MAP + Laplace band), on the SoH checks",
+        f"(0.3 pp) of the first *span* days, {schedule}, forecast to 3 years (`bench/forecast_span_check.py`).",
         "*at 3 y*: signed error at 3 years (forecast - reference), pp; *max after*: largest |error| over the",
         "months after the span; sqrt(EFC): the rule of thumb fitted to the same checks (at 3 y / max after).",
         "*band*: months (of those to 3 y) where the reference lies outside the calibrated P10-P90, and the",
@@ -324,17 +352,21 @@ def main() -> None:
         "it was fitted to. The checks are the reference's exact SoH (no noise added), stated as 0.3 pp.",
         f"Target: |error at 3 y| <= {TARGET_PP} pp.",
         "",
-        "| duty | span (checks) | at 3 y | max after | meets 1 pp | sqrt(EFC) at 3 y / max after "
+        "| physics | duty | span (checks) | at 3 y | max after | meets 1 pp | sqrt(EFC) at 3 y / max after "
         "| calendar / cycling (ln sigma) | band at 3 y (P10 / P90 - P50) | months outside band (after span) "
         "| first outside (after span) | worst / half-width (after span) | in-span max err | CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "refused" in r:
-            lines.append(f"| {r['duty']} | {r['span_days']} d ({r['checks']}) | refused: {r['refused']} |" + " |" * 10)
+            lines.append(
+                f"| {r['physics']} | {r['duty']} | {r['span_days']} d ({r['checks']}) | refused: {r['refused']} |"
+                + " |" * 10
+            )
             continue
         lines.append(
-            f"| {r['duty']} | {r['span_days']} d ({r['checks']}) | {r['end_err_pp']:+.2f} | {r['max_err_after_pp']} | "
+            f"| {r['physics']} | {r['duty']} | {r['span_days']} d ({r['checks']}) | {r['end_err_pp']:+.2f} | "
+            f"{r['max_err_after_pp']} | "
             f"{'yes' if abs(r['end_err_pp']) <= TARGET_PP else 'no'} | "
             f"{r['sqrt_efc_end_err_pp']:+.2f} / {r['sqrt_efc_max_err_after_pp']} | "
             f"{r['factors'][0]} / {r['factors'][1]} ({r['log_sigmas'][0]} / {r['log_sigmas'][1]}) | "
