@@ -24,6 +24,7 @@ at the window's floor (``RepresentativeDay.undelivered_fraction`` says how much 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,14 @@ DEFAULT_SELF_HEATING_K = 3.0
 #: A pack's thermal mass damps the air's day/night swing (assumed).
 PACK_SWING_DAMPING = 0.5
 SEASON_MONTHS = ((12, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11))
+#: Lithium plating (a preset with ``plating_exchange_current_a_m2``) is strongly non-linear in temperature
+#: and its Arrhenius sign is the opposite of the SEI's: a season's day at the Arrhenius mean of three months
+#: leans warm and misses the cold months' plating. Where it can plate - charging at this C-rate or more
+#: (new cell, 80 % CC charge: the graphite stays above 0 V vs Li at 0.3C even at 0 degC) and a season whose
+#: coldest month's mean pack temperature is below ``PLATING_SPLIT_BELOW_C`` (fade's minimum in temperature
+#: at 1C, Waldmann 2014) - that season has one day per month (docs/forecast.md, "Lithium plating").
+PLATING_SPLIT_MIN_C = 0.5
+PLATING_SPLIT_BELOW_C = 25.0
 
 
 def season_of_month(month: int) -> int:
@@ -176,6 +185,59 @@ def season_temperatures_k(climate: Climate, self_heating_k: float, activation_en
         temps = [climate.monthly_mean_c[m - 1] + self_heating_k + amplitude * p for m in months for p in phases]
         result.append(arrhenius_mean_temperature_k(temps, activation_energy_j_mol))
     return result
+
+
+def plating_seasons(climate: Climate, profile: DutyProfile, plating: bool) -> tuple[bool, ...]:
+    """Per season (``SEASON_MONTHS`` order): whether it is simulated one day per month because a cold pack
+    charged fast may plate lithium there. ``plating``: the chemistry's model has plating at all."""
+    if not plating or profile.charge_c_rate < PLATING_SPLIT_MIN_C:
+        return (False,) * len(SEASON_MONTHS)
+    return tuple(
+        min(climate.monthly_mean_c[m - 1] for m in months) + profile.self_heating_k < PLATING_SPLIT_BELOW_C
+        for months in SEASON_MONTHS
+    )
+
+
+def representative_temperatures_k(
+    climate: Climate, profile: DutyProfile, activation_energy_j_mol: float, plating: bool
+) -> list[float]:
+    """The pack temperatures of the representative days: the 4 season temperatures
+    (``season_temperatures_k``), or - where a season may plate lithium (``plating_seasons``) - 12 month
+    temperatures, each the Arrhenius mean of its own month (the months of an unsplit season share their
+    season's). ``day_temperatures`` turns either into the distinct days to simulate."""
+    split = plating_seasons(climate, profile, plating)
+    seasons = season_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
+    if not any(split):
+        return seasons
+    months = month_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
+    return [months[m - 1] if split[season_of_month(m)] else seasons[season_of_month(m)] for m in range(1, 13)]
+
+
+def month_temperatures_k(climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> list[float]:
+    """Arrhenius-effective pack temperature per calendar month (Jan..Dec), as ``season_temperatures_k``."""
+    amplitude = climate.diurnal_amplitude_c * PACK_SWING_DAMPING
+    phases = np.sin(np.linspace(0.0, 2 * math.pi, 24, endpoint=False))
+    return [
+        arrhenius_mean_temperature_k([t + self_heating_k + amplitude * p for p in phases], activation_energy_j_mol)
+        for t in climate.monthly_mean_c
+    ]
+
+
+def day_temperatures(temps_k: Sequence[float]) -> tuple[list[float], list[int]]:
+    """The distinct representative days' temperatures and, per calendar month (Jan..Dec), the index of its
+    day. ``temps_k``: 4 season temperatures (``SEASON_MONTHS`` order) or 12 month temperatures; months of
+    equal temperature share one day (an unsplit season's months cost one day, not three)."""
+    if len(temps_k) == len(SEASON_MONTHS):
+        return list(temps_k), [season_of_month(m) for m in range(1, 13)]
+    if len(temps_k) != 12:
+        raise ValueError("representative temperatures: 4 seasons or 12 months")
+    distinct: list[float] = []
+    index = []
+    for t in temps_k:
+        if t not in distinct:
+            distinct.append(t)
+        index.append(distinct.index(t))
+    return distinct, index
 
 
 def _charge_stages(soc_from: float, target: float, charge_c: float, cap: float) -> list[tuple[float, float]]:

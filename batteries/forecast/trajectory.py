@@ -6,9 +6,10 @@ calendar grid, so each re-simulation is one batched IDAKLU call.
 
 One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with step control):
 
-1. At the anchor state, simulate one representative day per season (4 days per member) and read the
-   per-day change of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
-2. Predictor: walk month by month, adding days-in-month x the rate of that month's season.
+1. At the anchor state, simulate one representative day per season (4 days per member; per month in the
+   seasons where a cold pack plates lithium, ``duty.season_temperatures_k``) and read the per-day change
+   of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
+2. Predictor: walk month by month, adding days-in-month x the rate of that month's day.
 3. Simulate the same days at the predicted end state: ``r_b``.
 4. Corrector: walk again with the rate interpolated linearly in time between ``r_a`` and ``r_b``
    (second order). The SoH difference between predictor and corrector estimates the first-order error.
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .duty import DutyProfile, RepresentativeDay, representative_day, season_of_month
+from .duty import DutyProfile, RepresentativeDay, day_temperatures, representative_day
 from .simulate import DayModel
 from .state import DegradationState
 
@@ -127,8 +128,8 @@ _MAX_VOLTAGE = "Maximum voltage"
 @dataclass
 class _Rates:
     ok: bool
-    per_season: np.ndarray  # (4, 3) state change per day
-    resistance: np.ndarray  # (4,)
+    per_season: np.ndarray  # (days, 3) state change per day, one row per representative day
+    resistance: np.ndarray  # (days,)
     flag: str = ""
 
 
@@ -143,11 +144,14 @@ def simulate_members(
     settings: TrajectorySettings | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
-    or a pair (calendar/SEI factor, cycling/LAM factor).
+    or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures or 12
+    month temperatures (``duty.day_temperatures``: one day per distinct temperature).
 
     Returns the trajectories and the number of simulated (representative) days.
     """
     settings = settings or TrajectorySettings()
+    day_temps_k, day_of_month = day_temperatures(season_temps_k)
+    n_days = len(day_temps_k)
     n_months = 0
     while add_months(start, n_months) < end:
         n_months += 1
@@ -168,7 +172,7 @@ def simulate_members(
     def days_for(i: int, state: np.ndarray) -> list[RepresentativeDay]:
         floor = usable_soc_min + floor_raise[i]
         cut = replace(profile, start_soc=profile.start_soc - top_cut[i]) if top_cut[i] else profile
-        return [representative_day(cut, soh(state) / 100.0, t, floor) for t in season_temps_k]
+        return [representative_day(cut, soh(state) / 100.0, t, floor) for t in day_temps_k]
 
     def fits(i: int, state: np.ndarray) -> bool:
         return floor_raise[i] == 0.0 and top_cut[i] == 0.0 and all(d.feasible for d in days_for(i, state))
@@ -191,7 +195,7 @@ def simulate_members(
             pending = []
             for n, (i, state) in enumerate(owners):
                 date = when[i] if isinstance(when, dict) else when
-                chunk = outcomes[4 * n : 4 * n + 4]
+                chunk = outcomes[n_days * n : n_days * (n + 1)]
                 if all(o.ok for o in chunk):
                     per_season = np.array([o.delta for o in chunk])
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
@@ -227,7 +231,7 @@ def simulate_members(
                     pending.append((i, state))
                     continue
                 flag = FLAG_SOLVER_FAILED if bad.message.startswith("solver") else FLAG_DAY_NOT_COMPLETED
-                result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), flag)
+                result[i] = _Rates(False, np.zeros((n_days, 3)), np.zeros(n_days), flag)
         return result
 
     def walk(state: np.ndarray, a: int, j: int, r_a: np.ndarray, r_b: np.ndarray | None) -> list[np.ndarray]:
@@ -236,11 +240,11 @@ def simulate_members(
         total = float(sum(days))
         out, elapsed = [], 0.0
         for k, n in zip(range(a, a + j), days, strict=True):
-            season = season_of_month(dates[k].month)
-            rate = r_a[season]
+            day = day_of_month[dates[k].month - 1]
+            rate = r_a[day]
             if r_b is not None:
                 w = (elapsed + n / 2) / total
-                rate = (1 - w) * r_a[season] + w * r_b[season]
+                rate = (1 - w) * r_a[day] + w * r_b[day]
             state = state + n * rate
             out.append(state)
             elapsed += n
@@ -407,6 +411,7 @@ def simulate_day_by_day(
     member = MemberTrajectory(rate_factor)
     state = model.new_state().as_array()
     n_days = 0
+    day_temps_k, day_of_month = day_temperatures(season_temps_k)
 
     def soh(values: np.ndarray) -> float:
         return model.soh_pct(DegradationState.from_array(values))
@@ -418,8 +423,8 @@ def simulate_day_by_day(
             member.soh_pct.append(soh(state))
             member.resistance_factor.append(float("nan"))
             next_month += 1
-        season = season_of_month(date.month)
-        day = representative_day(profile, soh(state) / 100.0, season_temps_k[season], usable_soc_min)
+        temperature_k = day_temps_k[day_of_month[date.month - 1]]
+        day = representative_day(profile, soh(state) / 100.0, temperature_k, usable_soc_min)
         if not day.feasible and member.duty_end is None:
             member.mark_duty_end(date)
         (outcome,) = model.run([model.inputs(DegradationState.from_array(state), day, rate_factor)])
