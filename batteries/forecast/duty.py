@@ -53,12 +53,17 @@ PACK_SWING_DAMPING = 0.5
 SEASON_MONTHS = ((12, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11))
 #: Lithium plating (a preset with ``plating_exchange_current_a_m2``) is strongly non-linear in temperature
 #: and its Arrhenius sign is the opposite of the SEI's: a season's day at the Arrhenius mean of three months
-#: leans warm and misses the cold months' plating. Where it can plate - charging at this C-rate or more
+#: leans warm and misses the cold days' plating. Where it can plate - charging at this C-rate or more
 #: (new cell, 80 % CC charge: the graphite stays above 0 V vs Li at 0.3C even at 0 degC) and a season whose
 #: coldest month's mean pack temperature is below ``PLATING_SPLIT_BELOW_C`` (fade's minimum in temperature
-#: at 1C, Waldmann 2014) - that season has one day per month (docs/forecast.md, "Lithium plating").
+#: at 1C, Waldmann 2014) - that season has two days per month: the month's temperature -/+ the weather's
+#: day-to-day spread (docs/forecast.md, "Lithium plating").
 PLATING_SPLIT_MIN_C = 0.5
 PLATING_SPLIT_BELOW_C = 25.0
+#: Day-to-day spread (standard deviation) of a day's mean pack temperature around its month's (weather;
+#: assumed, not in ``Climate``: 2-4 K is typical of daily mean air temperatures, damped by the pack). Two
+#: equally weighted days at -/+ this are the 2-point Gauss-Hermite rule for a normal spread.
+WEATHER_SIGMA_K = 2.5
 
 
 def season_of_month(month: int) -> int:
@@ -201,16 +206,25 @@ def plating_seasons(climate: Climate, profile: DutyProfile, plating: bool) -> tu
 def representative_temperatures_k(
     climate: Climate, profile: DutyProfile, activation_energy_j_mol: float, plating: bool
 ) -> list[float]:
-    """The pack temperatures of the representative days: the 4 season temperatures
-    (``season_temperatures_k``), or - where a season may plate lithium (``plating_seasons``) - 12 month
-    temperatures, each the Arrhenius mean of its own month (the months of an unsplit season share their
-    season's). ``day_temperatures`` turns either into the distinct days to simulate."""
+    """The pack temperatures of the representative days (``day_temperatures`` reads them): the 4 season
+    temperatures (``season_temperatures_k``) or - where a season may plate lithium (``plating_seasons``) -
+    24, two equally weighted days per month (Jan..Dec): in a plating season the month's Arrhenius mean
+    temperature -/+ ``WEATHER_SIGMA_K``; in the other seasons twice the season's temperature (one day)."""
     split = plating_seasons(climate, profile, plating)
     seasons = season_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
     if not any(split):
         return seasons
-    months = month_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
-    return [months[m - 1] if split[season_of_month(m)] else seasons[season_of_month(m)] for m in range(1, 13)]
+    temps = []
+    for month in range(1, 13):
+        season = season_of_month(month)
+        if not split[season]:
+            temps += [seasons[season]] * 2
+            continue
+        for shift in (-WEATHER_SIGMA_K, WEATHER_SIGMA_K):
+            temps += month_temperatures_k(climate, profile.self_heating_k + shift, activation_energy_j_mol)[
+                month - 1 : month
+            ]
+    return temps
 
 
 def month_temperatures_k(climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> list[float]:
@@ -223,21 +237,22 @@ def month_temperatures_k(climate: Climate, self_heating_k: float, activation_ene
     ]
 
 
-def day_temperatures(temps_k: Sequence[float]) -> tuple[list[float], list[int]]:
-    """The distinct representative days' temperatures and, per calendar month (Jan..Dec), the index of its
-    day. ``temps_k``: 4 season temperatures (``SEASON_MONTHS`` order) or 12 month temperatures; months of
-    equal temperature share one day (an unsplit season's months cost one day, not three)."""
-    if len(temps_k) == len(SEASON_MONTHS):
-        return list(temps_k), [season_of_month(m) for m in range(1, 13)]
-    if len(temps_k) != 12:
-        raise ValueError("representative temperatures: 4 seasons or 12 months")
-    distinct: list[float] = []
-    index = []
-    for t in temps_k:
-        if t not in distinct:
-            distinct.append(t)
-        index.append(distinct.index(t))
-    return distinct, index
+def day_temperatures(temps_k: Sequence[float]) -> tuple[list[float], np.ndarray]:
+    """The distinct representative days' temperatures and, per calendar month (Jan..Dec), the weight of
+    each day in that month (a 12 x days matrix, rows sum to 1). ``temps_k``: 4 season temperatures
+    (``SEASON_MONTHS`` order), or 12 k values: k equally weighted days per month. Equal temperatures share
+    one day (an unsplit season's months cost one day, not three or six)."""
+    n = len(temps_k)
+    if n == len(SEASON_MONTHS):
+        return list(temps_k), np.eye(n)[[season_of_month(m) for m in range(1, 13)]]
+    if n == 0 or n % 12:
+        raise ValueError("representative temperatures: 4 seasons or k per month")
+    k = n // 12
+    distinct = list(dict.fromkeys(temps_k))
+    weights = np.zeros((12, len(distinct)))
+    for i, t in enumerate(temps_k):
+        weights[i // k, distinct.index(t)] += 1.0 / k
+    return distinct, weights
 
 
 def _charge_stages(soc_from: float, target: float, charge_c: float, cap: float) -> list[tuple[float, float]]:

@@ -144,13 +144,13 @@ def simulate_members(
     settings: TrajectorySettings | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
-    or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures or 12
-    month temperatures (``duty.day_temperatures``: one day per distinct temperature).
+    or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures, or k
+    equally weighted temperatures per month (``duty.day_temperatures``: one day per distinct temperature).
 
     Returns the trajectories and the number of simulated (representative) days.
     """
     settings = settings or TrajectorySettings()
-    day_temps_k, day_of_month = day_temperatures(season_temps_k)
+    day_temps_k, month_weights = day_temperatures(season_temps_k)
     n_days = len(day_temps_k)
     n_months = 0
     while add_months(start, n_months) < end:
@@ -240,11 +240,11 @@ def simulate_members(
         total = float(sum(days))
         out, elapsed = [], 0.0
         for k, n in zip(range(a, a + j), days, strict=True):
-            day = day_of_month[dates[k].month - 1]
-            rate = r_a[day]
+            weights = month_weights[dates[k].month - 1]
+            rate = weights @ r_a
             if r_b is not None:
                 w = (elapsed + n / 2) / total
-                rate = (1 - w) * r_a[day] + w * r_b[day]
+                rate = (1 - w) * rate + w * (weights @ r_b)
             state = state + n * rate
             out.append(state)
             elapsed += n
@@ -411,7 +411,7 @@ def simulate_day_by_day(
     member = MemberTrajectory(rate_factor)
     state = model.new_state().as_array()
     n_days = 0
-    day_temps_k, day_of_month = day_temperatures(season_temps_k)
+    day_temps_k, month_weights = day_temperatures(season_temps_k)
 
     def soh(values: np.ndarray) -> float:
         return model.soh_pct(DegradationState.from_array(values))
@@ -423,7 +423,9 @@ def simulate_day_by_day(
             member.soh_pct.append(soh(state))
             member.resistance_factor.append(float("nan"))
             next_month += 1
-        temperature_k = day_temps_k[day_of_month[date.month - 1]]
+        # A month split into equally weighted days (a cold side and a warm side): they take turns.
+        days_of_month = np.flatnonzero(month_weights[date.month - 1])
+        temperature_k = day_temps_k[days_of_month[(date.day - 1) % len(days_of_month)]]
         day = representative_day(profile, soh(state) / 100.0, temperature_k, usable_soc_min)
         if not day.feasible and member.duty_end is None:
             member.mark_duty_end(date)
