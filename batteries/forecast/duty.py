@@ -55,8 +55,8 @@ SEASON_MONTHS = ((12, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11))
 #: and its Arrhenius sign is the opposite of the SEI's: a season's day at the Arrhenius mean of three months
 #: leans warm and misses the cold days' plating. Where it plates - charging at ``PLATING_SPLIT_MIN_C`` or
 #: more, and a season whose coldest month's mean pack temperature is below ``PLATING_SPLIT_BELOW_C`` (fade's
-#: minimum in temperature at 1C, Waldmann 2014) - that season has two days per month: the month's
-#: temperature -/+ the weather's day-to-day spread (docs/forecast.md, "Lithium plating"). The C-rate bar was
+#: minimum in temperature at 1C, Waldmann 2014) - that season has two days, at the cold and the warm side of
+#: its days' spread (``representative_temperatures_k``; docs/forecast.md, "Lithium plating"). The C-rate bar was
 #: measured (3-year NMC bus, prior, split minus season days): 0.03 pp at 0.5C in Nogales, 0.02 in Hermosillo;
 #: 0.07-0.10 at 0.6C, 0.28 at 0.7C, 0.22 at 1C in Hermosillo, 0.54 with 1C top-ups. Below it the 3.5x days
 #: buy nothing.
@@ -210,33 +210,39 @@ def representative_temperatures_k(
 ) -> list[float]:
     """The pack temperatures of the representative days (``day_temperatures`` reads them): the 4 season
     temperatures (``season_temperatures_k``) or - where a season may plate lithium (``plating_seasons``) -
-    24, two equally weighted days per month (Jan..Dec): in a plating season the month's Arrhenius mean
-    temperature -/+ ``WEATHER_SIGMA_K``; in the other seasons twice the season's temperature (one day)."""
+    24, two equally weighted days per month (Jan..Dec). A plating season's months share its two days: the
+    2-point Gauss-Hermite rule for the spread of its days' mean air temperatures (its three months' means
+    and the weather, ``WEATHER_SIGMA_K``), i.e. mean -/+ one standard deviation, each with self-heating and
+    the daily swing folded in as ``season_temperatures_k`` does. The other seasons: twice their temperature."""
     split = plating_seasons(climate, profile, plating)
     seasons = season_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
     if not any(split):
         return seasons
-    temps = []
-    for month in range(1, 13):
-        season = season_of_month(month)
+    days = []
+    for season, months in enumerate(SEASON_MONTHS):
         if not split[season]:
-            temps += [seasons[season]] * 2
+            days.append((seasons[season], seasons[season]))
             continue
-        for shift in (-WEATHER_SIGMA_K, WEATHER_SIGMA_K):
-            temps += month_temperatures_k(climate, profile.self_heating_k + shift, activation_energy_j_mol)[
-                month - 1 : month
-            ]
-    return temps
+        air = np.array([climate.monthly_mean_c[m - 1] for m in months], dtype=float)
+        spread = math.sqrt(float(air.var()) + WEATHER_SIGMA_K**2)
+        days.append(
+            tuple(
+                _pack_temperature_k(
+                    float(air.mean()) + z * spread, climate, profile.self_heating_k, activation_energy_j_mol
+                )
+                for z in (-1.0, 1.0)
+            )
+        )
+    return [t for month in range(1, 13) for t in days[season_of_month(month)]]
 
 
-def month_temperatures_k(climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> list[float]:
-    """Arrhenius-effective pack temperature per calendar month (Jan..Dec), as ``season_temperatures_k``."""
+def _pack_temperature_k(air_c: float, climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> float:
+    """A day's Arrhenius-effective pack temperature at a mean air temperature (self-heating, damped swing)."""
     amplitude = climate.diurnal_amplitude_c * PACK_SWING_DAMPING
     phases = np.sin(np.linspace(0.0, 2 * math.pi, 24, endpoint=False))
-    return [
-        arrhenius_mean_temperature_k([t + self_heating_k + amplitude * p for p in phases], activation_energy_j_mol)
-        for t in climate.monthly_mean_c
-    ]
+    return arrhenius_mean_temperature_k(
+        [air_c + self_heating_k + amplitude * p for p in phases], activation_energy_j_mol
+    )
 
 
 def day_temperatures(temps_k: Sequence[float]) -> tuple[list[float], np.ndarray]:
