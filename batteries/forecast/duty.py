@@ -56,7 +56,8 @@ SEASON_MONTHS = ((12, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11))
 #: leans warm and misses the cold days' plating. Where it plates - charging at ``PLATING_SPLIT_MIN_C`` or
 #: more, and a season whose coldest month's mean pack temperature is below ``PLATING_SPLIT_BELOW_C`` (fade's
 #: minimum in temperature at 1C, Waldmann 2014) - that season has two days, at the cold and the warm side of
-#: its days' spread (``representative_temperatures_k``; docs/forecast.md, "Lithium plating"). The C-rate bar was
+#: its days' spread, weighted per month (``representative_temperatures_k``; docs/forecast.md, "Lithium
+#: plating"). The C-rate bar was
 #: measured (3-year NMC bus, prior, split minus season days): 0.03 pp at 0.5C in Nogales, 0.02 in Hermosillo;
 #: 0.07-0.10 at 0.6C, 0.28 at 0.7C, 0.22 at 1C in Hermosillo, 0.54 with 1C top-ups. Below it the 3.5x days
 #: buy nothing.
@@ -66,6 +67,8 @@ PLATING_SPLIT_BELOW_C = 25.0
 #: assumed, not in ``Climate``: 2-4 K is typical of daily mean air temperatures, damped by the pack). Two
 #: equally weighted days at -/+ this are the 2-point Gauss-Hermite rule for a normal spread.
 WEATHER_SIGMA_K = 2.5
+#: Slots per month of ``representative_temperatures_k`` (a month's weights over its season's two days).
+MONTH_SLOTS = 12
 
 
 def season_of_month(month: int) -> int:
@@ -210,30 +213,35 @@ def representative_temperatures_k(
 ) -> list[float]:
     """The pack temperatures of the representative days (``day_temperatures`` reads them): the 4 season
     temperatures (``season_temperatures_k``) or - where a season may plate lithium (``plating_seasons``) -
-    24, two equally weighted days per month (Jan..Dec). A plating season's months share its two days: the
-    2-point Gauss-Hermite rule for the spread of its days' mean air temperatures (its three months' means
-    and the weather, ``WEATHER_SIGMA_K``), i.e. mean -/+ one standard deviation, each with self-heating and
-    the daily swing folded in as ``season_temperatures_k`` does. The other seasons: twice their temperature."""
+    ``MONTH_SLOTS`` equally weighted slots per month (Jan..Dec).
+
+    A plating season has two days, a cold and a warm one: its days' mean air temperature -/+ one standard
+    deviation of their spread (its three months' means and the weather, ``WEATHER_SIGMA_K``; the 2-point
+    Gauss-Hermite nodes of a normal spread), each with self-heating and the daily swing folded in as
+    ``season_temperatures_k`` does. Each month of the season weighs the two so that their mean air
+    temperature is the month's own (clipped to the two; weights in steps of 1/``MONTH_SLOTS``): the season's
+    cold months lean on the cold day. The other seasons fill every slot with their one temperature.
+    """
     split = plating_seasons(climate, profile, plating)
     seasons = season_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
     if not any(split):
         return seasons
-    days = []
-    for season, months in enumerate(SEASON_MONTHS):
+    temps: list[float] = []
+    for month in range(1, 13):
+        season = season_of_month(month)
         if not split[season]:
-            days.append((seasons[season], seasons[season]))
+            temps += [seasons[season]] * MONTH_SLOTS
             continue
-        air = np.array([climate.monthly_mean_c[m - 1] for m in months], dtype=float)
+        air = np.array([climate.monthly_mean_c[m - 1] for m in SEASON_MONTHS[season]], dtype=float)
         spread = math.sqrt(float(air.var()) + WEATHER_SIGMA_K**2)
-        days.append(
-            tuple(
-                _pack_temperature_k(
-                    float(air.mean()) + z * spread, climate, profile.self_heating_k, activation_energy_j_mol
-                )
-                for z in (-1.0, 1.0)
-            )
+        cold_c, warm_c = float(air.mean()) - spread, float(air.mean()) + spread
+        cold, warm = (
+            _pack_temperature_k(t, climate, profile.self_heating_k, activation_energy_j_mol) for t in (cold_c, warm_c)
         )
-    return [t for month in range(1, 13) for t in days[season_of_month(month)]]
+        share = min(max((climate.monthly_mean_c[month - 1] - cold_c) / (warm_c - cold_c), 0.0), 1.0)
+        n_warm = round(MONTH_SLOTS * share)
+        temps += [cold] * (MONTH_SLOTS - n_warm) + [warm] * n_warm
+    return temps
 
 
 def _pack_temperature_k(air_c: float, climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> float:

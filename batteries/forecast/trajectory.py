@@ -34,6 +34,7 @@ Nothing raises.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -423,9 +424,10 @@ def simulate_day_by_day(
             member.soh_pct.append(soh(state))
             member.resistance_factor.append(float("nan"))
             next_month += 1
-        # A month split into equally weighted days (a cold side and a warm side): they take turns.
-        days_of_month = np.flatnonzero(month_weights[date.month - 1])
-        temperature_k = day_temps_k[days_of_month[(date.day - 1) % len(days_of_month)]]
+        # A month weighing several days (a cold and a warm one): each gets its share of the month's days.
+        weights = month_weights[date.month - 1]
+        share = (date.day - 0.5) / calendar.monthrange(date.year, date.month)[1]
+        temperature_k = day_temps_k[min(int(np.searchsorted(np.cumsum(weights), share)), len(weights) - 1)]
         day = representative_day(profile, soh(state) / 100.0, temperature_k, usable_soc_min)
         if not day.feasible and member.duty_end is None:
             member.mark_duty_end(date)
