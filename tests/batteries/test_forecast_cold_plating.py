@@ -79,9 +79,9 @@ def test_a_cold_1c_nmc_year_fades_as_much_as_day_by_day_at_each_days_temperature
     own temperature (same day model and day shape, so only the temperatures differ). Measured: season days
     3.25 vs 3.49 pp, 6.8 % optimistic (over 3 years 6.1-6.8 % with two weather seeds); one day per month
     3.39 pp, 2.7 % optimistic (3 years: 1.9-2.6 %); two days per plating season at -/+ its spread, weighted
-    per month (shipped) 3.51 pp, 0.6 % pessimistic (3 years: 0.5-1.3 %). Weaker than it looks: the weather noise here has the same
-    2.5 K spread the forecast assumes (``duty.WEATHER_SIGMA_K``), and another noise seed moves the day-by-day
-    fade by ~1 %."""
+    per month (shipped) 3.51 pp, 0.6 % pessimistic (3 years: 0.5-1.3 %). Weaker than it looks: the weather
+    noise here has the same 2.5 K spread the forecast assumes (``duty.WEATHER_SIGMA_K``), and another noise
+    seed moves the day-by-day fade by ~1 %."""
     prepared = prepare(job())
     (member,), _ = run_members(prepared, START, END, [1.0])
     fast = 100.0 - member.soh_pct[-1]
