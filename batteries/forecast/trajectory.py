@@ -6,10 +6,10 @@ calendar grid, so each re-simulation is one batched IDAKLU call.
 
 One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with step control):
 
-1. At the anchor state, simulate one representative day per season (4 days per member; per month in the
-   seasons where a cold pack plates lithium, ``duty.season_temperatures_k``) and read the per-day change
-   of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
-2. Predictor: walk month by month, adding days-in-month x the rate of that month's day.
+1. At the anchor state, simulate one representative day per season (4 days per member; a cold and a warm
+   day in the seasons where a cold pack plates lithium, ``duty.representative_temperatures_k``) and read
+   the per-day change of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
+2. Predictor: walk month by month, adding days-in-month x the month's rate (its days' weighted mean).
 3. Simulate the same days at the predicted end state: ``r_b``.
 4. Corrector: walk again with the rate interpolated linearly in time between ``r_a`` and ``r_b``
    (second order). The SoH difference between predictor and corrector estimates the first-order error.
