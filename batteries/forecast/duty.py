@@ -24,6 +24,7 @@ at the window's floor (``RepresentativeDay.undelivered_fraction`` says how much 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,24 @@ DEFAULT_SELF_HEATING_K = 3.0
 #: A pack's thermal mass damps the air's day/night swing (assumed).
 PACK_SWING_DAMPING = 0.5
 SEASON_MONTHS = ((12, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11))
+#: Lithium plating (a preset with ``plating_exchange_current_a_m2``) is strongly non-linear in temperature
+#: and its Arrhenius sign is the opposite of the SEI's: a season's day at the Arrhenius mean of three months
+#: leans warm and misses the cold days' plating. Where it plates - charging at ``PLATING_SPLIT_MIN_C`` or
+#: more, and a season whose coldest month's mean pack temperature is below ``PLATING_SPLIT_BELOW_C`` (fade's
+#: minimum in temperature at 1C, Waldmann 2014) - that season has two days, at the cold and the warm side of
+#: its days' spread, weighted per month (``representative_temperatures_k``; docs/forecast.md, "Lithium
+#: plating"). The C-rate bar was
+#: measured (3-year NMC bus, prior, split minus season days): 0.03 pp at 0.5C in Nogales, 0.02 in Hermosillo;
+#: 0.07-0.10 at 0.6C, 0.28 at 0.7C, 0.22 at 1C in Hermosillo, 0.54 with 1C top-ups. Below it the 3.5x days
+#: buy nothing.
+PLATING_SPLIT_MIN_C = 0.6
+PLATING_SPLIT_BELOW_C = 25.0
+#: Day-to-day spread (standard deviation) of a day's mean pack temperature around its month's (weather;
+#: assumed, not in ``Climate``: 2-4 K is typical of daily mean air temperatures, damped by the pack). Two
+#: equally weighted days at -/+ this are the 2-point Gauss-Hermite rule for a normal spread.
+WEATHER_SIGMA_K = 2.5
+#: Slots per month of ``representative_temperatures_k`` (a month's weights over its season's two days).
+MONTH_SLOTS = 12
 
 
 def season_of_month(month: int) -> int:
@@ -176,6 +195,80 @@ def season_temperatures_k(climate: Climate, self_heating_k: float, activation_en
         temps = [climate.monthly_mean_c[m - 1] + self_heating_k + amplitude * p for m in months for p in phases]
         result.append(arrhenius_mean_temperature_k(temps, activation_energy_j_mol))
     return result
+
+
+def plating_seasons(climate: Climate, profile: DutyProfile, plating: bool) -> tuple[bool, ...]:
+    """Per season (``SEASON_MONTHS`` order): whether it is simulated one day per month because a cold pack
+    charged fast may plate lithium there. ``plating``: the chemistry's model has plating at all."""
+    if not plating or profile.charge_c_rate < PLATING_SPLIT_MIN_C:
+        return (False,) * len(SEASON_MONTHS)
+    return tuple(
+        min(climate.monthly_mean_c[m - 1] for m in months) + profile.self_heating_k < PLATING_SPLIT_BELOW_C
+        for months in SEASON_MONTHS
+    )
+
+
+def representative_temperatures_k(
+    climate: Climate, profile: DutyProfile, activation_energy_j_mol: float, plating: bool
+) -> list[float]:
+    """The pack temperatures of the representative days (``day_temperatures`` reads them): the 4 season
+    temperatures (``season_temperatures_k``) or - where a season may plate lithium (``plating_seasons``) -
+    ``MONTH_SLOTS`` equally weighted slots per month (Jan..Dec).
+
+    A plating season has two days, a cold and a warm one: its days' mean air temperature -/+ one standard
+    deviation of their spread (its three months' means and the weather, ``WEATHER_SIGMA_K``; the 2-point
+    Gauss-Hermite nodes of a normal spread), each with self-heating and the daily swing folded in as
+    ``season_temperatures_k`` does. Each month of the season weighs the two so that their mean air
+    temperature is the month's own (clipped to the two; weights in steps of 1/``MONTH_SLOTS``): the season's
+    cold months lean on the cold day. The other seasons fill every slot with their one temperature.
+    """
+    split = plating_seasons(climate, profile, plating)
+    seasons = season_temperatures_k(climate, profile.self_heating_k, activation_energy_j_mol)
+    if not any(split):
+        return seasons
+    temps: list[float] = []
+    for month in range(1, 13):
+        season = season_of_month(month)
+        if not split[season]:
+            temps += [seasons[season]] * MONTH_SLOTS
+            continue
+        air = np.array([climate.monthly_mean_c[m - 1] for m in SEASON_MONTHS[season]], dtype=float)
+        spread = math.sqrt(float(air.var()) + WEATHER_SIGMA_K**2)
+        cold_c, warm_c = float(air.mean()) - spread, float(air.mean()) + spread
+        cold, warm = (
+            _pack_temperature_k(t, climate, profile.self_heating_k, activation_energy_j_mol) for t in (cold_c, warm_c)
+        )
+        share = min(max((climate.monthly_mean_c[month - 1] - cold_c) / (warm_c - cold_c), 0.0), 1.0)
+        n_warm = round(MONTH_SLOTS * share)
+        temps += [cold] * (MONTH_SLOTS - n_warm) + [warm] * n_warm
+    return temps
+
+
+def _pack_temperature_k(air_c: float, climate: Climate, self_heating_k: float, activation_energy_j_mol: float) -> float:
+    """A day's Arrhenius-effective pack temperature at a mean air temperature (self-heating, damped swing)."""
+    amplitude = climate.diurnal_amplitude_c * PACK_SWING_DAMPING
+    phases = np.sin(np.linspace(0.0, 2 * math.pi, 24, endpoint=False))
+    return arrhenius_mean_temperature_k(
+        [air_c + self_heating_k + amplitude * p for p in phases], activation_energy_j_mol
+    )
+
+
+def day_temperatures(temps_k: Sequence[float]) -> tuple[list[float], np.ndarray]:
+    """The distinct representative days' temperatures and, per calendar month (Jan..Dec), the weight of
+    each day in that month (a 12 x days matrix, rows sum to 1). ``temps_k``: 4 season temperatures
+    (``SEASON_MONTHS`` order), or 12 k values: k equally weighted days per month. Equal temperatures share
+    one day (an unsplit season's months cost one day, not three or six)."""
+    n = len(temps_k)
+    if n == len(SEASON_MONTHS):
+        return list(temps_k), np.eye(n)[[season_of_month(m) for m in range(1, 13)]]
+    if n == 0 or n % 12:
+        raise ValueError("representative temperatures: 4 seasons or k per month")
+    k = n // 12
+    distinct = list(dict.fromkeys(temps_k))
+    weights = np.zeros((12, len(distinct)))
+    for i, t in enumerate(temps_k):
+        weights[i // k, distinct.index(t)] += 1.0 / k
+    return distinct, weights
 
 
 def _charge_stages(soc_from: float, target: float, charge_c: float, cap: float) -> list[tuple[float, float]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .duty import DutyProfile, duty_profile, profile_refusal, representative_day, season_temperatures_k
+from .duty import DutyProfile, duty_profile, profile_refusal, representative_day, representative_temperatures_k
 from .presets import get_preset
 from .simulate import day_model
 from .trajectory import MemberTrajectory, TrajectorySettings, add_months, simulate_members
@@ -50,7 +50,9 @@ def prepare(job: ForecastJob) -> PreparedJob:
         refusal = "the climate has a missing temperature"
     if refusal is not None:
         raise ForecastRefused(job.pack_id, FLAG_OUTSIDE_MODEL_RANGE, refusal)
-    temps = season_temperatures_k(job.climate, profile.self_heating_k, preset.activation_energy_j_mol)
+    temps = representative_temperatures_k(
+        job.climate, profile, preset.activation_energy_j_mol, preset.plating_exchange_current_a_m2 > 0.0
+    )
     return PreparedJob(
         job.pack.chemistry, profile, tuple(temps), job.pack.usable_soc_min, job.calibration.lam_stress_factor
     )

@@ -6,9 +6,10 @@ calendar grid, so each re-simulation is one batched IDAKLU call.
 
 One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with step control):
 
-1. At the anchor state, simulate one representative day per season (4 days per member) and read the
-   per-day change of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
-2. Predictor: walk month by month, adding days-in-month x the rate of that month's season.
+1. At the anchor state, simulate one representative day per season (4 days per member; a cold and a warm
+   day in the seasons where a cold pack plates lithium, ``duty.representative_temperatures_k``) and read
+   the per-day change of the degradation state (lithium Ah, SEI m, active fraction): the rates ``r_a``.
+2. Predictor: walk month by month, adding days-in-month x the month's rate (its days' weighted mean).
 3. Simulate the same days at the predicted end state: ``r_b``.
 4. Corrector: walk again with the rate interpolated linearly in time between ``r_a`` and ``r_b``
    (second order). The SoH difference between predictor and corrector estimates the first-order error.
@@ -33,13 +34,14 @@ Nothing raises.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .duty import DutyProfile, RepresentativeDay, representative_day, season_of_month
+from .duty import DutyProfile, RepresentativeDay, day_temperatures, representative_day
 from .simulate import DayModel
 from .state import DegradationState
 
@@ -127,8 +129,8 @@ _MAX_VOLTAGE = "Maximum voltage"
 @dataclass
 class _Rates:
     ok: bool
-    per_season: np.ndarray  # (4, 3) state change per day
-    resistance: np.ndarray  # (4,)
+    per_season: np.ndarray  # (days, 3) state change per day, one row per representative day
+    resistance: np.ndarray  # (days,)
     flag: str = ""
 
 
@@ -143,11 +145,14 @@ def simulate_members(
     settings: TrajectorySettings | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
-    or a pair (calendar/SEI factor, cycling/LAM factor).
+    or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures, or k
+    equally weighted temperatures per month (``duty.day_temperatures``: one day per distinct temperature).
 
     Returns the trajectories and the number of simulated (representative) days.
     """
     settings = settings or TrajectorySettings()
+    day_temps_k, month_weights = day_temperatures(season_temps_k)
+    n_days = len(day_temps_k)
     n_months = 0
     while add_months(start, n_months) < end:
         n_months += 1
@@ -168,7 +173,7 @@ def simulate_members(
     def days_for(i: int, state: np.ndarray) -> list[RepresentativeDay]:
         floor = usable_soc_min + floor_raise[i]
         cut = replace(profile, start_soc=profile.start_soc - top_cut[i]) if top_cut[i] else profile
-        return [representative_day(cut, soh(state) / 100.0, t, floor) for t in season_temps_k]
+        return [representative_day(cut, soh(state) / 100.0, t, floor) for t in day_temps_k]
 
     def fits(i: int, state: np.ndarray) -> bool:
         return floor_raise[i] == 0.0 and top_cut[i] == 0.0 and all(d.feasible for d in days_for(i, state))
@@ -191,7 +196,7 @@ def simulate_members(
             pending = []
             for n, (i, state) in enumerate(owners):
                 date = when[i] if isinstance(when, dict) else when
-                chunk = outcomes[4 * n : 4 * n + 4]
+                chunk = outcomes[n_days * n : n_days * (n + 1)]
                 if all(o.ok for o in chunk):
                     per_season = np.array([o.delta for o in chunk])
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
@@ -227,7 +232,7 @@ def simulate_members(
                     pending.append((i, state))
                     continue
                 flag = FLAG_SOLVER_FAILED if bad.message.startswith("solver") else FLAG_DAY_NOT_COMPLETED
-                result[i] = _Rates(False, np.zeros((4, 3)), np.zeros(4), flag)
+                result[i] = _Rates(False, np.zeros((n_days, 3)), np.zeros(n_days), flag)
         return result
 
     def walk(state: np.ndarray, a: int, j: int, r_a: np.ndarray, r_b: np.ndarray | None) -> list[np.ndarray]:
@@ -236,11 +241,11 @@ def simulate_members(
         total = float(sum(days))
         out, elapsed = [], 0.0
         for k, n in zip(range(a, a + j), days, strict=True):
-            season = season_of_month(dates[k].month)
-            rate = r_a[season]
+            weights = month_weights[dates[k].month - 1]
+            rate = weights @ r_a
             if r_b is not None:
                 w = (elapsed + n / 2) / total
-                rate = (1 - w) * r_a[season] + w * r_b[season]
+                rate = (1 - w) * rate + w * (weights @ r_b)
             state = state + n * rate
             out.append(state)
             elapsed += n
@@ -407,6 +412,7 @@ def simulate_day_by_day(
     member = MemberTrajectory(rate_factor)
     state = model.new_state().as_array()
     n_days = 0
+    day_temps_k, month_weights = day_temperatures(season_temps_k)
 
     def soh(values: np.ndarray) -> float:
         return model.soh_pct(DegradationState.from_array(values))
@@ -418,8 +424,11 @@ def simulate_day_by_day(
             member.soh_pct.append(soh(state))
             member.resistance_factor.append(float("nan"))
             next_month += 1
-        season = season_of_month(date.month)
-        day = representative_day(profile, soh(state) / 100.0, season_temps_k[season], usable_soc_min)
+        # A month weighing several days (a cold and a warm one): each gets its share of the month's days.
+        weights = month_weights[date.month - 1]
+        share = (date.day - 0.5) / calendar.monthrange(date.year, date.month)[1]
+        temperature_k = day_temps_k[min(int(np.searchsorted(np.cumsum(weights), share)), len(weights) - 1)]
+        day = representative_day(profile, soh(state) / 100.0, temperature_k, usable_soc_min)
         if not day.feasible and member.duty_end is None:
             member.mark_duty_end(date)
         (outcome,) = model.run([model.inputs(DegradationState.from_array(state), day, rate_factor)])
