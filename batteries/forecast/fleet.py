@@ -103,6 +103,10 @@ ANCHOR_LOG_RADIUS = 0.25
 #: A pack (or a band member) is read from the nearest anchor within this distance in ln, corrected by the
 #: surface's difference between its factors and the anchor's; farther, off the surface alone.
 ANCHOR_LOG_REACH = 0.5
+#: An observed pack gets an anchor where a design member within this distance (ln, max over the two factors) of
+#: its fit has its duty cut within the group run (``_near_a_cut``): the centre (the prior) for the packs around
+#: it, not the 4x members alone.
+ANCHOR_CUT_REACH = 1.0
 REFINE = True
 
 Pair = tuple[float, float]
@@ -583,9 +587,14 @@ def anchor_points(thetas: Sequence[np.ndarray], radius: float = ANCHOR_LOG_RADIU
     return out
 
 
-def _needs_anchors(run: _GroupRun) -> bool:
-    """Does the surface miss here: is any design member's duty cut within the group run (the kink)?"""
-    return any(m.duty_end is not None for m in run.members)
+def _near_a_cut(run: _GroupRun, theta: np.ndarray) -> bool:
+    """Does the surface miss at ``theta`` (ln factors): is a design member within ``ANCHOR_CUT_REACH`` of it cut
+    within the group run (the kink)? Where only the far fast-cycling members are cut (a capacity cut after 5-13
+    years), the packs around the prior gained nothing from an anchor (docs/forecast.md, "Fleet")."""
+    design = run.design
+    assert design is not None
+    near = np.abs(design - theta).max(axis=1) <= ANCHOR_CUT_REACH
+    return any(m.duty_end is not None for m, ok in zip(run.members, near, strict=True) if ok)
 
 
 def _refine(
@@ -598,15 +607,16 @@ def _refine(
     settings: TrajectorySettings | None,
     workers: int,
 ) -> None:
-    """Anchors where the surface misses (``_needs_anchors``): members simulated at the observed packs' fits
+    """Anchors where the surface misses (``_near_a_cut``): members simulated at the observed packs' fits there
     (clustered, ``anchor_points``), attached to their group runs; then each observed pack near an anchor is
     fitted again on the anchored response (the members' kink reaches back into the observation dates)."""
     todo: list[tuple[int, list[np.ndarray]]] = []
     for i, (items, run) in enumerate(zip(groups, runs, strict=True)):
-        if run.design is None or not _needs_anchors(run):
+        if run.design is None:
             continue
         fitted = [own[job.pack_id] for job, _ in items if job.pack_id in own]
         thetas = [np.log([c.rate_factor, c.cycling_factor or c.rate_factor]) for c in fitted]
+        thetas = [t for t in thetas if _near_a_cut(run, t)]
         if thetas:
             todo.append((i, anchor_points(thetas)))
     extra = _simulate_all(
