@@ -152,3 +152,15 @@ def test_observed_pack_on_a_cut_duty_reads_its_own_simulation_not_the_kinked_sur
     # ... and against the truth at 3 years (fit and surface together: measured 1.3 pp, 7.5 before; the single
     # path calibrate_pack + forecast_pack is 0.5 pp from it in the fleet-gap bench).
     assert nightly.points[-1].soh_pct == pytest.approx(true.points[-1].soh_pct, abs=2.0)
+
+
+def test_anchor_points_cluster_the_fits_within_the_radius():
+    from batteries.forecast.fleet import ANCHOR_LOG_RADIUS, anchor_points
+
+    near = ANCHOR_LOG_RADIUS * 0.8
+    points = anchor_points([(0.0, 0.0), (near, -near), (1.0, 1.0), (0.0, near)])
+    # (0, 0) has the two others near it within the radius (max over the two ln factors; they are not within it of
+    # each other): the three share one anchor at their mean. (1, 1) is alone.
+    assert len(points) == 2
+    assert points[0] == pytest.approx([near / 3, 0.0])
+    assert points[1] == pytest.approx([1.0, 1.0])
