@@ -18,6 +18,8 @@ Observed packs: two duties (an LFP bus block, a 1-top-up bus at ~2.3 EFC/day), t
 150/400 days apart, ageing at known two-factor truths; four noise-free capacity tests (0.5 pp) each. ``F``
 the nightly answer (fit on the 6-member design, band from the surface), ``A`` calibrate_pack +
 forecast_pack, ``B`` forecast_pack at the nightly fit (so F-B is the surface, B-A the fit), ``T`` the truth.
+The observed packs are tabled together and per duty (the top-up duty's members are cut within the horizon: the
+nightly path reads those packs from anchor members, docs/forecast.md "Fleet").
 Writes bench/results/forecast-fleet-gap-<date>[-tag].json and .md (never overwrites).
 """
 
@@ -245,6 +247,10 @@ def main() -> None:
     md += ["## Observed packs (6; fits: nightly / single)", ""]
     md += [", ".join(f"{r['pack']} {r['fit_nightly']} / {r['fit_single']}" for r in observed), ""]
     md += table(observed, OBSERVED_COMPARISONS) + [""]
+    for duty in ("bus", "topup"):
+        rows = [r for r in observed if r["pack"].startswith(f"{duty}-")]
+        md += [f"### Observed packs, {duty} duty only ({len(rows)})", ""]
+        md += table(rows, OBSERVED_COMPARISONS) + [""]
     out = Path(__file__).parent / "results"
     stem = f"forecast-fleet-gap-{dt.date.today()}" + (f"-{args.tag}" if args.tag else "")
     for ext, text in (

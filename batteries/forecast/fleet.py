@@ -16,6 +16,11 @@ then built from that run without another PyBaMM call. Two kinds of group run:
   it misses by several pp, as the 3 x 3 and the one-factor grid do (docs/forecast.md, "Surrogate
   accuracy"). Each observed pack's two factors are fitted (MAP, Laplace posterior, as
   ``calibrate_pack``) to its SoH response read off this surface.
+* **Anchors** (``_refine``): where a design member near an observed pack's fit has its duty cut within the
+  group run (``_near_a_cut``: the cut is a kink in SoH the surface misses by several pp), one extra member is
+  simulated per cluster of such fits (``anchor_points``); packs (and band members) near an anchor are read from
+  it, corrected by the surface's difference (``_anchored_series``), and the observed ones fitted again on the
+  anchored response. On the fleet-gap bench's top-up packs: nightly P50 at 3 years 7.5 -> 1.3 pp from the truth.
 * **One-factor grid** (a group whose packs all have one-factor calibrations, e.g. the prior): members on
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
   month SoH is a cubic in the factor through the 4 nearest members that still run.
@@ -47,7 +52,7 @@ import multiprocessing
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -97,6 +102,19 @@ MIN_FADE_PP = 1e-6
 #: A group run's members each take their own step (``TrajectorySettings.per_member_steps``): in lockstep the
 #: design corner that fades fastest set every member's step (docs/forecast.md, "Speed").
 GROUP_SETTINGS = TrajectorySettings(per_member_steps=True)
+#: Refinement members ("anchors", docs/forecast.md, "Fleet"): observed packs' fits within this distance of each
+#: other in ln (max over the two factors) share one extra member simulated at their mean fit.
+ANCHOR_LOG_RADIUS = 0.25
+#: A pack (or a band member) is read from the nearest anchor within this distance in ln, corrected by the
+#: surface's difference between its factors and the anchor's; farther, off the surface alone.
+ANCHOR_LOG_REACH = 0.5
+#: An observed pack gets an anchor where a design member within this distance (ln, max over the two factors) of
+#: its fit has its duty cut within the group run (``_near_a_cut``): the centre (the prior) for the packs around
+#: it, not the 4x members alone.
+ANCHOR_CUT_REACH = 1.0
+#: Anchors on (``_refine``); False reads every pack off the design surface alone (the previous release, for
+#: benchmarks).
+ANCHORS = True
 
 Pair = tuple[float, float]
 
@@ -274,16 +292,28 @@ def _surface_series(
 
 class _SurfaceResponse:
     """A pack's SoH at its observation dates as a function of (ln calendar, ln cycling): the design
-    members' SoH there (re-phased like its forecast), interpolated in ln(fade) like the forecast."""
+    members' SoH there (re-phased like its forecast), interpolated in ln(fade) like the forecast; plus
+    ``shift`` in ln(fade) per date where it is read from an anchor (``anchored``)."""
 
-    def __init__(self, design: np.ndarray, soh_pct: np.ndarray):
+    def __init__(self, design: np.ndarray, dates: list[dt.date], log_fade: np.ndarray, shift: np.ndarray | None = None):
         self.design = design
-        self.log_fade = _log_fade(soh_pct)  # (members, dates), all finite
+        self.dates = dates
+        self.log_fade = log_fade  # (members, dates), all finite
+        self.shift = np.zeros(log_fade.shape[1]) if shift is None else shift
 
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
+    def log_fade_at(self, theta: np.ndarray) -> np.ndarray:
         weights = surface_weights(self.design, np.ones(len(self.design), dtype=bool), theta)
         assert weights is not None
-        return np.asarray(100.0 - np.exp(weights @ self.log_fade), dtype=float)
+        return np.asarray(weights @ self.log_fade, dtype=float)
+
+    def anchored(self, point: np.ndarray, anchor_soh_pct: np.ndarray) -> _SurfaceResponse:
+        """The response read from an anchor member at ``point`` (its SoH at the dates), corrected by the
+        surface's difference between the factors asked for and ``point`` (as ``_GroupRun.series``)."""
+        shift = _log_fade(anchor_soh_pct) - self.log_fade_at(point)
+        return _SurfaceResponse(self.design, self.dates, self.log_fade, shift)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        return np.asarray(100.0 - np.exp(self.log_fade_at(theta) + self.shift), dtype=float)
 
 
 def _pack_trajectory(
@@ -339,6 +369,18 @@ class _GroupRun:
     grid: list[float] | list[Pair]
     members: list[MemberTrajectory]
     simulated_days: int
+    #: Refinement members simulated after the fits (two-factor design only), at ``anchor_points`` (ln factors,
+    #: anchors x 2): a pack near one is read from it (``series``, ``cut_month``).
+    anchors: list[MemberTrajectory] = field(default_factory=list)
+    anchor_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+
+    def nearest_anchor(self, theta: np.ndarray) -> int | None:
+        """Index of the anchor nearest to ``theta`` (ln factors; max over the two) if within ``ANCHOR_LOG_REACH``."""
+        if not self.anchors:
+            return None
+        distance = np.abs(self.anchor_points - theta).max(axis=1)
+        k = int(np.argmin(distance))
+        return k if distance[k] <= ANCHOR_LOG_REACH else None
 
     @property
     def design(self) -> np.ndarray | None:
@@ -366,12 +408,25 @@ class _GroupRun:
                 return None
             w = float((x - grid[k - 1]) / (grid[k] - grid[k - 1]))
             return round((1 - w) * lo + w * hi)
-        if any(a is None for a in ages):
-            return None
         pair = factors if isinstance(factors, tuple) else (factors, factors)
-        weights = surface_weights(design, np.ones(len(design), dtype=bool), np.log(np.asarray(pair, dtype=float)))
+        theta = np.log(np.asarray(pair, dtype=float))
+        everyone = np.ones(len(design), dtype=bool)
+        weights = surface_weights(design, everyone, theta)
         assert weights is not None
-        return max(0, round(float(weights @ np.asarray(ages, dtype=float))))
+        known = None if any(a is None for a in ages) else np.asarray(ages, dtype=float)
+        near = self.nearest_anchor(theta)
+        if near is None:
+            return None if known is None else max(0, round(float(weights @ known)))
+        # Near an anchor: its own cut, moved by the members' cut ages' difference where all were cut.
+        anchor = self.anchors[near]
+        if anchor.duty_end is None:
+            return None
+        age = float(_months_between(self.start, anchor.duty_end))
+        if known is not None:
+            at_anchor = surface_weights(design, everyone, self.anchor_points[near])
+            assert at_anchor is not None
+            age += float((weights - at_anchor) @ known)
+        return max(0, round(age))
 
     def series(self, factors: float | Pair) -> tuple[np.ndarray, np.ndarray, list[str]]:
         design = self.design
@@ -379,7 +434,32 @@ class _GroupRun:
             assert not isinstance(factors, tuple)
             return _group_series([float(f) for f in self.grid if not isinstance(f, tuple)], self.members, factors)
         pair = factors if isinstance(factors, tuple) else (factors, factors)
-        return _surface_series(design, self.members, np.log(np.asarray(pair, dtype=float)))
+        theta = np.log(np.asarray(pair, dtype=float))
+        surface = _surface_series(design, self.members, theta)
+        k = self.nearest_anchor(theta)
+        if k is None:
+            return surface
+        return _anchored_series(surface, _surface_series(design, self.members, self.anchor_points[k]), self.anchors[k])
+
+
+def _anchored_series(
+    surface: tuple[np.ndarray, np.ndarray, list[str]],
+    at_anchor: tuple[np.ndarray, np.ndarray, list[str]],
+    anchor: MemberTrajectory,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A pack's series read from an anchor member: the anchor's ln(fade) plus the surface's difference between
+    the pack's factors (``surface``) and the anchor's (``at_anchor``); resistance likewise, in its own units.
+    Where the members' duties are cut the surface misses by several pp (docs/forecast.md, "Fleet"); its
+    difference over the short distance to the anchor is what is left of that miss."""
+    soh_s, res_s, flags_s = surface
+    soh_a, res_a, _ = at_anchor
+    own_soh, own_res = np.asarray(anchor.soh_pct, dtype=float), np.asarray(anchor.resistance_factor, dtype=float)
+    n = min(len(soh_s), len(soh_a), len(own_soh))
+    soh = 100.0 - np.exp(_log_fade(own_soh[:n]) + _log_fade(soh_s[:n]) - _log_fade(soh_a[:n]))
+    soh[0] = 100.0
+    res = own_res[:n] + res_s[:n] - res_a[:n]
+    flags = set(flags_s) | (set(anchor.flags) if anchor.stopped is not None else set())
+    return soh, res, sorted(flags)
 
 
 def _simulate_group(
@@ -393,13 +473,15 @@ def _simulate_group(
     return _GroupRun(shared, start, end, grid, members, n_days)
 
 
-def _observed_soh(run: _GroupRun, job: ForecastJob, dates: list[dt.date]) -> np.ndarray:
-    """Each member's SoH at ``dates`` for this pack, re-phased from the group run like its forecast
-    (members x dates; NaN past a member's end)."""
-    offset = _months_between(run.start, job.in_service_date)
+def _observed_soh(
+    start: dt.date, members: Sequence[MemberTrajectory], job: ForecastJob, dates: list[dt.date]
+) -> np.ndarray:
+    """Each member's SoH at ``dates`` for this pack, re-phased from a group run (from ``start``) like its
+    forecast (members x dates; NaN past a member's end)."""
+    offset = _months_between(start, job.in_service_date)
     x = np.array([d.toordinal() for d in dates], dtype=float)
-    soh = np.full((len(run.members), len(dates)), np.nan)
-    for i, member in enumerate(run.members):
+    soh = np.full((len(members), len(dates)), np.nan)
+    for i, member in enumerate(members):
         series = 100.0 + np.concatenate([[0.0], np.cumsum(_rephased_changes(np.diff(member.soh_pct), offset))])
         months = np.array([add_months(job.in_service_date, k).toordinal() for k in range(len(series))], dtype=float)
         soh[i] = np.interp(x, months, series, right=np.nan)
@@ -415,14 +497,15 @@ def _calibration_part(
     design = run.design
     assert design is not None
     dates, soh, unc = observation_arrays(observations)
-    response = _observed_soh(run, job, dates)
+    response = _observed_soh(run.start, run.members, job, dates)
     usable = np.isfinite(response).all(axis=0)
     for date, value, ok in zip(dates, soh, usable, strict=True):
         if not ok:
             aside.append((date.isoformat(), repr(float(value)), "the model cannot simulate the duty at this date"))
     if not usable.any():
         return None
-    return _SurfaceResponse(design, response[:, usable]), soh[usable], unc[usable]
+    kept = [d for d, ok in zip(dates, usable, strict=True) if ok]
+    return _SurfaceResponse(design, kept, _log_fade(response[:, usable])), soh[usable], unc[usable]
 
 
 def _fits_from(day_fits: Callable[[float], bool]) -> Callable[[float], bool]:
@@ -498,6 +581,78 @@ def _assemble_group(
     return out
 
 
+def anchor_points(thetas: Sequence[np.ndarray], radius: float = ANCHOR_LOG_RADIUS) -> list[np.ndarray]:
+    """Where to simulate anchors for these fits (ln factors): greedily, the fit with the most others within
+    ``radius`` (max over the two ln factors) and those others make a cluster, anchored at their mean."""
+    left = [np.asarray(t, dtype=float) for t in thetas]
+    out = []
+    while left:
+        near = [[j for j, u in enumerate(left) if np.abs(u - t).max() <= radius] for t in left]
+        best = max(range(len(left)), key=lambda i: (len(near[i]), -i))
+        out.append(np.mean([left[j] for j in near[best]], axis=0))
+        left = [t for j, t in enumerate(left) if j not in near[best]]
+    return out
+
+
+def _near_a_cut(run: _GroupRun, theta: np.ndarray) -> bool:
+    """Does the surface miss at ``theta`` (ln factors): is a design member within ``ANCHOR_CUT_REACH`` of it cut
+    within the group run (the kink)? Where only the far fast-cycling members are cut (a capacity cut after 5-13
+    years), the packs around the prior gained nothing from an anchor (docs/forecast.md, "Fleet")."""
+    design = run.design
+    assert design is not None
+    near = np.abs(design - theta).max(axis=1) <= ANCHOR_CUT_REACH
+    return any(m.duty_end is not None for m, ok in zip(run.members, near, strict=True) if ok)
+
+
+def _refine(
+    groups: list[list[tuple[ForecastJob, PreparedJob]]],
+    runs: list[_GroupRun],
+    own: dict[str, AgeingCalibration],
+    parts: Mapping[str, tuple[_SurfaceResponse, np.ndarray, np.ndarray]],
+    priors: Mapping[str, AgeingCalibration],
+    set_aside: Mapping[str, Sequence[Aside]],
+    settings: TrajectorySettings | None,
+    workers: int,
+) -> None:
+    """Anchors where the surface misses (``_near_a_cut``): members simulated at the observed packs' fits there
+    (clustered, ``anchor_points``), attached to their group runs; then each observed pack near an anchor is
+    fitted again on the anchored response (the members' kink reaches back into the observation dates)."""
+    todo: list[tuple[int, list[np.ndarray]]] = []
+    for i, (items, run) in enumerate(zip(groups, runs, strict=True)):
+        if run.design is None:
+            continue
+        fitted = [own[job.pack_id] for job, _ in items if job.pack_id in own]
+        thetas = [np.log([c.rate_factor, c.cycling_factor or c.rate_factor]) for c in fitted]
+        thetas = [t for t in thetas if _near_a_cut(run, t)]
+        if thetas:
+            todo.append((i, anchor_points(thetas)))
+    extra = _simulate_all(
+        [groups[i] for i, _ in todo],
+        [[(float(a), float(b)) for a, b in np.exp(points)] for _, points in todo],
+        settings,
+        workers,
+    )
+    again = {}
+    for (i, points), anchors in zip(todo, extra, strict=True):
+        run = runs[i]
+        run.anchors, run.anchor_points = anchors.members, np.asarray(points)
+        run.simulated_days += anchors.simulated_days
+        for job, _ in groups[i]:
+            pid = job.pack_id
+            if pid not in own or pid not in parts:
+                continue
+            c = own[pid]
+            k = run.nearest_anchor(np.log([c.rate_factor, c.cycling_factor or c.rate_factor]))
+            if k is None:
+                continue
+            response, soh, unc = parts[pid]
+            at_anchor = _observed_soh(run.start, [run.anchors[k]], job, response.dates)[0]
+            if np.isfinite(at_anchor).all():
+                again[pid] = (response.anchored(run.anchor_points[k], at_anchor), soh, unc)
+    refitted, _ = fit_observed(again, {}, priors, set_aside)
+    own.update(refitted)
+
+
 @dataclass(frozen=True)
 class FleetRun:
     """Per-pack results, and the packs the model refused (pack id -> flag and reason)."""
@@ -549,9 +704,10 @@ def forecast_fleet(
 
     Calibration costs no simulation of its own: a group with observed packs is simulated on the
     two-factor design (6 members) and each observed pack's SoH response at its observation dates is read
-    off that run, re-phased exactly like its forecast. Groups without observed packs are simulated
-    afterwards: on the design if a pack got a two-factor cluster value, else on the one-factor band grid
-    of their calibrations (3-4 members for the prior).
+    off that run, re-phased exactly like its forecast; where design members near the fits have their duty
+    cut, one anchor member per cluster of fits is simulated after the fits (module docstring). Groups
+    without observed packs are simulated afterwards: on the design if a pack got a two-factor cluster
+    value, else on the one-factor band grid of their calibrations (3-4 members for the prior).
 
     ``workers`` > 1 runs groups in that many worker processes (each builds its own PyBaMM model, ~1-3 s
     with the compiled model cached on disk); use it where the caller may start processes (a script or
@@ -604,6 +760,8 @@ def forecast_fleet(
                     parts[job.pack_id] = part
     priors = {pid: prior_calibration(chemistry[pid]) for pid in parts}
     own, cluster_value = fit_observed(parts, clusters, priors, set_aside)
+    if ANCHORS:
+        _refine(with_obs, runs, own, parts, priors, set_aside, group_settings, workers)
 
     def calibrated(items: list[tuple[ForecastJob, PreparedJob]]) -> list[tuple[ForecastJob, PreparedJob]]:
         out = []
