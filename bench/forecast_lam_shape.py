@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/forecast_lam_shape.py shape --tag session8-loaded   # 6 issue duties, off vs on
     cd bench && ../.venv/bin/python forecast_lam_shape.py compare <files> --physics other diffusion --tag T [--bend 4]
+    cd bench && ../.venv/bin/python forecast_lam_shape.py simulate --physics same --duties "LFP bus, 25 C" --out F
 
 ``shape``: the prior forecast (3 members) of the six duties of ``forecast_reference.py`` to 3 years with the
 linear LAM law (today's) and with the self-limiting one: SoH lost at 6 months / 1 / 3 years, the shape ratio
 (loss at 3 years over loss at 6 months) and the time per forecast. ``compare``: ``forecast_reference.py
-compare`` with the option on (arguments passed through; the references are not re-simulated).
+compare`` with the option on (arguments passed through; the references are not re-simulated); ``simulate``:
+``forecast_reference.py simulate`` with the option on (the same physics then has it too; give a new ``--out``).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "shape":
         tag = sys.argv[sys.argv.index("--tag") + 1] if "--tag" in sys.argv else ""
         cmd_shape(tag, bend)
-    elif len(sys.argv) > 1 and sys.argv[1] == "compare":
+    elif len(sys.argv) > 1 and sys.argv[1] in ("compare", "simulate"):
         print(f"self-limiting LAM on, bend {bend}", flush=True)
         use_self_limiting_lam(True, bend)
         fr.main()
