@@ -67,6 +67,7 @@ from batteries.forecast.presets import (  # noqa: E402
     AGEING_FACTOR,
     CYCLING_FACTOR,
     FARADAY,
+    LAM_SELF_LIMIT_FACTOR,
     LAM_STRESS_FACTOR,
     TEMPERATURE,
     add_lithium_losses,
@@ -250,6 +251,9 @@ class ReferenceModel:
         import pybamm
 
         preset = get_preset(chemistry)
+        self.preset = preset
+        #: The same physics keeps the preset's LAM law, so its self-limiting option too (default off).
+        self.lam_self_limit = physics == "same" and preset.lam_self_limit_loss > 0.0
         self.cell = cell_constants(chemistry)
         values = parameter_values(preset)
         if physics == "other":
@@ -341,6 +345,10 @@ class ReferenceModel:
             "Initial SEI thickness [m]": state.sei_thickness_m,
             "Negative electrode active material volume fraction": state.eps_negative,
         }
+        if self.lam_self_limit:
+            inputs[LAM_SELF_LIMIT_FACTOR] = self.preset.lam_self_limit_factor(
+                state.eps_negative, self.cell.eps_negative_new
+            )
         t = 0.0
         for k, (d, c) in enumerate(pieces):
             inputs[f"s{k}"] = t if k else -1e5

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -46,6 +46,9 @@ CYCLING_FACTOR = "Cycling ageing rate factor"
 #: Multiplies the C-rate stress term of the loss of active material (1.0 = the preset's, 0 = throughput
 #: only). A property of the cell, shared by the packs of one battery model (``pooled.fit_lam_stress``).
 LAM_STRESS_FACTOR = "LAM C-rate stress factor"
+#: Multiplies the loss of active material by the self-limiting law's factor at the day's start state
+#: (``ChemistryPreset.lam_self_limit_factor``); only in models of presets with ``lam_self_limit_loss`` > 0.
+LAM_SELF_LIMIT_FACTOR = "LAM self-limiting factor"
 TEMPERATURE = "Ambient temperature [K]"
 
 
@@ -87,6 +90,20 @@ class ChemistryPreset:
     plating_transfer_coefficient: float = 0.65
     prior_log_sigma: float = 0.45
     sources: tuple[str, ...] = ()
+    #: Self-limiting loss of active material (an option, off at 0.0): the LAM rate is divided by
+    #: (1 + lost / ``lam_self_limit_loss``), lost = 1 - eps / eps_new the share of the new negative's active
+    #: material already lost, and multiplied by ``lam_self_limit_rate_scale`` (sized so that the first year on
+    #: the reference duty loses what the linear law loses). Loss then grows as sqrt(throughput) once lost >>
+    #: ``lam_self_limit_loss``. See ``lam_self_limited`` and docs/forecast.md, "Model and why".
+    lam_self_limit_loss: float = 0.0
+    lam_self_limit_rate_scale: float = 1.0
+
+    def lam_self_limit_factor(self, eps_negative: float, eps_negative_new: float) -> float:
+        """The LAM rate's multiplier at ``eps_negative`` (1.0 when the option is off)."""
+        if self.lam_self_limit_loss <= 0.0:
+            return 1.0
+        lost = max(0.0, 1.0 - eps_negative / eps_negative_new)
+        return self.lam_self_limit_rate_scale / (1.0 + lost / self.lam_self_limit_loss)
 
     @property
     def sei_exchange_current_a_m2(self) -> float:
@@ -184,6 +201,26 @@ PRESETS: dict[str, ChemistryPreset] = {
 }
 
 
+#: Share of the new negative's active material the linear LAM law loses in the first year at the prior on the
+#: chemistry's issue duty (bench/forecast_reference.py: LFP bus at 25 degC 2.34 %; NMC car in Hermosillo 4.55 %;
+#: new-cell rates of the four seasonal days x 365). Sizes the self-limiting option.
+LAM_FIRST_YEAR_LOSS: dict[str, float] = {"LFP": 0.0234, "NMC": 0.0455}
+#: The self-limiting option's bend: that first year's loss over ``lam_self_limit_loss``. At 4 the local exponent
+#: of loss vs throughput there is (1 + 4/2) / (1 + 4) = 0.6 (Wang et al. 2011: 0.55 for the whole fade of cycled
+#: LFP/graphite cells); the rate scale 1 + bend / 2 keeps that first year's loss (L + L^2 / (2 L0) = scale x k Q).
+LAM_SELF_LIMIT_BEND = 4.0
+
+
+def lam_self_limited(preset: ChemistryPreset, bend: float = LAM_SELF_LIMIT_BEND) -> ChemistryPreset:
+    """``preset`` with the self-limiting LAM option on (experiment of session 8, default off; docs/forecast.md,
+    "Model and why")."""
+    return replace(
+        preset,
+        lam_self_limit_loss=LAM_FIRST_YEAR_LOSS[preset.chemistry] / bend,
+        lam_self_limit_rate_scale=1.0 + bend / 2.0,
+    )
+
+
 def get_preset(chemistry: str) -> ChemistryPreset:
     try:
         return PRESETS[chemistry]
@@ -247,7 +284,10 @@ def parameter_values(preset: ChemistryPreset) -> Any:
         # cracking: diffusion-induced stress scales with the current): 2x at 1C, 5x at 2C, ~1.1x at 0.3C
         # at the preset's stress (``LAM_STRESS_FACTOR`` 1.0).
         stress = 1.0 + stress_factor * (magnitude / j_1c) ** 2
-        return -cycling_factor * lam_k * magnitude * stress * arrhenius
+        rate = -cycling_factor * lam_k * magnitude * stress * arrhenius
+        if preset.lam_self_limit_loss > 0.0:  # the option: an input, set per day from the day's start state
+            rate = rate * pybamm.InputParameter(LAM_SELF_LIMIT_FACTOR)
+        return rate
 
     values.update(
         {

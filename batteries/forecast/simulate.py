@@ -24,6 +24,7 @@ from .presets import (
     AGEING_FACTOR,
     CYCLING_FACTOR,
     FARADAY,
+    LAM_SELF_LIMIT_FACTOR,
     LAM_STRESS_FACTOR,
     TEMPERATURE,
     CellConstants,
@@ -202,6 +203,9 @@ class DayModel:
             _L_SEI: state.sei_thickness_m,
             _EPS_NEG: state.eps_negative,
         }
+        if self.preset.lam_self_limit_loss > 0.0:
+            # Self-limiting LAM (option): the factor at the day's start; eps moves ~1e-5 of itself in a day.
+            values[LAM_SELF_LIMIT_FACTOR] = self.preset.lam_self_limit_factor(state.eps_negative, cell.eps_negative_new)
         bounds = day.boundaries_s()
         previous = 0.0
         for k, (_, c_rate) in enumerate(day.segments):
