@@ -16,7 +16,10 @@ Per fit: the MAP, the Laplace posterior (sigmas, correlation, and its sigma alon
 where the 36-month in-sample fit (``compare --calibration-days 1100``, stored) lies in posterior and prior
 Mahalanobis units, the data's chi2 at the MAP and at the 36-month point (do the 180 days tell them
 apart?), the signed error at 3 years, the largest error over the months, and whether the P10-P90 band
-holds the reference at 3 years. Also, as a measurement only (not in the product), the band at 3 years
+of the parameters alone holds the reference at 3 years (the fits here carry no ``calibrated_until``, so
+the shipped shape term is not in that column: it is the "+exp." column, computed the same way).
+
+Also, as a measurement (since shipped as ``forecast.shape_discrepancy``), the band at 3 years
 widened by a time-exponent discrepancy: fade ~ t^z with z uncertain by ``--exponent-sigma`` (literature
 calendar-ageing exponents 0.5-0.8, cycling 0.5-1), so the loss at t beyond the span T_s has a lognormal
 factor of sigma ``exponent_sigma x ln(t / T_s)``, folded into each band side as one more axis (root sum of

@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
@@ -86,12 +87,8 @@ def test_a_180_day_band_holds_a_parabolic_history_of_another_model_at_3_years():
 
 
 def test_the_nightly_fit_records_the_last_check_it_was_given():
-    def response(theta):
-        import numpy as np
-
+    def response(theta: np.ndarray) -> np.ndarray:
         return np.array([99.0 - 0.5 * (theta[0] + theta[1])])
-
-    import numpy as np
 
     part = (response, np.array([99.0]), np.array([0.3]))
     prior = AgeingCalibration()
