@@ -194,7 +194,13 @@ def _fit_2d(
 
 
 def two_factor_calibration(
-    theta: np.ndarray, cov: np.ndarray, source: CalibrationSource, n: int, floor: float, aside: Sequence[Aside] = ()
+    theta: np.ndarray,
+    cov: np.ndarray,
+    source: CalibrationSource,
+    n: int,
+    floor: float,
+    aside: Sequence[Aside] = (),
+    calibrated_until: dt.date | None = None,
 ) -> AgeingCalibration:
     s1, s2 = math.sqrt(max(float(cov[0, 0]), 0.0)), math.sqrt(max(float(cov[1, 1]), 0.0))
     rho = float(cov[0, 1]) / (s1 * s2) if s1 > 0 and s2 > 0 else 0.0
@@ -207,6 +213,7 @@ def two_factor_calibration(
         cycling_factor=math.exp(float(theta[1])),
         cycling_log_sigma=max(s2, floor),
         log_correlation=float(np.clip(rho, -0.99, 0.99)),
+        calibrated_until=calibrated_until,
     )
 
 
@@ -240,8 +247,10 @@ def calibrate_pack(
     if part is not None:
         theta, cov, n = _fit_2d([part], prior)
         if n:
+            assert isinstance(part[0], SohResponse2D)
+            until = max(part[0].dates)
             return same_lam_stress(
-                two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside), job.calibration
+                two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside, until), job.calibration
             )
     return same_lam_stress(replace(prior, set_aside=tuple(sorted(aside))), job.calibration)
 
@@ -298,6 +307,7 @@ def fit_observed(
     clusters: Mapping[str, Hashable],
     priors: Mapping[str, AgeingCalibration],
     set_aside: Mapping[str, Sequence[Aside]],
+    calibrated_until: Mapping[str, dt.date] | None = None,
 ) -> tuple[dict[str, AgeingCalibration], dict[Hashable, AgeingCalibration]]:
     """Own two-factor fits of packs whose SoH responses are known, and cluster values.
 
@@ -306,13 +316,21 @@ def fit_observed(
     pack id -> observations left out (recorded on its calibration). ``clusters``: pack id -> cluster
     key. A cluster with two or more such packs gets two factors fitted to all their observations
     (floor ``CLUSTER_LOG_SIGMA_FLOOR``). Same MAP and Laplace posterior as ``calibrate_pack``.
+    ``calibrated_until``: pack id -> the date of its last usable check, recorded on its own fit (the band
+    widens beyond it: ``forecast.shape_discrepancy``); a pack not in it gets no such widening.
     """
     own: dict[str, AgeingCalibration] = {}
     for pack_id, part in parts.items():
         theta, cov, n = _fit_2d([part], priors[pack_id])
         if n:
             own[pack_id] = two_factor_calibration(
-                theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, set_aside.get(pack_id, ())
+                theta,
+                cov,
+                "pack",
+                n,
+                PACK_LOG_SIGMA_FLOOR,
+                set_aside.get(pack_id, ()),
+                (calibrated_until or {}).get(pack_id),
             )
     members: dict[Hashable, list[str]] = defaultdict(list)
     for pack_id in own:

@@ -124,6 +124,51 @@ def combine_band(
     return low, high
 
 
+#: Shape-of-fade discrepancy of a calibrated band (issue 13, session 8). Two rate factors scale the
+#: model's two mechanisms; they cannot change the shape of fade in time, and that shape is model-form
+#: uncertainty: fade ~ t^z with z about 0.5 for diffusion-limited SEI, 0.75 in common calendar-ageing
+#: fits and 1 for reaction-limited SEI or throughput-driven loss of active material; evfleet's fade
+#: behaves as z ~ 0.9 over 3 years (docs/forecast.md, session 8). So z is taken as uncertain by this
+#: standard deviation (P10-P90 +-0.19) around the model's: the loss fitted at the last check (age T)
+#: extrapolates to age t with a lognormal factor of sigma SHAPE_EXPONENT_SIGMA x ln(t / T). Zero up to
+#: the last check, it shrinks as the span grows against the horizon (3 y: +-0.36 ln from 180 days,
+#: +-0.08 from 2 years). Set from that literature range before it was measured against the references.
+SHAPE_EXPONENT_SIGMA = 0.15
+
+
+def shape_discrepancy(
+    job: ForecastJob, low: MemberTrajectory, mid: MemberTrajectory, high: MemberTrajectory
+) -> tuple[MemberTrajectory, MemberTrajectory]:
+    """P10 and P90 trajectories with the shape-of-fade discrepancy (``SHAPE_EXPONENT_SIGMA``) added to a
+    calibrated band beyond its last check (``AgeingCalibration.calibrated_until``): at age t past the
+    check at age T, the P50's loss (100 - SoH) times exp(+-1.28 sigma ln(t / T)) gives the offsets,
+    folded into each side with the band's own offset as one more axis (root sum of squares, as
+    ``combine_band``). Unchanged without ``calibrated_until`` (the prior, a cluster value) and up to it."""
+    until = job.calibration.calibrated_until
+    span = (until - job.in_service_date).days if until is not None else 0
+    if until is None or span <= 0:
+        return low, high
+    out = []
+    for member, side in ((low, -1.0), (high, 1.0)):
+        widened = MemberTrajectory(member.rate_factor, cycling_factor=member.cycling_factor)
+        widened.flags, widened.stopped, widened.duty_end = list(member.flags), member.stopped, member.duty_end
+        for date, p50 in zip(mid.dates, mid.soh_pct, strict=True):
+            if member.dates and date > member.dates[-1]:
+                break
+            value = member.value_at(date, member.soh_pct)
+            age = (date - job.in_service_date).days
+            if date > until and age > 0:
+                spread = Z90 * SHAPE_EXPONENT_SIGMA * math.log(age / span)
+                loss = max(100.0 - p50, 0.0)
+                offset = loss * (math.exp(spread) - 1.0) if side < 0 else loss * (1.0 - math.exp(-spread))
+                value = p50 + side * math.hypot(max(side * (value - p50), 0.0), offset)
+            widened.dates.append(date)
+            widened.soh_pct.append(min(max(value, 0.0), 100.0) if side > 0 else max(value, 0.0))
+            widened.resistance_factor.append(member.value_at(date, member.resistance_factor))
+        out.append(widened)
+    return out[0], out[1]
+
+
 def horizon_end(job: ForecastJob) -> dt.date:
     return add_months(job.as_of, round(12 * job.horizon_years)) + dt.timedelta(days=1)
 
@@ -203,6 +248,7 @@ def assemble(
             raise ForecastRefused(
                 job.pack_id, flag, f"the simulation could not go on after {member.stopped or member.dates[-1]}"
             )
+    low, high = shape_discrepancy(job, low, mid, high)
     points = []
     for date, soh, resistance in zip(mid.dates, mid.soh_pct, mid.resistance_factor, strict=True):
         if date < job.as_of:

@@ -28,6 +28,7 @@ observations with two parameters per pack.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
@@ -203,9 +204,24 @@ def calibrate_pooled(
         if part is not None:
             parts[job.pack_id] = part
     fit = fit_pooled(parts, prior, set_aside)
-    # Each pack's simulations used its job's LAM stress factor (the battery model's): its fit keeps it.
+    # Each pack's simulations used its job's LAM stress factor (the battery model's): its fit keeps it;
+    # and its band widens beyond its own last check, as a single fit's (``forecast.shape_discrepancy``).
     jobs = {job.pack_id: job for job, _ in packs}
-    return replace(fit, packs={pid: same_lam_stress(c, jobs[pid].calibration) for pid, c in fit.packs.items()})
+    return replace(
+        fit,
+        packs={
+            pid: replace(
+                same_lam_stress(c, jobs[pid].calibration),
+                calibrated_until=_last_check(parts[pid]) if c.source == "pack" and pid in parts else None,
+            )
+            for pid, c in fit.packs.items()
+        },
+    )
+
+
+def _last_check(part: Part) -> dt.date | None:
+    dates = getattr(part[0], "dates", None)
+    return max(dates) if dates else None
 
 
 #: Prior of the LAM's C-rate stress factor (``presets.LAM_STRESS_FACTOR``; 1.0 = the preset's stress term,

@@ -152,6 +152,9 @@ class AgeingCalibration(_ToDict):
     #: preset's value, not fitted) is recorded but not part of the band.
     lam_stress_factor: float = 1.0
     lam_stress_sigma: float = 0.0
+    #: The date of the last capacity check the fit used (a pack's own fit; None for the prior and a
+    #: cluster value). Beyond it the band adds the shape-of-fade discrepancy (``forecast.SHAPE_EXPONENT_SIGMA``).
+    calibrated_until: dt.date | None = None
 
     @property
     def two_factors(self) -> bool:
