@@ -611,6 +611,7 @@ def _refine(
     parts: Mapping[str, tuple[_SurfaceResponse, np.ndarray, np.ndarray]],
     priors: Mapping[str, AgeingCalibration],
     set_aside: Mapping[str, Sequence[Aside]],
+    calibrated_until: Mapping[str, dt.date],
     settings: TrajectorySettings | None,
     workers: int,
 ) -> None:
@@ -649,7 +650,7 @@ def _refine(
             at_anchor = _observed_soh(run.start, [run.anchors[k]], job, response.dates)[0]
             if np.isfinite(at_anchor).all():
                 again[pid] = (response.anchored(run.anchor_points[k], at_anchor), soh, unc)
-    refitted, _ = fit_observed(again, {}, priors, set_aside)
+    refitted, _ = fit_observed(again, {}, priors, set_aside, calibrated_until)
     own.update(refitted)
 
 
@@ -759,9 +760,11 @@ def forecast_fleet(
                 if part is not None:
                     parts[job.pack_id] = part
     priors = {pid: prior_calibration(chemistry[pid]) for pid in parts}
-    own, cluster_value = fit_observed(parts, clusters, priors, set_aside)
+    # The last check each fit saw: the band's shape term (forecast.shape_discrepancy) widens after it.
+    last_check = {pid: max(o.date for o in observed[pid]) for pid in parts}
+    own, cluster_value = fit_observed(parts, clusters, priors, set_aside, last_check)
     if ANCHORS:
-        _refine(with_obs, runs, own, parts, priors, set_aside, group_settings, workers)
+        _refine(with_obs, runs, own, parts, priors, set_aside, last_check, group_settings, workers)
 
     def calibrated(items: list[tuple[ForecastJob, PreparedJob]]) -> list[tuple[ForecastJob, PreparedJob]]:
         out = []

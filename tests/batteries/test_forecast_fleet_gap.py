@@ -141,6 +141,8 @@ def test_observed_pack_on_a_cut_duty_reads_its_own_simulation_not_the_kinked_sur
     ]
     job = dataclasses.replace(truth, calibration=AgeingCalibration())
     nightly = forecast_fleet([job], observations={"topup": observations}).results["topup"]
+    # The fit records the last check it saw, as calibrate_pack's does: the band's shape term widens from there.
+    assert nightly.calibration.calibrated_until == max(o.date for o in observations)
     at_fit = forecast_pack(dataclasses.replace(job, calibration=nightly.calibration))
     assert len(nightly.points) == len(at_fit.points)
     # Every month of the 3 years: the nightly P50 against forecast_pack at the nightly fit (the surface alone:
