@@ -25,7 +25,9 @@ then built from that run without another PyBaMM call. Two kinds of group run:
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
   month SoH is a cubic in the factor through the 4 nearest members that still run.
 
-Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``).
+Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``), and takes none past the months
+the group's packs read (``group_months``; its steps are chosen for a run a year longer, so its trajectory is that
+run's).
 
 * **Age and season**: a pack that went into service ``o`` months after the group start is as old as
   the group run ``o`` months earlier, but sees the seasons shifted by ``o mod 12`` months. Its monthly

@@ -155,7 +155,8 @@ def simulate_members(
     equally weighted temperatures per month (``duty.day_temperatures``: one day per distinct temperature).
     ``until`` (before ``end``): a member takes no step that would start after it - its trajectory up to ``until``
     is the run to ``end``'s, month for month (the steps are chosen for ``end``), and it ends with the step that
-    reaches ``until``.
+    reaches ``until`` - unless its duty is not cut while another member's is: it then goes on to ``end``, so that
+    its cut is dated as in the run to ``end``.
 
     Returns the trajectories and the number of simulated (representative) days.
     """
@@ -310,6 +311,13 @@ def simulate_members(
         corrected = walk(states[i], a, jump, current[i].per_season, end.per_season)
         return corrected, abs(soh(corrected[-1]) - soh(predicted[-1]))
 
+    def last_month(i: int) -> int:
+        """The month member ``i`` steps to: ``until``'s, unless another member's duty is cut and its own is not
+        (yet) - where it is cut decides the cut age of factors between them (``fleet._GroupRun.cut_month``)."""
+        if members[i].duty_end is None and any(m.duty_end is not None for m in members):
+            return n_months
+        return n_until
+
     if settings.per_member_steps:
         # Each member its own step (one batched solve per round still): in lockstep the member that fades
         # fastest (a design corner far past end of life) set every member's step.
@@ -318,10 +326,10 @@ def simulate_members(
         jumps = {i: settings.first_jump_months for i in alive}
         while True:
             for i in list(alive):
-                if anchor[i] < n_until and not current[i].ok:
+                if anchor[i] < last_month(i) and not current[i].ok:
                     stop(i, anchor[i], current[i].flag)
                     alive.remove(i)
-            active = [i for i in alive if anchor[i] < n_until]
+            active = [i for i in alive if anchor[i] < last_month(i)]
             if not active:
                 break
             for i in active:
@@ -370,7 +378,7 @@ def simulate_members(
         a = 0
         jump = settings.first_jump_months
         resume_jump = 0
-        while a < n_until:
+        while a < (n_until if len({m.duty_end is None for m in members}) == 1 else n_months):
             for i in list(alive):
                 if not current[i].ok:
                     stop(i, a, current[i].flag)
