@@ -25,7 +25,9 @@ then built from that run without another PyBaMM call. Two kinds of group run:
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
   month SoH is a cubic in the factor through the 4 nearest members that still run.
 
-Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``).
+Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``), and takes none past the months
+the group's packs read (``group_months``; its steps are chosen for a run a year longer, so its trajectory is that
+run's).
 
 * **Age and season**: a pack that went into service ``o`` months after the group start is as old as
   the group run ``o`` months earlier, but sees the seasons shifted by ``o mod 12`` months. Its monthly
@@ -76,9 +78,9 @@ from .forecast import (
     horizon_end,
     posterior_members,
     prepare,
-    run_members,
 )
-from .trajectory import MemberTrajectory, TrajectorySettings, add_months
+from .simulate import day_model
+from .trajectory import MemberTrajectory, TrajectorySettings, add_months, simulate_members
 from .types import AgeingCalibration, ForecastJob, ForecastRefused, ForecastResult, HealthObservation
 
 #: Largest ln-step between grid factors (SoH is interpolated by a cubic in the factor between them).
@@ -462,14 +464,41 @@ def _anchored_series(
     return soh, res, sorted(flags)
 
 
+def group_months(start: dt.date, jobs: Sequence[ForecastJob]) -> int:
+    """Months a group run from ``start`` must cover so that every pack's trajectory reaches its horizon: a pack
+    ``o`` months younger than the group start, ``j`` months from its in-service date to its horizon, reads the
+    group's monthly changes up to ``j - 1 + o mod 12`` (``_rephased_changes``: the same calendar month, up to 11
+    months older). Until session 8 the run went a year past the oldest pack's horizon instead (the re-phasing's
+    11 months, counted from the horizon of a pack as old as the group): ~12 months no pack reads."""
+    needed = 0
+    for job in jobs:
+        horizon, months = horizon_end(job), 0
+        while add_months(job.in_service_date, months) < horizon:
+            months += 1
+        needed = max(needed, months + _months_between(start, job.in_service_date) % 12)
+    return needed
+
+
 def _simulate_group(
     items: list[tuple[ForecastJob, PreparedJob]], grid: list[float] | list[Pair], settings: TrajectorySettings | None
 ) -> _GroupRun:
     shared = _quantised(items[0][1])
     start = min(job.in_service_date for job, _ in items)
-    # A year beyond the oldest-equivalent horizon: the re-phasing reads up to 11 months ahead.
+    # The steps are chosen for a run to a year beyond the oldest-equivalent horizon (as until session 8), but no
+    # member steps on past the months packs read (``group_months``): the same trajectories, ~5 % fewer days.
     end = max(horizon_end(job) - (job.in_service_date - start) for job, _ in items) + dt.timedelta(days=366)
-    members, n_days = run_members(shared, start, end, grid, settings)
+    until = add_months(start, group_months(start, [job for job, _ in items]))
+    members, n_days = simulate_members(
+        day_model(shared.chemistry).with_lam_stress(shared.lam_stress),
+        shared.profile,
+        list(shared.season_temps_k),
+        shared.usable_soc_min,
+        start,
+        end,
+        grid,
+        settings,
+        until=until,
+    )
     return _GroupRun(shared, start, end, grid, members, n_days)
 
 

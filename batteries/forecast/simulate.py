@@ -96,6 +96,11 @@ def _step_input(k: int, what: str) -> str:
     return f"Step {k} {what}"
 
 
+def _boundaries(inputs: dict[str, float]) -> tuple[float, ...]:
+    """The day's segment boundaries [s] (its current's steps) from its inputs."""
+    return tuple(inputs[_step_input(k, "time [s]")] for k in range(1, N_SEGMENTS))
+
+
 class DayModel:
     """A built PyBaMM SPM for one chemistry that simulates representative days in batches."""
 
@@ -234,16 +239,23 @@ class DayModel:
         if not inputs_list:
             return []
         outcomes = self._solve(inputs_list, dense=False)
-        return [
-            outcome if outcome.ok else self._solve([inputs], dense=True)[0]
-            for outcome, inputs in zip(outcomes, inputs_list, strict=True)
-        ]
+        # The days to re-solve, batched by their output grid (the segment boundaries): one IDAKLU call per grid
+        # instead of one per day - the same solves (each input is its own integration), a third of the days a
+        # group run simulates are re-solved and PyBaMM's per-call overhead was ~1 ms each (docs/forecast.md,
+        # "Speed").
+        again: dict[tuple[float, ...], list[int]] = {}
+        for n, outcome in enumerate(outcomes):
+            if not outcome.ok:
+                again.setdefault(_boundaries(inputs_list[n]), []).append(n)
+        for indices in again.values():
+            for n, outcome in zip(indices, self._solve([inputs_list[n] for n in indices], dense=True), strict=True):
+                outcomes[n] = outcome
+        return outcomes
 
     def _solve(self, inputs_list: list[dict[str, float]], dense: bool) -> list[DayOutcome]:
         t_interp = np.array([0.0, RESISTANCE_PROBE_S, SECONDS_PER_DAY])
-        if dense:
-            inputs = inputs_list[0]
-            bounds = [inputs[_step_input(k, "time [s]")] for k in range(1, N_SEGMENTS)]
+        if dense:  # the days share their segment boundaries (``run``)
+            bounds = list(_boundaries(inputs_list[0]))
             grid = np.arange(0.0, SECONDS_PER_DAY + 1.0, DENSE_STEP_S)
             inner = [b for b in bounds if 0.0 < b < SECONDS_PER_DAY]
             # The solver stops at the segment boundaries (the current's steps) and reports every DENSE_STEP_S;

@@ -122,6 +122,11 @@ MAX_FLOOR_RAISE = 0.5
 #: as a charge to 100 %: it used to try ten floor raises, which cannot help, and stop (refused).
 TOP_CUT_STEP = 0.025
 TOP_CUT_DOWN_TO_SOC = 0.6
+#: With its own steps, a member's step that first cuts its duty skips the search of the cut's depth where the step is
+#: rejected anyway (``simulate_members``). False: the search runs to the end (before session 8; same trajectories).
+SKIP_DECIDED_CUT_SEARCH = True
+#: ``_Rates.flag`` of a member whose rates were not computed because its duty was found cut (``rates``).
+_CUT_FOUND = "cut_found"
 #: How PyBaMM's termination names the upper voltage event (``DayOutcome.message``).
 _MAX_VOLTAGE = "Maximum voltage"
 
@@ -143,10 +148,15 @@ def simulate_members(
     end: dt.date,
     rate_factors: Sequence[float | tuple[float, float]],
     settings: TrajectorySettings | None = None,
+    until: dt.date | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
     or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures, or k
     equally weighted temperatures per month (``duty.day_temperatures``: one day per distinct temperature).
+    ``until`` (before ``end``): a member takes no step that would start after it - its trajectory up to ``until``
+    is the run to ``end``'s, month for month (the steps are chosen for ``end``), and it ends with the step that
+    reaches ``until`` - unless its duty is not cut while another member's is: it then goes on to ``end``, so that
+    its cut is dated as in the run to ``end``.
 
     Returns the trajectories and the number of simulated (representative) days.
     """
@@ -157,6 +167,7 @@ def simulate_members(
     while add_months(start, n_months) < end:
         n_months += 1
     dates = [add_months(start, k) for k in range(n_months + 1)]
+    n_until = n_months if until is None else min(n_months, sum(1 for d in dates[1:] if d < until) + 1)
     members = [
         MemberTrajectory(f[0], cycling_factor=f[1]) if isinstance(f, tuple) else MemberTrajectory(f)
         for f in rate_factors
@@ -179,8 +190,14 @@ def simulate_members(
         return floor_raise[i] == 0.0 and top_cut[i] == 0.0 and all(d.feasible for d in days_for(i, state))
 
     def rates(
-        indices: list[int], member_states: list[np.ndarray], when: dt.date | dict[int, dt.date]
+        indices: list[int],
+        member_states: list[np.ndarray],
+        when: dt.date | dict[int, dt.date],
+        first_cut_only: frozenset[int] = frozenset(),
     ) -> dict[int, _Rates]:
+        """Each member's rates at its state (cutting its duty where a day cannot be completed). A member of
+        ``first_cut_only`` whose days do not all complete only has its duty cut (dated ``when``) and gets no rates
+        (``_Rates.ok`` False, flag ``_CUT_FOUND``): its step is rejected whatever they would be."""
         result: dict[int, _Rates] = {}
         pending = list(zip(indices, member_states, strict=True))
         while pending:
@@ -200,6 +217,10 @@ def simulate_members(
                 if all(o.ok for o in chunk):
                     per_season = np.array([o.delta for o in chunk])
                     result[i] = _Rates(True, per_season, np.array([o.resistance_ohm_ah for o in chunk]))
+                    continue
+                if i in first_cut_only:
+                    members[i].mark_duty_end(date)
+                    result[i] = _Rates(False, np.zeros((n_days, 3)), np.zeros(n_days), _CUT_FOUND)
                     continue
                 bad = next(o for o in chunk if not o.ok)
                 at_top = all(_MAX_VOLTAGE in o.message for o in chunk if not o.ok)
@@ -290,6 +311,13 @@ def simulate_members(
         corrected = walk(states[i], a, jump, current[i].per_season, end.per_season)
         return corrected, abs(soh(corrected[-1]) - soh(predicted[-1]))
 
+    def last_month(i: int) -> int:
+        """The month member ``i`` steps to: ``until``'s, unless another member's duty is cut and its own is not
+        (yet) - where it is cut decides the cut age of factors between them (``fleet._GroupRun.cut_month``)."""
+        if members[i].duty_end is None and any(m.duty_end is not None for m in members):
+            return n_months
+        return n_until
+
     if settings.per_member_steps:
         # Each member its own step (one batched solve per round still): in lockstep the member that fades
         # fastest (a design corner far past end of life) set every member's step.
@@ -298,10 +326,10 @@ def simulate_members(
         jumps = {i: settings.first_jump_months for i in alive}
         while True:
             for i in list(alive):
-                if anchor[i] < n_months and not current[i].ok:
+                if anchor[i] < last_month(i) and not current[i].ok:
                     stop(i, anchor[i], current[i].flag)
                     alive.remove(i)
-            active = [i for i in alive if anchor[i] < n_months]
+            active = [i for i in alive if anchor[i] < last_month(i)]
             if not active:
                 break
             for i in active:
@@ -310,11 +338,28 @@ def simulate_members(
             # A cut found at a predicted end state belongs to that step: undone if the step is rejected (else
             # a 24-month predictor far past the duty's limit cut the member's duty 2 years early).
             cuts = {i: (top_cut[i], floor_raise[i], members[i].duty_end, list(members[i].flags)) for i in active}
+            # A step that first cuts the member's duty is rejected (halved to date the cut) whatever its error, which
+            # only sets the step to come back to after the cut (``resume``): once that is at least this step, the
+            # first day that does not fit decides, and the cut's search (several batches, each failed day re-solved)
+            # would be thrown away with the step. The same trajectories; ~a fifth fewer simulated days in the
+            # nightly group runs (docs/forecast.md, "Speed").
+            decided = frozenset(
+                i
+                for i in active
+                if SKIP_DECIDED_CUT_SEARCH
+                and members[i].duty_end is None
+                and jumps[i] > max(CUT_DATE_MONTHS, 1)
+                and resume.get(i, 0) >= jumps[i]
+            )
             end_rates = rates(
-                active, [predicted[i][-1] for i in active], {i: dates[anchor[i] + jumps[i]] for i in active}
+                active, [predicted[i][-1] for i in active], {i: dates[anchor[i] + jumps[i]] for i in active}, decided
             )
             for i in active:
                 a, jump = anchor[i], jumps[i]
+                if end_rates[i].flag == _CUT_FOUND:
+                    jumps[i] = max(1, jump // 2)
+                    top_cut[i], floor_raise[i], members[i].duty_end, members[i].flags = cuts[i]
+                    continue
                 stepped, error = corrector(i, a, jump, predicted[i], end_rates[i])
                 new_cut = cuts[i][2] is None and members[i].duty_end is not None
                 if (error > settings.tol_pp or (new_cut and jump > CUT_DATE_MONTHS)) and jump > 1:
@@ -333,7 +378,7 @@ def simulate_members(
         a = 0
         jump = settings.first_jump_months
         resume_jump = 0
-        while a < n_months:
+        while a < (n_until if len({m.duty_end is None for m in members}) == 1 else n_months):
             for i in list(alive):
                 if not current[i].ok:
                     stop(i, a, current[i].flag)

@@ -93,3 +93,77 @@ def test_the_re_solve_check_stopping_only_at_segment_boundaries_gives_the_grid_c
     grid = [model._solve([x], dense=True)[0] for x in (easy, hard)]
     assert [o.ok for o in boundaries] == [o.ok for o in grid] == [True, False]
     assert boundaries[0].delta == pytest.approx(grid[0].delta, rel=1e-3)
+
+
+def test_the_days_re_solved_together_get_the_verdicts_and_changes_of_days_re_solved_one_by_one(monkeypatch):
+    model = day_model("LFP")
+    state = model.new_state()
+    easy = model.inputs(state, representative_day(TOP_UP_BUS, 1.0, 300.0, 0.1), 1.0)
+    hard = {k: (3.0 * v if "current" in k else v) for k, v in easy.items()}  # 3x the current: not completed
+    cold = {**easy, simulate.TEMPERATURE: 285.0, "Initial temperature [K]": 285.0}
+    later = simulate._step_input(2, "time [s]")
+    moved = {**easy, later: easy[later] + 600.0}  # other boundaries
+    days = [easy, hard, cold, moved, {**moved, simulate.TEMPERATURE: 285.0, "Initial temperature [K]": 285.0}]
+    one_by_one = [model._solve([x], dense=True)[0] for x in days]
+    calls: list[tuple[bool, int]] = []
+    solve = model._solve
+
+    def every_day_stops_early_in_the_batch(inputs, dense):
+        calls.append((dense, len(inputs)))
+        if not dense:  # as if the batch's long steps had tripped an event on every day: all are re-solved
+            return [simulate.DayOutcome(False, np.zeros(3), float("nan"), "stopped early") for _ in inputs]
+        return solve(inputs, dense)
+
+    monkeypatch.setattr(model, "_solve", every_day_stops_early_in_the_batch)
+    together = model.run(days)
+    # One batch, then one re-solve per set of segment boundaries (3 days, 2 days), not one per day.
+    assert calls == [(False, 5), (True, 3), (True, 2)]
+    assert [o.ok for o in together] == [o.ok for o in one_by_one]
+    assert together[0].ok and not together[1].ok  # both verdicts are compared
+    for batched, alone in zip(together, one_by_one, strict=True):
+        assert batched.message == alone.message
+        assert np.array_equal(batched.delta, alone.delta)
+        assert batched.resistance_ohm_ah == alone.resistance_ohm_ah or not alone.ok
+
+
+def test_skipping_the_cut_search_of_a_step_rejected_anyway_gives_the_same_trajectories_from_fewer_days(monkeypatch):
+    from batteries.forecast import trajectory
+
+    model = day_model("LFP")
+    # A 2 EFC/day bus with two 1C top-ups: the prior's duty is first cut in the 3rd year, found by a 6-month step
+    # whose 3-month half is cut too (measured 72 instead of 80 simulated days); the fast member's in the first.
+    two_top_ups = DutyProfile(2.0, 0.9, 1.0, 16.0, 2, 0.5, 0.0, None)
+    pairs = [(1.0, 1.0), (1.0, 4.0)]
+
+    def run():
+        return simulate_members(
+            model, two_top_ups, HERMOSILLO_K, 0.1, START, THREE_YEARS, pairs, TrajectorySettings(per_member_steps=True)
+        )
+
+    skipped, days_skipped = run()
+    monkeypatch.setattr(trajectory, "SKIP_DECIDED_CUT_SEARCH", False)
+    searched, days_searched = run()
+    assert all(m.duty_end is not None for m in searched)
+    for a, b in zip(skipped, searched, strict=True):
+        assert (a.dates, a.soh_pct, a.resistance_factor) == (b.dates, b.soh_pct, b.resistance_factor)
+        assert (a.duty_end, a.flags, a.stopped) == (b.duty_end, b.flags, b.stopped)
+    assert days_skipped < days_searched
+
+
+def test_a_run_that_stops_at_until_is_the_run_to_its_end_month_for_month_and_simulates_fewer_days():
+    model = day_model("LFP")
+    pairs = [(1.0, 1.0), (4.0, 4.0)]
+    end, until = dt.date(2030, 1, 1), dt.date(2029, 1, 1)
+
+    def run(**kwargs):
+        return simulate_members(
+            model, TOP_UP_BUS, HERMOSILLO_K, 0.1, START, end, pairs, TrajectorySettings(per_member_steps=True), **kwargs
+        )
+
+    (whole, whole_days), (short, short_days) = run(), run(until=until)
+    for a, b in zip(short, whole, strict=True):
+        assert a.dates[-1] >= until and a.dates == b.dates[: len(a.dates)]
+        assert a.soh_pct == b.soh_pct[: len(a.soh_pct)]
+        assert a.resistance_factor == b.resistance_factor[: len(a.soh_pct)]
+        assert a.duty_end == (b.duty_end if b.duty_end is None or b.duty_end <= a.dates[-1] else None)
+    assert short_days < whole_days
