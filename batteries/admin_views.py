@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
 from batteries.models import BatteryPack, HealthObservation, PackInstallation, SoHForecast
+from batteries.selectors import current_vehicle
 from fleet.models import Vehicle
 
 if TYPE_CHECKING:
@@ -35,15 +36,6 @@ def _ms(day: dt.date | dt.datetime) -> int:
     if isinstance(day, dt.datetime):
         return int(day.timestamp() * 1000)
     return int(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp() * 1000)
-
-
-def _current_vehicle(pack: BatteryPack) -> Vehicle | None:
-    installation = (
-        PackInstallation.objects.filter(pack=pack, removed_at__isnull=True)
-        .select_related("vehicle__home_depot", "vehicle__model")
-        .first()
-    )
-    return installation.vehicle if installation else None
 
 
 def health_chart_data(pack: BatteryPack, forecast: SoHForecast | None, observations: list[HealthObservation]) -> dict:
@@ -85,7 +77,7 @@ def pack_health(
 ) -> TemplateResponse:
     forecast = SoHForecast.objects.filter(pack=pack).order_by("-as_of").first()
     observations = list(HealthObservation.objects.filter(pack=pack).order_by("observed_at"))
-    vehicle = _current_vehicle(pack)
+    vehicle = current_vehicle(pack)
     context = {
         **admin_context,
         "title": _("Battery health: pack %(serial)s") % {"serial": pack.serial},

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from batteries import forecast as core
 from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
+from batteries.selectors import current_vehicle
 from batteries.signals import pack_ageing_checked
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -50,15 +51,6 @@ METHOD = "SPM, EC-limited SEI + stress LAM (PyBaMM IDAKLU), state extrapolation"
 
 def horizon_years() -> float:
     return float(settings.EVFLEET_FORECAST_HORIZON_YEARS)
-
-
-def _current_vehicle(pack: BatteryPack) -> Vehicle | None:
-    installation = (
-        PackInstallation.objects.filter(pack=pack, removed_at__isnull=True)
-        .select_related("vehicle__model", "vehicle__home_depot")
-        .first()
-    )
-    return installation.vehicle if installation else None
 
 
 def _duty_from_telemetry(vehicle: Vehicle, as_of: dt.date) -> core.DutyStats | None:
@@ -141,7 +133,7 @@ def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
 def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -> core.ForecastJob | None:
     """The pack's forecast job without calibration, or None if it cannot be forecast (and why is logged)."""
     chemistry = SUPPORTED_CHEMISTRIES.get(pack.chemistry)
-    vehicle = _current_vehicle(pack)
+    vehicle = current_vehicle(pack)
     if chemistry is None or vehicle is None:
         logger.info("pack %s: no forecast (chemistry %s, in a vehicle: %s)", pack, pack.chemistry, bool(vehicle))
         return None
@@ -192,7 +184,7 @@ def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
 
 
 def _cluster_key(pack: BatteryPack) -> tuple:
-    vehicle = _current_vehicle(pack)
+    vehicle = current_vehicle(pack)
     return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
 
 
@@ -360,7 +352,7 @@ def check_abnormal_ageing(pack: BatteryPack):
                 }
             )
     current = pack.forecasts.order_by("-as_of").first()
-    vehicle = _current_vehicle(pack)
+    vehicle = current_vehicle(pack)
     if current is not None and vehicle is not None:
         peers = _peer_fade_rates(pack, vehicle)
         if len(peers) >= MIN_PEERS:

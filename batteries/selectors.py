@@ -22,6 +22,16 @@ def active_pack(vehicle: Vehicle) -> BatteryPack | None:
     return installation.pack if installation else None
 
 
+def current_vehicle(pack: BatteryPack) -> Vehicle | None:
+    """The vehicle ``pack`` is installed in now (with its model and home depot), or None when it is out."""
+    installation = (
+        PackInstallation.objects.filter(pack=pack, removed_at__isnull=True)
+        .select_related("vehicle__model", "vehicle__home_depot")
+        .first()
+    )
+    return installation.vehicle if installation else None
+
+
 def installed_pack_nominal_capacity(vehicle: Vehicle) -> tuple[float, float | None] | None:
     """Nominal (kWh, Ah) of the pack installed in ``vehicle``, or None when it carries none."""
     pack = active_pack(vehicle)
