@@ -623,6 +623,11 @@ def anchor_points(thetas: Sequence[np.ndarray], radius: float = ANCHOR_LOG_RADIU
     return out
 
 
+def _log_factors(calibration: AgeingCalibration) -> np.ndarray:
+    """(ln calendar, ln cycling) of a fit; a one-factor value scales both."""
+    return np.log([calibration.rate_factor, calibration.cycling_factor or calibration.rate_factor])
+
+
 def _near_a_cut(run: _GroupRun, theta: np.ndarray) -> bool:
     """Does the surface miss at ``theta`` (ln factors): is a design member within ``ANCHOR_CUT_REACH`` of it cut
     within the group run (the kink)? Where only the far fast-cycling members are cut (a capacity cut after 5-13
@@ -652,7 +657,7 @@ def _refine(
         if run.design is None:
             continue
         fitted = [own[job.pack_id] for job, _ in items if job.pack_id in own]
-        thetas = [np.log([c.rate_factor, c.cycling_factor or c.rate_factor]) for c in fitted]
+        thetas = [_log_factors(c) for c in fitted]
         thetas = [t for t in thetas if _near_a_cut(run, t)]
         if thetas:
             todo.append((i, anchor_points(thetas)))
@@ -672,7 +677,7 @@ def _refine(
             if pid not in own or pid not in parts:
                 continue
             c = own[pid]
-            k = run.nearest_anchor(np.log([c.rate_factor, c.cycling_factor or c.rate_factor]))
+            k = run.nearest_anchor(_log_factors(c))
             if k is None:
                 continue
             response, soh, unc = parts[pid]
