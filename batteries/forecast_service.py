@@ -130,10 +130,14 @@ def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
     ]
 
 
-def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -> core.ForecastJob | None:
-    """The pack's forecast job without calibration, or None if it cannot be forecast (and why is logged)."""
+def pack_job(
+    pack: BatteryPack, as_of: dt.date, *, years: float | None = None, vehicle: Vehicle | None = None
+) -> core.ForecastJob | None:
+    """The pack's forecast job without calibration, or None if it cannot be forecast (and why is logged).
+    ``vehicle``: the pack's current vehicle when the caller has already looked it up (the night does, once
+    a pack, for the job, the cluster and the ageing check)."""
     chemistry = SUPPORTED_CHEMISTRIES.get(pack.chemistry)
-    vehicle = current_vehicle(pack)
+    vehicle = vehicle or current_vehicle(pack)
     if chemistry is None or vehicle is None:
         logger.info("pack %s: no forecast (chemistry %s, in a vehicle: %s)", pack, pack.chemistry, bool(vehicle))
         return None
@@ -183,19 +187,18 @@ def in_duty_order(packs: Iterable[BatteryPack], as_of: dt.date) -> list[int]:
     return [pk for group in in_duty_groups(packs, as_of) for pk in group]
 
 
-def _cluster_key(pack: BatteryPack) -> tuple:
-    vehicle = current_vehicle(pack)
+def _cluster_key(pack: BatteryPack, vehicle: Vehicle | None) -> tuple:
     return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
 
 
 def _calibrate(
-    jobs: dict[int, tuple[BatteryPack, core.ForecastJob]],
+    jobs: dict[int, tuple[BatteryPack, core.ForecastJob]], vehicles: dict[int, Vehicle | None]
 ) -> tuple[dict[str, list[core.HealthObservation]], dict[str, tuple]]:
     """What the fleet run calibrates from: each pack's observations and cluster key (chemistry, vehicle
     model, depot), keyed by the job's pack id. The core fits packs with enough observations, else gives
     a pack its cluster's value (2+ fitted packs), else the prior: from the forecast's own group runs."""
     observations = {job.pack_id: _observations(pack) for pack, job in jobs.values()}
-    clusters = {job.pack_id: _cluster_key(pack) for pack, job in jobs.values()}
+    clusters = {job.pack_id: _cluster_key(pack, vehicles[pack.pk]) for pack, job in jobs.values()}
     return observations, clusters
 
 
@@ -207,9 +210,11 @@ def forecast_packs(
     as_of = as_of or timezone.localdate()
     run = ForecastRun.objects.create(as_of=as_of, trigger=trigger[:60])
     jobs: dict[int, tuple[BatteryPack, core.ForecastJob]] = {}
+    vehicles: dict[int, Vehicle | None] = {}
     skipped = 0
     for pack in packs:
-        job = pack_job(pack, as_of, years=years)
+        vehicles[pack.pk] = current_vehicle(pack)
+        job = pack_job(pack, as_of, years=years, vehicle=vehicles[pack.pk])
         if job is None:
             skipped += 1
         else:
@@ -219,7 +224,7 @@ def forecast_packs(
             dataclasses.replace(job, calibration=core.prior_calibration(job.pack.chemistry))
             for _pack, job in jobs.values()
         ]
-        observations, clusters = _calibrate(jobs)
+        observations, clusters = _calibrate(jobs, vehicles)
         fleet = core.forecast_fleet(fleet_jobs, observations=observations, clusters=clusters)
     except Exception as exc:  # the run is recorded as failed, with the reason, and the error goes on
         ForecastRun.objects.filter(pk=run.pk).update(
@@ -246,7 +251,7 @@ def forecast_packs(
         _store(pack, job, result, run)
         done += 1
     for pack, _job in jobs.values():
-        check_abnormal_ageing(pack)
+        check_abnormal_ageing(pack, vehicle=vehicles[pack.pk])
     run.packs_total = len(jobs) + skipped
     run.packs_done, run.packs_failed = done, failed
     run.duty_groups = fleet.n_groups
@@ -327,7 +332,7 @@ FLEET_FADE_RATIO_ALERT = 1.5  # fade this many times the median of comparable pa
 MIN_PEERS = 3
 
 
-def check_abnormal_ageing(pack: BatteryPack):
+def check_abnormal_ageing(pack: BatteryPack, *, vehicle: Vehicle | None = None):
     """Open (or refresh) an alert when a pack ages abnormally; resolve it when it no longer does.
 
     Abnormal: its latest observation lies below the P10 of the forecast made before it (fading faster
@@ -352,7 +357,7 @@ def check_abnormal_ageing(pack: BatteryPack):
                 }
             )
     current = pack.forecasts.order_by("-as_of").first()
-    vehicle = current_vehicle(pack)
+    vehicle = vehicle or current_vehicle(pack)
     if current is not None and vehicle is not None:
         peers = _peer_fade_rates(pack, vehicle)
         if len(peers) >= MIN_PEERS:

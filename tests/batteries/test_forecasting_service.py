@@ -3,6 +3,8 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batteries.forecast_service import check_abnormal_ageing, forecast_packs
@@ -40,7 +42,13 @@ def depot():
 def test_nightly_forecast_stores_a_band_per_pack_and_records_the_run(depot):
     _bus, pack = _bus_with_pack(depot)
 
-    run = forecast_packs(packs=[pack], as_of=AS_OF, years=1.0, trigger="test")
+    with CaptureQueriesContext(connection) as queries:
+        run = forecast_packs(packs=[pack], as_of=AS_OF, years=1.0, trigger="test")
+    # The pack's current vehicle is looked up once for its job, its cluster and its ageing check.
+    current_vehicle_lookups = [
+        q["sql"] for q in queries if 'FROM "batteries_packinstallation" INNER JOIN "fleet_vehicle"' in q["sql"]
+    ]
+    assert len(current_vehicle_lookups) == 1, current_vehicle_lookups
 
     assert (run.status, run.packs_done, run.packs_failed) == ("succeeded", 1, 0)
     forecast = SoHForecast.objects.get(pack=pack)
