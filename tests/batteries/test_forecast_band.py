@@ -14,11 +14,11 @@ from batteries.forecast import (  # noqa: E402
     AgeingCalibration,
     BlockPlan,
     ForecastJob,
-    PackSpec,
     forecast_fleet,
     forecast_pack,
 )
 from tests.support.climates import HERMOSILLO  # noqa: E402
+from tests.support.packs import bus_pack
 
 START = dt.date(2024, 1, 1)
 
@@ -26,7 +26,7 @@ START = dt.date(2024, 1, 1)
 def _job(chemistry, km, target, factor, sigma, years, pack_id="p", as_of=START):
     return ForecastJob(
         pack_id=pack_id,
-        pack=PackSpec(chemistry, 350, 600, 200, 3, usable_soc_max=1.0),
+        pack=bus_pack(chemistry, usable_soc_max=1.0),
         duty=BlockPlan(km_per_day=km, kwh_per_km=1.1, target_soc=target),
         climate=HERMOSILLO,
         in_service_date=START,

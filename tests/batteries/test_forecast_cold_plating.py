@@ -15,7 +15,7 @@ import numpy as np
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from batteries.forecast import BlockPlan, Climate, ForecastJob, PackSpec  # noqa: E402
+from batteries.forecast import BlockPlan, Climate, ForecastJob  # noqa: E402
 from batteries.forecast.duty import (  # noqa: E402
     PACK_SWING_DAMPING,
     arrhenius_mean_temperature_k,
@@ -27,6 +27,7 @@ from batteries.forecast.forecast import prepare, run_members  # noqa: E402
 from batteries.forecast.presets import get_preset  # noqa: E402
 from batteries.forecast.simulate import day_model  # noqa: E402
 from batteries.forecast.state import DegradationState  # noqa: E402
+from tests.support.packs import bus_pack
 
 NOGALES = (9, 11, 14, 17, 21, 26, 26, 25, 23, 18, 13, 9)
 START = dt.date(2024, 1, 1)
@@ -36,7 +37,7 @@ END = dt.date(2025, 1, 1)
 def job(chemistry="NMC", charge_c=1.0):
     return ForecastJob(
         "cold",
-        PackSpec(chemistry, 350, 600, 200, 3),
+        bus_pack(chemistry),
         BlockPlan(220, 1.1, charge_c_rate=charge_c),
         Climate(NOGALES),
         START,

@@ -19,7 +19,6 @@ from batteries.forecast import (  # noqa: E402
     DutyStats,
     ForecastJob,
     HealthObservation,
-    PackSpec,
     calibrate_pack,
     duty_signature,
     forecast_fleet,
@@ -28,12 +27,9 @@ from batteries.forecast import (  # noqa: E402
 )
 from batteries.forecast.calibrate import CLUSTER_LOG_SIGMA_FLOOR  # noqa: E402
 from tests.support.climates import HERMOSILLO, NOGALES  # noqa: E402
+from tests.support.packs import bus_pack  # noqa: E402
 
 START = dt.date(2024, 1, 1)
-
-
-def bus_pack(chemistry="LFP", **kw):
-    return PackSpec(chemistry, nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3, **kw)
 
 
 def job(duty=None, climate=HERMOSILLO, calibration=None, years=2.0, chemistry="LFP", pack=None, pack_id="bus-1"):

@@ -16,14 +16,14 @@ from batteries.forecast import (  # noqa: E402
     AgeingCalibration,
     BlockPlan,
     ForecastJob,
-    PackSpec,
     forecast_fleet,
     forecast_pack,
 )
 from tests.support.climates import HERMOSILLO  # noqa: E402
+from tests.support.packs import bus_pack
 
 START = dt.date(2024, 1, 1)
-PACK = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
+PACK = bus_pack()
 
 #: Stated tolerance of the nightly P50 against forecast_pack over 3 years, on a duty that still fits the pack
 #: (measured on the bench's 12 packs: <= 0.09 pp at 3 y, <= 0.18 pp at 10 y; docs/forecast.md, "Fleet"; here

@@ -18,13 +18,13 @@ from batteries.forecast import (  # noqa: E402
     BlockPlan,
     Climate,
     ForecastJob,
-    PackSpec,
     forecast_pack,
     presets,
     simulate,
 )
 from batteries.forecast.duty import N_SEGMENTS, RepresentativeDay  # noqa: E402
 from batteries.forecast.state import DegradationState  # noqa: E402
+from tests.support.packs import bus_pack
 
 from . import test_forecast_sensitivity as sensitivity  # noqa: E402
 
@@ -84,7 +84,7 @@ def test_self_limiting_lam_slows_as_active_material_is_lost(self_limiting_lam, c
 def lost_pp(months_list, duty):
     job = ForecastJob(
         "p",
-        PackSpec("LFP", 350, 600, 200, 3),
+        bus_pack(),
         duty,
         Climate((22.0,) * 12, diurnal_amplitude_c=0.0),
         START,

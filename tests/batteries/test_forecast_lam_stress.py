@@ -21,7 +21,6 @@ from batteries.forecast import (  # noqa: E402
     Climate,
     ForecastJob,
     HealthObservation,
-    PackSpec,
     calibrate_pack,
     duty_signature,
     forecast_pack,
@@ -34,10 +33,11 @@ from batteries.forecast.pooled import (  # noqa: E402
     calibrate_pooled_with_stress,
     fit_lam_stress,
 )
+from tests.support.packs import bus_pack  # noqa: E402
 
 START = dt.date(2024, 1, 1)
 FLAT = Climate((22.0,) * 12)
-BUS = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
+BUS = bus_pack()
 DAYS = np.arange(1, 7) * 30.0
 TRUTH = (np.log([0.8, 1.5]), 0.2)  # (ln calendar, ln cycling), stress factor
 #: (calendar weight, cycling weight, stress share of the cycling part at stress factor 1) of a duty's

@@ -20,7 +20,6 @@ from batteries.forecast import (  # noqa: E402
     BlockPlan,
     ForecastJob,
     HealthObservation,
-    PackSpec,
     calibrate_pooled,
     fit_observed_pooled,
     prior_calibration,
@@ -28,6 +27,7 @@ from batteries.forecast import (  # noqa: E402
 from batteries.forecast.calibrate import PACK_LOG_SIGMA_FLOOR, fit_observed  # noqa: E402
 from batteries.forecast.pooled import PACK_OFFSET_LOG_SIGMA, fit_pooled, split_prior  # noqa: E402
 from tests.support.climates import HERMOSILLO  # noqa: E402
+from tests.support.packs import bus_pack
 
 START = dt.date(2024, 1, 1)
 DAYS = np.arange(1, 7) * 30.0  # monthly checks over the first 180 days
@@ -147,7 +147,7 @@ def test_fleet_contract_groups_by_key_and_fits_ungrouped_packs_alone():
 
 
 def bus_job(pack_id: str, plan: BlockPlan, chemistry="LFP") -> ForecastJob:
-    pack = PackSpec(chemistry, nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
+    pack = bus_pack(chemistry)
     return ForecastJob(pack_id, pack, plan, HERMOSILLO, START, START, prior_calibration(chemistry), 1.0)
 
 

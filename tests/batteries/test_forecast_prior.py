@@ -7,7 +7,8 @@ import pytest
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from batteries.forecast import BlockPlan, Climate, ForecastJob, PackSpec, forecast_pack  # noqa: E402
+from batteries.forecast import BlockPlan, Climate, ForecastJob, forecast_pack  # noqa: E402
+from tests.support.packs import bus_pack
 
 FLAT_25C = Climate((25.0,) * 12, diurnal_amplitude_c=0.0)
 
@@ -20,7 +21,7 @@ def test_prior_fade_at_one_cycle_a_day_and_25c_is_field_like(chemistry, low, hig
     climate = Climate((22.0,) * 12, diurnal_amplitude_c=0.0)
     job = ForecastJob(
         "bus",
-        PackSpec(chemistry, 350, 600, 200, 3, usable_soc_min=0.05),
+        bus_pack(chemistry, usable_soc_min=0.05),
         BlockPlan(km_per_day=250, kwh_per_km=1.1),
         climate,
         dt.date(2024, 1, 1),

@@ -31,12 +31,9 @@ from batteries.forecast import (  # noqa: E402
     prior_calibration,
 )
 from tests.support.climates import HERMOSILLO  # noqa: E402
+from tests.support.packs import bus_pack  # noqa: E402
 
 START = dt.date(2024, 1, 1)
-
-
-def bus_pack(chemistry="LFP", **kw):
-    return PackSpec(chemistry, nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3, **kw)
 
 
 def car_pack(**kw):

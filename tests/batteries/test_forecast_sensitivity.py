@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from batteries.forecast import BlockPlan, Climate, ForecastJob, PackSpec  # noqa: E402
+from batteries.forecast import BlockPlan, Climate, ForecastJob  # noqa: E402
 from batteries.forecast.forecast import horizon_end, prepare, run_members  # noqa: E402
 from batteries.forecast.presets import PLATING_LOSS, POSITIVE_LOSS  # noqa: E402
+from tests.support.packs import bus_pack
 
 START = dt.date(2024, 1, 1)
 FEW = settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,7 +26,7 @@ def fade_pp(chemistry, duty, climate_c=22.0):
     """SoH lost in the first year at the prior rate, percentage points."""
     job = ForecastJob(
         "p",
-        PackSpec(chemistry, 350, 600, 200, 3),
+        bus_pack(chemistry),
         duty,
         Climate((climate_c,) * 12, diurnal_amplitude_c=0.0),
         START,

@@ -13,7 +13,6 @@ from batteries.forecast import (  # noqa: E402
     AgeingCalibration,
     BlockPlan,
     ForecastJob,
-    PackSpec,
     forecast_fleet,
     forecast_pack,
 )
@@ -21,6 +20,7 @@ from batteries.forecast.calibrate import PRIOR_LOG_CORRELATION, prior_2d  # noqa
 from batteries.forecast.forecast import combine_band, posterior_members  # noqa: E402
 from batteries.forecast.trajectory import MemberTrajectory  # noqa: E402
 from tests.support.climates import HERMOSILLO  # noqa: E402
+from tests.support.packs import bus_pack
 
 START = dt.date(2024, 1, 1)
 
@@ -80,7 +80,7 @@ def test_combined_band_is_the_root_sum_of_squares_of_each_axis_and_keeps_asymmet
 def test_two_factor_pack_is_forecast_alone_by_the_fleet_with_the_same_answer():
     job = ForecastJob(
         "bus-2f",
-        PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3),
+        bus_pack(),
         BlockPlan(km_per_day=200, kwh_per_km=1.1),
         HERMOSILLO,
         START,
@@ -108,7 +108,7 @@ def test_fleet_fits_each_observed_pack_two_factors_like_the_single_pack_fit():
     from batteries.forecast import HealthObservation, calibrate_pack
 
     plan = BlockPlan(km_per_day=220, kwh_per_km=1.1)
-    pack = PackSpec("LFP", nominal_kwh=350, nominal_ah=600, cells_series=200, cells_parallel=3)
+    pack = bus_pack()
     jobs, observations = [], {}
     for pack_id, offset in (("early", 0), ("late", 150)):
         truth_job = ForecastJob(
