@@ -191,15 +191,79 @@ def _cluster_key(pack: BatteryPack, vehicle: Vehicle | None) -> tuple:
     return (pack.chemistry, vehicle.model_id if vehicle else None, vehicle.home_depot_id if vehicle else None)
 
 
+def _battery_model_key(pack: BatteryPack, vehicle: Vehicle | None) -> tuple | None:
+    """Packs of one battery model - the same cell, whatever their duty or depot - within one operator. The
+    registry has no cell part number, so the same chemistry and pack design (Ah, cells in series and in
+    parallel) in the same vehicle model stands for it. None for a pack out of a vehicle."""
+    if vehicle is None:
+        return None
+    return (
+        pack.organization_id,
+        pack.chemistry,
+        vehicle.model_id,
+        pack.nominal_ah,
+        pack.cells_in_series,
+        pack.cells_in_parallel,
+    )
+
+
+def _model_evidence(key: tuple) -> list[tuple[int, tuple]]:
+    """(pack id, its latest fit's evidence) for the packs of one battery model now in a vehicle: what their
+    own checks said, without any prior (``core.AgeingCalibration.evidence``). One query a model."""
+    organization_id, chemistry, model_id, nominal_ah, series, parallel = key
+    latest = (
+        SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values("inputs__calibration__evidence")[:1]
+    )
+    packs = (
+        BatteryPack.objects.filter(
+            organization_id=organization_id,
+            chemistry=chemistry,
+            nominal_ah=nominal_ah,
+            cells_in_series=series,
+            cells_in_parallel=parallel,
+            installations__removed_at__isnull=True,
+            installations__vehicle__model_id=model_id,
+        )
+        .annotate(evidence=Subquery(latest))
+        .values_list("pk", "evidence")
+    )
+    return [(pk, tuple(evidence)) for pk, evidence in packs if isinstance(evidence, list) and len(evidence) == 5]
+
+
+def _model_priors(
+    jobs: dict[int, tuple[BatteryPack, core.ForecastJob]],
+    vehicles: dict[int, Vehicle | None],
+    observations: dict[str, list[core.HealthObservation]],
+) -> dict[str, core.AgeingCalibration]:
+    """Each observed pack's prior learnt from the other packs of its battery model (their stored evidence,
+    never its own: no pack confirms itself), keyed by the job's pack id. A pack whose model has no other
+    pack with a fit keeps the chemistry preset's prior (absent here)."""
+    keys = {
+        pack.pk: _battery_model_key(pack, vehicles[pack.pk])
+        for pack, job in jobs.values()
+        if observations.get(job.pack_id)
+    }
+    evidence = {key: _model_evidence(key) for key in set(keys.values()) if key is not None}
+    priors = {}
+    for pk, key in keys.items():
+        others = [e for other, e in evidence.get(key, []) if other != pk] if key is not None else []
+        if others:
+            pack, job = jobs[pk]
+            priors[job.pack_id] = core.model_prior(core.prior_calibration(job.pack.chemistry), others)
+    return priors
+
+
 def _calibrate(
     jobs: dict[int, tuple[BatteryPack, core.ForecastJob]], vehicles: dict[int, Vehicle | None]
-) -> tuple[dict[str, list[core.HealthObservation]], dict[str, tuple]]:
-    """What the fleet run calibrates from: each pack's observations and cluster key (chemistry, vehicle
-    model, depot), keyed by the job's pack id. The core fits packs with enough observations, else gives
-    a pack its cluster's value (2+ fitted packs), else the prior: from the forecast's own group runs."""
+) -> tuple[dict[str, list[core.HealthObservation]], dict[str, tuple], dict[str, core.AgeingCalibration]]:
+    """What the fleet run calibrates from, keyed by the job's pack id: each pack's observations, its cluster
+    key (chemistry, vehicle model, depot) and, for an observed pack, its battery model's learnt prior
+    (``_model_priors``). The core fits packs with usable observations against that prior (else the
+    preset's), gives a pack without its cluster's value (2+ fitted packs), else the prior: from the
+    forecast's own group runs."""
     observations = {job.pack_id: _observations(pack) for pack, job in jobs.values()}
     clusters = {job.pack_id: _cluster_key(pack, vehicles[pack.pk]) for pack, job in jobs.values()}
-    return observations, clusters
+    return observations, clusters, _model_priors(jobs, vehicles, observations)
 
 
 def forecast_packs(
@@ -224,8 +288,8 @@ def forecast_packs(
             dataclasses.replace(job, calibration=core.prior_calibration(job.pack.chemistry))
             for _pack, job in jobs.values()
         ]
-        observations, clusters = _calibrate(jobs, vehicles)
-        fleet = core.forecast_fleet(fleet_jobs, observations=observations, clusters=clusters)
+        observations, clusters, priors = _calibrate(jobs, vehicles)
+        fleet = core.forecast_fleet(fleet_jobs, observations=observations, clusters=clusters, priors=priors)
     except Exception as exc:  # the run is recorded as failed, with the reason, and the error goes on
         ForecastRun.objects.filter(pk=run.pk).update(
             status=ForecastRun.Status.FAILED,
@@ -317,6 +381,10 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
                         "cycling_factor": calibration.cycling_factor,
                         "cycling_log_sigma": calibration.cycling_log_sigma,
                         "log_correlation": calibration.log_correlation,
+                        # What the pack's own checks said (no prior in it): its model's other packs learn
+                        # their prior from it the next night (core.model_prior).
+                        "evidence": list(calibration.evidence) if calibration.evidence else None,
+                        "prior_learnt_from_packs": calibration.model_packs,
                     }
                 ),
                 "undelivered_kwh_per_day": result.undelivered_kwh_per_day,

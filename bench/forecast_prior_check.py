@@ -132,7 +132,7 @@ def main() -> None:
             calibrate.prior_2d = VARIANTS[variant]
             try:
                 prior_mean, prior_cov = calibrate.prior_2d(calibrate.prior_calibration(job.pack.chemistry))
-                theta, cov, n = calibrate._fit_2d([part], calibrate.prior_calibration(job.pack.chemistry))
+                theta, cov, n, _ = calibrate._fit_2d([part], calibrate.prior_calibration(job.pack.chemistry))
             finally:
                 calibrate.prior_2d = SHIPPED_PRIOR_2D
             fit = calibrate.same_lam_stress(

@@ -4,6 +4,7 @@ Public API (see docs/forecast.md)::
 
     from batteries.forecast import (
         forecast_pack, forecast_fleet, calibrate_pack, calibrate_cluster, calibrate_pooled, PooledCalibration,
+        model_prior,
         prior_calibration, ForecastRefused,
         PackSpec, DutyStats, BlockPlan, Climate, HealthObservation, AgeingCalibration, ForecastJob,
         ForecastResult, ForecastPoint, Crossing,
@@ -24,7 +25,7 @@ from .calibrate import (  # noqa: E402
 )
 from .fleet import FleetRun, duty_signature, forecast_fleet  # noqa: E402
 from .forecast import FLAG_NOT_FINITE, FLAG_OUTSIDE_MODEL_RANGE, forecast_pack, prepare  # noqa: E402
-from .pooled import PooledCalibration, calibrate_pooled, fit_observed_pooled  # noqa: E402
+from .pooled import PooledCalibration, calibrate_pooled, fit_observed_pooled, model_prior  # noqa: E402
 from .presets import PRESETS, get_preset  # noqa: E402
 from .trajectory import (  # noqa: E402
     FLAG_DAY_NOT_COMPLETED,
@@ -76,6 +77,7 @@ __all__ = [
     "forecast_fleet",
     "forecast_pack",
     "get_preset",
+    "model_prior",
     "prepare",
     "prior_calibration",
     "screen_observations",

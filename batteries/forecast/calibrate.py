@@ -24,6 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 from scipy.interpolate import RectBivariateSpline
@@ -167,12 +168,37 @@ def prior_2d(prior: AgeingCalibration) -> tuple[np.ndarray, np.ndarray]:
     return np.log([prior.rate_factor, prior.rate_factor]), s * s * np.array([[1.0, rho], [rho, 1.0]])
 
 
-def _fit_2d(
-    parts: Sequence[tuple[Response2D, np.ndarray, np.ndarray]], prior: AgeingCalibration
-) -> tuple[np.ndarray, np.ndarray, int]:
+#: A fit's data term (``AgeingCalibration.evidence``): (I11, I12, I22, h1, h2).
+Evidence = tuple[float, float, float, float, float]
+
+
+class Fit2D(NamedTuple):
+    theta: np.ndarray
+    cov: np.ndarray
+    n: int
+    #: The data term alone (``AgeingCalibration.evidence``); None when nothing was fitted.
+    evidence: Evidence | None = None
+
+
+def data_evidence(jac: np.ndarray, residuals: np.ndarray, scale: float, theta: np.ndarray) -> Evidence:
+    """The data term of a fit, 1/2 |residuals|^2 / scale, as a Gaussian in the ln factors around ``theta``
+    (Gauss-Newton): information I = J^T J / scale and h = I theta - J^T r / scale (the quadratic whose
+    gradient at ``theta`` is the data term's), so that h = I x the factors the data alone point to."""
+    information = jac.T @ jac / scale
+    h = information @ theta - jac.T @ residuals / scale
+    return (
+        float(information[0, 0]),
+        float(information[0, 1]),
+        float(information[1, 1]),
+        float(h[0]),
+        float(h[1]),
+    )
+
+
+def _fit_2d(parts: Sequence[tuple[Response2D, np.ndarray, np.ndarray]], prior: AgeingCalibration) -> Fit2D:
     """MAP of (ln calendar factor, ln cycling factor) under a bivariate normal prior; the posterior
     covariance is the Laplace approximation (inverse Hessian of the negative log posterior, from the
-    Jacobian at the optimum). Returns (MAP, covariance, number of observations)."""
+    Jacobian at the optimum). Returns (MAP, covariance, number of observations, the data term alone)."""
     mean, cov = prior_2d(prior)
     chol = np.linalg.cholesky(cov)
 
@@ -189,8 +215,9 @@ def _fit_2d(
     information = data_jac.T @ data_jac / max(chi2, 1.0) + np.linalg.inv(cov)
     theta = np.asarray(fit.x, dtype=float)
     if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(information))):
-        return mean, cov, 0
-    return theta, np.linalg.inv(information), n
+        return Fit2D(mean, cov, 0)
+    evidence = data_evidence(data_jac, fit.fun[:-2], max(chi2, 1.0), theta)
+    return Fit2D(theta, np.linalg.inv(information), n, evidence)
 
 
 def two_factor_calibration(
@@ -201,6 +228,7 @@ def two_factor_calibration(
     floor: float,
     aside: Sequence[Aside] = (),
     calibrated_until: dt.date | None = None,
+    evidence: Evidence | None = None,
 ) -> AgeingCalibration:
     s1, s2 = math.sqrt(max(float(cov[0, 0]), 0.0)), math.sqrt(max(float(cov[1, 1]), 0.0))
     rho = float(cov[0, 1]) / (s1 * s2) if s1 > 0 and s2 > 0 else 0.0
@@ -214,6 +242,7 @@ def two_factor_calibration(
         cycling_log_sigma=max(s2, floor),
         log_correlation=float(np.clip(rho, -0.99, 0.99)),
         calibrated_until=calibrated_until,
+        evidence=evidence,
     )
 
 
@@ -245,13 +274,12 @@ def calibrate_pack(
     # The fit keeps the battery model's LAM stress factor, the job's: its simulations used it.
     part, aside = pack_part(job, observations)
     if part is not None:
-        theta, cov, n = _fit_2d([part], prior)
+        theta, cov, n, evidence = _fit_2d([part], prior)
         if n:
             assert isinstance(part[0], SohResponse2D)
             until = max(part[0].dates)
-            return same_lam_stress(
-                two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside, until), job.calibration
-            )
+            fitted = two_factor_calibration(theta, cov, "pack", n, PACK_LOG_SIGMA_FLOOR, aside, until, evidence)
+            return same_lam_stress(fitted, job.calibration)
     return same_lam_stress(replace(prior, set_aside=tuple(sorted(aside))), job.calibration)
 
 
@@ -294,7 +322,7 @@ def calibrate_cluster(
             parts.append(part)
     if not parts:
         raise ValueError("no usable observations in the cluster")
-    theta, cov, n = _fit_2d(parts, prior_calibration(chemistry))
+    theta, cov, n, _ = _fit_2d(parts, prior_calibration(chemistry))
     return two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
 
 
@@ -321,7 +349,7 @@ def fit_observed(
     """
     own: dict[str, AgeingCalibration] = {}
     for pack_id, part in parts.items():
-        theta, cov, n = _fit_2d([part], priors[pack_id])
+        theta, cov, n, evidence = _fit_2d([part], priors[pack_id])
         if n:
             own[pack_id] = two_factor_calibration(
                 theta,
@@ -331,6 +359,7 @@ def fit_observed(
                 PACK_LOG_SIGMA_FLOOR,
                 set_aside.get(pack_id, ()),
                 (calibrated_until or {}).get(pack_id),
+                evidence,
             )
     members: dict[Hashable, list[str]] = defaultdict(list)
     for pack_id in own:
@@ -339,7 +368,7 @@ def fit_observed(
     cluster_value: dict[Hashable, AgeingCalibration] = {}
     for key, pack_ids in members.items():
         if len(pack_ids) >= 2:
-            theta, cov, n = _fit_2d([parts[p] for p in pack_ids], priors[pack_ids[0]])
+            theta, cov, n, _ = _fit_2d([parts[p] for p in pack_ids], priors[pack_ids[0]])
             if n:
                 cluster_value[key] = two_factor_calibration(theta, cov, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
     return own, cluster_value

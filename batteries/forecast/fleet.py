@@ -725,6 +725,7 @@ def forecast_fleet(
     workers: int = 1,
     observations: Mapping[str, Sequence[HealthObservation]] | None = None,
     clusters: Mapping[str, Hashable] | None = None,
+    priors: Mapping[str, AgeingCalibration] | None = None,
 ) -> FleetRun:
     """Forecast many packs, calibrating them on the way; returns per-pack results keyed by ``pack_id``.
 
@@ -735,7 +736,9 @@ def forecast_fleet(
     (calendar and cycling, MAP against the chemistry prior, like ``calibrate_pack``); a pack without
     takes its cluster's value (``clusters``: pack id -> any hashable key; a cluster value needs two or
     more fitted packs, whose observations are pooled), else keeps ``job.calibration`` (by default the
-    prior). ``result.calibration`` says which (source pack/cluster/prior).
+    prior). ``result.calibration`` says which (source pack/cluster/prior). ``priors`` (pack id -> the prior
+    its own fit starts from; default the chemistry preset's): the service gives an observed pack its battery
+    model's prior learnt from the other packs' checks (``pooled.model_prior``).
 
     Calibration costs no simulation of its own: a group with observed packs is simulated on the
     two-factor design (6 members) and each observed pack's SoH response at its observation dates is read
@@ -793,12 +796,15 @@ def forecast_fleet(
                 part = _calibration_part(run, job, observed[job.pack_id], set_aside[job.pack_id])
                 if part is not None:
                     parts[job.pack_id] = part
-    priors = {pid: prior_calibration(chemistry[pid]) for pid in parts}
+    given_priors = priors or {}
+    priors = {pid: given_priors.get(pid) or prior_calibration(chemistry[pid]) for pid in parts}
     # The last check each fit saw: the band's shape term (forecast.shape_discrepancy) widens after it.
     last_check = {pid: max(o.date for o in observed[pid]) for pid in parts}
     own, cluster_value = fit_observed(parts, clusters, priors, set_aside, last_check)
     if ANCHORS:
         _refine(with_obs, runs, own, parts, priors, set_aside, last_check, group_settings, workers)
+    # A fit says whose checks its prior was learnt from (0: the preset's).
+    own = {pid: replace(c, model_packs=priors[pid].model_packs) if pid in priors else c for pid, c in own.items()}
 
     def calibrated(items: list[tuple[ForecastJob, PreparedJob]]) -> list[tuple[ForecastJob, PreparedJob]]:
         out = []

@@ -43,7 +43,9 @@ from .calibrate import (
     FACTOR_GRID_2D,
     PACK_LOG_SIGMA_FLOOR,
     Aside,
+    Evidence,
     Response2D,
+    data_evidence,
     pack_part,
     prior_2d,
     prior_calibration,
@@ -171,11 +173,16 @@ def fit_pooled(
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(mu_cov))):
         return PooledCalibration({pid: replace(prior, set_aside=asides[pid]) for pid in ids}, prior, asides, math.inf)
     packs = {}
+    row = 0
     for i, pid in enumerate(ids):
         link = a_inv[i] @ own_inv  # A_i^-1 B_i with B_i = -Omega^-1 (the sign cancels in the product)
         cov = a_inv[i] + link @ mu_cov @ link.T
+        theta_i = x[2 * i : 2 * i + 2]
+        jac = _jacobian(parts[pid][0], theta_i) / parts[pid][2][:, None]
+        evidence = data_evidence(jac, data[row : row + sizes[i]], max(chi2, 1.0), theta_i)
+        row += sizes[i]
         packs[pid] = two_factor_calibration(
-            x[2 * i : 2 * i + 2], cov, "pack", sizes[i], PACK_LOG_SIGMA_FLOOR, asides[pid]
+            theta_i, cov, "pack", sizes[i], PACK_LOG_SIGMA_FLOOR, asides[pid], evidence=evidence
         )
     group = two_factor_calibration(x[mu_at:], mu_cov + own, "cluster", n, CLUSTER_LOG_SIGMA_FLOOR)
     return PooledCalibration(packs, group, asides, float(fit.cost))
@@ -338,3 +345,48 @@ def fit_observed_pooled(
         if kind == "group" and len(pooled.packs) >= 2:
             group_value[key] = pooled.group
     return own, group_value
+
+
+def model_prior(
+    prior: AgeingCalibration, evidence: Sequence[Evidence], offset_log_sigma: float = PACK_OFFSET_LOG_SIGMA
+) -> AgeingCalibration:
+    """The prior of one more pack of a battery model, learnt from what its other packs' checks said.
+
+    The same hierarchy as ``fit_pooled`` (mu ~ N(m0, S0 - Omega), each pack's factors ~ N(mu, Omega)),
+    done in two stages so that it needs no simulation and works across a fleet forecast in chunks: each
+    other pack's fit left its data term (``AgeingCalibration.evidence``: information I_j and h_j, the
+    checks alone, no prior in it), and integrating its factors out gives mu the information
+    (Omega + I_j^-1)^-1 = (I_j Omega + 1)^-1 I_j and the term (I_j Omega + 1)^-1 h_j - no inverse of I_j,
+    so a pack whose checks tell one direction only (the usual calendar/cycling valley) says nothing about
+    the other. Returns N(mu's posterior mean, its covariance + Omega) as a two-factor prior
+    (``model_packs`` = how many packs informed it); with no evidence, ``prior`` itself. For linear
+    responses it is exactly the pack's share of the joint fit (tests/batteries/test_forecast_pooled.py).
+    """
+    usable = [e for e in evidence if e is not None and all(math.isfinite(v) for v in e)]
+    if not usable:
+        return prior
+    m0, shared, own = split_prior(prior, offset_log_sigma)
+    precision = np.linalg.inv(shared)
+    term = precision @ m0
+    identity = np.eye(2)
+    for i11, i12, i22, h1, h2 in usable:
+        information = np.array([[i11, i12], [i12, i22]])
+        damp = np.linalg.inv(information @ own + identity)
+        contribution = damp @ information
+        precision = precision + (contribution + contribution.T) / 2
+        term = term + damp @ np.array([h1, h2])
+    mu_cov = np.linalg.inv(precision)
+    mu = mu_cov @ term
+    cov = mu_cov + own
+    s1, s2 = math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])
+    return AgeingCalibration(
+        rate_factor=math.exp(float(mu[0])),
+        log_sigma=s1,
+        source="prior",
+        cycling_factor=math.exp(float(mu[1])),
+        cycling_log_sigma=s2,
+        log_correlation=float(np.clip(cov[0, 1] / (s1 * s2), -0.99, 0.99)),
+        lam_stress_factor=prior.lam_stress_factor,
+        lam_stress_sigma=prior.lam_stress_sigma,
+        model_packs=len(usable),
+    )

@@ -155,6 +155,14 @@ class AgeingCalibration(_ToDict):
     #: The date of the last capacity check the fit used (a pack's own fit; None for the prior and a
     #: cluster value). Beyond it the band adds the shape-of-fade discrepancy (``forecast.SHAPE_EXPONENT_SIGMA``).
     calibrated_until: dt.date | None = None
+    #: What the pack's own checks say, without any prior: the fit's data term as a Gaussian in (ln calendar,
+    #: ln cycling), information form (I11, I12, I22, h1, h2) with I the information and h = I x the factors
+    #: the checks alone point to (a pack's own fit; None otherwise). A direction the checks cannot tell has
+    #: no information. Its battery model's other packs build their prior from it (``pooled.model_prior``).
+    evidence: tuple[float, float, float, float, float] | None = None
+    #: A prior learnt from this many other packs of the battery model (``pooled.model_prior``), or a fit made
+    #: against such a prior; 0: the chemistry preset's prior.
+    model_packs: int = 0
 
     @property
     def two_factors(self) -> bool:

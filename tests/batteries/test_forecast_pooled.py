@@ -22,6 +22,7 @@ from batteries.forecast import (  # noqa: E402
     HealthObservation,
     calibrate_pooled,
     fit_observed_pooled,
+    model_prior,
     prior_calibration,
 )
 from batteries.forecast.calibrate import PACK_LOG_SIGMA_FLOOR, fit_observed  # noqa: E402
@@ -173,3 +174,53 @@ def test_packs_of_different_chemistries_cannot_be_pooled():
     plan = BlockPlan(km_per_day=200, kwh_per_km=1.1)
     with pytest.raises(ValueError, match="chemistry"):
         calibrate_pooled([(bus_job("a", plan), []), (bus_job("b", plan, "NMC"), [])])
+
+
+def linear_part(weights, days, truth=TRUTH, uncertainty=0.1):
+    """A response linear in the ln factors (Laplace is then exact): the two-stage and the joint fit must
+    agree to rounding."""
+    calendar, cycling = weights
+
+    def soh(theta):
+        return 100.0 - days / 365.0 * (calendar * (1 + theta[0]) + cycling * (1 + theta[1]))
+
+    return soh, soh(truth), np.full(len(days), uncertainty)
+
+
+def test_a_battery_models_prior_from_its_other_packs_evidence_is_the_young_packs_share_of_the_joint_fit():
+    prior = prior_calibration("LFP")
+    two_years = np.arange(1, 25) * 30.0
+    older = {f"old-{k}": linear_part(w, two_years) for k, w in enumerate((PARKED, CYCLED, PARKED, CYCLED))}
+    young = linear_part((0.6, 0.4), DAYS)  # a middling duty, 180 days: alone it fixes one direction only
+    # Stage 1: each older pack fitted alone (as the night does), which leaves its checks' evidence.
+    alone, _ = fit_observed(older, {}, {p: prior for p in older}, {})
+    assert all(c.evidence is not None for c in alone.values())
+    learnt = model_prior(prior, [c.evidence for c in alone.values()])
+    assert learnt.model_packs == 4 and learnt.source == "prior" and learnt.two_factors
+    # Stage 2: the young pack fitted against the learnt prior.
+    two_stage, _ = fit_observed({"young": young}, {}, {"young": learnt}, {})
+    joint = fit_pooled({**older, "young": young}, prior)
+    assert log_factors(two_stage["young"]) == pytest.approx(log_factors(joint.packs["young"]), abs=2e-3)
+    assert two_stage["young"].log_sigma == pytest.approx(joint.packs["young"].log_sigma, rel=0.02)
+    # And it is the point: alone against the preset's prior the young pack misses the split by far more.
+    by_itself, _ = fit_observed({"young": young}, {}, {"young": prior}, {})
+    assert (
+        np.abs(log_factors(by_itself["young"]) - TRUTH).max()
+        > 2 * np.abs(log_factors(two_stage["young"]) - TRUTH).max()
+    )
+
+
+def test_a_battery_model_with_no_evidence_keeps_the_presets_prior_and_one_direction_tells_one_direction():
+    prior = prior_calibration("LFP")
+    assert model_prior(prior, []) is prior
+    assert model_prior(prior, [None, (float("nan"),) * 5]) is prior  # type: ignore[list-item]
+    # Checks that tell only calendar + cycling (a rank-one information) move the prior along that sum and
+    # leave the difference where the preset has it.
+    information = 1e4 * np.array([[1.0, 1.0], [1.0, 1.0]])
+    target = np.log([1.5, 1.5])
+    evidence = (*information[np.triu_indices(2)], *(information @ target))
+    learnt = model_prior(prior, [evidence] * 20)
+    factors = log_factors(learnt)
+    assert factors.sum() == pytest.approx(target.sum(), abs=0.05)
+    assert factors[0] - factors[1] == pytest.approx(0.0, abs=0.05)  # the preset's difference, 0
+    assert learnt.log_sigma >= PACK_OFFSET_LOG_SIGMA  # one more pack still differs from its model

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.django_db
 AS_OF = dt.date(2026, 11, 21)
 
 
-def _bus_with_pack(depot, *, manufactured_years_ago=3.0, km_per_day=220):
-    bus = f.VehicleFactory(organization=depot.organization, home_depot=depot)
+def _bus_with_pack(depot, *, manufactured_years_ago=3.0, km_per_day=220, model=None):
+    extra = {"model": model} if model is not None else {}
+    bus = f.VehicleFactory(organization=depot.organization, home_depot=depot, **extra)
     pack = f.BatteryPackFactory(
         organization=depot.organization,
         manufactured_on=AS_OF - dt.timedelta(days=int(365 * manufactured_years_ago)),
@@ -74,6 +76,41 @@ def _capacity_tests(pack, fade_pct_per_year):
         soh = 100 - fade_pct_per_year * (day - pack.manufactured_on).days / 365
         observed_at = timezone.make_aware(dt.datetime.combine(day, dt.time(10)))
         f.HealthObservationFactory(pack=pack, observed_at=observed_at, soh_pct=soh, uncertainty_pct=0.5)
+
+
+@pytest.mark.slow
+def test_a_tested_pack_is_fitted_against_the_prior_its_battery_models_other_packs_taught(depot):
+    """Last night's fits of three packs of the model (stored evidence: their checks say calendar 0.5,
+    cycling 2.0) give tonight's fit of a fourth pack of that model its prior; a pack of another vehicle
+    model with the very same checks keeps the preset's."""
+    model = f.VehicleModelFactory()
+    other_model = f.VehicleModelFactory(name="MODEL T 12m long range")
+    target = np.log([0.5, 2.0])
+    information = 400.0 * np.eye(2)  # each peer's checks pin both factors to 0.05 in ln
+    evidence = [*information[np.triu_indices(2)], *(information @ target)]
+    for _ in range(3):
+        _bus, peer = _bus_with_pack(depot, model=model)
+        f.SoHForecastFactory(
+            pack=peer, as_of=AS_OF - dt.timedelta(days=1), inputs={"calibration": {"evidence": evidence}}
+        )
+    learner = _bus_with_pack(depot, model=model)[1]
+    control = _bus_with_pack(depot, model=other_model)[1]
+    control.manufactured_on = learner.manufactured_on
+    control.save()
+    for pack in (learner, control):
+        _capacity_tests(pack, fade_pct_per_year=2.5)
+
+    forecast_packs(packs=[learner, control], as_of=AS_OF, years=1.0)
+
+    learnt, alone = (SoHForecast.objects.get(pack=p, as_of=AS_OF) for p in (learner, control))
+    assert (learnt.calibration_source, alone.calibration_source) == ("pack", "pack")
+    assert learnt.inputs["calibration"]["prior_learnt_from_packs"] == 3
+    assert alone.inputs["calibration"]["prior_learnt_from_packs"] == 0
+    # The same checks, read against what the model's packs taught: the split moves towards theirs.
+    assert learnt.inputs["calibration"]["calendar_factor"] < alone.inputs["calibration"]["calendar_factor"] - 0.1
+    assert learnt.inputs["calibration"]["cycling_factor"] > alone.inputs["calibration"]["cycling_factor"] + 0.1
+    # Both stored what their own checks said, for the next night's priors.
+    assert len(learnt.inputs["calibration"]["evidence"]) == len(alone.inputs["calibration"]["evidence"]) == 5
 
 
 @pytest.mark.slow
