@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from batteries.models import SoHForecast
 from charging.models import ChargingPlan
 from fleet.models import DailyDutyCycle, TelemetryReading, Vehicle, VehicleLiveState
 from tests import factories as f
@@ -182,6 +183,18 @@ def test_a_packs_health_page_carries_observations_forecast_band_and_dates(client
     # 92 % fading 2 %/yr: 80 % in six years; the 70 % warranty floor lies beyond the ten-year forecast.
     assert data["warranty_pct"] == 70.0 and [m["y"] for m in data["marks"]] == [80.0]
     assert client.get(reverse("admin:batteries_batterypack_health", args=[w["pack_b"].pk])).status_code == 404
+
+
+def test_a_packs_health_page_says_when_its_prior_was_learnt_from_other_packs_of_its_model(client, fleet_world):
+    w = fleet_world
+    client.force_login(w["manager_a"])
+    url = reverse("admin:batteries_batterypack_health", args=[w["pack_a"].pk])
+    assert "other pack(s) of its battery model" not in client.get(url).content.decode()
+    forecast = SoHForecast.objects.filter(pack=w["pack_a"]).latest("as_of")
+    forecast.inputs = {"calibration": {"prior_learnt_from_packs": 7}}
+    forecast.save()
+    page = client.get(url).content.decode()
+    assert "Its checks were read against what 7 other pack(s) of its battery model have shown." in page
 
 
 def test_the_fleet_health_page_ranks_my_packs_and_compares_each_with_its_group(client, fleet_world):
