@@ -112,6 +112,11 @@ def bench_single() -> dict:
     t, c = time.perf_counter(), time.process_time()
     r = forecast_pack(cold)
     out["NMC/Nogales, 220 km, 1C charging"] = _single_row(r, time.perf_counter() - t, time.process_time() - c)
+    t, c = time.perf_counter(), time.process_time()
+    r = forecast_pack(replace(cold, calibration=two))
+    out["NMC/Nogales, 220 km, 1C charging, two-factor calibration"] = _single_row(
+        r, time.perf_counter() - t, time.process_time() - c
+    )
     return out
 
 
