@@ -101,11 +101,22 @@ def bench_single() -> dict:
             r = forecast_pack(bus_job(chem, climate))
             el, cpu = time.perf_counter() - t, time.process_time() - c
             out[f"{chem}/{climate}"] = _single_row(r, el, cpu)
-    # A two-factor calibration (calendar and cycling factors, posterior band): 5 lockstep members, not 3.
+    # A two-factor calibration (calendar and cycling factors, posterior band): 5 members, not 3.
     two = AgeingCalibration(1.1, 0.3, "pack", 6, cycling_factor=1.3, cycling_log_sigma=0.2, log_correlation=-0.5)
     t, c = time.perf_counter(), time.process_time()
     r = forecast_pack(replace(bus_job("LFP", "Hermosillo"), calibration=two))
     out["LFP/Hermosillo, two-factor calibration"] = _single_row(r, time.perf_counter() - t, time.process_time() - c)
+    # The slowest duty: forecast_reference.py's "NMC bus, Nogales, 1C charging" (its plating seasons get a cold
+    # and a warm day each, and the P10 member's steps shorten in its plating years).
+    cold = replace(bus_job("NMC", "Nogales"), duty=BlockPlan(km_per_day=220.0, kwh_per_km=1.1, charge_c_rate=1.0))
+    t, c = time.perf_counter(), time.process_time()
+    r = forecast_pack(cold)
+    out["NMC/Nogales, 220 km, 1C charging"] = _single_row(r, time.perf_counter() - t, time.process_time() - c)
+    t, c = time.perf_counter(), time.process_time()
+    r = forecast_pack(replace(cold, calibration=two))
+    out["NMC/Nogales, 220 km, 1C charging, two-factor calibration"] = _single_row(
+        r, time.perf_counter() - t, time.process_time() - c
+    )
     return out
 
 

@@ -2,7 +2,7 @@
 
 The band comes from the lognormal ageing rate factor: the P10 (pessimistic) SoH is the trajectory at
 the 90th percentile of the rate, P90 at the 10th (fade is monotone in the rate). The three are
-simulated together (lockstep members of one trajectory, one batched solve per re-simulation).
+simulated together (members of one trajectory, each on its own steps, one batched solve per re-simulation).
 """
 
 from __future__ import annotations
@@ -173,12 +173,20 @@ def horizon_end(job: ForecastJob) -> dt.date:
     return add_months(job.as_of, round(12 * job.horizon_years)) + dt.timedelta(days=1)
 
 
+#: One pack's forecast: each member on its own steps, the P50's at most 8 months. In lockstep (before session 9)
+#: the P10 member, fading fastest, set every member's step: the cold 1C NMC bus's 10 years took 504 simulated
+#: days and its P50 was 0.58 pp from the every-day reference; on its own capped steps 336 days and 0.50 pp, no
+#: month further from the reference than lockstep's (docs/forecast.md, "Speed", session 9).
+PACK_SETTINGS = TrajectorySettings(per_member_steps=True)
+
+
 def run_members(
     prepared: PreparedJob,
     start: dt.date,
     end: dt.date,
     factors: Sequence[float | tuple[float, float]],
     settings: TrajectorySettings | None = None,
+    median: int | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     return simulate_members(
         day_model(prepared.chemistry).with_lam_stress(prepared.lam_stress),
@@ -189,6 +197,7 @@ def run_members(
         end,
         factors,
         settings,
+        median=median,
     )
 
 
@@ -197,20 +206,22 @@ def forecast_pack(job: ForecastJob, settings: TrajectorySettings | None = None) 
 
     Uses ``job.calibration`` (the prior if the pack was never calibrated): one common factor, the band
     along it; or two factors (calendar, cycling) with the band from their posterior covariance
-    (``posterior_members``: up to 5 lockstep members instead of 3). A pack whose duty outgrows
+    (``posterior_members``: up to 5 members instead of 3). A pack whose duty outgrows
     its capacity gets a forecast with the flag and the date (``ForecastResult``). Raises
     ``ForecastRefused`` (flag and reason) for a duty the model cannot represent or simulate to the
-    horizon: a forecast never holds a NaN or an infinite value.
+    horizon: a forecast never holds a NaN or an infinite value. ``settings``: the step control (``PACK_SETTINGS``
+    if not given).
     """
     prepared = prepare(job)
+    settings = settings or PACK_SETTINGS
     if job.calibration.two_factors:
         points = posterior_members(job.calibration)
-        members, n_days = run_members(prepared, job.in_service_date, horizon_end(job), points, settings)
+        members, n_days = run_members(prepared, job.in_service_date, horizon_end(job), points, settings, median=0)
         pairs = [(members[k], members[k + 1]) for k in range(1, len(members), 2)]
         low, high = combine_band(members[0], pairs)
         return assemble(job, prepared, low, members[0], high, n_days)
     factors = list(band_factors(job.calibration))
-    members, n_days = run_members(prepared, job.in_service_date, horizon_end(job), factors, settings)
+    members, n_days = run_members(prepared, job.in_service_date, horizon_end(job), factors, settings, median=1)
     return assemble(job, prepared, members[0], members[1], members[2], n_days)
 
 

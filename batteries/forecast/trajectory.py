@@ -16,10 +16,11 @@ One step, from anchor month ``a`` over ``J`` months (a predictor-corrector with 
    Above ``tol_pp``: halve ``J`` and redo from step 2 (``r_a`` is kept). Far below: double ``J`` next
    time (up to ``max_jump_months``). Accepted end rates ``r_b`` become the next anchor's ``r_a``.
 
-In lockstep (the default) every member takes the same step, set by the largest error of any member. With
-``per_member_steps`` (the fleet's group runs) each member has its own anchor and step, and the members
-due a re-simulation are still solved in one batch; a duty cut found at the end of a step that is then
-rejected is undone with it. A member's trajectory then does not depend on what it is simulated with.
+In lockstep (``TrajectorySettings``' default) every member takes the same step, set by the largest error of any
+member. With ``per_member_steps`` (one pack's forecast, the fleet's group runs) each member has its own anchor
+and step, and the members due a re-simulation are still solved in one batch; a duty cut found at the end of a
+step that is then rejected is undone with it. A member's trajectory then does not depend on what it is simulated
+with. The member reported as the P50 (``median``) takes steps of at most ``median_max_jump_months``.
 
 Guard: each member's representative day is checked against its current capacity. When the day's
 deepest discharge no longer fits the usable SoC window, the day is cut at the window's floor and the
@@ -105,6 +106,12 @@ class TrajectorySettings:
     max_jump_months: int = 48
     #: Each member its own step size (still one batched solve per round) instead of lockstep.
     per_member_steps: bool = False
+    #: With ``per_member_steps``, the longest step of the member whose trajectory is the forecast's P50
+    #: (``simulate_members(median=...)``). Its error estimate (predictor minus corrector) did not bound the
+    #: corrector's own error on long steps: on the cold 1C NMC bus the P50's 24-month steps, estimated at
+    #: 0.04-0.10 pp each, were 0.44 pp off its own every-day run at 9 years; capped at 8 months, 0.05 pp (at 12,
+    #: still 0.40). The band's edges keep ``max_jump_months`` (docs/forecast.md, "Speed", session 9).
+    median_max_jump_months: int = 8
 
 
 #: A step whose end state first cuts a member's duty is halved down to this many months, so the cut is dated
@@ -149,6 +156,7 @@ def simulate_members(
     rate_factors: Sequence[float | tuple[float, float]],
     settings: TrajectorySettings | None = None,
     until: dt.date | None = None,
+    median: int | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
     or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures, or k
@@ -157,6 +165,8 @@ def simulate_members(
     is the run to ``end``'s, month for month (the steps are chosen for ``end``), and it ends with the step that
     reaches ``until`` - unless its duty is not cut while another member's is: it then goes on to ``end``, so that
     its cut is dated as in the run to ``end``.
+    ``median``: the index of the member whose trajectory is reported as the P50; with ``per_member_steps`` its
+    steps are at most ``settings.median_max_jump_months`` long.
 
     Returns the trajectories and the number of simulated (representative) days.
     """
@@ -323,7 +333,9 @@ def simulate_members(
         # fastest (a design corner far past end of life) set every member's step.
         anchor = {i: 0 for i in alive}
         resume: dict[int, int] = {}
-        jumps = {i: settings.first_jump_months for i in alive}
+        median_longest = min(settings.max_jump_months, settings.median_max_jump_months)
+        longest = {i: median_longest if i == median else settings.max_jump_months for i in alive}
+        jumps = {i: min(settings.first_jump_months, longest[i]) for i in alive}
         while True:
             for i in list(alive):
                 if anchor[i] < last_month(i) and not current[i].ok:
@@ -371,7 +383,7 @@ def simulate_members(
                 accept(i, a, jump, stepped, end_rates[i])
                 anchor[i] = a + jump
                 if error < settings.tol_pp / 4:
-                    jumps[i] = min(2 * jump, settings.max_jump_months)
+                    jumps[i] = min(2 * jump, longest[i])
                 if new_cut and i in resume:
                     jumps[i] = max(jumps[i], resume.pop(i))
     else:
