@@ -3,6 +3,7 @@ that every accuracy figure is measured on: per pack, P10/P50/P90 at 1, 3, 5, 10 
 date, split into its sources (issue 13, "what it tells people must be true"; docs/forecast.md, "Fleet").
 
     .venv/bin/python bench/forecast_fleet_gap.py --tag session7-h13gap-loaded
+    .venv/bin/python bench/forecast_fleet_gap.py --part observed --tag x-loaded   # one part (~half the time)
 
 Prior-only packs: the 12 packs ``bench_forecast.py --quick`` checks (its 100-pack world, seed 7), with their
 whole duty groups (49 packs, 5 one-factor groups). Per pack:
@@ -58,6 +59,8 @@ from batteries.forecast.forecast import assemble, band_factors, horizon_end, run
 from batteries.forecast.trajectory import TrajectorySettings, add_months  # noqa: E402
 
 YEARS = (1, 3, 5, 10)
+#: Days the nightly runs (F) simulated, per part.
+SIMULATED_DAYS: dict[str, int] = {}
 EDGES = (("P50", 1), ("P10", 0), ("P90", 2))
 
 
@@ -89,6 +92,7 @@ def prior_packs() -> list[dict]:
     signatures = {duty_signature(prepare(j)) for j in sample}
     group_jobs = [j for j in jobs if duty_signature(prepare(j)) in signatures]
     run = forecast_fleet(group_jobs)
+    SIMULATED_DAYS["prior groups"] = run.simulated_days
     rows = []
     for job in sample:
         sig = duty_signature(prepare(job))
@@ -145,6 +149,7 @@ def observed_packs() -> list[dict]:
             ]
             jobs.append(replace(job, calibration=AgeingCalibration()))
     run = forecast_fleet(jobs, observations=observations)
+    SIMULATED_DAYS["observed groups"] = run.simulated_days
     rows = []
     for job in jobs:
         nightly = run.results[job.pack_id]
@@ -222,12 +227,15 @@ OBSERVED_COMPARISONS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--part", choices=("both", "prior", "observed"), default="both", help="one part alone (~half the time)"
+    )
     args = parser.parse_args()
     info = machine_info("pybamm")
     t, c = time.perf_counter(), time.process_time()
-    prior = prior_packs()
+    prior = prior_packs() if args.part != "observed" else []
     t1, c1 = time.perf_counter(), time.process_time()
-    observed = observed_packs()
+    observed = observed_packs() if args.part != "prior" else []
     t2, c2 = time.perf_counter(), time.process_time()
     info["load_average_at_end"] = load_average()
     cut = [r for r in prior if r["P"]["end"] is not None]
@@ -237,6 +245,11 @@ def main() -> None:
     md += [
         f"Prior part {t1 - t:.0f} s wall / {c1 - c:.0f} s CPU; "
         f"observed part {t2 - t1:.0f} s wall / {c2 - c1:.0f} s CPU.",
+        "",
+        "Days the nightly runs (F) simulated: "
+        + ", ".join(f"{k} {v:,}" for k, v in SIMULATED_DAYS.items())
+        + (f" (part: {args.part})" if args.part != "both" else "")
+        + ".",
         "",
     ]
     md += ["Cells: |difference| in SoH pp, max / median over the packs, at 1/3/5/10 years after as_of.", ""]
@@ -254,7 +267,12 @@ def main() -> None:
     out = Path(__file__).parent / "results"
     stem = f"forecast-fleet-gap-{dt.date.today()}" + (f"-{args.tag}" if args.tag else "")
     for ext, text in (
-        ("json", json.dumps({"machine": info, "prior": prior, "observed": observed}, indent=1)),
+        (
+            "json",
+            json.dumps(
+                {"machine": info, "simulated_days": SIMULATED_DAYS, "prior": prior, "observed": observed}, indent=1
+            ),
+        ),
         ("md", "\n".join(md) + "\n"),
     ):
         path = out / f"{stem}.{ext}"

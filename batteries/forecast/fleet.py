@@ -23,7 +23,12 @@ then built from that run without another PyBaMM call. Two kinds of group run:
   anchored response. On the fleet-gap bench's top-up packs: nightly P50 at 3 years 7.5 -> 1.3 pp from the truth.
 * **One-factor grid** (a group whose packs all have one-factor calibrations, e.g. the prior): members on
   the common factor, ln-spaced at step <= ``GRID_LOG_STEP`` over every pack's P10..P90 factor; each
-  month SoH is a cubic in the factor through the 4 nearest members that still run.
+  month SoH is a cubic in the factor through the 4 nearest members that still run. Where the packs need no more
+  distinct band factors than that (all on the prior: 3), exactly those factors instead; where they need more and
+  the cubic's members are cut, the packs' band factors there are simulated after the grid run
+  (``EXACT_BAND_FACTORS``, ``_refine_grids``: the cubic crosses the cut's kink).
+* **Band anchors** (``BAND_ANCHORS``, off: +30 % simulated days in the 1,000-pack night): members at the anchored
+  packs' posterior band members, so that their P10/P90 are read from their own side of the cut.
 
 Common to both: each member of a group run takes its own step (``GROUP_SETTINGS``), and takes none past the months
 the group's packs read (``group_months``; its steps are chosen for a run a year longer, so its trajectory is that
@@ -117,6 +122,20 @@ ANCHOR_CUT_REACH = 1.0
 #: Anchors on (``_refine``); False reads every pack off the design surface alone (the previous release, for
 #: benchmarks).
 ANCHORS = True
+#: Band anchors (``_band_anchors``): with the anchors, also one member per cluster of the anchored packs'
+#: posterior band members (``posterior_members``) farther than ``ANCHOR_LOG_RADIUS`` from every anchor, so that
+#: the P10/P90 members are read from a simulation on their side of the cut. Off by default: on the fleet-gap
+#: bench's top-up packs they bring P10/P90 at 3 years from 0.58/1.35 to 0.17/0.11 pp of ``forecast_pack`` at the
+#: fit, but the 1,000-pack night simulated 30 % more days (+22 % CPU, loaded; docs/forecast.md, "Fleet"), past the
+#: night's 2-minute budget. False: band members read from the P50's anchor (session 8).
+BAND_ANCHORS = False
+#: Band anchors cluster the band members within this distance (ln, max over the two factors; ``anchor_points``).
+BAND_ANCHOR_RADIUS = ANCHOR_LOG_RADIUS
+#: Exact band members in one-factor grids (``_grid_for``, ``_refine_grids``): a group whose packs need no more
+#: distinct band factors than the grid has members is simulated at exactly those factors; where grid members
+#: near a pack's band factor have their duty cut, that factor is simulated after the grid run. False: the
+#: interpolating grid alone (session 8).
+EXACT_BAND_FACTORS = True
 
 Pair = tuple[float, float]
 
@@ -405,6 +424,8 @@ class _GroupRun:
             if len(grid) == 1 or x <= grid[0] or x >= grid[-1]:
                 return ages[0 if x <= grid[0] else -1]
             k = int(np.searchsorted(grid, x))  # grid[k - 1] < x <= grid[k]
+            if factors in self.grid:  # a member at exactly this factor (EXACT_BAND_FACTORS): its own cut
+                return ages[self.grid.index(factors)]  # type: ignore[arg-type]
             lo, hi = ages[k - 1], ages[k]
             if lo is None or hi is None:
                 return None
@@ -623,6 +644,25 @@ def anchor_points(thetas: Sequence[np.ndarray], radius: float = ANCHOR_LOG_RADIU
     return out
 
 
+def band_anchor_points(
+    calibrations: Sequence[AgeingCalibration], anchors: Sequence[np.ndarray], radius: float = ANCHOR_LOG_RADIUS
+) -> list[np.ndarray]:
+    """Band anchors (``BAND_ANCHORS``): the posterior band members (``posterior_members`` past the MAP, ln
+    factors) of these fits that are farther than ``ANCHOR_LOG_RADIUS`` from every anchor in ``anchors`` (the
+    well-identified axis's members usually are not), clustered as ``anchor_points`` within ``radius``. A band
+    member 0.4-0.5 ln from its MAP along the poorly identified axis can sit on the other side of the cut from the
+    MAP's anchor, where the surface's difference does not know its own cut."""
+    points = []
+    for calibration in calibrations:
+        if not calibration.two_factors:
+            continue
+        for pair in posterior_members(calibration)[1:]:
+            theta = np.log(np.asarray(pair, dtype=float))
+            if all(np.abs(theta - a).max() > ANCHOR_LOG_RADIUS for a in anchors):
+                points.append(theta)
+    return anchor_points(points, radius) if points else []
+
+
 def _log_factors(calibration: AgeingCalibration) -> np.ndarray:
     """(ln calendar, ln cycling) of a fit; a one-factor value scales both."""
     return np.log([calibration.rate_factor, calibration.cycling_factor or calibration.rate_factor])
@@ -657,8 +697,7 @@ def _refine(
         if run.design is None:
             continue
         fitted = [own[job.pack_id] for job, _ in items if job.pack_id in own]
-        thetas = [_log_factors(c) for c in fitted]
-        thetas = [t for t in thetas if _near_a_cut(run, t)]
+        thetas = [t for t in (_log_factors(c) for c in fitted) if _near_a_cut(run, t)]
         if thetas:
             todo.append((i, anchor_points(thetas)))
     extra = _simulate_all(
@@ -686,6 +725,42 @@ def _refine(
                 again[pid] = (response.anchored(run.anchor_points[k], at_anchor), soh, unc)
     refitted, _ = fit_observed(again, {}, priors, set_aside, calibrated_until)
     own.update(refitted)
+    if BAND_ANCHORS:
+        _band_anchors(groups, runs, own, [i for i, _ in todo], settings, workers)
+
+
+def _band_anchors(
+    groups: list[list[tuple[ForecastJob, PreparedJob]]],
+    runs: list[_GroupRun],
+    own: Mapping[str, AgeingCalibration],
+    anchored: Sequence[int],
+    settings: TrajectorySettings | None,
+    workers: int,
+) -> None:
+    """Band anchors (``BAND_ANCHORS``) for the anchored groups: members at the posterior band members of the
+    (refitted) observed fits near a cut that no anchor is near (``band_anchor_points``), simulated in one more
+    batch after the refit (at the first fit's band they sat up to ~0.2 ln from the refitted band members, which
+    left the P10 0.6 pp from ``forecast_pack`` at the fit on the fleet-gap bench's fastest top-up pack) and
+    attached to the group run's anchors: a band member is read from the nearest anchor, as the P50."""
+    todo: list[tuple[int, list[np.ndarray]]] = []
+    for i in anchored:
+        run = runs[i]
+        fitted = [own[job.pack_id] for job, _ in groups[i] if job.pack_id in own]
+        near = [c for c in fitted if _near_a_cut(run, _log_factors(c))]
+        points = band_anchor_points(near, list(run.anchor_points), BAND_ANCHOR_RADIUS)
+        if points:
+            todo.append((i, points))
+    extra = _simulate_all(
+        [groups[i] for i, _ in todo],
+        [[(float(a), float(b)) for a, b in np.exp(points)] for _, points in todo],
+        settings,
+        workers,
+    )
+    for (i, points), anchors in zip(todo, extra, strict=True):
+        run = runs[i]
+        run.anchors = [*run.anchors, *anchors.members]
+        run.anchor_points = np.concatenate([run.anchor_points, np.asarray(points)])
+        run.simulated_days += anchors.simulated_days
 
 
 @dataclass(frozen=True)
@@ -713,10 +788,54 @@ def _simulate_all(
 
 def _grid_for(items: list[tuple[ForecastJob, PreparedJob]]) -> list[float] | list[Pair]:
     """The two-factor design if any pack of the group has a two-factor calibration, else the one-factor
-    grid over the packs' band factors."""
+    grid over the packs' band factors: exactly those factors where they are no more than the interpolating
+    grid's members (``EXACT_BAND_FACTORS``; the prior's 3 instead of 4), so no pack's band is interpolated."""
     if any(job.calibration.two_factors for job, _ in items):
         return design_pairs()
-    return factor_grid([f for job, _ in items for f in band_factors(job.calibration)])
+    factors = [f for job, _ in items for f in band_factors(job.calibration)]
+    grid = factor_grid(factors)
+    exact = sorted(set(factors))
+    return exact if EXACT_BAND_FACTORS and len(exact) <= len(grid) else grid
+
+
+def _refine_grids(
+    groups: list[list[tuple[ForecastJob, PreparedJob]]],
+    runs: list[_GroupRun],
+    settings: TrajectorySettings | None,
+    workers: int,
+) -> None:
+    """Members at exactly the packs' band factors where the one-factor grid's interpolation crosses a cut: a
+    band factor that is not a grid member and whose 4 nearest grid members (the cubic's stencil) include one
+    whose duty was cut within the months the pack reads is simulated after the grid run (one more batch per such
+    group) and joins the grid (the cubic through the 4 nearest members is then that member alone)."""
+    todo: list[tuple[int, list[float]]] = []
+    for i, (items, run) in enumerate(zip(groups, runs, strict=True)):
+        if run.design is not None:
+            continue
+        cut_ages = np.array(
+            [np.inf if m.duty_end is None else _months_between(run.start, m.duty_end) for m in run.members]
+        )
+        if not np.isfinite(cut_ages).any():
+            continue
+        grid = [float(f) for f in run.grid if not isinstance(f, tuple)]
+        log_grid = np.log(np.asarray(grid))
+        extra: set[float] = set()
+        for job, _ in items:
+            # The group months the pack reads (``group_months``): a cut after them does not reach its forecast.
+            reads = group_months(run.start, [job])
+            for f in set(band_factors(job.calibration)) - set(grid) - extra:
+                stencil = np.argsort(np.abs(log_grid - math.log(f)), kind="stable")[:4]
+                if (cut_ages[stencil] < reads).any():
+                    extra.add(f)
+        if extra:
+            todo.append((i, sorted(extra)))
+    more = _simulate_all([groups[i] for i, _ in todo], [extra for _, extra in todo], settings, workers)
+    for (i, _), added in zip(todo, more, strict=True):
+        run = runs[i]
+        merged = sorted(zip([*run.grid, *added.grid], [*run.members, *added.members], strict=True), key=lambda p: p[0])
+        run.grid = [f for f, _ in merged]
+        run.members = [m for _, m in merged]
+        run.simulated_days += added.simulated_days
 
 
 def forecast_fleet(
@@ -821,7 +940,10 @@ def forecast_fleet(
 
     with_obs = [calibrated(items) for items in with_obs]
     without = [calibrated(items) for items in without]
-    runs += _simulate_all(without, [_grid_for(items) for items in without], group_settings, workers)
+    later = _simulate_all(without, [_grid_for(items) for items in without], group_settings, workers)
+    if EXACT_BAND_FACTORS:
+        _refine_grids(without, later, group_settings, workers)
+    runs += later
     results: dict[str, ForecastResult] = dict(alone)
     for items, run in zip(with_obs + without, runs, strict=True):
         for outcome in _assemble_group(run, items):
