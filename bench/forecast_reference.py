@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -82,6 +83,7 @@ from batteries.forecast.presets import (  # noqa: E402
 from batteries.forecast.state import DegradationState, electrode_window  # noqa: E402
 
 _plain_pack_part = pooled_module.pack_part
+_plain_fit_pooled = pooled_module.fit_pooled
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE_FILE = RESULTS / "forecast-reference.json"
@@ -599,10 +601,13 @@ def _older_columns(args: argparse.Namespace, cases: list, rows_by_case: dict) ->
     """The ``--older-months`` columns (see ``older_pack_pools``): each duty calibrated by
     ``calibrate_pooled`` over its own first checks and its siblings' first N months, then forecast."""
     pooled_module.pack_part = _pack_part_once
+    if args.pack_spread_sensitivity is not None:  # a sensitivity, never the result: the spread is set
+        pooled_module.fit_pooled = functools.partial(_plain_fit_pooled, offset_log_sigma=args.pack_spread_sensitivity)
     try:
         _older_fits(args, cases, rows_by_case)
     finally:
         pooled_module.pack_part = _plain_pack_part
+        pooled_module.fit_pooled = _plain_fit_pooled
 
 
 def _older_fits(args: argparse.Namespace, cases: list, rows_by_case: dict) -> None:
@@ -621,6 +626,7 @@ def _older_fits(args: argparse.Namespace, cases: list, rows_by_case: dict) -> No
             row = rows_by_case[(physics, name)][0]
             prefix = f"older{n}"
             row[f"{prefix}_packs"] = len(pool)
+            row[f"{prefix}_pack_spread_ln"] = args.pack_spread_sensitivity or pooled_module.PACK_OFFSET_LOG_SIGMA
             row[f"{prefix}_checks"] = sum(len(checks) for _member, checks in pool)
             row[f"{prefix}_fit_s"] = round(time.perf_counter() - t, 1)
             row[f"{prefix}_fit_cpu_s"] = round(time.process_time() - cpu, 1)
@@ -751,6 +757,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
             "then forecast with its own pooled fit. *alone*: the single column above. *group*: the battery model's",
             "shared factors of that pool. Same references, so the older packs' checks share the new pack's",
             "calendar dates and the truths have no cell-to-cell spread: a best case for pooling.",
+            f"Pack spread of the hierarchy: {args.pack_spread_sensitivity or pooled_module.PACK_OFFSET_LOG_SIGMA} ln"
+            + (" (**a sensitivity, not the set value**)." if args.pack_spread_sensitivity is not None else "."),
             "",
             f"| physics | duty | packs (checks) | alone, max (at 3 y) | older {n} mo, max | at 3 y | in band | "
             "calendar / cycling, own | group | sqrt(EFC) baseline | fit s (CPU) |",
@@ -804,6 +812,12 @@ def main() -> None:
         nargs="*",
         default=[],
         help="leave-one-out columns: each duty pooled with its siblings' first N months of checks (e.g. 12 24)",
+    )
+    compare.add_argument(
+        "--pack-spread-sensitivity",
+        type=float,
+        default=None,
+        help="older-packs columns only: another pack spread (ln) than the hierarchy's set value (a sensitivity)",
     )
     args = parser.parse_args()
     {"simulate": cmd_simulate, "tune": cmd_tune, "compare": cmd_compare}[args.command](args)
