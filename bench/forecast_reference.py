@@ -29,13 +29,17 @@ monthly capacity checks, each duty alone with ``calibrate_pack`` and, "pooled", 
 physics and chemistry together with ``calibrate_pooled`` - the fleet of one battery model on different
 duties) and fits the sqrt(EFC) rule of thumb (SoH = 100 - a sqrt(EFC)) to the same checks, then writes
 bench/results/forecast-reference-<date>[-tag].md/.json with the largest monthly error of each over the
-horizon (and the pooled forecast's error at the horizon).
+horizon (and the pooled forecast's error at the horizon). ``--older-months N [N ...]`` adds, per N, the
+field case of a fleet that already runs the cell: each duty calibrated by ``calibrate_pooled`` on its own
+first 180 days plus every *other* duty of its physics and chemistry at its first N months of checks
+(leave-one-out, ``older_pack_pools``), then forecast (a second table per N).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -62,6 +66,7 @@ from batteries.forecast import (  # noqa: E402
     calibrate_pooled,
     forecast_pack,
 )
+from batteries.forecast import pooled as pooled_module  # noqa: E402
 from batteries.forecast.duty import duty_profile  # noqa: E402
 from batteries.forecast.presets import (  # noqa: E402
     AGEING_FACTOR,
@@ -76,6 +81,9 @@ from batteries.forecast.presets import (  # noqa: E402
     parameter_values,
 )
 from batteries.forecast.state import DegradationState, electrode_window  # noqa: E402
+
+_plain_pack_part = pooled_module.pack_part
+_plain_fit_pooled = pooled_module.fit_pooled
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE_FILE = RESULTS / "forecast-reference.json"
@@ -98,6 +106,9 @@ DUTIES: dict[str, tuple[str, dict, BlockPlan, tuple[float, ...]]] = {
         HERMOSILLO,
     ),
     "LFP bus, 2 EFC/day, top-ups": ("LFP", BUS, BlockPlan(560, 1.1, top_ups_per_day=2, charge_c_rate=1.0), HERMOSILLO),
+    # A reserve bus (0.13 EFC/day, sits at 95 % most of the day): mostly calendar ageing, the sibling that
+    # shows a battery model's calendar factor (session 9, "older packs"; run under every truth).
+    "LFP bus, reserve, 40 km/day": ("LFP", BUS, BlockPlan(40, 1.1), HERMOSILLO),
     # Lithium plating (NMC only): a 1C depot charge in a cool climate, where the graphite drops below 0 V vs Li.
     "NMC bus, Nogales, 1C charging": ("NMC", BUS, BlockPlan(220, 1.1, charge_c_rate=1.0), NOGALES),
     "NMC car, charged to 100 %": (
@@ -542,6 +553,96 @@ def _calibrated_columns(name: str, years: float, calibration: AgeingCalibration,
     return row
 
 
+def months_after(start: dt.date, months: int) -> dt.date:
+    """The same day of the month ``months`` calendar months after ``start`` (the 1st here)."""
+    index = start.year * 12 + start.month - 1 + months
+    return start.replace(year=index // 12, month=index % 12 + 1)
+
+
+def older_pack_pools(
+    cases: list[tuple[str, str, str, dict[dt.date, float]]],
+    calibration_days: int,
+    older_months: int,
+) -> dict[tuple[str, str], list[tuple[str, list[tuple[dt.date, float]]]]]:
+    """Leave-one-out pools of the "older packs" column: a new pack calibrated with its fleet's older packs.
+
+    ``cases``: (physics, chemistry, duty, reference month -> SoH %). For each case, the pool is the duty
+    itself at its checks of the first ``calibration_days`` (first in the list), then every *other* duty of
+    the same physics and chemistry at its monthly checks of the first ``older_months`` months (checks
+    after START up to START + ``older_months`` months). Never the duty's own later checks, never another
+    physics or chemistry. A duty with no sibling gets a pool of itself alone."""
+    pools: dict[tuple[str, str], list[tuple[str, list[tuple[dt.date, float]]]]] = {}
+    until = months_after(START, older_months)
+    for physics, chemistry, name, ref in cases:
+        own = [(m, s) for m, s in sorted(ref.items()) if 0 < (m - START).days <= calibration_days]
+        pool = [(name, own)]
+        for other_physics, other_chemistry, other, other_ref in cases:
+            if other_physics == physics and other_chemistry == chemistry and other != name:
+                pool.append((other, [(m, s) for m, s in sorted(other_ref.items()) if START < m <= until]))
+        pools[(physics, name)] = pool
+    return pools
+
+
+_PARTS: dict = {}
+
+
+def _pack_part_once(job: ForecastJob, observations):
+    """``pooled.pack_part`` remembered by (job, observations): a sibling's N-month part enters the pool of
+    every other duty, and a duty's 180-day part every N; the part is a deterministic simulation, so the
+    pooled fits are those of plain ``calibrate_pooled``, without simulating the same response again."""
+    key = (repr(job), tuple(observations))
+    if key not in _PARTS:
+        _PARTS[key] = _plain_pack_part(job, observations)
+    part, aside = _PARTS[key]
+    return part, list(aside)
+
+
+def _older_columns(args: argparse.Namespace, cases: list, rows_by_case: dict) -> None:
+    """The ``--older-months`` columns (see ``older_pack_pools``): each duty calibrated by
+    ``calibrate_pooled`` over its own first checks and its siblings' first N months, then forecast."""
+    pooled_module.pack_part = _pack_part_once
+    if args.pack_spread_sensitivity is not None:  # a sensitivity, never the result: the spread is set
+        pooled_module.fit_pooled = functools.partial(_plain_fit_pooled, offset_log_sigma=args.pack_spread_sensitivity)
+    try:
+        _older_fits(args, cases, rows_by_case)
+    finally:
+        pooled_module.pack_part = _plain_pack_part
+        pooled_module.fit_pooled = _plain_fit_pooled
+
+
+def _older_fits(args: argparse.Namespace, cases: list, rows_by_case: dict) -> None:
+    years_of = {(physics, name): years for physics, name, _run, _ref, years, _early, _obs in cases}
+    table = [(physics, DUTIES[name][0], name, ref) for physics, name, _run, ref, _years, _early, _obs in cases]
+    for n in args.older_months:
+        pools = older_pack_pools(table, args.calibration_days, n)
+        for (physics, name), pool in pools.items():
+            ref = rows_by_case[(physics, name)][1]
+            members = [
+                (job_for(member, years_of[(physics, member)]), [HealthObservation(m, s, 0.3) for m, s in checks])
+                for member, checks in pool
+            ]
+            t, cpu = time.perf_counter(), time.process_time()
+            fit = calibrate_pooled(members)
+            row = rows_by_case[(physics, name)][0]
+            prefix = f"older{n}"
+            row[f"{prefix}_packs"] = len(pool)
+            row[f"{prefix}_pack_spread_ln"] = args.pack_spread_sensitivity or pooled_module.PACK_OFFSET_LOG_SIGMA
+            row[f"{prefix}_checks"] = sum(len(checks) for _member, checks in pool)
+            row[f"{prefix}_fit_s"] = round(time.perf_counter() - t, 1)
+            row[f"{prefix}_fit_cpu_s"] = round(time.process_time() - cpu, 1)
+            row[f"{prefix}_group_factors"] = (
+                f"{fit.group.rate_factor:.3f} / {fit.group.cycling_factor or fit.group.rate_factor:.3f}"
+            )
+            row[f"{prefix}_pool_factors"] = {
+                pid: f"{c.rate_factor:.3f} / {c.cycling_factor or c.rate_factor:.3f}" for pid, c in fit.packs.items()
+            }
+            if name not in fit.packs:  # no usable check of its own: nothing to report as its pooled fit
+                row[f"{prefix}_max_err_pp"] = "no fit"
+            else:
+                row.update(_calibrated_columns(name, years_of[(physics, name)], fit.packs[name], ref, prefix))
+            print(f"older {n} months {physics} {name}: {len(pool)} packs, {row[f'{prefix}_fit_s']} s", flush=True)
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     stored: dict = {"runs": {}}
     for path in args.inputs or [REFERENCE_FILE]:  # several files: runs made in parallel; later ones win
@@ -601,6 +702,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         row["reference_end_soh_pct"] = run["soh_pct"][-1]
         rows.append(row)
         print(row, flush=True)
+    rows_by_case = {(r["physics"], r["duty"]): (r, c[3]) for r, c in zip(rows, cases, strict=True)}
+    _older_columns(args, cases, rows_by_case)
     today = dt.date.today().isoformat()
     stem = f"forecast-reference-{today}" + (f"-{args.tag}" if args.tag else "")
     out = {
@@ -644,6 +747,32 @@ def cmd_compare(args: argparse.Namespace) -> None:
             f"{r.get('pooled_in_band_at_end', '-')} | {r['reference_end_soh_pct']} | "
             f"{r['forecast_s']} ({r['forecast_cpu_s']}) |"
         )
+    for n in args.older_months:
+        lines += [
+            "",
+            f"**With the fleet's older packs, {n} months** (leave-one-out): each duty calibrated by",
+            f"`calibrate_pooled` on its own first {args.calibration_days} days plus every *other* duty of the same",
+            f"physics and chemistry at its first {n} months of monthly checks (0.3 pp; never the duty's own later",
+            "checks, never another physics),",
+            "then forecast with its own pooled fit. *alone*: the single column above. *group*: the battery model's",
+            "shared factors of that pool. Same references, so the older packs' checks share the new pack's",
+            "calendar dates and the truths have no cell-to-cell spread: a best case for pooling.",
+            f"Pack spread of the hierarchy: {args.pack_spread_sensitivity or pooled_module.PACK_OFFSET_LOG_SIGMA} ln"
+            + (" (**a sensitivity, not the set value**)." if args.pack_spread_sensitivity is not None else "."),
+            "",
+            f"| physics | duty | packs (checks) | alone, max (at 3 y) | older {n} mo, max | at 3 y | in band | "
+            "calendar / cycling, own | group | sqrt(EFC) baseline | fit s (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        p = f"older{n}"
+        for r in rows:
+            lines.append(
+                f"| {r['physics']} | {r['duty']} | {r[p + '_packs']} ({r[p + '_checks']}) | "
+                f"{r['single_max_err_pp']} ({r.get('single_end_err_pp', '-')}) | {r[p + '_max_err_pp']} | "
+                f"{r.get(p + '_end_err_pp', '-')} | {r.get(p + '_in_band_at_end', '-')} | "
+                f"{r.get(p + '_factors', '-')} | {r[p + '_group_factors']} | {r['sqrt_efc_max_err_pp']} | "
+                f"{r[p + '_fit_s']} ({r[p + '_fit_cpu_s']}) |"
+            )
     lines += [
         "",
         f"Load average at the start: {started_load}; machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
@@ -676,6 +805,19 @@ def main() -> None:
         type=int,
         default=180,
         help="capacity checks of the first N days calibrate (180; the whole run for an in-sample diagnostic)",
+    )
+    compare.add_argument(
+        "--older-months",
+        type=int,
+        nargs="*",
+        default=[],
+        help="leave-one-out columns: each duty pooled with its siblings' first N months of checks (e.g. 12 24)",
+    )
+    compare.add_argument(
+        "--pack-spread-sensitivity",
+        type=float,
+        default=None,
+        help="older-packs columns only: another pack spread (ln) than the hierarchy's set value (a sensitivity)",
     )
     args = parser.parse_args()
     {"simulate": cmd_simulate, "tune": cmd_tune, "compare": cmd_compare}[args.command](args)
