@@ -238,18 +238,18 @@ def _model_priors(
     """Each observed pack's prior learnt from the other packs of its battery model (their stored evidence,
     never its own: no pack confirms itself), keyed by the job's pack id. A pack whose model has no other
     pack with a fit keeps the chemistry preset's prior (absent here)."""
-    keys = {
-        pack.pk: _battery_model_key(pack, vehicles[pack.pk])
-        for pack, job in jobs.values()
-        if observations.get(job.pack_id)
-    }
-    evidence = {key: _model_evidence(key) for key in set(keys.values()) if key is not None}
+    observed: dict[tuple, list[int]] = defaultdict(list)
+    for pack, job in jobs.values():
+        key = _battery_model_key(pack, vehicles[pack.pk])
+        if key is not None and observations.get(job.pack_id):
+            observed[key].append(pack.pk)
     priors = {}
-    for pk, key in keys.items():
-        others = [e for other, e in evidence.get(key, []) if other != pk] if key is not None else []
-        if others:
-            pack, job = jobs[pk]
-            priors[job.pack_id] = core.model_prior(core.prior_calibration(job.pack.chemistry), others)
+    for key, pks in observed.items():
+        chemistry = jobs[pks[0]][1].pack.chemistry
+        learnt = core.model_priors(core.prior_calibration(chemistry), dict(_model_evidence(key)), pks)
+        for pk in pks:
+            if learnt[pk].model_packs:
+                priors[jobs[pk][1].pack_id] = learnt[pk]
     return priors
 
 

@@ -25,7 +25,7 @@ from .calibrate import (  # noqa: E402
 )
 from .fleet import FleetRun, duty_signature, forecast_fleet  # noqa: E402
 from .forecast import FLAG_NOT_FINITE, FLAG_OUTSIDE_MODEL_RANGE, forecast_pack, prepare  # noqa: E402
-from .pooled import PooledCalibration, calibrate_pooled, fit_observed_pooled, model_prior  # noqa: E402
+from .pooled import PooledCalibration, calibrate_pooled, fit_observed_pooled, model_prior, model_priors  # noqa: E402
 from .presets import PRESETS, get_preset  # noqa: E402
 from .trajectory import (  # noqa: E402
     FLAG_DAY_NOT_COMPLETED,
@@ -78,6 +78,7 @@ __all__ = [
     "forecast_pack",
     "get_preset",
     "model_prior",
+    "model_priors",
     "prepare",
     "prior_calibration",
     "screen_observations",

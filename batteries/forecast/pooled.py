@@ -347,6 +347,15 @@ def fit_observed_pooled(
     return own, group_value
 
 
+def _evidence_term(evidence: Evidence, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One other pack's share of mu's information and term: (I Omega + 1)^-1 I and (I Omega + 1)^-1 h."""
+    i11, i12, i22, h1, h2 = evidence
+    information = np.array([[i11, i12], [i12, i22]])
+    damp = np.linalg.inv(information @ own + np.eye(2))
+    contribution = damp @ information
+    return (contribution + contribution.T) / 2, damp @ np.array([h1, h2])
+
+
 def model_prior(
     prior: AgeingCalibration, evidence: Sequence[Evidence], offset_log_sigma: float = PACK_OFFSET_LOG_SIGMA
 ) -> AgeingCalibration:
@@ -362,31 +371,44 @@ def model_prior(
     (``model_packs`` = how many packs informed it); with no evidence, ``prior`` itself. For linear
     responses it is exactly the pack's share of the joint fit (tests/batteries/test_forecast_pooled.py).
     """
-    usable = [e for e in evidence if e is not None and all(math.isfinite(v) for v in e)]
-    if not usable:
-        return prior
+    return model_priors(prior, dict(enumerate(evidence)), [None], offset_log_sigma)[None]
+
+
+def model_priors(
+    prior: AgeingCalibration,
+    evidence: Mapping[Hashable, Evidence | None],
+    packs: Sequence[Hashable],
+    offset_log_sigma: float = PACK_OFFSET_LOG_SIGMA,
+) -> dict[Hashable, AgeingCalibration]:
+    """``model_prior`` for each of ``packs`` from the ``evidence`` (pack -> its evidence) of every *other* pack
+    of the battery model: a pack never learns from itself. The model's terms are summed once and each pack's
+    own share taken back out, so a night costs one 2 x 2 inverse per pack of the model, not one per pair."""
     m0, shared, own = split_prior(prior, offset_log_sigma)
-    precision = np.linalg.inv(shared)
-    term = precision @ m0
-    identity = np.eye(2)
-    for i11, i12, i22, h1, h2 in usable:
-        information = np.array([[i11, i12], [i12, i22]])
-        damp = np.linalg.inv(information @ own + identity)
-        contribution = damp @ information
-        precision = precision + (contribution + contribution.T) / 2
-        term = term + damp @ np.array([h1, h2])
-    mu_cov = np.linalg.inv(precision)
-    mu = mu_cov @ term
-    cov = mu_cov + own
-    s1, s2 = math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])
-    return AgeingCalibration(
-        rate_factor=math.exp(float(mu[0])),
-        log_sigma=s1,
-        source="prior",
-        cycling_factor=math.exp(float(mu[1])),
-        cycling_log_sigma=s2,
-        log_correlation=float(np.clip(cov[0, 1] / (s1 * s2), -0.99, 0.99)),
-        lam_stress_factor=prior.lam_stress_factor,
-        lam_stress_sigma=prior.lam_stress_sigma,
-        model_packs=len(usable),
-    )
+    terms = {k: _evidence_term(e, own) for k, e in evidence.items() if e is not None and all(map(math.isfinite, e))}
+    base = np.linalg.inv(shared)
+    total_precision = base + sum((t[0] for t in terms.values()), np.zeros((2, 2)))
+    total_term = base @ m0 + sum((t[1] for t in terms.values()), np.zeros(2))
+    out: dict[Hashable, AgeingCalibration] = {}
+    for pack in packs:
+        precision, term, n = total_precision, total_term, len(terms)
+        if pack in terms:
+            precision, term, n = precision - terms[pack][0], term - terms[pack][1], n - 1
+        if n == 0:
+            out[pack] = prior
+            continue
+        mu_cov = np.linalg.inv(precision)
+        mu = mu_cov @ term
+        cov = mu_cov + own
+        s1, s2 = math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])
+        out[pack] = AgeingCalibration(
+            rate_factor=math.exp(float(mu[0])),
+            log_sigma=s1,
+            source="prior",
+            cycling_factor=math.exp(float(mu[1])),
+            cycling_log_sigma=s2,
+            log_correlation=float(np.clip(cov[0, 1] / (s1 * s2), -0.99, 0.99)),
+            lam_stress_factor=prior.lam_stress_factor,
+            lam_stress_sigma=prior.lam_stress_sigma,
+            model_packs=n,
+        )
+    return out

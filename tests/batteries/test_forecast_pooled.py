@@ -23,6 +23,7 @@ from batteries.forecast import (  # noqa: E402
     calibrate_pooled,
     fit_observed_pooled,
     model_prior,
+    model_priors,
     prior_calibration,
 )
 from batteries.forecast.calibrate import PACK_LOG_SIGMA_FLOOR, fit_observed  # noqa: E402
@@ -224,3 +225,23 @@ def test_a_battery_model_with_no_evidence_keeps_the_presets_prior_and_one_direct
     assert factors.sum() == pytest.approx(target.sum(), abs=0.05)
     assert factors[0] - factors[1] == pytest.approx(0.0, abs=0.05)  # the preset's difference, 0
     assert learnt.log_sigma >= PACK_OFFSET_LOG_SIGMA  # one more pack still differs from its model
+
+
+def test_each_pack_of_a_model_learns_from_the_others_only_and_the_sums_are_taken_once():
+    prior = prior_calibration("LFP")
+    rng = np.random.default_rng(3)
+    evidence = {}
+    for k in range(6):
+        information = np.diag(rng.uniform(10, 400, 2))
+        evidence[k] = (*information[np.triu_indices(2)], *(information @ (TRUTH + rng.normal(0, 0.1, 2))))
+    evidence[6] = None  # a pack with no fit teaches nothing
+    learnt = model_priors(prior, evidence, [0, 3, 6, "new"])
+    for pack in (0, 3, 6, "new"):
+        others = [e for k, e in evidence.items() if k != pack and e is not None]
+        alone = model_prior(prior, others)
+        assert log_factors(learnt[pack]) == pytest.approx(log_factors(alone), abs=1e-9)
+        assert learnt[pack].log_sigma == pytest.approx(alone.log_sigma, rel=1e-9)
+        assert learnt[pack].model_packs == len(others)
+    assert learnt[0].rate_factor != learnt[3].rate_factor  # each left its own evidence out
+    # A model whose only fitted pack is the one asking: the preset's prior.
+    assert model_priors(prior, {"only": evidence[0]}, ["only"])["only"] is prior
