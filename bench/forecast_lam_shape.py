@@ -14,7 +14,6 @@ compare`` with the option on (arguments passed through; the references are not r
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import forecast_reference as fr  # noqa: E402
 from machine_info import load_average, machine_info  # noqa: E402
+from results_io import load_footer, write_results  # noqa: E402
 
 from batteries.forecast import forecast_pack, presets, simulate  # noqa: E402
 
@@ -79,10 +79,6 @@ def cmd_shape(tag: str, bend: float) -> None:
         "lam_first_year_loss": presets.LAM_FIRST_YEAR_LOSS,
         "rows": rows,
     }
-    path = fr.RESULTS / f"{stem}.json"
-    if path.exists():
-        raise SystemExit(f"{path} exists: pick another tag")
-    path.write_text(json.dumps(out, indent=1) + "\n")
     lines = [
         "# Prior forecast's shape, linear vs self-limiting LAM (bench/forecast_lam_shape.py shape)",
         "",
@@ -99,9 +95,7 @@ def cmd_shape(tag: str, bend: float) -> None:
             f"| {law} | {r['duty']} | {r['lost_6m_pp']} | {r['lost_1y_pp']} | {r['lost_3y_pp']} | "
             f"{r['ratio_3y_6m']} | {r['forecast_s']} ({r['forecast_cpu_s']}) |"
         )
-    lines += ["", f"Load average at the start: {started}; machine at the end: `{json.dumps(out['machine'])}`"]
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(path)
+    write_results(stem, out, lines + load_footer(started, out["machine"]))
 
 
 def main() -> None:

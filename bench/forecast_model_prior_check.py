@@ -27,13 +27,13 @@ from pathlib import Path
 
 from forecast_reference import (
     DUTIES,
-    RESULTS,
     START,
     _calibrated_columns,
     job_for,
     sqrt_efc_fit,
 )
 from machine_info import load_average, machine_info
+from results_io import load_footer, write_results
 
 from batteries.forecast import HealthObservation, calibrate_pack, model_prior, prior_calibration
 
@@ -109,7 +109,6 @@ def main() -> None:
     today = dt.date.today().isoformat()
     stem = f"forecast-model-prior-check-{today}" + (f"-{args.tag}" if args.tag else "")
     out = {"machine": machine_info("pybamm", load_average=load_average()), "load_average_at_start": started_load}
-    (RESULTS / f"{stem}.json").write_text(json.dumps({**out, "rows": rows}, indent=1))
     spans = args.older_months
     lines = [
         f"# A new pack's prior learnt from its battery model's older packs ({today})",
@@ -135,9 +134,7 @@ def main() -> None:
             f"| {r['physics']} | {r['duty']} | {r['older_packs']} | {r.get('alone_max_err_pp', '-')} "
             f"({r.get('alone_end_err_pp', '-')}) | " + " | ".join(cells) + f" | {r['sqrt_efc_max_err_pp']} |"
         )
-    lines += ["", f"Load average at the start: {started_load}; machine at the end: `{json.dumps(out['machine'])}`", ""]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, {**out, "rows": rows}, lines + load_footer(started_load, out["machine"]))
 
 
 if __name__ == "__main__":

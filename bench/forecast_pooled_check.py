@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import os
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+from results_io import load_footer, write_results  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -102,7 +102,6 @@ def main() -> None:
         "load_average_at_start": started_load,
         "machine": machine_info("pybamm", load_average=load_average()),
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Pooled vs single-pack calibration on evfleet's own model ({2 * args.per_duty} packs)",
         "",
@@ -120,11 +119,9 @@ def main() -> None:
     lines += [
         "",
         f"Group value: {pooled.group.rate_factor:.3f} / {pooled.group.cycling_factor:.3f}. {seconds} s in all.",
-        f"Load average at the start: {started_load}; at the end: {out['machine']['load_average']}.",
-        "",
+        *load_footer(started_load, out["machine"]),
     ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, out, lines)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+from results_io import load_footer, write_results  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -712,7 +713,6 @@ def cmd_compare(args: argparse.Namespace) -> None:
         "reference_machine": stored.get("machine"),
         "rows": rows,
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Forecast vs independent day-by-day reference ({today})",
         "",
@@ -773,13 +773,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
                 f"{r.get(p + '_factors', '-')} | {r[p + '_group_factors']} | {r['sqrt_efc_max_err_pp']} | "
                 f"{r[p + '_fit_s']} ({r[p + '_fit_cpu_s']}) |"
             )
-    lines += [
-        "",
-        f"Load average at the start: {started_load}; machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
-        "",
-    ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, out, lines + load_footer(started_load, out["machine"]))
 
 
 def main() -> None:

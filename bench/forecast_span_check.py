@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+from results_io import load_footer, write_results  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -209,9 +210,6 @@ def noisy(args: argparse.Namespace, runs: dict) -> None:
         "machine": machine_info("pybamm", load_average=load_average()),
     }
     stem = f"forecast-reference-{dt.date.today().isoformat()}-span-noise-{args.tag}"
-    if (RESULTS / f"{stem}.md").exists():  # never overwrite a stored result
-        raise SystemExit(f"{stem} exists: pick another --tag")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Other physics, noisy checks: error and band against the calibration span ({dt.date.today().isoformat()})",
         "",
@@ -244,14 +242,8 @@ def noisy(args: argparse.Namespace, runs: dict) -> None:
                 f"{sum(r['months_outside_band_after_span'] for r in group)} | "
                 f"{statistics.median(abs(r['sqrt_efc_end_err_pp']) for r in group):.2f} |"
             )
-    lines += [
-        "",
-        f"Total {out['total_cpu_s']} CPU s, {out['wall_s']} s wall. Load average at the start: {started_load};",
-        f"machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
-        "",
-    ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    lines += load_footer(started_load, out["machine"], cpu_s=out["total_cpu_s"], wall_s=out["wall_s"])
+    write_results(stem, out, lines)
 
 
 def main() -> None:
@@ -333,9 +325,6 @@ def main() -> None:
     }
     stem = f"forecast-reference-{dt.date.today().isoformat()}-span-{args.tag}"
     schedule = CHECKS.get(args.check_months, f"one every {args.check_months} months")
-    if (RESULTS / f"{stem}.md").exists():  # never overwrite a stored result
-        raise SystemExit(f"{stem} exists: pick another --tag")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# Other physics: error and band against the calibration span ({dt.date.today().isoformat()})",
         "",
@@ -406,14 +395,8 @@ def main() -> None:
                 f"({w['worst_band_ratio_after_span']}) [{w['worst_excess_pp']} ({w['worst_excess_after_span_pp']})] |"
             )
         lines += ["", f"Shape variants: {out['shape_cpu_s']} CPU s (model builds included)."]
-    lines += [
-        "",
-        f"Total {out['total_cpu_s']} CPU s, {out['wall_s']} s wall. Load average at the start: {started_load};",
-        f"machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
-        "",
-    ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    lines += load_footer(started_load, out["machine"], cpu_s=out["total_cpu_s"], wall_s=out["wall_s"])
+    write_results(stem, out, lines)
 
 
 if __name__ == "__main__":

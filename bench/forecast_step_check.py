@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+from results_io import load_footer, write_results  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -138,7 +139,6 @@ def main() -> None:
         "load_average_at_start": started_load,
         "rows": rows,
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         f"# One pack's step control vs a day-by-day reference ({today}): {args.duty}, {args.years:g} years, prior",
         "",
@@ -160,9 +160,7 @@ def main() -> None:
             f"{' / '.join(str(v) for v in mine['signed_at'].values()) if mine else '-'} | "
             f"{' / '.join(str(v) for v in r.get('soh_end', [])) or '-'} | {r.get('eol_80', '-')} |"
         )
-    lines += ["", f"Load average at the start: {started_load}; machine at the end: `{json.dumps(out['machine'])}`", ""]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, out, lines + load_footer(started_load, out["machine"]))
 
 
 if __name__ == "__main__":

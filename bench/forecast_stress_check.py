@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from machine_info import load_average, machine_info  # noqa: E402  (bench/, next to this script)
+from results_io import load_footer, write_results  # noqa: E402  (bench/, next to this script)
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -136,7 +137,6 @@ def main() -> None:
         "machine": machine_info("pybamm", load_average=load_average()),
     }
     stem = f"forecast-reference-{dt.date.today().isoformat()}-stress-{args.physics}-{args.calibration_days}d-{args.tag}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     kind = args.physics.capitalize()
     lines = [
         f"# {kind} physics: calibration with a shared LAM stress factor ({dt.date.today().isoformat()})",
@@ -163,12 +163,10 @@ def main() -> None:
         "",
         f"Stress factor fitted across the LFP duties: {stress.value:.3f} +- {stress.sigma:.3f} (prior 1.0 +- 0.5);",
         f"profile (stress: negative log posterior incl. prior) {profile}.",
-        f"CPU s by step: {out['cpu_s']}; total {out['total_cpu_s']} CPU s, {out['wall_s']} s wall.",
-        f"Load average at the start: {started_load}; machine at the end (shared, busy): `{json.dumps(out['machine'])}`",
-        "",
+        f"CPU s by step: {out['cpu_s']}.",
+        *load_footer(started_load, out["machine"], cpu_s=out["total_cpu_s"], wall_s=out["wall_s"]),
     ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, out, lines)
 
 
 if __name__ == "__main__":
