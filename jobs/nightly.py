@@ -117,6 +117,35 @@ def run_night(
     return results
 
 
+@dataclass(frozen=True)
+class DailyResult:
+    name: str
+    ok: bool
+    summary: str
+    seconds: float
+
+
+def run_daily_tasks() -> list[DailyResult]:
+    """Run the organisation-wide daily tasks in-process, in the order beat sends them: the work for vehicles with
+    no home depot (their duty cycles, charges, capacity estimates and pack forecasts), which no depot's night
+    covers. ``run_night --all-depots`` does this where no beat runs (``make demo``); weekly tasks (the telemetry
+    prune) are left to beat. A failing task is logged and reported; the others still run."""
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    results = []
+    for daily in sorted((d for d in registered_daily_tasks() if d.day_of_week == "*"), key=lambda d: d.at):
+        started = time.perf_counter()
+        try:
+            returned = app.tasks[daily.task](**daily.kwargs())
+            summary, ok = (f"{returned} record(s)" if isinstance(returned, int) else str(returned)), True
+        except Exception as exc:  # one task's failure must not cost the others
+            logger.exception("Daily task %s failed", daily.name)
+            summary, ok = f"{type(exc).__name__}: {exc}", False
+        results.append(DailyResult(daily.name, ok, summary, time.perf_counter() - started))
+    return results
+
+
 def forced_runs(*, depot_id: int, night: dt.date) -> dict[str, int]:
     """One pending run per registered job of a depot's night, made for a forced request: the forced work is
     named by this request, not by a task delivery, so a redelivered or retried task finds it done (issue 20).

@@ -325,3 +325,25 @@ def test_mini_evs_with_no_home_depot_are_forecast_every_night(depot):
     forecast = SoHForecast.objects.get(pack=pack, as_of=AS_OF)
     assert all(p["soh_p10_pct"] <= p["soh_pct"] <= p["soh_p90_pct"] for p in forecast.points)
     assert not SoHForecast.objects.filter(pack=depot_pack).exists()  # the depot's job does that one
+
+
+@pytest.mark.slow
+def test_run_night_for_all_depots_also_forecasts_the_packs_of_vehicles_with_no_home_depot(depot):
+    """Where no beat runs (``make demo``: ``run_night --all-depots``), the mini EVs with no home depot are
+    forecast too: the organisation-wide daily tasks run after the depots' nights."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    vehicle, pack = _mini_ev_pack(depot.organization)
+    _duty_days(vehicle, efc_per_day=0.4)
+    out = StringIO()
+
+    call_command("run_night", "--all-depots", stdout=out)
+
+    assert "Vehicles with no home depot" in out.getvalue()
+    assert "evfleet.depotless.battery_forecasts" in out.getvalue()
+    assert SoHForecast.objects.filter(pack=pack, as_of=timezone.localdate()).exists()
+    dated = StringIO()
+    call_command("run_night", "--all-depots", "--date", AS_OF.isoformat(), stdout=dated)
+    assert "skipped: they run for today only" in dated.getvalue()

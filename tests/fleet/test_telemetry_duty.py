@@ -13,7 +13,12 @@ from fleet.models import DailyDutyCycle
 from fleet.tasks import telemetry_duty_cycles
 from fleet.telemetry.duty import duty_cycle_compute, duty_cycles_compute, duty_cycles_for_depot_night
 from fleet.telemetry.ingest import telemetry_ingest
-from fleet.telemetry.selectors import vehicle_readings
+from fleet.telemetry.selectors import (
+    READING_MEASUREMENTS,
+    _reading_arrays_portable,
+    reading_arrays,
+    vehicle_readings,
+)
 from tests import factories as f
 from tests.fleet.test_telemetry_support import DUTY_URL, URLCONF, fast_password_hashing
 
@@ -208,6 +213,24 @@ def test_a_vehicles_readings_come_as_arrays_in_time_order_with_nan_for_what_was_
     assert np.isnan(readings["pack_temp_max_c"][[1, 3, 4]]).all()
     with pytest.raises(ValueError, match="Not a reading measurement"):
         vehicle_readings(bus, since=since, measurements=("vehicle_id; DROP TABLE x",))
+
+
+def test_the_orm_reader_for_sqlite_gives_the_binary_readers_arrays_value_for_value(bus):
+    """The embedded SQLite default (``make demo`` with no server) reads readings through the ORM; the night's duty
+    cycles and the admin's charts must get exactly what PostgreSQL's binary fetch gives."""
+    other = f.VehicleFactory(organization=bus.organization, home_depot=bus.home_depot)
+    telemetry_ingest(readings=service_day(7), vehicle=other, now=dt.datetime(2026, 3, 12, tzinfo=dt.UTC))
+    since = dt.datetime.combine(DAY, dt.time(0), tzinfo=HERMOSILLO)
+
+    binary = reading_arrays([other.pk, bus.pk], start=since)
+    portable = _reading_arrays_portable([other.pk, bus.pk], start=since, end=None, measurements=READING_MEASUREMENTS)
+
+    assert len(binary) > len(MORNING)  # both vehicles, every measurement
+    assert binary.vehicle_id.tolist() == portable.vehicle_id.tolist()
+    assert binary.t_s.tolist() == portable.t_s.tolist()
+    for name in READING_MEASUREMENTS:
+        np.testing.assert_array_equal(binary.values[name], portable.values[name])  # NaN where NaN
+    assert np.isnan(portable.values["pack_temp_max_c"]).any()
 
 
 def test_the_batched_job_replaces_an_earlier_duty_cycle(bus):

@@ -85,11 +85,26 @@ class Command(BaseCommand):
                     status = self.style.SUCCESS("done  ")
                 self.stdout.write(f"  {status} {result.job.name:<40} {result.summary}  ({result.seconds:.1f} s)")
                 failures += not result.ok
+        if options["all_depots"]:
+            failures += self._run_daily_tasks(dated=options["date"] is not None)
         self.stdout.write(
             f"{len(jobs)} job(s) x {len(depots)} depot(s) in {time.perf_counter() - started:.1f} s, {failures} failed."
         )
         if failures:
             raise CommandError(f"{failures} nightly job run(s) failed; see above and the log.")
+
+    def _run_daily_tasks(self, *, dated: bool) -> int:
+        """The vehicles with no home depot (municipal mini EVs): beat's daily tasks, which no depot's night runs.
+        They work on today (beat's day), so a --date night leaves them out. Returns the number that failed."""
+        self.stdout.write(self.style.MIGRATE_HEADING("Vehicles with no home depot (organisation-wide daily tasks)"))
+        if dated:
+            self.stdout.write("  skipped: they run for today only, as beat sends them (drop --date to run them)")
+            return 0
+        results = nightly.run_daily_tasks()
+        for result in results:
+            status = self.style.SUCCESS("ok    ") if result.ok else self.style.ERROR("FAILED")
+            self.stdout.write(f"  {status} {result.name:<40} {result.summary}  ({result.seconds:.1f} s)")
+        return sum(not result.ok for result in results)
 
     def _dispatch(self, depots: list[Depot], night: dt.date | None, *, force: bool) -> None:
         from jobs.outbox import outbox_task_send
