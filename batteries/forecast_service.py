@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -298,24 +297,25 @@ def forecast_packs(
             duration_s=time.perf_counter() - started,
         )
         raise
-    done = failed = 0
     reasons = []
+    forecasts = []
     for job in fleet_jobs:
         pack = jobs[int(job.pack_id)][0]
         result = fleet.results.get(job.pack_id)
         if result is None:
             # Refused (a duty outside the model's range, a simulation that could not go on): no forecast is
             # stored for tonight, and the run says which pack and why.
-            failed += 1
             refusal = fleet.refused.get(job.pack_id)
             reason = f"{refusal.flag}: {refusal.reason}" if refusal else "no result"
             reasons.append(f"pack {pack.serial}: {reason}")
             logger.warning("pack %s: no forecast: %s", pack.serial, reason)
             continue
-        _store(pack, job, result, run)
-        done += 1
+        forecasts.append(_forecast_row(pack, job, result, run))
+    _store(forecasts)
+    done, failed = len(forecasts), len(reasons)
+    peer_fades = _latest_fades_by_model_and_depot(vehicles.values())
     for pack, _job in jobs.values():
-        check_abnormal_ageing(pack, vehicle=vehicles[pack.pk])
+        check_abnormal_ageing(pack, vehicle=vehicles[pack.pk], peer_fades=peer_fades)
     run.packs_total = len(jobs) + skipped
     run.packs_done, run.packs_failed = done, failed
     run.duty_groups = fleet.n_groups
@@ -340,13 +340,29 @@ def _finite(value):
     return value
 
 
-@transaction.atomic
-def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult, run: ForecastRun) -> SoHForecast:
+#: What a re-run of the same night replaces in a pack's forecast of that day (everything but its keys).
+_REPLACED_ON_RERUN = [
+    field.name for field in SoHForecast._meta.concrete_fields if field.name not in ("id", "pack", "as_of")
+]
+
+
+def _store(forecasts: list[SoHForecast]) -> None:
+    """Store tonight's forecasts in one statement: a re-run of the night replaces each pack's forecast of that
+    day (``one_forecast_per_pack_and_day``). One upsert for a chunk instead of a transaction and 3-4 statements
+    a pack: the night's database time is its workers' time too."""
+    SoHForecast.objects.bulk_create(
+        forecasts, update_conflicts=True, unique_fields=["pack", "as_of"], update_fields=_REPLACED_ON_RERUN
+    )
+
+
+def _forecast_row(
+    pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult, run: ForecastRun
+) -> SoHForecast:
     calibration = result.calibration
-    forecast, _created = SoHForecast.objects.update_or_create(
+    return SoHForecast(
         pack=pack,
         as_of=result.as_of,
-        defaults={
+        **{
             "run": run,
             "method": METHOD,
             "calibration_source": calibration.source,
@@ -391,7 +407,6 @@ def _store(pack: BatteryPack, job: core.ForecastJob, result: core.ForecastResult
             },
         },
     )
-    return forecast
 
 
 # --- Abnormal ageing -------------------------------------------------------------------------------------
@@ -400,12 +415,15 @@ FLEET_FADE_RATIO_ALERT = 1.5  # fade this many times the median of comparable pa
 MIN_PEERS = 3
 
 
-def check_abnormal_ageing(pack: BatteryPack, *, vehicle: Vehicle | None = None):
+def check_abnormal_ageing(
+    pack: BatteryPack, *, vehicle: Vehicle | None = None, peer_fades: dict[tuple, dict[int, float]] | None = None
+):
     """Open (or refresh) an alert when a pack ages abnormally; resolve it when it no longer does.
 
     Abnormal: its latest observation lies below the P10 of the forecast made before it (fading faster
     than its own model allows), or its forecast fade rate is more than ``FLEET_FADE_RATIO_ALERT`` times the
-    median of packs of the same vehicle model and depot.
+    median of packs of the same vehicle model and depot. ``peer_fades``: those packs' latest fades by (vehicle
+    model, depot) when the caller has read them for many packs at once (the night does, once a chunk).
     """
     # Each reason as a message of charging.alert_messages (code and parameters): the alert words it per reader.
     reasons: list[dict] = []
@@ -427,7 +445,10 @@ def check_abnormal_ageing(pack: BatteryPack, *, vehicle: Vehicle | None = None):
     current = pack.forecasts.order_by("-as_of").first()
     vehicle = vehicle or current_vehicle(pack)
     if current is not None and vehicle is not None:
-        peers = _peer_fade_rates(pack, vehicle)
+        if peer_fades is None:
+            peer_fades = _latest_fades_by_model_and_depot([vehicle])
+        group = peer_fades.get((vehicle.model_id, vehicle.home_depot_id), {})
+        peers = [fade for pk, fade in group.items() if pk != pack.pk]
         if len(peers) >= MIN_PEERS:
             median = statistics.median(peers)
             if median > 0 and current.fade_pct_per_year > FLEET_FADE_RATIO_ALERT * median:
@@ -448,14 +469,19 @@ def check_abnormal_ageing(pack: BatteryPack, *, vehicle: Vehicle | None = None):
     return next((alert for _receiver, alert in answers if alert is not None), None)
 
 
-def _peer_fade_rates(pack: BatteryPack, vehicle: Vehicle) -> list[float]:
-    peers = BatteryPack.objects.filter(
-        installations__removed_at__isnull=True,
-        installations__vehicle__model_id=vehicle.model_id,
-        installations__vehicle__home_depot_id=vehicle.home_depot_id,
-    ).exclude(pk=pack.pk)
-    # One query (the latest forecast's fade per peer as a subquery), not one per peer: the nightly job
-    # checks every pack, so a per-peer query grows with the square of the depot's fleet.
+def _latest_fades_by_model_and_depot(vehicles: Iterable[Vehicle | None]) -> dict[tuple, dict[int, float]]:
+    """The latest forecast fade of every pack now installed in a vehicle of the same model and home depot as one
+    of ``vehicles``, by (vehicle model, depot): one query a (model, depot), each pack's latest fade a subquery.
+    Per pack instead, the night's ageing checks grew with the square of a depot's fleet."""
     latest = SoHForecast.objects.filter(pack=OuterRef("pk")).order_by("-as_of").values("fade_pct_per_year")[:1]
-    fades = peers.annotate(latest_fade=Subquery(latest)).values_list("latest_fade", flat=True)
-    return [fade for fade in fades if fade is not None]
+    groups: dict[tuple, dict[int, float]] = {}
+    for key in {(v.model_id, v.home_depot_id) for v in vehicles if v is not None}:
+        model_id, depot_id = key
+        packs = BatteryPack.objects.filter(
+            installations__removed_at__isnull=True,
+            installations__vehicle__model_id=model_id,
+            installations__vehicle__home_depot_id=depot_id,
+        )
+        fades = packs.annotate(latest_fade=Subquery(latest)).values_list("pk", "latest_fade")
+        groups[key] = {pk: fade for pk, fade in fades if fade is not None}
+    return groups

@@ -63,9 +63,22 @@ def test_nightly_forecast_stores_a_band_per_pack_and_records_the_run(depot):
     assert all(p["soh_p10_pct"] <= p["soh_pct"] <= p["soh_p90_pct"] for p in points if p["soh_p10_pct"])
 
     # Re-running the same night replaces the forecast instead of adding a second one.
-    forecast_packs(packs=[pack], as_of=AS_OF, years=1.0)
+    again = forecast_packs(packs=[pack], as_of=AS_OF, years=1.0)
     assert SoHForecast.objects.filter(pack=pack).count() == 1
+    assert SoHForecast.objects.get(pack=pack).run_id == again.pk
     assert ForecastRun.objects.count() == 2
+
+
+@pytest.mark.slow
+def test_a_chunks_forecasts_are_stored_in_one_statement(depot):
+    packs = [_bus_with_pack(depot)[1] for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as queries:
+        run = forecast_packs(packs=packs, as_of=AS_OF, years=1.0)
+
+    writes = [q["sql"] for q in queries if q["sql"].startswith(('INSERT INTO "batteries_sohforecast"', "UPDATE"))]
+    assert run.packs_done == 3 and SoHForecast.objects.filter(run=run).count() == 3
+    assert len([w for w in writes if "batteries_sohforecast" in w]) == 1, writes
 
 
 def _capacity_tests(pack, fade_pct_per_year):
