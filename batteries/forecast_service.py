@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from typing import Literal
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
 from batteries import forecast as core
 from batteries.models import BatteryPack, ForecastRun, HealthObservation, PackInstallation, SoHForecast
-from batteries.selectors import current_vehicle
+from batteries.selectors import current_vehicle, current_vehicles
 from batteries.signals import pack_ageing_checked
 from fleet.models import BlockAssignment, Depot, Vehicle
 
@@ -52,14 +52,9 @@ def horizon_years() -> float:
     return float(settings.EVFLEET_FORECAST_HORIZON_YEARS)
 
 
-def _duty_from_telemetry(vehicle: Vehicle, as_of: dt.date) -> core.DutyStats | None:
-    from fleet.models import DailyDutyCycle
-
-    days = list(
-        DailyDutyCycle.objects.filter(
-            vehicle=vehicle, date__gt=as_of - dt.timedelta(days=DUTY_WINDOW_DAYS), date__lte=as_of
-        ).exclude(soc_min_pct=None)
-    )
+def _duty_from_telemetry(days: list, as_of: dt.date) -> core.DutyStats | None:
+    """The median day of the vehicle's duty cycles in the window (``_PackRecords.duty_days``), or None with
+    fewer than ``MIN_DUTY_DAYS``."""
     if len(days) < MIN_DUTY_DAYS:
         return None
 
@@ -84,13 +79,8 @@ def _duty_from_telemetry(vehicle: Vehicle, as_of: dt.date) -> core.DutyStats | N
     )
 
 
-def _duty_from_blocks(vehicle: Vehicle, pack: BatteryPack, as_of: dt.date) -> core.BlockPlan:
-    window = (as_of - dt.timedelta(days=BLOCK_WINDOW_DAYS // 2), as_of + dt.timedelta(days=BLOCK_WINDOW_DAYS // 2))
-    km_by_day: dict[dt.date, float] = defaultdict(float)
-    for service_date, km in BlockAssignment.objects.filter(vehicle=vehicle, service_date__range=window).values_list(
-        "service_date", "block__distance_km"
-    ):
-        km_by_day[service_date] += km
+def _duty_from_blocks(vehicle: Vehicle, pack: BatteryPack, km_by_day: dict[dt.date, float]) -> core.BlockPlan:
+    """The vehicle's planned duty from its blocks' km per service day in the window (``_PackRecords``)."""
     # Days without blocks count as rest days: the mean over the window, not over working days only.
     km_per_day = sum(km_by_day.values()) / BLOCK_WINDOW_DAYS if km_by_day else 0.0
     model = vehicle.model
@@ -129,19 +119,76 @@ def _observations(pack: BatteryPack) -> list[core.HealthObservation]:
     ]
 
 
-def pack_job(
-    pack: BatteryPack, as_of: dt.date, *, years: float | None = None, vehicle: Vehicle | None = None
-) -> core.ForecastJob | None:
-    """The pack's forecast job without calibration, or None if it cannot be forecast (and why is logged).
-    ``vehicle``: the pack's current vehicle when the caller has already looked it up (the night does, once
-    a pack, for the job, the cluster and the ageing check)."""
+@dataclasses.dataclass(frozen=True)
+class _PackRecords:
+    """What a pack's forecast job is built from, read for a whole chunk at once (``_read_pack_records``)."""
+
+    vehicle: Vehicle | None
+    first_installed_on: dt.date | None  # read only for packs with no manufacturing date
+    duty_days: list  # the vehicle's daily duty cycles in the telemetry window (DailyDutyCycle)
+    km_by_day: dict[dt.date, float]  # the vehicle's blocks' km per service day in the block window
+
+
+def _read_pack_records(packs: list[BatteryPack], as_of: dt.date) -> dict[int, _PackRecords]:
+    """Each pack's records in four queries for all of them (current vehicles, first installations, duty cycles,
+    blocks): per pack, building the night's 1,000 jobs took four queries each, twice (groups, then chunks)."""
+    from fleet.models import DailyDutyCycle
+
+    vehicles = current_vehicles([pack.pk for pack in packs])
+    vehicle_ids = {vehicle.pk for vehicle in vehicles.values()}
+    undated = [pack.pk for pack in packs if pack.manufactured_on is None]
+    first_installed = dict(
+        PackInstallation.objects.filter(pack_id__in=undated)
+        .values("pack_id")
+        .annotate(first=Min("installed_at"))
+        .values_list("pack_id", "first")
+    )
+    duty_days: dict[int, list] = defaultdict(list)
+    for day in DailyDutyCycle.objects.filter(
+        vehicle_id__in=vehicle_ids, date__gt=as_of - dt.timedelta(days=DUTY_WINDOW_DAYS), date__lte=as_of
+    ).exclude(soc_min_pct=None):
+        duty_days[day.vehicle_id].append(day)
+    window = (as_of - dt.timedelta(days=BLOCK_WINDOW_DAYS // 2), as_of + dt.timedelta(days=BLOCK_WINDOW_DAYS // 2))
+    km_by_day: dict[int, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
+    for vehicle_id, service_date, km in BlockAssignment.objects.filter(
+        vehicle_id__in=vehicle_ids, service_date__range=window
+    ).values_list("vehicle_id", "service_date", "block__distance_km"):
+        km_by_day[vehicle_id][service_date] += km
+    records = {}
+    for pack in packs:
+        vehicle = vehicles.get(pack.pk)
+        installed = first_installed.get(pack.pk)
+        records[pack.pk] = _PackRecords(
+            vehicle=vehicle,
+            first_installed_on=installed.date() if installed else None,
+            duty_days=duty_days.get(vehicle.pk, []) if vehicle else [],
+            km_by_day=dict(km_by_day.get(vehicle.pk, {})) if vehicle else {},
+        )
+    return records
+
+
+def pack_jobs(
+    packs: Iterable[BatteryPack], as_of: dt.date, *, years: float | None = None
+) -> dict[int, tuple[Vehicle | None, core.ForecastJob | None]]:
+    """Each pack's current vehicle and forecast job without calibration (None if it cannot be forecast, and why
+    is logged), by pack id, read in a few queries for all of them."""
+    packs = list(packs)
+    records = _read_pack_records(packs, as_of)
+    return {pack.pk: (records[pack.pk].vehicle, _pack_job(pack, records[pack.pk], as_of, years)) for pack in packs}
+
+
+def pack_job(pack: BatteryPack, as_of: dt.date, *, years: float | None = None) -> core.ForecastJob | None:
+    """One pack's ``pack_jobs`` job."""
+    return pack_jobs([pack], as_of, years=years)[pack.pk][1]
+
+
+def _pack_job(pack: BatteryPack, records: _PackRecords, as_of: dt.date, years: float | None) -> core.ForecastJob | None:
     chemistry = SUPPORTED_CHEMISTRIES.get(pack.chemistry)
-    vehicle = vehicle or current_vehicle(pack)
+    vehicle = records.vehicle
     if chemistry is None or vehicle is None:
         logger.info("pack %s: no forecast (chemistry %s, in a vehicle: %s)", pack, pack.chemistry, bool(vehicle))
         return None
-    installed = PackInstallation.objects.filter(pack=pack).order_by("installed_at").first()
-    in_service = pack.manufactured_on or (installed.installed_at.date() if installed else as_of)
+    in_service = pack.manufactured_on or records.first_installed_on or as_of
     model = vehicle.model
     return core.ForecastJob(
         pack_id=str(pack.pk),
@@ -155,7 +202,7 @@ def pack_job(
             usable_soc_min=model.usable_soc_min_pct / 100,
             usable_soc_max=model.usable_soc_max_pct / 100,
         ),
-        duty=_duty_from_telemetry(vehicle, as_of) or _duty_from_blocks(vehicle, pack, as_of),
+        duty=_duty_from_telemetry(records.duty_days, as_of) or _duty_from_blocks(vehicle, pack, records.km_by_day),
         climate=_climate(vehicle.home_depot),
         in_service_date=min(in_service, as_of),
         as_of=as_of,
@@ -168,8 +215,10 @@ def in_duty_groups(packs: Iterable[BatteryPack], as_of: dt.date) -> list[list[in
     serial; the packs that cannot be forecast tonight form the last group (a chunk refuses them with the
     reason). Costs building each pack's job (a few queries a pack), far less than a group simulation."""
     keyed: list[tuple[tuple, str, int]] = []
+    packs = list(packs)
+    jobs = pack_jobs(packs, as_of)
     for pack in packs:
-        job = pack_job(pack, as_of)
+        job = jobs[pack.pk][1]
         key: tuple = (1,)
         if job is not None:
             with contextlib.suppress(core.ForecastRefused):  # refused tonight with its reason, by the chunk
@@ -275,9 +324,10 @@ def forecast_packs(
     jobs: dict[int, tuple[BatteryPack, core.ForecastJob]] = {}
     vehicles: dict[int, Vehicle | None] = {}
     skipped = 0
+    packs = list(packs)
+    built = pack_jobs(packs, as_of, years=years)
     for pack in packs:
-        vehicles[pack.pk] = current_vehicle(pack)
-        job = pack_job(pack, as_of, years=years, vehicle=vehicles[pack.pk])
+        vehicles[pack.pk], job = built[pack.pk]
         if job is None:
             skipped += 1
         else:

@@ -24,12 +24,21 @@ def active_pack(vehicle: Vehicle) -> BatteryPack | None:
 
 def current_vehicle(pack: BatteryPack) -> Vehicle | None:
     """The vehicle ``pack`` is installed in now (with its model and home depot), or None when it is out."""
-    installation = (
-        PackInstallation.objects.filter(pack=pack, removed_at__isnull=True)
+    return current_vehicles([pack.pk]).get(pack.pk)
+
+
+def current_vehicles(pack_ids: list[int]) -> dict[int, Vehicle]:
+    """``current_vehicle`` of many packs in one query: pack id -> its vehicle now (packs that are out: absent).
+    A pack with two open installations (a swap recorded in the wrong order) is in the latest one."""
+    vehicles: dict[int, Vehicle] = {}
+    installations = (
+        PackInstallation.objects.filter(pack_id__in=pack_ids, removed_at__isnull=True)
         .select_related("vehicle__model", "vehicle__home_depot")
-        .first()
+        .order_by("pack_id", "-installed_at")
     )
-    return installation.vehicle if installation else None
+    for installation in installations:
+        vehicles.setdefault(installation.pack_id, installation.vehicle)
+    return vehicles
 
 
 def installed_pack_nominal_capacity(vehicle: Vehicle) -> tuple[float, float | None] | None:

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from batteries import forecast as core
 from batteries.forecast_service import check_abnormal_ageing, forecast_packs
 from batteries.models import ForecastRun, SoHForecast
 from charging.models import Alert
@@ -67,6 +68,31 @@ def test_nightly_forecast_stores_a_band_per_pack_and_records_the_run(depot):
     assert SoHForecast.objects.filter(pack=pack).count() == 1
     assert SoHForecast.objects.get(pack=pack).run_id == again.pk
     assert ForecastRun.objects.count() == 2
+
+
+def test_a_chunks_jobs_are_read_in_a_few_queries_whatever_its_size_and_equal_one_packs_job(depot):
+    from batteries.forecast_service import pack_job, pack_jobs
+
+    buses = [_bus_with_pack(depot)[1] for _ in range(3)]
+    mini_ev, on_telemetry = _mini_ev_pack(depot.organization, home_depot=depot)
+    _duty_days(mini_ev, efc_per_day=0.4)
+    undated = f.BatteryPackFactory(organization=depot.organization, manufactured_on=None)
+    first_in = timezone.now() - dt.timedelta(days=700)
+    f.PackInstallationFactory(
+        pack=undated, vehicle=f.VehicleFactory(organization=depot.organization), installed_at=first_in
+    )
+    out_of_any_vehicle = f.BatteryPackFactory(organization=depot.organization)
+    packs = [*buses, on_telemetry, undated, out_of_any_vehicle]
+
+    with CaptureQueriesContext(connection) as queries:
+        jobs = pack_jobs(packs, AS_OF)
+
+    assert len(queries) <= 5, [q["sql"] for q in queries]
+    assert {pk: job for pk, (_vehicle, job) in jobs.items()} == {pack.pk: pack_job(pack, AS_OF) for pack in packs}
+    assert jobs[out_of_any_vehicle.pk] == (None, None)
+    assert jobs[undated.pk][1].in_service_date == first_in.date()  # the day it went in, as stored (UTC)
+    assert isinstance(jobs[on_telemetry.pk][1].duty, core.DutyStats)  # its duty cycles, not blocks
+    assert isinstance(jobs[buses[0].pk][1].duty, core.BlockPlan)
 
 
 @pytest.mark.slow
