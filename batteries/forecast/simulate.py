@@ -368,7 +368,8 @@ class _DirectIdaklu:
         self._root = setup["rootfn_casadi"]
         self._initial = model.initial_conditions_eval
         self._rhs = model.rhs_eval
-        self._y_zero = np.zeros((model.len_rhs_and_alg, 1))
+        self._n_states = model.len_rhs_and_alg
+        self._mapped: dict[int, tuple[Any, Any]] = {}  # batch size -> (initial states, right-hand side) over a batch
         self._dm = casadi.DM
 
     def solve(
@@ -384,15 +385,8 @@ class _DirectIdaklu:
         except KeyError:
             return None  # PyBaMM's input handling (and its error)
         try:
-            y0, ydot0 = [], []
-            for row in inputs:
-                stacked = self._dm(row)
-                y = self._initial(t_eval[0], self._y_zero, stacked).full().flatten()
-                y0.append(y)
-                ydot0.append(self._rhs(t_eval[0], y, stacked).full().flatten())
-            solutions = self._ida.solve(
-                t_eval, t_interp, np.vstack(y0), np.vstack(ydot0), inputs, logger=None, pbar=np.empty((0, 0))
-            )
+            y0, ydot0 = self._initial_states(float(t_eval[0]), inputs)
+            solutions = self._ida.solve(t_eval, t_interp, y0, ydot0, inputs, logger=None, pbar=np.empty((0, 0)))
         except Exception:  # PyBaMM's own path raises, or retries day by day, as it always did
             return None
         outcomes = []
@@ -410,6 +404,20 @@ class _DirectIdaklu:
             data = np.asarray(sol.y).reshape(t.size, -1)
             outcomes.append(outcome(float(t[-1]), "final time", partial(self._column, data), probe))
         return outcomes
+
+    def _initial_states(self, t0: float, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each day's initial state and its time derivative (one row a day), from the model's own functions
+        evaluated over the batch at once (casadi's ``map``: the same function on each column, the same numbers as
+        one call a day, a fifth of the per-call overhead)."""
+        n = len(inputs)
+        functions = self._mapped.get(n)
+        if functions is None:
+            functions = self._mapped[n] = (self._initial.map(n), self._rhs.map(n))
+        initial, rhs = functions
+        stacked = self._dm(inputs.T)
+        y0 = initial(t0, self._dm(np.zeros((self._n_states, n))), stacked).full()
+        ydot0 = rhs(t0, y0, stacked).full()
+        return np.ascontiguousarray(y0.T), np.ascontiguousarray(ydot0.T)
 
     def _column(self, data: np.ndarray, name: str) -> np.ndarray:
         return data[:, self._rows[name]].reshape(-1)
