@@ -13,8 +13,9 @@ import copy
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,11 @@ DENSE_STOPS_AT_BOUNDARIES = True
 #: two 1C top-ups aged 20 % too little (lithium and active material lost, against the dense re-solve).
 #: At 600 s the difference is <= 0.1 %, for 0-20 % more CPU per day (docs/forecast.md, "Speed").
 MAX_STEP_S = 600.0
+#: Solve a batch by calling the IDAKLU solver that PyBaMM has set up directly (``_DirectIdaklu``), not through
+#: ``Simulation.solve``: the same C solve with the same inputs, initial state and outputs, without PyBaMM's
+#: per-solve Python (input checks and stacking, ``Solution`` objects, output post-processing), which was ~17 % of a
+#: group run's CPU. Outcomes identical (docs/forecast.md, "Speed", session 10). False: every batch through PyBaMM.
+DIRECT_SOLVE = True
 #: Radial mesh points per particle (PyBaMM's default is 20). At 10: ~17 % less CPU per simulated day, and the
 #: forecasts agree with the default mesh's within 0.01 pp - at 3 years against the stored references (whose
 #: model keeps 20) and at 10 years in bench_forecast's one-pack cases (docs/forecast.md, "Speed").
@@ -147,10 +153,13 @@ class DayModel:
         #: NMC: the positive electrode's calendar lithium loss and lithium plating (presets.add_lithium_losses);
         #: LFP: none.
         self.lithium_losses = add_lithium_losses(model, self.preset)
+        self._output_names = [_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I, *self.lithium_losses]
+        #: The direct solve path (``_direct_solver``): None until PyBaMM has set its solver up, False if unavailable.
+        self._direct: _DirectIdaklu | bool | None = None
         solver = pybamm.IDAKLUSolver(
             rtol=rtol,
             atol=atol,
-            output_variables=[_OUT_LITHIUM, _OUT_SEI, _OUT_EPS, _OUT_V, _OUT_OCV, _OUT_I, *self.lithium_losses],
+            output_variables=self._output_names,
             on_extrapolation="ignore",
             # Ahead-of-time compile the model's casadi functions with the system C compiler (cached on
             # disk under $PYBAMM_CASADI_AOT_CACHE): ~5x less CPU per simulated day than casadi's virtual
@@ -268,6 +277,12 @@ class DayModel:
             t_interp = np.unique(np.concatenate([grid, t_eval, t_interp]))
         else:
             t_eval = np.array([0.0, SECONDS_PER_DAY])
+        probe = int(np.searchsorted(t_interp, RESISTANCE_PROBE_S))
+        direct = self._direct_solver() if DIRECT_SOLVE else None
+        if direct is not None:
+            outcomes = direct.solve(inputs_list, t_eval, t_interp, probe, self._outcome)
+            if outcomes is not None:
+                return outcomes
         try:
             solutions = self.sim.solve(t_eval, inputs=inputs_list, t_interp=t_interp)
             if not isinstance(solutions, list):
@@ -277,26 +292,143 @@ class DayModel:
                 log.info("day simulation failed (dense grid: %s): %s", dense, exc)
                 return [DayOutcome(False, np.zeros(3), float("nan"), f"solver failed: {exc}")]
             return [outcome for one in inputs_list for outcome in self._solve([one], dense)]
-        probe = int(np.searchsorted(t_interp, RESISTANCE_PROBE_S))
-        return [self._outcome(sol, probe) for sol in solutions]
+        return [
+            self._outcome(float(sol.t[-1]), str(sol.termination), partial(_entries, sol), probe) for sol in solutions
+        ]
 
-    def _outcome(self, sol: Any, probe: int) -> DayOutcome:
-        if sol.t[-1] < SECONDS_PER_DAY - 1.0:
+    def _direct_solver(self) -> _DirectIdaklu | None:
+        """The direct path, once PyBaMM has set its solver up (its first solve); None where it does not apply."""
+        if self._direct is None and getattr(self.sim.solver, "_setup", None):
+            try:
+                self._direct = _DirectIdaklu(self.sim, self._output_names)
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("solving through PyBaMM's Simulation.solve (direct IDAKLU path unavailable: %s)", exc)
+                self._direct = False
+        return self._direct if isinstance(self._direct, _DirectIdaklu) else None
+
+    def _outcome(self, t_end: float, termination: str, series: Callable[[str], np.ndarray], probe: int) -> DayOutcome:
+        """A day's outcome from its end time, PyBaMM's termination text and its output series (by name)."""
+        if t_end < SECONDS_PER_DAY - 1.0:
             # A voltage limit stopped the day: the pack could not do its duty.
-            return DayOutcome(False, np.zeros(3), float("nan"), f"day stopped early: {sol.termination}")
-        lithium = sol[_OUT_LITHIUM].entries * FARADAY / 3600.0
-        sei = sol[_OUT_SEI].entries
-        eps = sol[_OUT_EPS].entries
+            return DayOutcome(False, np.zeros(3), float("nan"), f"day stopped early: {termination}")
+        lithium = series(_OUT_LITHIUM) * FARADAY / 3600.0
+        sei = series(_OUT_SEI)
+        eps = series(_OUT_EPS)
         delta = np.array([lithium[-1] - lithium[0], sei[-1] - sei[0], eps[-1] - eps[0]])
         for name in self.lithium_losses:
-            lost = sol[name].entries
+            lost = series(name)
             delta[0] -= lost[-1] - lost[0]
         if not np.all(np.isfinite(delta)):
             return DayOutcome(False, np.zeros(3), float("nan"), "solver failed: non-finite state change")
-        current = sol[_OUT_I].entries[probe]
-        ocv, voltage = sol[_OUT_OCV].entries[probe], sol[_OUT_V].entries[probe]
+        current = series(_OUT_I)[probe]
+        ocv, voltage = series(_OUT_OCV)[probe], series(_OUT_V)[probe]
         resistance = (ocv - voltage) / current * self.capacity_new_ah if abs(current) > 1e-9 else float("nan")
         return DayOutcome(True, delta, float(resistance) if math.isfinite(resistance) else float("nan"))
+
+
+#: IDA's return flag when a root (here: a voltage event) stopped the integration.
+_IDA_ROOT_RETURN = 2
+
+
+class _DirectIdaklu:
+    """PyBaMM's set-up IDAKLU solver called directly for a batch of days, as ``Simulation.solve`` calls it.
+
+    The same C call (``IDAKLUSolver._integrate``) with what PyBaMM would give it: the inputs in the model's order
+    (sorted names), the initial state from the model's own initial-conditions function, its time derivative from
+    the model's right-hand side (an ODE: no algebraic states, identity mass matrix), the same ``t_eval`` and
+    ``t_interp``; the outputs are read from the same rows PyBaMM's ``OutputAssembly`` reads, and a voltage event
+    is named as ``IDAKLUSolver`` names it (the event whose function is nearest zero at the stop). What it leaves
+    out is PyBaMM's per-solve Python around that call. A batch with anything PyBaMM treats specially (a failure, a
+    stop at the start or within a second of the day's end) is handed back (None) and goes through PyBaMM whole.
+    Built from PyBaMM internals of the pinned release; ``DIRECT_SOLVE = False`` and the tests compare the paths.
+    """
+
+    def __init__(self, sim: Any, output_names: list[str]) -> None:
+        import casadi
+        import pybamm
+
+        solver, model = sim.solver, sim.built_model
+        setup = solver._setup
+        if model.len_alg or not model.is_standard_form_dae or model.discontinuity_events_eval:
+            raise ValueError("not an ODE without discontinuities")
+        if setup["number_of_sensitivity_parameters"] or not solver.output_variables:
+            raise ValueError("sensitivities, or no output variables")
+        assembly = setup["output_assembly"]
+        if assembly._time_integrals or assembly._sparse:
+            raise ValueError("outputs PyBaMM post-processes")
+        rows = dict(zip(assembly._names, assembly._rows, strict=True))
+        self._rows = {name: rows[name] for name in output_names}
+        self._events = [event.name for event in model.events if event.event_type == pybamm.EventType.TERMINATION]
+        if len(self._events) != setup["num_of_events"]:
+            raise ValueError("events do not match the solver's")
+        self._input_names = sorted(
+            {p.name for p in model.input_parameters} | {p.name for p in model.required_input_parameters}
+        )
+        self._ida = setup["solver"]
+        self._root = setup["rootfn_casadi"]
+        self._initial = model.initial_conditions_eval
+        self._rhs = model.rhs_eval
+        self._n_states = model.len_rhs_and_alg
+        self._mapped: dict[int, tuple[Any, Any]] = {}  # batch size -> (initial states, right-hand side) over a batch
+        self._dm = casadi.DM
+
+    def solve(
+        self,
+        inputs_list: list[dict[str, float]],
+        t_eval: np.ndarray,
+        t_interp: np.ndarray,
+        probe: int,
+        outcome: Callable[[float, str, Callable[[str], np.ndarray], int], DayOutcome],
+    ) -> list[DayOutcome] | None:
+        try:
+            inputs = np.array([[values[name] for name in self._input_names] for values in inputs_list], dtype=float)
+        except KeyError:
+            return None  # PyBaMM's input handling (and its error)
+        try:
+            y0, ydot0 = self._initial_states(float(t_eval[0]), inputs)
+            solutions = self._ida.solve(t_eval, t_interp, y0, ydot0, inputs, logger=None, pbar=np.empty((0, 0)))
+        except Exception:  # PyBaMM's own path raises, or retries day by day, as it always did
+            return None
+        outcomes = []
+        for sol, row in zip(solutions, inputs, strict=True):
+            t = np.asarray(sol.t)
+            if sol.flag < 0 or t.size <= 1:
+                return None
+            if sol.flag == _IDA_ROOT_RETURN:
+                if t[-1] >= SECONDS_PER_DAY - 1.0:
+                    return None
+                values = np.asarray(self._root(float(t[-1]), np.asarray(sol.y_term).reshape(-1), row)).reshape(-1)
+                event = self._events[int(np.nanargmin(np.abs(values)))]
+                outcomes.append(outcome(float(t[-1]), f"event: {event}", _no_series, probe))
+                continue
+            data = np.asarray(sol.y).reshape(t.size, -1)
+            outcomes.append(outcome(float(t[-1]), "final time", partial(self._column, data), probe))
+        return outcomes
+
+    def _initial_states(self, t0: float, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each day's initial state and its time derivative (one row a day), from the model's own functions
+        evaluated over the batch at once (casadi's ``map``: the same function on each column, the same numbers as
+        one call a day, a fifth of the per-call overhead)."""
+        n = len(inputs)
+        functions = self._mapped.get(n)
+        if functions is None:
+            functions = self._mapped[n] = (self._initial.map(n), self._rhs.map(n))
+        initial, rhs = functions
+        stacked = self._dm(inputs.T)
+        y0 = initial(t0, self._dm(np.zeros((self._n_states, n))), stacked).full()
+        ydot0 = rhs(t0, y0, stacked).full()
+        return np.ascontiguousarray(y0.T), np.ascontiguousarray(ydot0.T)
+
+    def _column(self, data: np.ndarray, name: str) -> np.ndarray:
+        return data[:, self._rows[name]].reshape(-1)
+
+
+def _entries(solution: Any, name: str) -> np.ndarray:
+    return np.asarray(solution[name].entries)
+
+
+def _no_series(name: str) -> np.ndarray:
+    raise AssertionError(f"a day stopped early has no {name} to read")
 
 
 @cache

@@ -167,3 +167,32 @@ def test_a_run_that_stops_at_until_is_the_run_to_its_end_month_for_month_and_sim
         assert a.resistance_factor == b.resistance_factor[: len(a.soh_pct)]
         assert a.duty_end == (b.duty_end if b.duty_end is None or b.duty_end <= a.dates[-1] else None)
     assert short_days < whole_days
+
+
+def test_the_direct_idaklu_path_gives_pybamms_own_outcomes_for_completed_stopped_and_re_solved_days(monkeypatch):
+    model = day_model("LFP")
+    state = model.new_state()
+    easy = model.inputs(state, representative_day(TOP_UP_BUS, 1.0, 300.0, 0.1), 1.0)
+    days = [
+        easy,
+        {k: (3.0 * v if "current" in k else v) for k, v in easy.items()},  # 3x the current: stops at a voltage limit
+        {**easy, simulate.TEMPERATURE: 285.0, "Initial temperature [K]": 285.0},
+        {**easy, simulate.AGEING_FACTOR: 4.0, simulate.CYCLING_FACTOR: 4.0},
+        model.inputs(state, representative_day(TOP_UP_BUS, 1.0, 300.0, 0.1), 1.0, 0.25),
+    ]
+    monkeypatch.setattr(simulate, "DIRECT_SOLVE", False)
+    through_pybamm = {dense: model._solve(days, dense) for dense in (False, True)}
+    monkeypatch.setattr(simulate, "DIRECT_SOLVE", True)
+
+    def not_through_pybamm(*args, **kwargs):
+        raise AssertionError("a batch went through Simulation.solve")
+
+    monkeypatch.setattr(model.sim, "solve", not_through_pybamm)
+    for dense, expected in through_pybamm.items():
+        direct = model._solve(days, dense)
+        assert [o.ok for o in expected] == [o.ok for o in direct]
+        assert not expected[1].ok and expected[1].message.startswith("day stopped early: event: ")
+        for a, b in zip(expected, direct, strict=True):
+            assert a.message == b.message
+            assert np.array_equal(a.delta, b.delta)
+            assert a.resistance_ohm_ah == b.resistance_ohm_ah or (math.isnan(a.resistance_ohm_ah) and not a.ok)
