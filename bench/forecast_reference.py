@@ -75,6 +75,7 @@ from batteries.forecast.presets import (  # noqa: E402
     FARADAY,
     LAM_SELF_LIMIT_FACTOR,
     LAM_STRESS_FACTOR,
+    SEI_DIFFUSIVITY_FACTOR,
     TEMPERATURE,
     add_lithium_losses,
     cell_constants,
@@ -361,6 +362,8 @@ class ReferenceModel:
             inputs[LAM_SELF_LIMIT_FACTOR] = self.preset.lam_self_limit_factor(
                 state.eps_negative, self.cell.eps_negative_new
             )
+        if self.preset.sei_diffusivity_factor is not None:  # the SEI-shape option (parameter_values has its input)
+            inputs[SEI_DIFFUSIVITY_FACTOR] = self.preset.sei_diffusivity_factor
         t = 0.0
         for k, (d, c) in enumerate(pieces):
             inputs[f"s{k}"] = t if k else -1e5
@@ -532,6 +535,12 @@ def sqrt_efc_fit(days: list[int], soh: list[float], efc_per_day: float) -> float
     return float(x @ y / (x @ x)) if x @ x > 0 else 0.0
 
 
+def sqrt_efc_curve(early: list[tuple[dt.date, float]], ref: dict, efc_per_day: float) -> dict[dt.date, float]:
+    """The rule of thumb fitted to the checks ``early`` (month, SoH): its SoH at each month of ``ref``."""
+    a = sqrt_efc_fit([(m - START).days for m, _ in early], [s for _, s in early], efc_per_day)
+    return {m: 100 - a * math.sqrt((m - START).days * efc_per_day) for m in ref}
+
+
 def _worst(result, ref: dict) -> float:
     errors = [abs(p.soh_pct - ref[p.date]) for p in result.points if p.date in ref]
     return round(max(errors), 2)
@@ -644,24 +653,32 @@ def _older_fits(args: argparse.Namespace, cases: list, rows_by_case: dict) -> No
             print(f"older {n} months {physics} {name}: {len(pool)} packs, {row[f'{prefix}_fit_s']} s", flush=True)
 
 
-def cmd_compare(args: argparse.Namespace) -> None:
+def load_cases(paths: list[str], physics_kept: list[str], calibration_days: int) -> tuple[dict, list[tuple]]:
+    """The stored references of ``paths`` (several files: runs made in parallel; later ones win) as (stored,
+    cases), one case per run of a kept physics: (physics, duty, run, month -> SoH %, years, the first
+    ``calibration_days`` days' checks as (month, SoH), the same as 0.3 pp ``HealthObservation``s)."""
     stored: dict = {"runs": {}}
-    for path in args.inputs or [REFERENCE_FILE]:  # several files: runs made in parallel; later ones win
+    for path in paths:
         part = json.loads(Path(path).read_text())
         stored["runs"].update(part["runs"])
         stored["machine"] = part.get("machine")
-    started_load = load_average()
     cases = []
     for key, run in stored["runs"].items():
         physics, name = key.split("|", 1)
-        if physics not in args.physics:
+        if physics not in physics_kept:
             continue
         months = [dt.date.fromisoformat(m) for m in run["months"]]
         ref = dict(zip(months, run["soh_pct"], strict=True))
         years = min(run["years"], (months[-1] - START).days / 365.25)
-        early = [(m, s) for m, s in ref.items() if 0 < (m - START).days <= args.calibration_days]
+        early = [(m, s) for m, s in ref.items() if 0 < (m - START).days <= calibration_days]
         observations = [HealthObservation(m, s, 0.3) for m, s in early]
         cases.append((physics, name, run, ref, years, early, observations))
+    return stored, cases
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    stored, cases = load_cases(args.inputs or [str(REFERENCE_FILE)], args.physics, args.calibration_days)
+    started_load = load_average()
 
     # Pooled: the duties of one physics and chemistry are packs of one battery model (the same cell) on
     # different duties, calibrated together on the same first 180 days each.
@@ -695,11 +712,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         row.update(_calibrated_columns(name, years, calibrate_pack(job_for(name, years), observations), ref, "single"))
         row["pooled_packs"] = group_size[(physics, name)]
         row.update(_calibrated_columns(name, years, pooled[(physics, name)], ref, "pooled"))
-        a = sqrt_efc_fit([(m - START).days for m, _ in early], [s for _, s in early], run["energy_fraction_per_day"])
-        baseline = [
-            abs(100 - a * math.sqrt((m - START).days * run["energy_fraction_per_day"]) - s) for m, s in ref.items()
-        ]
-        row["sqrt_efc_max_err_pp"] = round(max(baseline), 2)
+        baseline = sqrt_efc_curve(early, ref, run["energy_fraction_per_day"])
+        row["sqrt_efc_max_err_pp"] = round(max(abs(baseline[m] - s) for m, s in ref.items()), 2)
         row["reference_end_soh_pct"] = run["soh_pct"][-1]
         rows.append(row)
         print(row, flush=True)

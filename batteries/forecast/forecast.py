@@ -184,7 +184,7 @@ def run_members(
     prepared: PreparedJob,
     start: dt.date,
     end: dt.date,
-    factors: Sequence[float | tuple[float, float]],
+    factors: Sequence[float | tuple[float, float] | tuple[float, float, float]],
     settings: TrajectorySettings | None = None,
     median: int | None = None,
 ) -> tuple[list[MemberTrajectory], int]:

@@ -49,6 +49,10 @@ LAM_STRESS_FACTOR = "LAM C-rate stress factor"
 #: Multiplies the loss of active material by the self-limiting law's factor at the day's start state
 #: (``ChemistryPreset.lam_self_limit_factor``); only in models of presets with ``lam_self_limit_loss`` > 0.
 LAM_SELF_LIMIT_FACTOR = "LAM self-limiting factor"
+#: Multiplies the SEI's EC diffusivity alone (``AGEING_FACTOR`` scales its rate constant and EC diffusivity
+#: together): the SEI's shape in time, << 1 diffusion-limited from the start (loss ~ sqrt(t)), >> 1 reaction-limited
+#: (about linear). Only in models of presets with the option on (``sei_shape_input``).
+SEI_DIFFUSIVITY_FACTOR = "SEI diffusivity factor"
 TEMPERATURE = "Ambient temperature [K]"
 
 
@@ -97,6 +101,9 @@ class ChemistryPreset:
     #: ``lam_self_limit_loss``. See ``lam_self_limited`` and docs/forecast.md, "Model and why".
     lam_self_limit_loss: float = 0.0
     lam_self_limit_rate_scale: float = 1.0
+    #: The SEI's shape as an input (an option, off at None): the EC diffusivity x ``SEI_DIFFUSIVITY_FACTOR``,
+    #: whose value is this unless a simulated member gives its own. See ``sei_shape_input``.
+    sei_diffusivity_factor: float | None = None
 
     def lam_self_limit_factor(self, eps_negative: float, eps_negative_new: float) -> float:
         """The LAM rate's multiplier at ``eps_negative`` (1.0 when the option is off)."""
@@ -221,6 +228,22 @@ def lam_self_limited(preset: ChemistryPreset, bend: float = LAM_SELF_LIMIT_BEND)
     )
 
 
+def sei_shape_input(preset: ChemistryPreset, diffusivity_factor: float = 1.0) -> ChemistryPreset:
+    """``preset`` with the SEI's shape as an input (experiment of session 10, default off; docs/forecast.md,
+    "Independent reference"): the EC diffusivity times ``SEI_DIFFUSIVITY_FACTOR``, ``diffusivity_factor`` unless a
+    member passes its own (``DayModel.inputs``). At 1.0 the model is today's; a factor s also scales the new SEI's
+    rate, by (1 + q) / (1 + q / s) at the initial thickness and mid SoC (q = (1 - share) / share, share
+    ``SEI_INITIAL_REACTION_SHARE``; ``sei_initial_rate_scale``)."""
+    return replace(preset, sei_diffusivity_factor=diffusivity_factor)
+
+
+def sei_initial_rate_scale(diffusivity_factor: float) -> float:
+    """The SEI current at the initial thickness and mid SoC with the EC diffusivity x ``diffusivity_factor``, over
+    today's (1.0): j = F c k e / (1 + L k e / D), with L k e / D = q = (1 - share) / share there."""
+    q = (1.0 - SEI_INITIAL_REACTION_SHARE) / SEI_INITIAL_REACTION_SHARE
+    return (1.0 + q) / (1.0 + q / diffusivity_factor)
+
+
 def get_preset(chemistry: str) -> ChemistryPreset:
     try:
         return PRESETS[chemistry]
@@ -276,6 +299,10 @@ def parameter_values(preset: ChemistryPreset) -> Any:
     )
     j_1c = values["Nominal cell capacity [A.h]"] / area_m2
 
+    ec_diffusivity = preset.ec_diffusivity_m2_s * factor
+    if preset.sei_diffusivity_factor is not None:  # the option: the SEI's shape, an input (``sei_shape_input``)
+        ec_diffusivity = ec_diffusivity * pybamm.InputParameter(SEI_DIFFUSIVITY_FACTOR)
+
     def lam_rate(current_density: Any, temperature: Any) -> Any:
         # Smooth |i| so the Jacobian stays continuous when the current changes sign.
         magnitude = pybamm.sqrt(current_density**2 + 1e-12 * j_1c**2)
@@ -293,7 +320,7 @@ def parameter_values(preset: ChemistryPreset) -> Any:
         {
             "SEI reaction exchange current density [A.m-2]": preset.sei_exchange_current_a_m2 * factor,
             "SEI kinetic rate constant [m.s-1]": preset.sei_kinetic_rate_m_s * factor,
-            "EC diffusivity [m2.s-1]": preset.ec_diffusivity_m2_s * factor,
+            "EC diffusivity [m2.s-1]": ec_diffusivity,
             "SEI growth activation energy [J.mol-1]": preset.sei_activation_energy_j_mol,
             "Negative electrode current-driven LAM rate": lam_rate,
             "Reference temperature [K]": T_REF_K,

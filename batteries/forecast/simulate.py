@@ -27,6 +27,7 @@ from .presets import (
     FARADAY,
     LAM_SELF_LIMIT_FACTOR,
     LAM_STRESS_FACTOR,
+    SEI_DIFFUSIVITY_FACTOR,
     TEMPERATURE,
     CellConstants,
     add_lithium_losses,
@@ -198,10 +199,12 @@ class DayModel:
         day: RepresentativeDay,
         rate_factor: float,
         cycling_factor: float | None = None,
+        sei_diffusivity_factor: float | None = None,
     ) -> dict[str, float]:
         """PyBaMM inputs for ``day`` starting from ``state`` at the day's start SoC. ``rate_factor``
         multiplies the SEI rate, ``cycling_factor`` the loss of active material (None: the same); the
-        LAM's C-rate stress factor is ``self.lam_stress`` (``with_lam_stress``)."""
+        LAM's C-rate stress factor is ``self.lam_stress`` (``with_lam_stress``). ``sei_diffusivity_factor``: the
+        SEI's shape (None: the preset's), only for a preset with that option on (``presets.sei_shape_input``)."""
         cell = self.cell
         window = self.window(state)
         x = window.negative_stoichiometry(day.start_soc)
@@ -220,6 +223,12 @@ class DayModel:
         if self.preset.lam_self_limit_loss > 0.0:
             # Self-limiting LAM (option): the factor at the day's start; eps moves ~1e-5 of itself in a day.
             values[LAM_SELF_LIMIT_FACTOR] = self.preset.lam_self_limit_factor(state.eps_negative, cell.eps_negative_new)
+        if self.preset.sei_diffusivity_factor is not None:
+            values[SEI_DIFFUSIVITY_FACTOR] = (
+                self.preset.sei_diffusivity_factor if sei_diffusivity_factor is None else sei_diffusivity_factor
+            )
+        elif sei_diffusivity_factor is not None:  # a shape the model cannot take must not vanish silently
+            raise ValueError(f"{self.chemistry}: the SEI's shape is not an input here (presets.sei_shape_input)")
         bounds = day.boundaries_s()
         previous = 0.0
         for k, (_, c_rate) in enumerate(day.segments):

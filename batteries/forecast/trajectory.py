@@ -78,6 +78,8 @@ class MemberTrajectory:
     _ordinals: np.ndarray | None = field(default=None, repr=False, compare=False)
     #: The loss-of-active-material factor when it differs from ``rate_factor`` (two-factor calibration).
     cycling_factor: float | None = None
+    #: The SEI's shape (``presets.sei_shape_input``, an option); None: the preset's.
+    sei_diffusivity_factor: float | None = None
 
     def value_at(self, date: dt.date, values: list[float]) -> float:
         """``values`` (aligned with ``dates``) interpolated linearly in time; NaN past the last point."""
@@ -153,13 +155,14 @@ def simulate_members(
     usable_soc_min: float,
     start: dt.date,
     end: dt.date,
-    rate_factors: Sequence[float | tuple[float, float]],
+    rate_factors: Sequence[float | tuple[float, float] | tuple[float, float, float]],
     settings: TrajectorySettings | None = None,
     until: dt.date | None = None,
     median: int | None = None,
 ) -> tuple[list[MemberTrajectory], int]:
     """Trajectories from a new pack at ``start`` to ``end`` for each rate factor: one common factor,
-    or a pair (calendar/SEI factor, cycling/LAM factor). ``season_temps_k``: 4 season temperatures, or k
+    or a pair (calendar/SEI factor, cycling/LAM factor), or a triple with the SEI's shape third (only for a preset
+    with that option, ``presets.sei_shape_input``). ``season_temps_k``: 4 season temperatures, or k
     equally weighted temperatures per month (``duty.day_temperatures``: one day per distinct temperature).
     ``until`` (before ``end``): a member takes no step that would start after it - its trajectory up to ``until``
     is the run to ``end``'s, month for month (the steps are chosen for ``end``), and it ends with the step that
@@ -179,7 +182,9 @@ def simulate_members(
     dates = [add_months(start, k) for k in range(n_months + 1)]
     n_until = n_months if until is None else min(n_months, sum(1 for d in dates[1:] if d < until) + 1)
     members = [
-        MemberTrajectory(f[0], cycling_factor=f[1]) if isinstance(f, tuple) else MemberTrajectory(f)
+        MemberTrajectory(f[0], cycling_factor=f[1], sei_diffusivity_factor=f[2] if len(f) > 2 else None)
+        if isinstance(f, tuple)
+        else MemberTrajectory(f)
         for f in rate_factors
     ]
     states = [model.new_state().as_array() for _ in rate_factors]
@@ -214,8 +219,10 @@ def simulate_members(
             batch, owners = [], []
             for i, state in pending:
                 ds = DegradationState.from_array(state)
+                m = members[i]
                 batch += [
-                    model.inputs(ds, d, members[i].rate_factor, members[i].cycling_factor) for d in days_for(i, state)
+                    model.inputs(ds, d, m.rate_factor, m.cycling_factor, m.sei_diffusivity_factor)
+                    for d in days_for(i, state)
                 ]
                 owners.append((i, state))
             outcomes = model.run(batch)
