@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import forecast_reference as fr  # noqa: E402
 from machine_info import load_average, machine_info  # noqa: E402
+from results_io import load_footer, write_results  # noqa: E402
 
 from batteries.forecast import calibrate_pack, presets, simulate  # noqa: E402
 from batteries.forecast.calibrate import FACTOR_GRID_2D, PRIOR_LOG_CORRELATION  # noqa: E402
@@ -290,9 +291,6 @@ def interpolation_check(
 def write(args: argparse.Namespace, rows: list, started: list, coarse: tuple) -> None:
     levels = [f"{math.exp(level):.3g}" for level in coarse[2]]
     stem = f"forecast-sei-shape-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else "")
-    path = fr.RESULTS / f"{stem}.json"
-    if path.exists():
-        raise SystemExit(f"{path} exists: pick another tag")
     settings = {
         "shape_range": SHAPE_RANGE,
         "shape_prior_log_sigma": SHAPE_PRIOR_LOG_SIGMA,
@@ -306,7 +304,6 @@ def write(args: argparse.Namespace, rows: list, started: list, coarse: tuple) ->
         "references": args.inputs,
     }
     out = {"machine": machine_info("pybamm", load_average=load_average()), "load_average_at_start": started}
-    path.write_text(json.dumps({**out, "settings": settings, "rows": rows}, indent=1) + "\n")
     lines = [
         "# Fitted SEI shape: grid posterior on 180 days of checks (bench/forecast_sei_shape.py grid)",
         "",
@@ -364,9 +361,7 @@ def write(args: argparse.Namespace, rows: list, started: list, coarse: tuple) ->
             f"{r['fine']['edge_mass_f0_cycling']}; stopped members {r['stopped_members']}"
             + (f"; interpolation vs exact: {r['interpolation_check']}" if "interpolation_check" in r else "")
         )
-    lines += ["", f"Load average at the start: {started}; machine at the end: `{json.dumps(out['machine'])}`", ""]
-    path.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, {**out, "settings": settings, "rows": rows}, lines + load_footer(started, out["machine"]))
 
 
 def cmd_time(args: argparse.Namespace) -> None:
@@ -410,11 +405,7 @@ def cmd_time(args: argparse.Namespace) -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     stem = f"forecast-sei-shape-{dt.date.today().isoformat()}-time" + (f"-{args.tag}" if args.tag else "")
-    path = fr.RESULTS / f"{stem}.json"
-    if path.exists():
-        raise SystemExit(f"{path} exists: pick another tag")
     out = {"machine": machine_info("pybamm", load_average=load_average()), "load_average_at_start": started}
-    path.write_text(json.dumps({**out, "rows": rows}, indent=1) + "\n")
     lines = [
         "# One member at three SEI shapes (bench/forecast_sei_shape.py time)",
         "",
@@ -434,9 +425,7 @@ def cmd_time(args: argparse.Namespace) -> None:
             f"{r['vs_monthly_steps_max_pp']} | {off} "
             f"| {r['s']} ({r['cpu_s']}), {r['days']} |"
         )
-    lines += ["", f"Load average at the start: {started}; machine at the end: `{json.dumps(out['machine'])}`", ""]
-    path.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(stem, {**out, "rows": rows}, lines + load_footer(started, out["machine"]))
 
 
 def monthly_soh_plain(name: str) -> tuple[np.ndarray, int]:
