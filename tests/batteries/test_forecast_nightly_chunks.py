@@ -97,7 +97,7 @@ class _CellThatCannotTakeAFullCharge:
     def soh_pct(self, state) -> float:
         return state.lithium_ah
 
-    def inputs(self, state, day, rate_factor, cycling_factor=None) -> dict:
+    def inputs(self, state, day, rate_factor, cycling_factor=None, sei_diffusivity_factor=None) -> dict:
         return {"soh": state.lithium_ah, "start_soc": day.start_soc}
 
     def run(self, inputs_list):
