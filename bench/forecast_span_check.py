@@ -72,19 +72,14 @@ def sei_shape(share: float):
     """Both presets with the SEI's initial reaction share ``share`` (presets.SEI_INITIAL_REACTION_SHARE is
     the base) at the same initial SEI rate; the built day models are dropped before and after."""
     base = presets.SEI_INITIAL_REACTION_SHARE
-    saved = dict(presets.PRESETS)
-    for chemistry, preset in saved.items():
-        presets.PRESETS[chemistry] = dataclasses.replace(
+    with simulate.presets_changed(
+        lambda preset: dataclasses.replace(
             preset,
             sei_kinetic_rate_m_s=preset.sei_kinetic_rate_m_s * base / share,
             ec_diffusivity_m2_s=preset.ec_diffusivity_m2_s * (1.0 - base) / (1.0 - share),
         )
-    simulate.day_model.cache_clear()
-    try:
+    ):
         yield
-    finally:
-        presets.PRESETS.update(saved)
-        simulate.day_model.cache_clear()
 
 
 def calibrated(name: str, ref: dict[dt.date, float], span: int):

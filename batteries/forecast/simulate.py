@@ -9,17 +9,19 @@ with a list of input dicts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
 import numpy as np
 
+from . import presets
 from .duty import N_SEGMENTS, SECONDS_PER_DAY, RepresentativeDay
 from .presets import (
     AGEING_FACTOR,
@@ -30,6 +32,7 @@ from .presets import (
     SEI_DIFFUSIVITY_FACTOR,
     TEMPERATURE,
     CellConstants,
+    ChemistryPreset,
     add_lithium_losses,
     cell_constants,
     get_preset,
@@ -444,3 +447,19 @@ def _no_series(name: str) -> np.ndarray:
 def day_model(chemistry: str) -> DayModel:
     """The built model of a chemistry, shared by every forecast in this process."""
     return DayModel(chemistry)
+
+
+@contextlib.contextmanager
+def presets_changed(change: Callable[[ChemistryPreset], ChemistryPreset]) -> Iterator[None]:
+    """Every chemistry's preset changed by ``change`` for the duration - a model option or variant, for benchmarks
+    and tests (``presets.lam_self_limited``, ``presets.sei_shape_input``) - with the built day models dropped on
+    the way in and out, so that no forecast mixes a changed preset with a model built before."""
+    saved = dict(presets.PRESETS)
+    for chemistry, preset in saved.items():
+        presets.PRESETS[chemistry] = change(preset)
+    day_model.cache_clear()
+    try:
+        yield
+    finally:
+        presets.PRESETS.update(saved)
+        day_model.cache_clear()

@@ -33,13 +33,8 @@ START = dt.date(2024, 1, 1)
 
 @pytest.fixture
 def self_limiting_lam():
-    defaults = dict(presets.PRESETS)
-    for chemistry, preset in defaults.items():
-        presets.PRESETS[chemistry] = presets.lam_self_limited(preset)
-    simulate.day_model.cache_clear()
-    yield
-    presets.PRESETS.update(defaults)
-    simulate.day_model.cache_clear()
+    with simulate.presets_changed(presets.lam_self_limited):
+        yield
 
 
 def cycling_day_lam(chemistry, lost):

@@ -30,13 +30,8 @@ def input_names(preset):
 
 @pytest.fixture
 def sei_shape_input():
-    defaults = dict(presets.PRESETS)
-    for chemistry, preset in defaults.items():
-        presets.PRESETS[chemistry] = presets.sei_shape_input(preset)
-    simulate.day_model.cache_clear()
-    yield
-    presets.PRESETS.update(defaults)
-    simulate.day_model.cache_clear()
+    with simulate.presets_changed(presets.sei_shape_input):
+        yield
 
 
 def rest_day():
@@ -88,3 +83,16 @@ def test_with_the_option_a_low_shape_front_loads_the_fade(sei_shape_input):
         half_of_year.append(lost[dt.date(2024, 7, 1)] / lost[dt.date(2025, 1, 1)])
     low, high = half_of_year
     assert low > high + 0.04
+
+
+def test_a_changed_preset_lasts_the_block_and_no_model_built_inside_outlives_it():
+    before = dict(presets.PRESETS)
+
+    with simulate.presets_changed(presets.sei_shape_input):
+        changed = simulate.day_model("LFP")
+        assert presets.SEI_DIFFUSIVITY_FACTOR in changed.inputs(changed.new_state(), rest_day(), 1.0)
+
+    assert before == presets.PRESETS
+    again = simulate.day_model("LFP")
+    assert again is not changed
+    assert presets.SEI_DIFFUSIVITY_FACTOR not in again.inputs(again.new_state(), rest_day(), 1.0)
